@@ -1,0 +1,80 @@
+"""In-memory view of the IP bans, so every listener can refuse a banned
+address at connect time without a database round trip.
+
+The database is the truth (several nodes share it, DESIGN.md §9): the cache
+reloads it every REFRESH_SECONDS and learns this node's new bans at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from twisted.application.service import Service
+from twisted.internet import task
+from twisted.logger import Logger
+
+from mailgosend.store.security import SecurityStore
+
+log = Logger()
+
+REFRESH_SECONDS = 30.0
+PURGE_SECONDS = 3600.0
+
+
+class BanCache(Service):
+    def __init__(self, security: SecurityStore, clock: Any) -> None:
+        self.setName("bans")
+        self._security = security
+        self._clock = clock
+        self._bans: dict[str, datetime] = {}
+        self._refresh: Optional[task.LoopingCall] = None
+        self._purge: Optional[task.LoopingCall] = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._refresh = task.LoopingCall(self.refresh)
+        self._refresh.clock = self._clock
+        self._refresh.start(REFRESH_SECONDS, now=True)
+        self._purge = task.LoopingCall(self._purge_old)
+        self._purge.clock = self._clock
+        self._purge.start(PURGE_SECONDS, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        for loop in (self._refresh, self._purge):
+            if loop is not None and loop.running:
+                loop.stop()
+
+    def refresh(self) -> Any:
+        def loaded(bans: dict[str, datetime]) -> None:
+            self._bans = bans
+
+        def failed(failure: Any) -> None:
+            log.warn("could not reload IP bans (keeping the old list): {error}",
+                     error=failure.getErrorMessage())
+        return self._security.active_ip_bans().addCallbacks(loaded, failed)
+
+    def _purge_old(self) -> Any:
+        return self._security.purge_old().addErrback(
+            lambda f: log.warn("could not purge old login attempts: {error}",
+                               error=f.getErrorMessage()))
+
+    def note(self, ip: str, until: datetime) -> None:
+        """A ban this node just decided: effective immediately."""
+        self._bans[ip] = max(until, self._bans.get(ip, until))
+
+    def forget(self, ip: str) -> None:
+        self._bans.pop(ip, None)
+
+    def banned_until(self, ip: str) -> Optional[datetime]:
+        until = self._bans.get(ip)
+        if until is None:
+            return None
+        if until <= datetime.fromtimestamp(self._clock.seconds(), timezone.utc):
+            del self._bans[ip]
+            return None
+        return until
+
+    def is_banned(self, ip: str) -> bool:
+        return self.banned_until(ip) is not None

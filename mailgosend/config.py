@@ -1,0 +1,497 @@
+"""app_config.conf: load, first-run generation, appending missing keys,
+MAILGO_<KEY> environment overrides, and validation (DESIGN.md §8).
+
+This is the only module that reads the configuration file or the
+environment.  Everything else receives the immutable :class:`Config` it
+returns, so a test can build one in memory and two servers can run in one
+process with different settings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import ipaddress
+import os
+import re
+import textwrap
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Optional
+
+from twisted.logger import LogLevel
+
+from mailgosend import __version__
+from mailgosend import config_keys as K
+
+ENV_PREFIX = "MAILGO_"
+PROFILES = ("standard", "local")
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_SIZE = re.compile(r"^(\d+)\s*([kmg]?)b?$", re.IGNORECASE)
+_LOG_LEVELS = {
+    "debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
+    "warning": LogLevel.warn, "error": LogLevel.error, "critical": LogLevel.critical,
+}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; each problem names its key."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where one service listens, as the configuration says."""
+
+    name: str
+    enabled: bool
+    port: int
+    bind: str
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.port != 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Typed, immutable settings.  Paths are absolute; secrets are bytes."""
+
+    path: str
+    values: Mapping[str, Any]
+    profile: str = "standard"
+    warnings: tuple[str, ...] = ()
+    appended: tuple[str, ...] = field(default=())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def listener(self, service: str) -> Listener:
+        service = service.upper()
+        bind = self.values[f"{service}_BIND"] or self.values["BIND_ADDRESS"]
+        return Listener(service.lower(), self.values[f"{service}_ENABLED"],
+                        self.values[f"{service}_PORT"], bind)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some values changed (tests and tools); not re-validated."""
+        values = dict(self.values)
+        values.update(changes)
+        return Config(self.path, MappingProxyType(values), self.profile, self.warnings,
+                      self.appended)
+
+
+# --- value parsers: each returns the typed value or raises ValueError(reason) ----
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("must be true or false (also yes/no, on/off, 1/0)")
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError("must be a number of bytes, optionally with K, M or G (e.g. 50M)")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[
+        match.group(2).lower()]
+
+
+def parse_hostname(text: str) -> str:
+    name = text.strip().rstrip(".").lower()
+    try:
+        name = name.encode("idna").decode("ascii") if name else name
+    except UnicodeError:
+        raise ValueError("must be a valid DNS name") from None
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError("must be a valid DNS name such as mail.example.com")
+    return name
+
+
+def parse_hostport(text: str, default_port: Optional[int] = None) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    text = text.strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError("has an unclosed '['")
+        host, rest = text[1:end], text[end + 1:]
+        if rest and not rest.startswith(":"):
+            raise ValueError("must be host, host:port or [IPv6]:port")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ValueError("must name a host")
+    if ":" not in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            parse_hostname(host)
+    if port_text:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError("has a port that is not a number from 1 to 65535")
+        return host, int(port_text)
+    if default_port is None:
+        raise ValueError("must include a port (host:port)")
+    return host, default_port
+
+
+def _parse_secret(text: str) -> bytes:
+    text = text.strip()
+    if len(text) != 64 or not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError(f"must be 64 hexadecimal characters (32 bytes); got {len(text)} "
+                         "characters (generate one with: python3 -c "
+                         "'import secrets; print(secrets.token_hex(32))')")
+    return bytes.fromhex(text)
+
+
+def _parse_value(key: K.Key, raw: str, base_dir: str, data_dir: Optional[str]) -> Any:
+    text = raw.strip()
+    low = text.lower()
+    kind = key.kind
+    if kind == K.STR:
+        return text
+    if kind in (K.INT, K.PORT, K.FLOAT):
+        try:
+            number: float = float(text) if kind == K.FLOAT else int(text)
+        except ValueError:
+            raise ValueError("must be a number" if kind == K.FLOAT
+                             else "must be a whole number") from None
+        lo = key.minimum if key.minimum is not None else (0 if kind == K.PORT else None)
+        hi = key.maximum if key.maximum is not None else (65535 if kind == K.PORT else None)
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            what = "a port number" if kind == K.PORT else "a number"
+            raise ValueError(f"must be {what} from {_fmt(lo)} to {_fmt(hi)}")
+        return number
+    if kind == K.BOOL:
+        return parse_bool(text)
+    if kind == K.SIZE:
+        size = parse_size(text)
+        if key.minimum is not None and size < key.minimum:
+            raise ValueError(f"must be at least {_fmt(key.minimum)} bytes")
+        return size
+    if kind == K.SECRET:
+        return _parse_secret(text)
+    if kind == K.SECRETS:
+        return tuple(_parse_secret(part) for part in text.split(",") if part.strip())
+    if kind == K.HOSTNAME:
+        return parse_hostname(text)
+    if kind == K.DOMAIN:
+        return parse_hostname(text)
+    if kind == K.ADDRESS:
+        if not text:
+            if key.name == "BIND_ADDRESS":
+                raise ValueError("must be an IP address such as 0.0.0.0, :: or 127.0.0.1")
+            return ""
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            raise ValueError("must be an IP address such as 0.0.0.0, :: or 127.0.0.1 "
+                             "(not a host name)") from None
+    if kind == K.NAMESERVER:
+        return parse_hostport(text, 53) if text else None
+    if kind == K.HOSTPORT:
+        return parse_hostport(text, 25) if text else None
+    if kind in (K.PATH, K.FILE):
+        if not text:
+            return ""
+        base = data_dir if key.name in ("DB_PATH", "STORAGE_PATH") and data_dir else base_dir
+        return os.path.normpath(os.path.join(base, os.path.expanduser(text)))
+    if kind == K.CHOICE:
+        value = dict(key.value_aliases).get(low, low)
+        if value not in key.choices:
+            raise ValueError("must be one of: " + ", ".join(key.choices))
+        return value
+    if kind == K.INTLIST:
+        try:
+            items = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ValueError("must be comma-separated whole numbers, e.g. 5,10,30") from None
+        if not items or any(i <= 0 for i in items):
+            raise ValueError("must list at least one positive number, e.g. 5,10,30")
+        return items
+    if kind == K.LIST:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if kind == K.LOGLEVEL:
+        if low not in _LOG_LEVELS:
+            raise ValueError("must be one of: debug, info, warn, error, critical")
+        return _LOG_LEVELS[low]
+    raise AssertionError(f"unknown key kind {kind}")
+
+
+def _fmt(number: Optional[float]) -> str:
+    if number is None:
+        return "any"
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+# --- the file --------------------------------------------------------------
+
+@dataclass
+class _Entry:
+    value: str
+    where: str          # "app_config.conf line 12" or "environment MAILGO_X"
+    spelled: str        # the name as written (may be an alias)
+
+
+def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            where = f"{os.path.basename(path)} line {number}"
+            if "=" not in stripped:
+                problems.append(f"{where}: expected KEY = value, found {stripped[:60]!r}")
+                continue
+            name, value = (part.strip() for part in stripped.split("=", 1))
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            canonical = K.canonical_name(name)
+            if canonical is None:
+                problems.append(f"{where}: unknown key {name}" + _suggest(name))
+                continue
+            if canonical in entries:
+                first = entries[canonical]
+                problems.append(f"{where}: {canonical} is set twice (also as {first.spelled} "
+                                f"on {first.where}); keep one")
+                continue
+            entries[canonical] = _Entry(value, where, name)
+    return entries
+
+
+def _suggest(name: str) -> str:
+    names = list(K.BY_NAME) + list(K.ALIASES)
+    close = difflib.get_close_matches(name.upper(), names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _key_block(key: K.Key, value: str) -> str:
+    doc = key.doc
+    if key.pending:
+        doc += f" [{key.pending}]"
+    lines = textwrap.wrap(doc, 76)
+    extra = []
+    if key.choices:
+        extra.append("one of: " + ", ".join(key.choices))
+    if key.aliases:
+        extra.append("also accepted as: " + ", ".join(key.aliases))
+    if key.generate is None:
+        extra.append(f"default: {key.default if key.default else '(empty)'}")
+    if extra:
+        lines.append("(" + "; ".join(extra) + ")")
+    return "".join(f"# {line}\n" for line in lines) + f"{key.name} = {value}\n"
+
+
+def _initial_value(key: K.Key, profile: str) -> str:
+    return key.generate() if key.generate is not None else key.default_for(profile)
+
+
+def render_file(profile: str = "standard") -> str:
+    """The text of a new configuration file, every key documented."""
+    today = datetime.date.today().isoformat()
+    out = [
+        f"# mailgosend configuration, generated {today} by mailgosend {__version__}"
+        + (f" (profile: {profile})" if profile != "standard" else "") + ".\n",
+        "# Format: KEY = value, one per line; lines starting with # are comments.\n",
+        "# Every key can be overridden by the environment variable MAILGO_<KEY>.\n",
+        "# Check this file with: mailgosend --config <this file> config check\n",
+        "# Keep it private (mode 0600): it holds the key to all stored mail.\n",
+    ]
+    for section, title in K.SECTIONS:
+        out.append(f"\n# ==== {title} ====\n")
+        for key in K.KEYS:
+            if key.section == section:
+                out.append("\n" + _key_block(key, _initial_value(key, profile)))
+    return "".join(out)
+
+
+def _create_private(path: str, text: str) -> None:
+    """Create the file with mode 0600 from the start (never world-readable, even briefly)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _append_missing(path: str, missing: list[K.Key], profile: str,
+                    env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Append the missing keys without touching the user's lines."""
+    blocks = []
+    appended = []
+    for key in missing:
+        if key.generate is not None and _env_name(key, env):
+            continue  # supplied by the environment: do not invent a second secret
+        blocks.append("\n" + _key_block(key, _initial_value(key, profile)))
+        appended.append(key.name)
+    if not blocks:
+        return [], []
+    today = datetime.date.today().isoformat()
+    text = (f"\n# ==== Added {today} by mailgosend {__version__}: keys missing from this "
+            "file ====\n" + "".join(blocks))
+    try:
+        with open(path, "r+", encoding="utf-8") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() and not _ends_with_newline(path):
+                handle.write("\n")
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return [], [f"could not append {', '.join(appended)} to {path} ({exc.strerror}); "
+                    "using their defaults"]
+    return appended, []
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _env_name(key: K.Key, env: Mapping[str, str]) -> Optional[str]:
+    for name in (key.name, *key.aliases):
+        if ENV_PREFIX + name in env:
+            return ENV_PREFIX + name
+    return None
+
+
+def load(path: str, *, profile: Optional[str] = None,
+         environ: Optional[Mapping[str, str]] = None, create: bool = True) -> Config:
+    """Read (creating or completing it first) and validate the configuration.
+
+    ``profile`` chooses the defaults written into a new file; an existing
+    file keeps the PROFILE it was generated with, so keys appended later get
+    the same kind of defaults.  Raises ConfigError listing every problem,
+    each naming its key.
+    """
+    if profile is None:
+        profile = "standard"
+    if profile not in PROFILES:
+        raise ConfigError([f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}"])
+    env = os.environ if environ is None else environ
+    path = os.path.abspath(path)
+    warnings: list[str] = []
+    if not os.path.exists(path):
+        if not create:
+            raise ConfigError([f"{path}: no such file (run the server once to generate it)"])
+        try:
+            _create_private(path, render_file(profile))
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot create the configuration file: "
+                               f"{exc.strerror}"]) from None
+    elif os.stat(path).st_mode & 0o077:
+        warnings.append(f"{path} is readable by other users; it holds ENCRYPTION_KEY: "
+                        f"chmod 600 {path}")
+    problems: list[str] = []
+    try:
+        entries = _read_file(path, problems)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the configuration file: {exc}"]) from None
+    if problems:
+        raise ConfigError(problems)
+    appended: list[str] = []
+    if "PROFILE" in entries and entries["PROFILE"].value.strip().lower() in PROFILES:
+        profile = entries["PROFILE"].value.strip().lower()
+    missing = [key for key in K.KEYS if key.name not in entries]
+    if missing and create:
+        appended, append_warnings = _append_missing(path, missing, profile, env)
+        warnings.extend(append_warnings)
+        if appended:
+            entries = _read_file(path, problems)
+    for key in K.KEYS:
+        env_name = _env_name(key, env)
+        if env_name:
+            entries[key.name] = _Entry(env[env_name], "environment", env_name)
+    return _validate(path, entries, profile, warnings, appended)
+
+
+def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: list[str],
+              appended: list[str]) -> Config:
+    problems: list[str] = []
+    base_dir = os.path.dirname(path)
+    values: dict[str, Any] = {}
+
+    def convert(key: K.Key, data_dir: Optional[str]) -> None:
+        entry = entries.get(key.name)
+        raw = entry.value if entry else key.default_for(profile)
+        try:
+            values[key.name] = _parse_value(key, raw, base_dir, data_dir)
+        except ValueError as exc:
+            where = entry.where if entry else "default"
+            spelled = entry.spelled if entry else key.name
+            shown = "(hidden)" if key.name in K.SECRET_KEYS else repr(raw)
+            alias = ""
+            if spelled not in (key.name, ENV_PREFIX + key.name):
+                alias = f" (sets {key.name})"
+            if key.generate is not None and not raw.strip():
+                problems.append(f"{where}: {key.name} is empty; it {exc}")
+            else:
+                problems.append(f"{where}: {spelled}{alias} = {shown}: {exc}")
+
+    convert(K.BY_NAME["DATA_DIR"], None)
+    data_dir = values.get("DATA_DIR") or base_dir
+    for key in K.KEYS:
+        if key.name != "DATA_DIR":
+            convert(key, data_dir)
+    if not problems:
+        problems.extend(_cross_checks(values, entries))
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended))
+
+
+def _where(entries: Mapping[str, _Entry], name: str) -> str:
+    entry = entries.get(name)
+    return entry.where if entry else "default"
+
+
+def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
+    problems = []
+    if values["TLS_MODE"] == "file":
+        for name in ("TLS_CERT", "TLS_KEY"):
+            file_path = values[name]
+            if not file_path:
+                problems.append(f"{_where(entries, name)}: {name} is empty but TLS_MODE = file "
+                                f"needs it (or set TLS_MODE = off)")
+            elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
+                problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
+                                "readable file")
+    if values["DB_DRIVER"] == "postgres" and not values["DB_DSN"]:
+        problems.append(f"{_where(entries, 'DB_DSN')}: DB_DSN is empty but DB_DRIVER = "
+                        "postgres needs it, e.g. postgresql://mailgosend@127.0.0.1/mailgosend")
+    if values["ENCRYPTION_KEY"] in values["ENCRYPTION_KEYS_OLD"]:
+        problems.append(f"{_where(entries, 'ENCRYPTION_KEYS_OLD')}: ENCRYPTION_KEYS_OLD "
+                        "contains the current ENCRYPTION_KEY")
+    bound: dict[tuple[str, int], str] = {}
+    for name, *_ in K.SERVICES:
+        port = values[f"{name}_PORT"]
+        if not values[f"{name}_ENABLED"] or port == 0:
+            continue
+        bind = values[f"{name}_BIND"] or values["BIND_ADDRESS"]
+        for (other_bind, other_port), other in bound.items():
+            if other_port == port and _overlap(bind, other_bind):
+                problems.append(f"{_where(entries, name + '_PORT')}: {name}_PORT = {port} is "
+                                f"also {other}_PORT; give each service its own port")
+        bound[(bind, port)] = name
+    return problems
+
+
+def _overlap(a: str, b: str) -> bool:
+    wildcard = {"0.0.0.0", "::"}
+    return a == b or a in wildcard or b in wildcard

@@ -1,0 +1,298 @@
+"""The table of every configuration key: one source for parsing, validation,
+the generated app_config.conf and the README reference.
+
+A key is declared once here; nothing else in the code knows a default or a
+doc string.  ``tests/test_config_docs.py`` checks README.rst against this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+# Kinds of value; the parser for each lives in config.py.
+STR = "str"
+INT = "int"
+PORT = "port"
+BOOL = "bool"
+FLOAT = "float"
+SIZE = "size"
+SECRET = "secret"        # 64 hex characters (32 bytes)
+SECRETS = "secrets"      # comma-separated list of SECRET (old keys)
+HOSTNAME = "hostname"
+DOMAIN = "domain"
+ADDRESS = "address"      # bind address (IPv4/IPv6 literal)
+NAMESERVER = "nameserver"
+HOSTPORT = "hostport"
+PATH = "path"
+FILE = "file"            # path of a file that must be readable when used
+CHOICE = "choice"
+INTLIST = "intlist"
+LIST = "list"
+LOGLEVEL = "loglevel"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str
+    default: str
+    doc: str
+    section: str
+    aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    value_aliases: tuple[tuple[str, str], ...] = ()   # e.g. (("manual", "file"),)
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    # Profile overrides of the default, used only when a file is generated.
+    profile_defaults: tuple[tuple[str, str], ...] = ()
+    # Generated at first run (random secrets); ``default`` is then ignored.
+    generate: Optional[Callable[[], str]] = field(default=None, compare=False)
+    # Keys read by a feature that is not built yet are kept in the file so
+    # the file stays stable, and say so honestly in their doc.
+    pending: str = ""
+
+    def default_for(self, profile: str) -> str:
+        return dict(self.profile_defaults).get(profile, self.default)
+
+
+def _random_secret() -> str:
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+SECTIONS = (
+    ("identity", "Identity"),
+    ("listeners", "Listeners: ports and bind addresses (PORT = 0 or <SERVICE>_ENABLED = false disables one)"),
+    ("tls", "TLS"),
+    ("secrets", "Secrets (generated on first run; keep a copy: without ENCRYPTION_KEY stored mail is unreadable)"),
+    ("database", "Database and storage"),
+    ("security", "Security"),
+    ("limits", "Limits"),
+    ("spam", "Spam and mail authentication"),
+    ("delivery", "Outbound delivery"),
+    ("logging", "Logging and debugging"),
+)
+
+# name, default port, local-profile port, doc
+SERVICES: tuple[tuple[str, int, int, str], ...] = (
+    ("SMTP", 25, 2525, "inbound SMTP from other mail servers (STARTTLS offered)"),
+    ("SUBMIT", 587, 2587, "mail submission for your users' clients (STARTTLS, then AUTH)"),
+    ("SMTPS", 465, 2465, "mail submission over implicit TLS"),
+    ("IMAP", 143, 2143, "IMAP (STARTTLS)"),
+    ("IMAPS", 993, 2993, "IMAP over implicit TLS"),
+    ("POP3", 110, 2110, "POP3 (STLS)"),
+    ("POP3S", 995, 2995, "POP3 over implicit TLS"),
+    ("WEB", 8080, 8080, "webmail (HTTP; also serves /caldav/ and /carddav/)"),
+    ("ADMIN", 8081, 8081, "admin panel and /healthz"),
+    ("DAV", 5232, 5232, "CalDAV/CardDAV for clients set up with /dav/calendars/<user>/"),
+)
+
+# Which listeners are built in this release; the rest keep their keys but
+# say they are not served yet (never a placeholder listener).
+SERVED = {"ADMIN"}
+
+
+def _service_keys() -> list[Key]:
+    keys: list[Key] = [
+        Key("BIND_ADDRESS", ADDRESS, "0.0.0.0",
+            "Address every listener binds to unless its own <SERVICE>_BIND says otherwise "
+            "(0.0.0.0 = all IPv4, :: = all IPv6 and IPv4).",
+            "listeners", aliases=("LISTEN_ADDRESS",),
+            profile_defaults=(("local", "127.0.0.1"),)),
+    ]
+    for name, port, local_port, doc in SERVICES:
+        pending = "" if name in SERVED else "not served by this release yet"
+        keys.append(Key(f"{name}_ENABLED", BOOL, "true", f"Serve {doc}.", "listeners",
+                        pending=pending))
+        aliases: tuple[str, ...] = ()
+        if name == "SUBMIT":
+            aliases = ("SUBMISSION_PORT",)
+        elif name == "DAV":
+            aliases = ("CALDAV_PORT",)
+        keys.append(Key(f"{name}_PORT", PORT, str(port), f"Port for {doc}; 0 disables it.",
+                        "listeners", aliases=aliases, minimum=0, maximum=65535,
+                        profile_defaults=(("local", str(local_port)),), pending=pending))
+        bind_aliases = (f"{name}_IFACE",)
+        if name == "SUBMIT":
+            bind_aliases += ("SUBMISSION_IFACE",)
+        elif name == "DAV":
+            bind_aliases += ("CALDAV_IFACE",)
+        default_bind = "127.0.0.1" if name == "ADMIN" else ""
+        keys.append(Key(f"{name}_BIND", ADDRESS, default_bind,
+                        f"Bind address for {doc}; empty means BIND_ADDRESS."
+                        + (" Loopback by default: expose the admin panel only through a "
+                           "reverse proxy or an SSH tunnel." if name == "ADMIN" else ""),
+                        "listeners", aliases=bind_aliases, pending=pending))
+    return keys
+
+
+KEYS: tuple[Key, ...] = tuple([
+    # --- identity -----------------------------------------------------------
+    Key("HOSTNAME", HOSTNAME, "mail.example.com",
+        "Fully qualified name of this server: SMTP greeting, Received headers, "
+        "Authentication-Results authserv-id, TLS certificate name. Its A/AAAA record "
+        "and the PTR of its address should point at each other.",
+        "identity", profile_defaults=(("local", "localhost"),)),
+    Key("DEFAULT_DOMAIN", DOMAIN, "example.com",
+        "Mail domain used when a login or address is given without @domain.",
+        "identity", aliases=("DOMAIN_DEFAULT",),
+        profile_defaults=(("local", "localhost.test"),)),
+    Key("PROFILE", CHOICE, "standard",
+        "Which defaults this file was generated with, also used for keys appended "
+        "later: standard (ports 25, 587, 143...) or local (loopback, unprivileged "
+        "ports 2525, 2587, 2143..., for trying mailgosend as a normal user).",
+        "identity", choices=("standard", "local"),
+        profile_defaults=(("local", "local"),)),
+    Key("DATA_DIR", PATH, "data",
+        "Directory for the SQLite database, message files (STORAGE_BACKEND = fs) and "
+        "certificates; relative paths are relative to this file's directory.",
+        "identity"),
+    # --- listeners ----------------------------------------------------------
+    *_service_keys(),
+    Key("SHUTDOWN_GRACE_SECONDS", INT, "10",
+        "On SIGTERM/SIGINT, how long open sessions may finish before they are closed.",
+        "listeners", minimum=0, maximum=300),
+    # --- TLS ----------------------------------------------------------------
+    Key("TLS_MODE", CHOICE, "off",
+        "file: use TLS_CERT/TLS_KEY (re-read on SIGHUP); off: no TLS (only for tests "
+        "and for servers behind a TLS-terminating proxy: clients will send passwords "
+        "in clear). ACME is not built yet.",
+        "tls", choices=("file", "off"), value_aliases=(("manual", "file"),)),
+    Key("TLS_CERT", FILE, "",
+        "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
+    Key("TLS_KEY", FILE, "",
+        "PEM private key for TLS_CERT.", "tls"),
+    Key("TLS_MIN_VERSION", CHOICE, "1.2",
+        "Oldest TLS version accepted.", "tls", choices=("1.2", "1.3")),
+    # --- secrets ------------------------------------------------------------
+    Key("ENCRYPTION_KEY", SECRET, "",
+        "Master key (64 hex characters) for encryption at rest; per-user keys are "
+        "derived from it. Generated on first run. Losing it loses all stored mail.",
+        "secrets", generate=_random_secret),
+    Key("ENCRYPTION_KEYS_OLD", SECRETS, "",
+        "Comma-separated previous ENCRYPTION_KEY values, still accepted for reading "
+        "after a key rotation.", "secrets"),
+    Key("SESSION_SECRET", SECRET, "",
+        "Secret (64 hex characters) for web session and CSRF tokens. Generated on first run.",
+        "secrets", generate=_random_secret),
+    # --- database -----------------------------------------------------------
+    Key("DB_DRIVER", CHOICE, "sqlite",
+        "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "
+        "DB_DSN (several nodes may share it).",
+        "database", choices=("sqlite", "postgres"), value_aliases=(("postgresql", "postgres"),)),
+    Key("DB_PATH", PATH, "mailgosend.db",
+        "SQLite database file; relative paths are relative to DATA_DIR.", "database"),
+    Key("DB_DSN", STR, "",
+        "PostgreSQL connection URL when DB_DRIVER = postgres, e.g. "
+        "postgresql://mailgosend@127.0.0.1:5432/mailgosend", "database"),
+    Key("DB_POOL_SIZE", INT, "8",
+        "Database threads (readers for SQLite, connections for PostgreSQL).",
+        "database", minimum=1, maximum=64),
+    Key("STORAGE_BACKEND", CHOICE, "db",
+        "Where message bodies are kept: db (in the database) or fs (files under "
+        "STORAGE_PATH, written atomically).", "database", choices=("db", "fs")),
+    Key("STORAGE_PATH", PATH, "blobs",
+        "Directory for message files when STORAGE_BACKEND = fs; relative to DATA_DIR.",
+        "database"),
+    # --- security -----------------------------------------------------------
+    Key("BRUTE_MAX_TRIES", INT, "10",
+        "Failed logins from one IP address within BRUTE_WINDOW_MIN that ban the address.",
+        "security", minimum=1, maximum=10000),
+    Key("BRUTE_ACCOUNT_MAX_TRIES", INT, "30",
+        "Failed logins for one account (from any address) within BRUTE_WINDOW_MIN that "
+        "suspend password logins to that account for BRUTE_BAN_HOURS.",
+        "security", minimum=1, maximum=100000),
+    Key("BRUTE_WINDOW_MIN", INT, "15",
+        "Sliding window, in minutes, in which failed logins are counted.",
+        "security", minimum=1, maximum=10080),
+    Key("BRUTE_BAN_HOURS", FLOAT, "1",
+        "How long a ban lasts, in hours.", "security", minimum=0.01, maximum=8760),
+    Key("BAN_EXEMPT_IPS", LIST, "",
+        "Comma-separated addresses or networks (CIDR) that are never banned, e.g. your "
+        "office. Failed logins from them are still recorded.", "security"),
+    Key("BCRYPT_COST", INT, "12",
+        "bcrypt work factor for new password hashes. Lower values are for test suites only.",
+        "security", minimum=4, maximum=16),
+    # --- limits -------------------------------------------------------------
+    Key("MAX_MESSAGE_SIZE", SIZE, "50M",
+        "Largest message accepted (SMTP SIZE), in bytes or with K/M/G.",
+        "limits", minimum=1024),
+    Key("MAX_RECIPIENTS", INT, "100",
+        "Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100).",
+        "limits", minimum=1, maximum=100000, pending="used by the SMTP listeners, not built yet"),
+    Key("MAX_CONNECTIONS", INT, "500",
+        "Open connections per listener, all clients together.", "limits",
+        minimum=1, maximum=100000),
+    Key("MAX_CONNECTIONS_PER_IP", INT, "20",
+        "Open connections per listener from one client address.", "limits",
+        minimum=1, maximum=100000),
+    Key("DEFAULT_QUOTA", SIZE, "0",
+        "Mailbox quota for new users (0 = unlimited); `user add --quota` overrides it.",
+        "limits", minimum=0),
+    # --- spam / mail authentication -----------------------------------------
+    Key("SPAM_THRESHOLD", FLOAT, "5.0",
+        "Spam score at or above which inbound mail goes to the Junk folder.",
+        "spam", minimum=0, maximum=1000, pending="inbound filtering is not built yet"),
+    Key("SPAM_CHECK_SPF", BOOL, "true", "Check SPF (RFC 7208) on inbound mail.", "spam",
+        pending="inbound filtering is not built yet"),
+    Key("SPAM_CHECK_DKIM", BOOL, "true", "Verify DKIM signatures (RFC 6376) on inbound mail.",
+        "spam", pending="inbound filtering is not built yet"),
+    Key("SPAM_CHECK_DMARC", BOOL, "true",
+        "Apply DMARC (RFC 7489) policies: reject refuses the message, quarantine files it "
+        "as spam.", "spam", pending="inbound filtering is not built yet"),
+    Key("DNSBL_ZONES", LIST, "zen.spamhaus.org",
+        "Comma-separated DNS blocklists queried for the connecting address.", "spam",
+        pending="inbound filtering is not built yet"),
+    Key("GREYLIST_ENABLED", BOOL, "false",
+        "Greylist unknown (client, sender, recipient) triplets (RFC 6647).", "spam",
+        pending="greylisting is not built yet"),
+    Key("DNS_PRIMARY", NAMESERVER, "",
+        "DNS server (host or host:port) for SPF, DKIM, DMARC, DNSBL and MX lookups; "
+        "empty uses /etc/resolv.conf.", "spam"),
+    Key("DNS_SECONDARY", NAMESERVER, "", "Second DNS server, tried when the first fails.",
+        "spam"),
+    # --- delivery -----------------------------------------------------------
+    Key("QUEUE_RETRY_MINS", INTLIST, "5,10,30,60,120,240",
+        "Minutes to wait before each retry of a temporarily failed delivery; the last "
+        "step repeats.", "delivery", aliases=("QUEUE_RETRY_MIN",),
+        pending="outbound delivery is not built yet"),
+    Key("QUEUE_MAX_AGE_HOURS", FLOAT, "120",
+        "A message still undelivered after this many hours is bounced.", "delivery",
+        aliases=("QUEUE_MAX_AGE_H",), minimum=1, maximum=8760,
+        pending="outbound delivery is not built yet"),
+    Key("DELIVERY_PORT", PORT, "25",
+        "Port used to reach other domains' MX hosts.", "delivery", minimum=1, maximum=65535,
+        pending="outbound delivery is not built yet"),
+    Key("RELAY_HOST", HOSTPORT, "",
+        "Smarthost (host:port) for all outbound mail, for providers that block port 25; "
+        "empty delivers directly to MX hosts.", "delivery",
+        pending="outbound delivery is not built yet"),
+    Key("RELAY_USER", STR, "", "Login for RELAY_HOST (AUTH is only sent over TLS).", "delivery",
+        pending="outbound delivery is not built yet"),
+    Key("RELAY_PASSWORD", STR, "", "Password for RELAY_USER.", "delivery",
+        pending="outbound delivery is not built yet"),
+    Key("DELAY_WARNING_HOURS", FLOAT, "4",
+        "Send the sender a delay notice after this many hours (0 = never).", "delivery",
+        minimum=0, maximum=8760, pending="outbound delivery is not built yet"),
+    # --- logging ------------------------------------------------------------
+    Key("LOG_LEVEL", LOGLEVEL, "info", "debug, info, warn, error or critical.", "logging"),
+    Key("LOG_FILE", PATH, "",
+        "Write the log to this file (rotated at 10 MB, 10 kept) instead of standard output.",
+        "logging"),
+])
+
+BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+
+ALIASES: dict[str, str] = {alias: k.name for k in KEYS for alias in k.aliases}
+
+SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {"RELAY_PASSWORD"}
+
+
+def canonical_name(name: str) -> Optional[str]:
+    """The canonical key for a name or alias, or None when unknown."""
+    upper = name.strip().upper()
+    if upper in BY_NAME:
+        return upper
+    return ALIASES.get(upper)

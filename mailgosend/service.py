@@ -1,0 +1,191 @@
+"""makeService(config) -> MultiService: the only place that wires services
+together (DESIGN.md §1).
+
+Start order: database (migrated before the reactor runs) → security caches →
+listeners.  Stop order is the reverse, one step at a time: listeners stop
+accepting and drain their sessions (SHUTDOWN_GRACE_SECONDS), then the
+database runner finishes queued work and closes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, Optional
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+
+from mailgosend import __version__
+from mailgosend import log as mglog
+from mailgosend.auth.bans import BanCache
+from mailgosend.auth.portal import build_portal
+from mailgosend.config import Config
+from mailgosend.crypto import KeyRing
+from mailgosend.db.engine import create_db_engine
+from mailgosend.db.migrate import upgrade_to_head
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.errors import StartupError
+from mailgosend.listeners import ListenerService
+from mailgosend.store import meta
+from mailgosend.store.security import SecurityStore
+from mailgosend.web.health import health_site
+from mailgosend.workers import WorkerPool
+
+log = Logger()
+
+
+class MailgosendService(service.MultiService):
+    """The root service.  Children stop one at a time, newest first."""
+
+    def __init__(self, config: Config, observer: Optional[ILogObserver] = None) -> None:
+        super().__init__()
+        self.config = config
+        self.log_observer = observer
+        self.setName("mailgosend")
+        self.listeners = service.MultiService()
+        self.listeners.setName("listeners")
+        self.runner: Optional[DatabaseRunner] = None
+        self.components: dict[str, Any] = {}
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd builds the Application around us after makeService; setting
+        # our log observer as its component is how a tap plugin chooses the
+        # log destination (twisted.application.app.AppLogger.start).
+        if (self.log_observer is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver, None) is None):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
+
+    def startService(self) -> None:
+        super().startService()
+        log.info("mailgosend {version} started (config {path}, database {db})",
+                 version=__version__, path=self.config.path, db=self.config["DB_DRIVER"])
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        log.info("mailgosend stopping: no new connections, draining sessions")
+        self.running = 0
+        for child in reversed(list(self)):
+            if child.running:
+                yield defer.maybeDeferred(child.stopService)
+        log.info("mailgosend stopped")
+
+    def reload(self) -> None:
+        """SIGHUP: re-read what can change without a restart (log file, certificates)."""
+        for component in self.components.values():
+            reload = getattr(component, "reload", None)
+            if reload is not None:
+                try:
+                    reload()
+                except Exception as exc:  # keep serving with the old state
+                    log.error("reload of {name} failed: {error}", name=type(component).__name__,
+                              error=exc)
+        log.info("reload done")
+
+
+def open_database(config: Config, keyring: KeyRing) -> Any:
+    where = (f"DB_DSN = {_dsn_without_password(config['DB_DSN'])}"
+             if config["DB_DRIVER"] == "postgres" else f"DB_PATH = {config['DB_PATH']}")
+    if config["DB_DRIVER"] == "sqlite" or config["STORAGE_BACKEND"] == "fs":
+        # Mail lives here: owner-only from the first byte.
+        os.makedirs(config["DATA_DIR"], mode=0o700, exist_ok=True)
+    try:
+        if config["DB_DRIVER"] == "sqlite" and not os.path.exists(config["DB_PATH"]):
+            os.makedirs(os.path.dirname(config["DB_PATH"]), mode=0o700, exist_ok=True)
+            os.close(os.open(config["DB_PATH"], os.O_WRONLY | os.O_CREAT, 0o600))
+        engine = create_db_engine(config["DB_DRIVER"], sqlite_path=config["DB_PATH"],
+                                  dsn=config["DB_DSN"], pool_size=config["DB_POOL_SIZE"])
+        upgrade_to_head(engine)
+        with engine.begin() as conn:
+            meta.check_encryption_key(conn, keyring)
+    except meta.KeyMismatch as exc:
+        raise StartupError(str(exc)) from None
+    except Exception as exc:  # the driver's own message says what is wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StartupError(f"cannot open the database ({where}): {first}") from None
+    return engine
+
+
+def _dsn_without_password(dsn: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(dsn).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable DSN)"
+
+
+def makeService(config: Config, *, reactor: Any = None,
+                observer: Optional[ILogObserver] = None) -> MailgosendService:
+    """Build every service from the configuration; nothing listens until started."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    root = MailgosendService(config, observer)
+    for warning in config.warnings:
+        log.warn("configuration: {warning}", warning=warning)
+    if config.appended:
+        log.info("configuration: appended missing keys to {path}: {keys}",
+                 path=config.path, keys=", ".join(config.appended))
+
+    keyring = KeyRing(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_OLD"])
+    engine = open_database(config, keyring)
+    runner = DatabaseRunner(engine, reactor, readers=config["DB_POOL_SIZE"])
+    runner.setName("database")
+    runner.setServiceParent(root)
+    root.runner = runner
+
+    workers = WorkerPool(reactor, size=2)
+    workers.setServiceParent(root)
+    security = SecurityStore(runner, config, clock=reactor)
+    bans = BanCache(security, clock=reactor)
+    bans.setServiceParent(root)
+    portal = build_portal(runner, security, bans, workers, config)
+    root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
+                           workers=workers)
+    if observer is not None:
+        root.components["log"] = observer
+
+    root.listeners.setServiceParent(root)
+    admin = config.listener("admin")
+    if admin.active:
+        ListenerService("admin", "ADMIN_PORT", "ADMIN_BIND", admin.bind, admin.port,
+                        health_site(runner), reactor,
+                        grace_seconds=config["SHUTDOWN_GRACE_SECONDS"],
+                        ).setServiceParent(root.listeners)
+    return root
+
+
+def install_startup_excepthook() -> None:
+    """Print a StartupError as one line on stderr instead of a traceback."""
+    previous = sys.excepthook
+
+    def hook(kind: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, StartupError):
+            sys.stderr.write(f"mailgosend: {value}\n")
+            sys.stderr.flush()
+            return
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
+def install_signal_handlers(root: MailgosendService, reactor: Any) -> None:
+    """SIGHUP reloads; SIGTERM/SIGINT are twistd's (reactor.stop → stopService)."""
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(root.reload))
+
+
+def chown_data_dir(config: Config, uid: Optional[int], gid: Optional[int]) -> None:
+    """With ``twistd --uid/--gid`` as root, hand the data directory to that user."""
+    if uid is None or os.getuid() != 0:
+        return
+    for top, dirs, files in os.walk(config["DATA_DIR"]):
+        for name in [top] + [os.path.join(top, d) for d in dirs] + \
+                [os.path.join(top, f) for f in files]:
+            os.chown(name, uid, -1 if gid is None else gid)

@@ -1,0 +1,351 @@
+"""Domains, users and aliases.
+
+Plain functions over a SQLAlchemy Connection: the CLI calls them directly,
+the server through ``DatabaseRunner.read/write`` (which runs them in a
+thread), so there is one implementation of every rule.  Each function that
+changes data runs inside the caller's transaction and either does all its
+work or raises before writing anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional, Sequence
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailgosend.db.schema import aliases, domains, users
+from mailgosend.store.addresses import (
+    Address,
+    AddressError,
+    normalize_domain,
+    parse_address,
+    parse_alias_source,
+)
+
+MAX_ALIAS_DEPTH = 10
+
+
+class AccountError(ValueError):
+    """A request that cannot be carried out; the message is for the operator."""
+
+
+class UnknownDomain(AccountError):
+    pass
+
+
+class UnknownUser(AccountError):
+    pass
+
+
+class Duplicate(AccountError):
+    pass
+
+
+class InUse(AccountError):
+    pass
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: int
+    name: str
+    enabled: bool
+    users: int = 0
+    aliases: int = 0
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    uuid: str
+    email: str
+    domain: str
+    password_hash: str
+    quota_bytes: int
+    used_bytes: int
+    enabled: bool
+    is_admin: bool
+    domain_enabled: bool
+
+    @property
+    def can_log_in(self) -> bool:
+        return self.enabled and self.domain_enabled
+
+
+@dataclass(frozen=True)
+class Alias:
+    source: str
+    destination: str
+    enabled: bool
+
+
+# --- domains -----------------------------------------------------------------
+
+def _domain_row(conn: Connection, name: str) -> Domain:
+    domain = normalize_domain(name)
+    row = conn.execute(select(domains).where(domains.c.name == domain)).first()
+    if row is None:
+        raise UnknownDomain(f"unknown domain {domain}: add it first with "
+                            f"'mailgosend domain add {domain}'")
+    return Domain(row.id, row.name, row.enabled)
+
+
+def add_domain(conn: Connection, name: str, now: datetime) -> Domain:
+    domain = normalize_domain(name)
+    if conn.execute(select(domains.c.id).where(domains.c.name == domain)).first():
+        raise Duplicate(f"domain {domain} already exists")
+    result = conn.execute(insert(domains).values(name=domain, enabled=True, created_at=now))
+    return Domain(result.inserted_primary_key[0], domain, True)
+
+
+def list_domains(conn: Connection) -> list[Domain]:
+    user_count = (select(func.count()).select_from(users)
+                  .where(users.c.domain_id == domains.c.id).scalar_subquery())
+    alias_count = (select(func.count()).select_from(aliases)
+                   .where(aliases.c.domain_id == domains.c.id).scalar_subquery())
+    rows = conn.execute(select(domains, user_count.label("n_users"),
+                               alias_count.label("n_aliases")).order_by(domains.c.name))
+    return [Domain(r.id, r.name, r.enabled, r.n_users, r.n_aliases) for r in rows]
+
+
+def is_local_domain(conn: Connection, name: str) -> bool:
+    return conn.execute(select(domains.c.id).where(domains.c.name == name)).first() is not None
+
+
+def set_domain_enabled(conn: Connection, name: str, enabled: bool) -> Domain:
+    domain = _domain_row(conn, name)
+    conn.execute(update(domains).where(domains.c.id == domain.id).values(enabled=enabled))
+    return Domain(domain.id, domain.name, enabled)
+
+
+def remove_domain(conn: Connection, name: str) -> Domain:
+    """Remove an empty domain (its aliases go with it); refuse while users remain."""
+    domain = _domain_row(conn, name)
+    count = conn.execute(select(func.count()).select_from(users)
+                         .where(users.c.domain_id == domain.id)).scalar_one()
+    if count:
+        raise InUse(f"domain {domain.name} still has {count} user(s); delete them first "
+                    f"('mailgosend user list --domain {domain.name}')")
+    conn.execute(delete(aliases).where(aliases.c.domain_id == domain.id))
+    conn.execute(delete(domains).where(domains.c.id == domain.id))
+    return domain
+
+
+# --- users -------------------------------------------------------------------
+
+def _user_query():  # type: ignore[no-untyped-def]
+    return select(users, domains.c.name.label("domain_name"),
+                  domains.c.enabled.label("domain_enabled")).join(
+        domains, users.c.domain_id == domains.c.id)
+
+
+def _user(row: object) -> User:
+    r = row  # a Row with the columns of _user_query
+    return User(r.id, r.uuid, r.email, r.domain_name, r.password_hash,  # type: ignore[attr-defined]
+                r.quota_bytes, r.used_bytes, r.enabled, r.is_admin,  # type: ignore[attr-defined]
+                r.domain_enabled)  # type: ignore[attr-defined]
+
+
+def add_user(conn: Connection, email: str, password_hash: str, now: datetime, *,
+             quota_bytes: int = 0, is_admin: bool = False) -> User:
+    address = parse_address(email)
+    domain = _domain_row(conn, address.domain)
+    if conn.execute(select(users.c.id).where(users.c.email == str(address))).first():
+        raise Duplicate(f"user {address} already exists")
+    if conn.execute(select(aliases.c.id).where(aliases.c.source == str(address))).first():
+        raise Duplicate(f"{address} is already an alias; remove the alias first "
+                        f"('mailgosend alias remove {address}')")
+    if quota_bytes < 0:
+        raise AccountError("quota must not be negative")
+    conn.execute(insert(users).values(
+        uuid=secrets.token_hex(16), domain_id=domain.id, local_part=address.local,
+        email=str(address), password_hash=password_hash, quota_bytes=quota_bytes,
+        used_bytes=0, enabled=True, is_admin=is_admin, password_changed_at=now,
+        created_at=now))
+    return get_user(conn, str(address))
+
+
+def find_user(conn: Connection, email: str) -> Optional[User]:
+    try:
+        address = parse_address(email)
+    except AddressError:
+        return None
+    row = conn.execute(_user_query().where(users.c.email == str(address))).first()
+    return _user(row) if row is not None else None
+
+
+def find_user_by_id(conn: Connection, user_id: int) -> Optional[User]:
+    row = conn.execute(_user_query().where(users.c.id == user_id)).first()
+    return _user(row) if row is not None else None
+
+
+def get_user(conn: Connection, email: str) -> User:
+    address = parse_address(email)
+    user = find_user(conn, str(address))
+    if user is None:
+        raise UnknownUser(f"unknown user {address}")
+    return user
+
+
+def list_users(conn: Connection, domain: Optional[str] = None) -> list[User]:
+    query = _user_query().order_by(domains.c.name, users.c.local_part)
+    if domain is not None:
+        query = query.where(domains.c.id == _domain_row(conn, domain).id)
+    return [_user(row) for row in conn.execute(query)]
+
+
+def set_password(conn: Connection, email: str, password_hash: str, now: datetime) -> User:
+    user = get_user(conn, email)
+    conn.execute(update(users).where(users.c.id == user.id).values(
+        password_hash=password_hash, password_changed_at=now))
+    return get_user(conn, email)
+
+
+def set_user_enabled(conn: Connection, email: str, enabled: bool) -> User:
+    user = get_user(conn, email)
+    conn.execute(update(users).where(users.c.id == user.id).values(enabled=enabled))
+    return get_user(conn, email)
+
+
+def set_user_admin(conn: Connection, email: str, is_admin: bool) -> User:
+    user = get_user(conn, email)
+    conn.execute(update(users).where(users.c.id == user.id).values(is_admin=is_admin))
+    return get_user(conn, email)
+
+
+def set_quota(conn: Connection, email: str, quota_bytes: int) -> User:
+    if quota_bytes < 0:
+        raise AccountError("quota must not be negative")
+    user = get_user(conn, email)
+    conn.execute(update(users).where(users.c.id == user.id).values(quota_bytes=quota_bytes))
+    return get_user(conn, email)
+
+
+def delete_user(conn: Connection, email: str) -> User:
+    """Delete a user and, through ON DELETE CASCADE, their mailboxes and messages."""
+    user = get_user(conn, email)
+    conn.execute(delete(users).where(users.c.id == user.id))
+    return user
+
+
+# --- aliases -----------------------------------------------------------------
+
+def add_alias(conn: Connection, source: str, destination: str, now: datetime) -> Alias:
+    """``source`` is ``local@domain`` or ``@domain`` (catch-all for a local domain)."""
+    source_text, source_domain = parse_alias_source(source)
+    domain = _domain_row(conn, source_domain)
+    target = parse_address(destination)
+    if conn.execute(select(users.c.id).where(users.c.email == source_text)).first():
+        raise Duplicate(f"{source_text} is a user; an alias with the same address would "
+                        "never be used")
+    if str(target) == source_text:
+        raise AccountError(f"alias {source_text} cannot point to itself")
+    if is_local_domain(conn, target.domain) and not _local_target_exists(conn, target):
+        raise UnknownUser(f"destination {target} is in a local domain but is neither a user "
+                          "nor an alias")
+    if conn.execute(select(aliases.c.id).where(aliases.c.source == source_text,
+                                               aliases.c.destination == str(target))).first():
+        raise Duplicate(f"alias {source_text} -> {target} already exists")
+    conn.execute(insert(aliases).values(domain_id=domain.id, source=source_text,
+                                        destination=str(target), enabled=True,
+                                        created_at=now))
+    return Alias(source_text, str(target), True)
+
+
+def _local_target_exists(conn: Connection, target: Address) -> bool:
+    for candidate in {str(target), f"{target.base_local}@{target.domain}"}:
+        if conn.execute(select(users.c.id).where(users.c.email == candidate)).first():
+            return True
+        if conn.execute(select(aliases.c.id).where(aliases.c.source == candidate)).first():
+            return True
+    return False
+
+
+def list_aliases(conn: Connection, domain: Optional[str] = None) -> list[Alias]:
+    query = select(aliases).order_by(aliases.c.source, aliases.c.destination)
+    if domain is not None:
+        query = query.where(aliases.c.domain_id == _domain_row(conn, domain).id)
+    return [Alias(r.source, r.destination, r.enabled) for r in conn.execute(query)]
+
+
+def remove_alias(conn: Connection, source: str, destination: Optional[str] = None) -> int:
+    """Remove one destination of an alias, or all of them; returns how many."""
+    source_text, _ = parse_alias_source(source)
+    condition = aliases.c.source == source_text
+    if destination is not None:
+        condition = condition & (aliases.c.destination == str(parse_address(destination)))
+    removed = conn.execute(delete(aliases).where(condition)).rowcount
+    if not removed:
+        what = f"{source_text} -> {destination}" if destination else source_text
+        raise AccountError(f"no alias {what}")
+    return int(removed)
+
+
+# --- recipient resolution (SMTP RCPT, RFC 5321 §3.3) ---------------------------
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where mail for one address goes: local users (emails) and remote addresses."""
+
+    local: tuple[str, ...]
+    remote: tuple[str, ...]
+
+    @property
+    def deliverable(self) -> bool:
+        return bool(self.local or self.remote)
+
+
+def resolve_recipient(conn: Connection, address: str) -> Resolution:
+    """Expand users, ``user+tag`` sub-addresses, aliases and catch-alls.
+
+    An exact user or alias wins over a sub-address, which wins over the
+    domain's catch-all.  Alias chains are followed to MAX_ALIAS_DEPTH; loops
+    end without delivering twice.  Disabled users, aliases and domains do not
+    receive.
+    """
+    local: list[str] = []
+    remote: list[str] = []
+    seen: set[str] = set()
+
+    def visit(text: str, depth: int) -> None:
+        if text in seen or depth > MAX_ALIAS_DEPTH:
+            return
+        seen.add(text)
+        addr = parse_address(text)
+        row = conn.execute(select(domains.c.enabled).where(domains.c.name == addr.domain)).first()
+        if row is None:
+            remote.append(text)
+            return
+        if not row.enabled:
+            return
+        for candidate in _candidates(addr):
+            user = conn.execute(select(users.c.email, users.c.enabled)
+                                .where(users.c.email == candidate)).first()
+            targets = _alias_targets(conn, candidate)
+            if user is not None or targets:
+                if user is not None and user.enabled and user.email not in local:
+                    local.append(user.email)
+                for target in targets:
+                    visit(target, depth + 1)
+                return
+        for target in _alias_targets(conn, "@" + addr.domain):
+            visit(target, depth + 1)
+
+    visit(str(parse_address(address)), 0)
+    return Resolution(tuple(local), tuple(remote))
+
+
+def _candidates(addr: Address) -> Sequence[str]:
+    exact = str(addr)
+    base = f"{addr.base_local}@{addr.domain}"
+    return (exact,) if base == exact else (exact, base)
+
+
+def _alias_targets(conn: Connection, source: str) -> list[str]:
+    rows = conn.execute(select(aliases.c.destination).where(
+        aliases.c.source == source, aliases.c.enabled.is_(True)).order_by(aliases.c.id))
+    return [r.destination for r in rows]

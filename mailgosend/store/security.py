@@ -1,0 +1,179 @@
+"""Login attempts, bans and security events (DESIGN.md §5).
+
+Every decision the brute-force policy takes is written as a security event
+in the same transaction as the attempt that caused it, so the admin log and
+the bans never disagree.  No password (or any part of one) is ever stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+from twisted.internet.defer import Deferred
+
+from mailgosend.auth.bruteforce import BanDecision, BrutePolicy, decide
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.db.schema import (
+    account_bans,
+    ip_bans,
+    login_attempts,
+    security_events,
+    users,
+)
+
+TRUSTED_IP_DAYS = 30
+ATTEMPT_RETENTION_DAYS = 30
+
+
+def _clip(text: Optional[str], size: int) -> Optional[str]:
+    return None if text is None else text[:size]
+
+
+def record_event(conn: Connection, now: datetime, kind: str, *, ip: Optional[str] = None,
+                 username: Optional[str] = None, service: Optional[str] = None,
+                 detail: str = "") -> None:
+    conn.execute(insert(security_events).values(
+        kind=kind, ip=_clip(ip, 45), username=_clip(username, 320),
+        service=_clip(service, 16), detail=detail, created_at=now))
+
+
+def record_attempt(conn: Connection, now: datetime, ip: str, username: str, service: str,
+                   success: bool) -> None:
+    conn.execute(insert(login_attempts).values(
+        ip=ip[:45], username=username[:320], service=service[:16], success=success,
+        created_at=now))
+
+
+def ip_banned_until(conn: Connection, ip: str, now: datetime) -> Optional[datetime]:
+    return conn.execute(select(func.max(ip_bans.c.expires_at)).where(
+        ip_bans.c.ip == ip, ip_bans.c.expires_at > now)).scalar()
+
+
+def account_banned_until(conn: Connection, username: str, now: datetime) -> Optional[datetime]:
+    return conn.execute(select(func.max(account_bans.c.expires_at)).where(
+        account_bans.c.username == username, account_bans.c.expires_at > now)).scalar()
+
+
+def active_ip_bans(conn: Connection, now: datetime) -> dict[str, datetime]:
+    rows = conn.execute(select(ip_bans.c.ip, func.max(ip_bans.c.expires_at).label("until"))
+                        .where(ip_bans.c.expires_at > now).group_by(ip_bans.c.ip))
+    return {row.ip: row.until for row in rows}
+
+
+def trusted_ips(conn: Connection, username: str, now: datetime) -> list[str]:
+    """Addresses this account logged in from successfully in the last TRUSTED_IP_DAYS."""
+    since = now - timedelta(days=TRUSTED_IP_DAYS)
+    rows = conn.execute(select(login_attempts.c.ip).distinct().where(
+        login_attempts.c.username == username, login_attempts.c.success.is_(True),
+        login_attempts.c.created_at > since))
+    return [row.ip for row in rows]
+
+
+def _failures(conn: Connection, column: Any, value: str, since: datetime) -> int:
+    return int(conn.execute(select(func.count()).select_from(login_attempts).where(
+        column == value, login_attempts.c.success.is_(False),
+        login_attempts.c.created_at > since)).scalar_one())
+
+
+def unban_ip(conn: Connection, ip: str, now: datetime) -> int:
+    removed = conn.execute(delete(ip_bans).where(ip_bans.c.ip == ip)).rowcount
+    if removed:
+        record_event(conn, now, "ip_unbanned", ip=ip, detail="removed by an administrator")
+    return int(removed)
+
+
+def purge_old(conn: Connection, now: datetime) -> None:
+    """Forget attempts past retention and bans long expired (events are kept)."""
+    cutoff = now - timedelta(days=ATTEMPT_RETENTION_DAYS)
+    conn.execute(delete(login_attempts).where(login_attempts.c.created_at < cutoff))
+    conn.execute(delete(ip_bans).where(ip_bans.c.expires_at < cutoff))
+    conn.execute(delete(account_bans).where(account_bans.c.expires_at < cutoff))
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    decision: BanDecision
+    ip_until: Optional[datetime]
+    account_until: Optional[datetime]
+
+
+def login_failed(conn: Connection, now: datetime, policy: BrutePolicy, ip: str,
+                 username: str, service: str, reason: str) -> FailureOutcome:
+    """Record a failure, count the window, and ban if a threshold is crossed."""
+    record_attempt(conn, now, ip, username, service, False)
+    record_event(conn, now, "login_failed", ip=ip, username=username, service=service,
+                 detail=reason)
+    since = now - policy.window
+    account_exists = conn.execute(select(users.c.id).where(users.c.email == username)
+                                  ).first() is not None
+    decision = decide(policy, ip, _failures(conn, login_attempts.c.ip, ip, since),
+                      _failures(conn, login_attempts.c.username, username, since),
+                      ip_already_banned=ip_banned_until(conn, ip, now) is not None,
+                      account_already_banned=account_banned_until(conn, username, now)
+                      is not None,
+                      account_exists=account_exists)
+    until = now + policy.ban_duration
+    ip_until = account_until = None
+    if decision.ban_ip:
+        conn.execute(insert(ip_bans).values(ip=ip, reason=f"{service}: too many failed logins",
+                                            created_at=now, expires_at=until))
+        record_event(conn, now, "ip_banned", ip=ip, service=service,
+                     detail=f"until {until.isoformat()}")
+        ip_until = until
+    if decision.ban_account:
+        conn.execute(insert(account_bans).values(
+            username=username, reason="too many failed logins", created_at=now,
+            expires_at=until))
+        record_event(conn, now, "account_banned", username=username, ip=ip, service=service,
+                     detail=f"password logins suspended until {until.isoformat()}")
+        account_until = until
+    return FailureOutcome(decision, ip_until, account_until)
+
+
+class SecurityStore:
+    """The asynchronous face of this module for protocol code."""
+
+    def __init__(self, runner: DatabaseRunner, config: Any, clock: Any) -> None:
+        self.runner = runner
+        self.policy = BrutePolicy.from_config(config)
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+
+    def login_failed(self, ip: str, username: str, service: str,
+                     reason: str) -> "Deferred[FailureOutcome]":
+        return self.runner.write(login_failed, self.now(), self.policy, ip, username,
+                                 service, reason)
+
+    def login_succeeded(self, ip: str, username: str, service: str) -> "Deferred[None]":
+        return self.runner.write(record_attempt, self.now(), ip, username, service, True)
+
+    def refused(self, kind: str, ip: str, username: str, service: str,
+                detail: str = "") -> "Deferred[None]":
+        return self.runner.write(record_event, self.now(), kind, ip=ip, username=username,
+                                 service=service, detail=detail)
+
+    def account_ban_for(self, username: str, ip: str) -> "Deferred[Optional[datetime]]":
+        """When the account is suspended for this address, the end of the suspension."""
+        now = self.now()
+
+        def check(conn: Connection) -> Optional[datetime]:
+            until = account_banned_until(conn, username, now)
+            if until is None or ip in trusted_ips(conn, username, now):
+                return None
+            return until
+        return self.runner.read(check)
+
+    def ip_ban_for(self, ip: str) -> "Deferred[Optional[datetime]]":
+        return self.runner.read(ip_banned_until, ip, self.now())
+
+    def active_ip_bans(self) -> "Deferred[dict[str, datetime]]":
+        return self.runner.read(active_ip_bans, self.now())
+
+    def purge_old(self) -> "Deferred[None]":
+        return self.runner.write(purge_old, self.now())
