@@ -1,0 +1,124 @@
+"""Domains, users, aliases and recipient resolution, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from twisted.trial import unittest
+
+from mailgosend.db.runner import run_sync
+from mailgosend.store import accounts
+from mailgosend.store.addresses import AddressError, parse_address
+from tests.support.db import DatabaseTestBase, PostgresDatabaseMixin, SQLiteDatabaseMixin
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+class AccountsTestsMixin(DatabaseTestBase):
+    def write(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return run_sync(self.engine, fn, *args, write=True, **kwargs)
+
+    def read(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return run_sync(self.engine, fn, *args, write=False, **kwargs)
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        d = super().setUp()
+        self.write(accounts.add_domain, "example.com", NOW)
+        self.write(accounts.add_domain, "other.test", NOW)
+        for email in ("alice@example.com", "bob@example.com", "carol@other.test"):
+            self.write(accounts.add_user, email, "hash", NOW)
+        return d
+
+    def resolve(self, address: str) -> accounts.Resolution:
+        return self.read(accounts.resolve_recipient, address)
+
+    def test_user_receives_at_exact_address_case_insensitively(self) -> None:
+        self.assertEqual(self.resolve("Alice@EXAMPLE.com").local, ("alice@example.com",))
+
+    def test_subaddress_reaches_base_user(self) -> None:
+        self.assertEqual(self.resolve("alice+lists@example.com").local, ("alice@example.com",))
+
+    def test_alias_chain_expands_to_users_and_remote(self) -> None:
+        self.write(accounts.add_alias, "team@example.com", "alice@example.com", NOW)
+        self.write(accounts.add_alias, "team@example.com", "carol@other.test", NOW)
+        self.write(accounts.add_alias, "all@example.com", "team@example.com", NOW)
+        self.write(accounts.add_alias, "all@example.com", "friend@remote.example", NOW)
+        result = self.resolve("all@example.com")
+        self.assertEqual(set(result.local), {"alice@example.com", "carol@other.test"})
+        self.assertEqual(result.remote, ("friend@remote.example",))
+
+    def test_alias_loop_delivers_once_and_terminates(self) -> None:
+        self.write(accounts.add_alias, "a@example.com", "alice@example.com", NOW)
+        self.write(accounts.add_alias, "b@example.com", "a@example.com", NOW)
+        self.write(accounts.add_alias, "a@example.com", "b@example.com", NOW)
+        self.assertEqual(self.resolve("b@example.com").local, ("alice@example.com",))
+
+    def test_catch_all_only_when_no_user_or_alias_matches(self) -> None:
+        self.write(accounts.add_alias, "@example.com", "bob@example.com", NOW)
+        self.assertEqual(self.resolve("nobody@example.com").local, ("bob@example.com",))
+        self.assertEqual(self.resolve("alice@example.com").local, ("alice@example.com",))
+
+    def test_unknown_local_address_is_not_deliverable(self) -> None:
+        self.assertFalse(self.resolve("nobody@example.com").deliverable)
+
+    def test_disabled_user_and_disabled_domain_do_not_receive(self) -> None:
+        self.write(accounts.set_user_enabled, "alice@example.com", False)
+        self.assertFalse(self.resolve("alice@example.com").deliverable)
+        self.write(accounts.set_domain_enabled, "other.test", False)
+        self.assertFalse(self.resolve("carol@other.test").deliverable)
+
+    def test_remote_address_resolves_remote(self) -> None:
+        self.assertEqual(self.resolve("x@elsewhere.example").remote, ("x@elsewhere.example",))
+
+    def test_user_in_unknown_domain_refused(self) -> None:
+        self.assertRaises(accounts.UnknownDomain, self.write, accounts.add_user,
+                          "x@nowhere.test", "hash", NOW)
+
+    def test_duplicate_user_refused(self) -> None:
+        self.assertRaises(accounts.Duplicate, self.write, accounts.add_user,
+                          "ALICE@example.com", "hash", NOW)
+
+    def test_alias_to_unknown_local_user_refused(self) -> None:
+        self.assertRaises(accounts.UnknownUser, self.write, accounts.add_alias,
+                          "x@example.com", "ghost@example.com", NOW)
+
+    def test_remove_domain_with_users_refused_and_kept(self) -> None:
+        self.assertRaises(accounts.InUse, self.write, accounts.remove_domain, "example.com")
+        self.assertIn("example.com", [d.name for d in self.read(accounts.list_domains)])
+
+    def test_users_get_distinct_random_uuids(self) -> None:
+        uuids = {u.uuid for u in self.read(accounts.list_users)}
+        self.assertEqual(len(uuids), 3)
+        self.assertTrue(all(len(u) == 32 for u in uuids))
+
+    def test_deleted_and_recreated_user_gets_new_uuid(self) -> None:
+        before = self.read(accounts.get_user, "bob@example.com").uuid
+        self.write(accounts.delete_user, "bob@example.com")
+        after = self.write(accounts.add_user, "bob@example.com", "hash", NOW).uuid
+        self.assertNotEqual(before, after)
+
+
+class AccountsSQLiteTests(SQLiteDatabaseMixin, AccountsTestsMixin, unittest.TestCase):
+    pass
+
+
+class AccountsPostgresTests(PostgresDatabaseMixin, AccountsTestsMixin, unittest.TestCase):
+    pass
+
+
+class AddressTests(unittest.TestCase):
+    def test_valid_addresses_normalised(self) -> None:
+        for text, expected in [
+            ("Alice@Example.COM", "alice@example.com"),
+            ("a.b+c@example.com", "a.b+c@example.com"),
+            ("user@bücher.example", "user@xn--bcher-kva.example"),
+            ("jörg@example.com", "jörg@example.com"),
+        ]:
+            self.assertEqual(str(parse_address(text)), expected)
+
+    def test_invalid_addresses_refused_with_reason(self) -> None:
+        for text in ["", "alice", "a@b@c", "@example.com", "a..b@example.com",
+                     ".a@example.com", "a b@example.com", "a@-bad-.com", "a@", "x" * 65 + "@e.com"]:
+            with self.assertRaises(AddressError, msg=text) as caught:
+                parse_address(text)
+            self.assertIn("invalid address", str(caught.exception))
