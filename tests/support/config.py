@@ -1,0 +1,21 @@
+"""Build real Config objects for tests (through config.load, so validation runs)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mailgosend.config import Config, load
+
+TEST_DEFAULTS = {
+    "PROFILE": "local",
+    "BCRYPT_COST": "4",
+    "ADMIN_PORT": "0",
+}
+
+
+def make_config(directory: str, **values: Any) -> Config:
+    """A config file in ``directory`` (generated, local profile) with overrides applied."""
+    os.makedirs(directory, exist_ok=True)
+    env = {f"MAILGO_{k}": str(v) for k, v in {**TEST_DEFAULTS, **values}.items()}
+    return load(os.path.join(directory, "app_config.conf"), profile="local", environ=env)
