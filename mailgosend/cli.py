@@ -223,6 +223,11 @@ def cmd_migrate(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_config(ctx: Context, args: argparse.Namespace) -> None:
+    if args.action == "reference":
+        from mailgosend.config_docs import reference_rst
+
+        ctx.stdout.write(reference_rst())
+        return
     if args.action == "init":
         if os.path.exists(ctx.config_path):
             raise CLIError(f"{ctx.config_path} already exists; it was not changed")
@@ -296,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", metavar="ACTION", parser_class=_Parser)
     config.required = True
     config.add_parser("check", help="validate the file and report problems")
+    config.add_parser("reference", help="print the configuration reference (reStructuredText)")
     init = config.add_parser("init", help="create the file with every key documented")
     init.add_argument("--profile", choices=("standard", "local"), default="standard")
     return parser

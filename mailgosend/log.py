@@ -34,9 +34,17 @@ ROTATED_FILES = 10
 class RedactingObserver:
     """Replaces any known secret in a formatted event before it is written."""
 
-    def __init__(self, observer: ILogObserver, secrets: Iterable[str]) -> None:
+    def __init__(self, observer: ILogObserver, secrets: Iterable[str],
+                 stream: IO[str] | None = None) -> None:
         self._observer = observer
         self._secrets = tuple(s for s in secrets if len(s) >= 6)
+        self._stream = stream
+
+    def reload(self) -> None:
+        """SIGHUP: reopen LOG_FILE, so logrotate's move-and-HUP works."""
+        reopen = getattr(self._stream, "reopen", None)
+        if reopen is not None:
+            reopen()
 
     def __call__(self, event: LogEvent) -> None:
         if self._secrets:
@@ -74,4 +82,4 @@ def make_observer(config: Config, stream: IO[str] | None = None) -> ILogObserver
     level: LogLevel = config["LOG_LEVEL"]
     text = textFileLogObserver(stream)
     filtered = FilteringLogObserver(text, [LogLevelFilterPredicate(defaultLogLevel=level)])
-    return RedactingObserver(filtered, config_secrets(config))
+    return RedactingObserver(filtered, config_secrets(config), stream)

@@ -106,6 +106,21 @@ class TwistdTests(unittest.TestCase):
             self.assertNotEqual(sock.connect_ex(("127.0.0.1", self.port)), 0)
 
     @defer.inlineCallbacks
+    def test_sighup_reloads_and_keeps_serving(self):  # type: ignore[no-untyped-def]
+        log_path = os.path.join(self.dir, "hup.log")
+        self.logs.append(log_path)
+        proc = self.server(env={"MAILGO_LOG_FILE": log_path})
+        yield self.wait_for_file(log_path, "admin listening on")
+        os.rename(log_path, log_path + ".1")  # what logrotate does before the HUP
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGHUP)
+        yield self.wait_for_file(log_path, "reload done")
+        status = yield threads.deferToThread(_health, self.port)
+        self.assertEqual(status, 200)
+        code = yield threads.deferToThread(proc.stop)
+        self.assertClean(code, proc)
+
+    @defer.inlineCallbacks
     def test_port_in_use_is_one_clear_line_and_exit_1(self):  # type: ignore[no-untyped-def]
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", self.port))
