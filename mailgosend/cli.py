@@ -8,6 +8,7 @@ in one transaction, so an error leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import getpass
 import os
@@ -15,7 +16,7 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence, TextIO
 
 from mailgosend import __version__, passwords
-from mailgosend.config import Config, ConfigError, load, parse_size
+from mailgosend.config import Config, ConfigError, load, missing_keys, parse_size
 from mailgosend.store import accounts
 from mailgosend.store.addresses import AddressError
 
@@ -237,8 +238,10 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> None:
     config = load(ctx.config_path, create=False)
     for warning in config.warnings:
         ctx.out(f"warning: {warning}")
-    if config.appended:
-        ctx.out(f"appended missing keys: {', '.join(config.appended)}")
+    missing = missing_keys(config.path)
+    if missing:
+        ctx.out(f"note: not in the file, defaults used (the server appends them at its next "
+                f"start): {', '.join(missing)}")
     ctx.out(f"{config.path}: OK")
 
 
@@ -319,7 +322,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[TextIO] = None
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        # argparse writes usage errors to sys.stderr itself.
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     ctx = Context(args.config, stdin, stdout)

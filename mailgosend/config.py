@@ -166,8 +166,10 @@ def _parse_value(key: K.Key, raw: str, base_dir: str, data_dir: Optional[str]) -
         try:
             number: float = float(text) if kind == K.FLOAT else int(text)
         except ValueError:
-            raise ValueError("must be a number" if kind == K.FLOAT
-                             else "must be a whole number") from None
+            what = "a number" if kind == K.FLOAT else "a whole number"
+            if kind == K.PORT:
+                what = "a port number from 0 to 65535"
+            raise ValueError(f"must be {what}") from None
         lo = key.minimum if key.minimum is not None else (0 if kind == K.PORT else None)
         hi = key.maximum if key.maximum is not None else (65535 if kind == K.PORT else None)
         if (lo is not None and number < lo) or (hi is not None and number > hi):
@@ -254,7 +256,12 @@ def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
                 continue
             where = f"{os.path.basename(path)} line {number}"
             if "=" not in stripped:
-                problems.append(f"{where}: expected KEY = value, found {stripped[:60]!r}")
+                first_word = stripped.split()[0]
+                if K.canonical_name(first_word) in K.SECRET_KEYS:
+                    shown = f"{first_word} (value hidden)"
+                else:
+                    shown = repr(stripped[:60])
+                problems.append(f"{where}: expected KEY = value, found {shown}")
                 continue
             name, value = (part.strip() for part in stripped.split("=", 1))
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
@@ -265,11 +272,18 @@ def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
                 continue
             if canonical in entries:
                 first = entries[canonical]
-                problems.append(f"{where}: {canonical} is set twice (also as {first.spelled} "
-                                f"on {first.where}); keep one")
+                also = f"also as {first.spelled}" if first.spelled != name else "also"
+                problems.append(f"{where}: {name} is set twice ({also} on {first.where}); "
+                                "keep one")
                 continue
             entries[canonical] = _Entry(value, where, name)
     return entries
+
+
+def missing_keys(path: str) -> list[str]:
+    """Keys the file does not set (their defaults apply until they are appended)."""
+    entries = _read_file(path, [])
+    return [key.name for key in K.KEYS if key.name not in entries]
 
 
 def _suggest(name: str) -> str:
@@ -278,7 +292,7 @@ def _suggest(name: str) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _key_block(key: K.Key, value: str) -> str:
+def _key_block(key: K.Key, value: str, profile: str = "standard") -> str:
     doc = key.doc
     if key.pending:
         doc += f" [{key.pending}]"
@@ -289,7 +303,8 @@ def _key_block(key: K.Key, value: str) -> str:
     if key.aliases:
         extra.append("also accepted as: " + ", ".join(key.aliases))
     if key.generate is None:
-        extra.append(f"default: {key.default if key.default else '(empty)'}")
+        default = key.default_for(profile)
+        extra.append(f"default: {default if default else '(empty)'}")
     if extra:
         lines.append("(" + "; ".join(extra) + ")")
     return "".join(f"# {line}\n" for line in lines) + f"{key.name} = {value}\n"
@@ -314,7 +329,7 @@ def render_file(profile: str = "standard") -> str:
         out.append(f"\n# ==== {title} ====\n")
         for key in K.KEYS:
             if key.section == section:
-                out.append("\n" + _key_block(key, _initial_value(key, profile)))
+                out.append("\n" + _key_block(key, _initial_value(key, profile), profile))
     return "".join(out)
 
 
@@ -337,7 +352,7 @@ def _append_missing(path: str, missing: list[K.Key], profile: str,
     for key in missing:
         if key.generate is not None and _env_name(key, env):
             continue  # supplied by the environment: do not invent a second secret
-        blocks.append("\n" + _key_block(key, _initial_value(key, profile)))
+        blocks.append("\n" + _key_block(key, _initial_value(key, profile), profile))
         appended.append(key.name)
     if not blocks:
         return [], []
@@ -403,13 +418,11 @@ def load(path: str, *, profile: Optional[str] = None,
         entries = _read_file(path, problems)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read the configuration file: {exc}"]) from None
-    if problems:
-        raise ConfigError(problems)
     appended: list[str] = []
     if "PROFILE" in entries and entries["PROFILE"].value.strip().lower() in PROFILES:
         profile = entries["PROFILE"].value.strip().lower()
     missing = [key for key in K.KEYS if key.name not in entries]
-    if missing and create:
+    if missing and create and not problems:
         appended, append_warnings = _append_missing(path, missing, profile, env)
         warnings.extend(append_warnings)
         if appended:
@@ -418,12 +431,12 @@ def load(path: str, *, profile: Optional[str] = None,
         env_name = _env_name(key, env)
         if env_name:
             entries[key.name] = _Entry(env[env_name], "environment", env_name)
-    return _validate(path, entries, profile, warnings, appended)
+    return _validate(path, entries, profile, warnings, appended, problems)
 
 
 def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: list[str],
-              appended: list[str]) -> Config:
-    problems: list[str] = []
+              appended: list[str], problems: list[str]) -> Config:
+    """Check every value; syntax problems found while reading come first in the report."""
     base_dir = os.path.dirname(path)
     values: dict[str, Any] = {}
 
@@ -449,8 +462,7 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     for key in K.KEYS:
         if key.name != "DATA_DIR":
             convert(key, data_dir)
-    if not problems:
-        problems.extend(_cross_checks(values, entries))
+    problems.extend(_cross_checks(values, entries))
     if problems:
         raise ConfigError(problems)
     return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended))
@@ -462,7 +474,12 @@ def _where(entries: Mapping[str, _Entry], name: str) -> str:
 
 
 def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
-    problems = []
+    """Rules between keys; a rule whose inputs already failed to parse is skipped."""
+    problems: list[str] = []
+    needed = ("TLS_MODE", "TLS_CERT", "TLS_KEY", "DB_DRIVER", "DB_DSN", "ENCRYPTION_KEY",
+              "ENCRYPTION_KEYS_OLD", "BIND_ADDRESS")
+    if any(name not in values for name in needed):
+        values = {**{name: None for name in needed}, **values}
     if values["TLS_MODE"] == "file":
         for name in ("TLS_CERT", "TLS_KEY"):
             file_path = values[name]
@@ -475,15 +492,15 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
     if values["DB_DRIVER"] == "postgres" and not values["DB_DSN"]:
         problems.append(f"{_where(entries, 'DB_DSN')}: DB_DSN is empty but DB_DRIVER = "
                         "postgres needs it, e.g. postgresql://mailgosend@127.0.0.1/mailgosend")
-    if values["ENCRYPTION_KEY"] in values["ENCRYPTION_KEYS_OLD"]:
+    if values["ENCRYPTION_KEY"] and values["ENCRYPTION_KEY"] in (values["ENCRYPTION_KEYS_OLD"] or ()):
         problems.append(f"{_where(entries, 'ENCRYPTION_KEYS_OLD')}: ENCRYPTION_KEYS_OLD "
                         "contains the current ENCRYPTION_KEY")
     bound: dict[tuple[str, int], str] = {}
     for name, *_ in K.SERVICES:
-        port = values[f"{name}_PORT"]
-        if not values[f"{name}_ENABLED"] or port == 0:
+        port = values.get(f"{name}_PORT")
+        if not values.get(f"{name}_ENABLED") or not port or f"{name}_BIND" not in values:
             continue
-        bind = values[f"{name}_BIND"] or values["BIND_ADDRESS"]
+        bind = values[f"{name}_BIND"] or values["BIND_ADDRESS"] or "0.0.0.0"
         for (other_bind, other_port), other in bound.items():
             if other_port == port and _overlap(bind, other_bind):
                 problems.append(f"{_where(entries, name + '_PORT')}: {name}_PORT = {port} is "
