@@ -202,7 +202,11 @@ def _parse_value(key: K.Key, raw: str, base_dir: str, data_dir: Optional[str]) -
             raise ValueError("must be an IP address such as 0.0.0.0, :: or 127.0.0.1 "
                              "(not a host name)") from None
     if kind == K.NAMESERVER:
-        return parse_hostport(text, 53) if text else None
+        if text:
+            from mailgosend.mailauth.resolver import parse_nameserver
+
+            parse_nameserver(text)  # the same rule the resolver applies (an IP, optional port)
+        return text
     if kind == K.HOSTPORT:
         return parse_hostport(text, 25) if text else None
     if kind in (K.PATH, K.FILE):

@@ -417,7 +417,7 @@ class ValidationTests(_ConfigTestCase):
             ("hostname with leading hyphen", {"HOSTNAME": "-mail.example.com"},
              ("HOSTNAME", "'-mail.example.com'", "valid DNS name")),
             ("nameserver port", {"DNS_PRIMARY": "9.9.9.9:70000"},
-             ("DNS_PRIMARY", "'9.9.9.9:70000'", "1 to 65535")),
+             ("DNS_PRIMARY", "'9.9.9.9:70000'", "out of range 1-65535")),
             ("bind address is a name", {"BIND_ADDRESS": "localhost"},
              ("BIND_ADDRESS", "'localhost'", "IP address")),
             ("log level", {"LOG_LEVEL": "loud"}, ("LOG_LEVEL", "'loud'", "debug, info")),
