@@ -44,3 +44,16 @@ def readme_section(readme_text: str) -> str:
     start = readme_text.index(START)
     end = readme_text.index(END) + len(END)
     return readme_text[start:end] + "\n"
+
+
+def update_readme(path: str) -> bool:
+    """Rewrite README.rst's reference section in place; True when it changed."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    start = text.index(START)
+    end = text.index(END) + len(END)
+    new = text[:start] + reference_rst().rstrip("\n") + text[end:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(new)
+    return new != text

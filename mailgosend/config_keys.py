@@ -245,6 +245,10 @@ KEYS: tuple[Key, ...] = tuple([
     Key("DNSBL_ZONES", LIST, "zen.spamhaus.org",
         "Comma-separated DNS blocklists queried for the connecting address.", "spam",
         pending="inbound filtering is not built yet"),
+    Key("DNSBL_CHECK_PRIVATE", BOOL, "false",
+        "Also query the blocklists for private and loopback client addresses (for test "
+        "setups; real lists never list them).", "spam",
+        pending="inbound filtering is not built yet"),
     Key("GREYLIST_ENABLED", BOOL, "false",
         "Greylist unknown (client, sender, recipient) triplets (RFC 6647).", "spam",
         pending="greylisting is not built yet"),

@@ -122,3 +122,33 @@ class AddressTests(unittest.TestCase):
             with self.assertRaises(AddressError, msg=text) as caught:
                 parse_address(text)
             self.assertIn("invalid address", str(caught.exception))
+
+
+class SendAsTestsMixin(DatabaseTestBase):
+    def setUp(self):  # type: ignore[no-untyped-def]
+        d = super().setUp()
+        run_sync(self.engine, accounts.add_domain, "example.com", NOW, write=True)
+        for email in ("alice@example.com", "bob@example.com"):
+            run_sync(self.engine, accounts.add_user, email, "hash", NOW, write=True)
+        run_sync(self.engine, accounts.add_alias, "sales@example.com", "alice@example.com",
+                 NOW, write=True)
+        run_sync(self.engine, accounts.add_alias, "@example.com", "alice@example.com", NOW,
+                 write=True)
+        return d
+
+    def test_send_as_table(self) -> None:
+        cases = [("alice@example.com", True), ("Alice+news@Example.com", True),
+                 ("sales@example.com", True), ("sales+x@example.com", True),
+                 ("bob@example.com", False), ("random@example.com", False),
+                 ("alice@other.example", False), ("not an address", False), ("", False)]
+        for address, expected in cases:
+            self.assertEqual(run_sync(self.engine, accounts.may_send_as, "alice@example.com",
+                                      address, write=False), expected, msg=address)
+
+
+class SendAsSQLiteTests(SQLiteDatabaseMixin, SendAsTestsMixin, unittest.TestCase):
+    pass
+
+
+class SendAsPostgresTests(PostgresDatabaseMixin, SendAsTestsMixin, unittest.TestCase):
+    pass

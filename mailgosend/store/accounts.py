@@ -349,3 +349,24 @@ def _alias_targets(conn: Connection, source: str) -> list[str]:
     rows = conn.execute(select(aliases.c.destination).where(
         aliases.c.source == source, aliases.c.enabled.is_(True)).order_by(aliases.c.id))
     return [r.destination for r in rows]
+
+
+def may_send_as(conn: Connection, user_email: str, address: str) -> bool:
+    """Whether a logged-in user may use ``address`` as sender (MAIL FROM or From:).
+
+    Their own address, its ``+tag`` sub-addresses, and aliases that deliver to
+    them directly.  A catch-all does not count: receiving for ``*@domain`` is
+    not a licence to impersonate every address in it.
+    """
+    try:
+        addr = parse_address(address)
+    except AddressError:
+        return False
+    owner = str(parse_address(user_email))
+    base = f"{addr.base_local}@{addr.domain}"
+    if owner in (str(addr), base):
+        return True
+    rows = conn.execute(select(aliases.c.id).where(
+        aliases.c.source.in_([str(addr), base]), aliases.c.destination == owner,
+        aliases.c.enabled.is_(True)))
+    return rows.first() is not None

@@ -1,0 +1,138 @@
+"""The listener side: limits, connection accounting and the protocol factory.
+
+One :class:`SMTPServerFactory` per listener (inbound on 25, submission on 587, smtps on 465).
+It is a ``twisted.mail.smtp.SMTPFactory`` so it plugs into the usual endpoints; the smtps
+listener must be served over TLS, e.g. ``SSL4ServerEndpoint(reactor, 465, tls)`` or
+:meth:`SMTPServerFactory.smtps_factory`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Collection
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.mail import smtp as twisted_smtp
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+from mailgosend.listeners import IDrainable
+from mailgosend.smtp.interfaces import ISMTPBackend
+from mailgosend.smtp.replies import SMTPReply
+from mailgosend.smtp.session import LISTENER_KINDS, ListenerKind
+
+if TYPE_CHECKING:
+    from mailgosend.smtp.protocol import SMTPServerProtocol
+
+
+@dataclass(frozen=True)
+class SMTPLimits:
+    """Resource limits of one listener. Defaults follow RFC 5321 §4.5.3 and Postfix."""
+
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
+    command_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7: server waits 5 min for a command
+    data_timeout: float = 600.0  # between DATA chunks; RFC 5321 §4.5.3.2.5-6 client side
+    max_commands: int = 1000
+    max_connections: int = 1000
+    max_connections_per_ip: int = 20
+    max_auth_failures: int = 3
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value <= 0:
+                raise ValueError(f"SMTP limit {name} must be positive, not {value!r}")
+
+
+@implementer(IDrainable)
+class SMTPServerFactory(twisted_smtp.SMTPFactory):
+    """Builds :class:`SMTPServerProtocol` instances and tracks the open connections.
+
+    Provides ``mailgosend.listeners.IDrainable``: at shutdown the listener calls each
+    protocol's ``server_shutting_down()`` and waits for :meth:`open_connections` to empty.
+
+    :param backend: the :class:`ISMTPBackend` for this listener.
+    :param hostname: our name in the greeting, EHLO and 421 replies (ASCII/A-label).
+    :param listener: ``"inbound"`` (25: no AUTH), ``"submission"`` (587: STARTTLS then AUTH
+        required) or ``"smtps"`` (465: implicit TLS, AUTH required).
+    :param tls: a server TLS object for ``transport.startTLS`` (``mailgosend.tls.context``);
+        required for submission and smtps, optional for inbound.
+    :param clock: the reactor's time, for timeouts (tests pass a ``Clock``).
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        backend: ISMTPBackend,
+        hostname: str,
+        listener: ListenerKind,
+        tls: Any | None,
+        clock: IReactorTime,
+        limits: SMTPLimits | None = None,
+    ) -> None:
+        super().__init__()
+        if listener not in LISTENER_KINDS:
+            raise ValueError(f"unknown SMTP listener kind {listener!r}")
+        if listener != "inbound" and tls is None:
+            raise ValueError(f"the {listener} listener needs TLS: AUTH is only offered under TLS")
+        if not ISMTPBackend.providedBy(backend):
+            raise TypeError("backend must provide ISMTPBackend")
+        if not hostname.isascii():
+            raise ValueError("hostname must be ASCII (use the A-label form)")
+        self.backend = backend
+        self.hostname = hostname
+        self.domain = hostname.encode("ascii")
+        self.listener: ListenerKind = listener
+        self.tls = tls
+        self.clock = clock
+        self.limits = limits if limits is not None else SMTPLimits()
+        self.connections: set[SMTPServerProtocol] = set()
+        self._per_ip: dict[str, int] = {}
+
+    def buildProtocol(self, addr: IAddress | None) -> SMTPServerProtocol:  # type: ignore[override]
+        # The override narrows the base class's protocol type; the protocol takes its
+        # configuration from this factory instead of attribute injection.
+        from mailgosend.smtp.protocol import SMTPServerProtocol
+
+        return SMTPServerProtocol(self)
+
+    def smtps_factory(self) -> TLSMemoryBIOFactory:
+        """This factory wrapped in implicit TLS, for a plain TCP endpoint on port 465."""
+        if self.tls is None:
+            raise ValueError("no TLS configured for this listener")
+        return TLSMemoryBIOFactory(self.tls, False, self)
+
+    def register(self, proto: SMTPServerProtocol) -> SMTPReply | None:
+        """Account for a new connection; a refusal reply if a connection limit is reached."""
+        assert proto.session is not None
+        ip = proto.session.peer_ip
+        if (
+            len(self.connections) >= self.limits.max_connections
+            or self._per_ip.get(ip, 0) >= self.limits.max_connections_per_ip
+        ):
+            return SMTPReply(421, "4.7.0", f"{self.hostname} Error: too many connections")
+        self.connections.add(proto)
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        return None
+
+    def unregister(self, proto: SMTPServerProtocol) -> None:
+        if proto not in self.connections:
+            return
+        self.connections.discard(proto)
+        assert proto.session is not None
+        ip = proto.session.peer_ip
+        remaining = self._per_ip.get(ip, 1) - 1
+        if remaining > 0:
+            self._per_ip[ip] = remaining
+        else:
+            self._per_ip.pop(ip, None)
+
+    def open_connections(self) -> Collection[SMTPServerProtocol]:
+        """IDrainable: the sessions still open."""
+        return set(self.connections)
+
+    def close_all(self) -> Deferred[Any]:
+        """Drain at shutdown: every connection gets ``421 4.3.2``; fires when all are gone."""
+        return DeferredList([proto.shutdown() for proto in list(self.connections)])

@@ -1,0 +1,108 @@
+"""ESMTP parameters of MAIL FROM and RCPT TO (RFC 5321 §4.1.2 Mail-parameters).
+
+Supported on MAIL: SIZE (RFC 1870), BODY=7BIT|8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), AUTH
+(RFC 4954 §5, accepted and ignored: we never relay it on). No RCPT parameter is supported (DSN's
+NOTIFY/ORCPT are not advertised). Pure functions; errors carry their reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailgosend.smtp.replies import SMTPReply
+
+_KEYWORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+# esmtp-value = 1*(%d33-60 / %d62-126), RFC 6531 §3.3 adds UTF8-non-ascii.
+_VALUE_RE = re.compile(r"^[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+$")
+_XTEXT_RE = re.compile(r"^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+$")  # RFC 3461 §4
+
+
+def _unsupported(keyword: str) -> SMTPReply:
+    # RFC 5321 §4.1.1.11: unrecognised or unimplementable parameters get 555.
+    return SMTPReply(555, "5.5.4", f"Unsupported option: {keyword}")
+
+
+def _bad_value(keyword: str) -> SMTPReply:
+    return SMTPReply(501, "5.5.4", f"Bad {keyword} syntax")
+
+
+@dataclass(frozen=True)
+class MailParams:
+    """What MAIL FROM declared. ``size`` is the client's estimate, not a measurement."""
+
+    size: int | None = None
+    body: str = "7BIT"  # "7BIT" or "8BITMIME"; RFC 6152 §3: 7BIT when BODY is absent
+    smtputf8: bool = False
+    auth: str | None = None  # RFC 4954 §5 AUTH=<mailbox>; kept for logging only
+
+    @property
+    def allows_8bit(self) -> bool:
+        """RFC 6152 §3 / RFC 6531 §3.1: an 8-bit body is allowed only when declared."""
+        return self.body == "8BITMIME" or self.smtputf8
+
+
+@dataclass(frozen=True)
+class RcptParams:
+    """RCPT TO parameters; none are supported yet, the type keeps the backend signature stable."""
+
+
+def split_params(text: str) -> dict[str, str | None]:
+    """Split ``KEY=VALUE KEY ...`` into an upper-cased dict; malformed or repeated keys refused."""
+    result: dict[str, str | None] = {}
+    for token in text.split(" "):
+        if not token:
+            continue  # tolerate runs of spaces, as Postfix does
+        keyword, sep, value = token.partition("=")
+        if not _KEYWORD_RE.match(keyword):
+            raise SMTPReply(501, "5.5.4", "Bad parameter syntax")
+        key = keyword.upper()
+        if key in result:
+            raise SMTPReply(555, "5.5.4", f"Duplicate option: {key}")
+        if sep:
+            if not _VALUE_RE.match(value):
+                raise _bad_value(key)
+            result[key] = value
+        else:
+            result[key] = None
+    return result
+
+
+def parse_mail_params(text: str, max_size: int) -> MailParams:
+    """Parse MAIL FROM parameters; refuse unknown ones and a declared SIZE above ``max_size``."""
+    raw = split_params(text)
+    size: int | None = None
+    body = "7BIT"
+    smtputf8 = False
+    auth: str | None = None
+    for key, value in raw.items():
+        if key == "SIZE":
+            # RFC 1870 §3: size-value = 1*20DIGIT
+            if value is None or not value.isascii() or not value.isdigit() or len(value) > 20:
+                raise _bad_value(key)
+            size = int(value)
+        elif key == "BODY":
+            if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                raise _unsupported(f"BODY={value}" if value else key)
+            body = value.upper()
+        elif key == "SMTPUTF8":
+            if value is not None:
+                raise _bad_value(key)  # RFC 6531 §3.4: the parameter takes no value
+            smtputf8 = True
+        elif key == "AUTH":
+            if value is None or (value != "<>" and not _XTEXT_RE.match(value)):
+                raise _bad_value(key)
+            auth = value
+        else:
+            raise _unsupported(key)
+    if size is not None and size > max_size:
+        # RFC 1870 §6.2: refuse at MAIL, before the client sends the data.
+        raise SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+    return MailParams(size=size, body=body, smtputf8=smtputf8, auth=auth)
+
+
+def parse_rcpt_params(text: str) -> RcptParams:
+    """Parse RCPT TO parameters; every one is unsupported today."""
+    for key in split_params(text):
+        raise _unsupported(key)
+    return RcptParams()
