@@ -91,7 +91,7 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a placeholder listener).
-SERVED = {"ADMIN"}
+SERVED = {"ADMIN", "SMTP", "SUBMIT", "SMTPS"}
 
 
 def _service_keys() -> list[Key]:
@@ -155,11 +155,13 @@ KEYS: tuple[Key, ...] = tuple([
         "On SIGTERM/SIGINT, how long open sessions may finish before they are closed.",
         "listeners", minimum=0, maximum=300),
     # --- TLS ----------------------------------------------------------------
-    Key("TLS_MODE", CHOICE, "off",
-        "file: use TLS_CERT/TLS_KEY (re-read on SIGHUP); off: no TLS (only for tests "
-        "and for servers behind a TLS-terminating proxy: clients will send passwords "
-        "in clear). ACME is not built yet.",
-        "tls", choices=("file", "off"), value_aliases=(("manual", "file"),)),
+    Key("TLS_MODE", CHOICE, "selfsigned",
+        "file: use TLS_CERT/TLS_KEY (re-read on SIGHUP); selfsigned: a certificate for "
+        "HOSTNAME made on first start under DATA_DIR/tls (for trying the server and for "
+        "clients that accept it; other mail servers will not trust it); off: no TLS, so "
+        "submission (587/465) is not served and IMAP/POP3 logins are refused. ACME is "
+        "not built yet.",
+        "tls", choices=("file", "selfsigned", "off"), value_aliases=(("manual", "file"),)),
     Key("TLS_CERT", FILE, "",
         "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
     Key("TLS_KEY", FILE, "",
@@ -221,7 +223,7 @@ KEYS: tuple[Key, ...] = tuple([
         "limits", minimum=1024),
     Key("MAX_RECIPIENTS", INT, "100",
         "Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100).",
-        "limits", minimum=1, maximum=100000, pending="used by the SMTP listeners, not built yet"),
+        "limits", minimum=1, maximum=100000),
     Key("MAX_CONNECTIONS", INT, "500",
         "Open connections per listener, all clients together.", "limits",
         minimum=1, maximum=100000),
@@ -234,21 +236,21 @@ KEYS: tuple[Key, ...] = tuple([
     # --- spam / mail authentication -----------------------------------------
     Key("SPAM_THRESHOLD", FLOAT, "5.0",
         "Spam score at or above which inbound mail goes to the Junk folder.",
-        "spam", minimum=0, maximum=1000, pending="inbound filtering is not built yet"),
+        "spam", minimum=0, maximum=1000, pending=""),
     Key("SPAM_CHECK_SPF", BOOL, "true", "Check SPF (RFC 7208) on inbound mail.", "spam",
-        pending="inbound filtering is not built yet"),
+        pending=""),
     Key("SPAM_CHECK_DKIM", BOOL, "true", "Verify DKIM signatures (RFC 6376) on inbound mail.",
-        "spam", pending="inbound filtering is not built yet"),
+        "spam", pending=""),
     Key("SPAM_CHECK_DMARC", BOOL, "true",
         "Apply DMARC (RFC 7489) policies: reject refuses the message, quarantine files it "
-        "as spam.", "spam", pending="inbound filtering is not built yet"),
+        "as spam.", "spam", pending=""),
     Key("DNSBL_ZONES", LIST, "zen.spamhaus.org",
         "Comma-separated DNS blocklists queried for the connecting address.", "spam",
-        pending="inbound filtering is not built yet"),
+        pending=""),
     Key("DNSBL_CHECK_PRIVATE", BOOL, "false",
         "Also query the blocklists for private and loopback client addresses (for test "
         "setups; real lists never list them).", "spam",
-        pending="inbound filtering is not built yet"),
+        pending=""),
     Key("GREYLIST_ENABLED", BOOL, "false",
         "Greylist unknown (client, sender, recipient) triplets (RFC 6647).", "spam",
         pending="greylisting is not built yet"),

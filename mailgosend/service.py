@@ -29,6 +29,16 @@ from mailgosend.db.engine import create_db_engine
 from mailgosend.db.migrate import upgrade_to_head
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
+from mailgosend.events import Events
+from mailgosend.mailauth.resolver import install_spf_resolver, make_resolver
+from mailgosend.smtp.backend import MailBackend
+from mailgosend.smtp.factory import SMTPLimits, SMTPServerFactory
+from mailgosend.smtp.pipeline.checks import CheckSettings
+from mailgosend.smtp.pipeline.delivery import Delivery
+from mailgosend.smtp.pipeline.process import ReceivePipeline
+from mailgosend.store.blobs import make_blob_store
+from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
+from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
 from mailgosend.store import meta
 from mailgosend.store.security import SecurityStore
@@ -152,6 +162,11 @@ def makeService(config: Config, *, reactor: Any = None,
         root.components["log"] = observer
 
     root.listeners.setServiceParent(root)
+    tls = _server_tls(config)
+    if tls is not None:
+        root.components["tls"] = tls
+    _add_smtp_listeners(root, config, reactor, tls, runner=runner, keyring=keyring,
+                        workers=workers, portal=portal, bans=bans)
     admin = config.listener("admin")
     if admin.active:
         ListenerService("admin", "ADMIN_PORT", "ADMIN_BIND", admin.bind, admin.port,
@@ -159,6 +174,67 @@ def makeService(config: Config, *, reactor: Any = None,
                         grace_seconds=config["SHUTDOWN_GRACE_SECONDS"],
                         ).setServiceParent(root.listeners)
     return root
+
+
+def _server_tls(config: Config) -> Optional[ServerTLS]:
+    mode = config["TLS_MODE"]
+    if mode == "off":
+        return None
+    if mode == "selfsigned":
+        cert, key = ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"),
+                                       config["HOSTNAME"])
+    else:
+        cert, key = config["TLS_CERT"], config["TLS_KEY"]
+    try:
+        tls = build_server_tls(cert, key, min_version=config["TLS_MIN_VERSION"])
+    except TLSConfigError as exc:
+        raise StartupError(f"TLS_CERT/TLS_KEY: {exc}") from None
+    for warning in tls.warnings:
+        log.warn("TLS: {warning}", warning=warning)
+    return tls
+
+
+def _add_smtp_listeners(root: MailgosendService, config: Config, reactor: Any,
+                        tls: Optional[ServerTLS], **deps: Any) -> None:
+    """Inbound SMTP (25), submission (587, STARTTLS) and SMTPS (465, implicit TLS)."""
+    wanted = {name: config.listener(name) for name in ("smtp", "submit", "smtps")}
+    if not any(listener.active for listener in wanted.values()):
+        return
+    resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
+    install_spf_resolver(resolver)
+    spool_dir = os.path.join(config["DATA_DIR"], "spool")
+    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    blob_store = make_blob_store(config["STORAGE_BACKEND"], config["STORAGE_PATH"], spool_dir)
+    events = root.components.setdefault("events", Events())
+    delivery = Delivery(runner=deps["runner"], keyring=deps["keyring"], blob_store=blob_store,
+                        workers=deps["workers"], events=events,
+                        default_domain=config["DEFAULT_DOMAIN"])
+    pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
+                               workers=deps["workers"], delivery=delivery, clock=reactor,
+                               spool_dir=spool_dir)
+    backend = MailBackend(runner=deps["runner"], portal=deps["portal"], bans=deps["bans"],
+                          pipeline=pipeline, default_domain=config["DEFAULT_DOMAIN"],
+                          spool_dir=spool_dir)
+    limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
+                        max_recipients=config["MAX_RECIPIENTS"],
+                        max_connections=config["MAX_CONNECTIONS"],
+                        max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
+    root.components["blob_store"] = blob_store
+    for name, kind in (("smtp", "inbound"), ("submit", "submission"), ("smtps", "smtps")):
+        listener = wanted[name]
+        if not listener.active:
+            continue
+        if kind != "inbound" and tls is None:
+            log.warn("{key}: {kind} needs TLS (AUTH is never offered in clear); not "
+                     "listening. Set TLS_MODE = file or selfsigned.",
+                     key=f"{name.upper()}_PORT", kind=kind)
+            continue
+        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, reactor, limits)
+        ListenerService(name, f"{name.upper()}_PORT", f"{name.upper()}_BIND", listener.bind,
+                        listener.port, factory, reactor,
+                        tls=tls if kind == "smtps" else None,
+                        grace_seconds=config["SHUTDOWN_GRACE_SECONDS"],
+                        ).setServiceParent(root.listeners)
 
 
 def install_startup_excepthook() -> None:

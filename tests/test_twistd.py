@@ -22,6 +22,9 @@ from tests.support.net import free_port
 from tests.support.process import REPO, ServerProcess
 
 LISTENING = r"admin listening on 127\.0\.0\.1:(\d+)"
+# Logged from startService, once the reactor runs and its signal handlers are in place:
+# a SIGTERM before that would kill the process without a graceful stop.
+READY = r"mailgosend \S+ started"
 
 
 def _health(port: int) -> int:
@@ -36,7 +39,10 @@ class TwistdTests(unittest.TestCase):
         self.conf = os.path.join(self.dir, "app_config.conf")
         self.port = free_port()
         # Cheap bcrypt, and a free admin port for each run.
-        self.env = {"MAILGO_ADMIN_PORT": str(self.port), "MAILGO_BCRYPT_COST": "4"}
+        self.env = {"MAILGO_ADMIN_PORT": str(self.port), "MAILGO_BCRYPT_COST": "4",
+                    "MAILGO_DNSBL_ZONES": ""}
+        for name in ("SMTP", "SUBMIT", "SMTPS"):   # parallel tests: no fixed ports
+            self.env[f"MAILGO_{name}_PORT"] = str(free_port())
         self.logs: list[str] = []
 
     def server(self, *args: str, env: Any = None) -> ServerProcess:
@@ -48,7 +54,7 @@ class TwistdTests(unittest.TestCase):
     @defer.inlineCallbacks
     def run_until_listening_then_stop(self, *args: str, env: Any = None):  # type: ignore[no-untyped-def]
         proc = self.server(*args, env=env)
-        yield threads.deferToThread(proc.wait_for, LISTENING)
+        yield threads.deferToThread(proc.wait_for, READY)
         code = yield threads.deferToThread(proc.stop)
         self.assertClean(code, proc)
         return proc
@@ -97,7 +103,7 @@ class TwistdTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_health_answers_and_sigterm_stops_cleanly(self):  # type: ignore[no-untyped-def]
         proc = self.server()
-        yield threads.deferToThread(proc.wait_for, LISTENING)
+        yield threads.deferToThread(proc.wait_for, READY)
         status = yield threads.deferToThread(_health, self.port)
         self.assertEqual(status, 200)
         code = yield threads.deferToThread(proc.stop)
@@ -110,7 +116,7 @@ class TwistdTests(unittest.TestCase):
         log_path = os.path.join(self.dir, "hup.log")
         self.logs.append(log_path)
         proc = self.server(env={"MAILGO_LOG_FILE": log_path})
-        yield self.wait_for_file(log_path, "admin listening on")
+        yield self.wait_for_file(log_path, "started (config")
         os.rename(log_path, log_path + ".1")  # what logrotate does before the HUP
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGHUP)
@@ -143,14 +149,14 @@ class TwistdTests(unittest.TestCase):
         output = proc.text()
         self.assertNotIn("Traceback", output)
         self.assertIn("MAILGO_IMAP_PORT = '99999': must be a port number from 0 to 65535", output)
-        self.assertIn("MAILGO_TLS_MODE = 'sometimes': must be one of: file, off", output)
+        self.assertIn("MAILGO_TLS_MODE = 'sometimes': must be one of: file, selfsigned, off", output)
 
     @defer.inlineCallbacks
     def test_log_file_receives_the_log_instead_of_stdout(self):  # type: ignore[no-untyped-def]
         log_path = os.path.join(self.dir, "logs", "mailgosend.log")
         self.logs.append(log_path)
         proc = self.server(env={"MAILGO_LOG_FILE": log_path})
-        yield self.wait_for_file(log_path, "admin listening on")
+        yield self.wait_for_file(log_path, "started (config")
         code = yield threads.deferToThread(proc.stop)
         self.assertClean(code, proc)
         self.assertNotIn("admin listening on", proc.text())
@@ -172,7 +178,7 @@ class TwistdTests(unittest.TestCase):
                                     env={**self.env, "MAILGO_CONFIG": self.conf})
         self.addCleanup(proc.stop)
         proc.start()
-        yield threads.deferToThread(proc.wait_for, LISTENING)
+        yield threads.deferToThread(proc.wait_for, READY)
         status = yield threads.deferToThread(_health, self.port)
         self.assertEqual(status, 200)
         self.assertTrue(os.path.exists(self.conf))

@@ -7,10 +7,14 @@ from typing import Any
 
 from mailgosend.config import Config, load
 
+# Every listener off unless a test turns it on with a free port: tests run in parallel.
 TEST_DEFAULTS = {
     "PROFILE": "local",
     "BCRYPT_COST": "4",
-    "ADMIN_PORT": "0",
+    "TLS_MODE": "off",
+    "DNSBL_ZONES": "",
+    **{f"{name}_PORT": "0" for name in ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3",
+                                         "POP3S", "WEB", "ADMIN", "DAV")},
 }
 
 

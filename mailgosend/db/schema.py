@@ -1,0 +1,311 @@
+"""The database schema (SQLAlchemy Core), the single source the migrations are checked against.
+
+Conventions:
+
+- Every timestamp is ``UTCDateTime`` and has no server default: times come from the caller's
+  injected clock (STYLE.md), so tests control them and SQLite/PostgreSQL agree on the format.
+- Surrogate keys that can grow large are ``BIGINT`` on PostgreSQL and ``INTEGER`` on SQLite, because
+  only ``INTEGER PRIMARY KEY`` is a rowid alias that autoincrements there.  Tables with integer keys
+  also set ``sqlite_autoincrement`` so SQLite never hands out an id again after the highest row is
+  deleted (PostgreSQL sequences never do); ``delivery_log.queue_id`` relies on that.
+- Constraint and index names are fixed by ``NAMING_CONVENTION`` so that Alembic batch migrations on
+  SQLite, which rebuild tables, can refer to them by name.
+- Encrypted columns (``LargeBinary``) hold crypto.py envelopes (DESIGN §4); only what the server must
+  route and index is plain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+
+from mailgosend.db.types import UTCDateTime
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "metadata",
+    "meta",
+    "domains",
+    "users",
+    "aliases",
+    "sessions",
+    "mailboxes",
+    "messages",
+    "blobs",
+    "queue",
+    "queue_recipients",
+    "delivery_log",
+    "ip_bans",
+    "account_bans",
+    "login_attempts",
+    "security_events",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+_AUTOINC = {"sqlite_autoincrement": True}
+
+
+def _created_at() -> Column[datetime]:
+    """``created_at`` is on nearly every table; one definition keeps it identical everywhere."""
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+meta = Table(
+    "meta",
+    metadata,
+    # Server facts such as the id of the encryption key the database was created with.
+    Column("key", String(64), primary_key=True),
+    Column("value", Text(), nullable=False),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    # Lower-case ASCII; IDNs are stored as A-labels so lookups never need normalising.
+    Column("name", String(253), nullable=False, unique=True),
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
+    _created_at(),
+    **_AUTOINC,
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    # Random hex, never reused: the owner id in per-user key derivation (DESIGN §4), so a
+    # re-created account can never read an old account's data.
+    Column("uuid", String(32), nullable=False, unique=True),
+    Column(
+        "domain_id", Integer(), ForeignKey("domains.id", ondelete="RESTRICT"), nullable=False
+    ),
+    Column("local_part", String(64), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("quota_bytes", BigInteger(), nullable=False, server_default=text("0")),  # 0 = unlimited
+    Column("used_bytes", BigInteger(), nullable=False, server_default=text("0")),
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
+    Column("is_admin", Boolean(), nullable=False, server_default=false()),
+    Column("totp_secret", LargeBinary(), nullable=True),  # encrypted
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("password_changed_at", UTCDateTime(), nullable=False),
+    _created_at(),
+    **_AUTOINC,
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("domain_id", Integer(), ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    # "local@domain", or "@domain" for a per-domain catch-all.
+    Column("source", String(320), nullable=False, index=True),
+    Column("destination", String(320), nullable=False),  # one address, local or remote
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
+    _created_at(),
+    UniqueConstraint("source", "destination"),
+    **_AUTOINC,
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    # Only a hash of the cookie token is stored, so a database leak does not leak sessions.
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_secret", LargeBinary(32), nullable=False),
+    _created_at(),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("ip", String(45), nullable=True),
+    Column("user_agent", String(300), nullable=True),
+    Column("mfa_passed", Boolean(), nullable=False, server_default=false()),
+    **_AUTOINC,
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(512), nullable=False),  # UTF-8, '/' as hierarchy delimiter
+    # RFC 6154: \Sent, \Drafts, \Trash, \Junk, \Archive or NULL (INBOX has none).
+    Column("special_use", String(16), nullable=True),
+    Column("uidvalidity", BigInteger(), nullable=False),
+    Column("uidnext", BigInteger(), nullable=False, server_default=text("1")),
+    Column("highestmodseq", BigInteger(), nullable=False, server_default=text("1")),
+    Column("subscribed", Boolean(), nullable=False, server_default=true()),
+    _created_at(),
+    UniqueConstraint("user_id", "name"),
+    **_AUTOINC,
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column(
+        "mailbox_id", Integer(), ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("flags", Text(), nullable=False, server_default=text("''")),  # space-separated
+    Column("internal_date", UTCDateTime(), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("blob_id", String(64), nullable=False),
+    Column("meta", LargeBinary(), nullable=True),  # encrypted envelope/bodystructure/snippet
+    Column("deleted_at", UTCDateTime(), nullable=True),  # expunge is a soft delete (DESIGN §3)
+    _created_at(),
+    UniqueConstraint("mailbox_id", "uid"),
+    Index("ix_messages_mailbox_id_modseq", "mailbox_id", "modseq"),
+    **_AUTOINC,
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    # The STORAGE_BACKEND=db blob store; the id is chosen by the blob layer.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("size", BigInteger(), nullable=False),
+    Column("data", LargeBinary(), nullable=False),
+    _created_at(),
+)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("sender", String(320), nullable=False),  # '' is the null reverse-path <>
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("blob_id", String(64), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("envid", String(100), nullable=True),  # RFC 3461 ENVID
+    Column("ret", String(8), nullable=True),  # RFC 3461 RET=FULL|HDRS
+    Column("smtputf8", Boolean(), nullable=False, server_default=false()),
+    Column("body_8bit", Boolean(), nullable=False, server_default=false()),
+    _created_at(),
+    **_AUTOINC,
+)
+
+queue_recipients = Table(
+    "queue_recipients",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("queue_id", BigInteger(), ForeignKey("queue.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    # queued | delivering | delivered | failed | expired
+    Column("status", String(16), nullable=False, server_default=text("'queued'")),
+    Column("attempts", Integer(), nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(64), nullable=True),  # node id holding the claim (DESIGN §9)
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Column("last_code", Integer(), nullable=True),
+    Column("last_text", Text(), nullable=True),
+    Column("notify", String(40), nullable=True),  # RFC 3461 NOTIFY
+    Column("orcpt", String(500), nullable=True),  # RFC 3461 ORCPT
+    Column("updated_at", UTCDateTime(), nullable=False),
+    _created_at(),
+    Index("ix_queue_recipients_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_queue_recipients_queue_id", "queue_id"),
+    **_AUTOINC,
+)
+
+delivery_log = Table(
+    "delivery_log",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    # No foreign key: the log outlives the queue row it describes.
+    Column("queue_id", BigInteger(), nullable=True, index=True),
+    Column("recipient", String(320), nullable=True),
+    Column("attempted_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=True),
+    Column("code", Integer(), nullable=True),
+    Column("text", Text(), nullable=True),
+    Column("mx_host", String(255), nullable=True),
+    Column("tls_version", String(32), nullable=True),
+    **_AUTOINC,
+)
+
+ip_bans = Table(
+    "ip_bans",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("ip", String(45), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    **_AUTOINC,
+)
+
+account_bans = Table(
+    "account_bans",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("username", String(320), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    **_AUTOINC,
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    # Deliberately no password column, not even a hash: attempts are evidence, not secrets.
+    Column("id", BigId, primary_key=True),
+    Column("ip", String(45), nullable=False),
+    Column("username", String(320), nullable=False),
+    Column("service", String(16), nullable=False),
+    Column("success", Boolean(), nullable=False),
+    _created_at(),
+    Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
+    Index("ix_login_attempts_username_created_at", "username", "created_at"),
+    **_AUTOINC,
+)
+
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("ip", String(45), nullable=True),
+    Column("username", String(320), nullable=True),
+    Column("service", String(16), nullable=True),
+    Column("detail", Text(), nullable=False, server_default=text("''")),
+    _created_at(),
+    Index("ix_security_events_created_at", "created_at"),
+    **_AUTOINC,
+)

@@ -1,0 +1,135 @@
+"""The SMTP backend: who may connect, log in, send and receive.
+
+Policy only; the protocol (protocol.py) and the receive pipeline
+(pipeline/) do the rest.  Decisions, each with the reply it maps to:
+
+- connect from a banned address → ``421 4.7.0`` (the ban is temporary);
+- AUTH through the shared Portal (brute-force rules included) → ``535 5.7.8``
+  for bad credentials, ``454 4.7.0`` while the address or account is banned;
+- submission: the envelope sender must be the user's own address, a
+  sub-address or an alias of it → ``553 5.7.1`` otherwise (RFC 6409 §6.1);
+- inbound: recipients must be in a local domain (``550 5.7.1`` relay denied)
+  and exist (``550 5.1.1``); a mailbox that cannot take the declared size
+  gets ``452 4.2.2`` (RFC 3463 §3.3).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+from sqlalchemy.engine import Connection
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mailgosend.auth.bans import BanCache
+from mailgosend.auth.checker import LoginBanned
+from mailgosend.auth.credentials import ClientCredentials
+from mailgosend.auth.portal import IUser
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.smtp.interfaces import IMessageSink, ISMTPBackend
+from mailgosend.smtp.params import MailParams, RcptParams
+from mailgosend.smtp.pipeline.process import ReceivePipeline
+from mailgosend.smtp.pipeline.spool import SpoolSink
+from mailgosend.smtp.replies import SMTPReply
+from mailgosend.smtp.session import SMTPSession
+from mailgosend.store import accounts
+from mailgosend.store.addresses import AddressError, parse_address
+
+log = Logger()
+
+SUBMISSION = ("submission", "smtps")
+
+
+def canonical_recipient(address: str, default_domain: str) -> str:
+    """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
+    return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
+
+
+def _check_recipient(conn: Connection, address: str, size: int,
+                     submission: bool) -> Optional[SMTPReply]:
+    """The refusal for one RCPT, or None when it is accepted."""
+    try:
+        addr = parse_address(address)
+    except AddressError:
+        return SMTPReply(501, "5.1.3", "Bad recipient address syntax")
+    local_domain = accounts.is_local_domain(conn, addr.domain)
+    if not local_domain:
+        if submission:
+            return None
+        return SMTPReply(550, "5.7.1", "Relay access denied")
+    resolution = accounts.resolve_recipient(conn, address)
+    if not resolution.deliverable:
+        return SMTPReply(550, "5.1.1", f"<{address}>: Recipient address rejected: "
+                                       "User unknown in local recipient table")
+    for email in resolution.local:
+        user = accounts.find_user(conn, email)
+        if user is not None and user.quota_bytes and \
+                user.used_bytes + max(size, 0) > user.quota_bytes:
+            return SMTPReply(452, "4.2.2", f"<{address}>: Mailbox full")
+    return None
+
+
+@implementer(ISMTPBackend)
+class MailBackend:
+    def __init__(self, *, runner: DatabaseRunner, portal: Any, bans: BanCache,
+                 pipeline: ReceivePipeline, default_domain: str,
+                 spool_dir: Optional[str] = None) -> None:
+        self._runner = runner
+        self._portal = portal
+        self._bans = bans
+        self._pipeline = pipeline
+        self._default_domain = default_domain
+        self._spool_dir = spool_dir
+
+    def connection_made(self, session: SMTPSession) -> "defer.Deferred[None]":
+        if self._bans.is_banned(session.peer_ip):
+            log.info("refused connection from banned {ip} on {listener}", ip=session.peer_ip,
+                     listener=session.listener)
+            return defer.fail(SMTPReply(421, "4.7.0", "Too many failed logins from your "
+                                                      "address; try again later"))
+        return defer.succeed(None)
+
+    @defer.inlineCallbacks
+    def authenticate(self, session: SMTPSession, username: str, password: str) -> Any:
+        credentials = ClientCredentials(username, password, session.peer_ip, session.listener)
+        try:
+            _, user, _ = yield self._portal.login(credentials, None, IUser)
+        except LoginBanned:
+            raise SMTPReply(454, "4.7.0", "Too many failed logins; try again later") from None
+        except UnauthorizedLogin:
+            raise SMTPReply(535, "5.7.8", "Authentication credentials invalid") from None
+        return user.email
+
+    @defer.inlineCallbacks
+    def validate_sender(self, session: SMTPSession, address: str, params: MailParams) -> Any:
+        if session.listener not in SUBMISSION:
+            return None
+        if not session.authenticated:
+            raise SMTPReply(530, "5.7.0", "Authentication required")
+        if not address:
+            raise SMTPReply(553, "5.7.1", "The null sender is not allowed for submission")
+        allowed = yield self._runner.read(accounts.may_send_as, session.authenticated, address)
+        if not allowed:
+            raise SMTPReply(553, "5.7.1", f"Sender address <{address}> is not owned by "
+                                          f"{session.authenticated}")
+        return None
+
+    @defer.inlineCallbacks
+    def validate_recipient(self, session: SMTPSession, address: str,
+                           params: RcptParams) -> Any:
+        address = canonical_recipient(address, self._default_domain)
+        size = session.mail_params.size or 0
+        refusal = yield self._runner.read(_check_recipient, address, size,
+                                          session.listener in SUBMISSION)
+        if refusal is not None:
+            raise refusal
+        return None
+
+    def begin_message(self, session: SMTPSession) -> IMessageSink:
+        # The copy is taken at the final dot: the protocol resets the session for the
+        # next transaction while the pipeline is still working on this one.
+        return SpoolSink(self._spool_dir,
+                         lambda message: self._pipeline.process(copy.deepcopy(session), message))

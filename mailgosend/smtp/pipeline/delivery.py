@@ -1,0 +1,152 @@
+"""Store a received message: a copy per local user, a queue row per remote
+recipient, all in ONE transaction, so the 250 that follows it covers every
+recipient (DESIGN.md §3).
+
+Sealing (AES over the whole message, per recipient key) happens in the
+worker pool before the transaction; the transaction only records rows.  A
+local recipient whose quota no longer has room at this point fails the whole
+message with ``452 4.2.2`` and nothing is stored for anybody, so a retry by
+the client never duplicates mail for the others.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, Optional, Sequence
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
+from twisted.logger import Logger
+
+from mailgosend.crypto import KeyRing
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.db.schema import queue, queue_recipients
+from mailgosend.events import Events, NewMail
+from mailgosend.smtp.replies import SMTPReply
+from mailgosend.smtp.session import SMTPSession
+from mailgosend.store import accounts
+from mailgosend.store.blobs import BlobStore, SealedBlob
+from mailgosend.store.messages import Delivered, QuotaExceeded, deliver, seal_info
+from mailgosend.store.mimeinfo import analyse
+
+log = Logger()
+
+QUEUE_OWNER = "queue"   # crypto owner of outbound queue blobs (not a user's key)
+
+
+@dataclass(frozen=True)
+class Targets:
+    local: tuple[accounts.User, ...]
+    remote: tuple[str, ...]
+
+
+def resolve_targets(conn: Connection, recipients: Sequence[str],
+                    default_domain: str) -> Targets:
+    local: dict[str, accounts.User] = {}
+    remote: list[str] = []
+    for rcpt in recipients:
+        address = f"postmaster@{default_domain}" if rcpt.lower() == "postmaster" else rcpt
+        resolution = accounts.resolve_recipient(conn, address)
+        if not resolution.deliverable:
+            # Accepted at RCPT, gone now (deleted meanwhile): let the client retry later.
+            raise SMTPReply(451, "4.3.0", f"<{rcpt}>: recipient changed during the "
+                                          "transaction; try again")
+        for email in resolution.local:
+            user = accounts.find_user(conn, email)
+            if user is not None and email not in local:
+                local[email] = user
+        remote += [r for r in resolution.remote if r not in remote]
+    return Targets(tuple(local.values()), tuple(remote))
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+class Delivery:
+    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                 workers: Any, events: Events, default_domain: str) -> None:
+        self._runner = runner
+        self._keyring = keyring
+        self._blobs = blob_store
+        self._workers = workers
+        self._events = events
+        self._default_domain = default_domain
+
+    async def deliver(self, session: SMTPSession, assembled: Any, now: datetime) -> str:
+        """Returns the id quoted in the 250 reply; raises SMTPReply on refusal."""
+        targets: Targets = await self._runner.read(resolve_targets, session.recipients,
+                                                   self._default_domain)
+        sealed = await self._workers.run(self._seal_all, assembled.handle, targets)
+        try:
+            delivered = await self._runner.write(
+                self._record, session, targets, sealed, assembled.is_spam, now)
+        except BaseException as exc:
+            for blob, _ in sealed.values():
+                self._blobs.discard(blob)
+            if isinstance(exc, QuotaExceeded):
+                raise SMTPReply(452, "4.2.2", "Mailbox full: the message does not fit "
+                                              "in a recipient's quota") from None
+            raise
+        for blob, _ in sealed.values():
+            self._blobs.release(blob)
+        for item in delivered:
+            self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+        return session.transaction_id or session.session_id
+
+    def _seal_all(self, handle: IO[bytes], targets: Targets) -> dict[str, tuple[SealedBlob, bytes]]:
+        """Worker thread: analyse once, seal one copy per user and one for the queue."""
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            info = analyse(b"").to_json()
+        else:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                info = analyse(mapped).to_json()  # type: ignore[arg-type]
+        owners = [user.uuid for user in targets.local]
+        if targets.remote:
+            owners.append(QUEUE_OWNER)
+        sealed: dict[str, tuple[SealedBlob, bytes]] = {}
+        try:
+            for owner in owners:
+                handle.seek(0)
+                blob = self._blobs.seal(self._keyring, owner, handle)
+                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, info))
+        except BaseException:
+            for blob, _ in sealed.values():
+                self._blobs.discard(blob, unreferenced=True)
+            raise
+        return sealed
+
+    def _record(self, conn: Connection, session: SMTPSession, targets: Targets,
+                sealed: dict[str, tuple[SealedBlob, bytes]], is_spam: bool,
+                now: datetime) -> list[Delivered]:
+        delivered = []
+        role = "junk" if is_spam else "inbox"
+        for user in targets.local:
+            blob, meta = sealed[user.uuid]
+            delivered.append(deliver(conn, user, role, blob, meta, (), now, now,
+                                     blob_store=self._blobs))
+        if targets.remote:
+            self._enqueue(conn, session, targets.remote, sealed[QUEUE_OWNER][0], now)
+        return delivered
+
+    def _enqueue(self, conn: Connection, session: SMTPSession, recipients: Sequence[str],
+                 blob: SealedBlob, now: datetime) -> int:
+        user_id: Optional[int] = None
+        if session.authenticated:
+            user = accounts.find_user(conn, session.authenticated)
+            user_id = user.id if user is not None else None
+        self._blobs.commit(conn, blob, user_id, now)  # type: ignore[arg-type]
+        result = conn.execute(insert(queue).values(
+            sender=session.mail_from or "", user_id=user_id, blob_id=blob.blob_id,
+            size=blob.size, smtputf8=session.mail_params.smtputf8,
+            body_8bit=session.mail_params.body == "8BITMIME" or session.body_8bit,
+            created_at=now))
+        queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        conn.execute(insert(queue_recipients), [
+            dict(queue_id=queue_id, recipient=rcpt, domain=_domain(rcpt), status="queued",
+                 attempts=0, next_attempt_at=now, updated_at=now, created_at=now)
+            for rcpt in recipients])
+        return queue_id

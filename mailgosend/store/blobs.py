@@ -1,0 +1,498 @@
+"""Message bytes at rest (DESIGN §4): sealed with segmented AEAD, in the database or in files.
+
+A blob is the raw message sealed with ``crypto.SegmentedWriter`` (64 KiB segments) under purpose
+``"message"``, owner = the recipient's uuid and context ``b"blob:" + blob_id``: a blob moved to
+another user's rows does not open, and two messages of the same user may share one blob (IMAP
+COPY).  Blobs are never deleted with their message; ``purge_unreferenced`` removes those no
+``messages`` or ``queue`` row references (DESIGN §3).
+
+The write path is split so the expensive part never runs inside a database transaction:
+
+1. ``store.seal(keyring, owner_uuid, source)`` in a worker thread encrypts the message (AES over
+   up to 50 MB).  ``DatabaseBlobs`` seals small messages in memory and larger ones into a spool
+   file; ``FileBlobs`` writes the final file atomically (temp file, fsync, rename, fsync dir).
+2. ``store.commit(conn, sealed, user_id, now)`` inside the delivery transaction records it: the
+   ``blobs`` row for the database back end, a presence check for files.
+3. After the transaction: ``release(sealed)`` if it committed, ``discard(sealed)`` if it failed.
+
+Reads never hold a whole blob: ``open_blob`` returns a ``BlobReader`` that fetches and decrypts
+only the segments a range touches.  PostgreSQL serves ranges with ``substr(bytea)``, which reads
+only the TOAST chunks needed (sealed data does not compress, so it is stored uncompressed).
+SQLite's ``substr()`` loads the whole value first (measured: 126 ms per 64 KiB read of a 50 MB
+blob), so SQLite ranges use incremental BLOB I/O (``sqlite3.Connection.blobopen``) instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import BinaryIO, Callable, Iterator, TypeVar, Union, cast
+
+from sqlalchemy import Integer, column, delete, exists, func, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from mailgosend.crypto import DEFAULT_SEGMENT_SIZE, KeyRing, SegmentedReader, SegmentedWriter
+from mailgosend.db.schema import blobs, messages, queue
+
+__all__ = ["PURPOSE", "BlobNotFound", "BlobReader", "BlobStore", "DatabaseBlobs", "FileBlobs",
+           "SealedBlob", "blob_context", "make_blob_store", "new_blob_id", "seal_to_file"]
+
+PURPOSE = "message"
+TEMP_PREFIX = ".mailgosend-tmp-"  # specific: a shared spool directory may hold other files
+DEFAULT_GRACE = timedelta(hours=1)  # longer than any delivery takes from seal to COMMIT
+_CHUNK = 1024 * 1024
+_BLOB_ID = re.compile(r"[0-9a-f]{32}")
+_ID_BATCH = 500
+
+Source = Union[BinaryIO, bytes]
+Storage = Union[Connection, Engine]
+_T = TypeVar("_T")
+
+
+class BlobNotFound(LookupError):
+    """No blob with this id: purged, never committed, or a file lost outside mailgosend."""
+
+
+def new_blob_id() -> str:
+    """128 random bits in hex: unguessable and collision-free without coordination."""
+    return secrets.token_hex(16)
+
+
+def blob_context(blob_id: str) -> bytes:
+    """Associated data binding a ciphertext to its blob id (the message meta uses it too)."""
+    return b"blob:" + blob_id.encode("ascii")
+
+
+@dataclass(frozen=True)
+class SealedBlob:
+    """A sealed message waiting for (or past) its transaction.
+
+    ``path`` is a spool file (database back end) or the final file (files back end); ``data``
+    holds small sealed messages in memory instead.  ``size`` is the plaintext size.
+    """
+
+    blob_id: str
+    size: int
+    sealed_size: int
+    path: str | None = None
+    data: bytes | None = None
+
+
+def seal_to_file(keyring: KeyRing, owner_uuid: str, source: Source, directory: str | None, *,
+                 blob_id: str | None = None, fsync: bool = False) -> SealedBlob:
+    """Seal ``source`` into a new temp file in ``directory`` (in memory if it is None).
+
+    Runs in a worker thread.  Memory: one 64 KiB segment plus one 1 MiB read chunk.  On error
+    the temp file is removed.
+    """
+    blob_id = blob_id or new_blob_id()
+    if directory is None:
+        memory = io.BytesIO()
+        size = _seal(keyring, owner_uuid, source, memory, blob_id)
+        data = memory.getvalue()
+        return SealedBlob(blob_id, size, len(data), data=data)
+    fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            size = _seal(keyring, owner_uuid, source, sink, blob_id)
+            sink.flush()
+            if fsync:
+                os.fsync(sink.fileno())
+            sealed_size = sink.tell()
+    except BaseException:
+        _unlink(path)
+        raise
+    return SealedBlob(blob_id, size, sealed_size, path=path)
+
+
+def _seal(keyring: KeyRing, owner_uuid: str, source: Source, sink: BinaryIO, blob_id: str) -> int:
+    writer = SegmentedWriter(keyring, sink, purpose=PURPOSE, owner=owner_uuid,
+                             context=blob_context(blob_id), segment_size=DEFAULT_SEGMENT_SIZE)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        writer.write(source)
+    else:
+        while chunk := source.read(_CHUNK):
+            writer.write(chunk)
+    return writer.close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _source_length(source: Source) -> int | None:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return len(source)
+    try:
+        return os.fstat(source.fileno()).st_size - source.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+class _RangeSource:
+    """The seekable file SegmentedReader wants, over a ``fetch(offset, length)`` callable.
+
+    Records every range the reader asks for (``requests``), which is how tests prove a partial
+    fetch touches only its segments.  A read that continues where the previous one ended is
+    streaming, so it fetches ``read_ahead`` bytes at once to save round trips.
+    """
+
+    def __init__(self, fetch: Callable[[int, int], bytes], length: int, read_ahead: int) -> None:
+        self._fetch, self._length, self._read_ahead = fetch, length, read_ahead
+        self._pos = 0
+        self._window_start, self._window = 0, b""
+        self._next_expected = -1
+        self.requests: list[tuple[int, int]] = []
+        self.bytes_fetched = 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._length if size < 0 else min(self._length, self._pos + size)
+        if end <= self._pos:
+            return b""
+        start, wanted = self._pos, end - self._pos
+        self.requests.append((start, wanted))
+        offset = start - self._window_start
+        if not (0 <= offset and start + wanted <= self._window_start + len(self._window)):
+            ahead = self._read_ahead if start == self._next_expected else 0
+            self._window_start = start
+            self._window = self._fetch(start, min(self._length - start, max(wanted, ahead)))
+            self.bytes_fetched += len(self._window)
+            offset = 0
+        data = self._window[offset:offset + wanted]
+        self._pos = self._next_expected = start + len(data)
+        return data
+
+
+class BlobReader:
+    """Plaintext of one blob by range, decrypting only the segments a read touches.
+
+    ``size`` is authenticated when the reader is created.  Not thread-safe, but it may be used
+    from different threads one after another (a reader opened on an Engine takes a connection
+    per fetch, so it can outlive one database job, e.g. to stream BODY[] in chunks).
+    """
+
+    def __init__(self, reader: SegmentedReader, source: _RangeSource,
+                 close: Callable[[], None] | None = None) -> None:
+        self._reader, self._source, self._close = reader, source, close
+
+    @property
+    def size(self) -> int:
+        return self._reader.size
+
+    @property
+    def segment_size(self) -> int:
+        return self._reader.segment_size
+
+    @property
+    def storage_requests(self) -> list[tuple[int, int]]:
+        """Sealed byte ranges read from storage so far: the header, final segment, and the
+        segments actually needed."""
+        return list(self._source.requests)
+
+    @property
+    def bytes_fetched(self) -> int:
+        return self._source.bytes_fetched
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset + length), cut short at the end (RFC 3501 §6.4.5 partials)."""
+        return self._reader.read_range(offset, length)
+
+    def iter_plaintext(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Yield the range segment by segment, for streaming without holding it whole."""
+        return self._reader.iter_plaintext(offset, length)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._reader.iter_plaintext()
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reader(keyring: KeyRing, owner_uuid: str, blob_id: str, source: _RangeSource,
+            close: Callable[[], None] | None = None) -> BlobReader:
+    try:
+        segmented = SegmentedReader(keyring, cast(BinaryIO, source), source.seek(0, io.SEEK_END),
+                                    purpose=PURPOSE, owner=owner_uuid,
+                                    context=blob_context(blob_id))
+    except BaseException:
+        if close is not None:
+            close()
+        raise
+    return BlobReader(segmented, source, close)
+
+
+def _referenced(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` a message (expunged or not) or queue row still references."""
+    found = {row[0] for row in conn.execute(
+        select(messages.c.blob_id).where(messages.c.blob_id.in_(ids)).distinct())}
+    found.update(row[0] for row in conn.execute(
+        select(queue.c.blob_id).where(queue.c.blob_id.in_(ids)).distinct()))
+    return found
+
+
+def _stale_temp_files(directory: str, cutoff: float) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    return [e.path for e in entries if e.name.startswith(TEMP_PREFIX) and e.is_file()
+            and e.stat().st_mtime < cutoff]
+
+
+class BlobStore(ABC):
+    """Where sealed messages live; chosen by STORAGE_BACKEND (see ``make_blob_store``)."""
+
+    #: Whether ``purge_unreferenced`` writes to the database (run it in ``runner.write``)
+    #: or only reads it (``runner.read`` keeps a long directory scan out of the writer).
+    purge_writes_database: bool = True
+
+    @abstractmethod
+    def seal(self, keyring: KeyRing, owner_uuid: str, source: Source) -> SealedBlob:
+        """Encrypt a message for one user; worker thread, before the transaction."""
+
+    @abstractmethod
+    def commit(self, conn: Connection, sealed: SealedBlob, user_id: int, now: datetime) -> None:
+        """Record the blob inside the delivery transaction."""
+
+    def release(self, sealed: SealedBlob) -> None:
+        """The transaction committed: drop temporary copies (the blob itself stays)."""
+        if sealed.path is not None and os.path.basename(sealed.path).startswith(TEMP_PREFIX):
+            _unlink(sealed.path)
+
+    @abstractmethod
+    def discard(self, sealed: SealedBlob, *, unreferenced: bool = False) -> None:
+        """The blob will not be used.  ``unreferenced=True`` asserts that a transaction
+        committed without referencing it; after a failed transaction pass False, because a
+        COMMIT that raised (a lost PostgreSQL connection) may still have happened."""
+
+    @abstractmethod
+    def open_blob(self, storage: Storage, keyring: KeyRing, owner_uuid: str,
+                  blob_id: str) -> BlobReader:
+        """A reader for one blob; ``DecryptionError`` for the wrong owner or tampering."""
+
+    @abstractmethod
+    def purge_unreferenced(self, conn: Connection, *, now: datetime,
+                           grace: timedelta = DEFAULT_GRACE) -> int:
+        """Remove blobs older than ``grace`` that no row references, and stale temp files;
+        returns how many.  The grace period protects blobs sealed for a transaction that has
+        not committed yet.  Needs an index on messages.blob_id to stay cheap (none yet)."""
+
+
+class DatabaseBlobs(BlobStore):
+    """STORAGE_BACKEND = db: one ``blobs`` row per blob, sealed bytes in ``blobs.data``.
+
+    Messages up to ``memory_limit`` are sealed in memory; larger ones into a temp file under
+    ``spool_directory`` so the worker holds one segment, not the message.  Commit memory,
+    measured for a 50 MB message: PostgreSQL reads the sealed file once (+50 MB; a bytea
+    parameter cannot be streamed).  SQLite inserts a zeroblob and fills it with 1 MiB
+    incremental writes, but because ``data`` is not the last column of ``blobs`` SQLite
+    materialises the zeros and the record (+100 MB; a plain bytes insert measured +150 MB).
+    With ``data`` as the table's last column the zeroblob stays virtual (measured +3 MB).
+    """
+
+    def __init__(self, spool_directory: str | None = None, *, memory_limit: int = 256 * 1024,
+                 read_ahead: int = _CHUNK) -> None:
+        self._spool = spool_directory or tempfile.gettempdir()
+        self._memory_limit = memory_limit
+        self._read_ahead = read_ahead
+        os.makedirs(self._spool, exist_ok=True)
+
+    def seal(self, keyring: KeyRing, owner_uuid: str, source: Source) -> SealedBlob:
+        length = _source_length(source)
+        small = length is not None and length <= self._memory_limit
+        return seal_to_file(keyring, owner_uuid, source, None if small else self._spool)
+
+    def commit(self, conn: Connection, sealed: SealedBlob, user_id: int, now: datetime) -> None:
+        values = dict(id=sealed.blob_id, user_id=user_id, size=sealed.size, created_at=now)
+        if sealed.data is not None:
+            conn.execute(insert(blobs).values(data=sealed.data, **values))
+        elif conn.dialect.name == "sqlite":
+            assert sealed.path is not None
+            result = conn.execute(insert(blobs).values(data=func.zeroblob(sealed.sealed_size),
+                                                       **values))
+            driver = conn.connection.driver_connection
+            with open(sealed.path, "rb") as f, driver.blobopen(  # type: ignore[union-attr]
+                    blobs.name, blobs.c.data.name, result.lastrowid, readonly=False) as target:
+                while chunk := f.read(_CHUNK):
+                    target.write(chunk)
+        else:
+            assert sealed.path is not None
+            with open(sealed.path, "rb") as f:
+                conn.execute(insert(blobs).values(data=f.read(), **values))
+
+    def discard(self, sealed: SealedBlob, *, unreferenced: bool = False) -> None:
+        if sealed.path is not None:  # a spool file; the row went with the transaction
+            _unlink(sealed.path)
+
+    def open_blob(self, storage: Storage, keyring: KeyRing, owner_uuid: str,
+                  blob_id: str) -> BlobReader:
+        total = _on_connection(storage, lambda conn: conn.execute(
+            select(func.length(blobs.c.data)).where(blobs.c.id == blob_id)).scalar())
+        if total is None:
+            raise BlobNotFound(blob_id)
+
+        def fetch(offset: int, count: int) -> bytes:
+            return _on_connection(storage, lambda conn: _fetch_range(conn, blob_id, offset, count))
+
+        return _reader(keyring, owner_uuid, blob_id, _RangeSource(fetch, total, self._read_ahead))
+
+    def purge_unreferenced(self, conn: Connection, *, now: datetime,
+                           grace: timedelta = DEFAULT_GRACE) -> int:
+        stale = _stale_temp_files(self._spool, (now - grace).timestamp())
+        for path in stale:  # spool files of crashed deliveries
+            _unlink(path)
+        result = conn.execute(delete(blobs).where(
+            blobs.c.created_at < now - grace,
+            ~exists().where(messages.c.blob_id == blobs.c.id),
+            ~exists().where(queue.c.blob_id == blobs.c.id)))
+        return int(result.rowcount) + len(stale)
+
+
+def _on_connection(storage: Storage, fn: Callable[[Connection], _T]) -> _T:
+    """Run ``fn`` on the caller's connection, or on a short-lived one from an Engine."""
+    if isinstance(storage, Engine):
+        with storage.connect() as conn:
+            return fn(conn)
+    return fn(storage)
+
+
+def _fetch_range(conn: Connection, blob_id: str, offset: int, count: int) -> bytes:
+    if conn.dialect.name == "sqlite":
+        rowid = conn.execute(select(column("rowid", Integer)).select_from(blobs)
+                             .where(blobs.c.id == blob_id)).scalar()
+        if rowid is None:
+            raise BlobNotFound(blob_id)
+        driver = conn.connection.driver_connection
+        with driver.blobopen(blobs.name, blobs.c.data.name, rowid,  # type: ignore[union-attr]
+                             readonly=True) as handle:
+            handle.seek(offset)
+            return bytes(handle.read(count))
+    data = conn.execute(select(func.substr(blobs.c.data, offset + 1, count))
+                        .where(blobs.c.id == blob_id)).scalar()
+    if data is None:
+        raise BlobNotFound(blob_id)
+    return bytes(data)
+
+
+class FileBlobs(BlobStore):
+    """STORAGE_BACKEND = fs: one file per blob at ``root/<first 2 hex>/<blob id>``.
+
+    A file appears under its final name only complete and fsynced (temp file in the same
+    directory, fsync, rename, fsync the directory), before the transaction that references it,
+    so a committed row never points at a partial file.  Crashes leave ``TEMP_PREFIX`` files, which
+    readers never see and ``purge_unreferenced`` removes.
+    """
+
+    purge_writes_database = False
+
+    def __init__(self, root: str) -> None:
+        if not os.path.isabs(root):
+            raise ValueError(f"STORAGE_PATH must be an absolute path, got {root!r}")
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+
+    def path_for(self, blob_id: str) -> str:
+        if not _BLOB_ID.fullmatch(blob_id):  # never let an id become a path component
+            raise BlobNotFound(blob_id)
+        return os.path.join(self.root, blob_id[:2], blob_id)
+
+    def seal(self, keyring: KeyRing, owner_uuid: str, source: Source) -> SealedBlob:
+        blob_id = new_blob_id()
+        final = self.path_for(blob_id)
+        directory = os.path.dirname(final)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+            _fsync_directory(self.root)  # the new shard directory's entry must survive a crash
+        sealed = seal_to_file(keyring, owner_uuid, source, directory, blob_id=blob_id, fsync=True)
+        assert sealed.path is not None
+        try:
+            os.rename(sealed.path, final)
+            _fsync_directory(directory)
+        except BaseException:
+            _unlink(sealed.path)
+            _unlink(final)
+            raise
+        return replace(sealed, path=final)
+
+    def commit(self, conn: Connection, sealed: SealedBlob, user_id: int, now: datetime) -> None:
+        if not os.path.exists(self.path_for(sealed.blob_id)):
+            raise BlobNotFound(sealed.blob_id)
+
+    def discard(self, sealed: SealedBlob, *, unreferenced: bool = False) -> None:
+        if unreferenced:
+            _unlink(self.path_for(sealed.blob_id))
+        # Otherwise the COMMIT may have happened; purge_unreferenced decides later.
+
+    def open_blob(self, storage: Storage, keyring: KeyRing, owner_uuid: str,
+                  blob_id: str) -> BlobReader:
+        try:
+            handle = open(self.path_for(blob_id), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(blob_id) from None
+
+        def fetch(offset: int, count: int) -> bytes:
+            handle.seek(offset)
+            return handle.read(count)
+
+        source = _RangeSource(fetch, os.fstat(handle.fileno()).st_size, _CHUNK)
+        return _reader(keyring, owner_uuid, blob_id, source, handle.close)
+
+    def purge_unreferenced(self, conn: Connection, *, now: datetime,
+                           grace: timedelta = DEFAULT_GRACE) -> int:
+        cutoff = (now - grace).timestamp()
+        removed = 0
+        for shard in sorted(os.listdir(self.root)):
+            directory = os.path.join(self.root, shard)
+            if not (len(shard) == 2 and os.path.isdir(directory)):
+                continue
+            for path in _stale_temp_files(directory, cutoff):
+                _unlink(path)
+                removed += 1
+            candidates = [e.name for e in os.scandir(directory)
+                          if _BLOB_ID.fullmatch(e.name) and e.stat().st_mtime < cutoff]
+            for i in range(0, len(candidates), _ID_BATCH):
+                batch = candidates[i:i + _ID_BATCH]
+                for blob_id in set(batch) - _referenced(conn, batch):
+                    _unlink(os.path.join(directory, blob_id))
+                    removed += 1
+        return removed
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_blob_store(backend: str, storage_path: str, spool_directory: str | None = None
+                    ) -> BlobStore:
+    """The store STORAGE_BACKEND names; ``storage_path`` is STORAGE_PATH (fs only)."""
+    if backend == "fs":
+        return FileBlobs(storage_path)
+    if backend == "db":
+        return DatabaseBlobs(spool_directory)
+    raise ValueError(f"STORAGE_BACKEND must be 'db' or 'fs', got {backend!r}")

@@ -1,0 +1,326 @@
+"""Mailboxes: names, special-use roles and UIDVALIDITY (RFC 3501 §2.3.1.1, §5.1; RFC 6154).
+
+Plain functions over a Connection, run inside the caller's transaction like accounts.py.
+
+UIDVALIDITY.  A mailbox gets ``max(now as Unix seconds, last value handed out + 1)`` from one
+server-wide counter kept in the ``meta`` table, so values are non-zero 32-bit integers (until
+2106), strictly increasing, and never handed out twice: a mailbox deleted and re-created with
+the same name, even in the same second or after the clock stepped back, gets a greater value
+and clients drop their cached UIDs as RFC 3501 requires.  The time floor keeps values from
+restarting low if the database is ever rebuilt.  The counter row is locked only when a mailbox
+is created, which is rare.
+
+Lock order, shared with messages.py so concurrent transactions cannot deadlock on PostgreSQL:
+users row, then the meta counter, then mailbox rows, then message rows.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Optional
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from mailgosend.db.schema import mailboxes, messages, meta, users
+
+__all__ = ["DEFAULT_MAILBOXES", "ROLES", "CannotDeleteInbox", "InvalidMailboxName", "Mailbox",
+           "MailboxError", "MailboxExists", "MailboxHasChildren", "MailboxNotFound",
+           "SpecialUseInUse", "create_mailbox", "delete_mailbox", "ensure_default_mailboxes",
+           "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes", "normalize_name",
+           "rename_mailbox"]
+
+INBOX = "INBOX"
+DELIMITER = "/"
+MAX_NAME_LENGTH = 512  # characters, the column size
+MAX_LEVEL_LENGTH = 255
+MAX_DEPTH = 32
+
+#: role -> RFC 6154 attribute; "inbox" has none.
+ROLES: dict[str, Optional[str]] = {
+    "inbox": None, "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash",
+    "junk": "\\Junk", "archive": "\\Archive",
+}
+#: role -> name a new account gets.
+DEFAULT_MAILBOXES: dict[str, str] = {
+    "inbox": INBOX, "sent": "Sent", "drafts": "Drafts", "trash": "Trash", "junk": "Spam",
+    "archive": "Archive",
+}
+_UIDVALIDITY_KEY = "mailbox_uidvalidity_last"
+_UINT32 = 2**32
+
+
+class MailboxError(ValueError):
+    """A mailbox request that cannot be carried out; ``imap_code`` is the RFC 5530 code."""
+
+    imap_code = "CANNOT"
+
+
+class InvalidMailboxName(MailboxError):
+    pass
+
+
+class MailboxExists(MailboxError):
+    imap_code = "ALREADYEXISTS"
+
+
+class MailboxNotFound(MailboxError):
+    imap_code = "NONEXISTENT"
+
+
+class MailboxHasChildren(MailboxError):
+    """Dovecot's answer too: we keep no \\Noselect placeholders, so delete children first."""
+
+    imap_code = "INUSE"
+
+
+class CannotDeleteInbox(MailboxError):
+    pass  # RFC 3501 §6.3.4: deleting INBOX is an error
+
+
+class SpecialUseInUse(MailboxError):
+    """Another mailbox already has this RFC 6154 attribute; roles must stay unambiguous."""
+
+    imap_code = "USEATTR"  # RFC 6154 §6
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: int
+    user_id: int
+    name: str
+    special_use: Optional[str]
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    subscribed: bool
+
+    @property
+    def role(self) -> Optional[str]:
+        if self.name == INBOX:
+            return "inbox"
+        return next((r for r, attr in ROLES.items() if attr and attr == self.special_use), None)
+
+
+def _mailbox(row: Any) -> Mailbox:
+    return Mailbox(row.id, row.user_id, row.name, row.special_use, row.uidvalidity, row.uidnext,
+                   row.highestmodseq, row.subscribed)
+
+
+def normalize_name(name: str) -> str:
+    """Validate a decoded mailbox name and return its stored form.
+
+    "INBOX" is case-insensitive (RFC 3501 §5.1), also as the first level of a hierarchy.
+    Refused: empty levels (leading, trailing or doubled "/"), "." and "..", control characters
+    and unpaired surrogates, the LIST wildcards "%" and "*", and over-long names.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidMailboxName("mailbox name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidMailboxName(f"mailbox name is longer than {MAX_NAME_LENGTH} characters")
+    levels = name.split(DELIMITER)
+    if len(levels) > MAX_DEPTH:
+        raise InvalidMailboxName(f"mailbox name has more than {MAX_DEPTH} levels")
+    for level in levels:
+        if not level:
+            raise InvalidMailboxName("mailbox name has an empty level (check the '/' characters)")
+        if level in (".", ".."):
+            raise InvalidMailboxName("mailbox name levels must not be '.' or '..'")
+        if len(level) > MAX_LEVEL_LENGTH:
+            raise InvalidMailboxName(f"a mailbox name level is longer than {MAX_LEVEL_LENGTH}")
+        if any(ch in "%*" or unicodedata.category(ch) in ("Cc", "Cs") for ch in level):
+            raise InvalidMailboxName("mailbox name contains a control character or wildcard")
+    if levels[0].upper() == INBOX:
+        levels[0] = INBOX
+    return DELIMITER.join(levels)
+
+
+def get_mailbox(conn: Connection, user_id: int, name: str) -> Optional[Mailbox]:
+    row = conn.execute(select(mailboxes).where(
+        mailboxes.c.user_id == user_id, mailboxes.c.name == normalize_name(name))).first()
+    return _mailbox(row) if row is not None else None
+
+
+def get_mailbox_by_id(conn: Connection, user_id: int, mailbox_id: int) -> Optional[Mailbox]:
+    """By id, but only the user's own: ids come from clients (webmail forms)."""
+    row = conn.execute(select(mailboxes).where(
+        mailboxes.c.user_id == user_id, mailboxes.c.id == mailbox_id)).first()
+    return _mailbox(row) if row is not None else None
+
+
+def get_by_role(conn: Connection, user_id: int, role: str) -> Optional[Mailbox]:
+    """The mailbox playing ``role`` ("inbox", "sent", ... see ROLES), if any."""
+    if role not in ROLES:
+        raise ValueError(f"unknown mailbox role {role!r}; expected one of {', '.join(ROLES)}")
+    attribute = ROLES[role]
+    condition = (mailboxes.c.name == INBOX) if attribute is None else (
+        mailboxes.c.special_use == attribute)
+    row = conn.execute(select(mailboxes).where(mailboxes.c.user_id == user_id, condition)
+                       .order_by(mailboxes.c.id)).first()
+    return _mailbox(row) if row is not None else None
+
+
+def list_mailboxes(conn: Connection, user_id: int) -> list[Mailbox]:
+    """All of a user's mailboxes, INBOX first, then by name (parents before children)."""
+    rows = conn.execute(select(mailboxes).where(mailboxes.c.user_id == user_id))
+    found = [_mailbox(row) for row in rows]
+    return sorted(found, key=lambda m: (m.name != INBOX, m.name.split(DELIMITER)))
+
+
+def _next_uidvalidity(conn: Connection, now: datetime) -> int:
+    """Hand out the next value of the server-wide counter (see the module docstring)."""
+    _insert_ignoring_conflict(conn, meta, {"key": _UIDVALIDITY_KEY, "value": "0"}, ["key"])
+    current = conn.execute(select(meta.c.value).where(meta.c.key == _UIDVALIDITY_KEY)
+                           .with_for_update(key_share=True)).scalar_one()
+    value = max(int(now.timestamp()), int(current) + 1) % _UINT32 or 1
+    conn.execute(update(meta).where(meta.c.key == _UIDVALIDITY_KEY).values(value=str(value)))
+    return value
+
+
+def _insert_ignoring_conflict(conn: Connection, table: Table, values: Mapping[str, object],
+                              keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: concurrent creators of one row never fail (both back
+    ends support it).  True if this call inserted the row; RETURNING tells, because psycopg
+    reports rowcount -1 for this statement."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(stmt.returning(table.c[keys[0]])).first() is not None
+
+
+def _insert(conn: Connection, user_id: int, name: str, now: datetime,
+            special_use: Optional[str]) -> bool:
+    """Create one mailbox unless the name exists; True if this call created it."""
+    values = dict(user_id=user_id, name=name, special_use=special_use,
+                  uidvalidity=_next_uidvalidity(conn, now), subscribed=True, created_at=now)
+    return _insert_ignoring_conflict(conn, mailboxes, values, ["user_id", "name"])
+
+
+def ensure_default_mailboxes(conn: Connection, user_id: int, now: datetime) -> list[Mailbox]:
+    """Create whichever of DEFAULT_MAILBOXES the user lacks; idempotent and race-safe.
+
+    A role is present if some mailbox carries its attribute.  If the default name exists
+    without a role (the user made "Sent" by hand), it is given the role rather than
+    duplicated.  Two deliveries doing this at once on PostgreSQL both succeed: the second
+    INSERT waits for the first and then does nothing.
+    """
+    present = {m.role for m in list_mailboxes(conn, user_id)}
+    for role, name in DEFAULT_MAILBOXES.items():
+        if role in present:
+            continue
+        if not _insert(conn, user_id, name, now, ROLES[role]) and ROLES[role] is not None:
+            conn.execute(update(mailboxes).where(
+                mailboxes.c.user_id == user_id, mailboxes.c.name == name,
+                mailboxes.c.special_use.is_(None)).values(special_use=ROLES[role]))
+    return list_mailboxes(conn, user_id)
+
+
+def _check_special_use(conn: Connection, user_id: int, special_use: Optional[str]) -> None:
+    if special_use is None:
+        return
+    if special_use not in ROLES.values():
+        raise MailboxError(f"unsupported special-use attribute {special_use}")
+    if conn.execute(select(mailboxes.c.id).where(mailboxes.c.user_id == user_id,
+                                                 mailboxes.c.special_use == special_use)).first():
+        raise SpecialUseInUse(f"another mailbox already has {special_use}")
+
+
+def _create_parents(conn: Connection, user_id: int, name: str, now: datetime) -> None:
+    """RFC 3501 §6.3.3: CREATE makes missing superior levels too."""
+    levels = name.split(DELIMITER)
+    for depth in range(1, len(levels)):
+        parent = DELIMITER.join(levels[:depth])
+        if get_mailbox(conn, user_id, parent) is None:
+            _insert(conn, user_id, parent, now, None)
+
+
+def create_mailbox(conn: Connection, user_id: int, name: str, now: datetime,
+                   special_use: Optional[str] = None) -> Mailbox:
+    """Create a mailbox (and missing parents); MailboxExists if the name is taken."""
+    name = normalize_name(name)
+    _check_special_use(conn, user_id, special_use)
+    _create_parents(conn, user_id, name, now)
+    if not _insert(conn, user_id, name, now, special_use):
+        raise MailboxExists(f"mailbox {name} already exists")
+    created = get_mailbox(conn, user_id, name)
+    assert created is not None
+    return created
+
+
+def _children(conn: Connection, user_id: int, name: str) -> list[Mailbox]:
+    prefix = name + DELIMITER
+    rows = conn.execute(select(mailboxes).where(
+        mailboxes.c.user_id == user_id,
+        mailboxes.c.name.startswith(prefix, autoescape=True)))
+    return [_mailbox(row) for row in rows]
+
+
+def rename_mailbox(conn: Connection, user_id: int, old: str, new: str,
+                   now: datetime) -> Mailbox:
+    """RENAME (RFC 3501 §6.3.5): children move along; UIDVALIDITY and UIDs are kept.
+
+    Renaming INBOX moves its messages into a new mailbox and leaves INBOX empty, as the RFC
+    specifies; INBOX's UIDNEXT is kept, so its UIDs are still never reused.
+    """
+    old_name, new_name = normalize_name(old), normalize_name(new)
+    source = get_mailbox(conn, user_id, old_name)
+    if source is None:
+        raise MailboxNotFound(f"mailbox {old_name} does not exist")
+    if get_mailbox(conn, user_id, new_name) is not None:
+        raise MailboxExists(f"mailbox {new_name} already exists")
+    if new_name.startswith(old_name + DELIMITER):
+        raise InvalidMailboxName("a mailbox cannot be moved inside itself")
+    _create_parents(conn, user_id, new_name, now)
+    if old_name == INBOX:
+        _insert(conn, user_id, new_name, now, None)  # the meta counter before the mailbox rows
+        locked = conn.execute(update(mailboxes).where(mailboxes.c.id == source.id).values(
+            highestmodseq=mailboxes.c.highestmodseq + 1).returning(
+            mailboxes.c.uidnext, mailboxes.c.highestmodseq)).one()
+        conn.execute(update(mailboxes).where(mailboxes.c.user_id == user_id,
+                                             mailboxes.c.name == new_name)
+                     .values(uidnext=locked.uidnext, highestmodseq=locked.highestmodseq))
+        target = get_mailbox(conn, user_id, new_name)
+        assert target is not None
+        conn.execute(update(messages).where(messages.c.mailbox_id == source.id)
+                     .values(mailbox_id=target.id))
+        return target
+    children = _children(conn, user_id, old_name)
+    for child in children:
+        moved = new_name + child.name[len(old_name):]
+        if get_mailbox(conn, user_id, moved) is not None:
+            raise MailboxExists(f"mailbox {moved} already exists")
+    conn.execute(update(mailboxes).where(mailboxes.c.id == source.id).values(name=new_name))
+    for child in children:
+        conn.execute(update(mailboxes).where(mailboxes.c.id == child.id)
+                     .values(name=new_name + child.name[len(old_name):]))
+    renamed = get_mailbox(conn, user_id, new_name)
+    assert renamed is not None
+    return renamed
+
+
+def delete_mailbox(conn: Connection, user_id: int, name: str) -> Mailbox:
+    """DELETE (RFC 3501 §6.3.4): its messages go at once and their size leaves the quota;
+    the blobs stay until ``purge_unreferenced``.  Refused for INBOX and for mailboxes with
+    children."""
+    name = normalize_name(name)
+    if name == INBOX:
+        raise CannotDeleteInbox("INBOX cannot be deleted")
+    # Lock order (module docstring): the users row first.
+    conn.execute(select(users.c.id).where(users.c.id == user_id)
+                 .with_for_update(key_share=True)).first()
+    target = get_mailbox(conn, user_id, name)
+    if target is None:
+        raise MailboxNotFound(f"mailbox {name} does not exist")
+    if _children(conn, user_id, name):
+        raise MailboxHasChildren(f"mailbox {name} has children; delete them first")
+    freed = conn.execute(select(func.coalesce(func.sum(messages.c.size), 0)).where(
+        messages.c.mailbox_id == target.id, messages.c.deleted_at.is_(None))).scalar_one()
+    conn.execute(messages.delete().where(messages.c.mailbox_id == target.id))
+    conn.execute(mailboxes.delete().where(mailboxes.c.id == target.id))
+    if freed:
+        conn.execute(update(users).where(users.c.id == user_id).values(
+            used_bytes=func.max(users.c.used_bytes - freed, 0) if conn.dialect.name == "sqlite"
+            else func.greatest(users.c.used_bytes - freed, 0)))
+    return target

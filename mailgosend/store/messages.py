@@ -1,0 +1,472 @@
+"""Delivery into mailboxes and the message index IMAP reads (RFC 3501, RFC 7162, RFC 9208).
+
+A message is a ``messages`` row (UID, MODSEQ, flags, sizes and dates in clear, because the
+server indexes them) pointing at a sealed blob (blobs.py) plus its ``MessageInfo`` sealed in
+``messages.meta`` (purpose "meta", owner = the user's uuid, context ``b"blob:" + blob_id``).
+
+``deliver`` runs inside the caller's transaction and writes nothing when it refuses.  UID and
+MODSEQ come from one ``UPDATE mailboxes ... RETURNING``, atomic on its own; in practice the
+quota reservation (a conditional ``UPDATE users``) already serialises a user's deliveries on
+PostgreSQL for the rest of their transaction.  UIDs are strictly ascending and never reused
+(an expunge does not lower UIDNEXT).  Lock order is users row, meta counter, mailbox, messages
+(see mailboxes.py); ``deliver_to_users`` takes users in id order so two multi-recipient
+deliveries cannot deadlock.
+
+``deliver_to_users`` is the SMTP "250 only once committed" path (DESIGN §3): it seals one blob
+per recipient user in the worker pool, then records every copy in ONE ``runner.write`` job.
+Its Deferred fires after the COMMIT, so a success means every copy is durable.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, Union
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from twisted.internet.defer import Deferred, DeferredList, fail
+
+from mailgosend.crypto import KeyRing
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.db.schema import mailboxes, messages, users
+from mailgosend.store.accounts import UnknownUser, User
+from mailgosend.store.blobs import BlobStore, SealedBlob, blob_context
+from mailgosend.store.mailboxes import (MailboxError, MailboxNotFound, ensure_default_mailboxes,
+                                        get_by_role, get_mailbox_by_id)
+from mailgosend.store.mimeinfo import MessageInfo, analyse
+
+__all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFlag",
+           "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
+           "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
+           "deliver_to_users", "expunge", "list_messages", "load_info", "mailbox_counts",
+           "normalize_flags", "purge_expunged", "seal_info", "set_flags"]
+
+META_PURPOSE = "meta"
+SEEN, DELETED = "\\Seen", "\\Deleted"
+_SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", DELETED, "\\Draft")}
+_ATOM_SPECIALS = set('(){%*"\\]') | {" "}
+_MAX_UID = 2**32 - 1  # RFC 3501 nz-number is 32-bit
+_IN_BATCH = 500  # ids per IN (...) list, well under SQLite's and PostgreSQL's parameter limits
+
+
+class MessageError(Exception):
+    """A message operation refused; ``imap_code`` is its RFC 5530 response code."""
+
+    imap_code = "CANNOT"
+
+
+class QuotaExceeded(MessageError):
+    """The message does not fit (RFC 9208 STORAGE).  SMTP: 552 5.2.2 (RFC 3463 mailbox full)."""
+
+    imap_code = "OVERQUOTA"
+    smtp_code = 552
+    enhanced_code = "5.2.2"
+
+    def __init__(self, size: int, quota: int, used: int) -> None:
+        super().__init__(f"mailbox full: {size} bytes do not fit, {used} of {quota} bytes used")
+        self.size, self.quota, self.used = size, quota, used
+
+
+class InvalidFlag(MessageError, ValueError):
+    """Not a flag a client may set (RFC 3501 §2.3.2); IMAP answers BAD."""
+
+
+#: Per-recipient refusals: ``deliver_to_users`` puts these in the recipient's slot.
+RecipientRefused = (QuotaExceeded, MailboxError, UnknownUser)
+RefusedRecipient = Union[QuotaExceeded, MailboxError, UnknownUser]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message_id: int
+    user_id: int
+    mailbox_id: int
+    uidvalidity: int  # with uid: the UIDPLUS APPENDUID answer
+    uid: int
+    modseq: int
+    blob_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """What FETCH FLAGS/UID/RFC822.SIZE/INTERNALDATE needs; nothing here is decrypted."""
+
+    id: int
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    internal_date: datetime
+    size: int
+    blob_id: str
+    deleted_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FlagsResult:
+    changed: list[FlagChange]
+    modified: list[int]  # UIDs refused by UNCHANGEDSINCE (RFC 7162 §3.1.3 MODIFIED)
+    highestmodseq: int
+
+
+@dataclass(frozen=True)
+class MailboxCounts:
+    messages: int
+    unseen: int
+    size: int
+
+
+def normalize_flags(flags: Iterable[str]) -> tuple[str, ...]:
+    """Canonical flags: system flags in their RFC spelling, keywords validated as atoms,
+    duplicates (case-insensitive) removed, \\Recent dropped (the server owns it), sorted."""
+    seen: dict[str, str] = {}
+    for flag in flags:
+        key = flag.lower()
+        if key == "\\recent":
+            continue
+        if flag.startswith("\\"):
+            if key not in _SYSTEM_FLAGS:
+                raise InvalidFlag(f"unknown system flag {flag}")
+            flag = _SYSTEM_FLAGS[key]
+        elif not flag or any(ch in _ATOM_SPECIALS or ord(ch) < 0x21 or ord(ch) > 0x7E
+                             for ch in flag):
+            raise InvalidFlag(f"invalid keyword {flag!r}")
+        seen.setdefault(key, flag)
+    return tuple(sorted(seen.values(), key=lambda f: (not f.startswith("\\"), f.lower())))
+
+
+def _stored_flags(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def seal_info(keyring: KeyRing, owner_uuid: str, blob_id: str, info: MessageInfo | bytes) -> bytes:
+    """Encrypt a message's structure for ``messages.meta``, bound to its user and blob."""
+    data = info if isinstance(info, bytes) else info.to_json()
+    return keyring.seal(data, purpose=META_PURPOSE, owner=owner_uuid, context=blob_context(blob_id))
+
+
+def load_info(conn: Connection, keyring: KeyRing, user: User, message: MessageRow | int
+              ) -> MessageInfo:
+    """Decrypt one message's structure (only the meta, never the blob).  ``DecryptionError``
+    if the meta was not sealed for this user and blob."""
+    message_id = message if isinstance(message, int) else message.id
+    row = conn.execute(select(messages.c.meta, messages.c.blob_id).where(
+        messages.c.id == message_id, messages.c.user_id == user.id)).first()
+    if row is None or row.meta is None:
+        raise LookupError(f"message {message_id} has no structure for this user")
+    return MessageInfo.from_json(keyring.open(row.meta, purpose=META_PURPOSE, owner=user.uuid,
+                                              context=blob_context(row.blob_id)))
+
+
+def _reserve_quota(conn: Connection, user_id: int, size: int) -> None:
+    """Add ``size`` to used_bytes if it fits, in one conditional UPDATE (exact under concurrent
+    deliveries); otherwise raise QuotaExceeded having written nothing."""
+    reserved = conn.execute(update(users).where(
+        users.c.id == user_id,
+        or_(users.c.quota_bytes == 0, users.c.used_bytes + size <= users.c.quota_bytes),
+    ).values(used_bytes=users.c.used_bytes + size).returning(users.c.id)).first()
+    if reserved is None:
+        row = conn.execute(select(users.c.quota_bytes, users.c.used_bytes)
+                           .where(users.c.id == user_id)).first()
+        if row is None:
+            raise UnknownUser(f"user {user_id} no longer exists")
+        raise QuotaExceeded(size, row.quota_bytes, row.used_bytes)
+
+
+def _bump_modseq(conn: Connection, mailbox_id: int, *, uid: bool = False) -> Any:
+    """Allocate the next MODSEQ (and UID) atomically; the UPDATE locks the mailbox row."""
+    values: dict[str, Any] = {"highestmodseq": mailboxes.c.highestmodseq + 1}
+    if uid:
+        values["uidnext"] = mailboxes.c.uidnext + 1
+    row = conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values)
+                       .returning(mailboxes.c.uidnext, mailboxes.c.highestmodseq,
+                                  mailboxes.c.uidvalidity, mailboxes.c.user_id)).first()
+    if row is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    return row
+
+
+def deliver(conn: Connection, user: User, mailbox: Union[str, int], sealed: SealedBlob,
+            meta: bytes, flags: Iterable[str], internal_date: datetime, now: datetime, *,
+            blob_store: Optional[BlobStore] = None) -> Delivered:
+    """Store one message for ``user`` in the mailbox with that role ("inbox", "junk", ...)
+    or id, inside the caller's transaction.
+
+    Checks first, writes after: an unknown mailbox id or a full quota raises before anything
+    is written.  Then used_bytes grows by the size, the role's mailbox is created if missing,
+    UID and MODSEQ are allocated and the row inserted.  ``blob_store`` records the blob
+    (``commit``); pass None when the blob row already exists (a second copy for the same user).
+    """
+    flag_text = " ".join(normalize_flags(flags))
+    box = None
+    if not isinstance(mailbox, str):
+        box = get_mailbox_by_id(conn, user.id, mailbox)
+        if box is None:
+            raise MailboxNotFound(f"mailbox {mailbox} does not exist")
+    _reserve_quota(conn, user.id, sealed.size)
+    if box is None:
+        assert isinstance(mailbox, str)
+        box = get_by_role(conn, user.id, mailbox)
+        if box is None:
+            ensure_default_mailboxes(conn, user.id, now)
+            box = get_by_role(conn, user.id, mailbox)
+        if box is None:
+            raise MailboxNotFound(f"user {user.id} has no {mailbox} mailbox")
+    allocated = _bump_modseq(conn, box.id, uid=True)
+    uid = allocated.uidnext - 1
+    if uid > _MAX_UID:
+        raise MailboxError(f"mailbox {box.id} has used every UID; it must be re-created")
+    if blob_store is not None:
+        blob_store.commit(conn, sealed, user.id, now)
+    result = conn.execute(insert(messages).values(
+        mailbox_id=box.id, user_id=user.id, uid=uid, modseq=allocated.highestmodseq,
+        flags=flag_text, internal_date=internal_date, size=sealed.size, blob_id=sealed.blob_id,
+        meta=meta, created_at=now))
+    message_id = result.inserted_primary_key
+    assert message_id is not None
+    return Delivered(int(message_id[0]), user.id, box.id,
+                     int(allocated.uidvalidity), int(uid), int(allocated.highestmodseq),
+                     sealed.blob_id, sealed.size)
+
+
+class Workers(Protocol):
+    def run(self, fn: Any, *args: Any) -> Deferred[Any]: ...
+
+
+RawSource = Union[bytes, str, "os.PathLike[str]"]
+
+
+def _analyse_source(raw_source: RawSource) -> bytes:
+    if isinstance(raw_source, bytes):
+        return analyse(raw_source).to_json()
+    with open(raw_source, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return analyse(b"").to_json()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return analyse(mapped).to_json()
+
+
+def _prepare(keyring: KeyRing, blob_store: BlobStore, owner_uuid: str, raw_source: RawSource,
+             info_json: bytes) -> tuple[SealedBlob, bytes]:
+    if isinstance(raw_source, bytes):
+        sealed = blob_store.seal(keyring, owner_uuid, raw_source)
+    else:
+        with open(raw_source, "rb") as f:
+            sealed = blob_store.seal(keyring, owner_uuid, f)
+    try:
+        return sealed, seal_info(keyring, owner_uuid, sealed.blob_id, info_json)
+    except BaseException:
+        blob_store.discard(sealed, unreferenced=True)
+        raise
+
+
+def _record_all(conn: Connection, blob_store: BlobStore, recipients: Sequence[tuple[User, Any]],
+                prepared: dict[int, tuple[SealedBlob, bytes]], flags: tuple[str, ...],
+                internal_date: datetime, now: datetime) -> tuple[list[Any], set[int]]:
+    """The one write job of ``deliver_to_users``: every copy, each in its own savepoint so a
+    refused recipient leaves no trace while the others are stored."""
+    results: list[Any] = [None] * len(recipients)
+    recorded: set[int] = set()  # users whose blob row exists in this transaction
+    for i in sorted(range(len(recipients)), key=lambda i: recipients[i][0].id):
+        user, target = recipients[i]
+        sealed, meta = prepared[user.id]
+        try:
+            with conn.begin_nested():
+                results[i] = deliver(conn, user, target, sealed, meta, flags, internal_date, now,
+                                     blob_store=None if user.id in recorded else blob_store)
+        except RecipientRefused as refused:
+            results[i] = refused
+        else:
+            recorded.add(user.id)
+    return results, recorded
+
+
+async def _deliver_to_users(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                            raw_source: RawSource, recipients: Sequence[tuple[User, Any]],
+                            flags: tuple[str, ...], internal_date: datetime, workers: Workers,
+                            now: datetime) -> list[Any]:
+    info_json = await workers.run(_analyse_source, raw_source)
+    owners = {user.id: user for user, _ in recipients}
+    outcomes = await DeferredList(
+        [workers.run(_prepare, keyring, blob_store, user.uuid, raw_source, info_json)
+         for user in owners.values()], consumeErrors=True)
+    prepared = {uid: value for uid, (ok, value) in zip(owners, outcomes) if ok}
+    failures = [value for ok, value in outcomes if not ok]
+    if failures:
+        for sealed, _ in prepared.values():
+            blob_store.discard(sealed, unreferenced=True)
+        failures[0].raiseException()
+    try:
+        results, recorded = await runner.write(_record_all, blob_store, recipients, prepared,
+                                               flags, internal_date, now)
+    except BaseException:
+        for sealed, _ in prepared.values():
+            blob_store.discard(sealed)  # the COMMIT may have happened: files wait for purge
+        raise
+    for user_id, (sealed, _) in prepared.items():
+        if user_id in recorded:
+            blob_store.release(sealed)
+        else:
+            blob_store.discard(sealed, unreferenced=True)
+    return results
+
+
+def deliver_to_users(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                     raw_source: RawSource, recipients: Sequence[tuple[User, Union[str, int]]],
+                     flags: Iterable[str], internal_date: datetime, workers: Workers, *,
+                     now: Optional[datetime] = None
+                     ) -> Deferred[list[Union[Delivered, RefusedRecipient]]]:
+    """Deliver one message (bytes, or the path of a spool file) to local users.
+
+    ``recipients`` pairs each user with a role ("inbox", "junk", ...) or a mailbox id.  The
+    message is analysed once and sealed once per distinct user (each copy under its owner's
+    key) in ``workers``; then one transaction records all copies.  The result has one slot
+    per recipient: ``Delivered``, or the refusal (QuotaExceeded, MailboxError, UnknownUser)
+    for that recipient alone, with nothing stored for it.  Any other error fails the whole
+    Deferred, nothing is committed, and the SMTP layer answers 451.
+    """
+    try:
+        normalized = normalize_flags(flags)
+    except InvalidFlag:
+        return fail()
+    return Deferred.fromCoroutine(_deliver_to_users(
+        runner, keyring, blob_store, raw_source, list(recipients), normalized, internal_date,
+        workers, now or internal_date))
+
+
+def _row(row: Any) -> MessageRow:
+    return MessageRow(row.id, row.mailbox_id, row.uid, row.modseq, _stored_flags(row.flags),
+                      row.internal_date, row.size, row.blob_id, row.deleted_at)
+
+
+_ROW_COLUMNS = (messages.c.id, messages.c.mailbox_id, messages.c.uid, messages.c.modseq,
+                messages.c.flags, messages.c.internal_date, messages.c.size, messages.c.blob_id,
+                messages.c.deleted_at)
+
+
+def list_messages(conn: Connection, mailbox_id: int, *, since_uid: Optional[int] = None,
+                  changed_since: Optional[int] = None, include_expunged: bool = False
+                  ) -> list[MessageRow]:
+    """Messages of a mailbox in UID order, without decrypting anything.
+
+    ``since_uid``: only UIDs greater than it (what arrived after the last UID a client knows).
+    ``changed_since``: only MODSEQ greater than it (RFC 7162 CHANGEDSINCE).
+    ``include_expunged``: also soft-deleted rows (QRESYNC VANISHED needs their UIDs).
+    """
+    query = select(*_ROW_COLUMNS).where(messages.c.mailbox_id == mailbox_id)
+    if since_uid is not None:
+        query = query.where(messages.c.uid > since_uid)
+    if changed_since is not None:
+        query = query.where(messages.c.modseq > changed_since)
+    if not include_expunged:
+        query = query.where(messages.c.deleted_at.is_(None))
+    return [_row(row) for row in conn.execute(query.order_by(messages.c.uid))]
+
+
+def _live_rows(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]]) -> list[Any]:
+    base = select(messages.c.id, messages.c.uid, messages.c.modseq, messages.c.flags,
+                  messages.c.size).where(messages.c.mailbox_id == mailbox_id,
+                                         messages.c.deleted_at.is_(None))
+    if uids is None:
+        return list(conn.execute(base))
+    unique = sorted(set(uids))
+    return [row for i in range(0, len(unique), _IN_BATCH)
+            for row in conn.execute(base.where(messages.c.uid.in_(unique[i:i + _IN_BATCH])))]
+
+
+def set_flags(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]],
+              flags: Iterable[str], mode: Literal["add", "remove", "replace"], *,
+              unchanged_since: Optional[int] = None) -> FlagsResult:
+    """STORE (RFC 3501 §6.4.6) with CONDSTORE (RFC 7162 §3.1): messages whose flags really
+    change get one new MODSEQ, shared by this operation; ``uids=None`` means all."""
+    wanted = {flag.lower(): flag for flag in normalize_flags(flags)}  # keywords: any case
+    if mode not in ("add", "remove", "replace"):
+        raise ValueError(f"mode must be add, remove or replace, not {mode!r}")
+    locked = conn.execute(select(mailboxes.c.highestmodseq).where(mailboxes.c.id == mailbox_id)
+                          .with_for_update(key_share=True)).first()
+    if locked is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    updates: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+    modified: list[int] = []
+    for row in _live_rows(conn, mailbox_id, uids):
+        if unchanged_since is not None and row.modseq > unchanged_since:
+            modified.append(row.uid)
+            continue
+        current = {flag.lower(): flag for flag in _stored_flags(row.flags)}
+        if mode == "replace":
+            new = wanted
+        elif mode == "add":
+            new = {**wanted, **current}  # an existing keyword keeps its spelling
+        else:
+            new = {key: flag for key, flag in current.items() if key not in wanted}
+        if new != current:
+            updates.setdefault(normalize_flags(new.values()), []).append((row.id, row.uid))
+    if not updates:
+        return FlagsResult([], sorted(modified), int(locked.highestmodseq))
+    modseq = int(_bump_modseq(conn, mailbox_id).highestmodseq)
+    changed: list[FlagChange] = []
+    for new_flags, targets in updates.items():
+        ids = [message_id for message_id, _ in targets]
+        for i in range(0, len(ids), _IN_BATCH):
+            conn.execute(update(messages).where(messages.c.id.in_(ids[i:i + _IN_BATCH]))
+                         .values(flags=" ".join(new_flags), modseq=modseq))
+        changed.extend(FlagChange(uid, modseq, new_flags) for _, uid in targets)
+    return FlagsResult(sorted(changed, key=lambda c: c.uid), sorted(modified), modseq)
+
+
+def expunge(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]] = None, *,
+            now: datetime) -> list[int]:
+    """EXPUNGE / UID EXPUNGE (RFC 3501 §6.4.3, RFC 4315 §2.1): soft-delete the \\Deleted
+    messages (``deleted_at``, a new MODSEQ for QRESYNC) and give their size back to the quota.
+    Returns the expunged UIDs in ascending order."""
+    owner = conn.execute(select(mailboxes.c.user_id).where(mailboxes.c.id == mailbox_id)).first()
+    if owner is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    conn.execute(select(users.c.id).where(users.c.id == owner.user_id)
+                 .with_for_update(key_share=True)).first()
+    conn.execute(select(mailboxes.c.id).where(mailboxes.c.id == mailbox_id)
+                 .with_for_update(key_share=True)).first()
+    doomed = [row for row in _live_rows(conn, mailbox_id, uids)
+              if DELETED in _stored_flags(row.flags)]
+    if not doomed:
+        return []
+    modseq = _bump_modseq(conn, mailbox_id).highestmodseq
+    ids = [row.id for row in doomed]
+    for i in range(0, len(ids), _IN_BATCH):
+        conn.execute(update(messages).where(messages.c.id.in_(ids[i:i + _IN_BATCH]))
+                     .values(deleted_at=now, modseq=modseq))
+    freed = sum(row.size for row in doomed)
+    floor = func.max if conn.dialect.name == "sqlite" else func.greatest
+    conn.execute(update(users).where(users.c.id == owner.user_id)
+                 .values(used_bytes=floor(users.c.used_bytes - freed, 0)))
+    return sorted(row.uid for row in doomed)
+
+
+def purge_expunged(conn: Connection, *, before: datetime) -> int:
+    """Delete rows expunged before ``before``; their blobs then become unreferenced and
+    ``BlobStore.purge_unreferenced`` removes them.  Keep ``before`` well in the past: sessions
+    may still FETCH an expunged message until they are told (RFC 3501 §7.4.1)."""
+    result = conn.execute(messages.delete().where(messages.c.deleted_at.is_not(None),
+                                                  messages.c.deleted_at < before))
+    return int(result.rowcount)
+
+
+def mailbox_counts(conn: Connection, mailbox_id: int) -> MailboxCounts:
+    """STATUS MESSAGES/UNSEEN/SIZE (RFC 3501 §6.3.10, RFC 8438) in one query."""
+    unseen = ~messages.c.flags.contains(SEEN, autoescape=True)
+    row = conn.execute(select(func.count(), func.count().filter(unseen),
+                              func.coalesce(func.sum(messages.c.size), 0))
+                       .where(messages.c.mailbox_id == mailbox_id,
+                              messages.c.deleted_at.is_(None))).one()
+    return MailboxCounts(int(row[0]), int(row[1]), int(row[2]))
