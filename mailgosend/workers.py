@@ -24,10 +24,14 @@ class WorkerPool(Service):
         super().startService()
         self._pool.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Any:
         super().stopService()
         if self._pool.started:
-            self._pool.stop()
+            # ThreadPool.stop joins the threads: not on the reactor thread.
+            from twisted.internet.threads import deferToThread
+
+            return deferToThread(self._pool.stop)
+        return None
 
     def run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> "Deferred[_T]":
         if not self._pool.started:

@@ -27,7 +27,8 @@ class BanCache(Service):
         self.setName("bans")
         self._security = security
         self._clock = clock
-        self._bans: dict[str, datetime] = {}
+        self._bans: dict[str, datetime] = {}     # as last read from the database
+        self._noted: dict[str, datetime] = {}    # decided here; a reload must not lose them
         self._refresh: Optional[task.LoopingCall] = None
         self._purge: Optional[task.LoopingCall] = None
 
@@ -61,20 +62,22 @@ class BanCache(Service):
                                error=f.getErrorMessage()))
 
     def note(self, ip: str, until: datetime) -> None:
-        """A ban this node just decided: effective immediately."""
-        self._bans[ip] = max(until, self._bans.get(ip, until))
+        """A ban this node just decided: effective immediately, even if a reload that
+        started before it was written finishes after it."""
+        self._noted[ip] = max(until, self._noted.get(ip, until))
 
     def forget(self, ip: str) -> None:
         self._bans.pop(ip, None)
+        self._noted.pop(ip, None)
 
     def banned_until(self, ip: str) -> Optional[datetime]:
-        until = self._bans.get(ip)
-        if until is None:
+        now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+        found = [until for until in (self._bans.get(ip), self._noted.get(ip))
+                 if until is not None and until > now]
+        if not found:
+            self._noted.pop(ip, None)
             return None
-        if until <= datetime.fromtimestamp(self._clock.seconds(), timezone.utc):
-            del self._bans[ip]
-            return None
-        return until
+        return max(found)
 
     def is_banned(self, ip: str) -> bool:
         return self.banned_until(ip) is not None

@@ -66,8 +66,10 @@ def _check_recipient(conn: Connection, address: str, size: int,
                                        "User unknown in local recipient table")
     for email in resolution.local:
         user = accounts.find_user(conn, email)
-        if user is not None and user.quota_bytes and \
-                user.used_bytes + max(size, 0) > user.quota_bytes:
+        # Without SIZE= (RFC 1870) only a mailbox already full can be refused here.
+        if user is not None and user.quota_bytes and (
+                user.used_bytes + max(size, 0) > user.quota_bytes
+                or user.used_bytes >= user.quota_bytes):
             return SMTPReply(452, "4.2.2", f"<{address}>: Mailbox full")
     return None
 

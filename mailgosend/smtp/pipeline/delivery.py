@@ -84,8 +84,11 @@ class Delivery:
             delivered = await self._runner.write(
                 self._record, session, targets, sealed, assembled.is_spam, now)
         except BaseException as exc:
+            # A refused job was rolled back for certain; after any other failure the COMMIT
+            # may still have happened, so files are left for the purge step.
+            refused = isinstance(exc, (QuotaExceeded, SMTPReply))
             for blob, _ in sealed.values():
-                self._blobs.discard(blob)
+                self._blobs.discard(blob, unreferenced=refused)
             if isinstance(exc, QuotaExceeded):
                 raise SMTPReply(452, "4.2.2", "Mailbox full: the message does not fit "
                                               "in a recipient's quota") from None

@@ -1,0 +1,107 @@
+"""A whole mailgosend server in the test process: real listeners on free
+loopback ports, TLS from a test CA, DNS from a local twisted.names server,
+and helpers to read back what was stored (decrypted, as IMAP will).
+
+Protocol tests talk to it with real clients (smtplib, swaks) in threads, so
+the reactor keeps serving while they block.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import select
+from twisted.internet import defer, reactor
+
+from mailgosend import passwords
+from mailgosend.db.runner import run_sync
+from mailgosend.db.schema import queue, queue_recipients
+from mailgosend.service import makeService
+from mailgosend.store import accounts, mailboxes, messages
+from tests.support.certs import client_context, make_ca, make_cert
+from tests.support.config import make_config
+from tests.support.dnsserver import TestDNSServer
+from tests.support.net import free_port
+
+PASSWORD = "pw-SECRET-mail-fixture-9"
+HOSTNAME = "mx.mailgo.test"
+
+
+class MailServer:
+    def __init__(self, directory: str, dns_records: Optional[dict[str, Any]] = None,
+                 **settings: Any) -> None:
+        self.directory = os.path.abspath(directory)
+        self.dns = TestDNSServer(dns_records or {})
+        self.ports = {name: free_port() for name in ("SMTP", "SUBMIT", "SMTPS")}
+        self.settings = settings
+        self.root: Any = None
+
+    @defer.inlineCallbacks
+    def start(self) -> Any:
+        self.dns.start()
+        self.ca = make_ca(os.path.join(self.directory, "pki"))
+        cert, key = make_cert(os.path.join(self.directory, "pki"), [HOSTNAME, "localhost", "127.0.0.1"],
+                              ca=self.ca)
+        values = {f"{name}_PORT": port for name, port in self.ports.items()}
+        values.update(HOSTNAME=HOSTNAME, DEFAULT_DOMAIN="example.com", TLS_MODE="file",
+                      TLS_CERT=cert, TLS_KEY=key, DNS_PRIMARY=self.dns.nameserver,
+                      DNSBL_ZONES="", DNSBL_CHECK_PRIVATE="true", BRUTE_MAX_TRIES="50")
+        values.update(self.settings)
+        self.config = make_config(os.path.join(self.directory, "server"), **values)
+        self.root = makeService(self.config, reactor=reactor)
+        self.root.privilegedStartService()
+        self.root.startService()
+        self.engine = self.root.runner.engine
+        yield None
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        if self.root is not None and self.root.running:
+            yield self.root.stopService()
+        yield self.dns.stop()
+
+    # --- accounts ----------------------------------------------------------------
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def add_domain(self, name: str) -> None:
+        run_sync(self.engine, accounts.add_domain, name, self.now(), write=True)
+
+    def add_user(self, email: str, quota: int = 0) -> accounts.User:
+        return run_sync(self.engine, accounts.add_user, email,
+                        passwords.hash_password(PASSWORD, 4), self.now(), quota_bytes=quota,
+                        write=True)
+
+    def add_alias(self, source: str, destination: str) -> None:
+        run_sync(self.engine, accounts.add_alias, source, destination, self.now(), write=True)
+
+    # --- what was stored -----------------------------------------------------------
+    def stored(self, email: str, role: str = "inbox") -> list[bytes]:
+        """Every live message in the user's mailbox with that role, decrypted."""
+        user = run_sync(self.engine, accounts.get_user, email, write=False)
+        box = run_sync(self.engine, mailboxes.get_by_role, user.id, role, write=False)
+        if box is None:
+            return []
+        rows = run_sync(self.engine, messages.list_messages, box.id, write=False)
+        store = self.root.components["blob_store"]
+        keyring = self.root.components["keyring"]
+        out = []
+        for row in rows:
+            with store.open_blob(self.engine, keyring, user.uuid, row.blob_id) as reader:
+                out.append(b"".join(reader))
+        return out
+
+    def queued(self) -> list[tuple[Any, list[Any]]]:
+        def read(conn: Any) -> list[tuple[Any, list[Any]]]:
+            result = []
+            for row in conn.execute(select(queue).order_by(queue.c.id)):
+                rcpts = list(conn.execute(select(queue_recipients).where(
+                    queue_recipients.c.queue_id == row.id).order_by(queue_recipients.c.id)))
+                result.append((row, rcpts))
+            return result
+        return run_sync(self.engine, read, write=False)
+
+    def client_tls(self) -> Any:
+        return client_context(self.ca)
