@@ -210,7 +210,8 @@ def _add_smtp_listeners(root: MailgosendService, config: Config, reactor: Any,
                         workers=deps["workers"], events=events,
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
-                               workers=deps["workers"], delivery=delivery, clock=reactor,
+                               workers=deps["workers"], delivery=delivery,
+                               runner=deps["runner"], clock=reactor,
                                spool_dir=spool_dir)
     backend = MailBackend(runner=deps["runner"], portal=deps["portal"], bans=deps["bans"],
                           pipeline=pipeline, default_domain=config["DEFAULT_DOMAIN"],

@@ -282,6 +282,16 @@ class SubmissionTests(ReceiveTestBase):
         self.assertEqual(self.server.queued(), [])
 
     @defer.inlineCallbacks
+    def test_from_header_not_owned_is_refused_after_data(self):  # type: ignore[no-untyped-def]
+        raw = message("ceo@example.com", "carol@remote.example")
+        failure = yield self.refused(smtplib.SMTPDataError, "alice@example.com",
+                                     ["carol@remote.example"], raw, kind="SUBMIT",
+                                     login="alice@example.com")
+        self.assertEqual(failure.smtp_code, 553)
+        self.assertIn(b"ceo@example.com", failure.smtp_error)
+        self.assertEqual(self.server.queued(), [])
+
+    @defer.inlineCallbacks
     def test_wrong_password_is_535(self):  # type: ignore[no-untyped-def]
         def run() -> None:
             with self.smtp("SUBMIT") as client:

@@ -16,6 +16,7 @@ from typing import IO, Any, Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mailgosend.smtp.pipeline.author import check_author
 from mailgosend.smtp.pipeline.checks import (
     FULL_CHECK_MAX_SIZE,
     CheckInput,
@@ -74,7 +75,9 @@ def assemble(session: SMTPSession, message: SpooledMessage, settings: CheckSetti
 
 class ReceivePipeline:
     def __init__(self, *, settings: CheckSettings, resolver: Any, workers: Any,
-                 delivery: Delivery, clock: Any, spool_dir: Optional[str] = None) -> None:
+                 delivery: Delivery, runner: Any, clock: Any,
+                 spool_dir: Optional[str] = None) -> None:
+        self._runner = runner
         self._settings = settings
         self._resolver = resolver
         self._workers = workers
@@ -88,6 +91,11 @@ class ReceivePipeline:
 
     async def _process(self, session: SMTPSession, message: SpooledMessage) -> SMTPReply:
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+        if session.listener != "inbound" and session.authenticated:
+            refusal = await self._runner.read(check_author, session.authenticated,
+                                              message.header_block())
+            if refusal is not None:
+                raise refusal
         assembled: Assembled = await self._workers.run(
             assemble, session, message, self._settings, self._resolver, now, self._spool_dir)
         try:
