@@ -48,7 +48,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         return self
 
     def _pump(self) -> None:
@@ -70,7 +71,7 @@ class ServerProcess:
             if match:
                 return match
             if self.proc is not None and self.proc.poll() is not None:
-                time.sleep(0.2)  # let the pump read the last lines
+                self._drain_output()
                 match = regex.search(self.text())
                 if match:
                     return match
@@ -85,13 +86,21 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(WAIT_LIMIT)
+            code = self.proc.wait(WAIT_LIMIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            code = self.proc.wait()
+        self._drain_output()
+        return code
+
+    def _drain_output(self) -> None:
+        """The process is gone: wait until its last lines are read (EOF on the pipe)."""
+        thread = getattr(self, "_pump_thread", None)
+        if thread is not None:
+            thread.join(WAIT_LIMIT)
 
     def wait_exit(self) -> int:
         assert self.proc is not None
         code = self.proc.wait(WAIT_LIMIT)
-        time.sleep(0.2)
+        self._drain_output()
         return code
