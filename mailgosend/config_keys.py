@@ -77,13 +77,13 @@ SECTIONS = (
 
 # name, default port, local-profile port, doc
 SERVICES: tuple[tuple[str, int, int, str], ...] = (
-    ("SMTP", 25, 2525, "inbound SMTP from other mail servers (STARTTLS offered)"),
-    ("SUBMIT", 587, 2587, "mail submission for your users' clients (STARTTLS, then AUTH)"),
-    ("SMTPS", 465, 2465, "mail submission over implicit TLS"),
-    ("IMAP", 143, 2143, "IMAP (STARTTLS)"),
-    ("IMAPS", 993, 2993, "IMAP over implicit TLS"),
-    ("POP3", 110, 2110, "POP3 (STLS)"),
-    ("POP3S", 995, 2995, "POP3 over implicit TLS"),
+    ("SMTP", 25, 10025, "inbound SMTP from other mail servers (STARTTLS offered)"),
+    ("SUBMIT", 587, 10587, "mail submission for your users' clients (STARTTLS, then AUTH)"),
+    ("SMTPS", 465, 10465, "mail submission over implicit TLS"),
+    ("IMAP", 143, 10143, "IMAP (STARTTLS)"),
+    ("IMAPS", 993, 10993, "IMAP over implicit TLS"),
+    ("POP3", 110, 10110, "POP3 (STLS)"),
+    ("POP3S", 995, 10995, "POP3 over implicit TLS"),
     ("WEB", 8080, 8080, "webmail (HTTP; also serves /caldav/ and /carddav/)"),
     ("ADMIN", 8081, 8081, "admin panel and /healthz"),
     ("DAV", 5232, 5232, "CalDAV/CardDAV for clients set up with /dav/calendars/<user>/"),
@@ -142,7 +142,7 @@ KEYS: tuple[Key, ...] = tuple([
     Key("PROFILE", CHOICE, "standard",
         "Which defaults this file was generated with, also used for keys appended "
         "later: standard (ports 25, 587, 143...) or local (loopback, unprivileged "
-        "ports 2525, 2587, 2143..., for trying mailgosend as a normal user).",
+        "ports 10025, 10587, 10143..., for trying mailgosend as a normal user).",
         "identity", choices=("standard", "local"),
         profile_defaults=(("local", "local"),)),
     Key("DATA_DIR", PATH, "data",

@@ -388,7 +388,7 @@ class MigrateAndConfigTests(CLITestCase):
         self.assertIn("profile local", out)
         self.assertEqual(stat.S_IMODE(os.stat(self.config_path).st_mode), 0o600)
         config = load(self.config_path, create=False, environ={})
-        self.assertEqual((config["PROFILE"], config["SMTP_PORT"]), ("local", 2525))
+        self.assertEqual((config["PROFILE"], config["SMTP_PORT"]), ("local", 10025))
 
     def test_config_init_refuses_to_overwrite_an_existing_file(self) -> None:
         with open(self.config_path, "rb") as handle:

@@ -251,14 +251,14 @@ class ProfileTests(_ConfigTestCase):
         tail = self.read(path)[len(text):]
         self.assertEqual(sorted(re.findall(r"^([A-Z_]+) = (.*)$", tail, re.MULTILINE)),
                          [("BIND_ADDRESS", "127.0.0.1"), ("HOSTNAME", "localhost"),
-                          ("SMTP_PORT", "2525")])
-        self.assertEqual(config["SMTP_PORT"], 2525)
+                          ("SMTP_PORT", "10025")])
+        self.assertEqual(config["SMTP_PORT"], 10025)
 
     def test_existing_file_keeps_its_profile_whatever_profile_is_asked(self) -> None:
         path = self.generate("local")
         self.write(path, _drop(self.read(path), "SMTP_PORT"))
         config = load(path, profile="standard", environ={})
-        self.assertEqual((config.profile, config["SMTP_PORT"]), ("local", 2525))
+        self.assertEqual((config.profile, config["SMTP_PORT"]), ("local", 10025))
 
     def test_unknown_profile_is_refused_with_the_choices(self) -> None:
         path = os.path.join(self.new_dir(), CONF)
@@ -270,7 +270,7 @@ class ProfileTests(_ConfigTestCase):
     def test_render_file_for_local_profile_writes_local_values(self) -> None:
         text = render_file("local")
         self.assertEqual(_value_in(text, "PROFILE"), "local")
-        self.assertEqual(_value_in(text, "SMTP_PORT"), "2525")
+        self.assertEqual(_value_in(text, "SMTP_PORT"), "10025")
         self.assertIn("(profile: local)", text.splitlines()[0])
 
 
