@@ -177,3 +177,40 @@ class DrainTests(unittest.TestCase):
         while factory.open:
             yield threads.deferToThread(lambda: None)
         self.assertEqual(factory.open, set())
+
+
+class ReloadTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_reload_swaps_the_certificate_for_new_connections(self):  # type: ignore[no-untyped-def]
+        import os
+        import shutil
+
+        from tests.support.certs import client_context, make_ca, make_cert
+
+        directory = os.path.abspath(self.mktemp())
+        ca = make_ca(os.path.join(directory, "pki"))
+        cert, key = make_cert(os.path.join(directory, "pki"), ["localhost"], ca=ca, name="one")
+        port = free_port()
+        config = make_config(os.path.join(directory, "server"), TLS_MODE="file",
+                             TLS_CERT=cert, TLS_KEY=key, SMTPS_PORT=port)
+        root = makeService(config, reactor=reactor)
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+
+        def serial() -> int:
+            context = client_context(ca)
+            with socket.create_connection(("127.0.0.1", port), 10) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    der = tls.getpeercert(binary_form=True)
+            from cryptography import x509
+            return x509.load_der_x509_certificate(der).serial_number
+
+        before = yield threads.deferToThread(serial)
+        new_cert, new_key = make_cert(os.path.join(directory, "pki"), ["localhost"], ca=ca,
+                                      name="two")
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        root.reload()                       # what SIGHUP does
+        after = yield threads.deferToThread(serial)
+        self.assertNotEqual(before, after)
