@@ -493,6 +493,19 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                 problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                 "readable file")
+    for group in ("SMTP", "IMAP", "POP3"):
+        pair = [f"{group}_TLS_CERT", f"{group}_TLS_KEY"]
+        given = [name for name in pair if values.get(name)]
+        if given and len(given) == 1:
+            missing = next(name for name in pair if name not in given)
+            problems.append(f"{_where(entries, given[0])}: {given[0]} is set but {missing} is "
+                            "not; set both or neither")
+        if given and values["TLS_MODE"] == "file":
+            for name in given:
+                file_path = values[name]
+                if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
+                    problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
+                                    "readable file")
     if values["DB_DRIVER"] == "postgres" and not values["DB_DSN"]:
         problems.append(f"{_where(entries, 'DB_DSN')}: DB_DSN is empty but DB_DRIVER = "
                         "postgres needs it, e.g. postgresql://mailgosend@127.0.0.1/mailgosend")

@@ -166,6 +166,14 @@ KEYS: tuple[Key, ...] = tuple([
         "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
     Key("TLS_KEY", FILE, "",
         "PEM private key for TLS_CERT.", "tls"),
+    *[Key(f"{group}_TLS_{part}", FILE, "",
+          f"{'Certificate chain' if part == 'CERT' else 'Private key'} for {what} only, "
+          f"instead of TLS_{part} (TLS_MODE = file; set both {group}_TLS_CERT and "
+          f"{group}_TLS_KEY).", "tls",
+          pending="" if group == "SMTP" else "not served by this release yet")
+      for group, what in (("SMTP", "SMTP, submission and SMTPS"), ("IMAP", "IMAP and IMAPS"),
+                          ("POP3", "POP3 and POP3S"))
+      for part in ("CERT", "KEY")],
     Key("TLS_MIN_VERSION", CHOICE, "1.2",
         "Oldest TLS version accepted.", "tls", choices=("1.2", "1.3")),
     # --- secrets ------------------------------------------------------------

@@ -162,9 +162,9 @@ def makeService(config: Config, *, reactor: Any = None,
         root.components["log"] = observer
 
     root.listeners.setServiceParent(root)
-    tls = _server_tls(config)
+    tls = _server_tls(config, "SMTP")
     if tls is not None:
-        root.components["tls"] = tls
+        root.components["tls_smtp"] = tls
     _add_smtp_listeners(root, config, reactor, tls, runner=runner, keyring=keyring,
                         workers=workers, portal=portal, bans=bans)
     admin = config.listener("admin")
@@ -176,19 +176,24 @@ def makeService(config: Config, *, reactor: Any = None,
     return root
 
 
-def _server_tls(config: Config) -> Optional[ServerTLS]:
+def _server_tls(config: Config, group: str = "") -> Optional[ServerTLS]:
+    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3)."""
     mode = config["TLS_MODE"]
     if mode == "off":
         return None
+    keys = "TLS_CERT/TLS_KEY"
     if mode == "selfsigned":
         cert, key = ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"),
                                        config["HOSTNAME"])
+    elif group and config[f"{group}_TLS_CERT"]:
+        cert, key = config[f"{group}_TLS_CERT"], config[f"{group}_TLS_KEY"]
+        keys = f"{group}_TLS_CERT/{group}_TLS_KEY"
     else:
         cert, key = config["TLS_CERT"], config["TLS_KEY"]
     try:
         tls = build_server_tls(cert, key, min_version=config["TLS_MIN_VERSION"])
     except TLSConfigError as exc:
-        raise StartupError(f"TLS_CERT/TLS_KEY: {exc}") from None
+        raise StartupError(f"{keys}: {exc}") from None
     for warning in tls.warnings:
         log.warn("TLS: {warning}", warning=warning)
     return tls

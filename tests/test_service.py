@@ -214,3 +214,42 @@ class ReloadTests(unittest.TestCase):
         root.reload()                       # what SIGHUP does
         after = yield threads.deferToThread(serial)
         self.assertNotEqual(before, after)
+
+
+class PerServiceCertificateTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_smtp_tls_cert_overrides_the_default_for_smtp_listeners(self):  # type: ignore[no-untyped-def]
+        import os
+
+        from cryptography import x509
+
+        from mailgosend.config import ConfigError
+        from tests.support.certs import client_context, make_ca, make_cert
+
+        directory = os.path.abspath(self.mktemp())
+        pki = os.path.join(directory, "pki")
+        ca = make_ca(pki)
+        default = make_cert(pki, ["localhost"], ca=ca, name="default")
+        smtp = make_cert(pki, ["localhost"], ca=ca, name="smtp")
+        port = free_port()
+        config = make_config(os.path.join(directory, "server"), TLS_MODE="file",
+                             TLS_CERT=default[0], TLS_KEY=default[1], SMTP_TLS_CERT=smtp[0],
+                             SMTP_TLS_KEY=smtp[1], SMTPS_PORT=port)
+        root = makeService(config, reactor=reactor)
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+
+        def served() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), 10) as raw:
+                with client_context(ca).wrap_socket(raw, server_hostname="localhost") as tls:
+                    return tls.getpeercert(binary_form=True)
+        der = yield threads.deferToThread(served)
+        with open(smtp[0], "rb") as handle:
+            expected = x509.load_pem_x509_certificate(handle.read())
+        self.assertEqual(x509.load_der_x509_certificate(der).serial_number,
+                         expected.serial_number)
+        with self.assertRaises(ConfigError) as caught:
+            make_config(os.path.join(directory, "other"), TLS_MODE="file", TLS_CERT=default[0],
+                        TLS_KEY=default[1], SMTP_TLS_CERT=smtp[0])
+        self.assertIn("SMTP_TLS_CERT is set but SMTP_TLS_KEY is not", str(caught.exception))
