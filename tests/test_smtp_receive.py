@@ -292,6 +292,23 @@ class SubmissionTests(ReceiveTestBase):
         self.assertEqual(self.server.queued(), [])
 
     @defer.inlineCallbacks
+    def test_relay_refused_on_every_port_without_auth(self):  # type: ignore[no-untyped-def]
+        def attempt(kind: str) -> tuple[int, int]:
+            with self.smtp(kind) as client:
+                if kind == "SUBMIT":
+                    client.starttls(context=self.server.client_tls())
+                client.ehlo()
+                code, _ = client.mail("alice@example.com")
+                if code != 250:
+                    return code, 0
+                return code, client.rcpt("carol@remote.example")[0]
+        results = {}
+        for kind in ("SMTP", "SUBMIT", "SMTPS"):
+            results[kind] = yield threads.deferToThread(attempt, kind)
+        self.assertEqual(results, {"SMTP": (250, 550), "SUBMIT": (530, 0), "SMTPS": (530, 0)})
+        self.assertEqual(self.server.queued(), [])
+
+    @defer.inlineCallbacks
     def test_wrong_password_is_535(self):  # type: ignore[no-untyped-def]
         def run() -> None:
             with self.smtp("SUBMIT") as client:
