@@ -431,7 +431,7 @@ class Runner:
             spy_cmd = ["py-spy", "record", "--pid", str(pids[0]), "--rate", "200", "--format",
                        "raw", "--output", spy_out, "--nonblocking",
                        "--duration", str(int(self.args.run_max_seconds))]
-            spy_cmd += ["--gil"] if profile == "gil" else ["--threads"]
+            spy_cmd += ["--gil"] if profile.startswith("gil") else ["--threads"]
             spy = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             time.sleep(1.0)
             rec["profile_file"] = spy_out
@@ -532,7 +532,8 @@ IDLE_LEAVES = ("epoll", "_wait_for_tstate_lock", "select (selectors", "wait (thr
                "get (queue")
 
 
-def summarize_profile(path: str, top_self: int, top_incl: int) -> str:
+def summarize_profile(path: str, top_self: int, top_incl: int,
+                      cpu_ms: Optional[float] = None) -> str:
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     total = busy = 0
@@ -560,15 +561,18 @@ def summarize_profile(path: str, top_self: int, top_incl: int) -> str:
                 incl[fr] += n
     if not busy:
         return "(empty profile)"
-    out = [f"{busy} samples ({total} incl. idle waits). Self time (leaf frames):", "",
-           "| % | function |", "|---:|---|"]
-    out += [f"| {100 * v / busy:.1f} | `{k}` |" for k, v in own.most_common(top_self)]
-    out += ["", "Inclusive, mailgosend frames and the main library entry points:", "",
-            "| % | function |", "|---:|---|"]
+    def row(k: str, v: int) -> str:
+        ms = f" {cpu_ms * v / busy:.3f} |" if cpu_ms else ""
+        return f"| {100 * v / busy:.1f} |{ms} `{k}` |"
+    head = ["| % |" + (" ≈ ms/msg |" if cpu_ms else "") + " function |",
+            "|---:|" + ("---:|" if cpu_ms else "") + "---|"]
+    out = [f"{busy} samples ({total} incl. idle waits). Self time (leaf frames):", ""] + head
+    out += [row(k, v) for k, v in own.most_common(top_self)]
+    out += ["", "Inclusive, mailgosend frames and the main library entry points:", ""] + head
     keep = ("mailgosend/", "sqlalchemy/engine/base.py", "email/", "tempfile.py",
             "default.py", "twisted/internet/tcp.py", "crypto", "twisted/python/util.py")
     rows = [(k, v) for k, v in incl.most_common() if any(s in k for s in keep)]
-    out += [f"| {100 * v / busy:.1f} | `{k}` |" for k, v in rows[:top_incl]]
+    out += [row(k, v) for k, v in rows[:top_incl]]
     return "\n".join(out)
 
 
@@ -668,12 +672,13 @@ def report(runs: list[dict[str, Any]], extras: dict[str, Any], args: argparse.Na
 
     big = [r for r in runs if r["round"] == "big"]
     if big:
-        out.append(f"\n### One large message ({args.big_size:,} bytes = "
-                   f"{args.big_size / 2**20:.1f} MiB, base64 attachment), C=1\n")
-        out.append("| system | result | time to 250 | e2e (visible) | RSS before | RSS peak | "
+        out.append("\n### One large message per run (base64 attachment, C=1, fresh server)\n")
+        out.append("| size | system | result | time to 250 | e2e (visible) | RSS before | RSS peak | "
                    "**peak growth** | notes |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|")
+        out.append("|---|---|---|---:|---:|---:|---:|---:|---|")
         for r in big:
+            nbytes = int(r["size"][3:])
+            sz = f"{nbytes:,} B ({nbytes / 2**20:.1f} MiB)"
             s = r.get("smtp") or {}
             lat = (s.get("latency") or {}).get("p50_ms")
             ok = "250" if s.get("accepted") else "FAILED: " + "; ".join(s.get("error_samples", [])
@@ -688,12 +693,12 @@ def report(runs: list[dict[str, Any]], extras: dict[str, Any], args: argparse.Na
                          f"{hwm - before:.0f} MB); anonymous memory {anon_before:.0f} → "
                          f"{anon_peak:.0f} MB; {r.get('rss_samples')} samples at 50 ms; "
                          f"server CPU {r['cpu_s']} s")
-                out.append(f"| ours | {ok} | {lat / 1000 if lat else 0:.2f} s | = accept | "
+                out.append(f"| {sz} | ours | {ok} | {lat / 1000 if lat else 0:.2f} s | = accept | "
                            f"{before:.0f} MB | {peak:.0f} MB | **{max(peak, hwm) - before:.0f} MB** | "
                            f"{notes} |")
             else:
                 mm = r.get("mem") or {}
-                out.append(f"| Postfix+Dovecot | {ok} | {lat / 1000 if lat else 0:.2f} s | "
+                out.append(f"| {sz} | Postfix+Dovecot | {ok} | {lat / 1000 if lat else 0:.2f} s | "
                            f"{s.get('e2e_s')} s | {mm.get('first_rss_mb')} MB (RSS-sum) | "
                            f"{mm.get('peak_rss_mb')} MB | "
                            f"{(mm.get('peak_rss_mb') or 0) - (mm.get('first_rss_mb') or 0):.0f} MB "
@@ -704,15 +709,18 @@ def report(runs: list[dict[str, Any]], extras: dict[str, Any], args: argparse.Na
     for r in prof:
         s = r.get("smtp") or {}
         kind = r["round"].split("-", 1)[1]
-        what = ("GIL holders only (py-spy --gil): where the Python CPU goes" if kind == "gil" else
+        what = ("GIL holders only (py-spy --gil): where the Python CPU goes; ≈ ms/msg = share "
+                "of samples × the run's server CPU per message" if kind == "gil" else
                 "all threads, wall clock (py-spy --threads, idle waits dropped): also shows "
                 "threads blocked in system calls (fsync, file creation, SQLite)")
-        out.append(f"\n### Profile of our server, 4k C={r['concurrency']} N={r['count']}: {what}\n")
+        out.append(f"\n### Profile of our server, {r['size']} C={r['concurrency']} N={r['count']}: "
+                   f"{what}\n")
         out.append(f"Run under the profiler: {s.get('msgs_per_s')} msgs/s, p50 "
                    f"{(s.get('latency') or {}).get('p50_ms')} ms, server CPU "
                    f"{r.get('cpu_ms_per_msg')} ms/msg.\n")
         out.append(summarize_profile(r.get("profile_file", ""), args.profile_top,
-                                     args.profile_top + 15))
+                                     args.profile_top + 15,
+                                     r.get("cpu_ms_per_msg") if kind == "gil" else None))
     if extras.get("dns"):
         dns = extras["dns"]
         out.append(f"\nDNS stub: {dns.get('queries')} queries in total (all answered NXDOMAIN); "
@@ -764,11 +772,17 @@ def main() -> None:
                     help="bound on the sending time of one run (and on the e2e wait)")
     ap.add_argument("--max-total-seconds", type=float, default=1440,
                     help="no new run starts after this many seconds from the start")
-    ap.add_argument("--big-size", type=int, default=52_000_000,
-                    help="bytes of the large-message test (0 skips it); the default is just "
-                         "under both servers' 50 MiB limit")
+    ap.add_argument("--big-sizes", default="52000000,26000000",
+                    help="bytes of each large-message test, comma-separated (empty skips them). "
+                         "52,000,000 is just under both servers' 50 MiB limit; 26,000,000 is just "
+                         "under FULL_CHECK_MAX_SIZE (25 MiB), the largest message our checks "
+                         "still read whole")
     ap.add_argument("--no-profile", action="store_true")
-    ap.add_argument("--profile-count", type=int, default=2000)
+    ap.add_argument("--profile", default="4k:2000,100k:1000",
+                    help="size:N of the profiled runs of our server (C=10)")
+    ap.add_argument("--profile-modes", default="gil",
+                    help="py-spy modes: gil (GIL holders = Python CPU), wall (all threads; "
+                         "GIL waits show up as the system call that released the GIL)")
     ap.add_argument("--profile-top", type=int, default=25)
     ap.add_argument("--reuse-db", action="store_true",
                     help="do not give our server a fresh database for every run")
@@ -780,7 +794,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.counts = 1, "4k:300,100k:150"
-        args.big_size, args.profile_count = min(args.big_size, 8_000_000), 300
+        args.big_sizes, args.profile = "8000000", "4k:300,100k:150"
     systems = [s for s in args.systems.split(",") if s]
     if not set(systems) <= {"ours", "postfix"}:
         ap.error("--systems: ours and/or postfix")
@@ -812,17 +826,18 @@ def main() -> None:
             ours.setup()
         runner = Runner(args, workdir, ours, peer)
 
-        if args.big_size:
+        for big_size in [int(x) for x in args.big_sizes.split(",") if x.strip()]:
             big = os.path.join(workdir, "big.eml")
-            make_big_message(big, args.big_size)
+            make_big_message(big, big_size)
             for system in systems:
-                runs.append(runner.run(system, "big", 1, 1, "big", message_file=big))
+                runs.append(runner.run(system, f"big{big_size}", 1, 1, "big", message_file=big))
             os.unlink(big)
         if ours and not args.no_profile:
             if shutil.which("py-spy"):
-                for kind in ("gil", "wall"):
-                    runs.append(runner.run("ours", "4k", 10, args.profile_count, f"profile-{kind}",
-                                           profile=kind))
+                for kind in [m for m in args.profile_modes.split(",") if m]:
+                    for size, n in parse_counts(args.profile).items():
+                        runs.append(runner.run("ours", size, 10, n, f"profile-{kind}",
+                                               profile=f"{kind}-{size}"))
             else:
                 log("py-spy not installed (pip install py-spy): no profile")
 

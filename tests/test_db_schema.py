@@ -317,6 +317,28 @@ class SQLiteEngineTests(SQLiteDatabaseMixin, unittest.TestCase):
                 outer.rollback()
             self.assertEqual(conn.execute(sa.select(s.meta)).all(), [])
 
+    def test_integer_ids_use_autoincrement_in_schema_and_migration(self) -> None:
+        # Compare-metadata does not see sqlite_autoincrement, so check both sides here.
+        integer_ids = {
+            t.name
+            for t in s.metadata.sorted_tables
+            if "id" in t.c and t.c.id.primary_key and t.c.id.type.python_type is int
+        }
+        in_metadata = {
+            t.name for t in s.metadata.sorted_tables if t.dialect_options["sqlite"]["autoincrement"]
+        }
+        master = sa.table("sqlite_master", sa.column("name"), sa.column("sql"))
+        with self.engine.connect() as conn:
+            in_database = set(
+                conn.execute(
+                    sa.select(master.c.name).where(
+                        master.c.sql.contains("AUTOINCREMENT")
+                    )
+                ).scalars()
+            )
+        self.assertEqual(in_metadata, integer_ids)
+        self.assertEqual(in_database, integer_ids)
+
     def test_missing_parent_directory_is_created(self) -> None:
         engine = create_db_engine("sqlite", sqlite_path=f"{self.mktemp()}/a/b/mail.sqlite")
         self.addCleanup(engine.dispose)

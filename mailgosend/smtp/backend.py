@@ -31,6 +31,7 @@ from mailgosend.auth.portal import IUser
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.smtp.interfaces import IMessageSink, ISMTPBackend
 from mailgosend.smtp.params import MailParams, RcptParams
+from mailgosend.smtp.pipeline.delivery import canonical_recipient
 from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.pipeline.spool import SpoolSink
 from mailgosend.smtp.replies import SMTPReply
@@ -41,11 +42,6 @@ from mailgosend.store.addresses import AddressError, parse_address
 log = Logger()
 
 SUBMISSION = ("submission", "smtps")
-
-
-def canonical_recipient(address: str, default_domain: str) -> str:
-    """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
-    return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
 
 
 def _check_recipient(conn: Connection, address: str, size: int,

@@ -42,12 +42,17 @@ class Targets:
     remote: tuple[str, ...]
 
 
+def canonical_recipient(address: str, default_domain: str) -> str:
+    """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
+    return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
+
+
 def resolve_targets(conn: Connection, recipients: Sequence[str],
                     default_domain: str) -> Targets:
     local: dict[str, accounts.User] = {}
     remote: list[str] = []
     for rcpt in recipients:
-        address = f"postmaster@{default_domain}" if rcpt.lower() == "postmaster" else rcpt
+        address = canonical_recipient(rcpt, default_domain)
         resolution = accounts.resolve_recipient(conn, address)
         if not resolution.deliverable:
             # Accepted at RCPT, gone now (deleted meanwhile): let the client retry later.
