@@ -114,7 +114,7 @@ def _service_keys() -> list[Key]:
         keys.append(Key(f"{name}_PORT", PORT, str(port), f"Port for {doc}; 0 disables it.",
                         "listeners", aliases=aliases, minimum=0, maximum=65535,
                         profile_defaults=(("local", str(local_port)),), pending=pending))
-        bind_aliases = (f"{name}_IFACE",)
+        bind_aliases: tuple[str, ...] = (f"{name}_IFACE",)
         if name == "SUBMIT":
             bind_aliases += ("SUBMISSION_IFACE",)
         elif name == "DAV":

@@ -14,7 +14,6 @@ from typing import Any, Callable, Collection, Optional
 from twisted.application import service
 from twisted.internet import defer, error, task
 from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import Interface
 
@@ -56,7 +55,7 @@ class ListenerService(service.Service):
     """One listening port for one protocol factory."""
 
     def __init__(self, name: str, port_key: str, bind_key: str, address: str, port: int,
-                 factory: Factory, reactor: Any, *, tls: Optional[Any] = None,
+                 factory: Any, reactor: Any, *, tls: Optional[Any] = None,
                  clock: Optional[IReactorTime] = None, grace_seconds: float = 10.0,
                  on_listening: Optional[Callable[[IListeningPort], None]] = None) -> None:
         self.setName(name)
@@ -83,9 +82,9 @@ class ListenerService(service.Service):
                     self.port_number, self.factory, interface=self.address)
         except error.CannotListenError as exc:
             raise StartupError(bind_error_message(
-                self.name, self.port_key, self.bind_key, self.address, self.port_number,
+                self.name or "listener", self.port_key, self.bind_key, self.address, self.port_number,
                 exc)) from None
-        host = self.listening.getHost()
+        host: Any = self.listening.getHost()
         kind = "TLS" if self.tls is not None else "TCP"
         log.info("{name} listening on {host}:{port} ({kind})", name=self.name,
                  host=host.host, port=host.port, kind=kind)
@@ -96,7 +95,7 @@ class ListenerService(service.Service):
     def bound_port(self) -> int:
         """The port actually bound (differs from the setting when it is 0 in tests)."""
         assert self.listening is not None
-        return self.listening.getHost().port
+        return int(getattr(self.listening.getHost(), "port"))
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:

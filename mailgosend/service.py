@@ -36,6 +36,7 @@ from mailgosend.smtp.factory import SMTPLimits, SMTPServerFactory
 from mailgosend.smtp.pipeline.checks import CheckSettings
 from mailgosend.smtp.pipeline.delivery import Delivery
 from mailgosend.smtp.pipeline.process import ReceivePipeline
+from mailgosend.smtp.session import ListenerKind
 from mailgosend.store.blobs import make_blob_store
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
@@ -226,7 +227,9 @@ def _add_smtp_listeners(root: MailgosendService, config: Config, reactor: Any,
                         max_connections=config["MAX_CONNECTIONS"],
                         max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
     root.components["blob_store"] = blob_store
-    for name, kind in (("smtp", "inbound"), ("submit", "submission"), ("smtps", "smtps")):
+    kinds: tuple[tuple[str, ListenerKind], ...] = (
+        ("smtp", "inbound"), ("submit", "submission"), ("smtps", "smtps"))
+    for name, kind in kinds:
         listener = wanted[name]
         if not listener.active:
             continue

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from twisted.internet import reactor
+from sqlalchemy.pool import QueuePool
+from twisted.internet import reactor as global_reactor
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.trial import unittest
 
@@ -56,13 +58,15 @@ class Gate:
         return put(conn, key)
 
 
-class RunnerTestsMixin(DatabaseTestBase):
-    """Behaviour every runner configuration must have, on every back end."""
-
+class _RunnerTestBase(DatabaseTestBase):
     def committed_keys(self) -> list[str]:
         """Keys as a brand-new connection sees them (test code: blocking here is fine)."""
         with self.engine.connect() as conn:
             return keys(conn)
+
+
+class RunnerTestsMixin(_RunnerTestBase):
+    """Behaviour every runner configuration must have, on every back end."""
 
     async def test_read_returns_the_job_result_in_the_reactor_thread(self) -> None:
         await self.runner.write(put, "a")
@@ -129,7 +133,7 @@ class RunnerTestsMixin(DatabaseTestBase):
             await self.runner.write(put, "late")
 
     async def test_jobs_before_start_fail_with_database_stopped(self) -> None:
-        idle = DatabaseRunner(self.engine, reactor)
+        idle = DatabaseRunner(self.engine, cast(IReactorFromThreads, global_reactor))
         with self.assertRaises(DatabaseStopped):
             await idle.write(put, "early")
 
@@ -139,10 +143,15 @@ class RunnerTestsMixin(DatabaseTestBase):
         running = self.runner.write(gate.job, "held")
         queued = self.runner.write(put, "queued")
         read = self.runner.read(keys)
-        for name, d in (("held", running), ("queued", queued), ("read", read)):
-            d.addCallback(lambda _, name=name: order.append(name))
-        stopped = self.runner.stopService()
-        stopped.addCallback(lambda _: order.append("stopped"))
+        jobs: list[tuple[str, Deferred[Any]]] = [
+            ("held", running),
+            ("queued", queued),
+            ("read", read),
+            ("stopped", self.runner.stopService()),
+        ]
+        for name, d in jobs:
+            d.addCallback(lambda _, name: order.append(name), name)
+        stopped = jobs[-1][1]
         with self.assertRaises(DatabaseStopped):
             await self.runner.write(put, "while-stopping")
         self.assertNotIn("stopped", order)
@@ -154,9 +163,13 @@ class RunnerTestsMixin(DatabaseTestBase):
 
     async def test_stop_releases_pooled_connections(self) -> None:
         await self.runner.read(keys)
-        self.assertGreater(self.engine.pool.checkedin(), 0)
+        pool = self.engine.pool
+        assert isinstance(pool, QueuePool)
+        self.assertGreater(pool.checkedin(), 0)
         await self.runner.stopService()
-        self.assertEqual(self.engine.pool.checkedin(), 0)
+        pool = self.engine.pool  # dispose() swaps in a fresh, empty pool
+        assert isinstance(pool, QueuePool)
+        self.assertEqual(pool.checkedin(), 0)
 
     def test_run_sync_commits_writes_and_reads_them_back(self) -> None:
         self.assertEqual(run_sync(self.engine, put, "cli", write=True), "cli")
@@ -165,7 +178,7 @@ class RunnerTestsMixin(DatabaseTestBase):
         self.assertEqual(self.committed_keys(), ["cli"])
 
 
-class GroupCommitTestsMixin(DatabaseTestBase):
+class GroupCommitTestsMixin(_RunnerTestBase):
     """Batched writes: many jobs, one transaction, one savepoint each (DESIGN §2)."""
 
     def count_commits(self) -> list[int]:
@@ -197,7 +210,7 @@ class GroupCommitTestsMixin(DatabaseTestBase):
     async def test_failing_jobs_do_not_affect_the_rest_of_their_batch(self) -> None:
         commits = self.count_commits()
         gate, held = self.hold_writer()
-        jobs = []
+        jobs: list[Deferred[Any]] = []
         for i in range(50):
             if i == 20:
                 jobs.append(self.runner.write(put_then_fail, "partial"))
@@ -220,8 +233,8 @@ class GroupCommitTestsMixin(DatabaseTestBase):
             raise CommitRefused()
 
         gate, held = self.hold_writer()
-        jobs = [self.runner.write(put, f"k{i}") for i in range(3)]
-        own_failure = self.runner.write(put_then_fail, "partial")
+        jobs: list[Deferred[Any]] = [self.runner.write(put, f"k{i}") for i in range(3)]
+        own_failure: Deferred[Any] = self.runner.write(put_then_fail, "partial")
         sa.event.listen(self.engine, "commit", refuse_commit)
         gate.open()
         results = await DeferredList([held, *jobs, own_failure], consumeErrors=True)

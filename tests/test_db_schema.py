@@ -395,7 +395,7 @@ class UTCDateTimeTests(unittest.TestCase):
         )
         bound = self.type.process_bind_param(value, self.postgres)
         self.assertEqual(bound, value)
-        self.assertIs(bound.tzinfo, timezone.utc)
+        self.assertIs(bound and bound.tzinfo, timezone.utc)
 
     def test_results_are_aware_utc(self) -> None:
         self.assertEqual(

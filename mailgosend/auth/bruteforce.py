@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Sequence, Union
+from typing import Any, Iterable, Sequence, Union
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -28,8 +28,8 @@ class BrutePolicy:
     exempt: tuple[Network, ...] = ()
 
     @classmethod
-    def from_config(cls, config: object) -> "BrutePolicy":
-        get = config.__getitem__  # type: ignore[attr-defined]
+    def from_config(cls, config: Any) -> "BrutePolicy":
+        get = config.__getitem__
         return cls(get("BRUTE_MAX_TRIES"), get("BRUTE_ACCOUNT_MAX_TRIES"),
                    timedelta(minutes=get("BRUTE_WINDOW_MIN")),
                    timedelta(hours=get("BRUTE_BAN_HOURS")),

@@ -26,8 +26,9 @@ class ClientCredentials:
         self.client_ip = client_ip
         self.service = service
 
-    def checkPassword(self, password: str) -> bool:
-        return hmac.compare_digest(self.password.encode(), password.encode())
+    def checkPassword(self, password: bytes | str) -> bool:  # type: ignore[override]
+        given = password.encode() if isinstance(password, str) else password
+        return hmac.compare_digest(self.password.encode(), given)
 
     def __repr__(self) -> str:  # never show the password, even in a traceback
         return (f"ClientCredentials(username={self.username!r}, client_ip={self.client_ip!r}, "

@@ -37,6 +37,18 @@ def _no_logout() -> None:
     return None
 
 
+def _avatar_tuple(avatar: Any, interface: Any) -> tuple[Any, Any, Any]:
+    return interface, avatar, getattr(avatar, "logout", _no_logout)
+
+
+class MailPortal(Portal):
+    """The Portal, plus the realm's registry so protocols can add their avatar interface."""
+
+    def __init__(self, realm: "MailRealm", checkers: Any) -> None:
+        super().__init__(realm, checkers)
+        self.realm_registry = realm
+
+
 @implementer(IRealm)
 class MailRealm:
     """Dispatches avatar requests to the factory registered for the interface."""
@@ -52,20 +64,17 @@ class MailRealm:
         for interface in interfaces:
             factory = self._factories.get(interface)
             if factory is not None:
-                d = defer.maybeDeferred(factory, email)
-                return d.addCallback(lambda avatar, i=interface: (
-                    i, avatar, getattr(avatar, "logout", _no_logout)))
+                return defer.maybeDeferred(factory, email).addCallback(
+                    _avatar_tuple, interface)
         return defer.fail(NoAvatar(
             f"no avatar for {', '.join(getattr(i, '__name__', str(i)) for i in interfaces)}"))
 
 
 def build_portal(runner: DatabaseRunner, security: SecurityStore, bans: BanCache,
-                 workers: WorkerPool, config: Any) -> Portal:
+                 workers: WorkerPool, config: Any) -> MailPortal:
     realm = MailRealm()
     realm.register(IUser, lambda email: runner.read(accounts.get_user, email))
     checker = AccountChecker(runner, security, bans, workers,
                              default_domain=config["DEFAULT_DOMAIN"],
                              bcrypt_cost=config["BCRYPT_COST"])
-    portal = Portal(realm, [checker])
-    portal.realm_registry = realm  # protocols register their avatar interfaces here
-    return portal
+    return MailPortal(realm, [checker])

@@ -19,7 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from mailgosend.db.engine import connect_for_write
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade_to_head"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "upgrade_to_head",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -29,7 +35,7 @@ _MIGRATION_LOCK_KEY = 0x6D67_6D69  # "mgmi"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic ``Config`` pointing at the packaged scripts, optionally bound to ``connection``."""
+    """Alembic ``Config`` for the packaged scripts, optionally bound to ``connection``."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:

@@ -1,23 +1,24 @@
 """Database work off the reactor thread, with group commit (DESIGN §2, §3).
 
-Every query is a plain function ``fn(conn, *args, **kwargs)`` over a SQLAlchemy Core ``Connection``.
-:class:`DatabaseRunner` runs it in a thread pool and returns a Deferred that fires in the reactor
-thread.  ``fn`` must return plain data (rows from ``.all()``, a scalar, ...), never a live ``Result``,
-because the connection is gone by the time the Deferred fires.
+Every query is a plain function ``fn(conn, *args, **kwargs)`` over a SQLAlchemy Core
+``Connection``.  :class:`DatabaseRunner` runs it in a thread pool and returns a Deferred that fires
+in the reactor thread.  ``fn`` must return plain data (rows from ``.all()``, a scalar, ...), never a
+live ``Result``, because the connection is gone by the time the Deferred fires.
 
 Writes and group commit.  SQLite allows one writer, and ``synchronous=FULL`` costs one fsync per
 COMMIT.  So on SQLite a single writer thread takes every write job waiting (up to ``max_batch``),
 opens ONE transaction, runs each job inside its own SAVEPOINT, and COMMITs once: concurrent
 deliveries share one fsync.  A job that raises is rolled back to its savepoint and only its
-Deferred fails.  If the COMMIT fails, every job of the batch fails.  A write Deferred fires only after
-the COMMIT returned, i.e. once the data is durable and visible to every new connection; that is what
-lets the SMTP layer say 250 (DESIGN §3).
+Deferred fails.  If the COMMIT fails, every job of the batch fails.  A write Deferred fires only
+after the COMMIT returned, i.e. once the data is durable and visible to every new connection; that
+is what lets the SMTP layer say 250 (DESIGN §3).
 
 On PostgreSQL writes run concurrently, each in its own transaction (psycopg pool), by default.  The
 batching path works there too (``group_commit=True``); benchmarks/db_write.py measures both.
 
 A job must not commit, roll back or begin transactions itself: the runner owns the transaction.
-Read jobs get a connection whose implicit transaction is rolled back afterwards; they must not write.
+Read jobs get a connection whose implicit transaction is rolled back afterwards; they must not
+write.
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ class DatabaseRunner(Service):
 
     def _run_batch(self) -> None:
         with self._pending_lock:
-            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
+            size = min(len(self._pending), self._max_batch)
+            batch = [self._pending.popleft() for _ in range(size)]
         if not batch:
             return
         outcomes: list[tuple[_Job[Any], object]] = []

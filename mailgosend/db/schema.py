@@ -10,8 +10,8 @@ Conventions:
   deleted (PostgreSQL sequences never do); ``delivery_log.queue_id`` relies on that.
 - Constraint and index names are fixed by ``NAMING_CONVENTION`` so that Alembic batch migrations on
   SQLite, which rebuild tables, can refer to them by name.
-- Encrypted columns (``LargeBinary``) hold crypto.py envelopes (DESIGN §4); only what the server must
-  route and index is plain.
+- Encrypted columns (``LargeBinary``) hold crypto.py envelopes (DESIGN §4); only what the server
+  must route and index is plain.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-_AUTOINC = {"sqlite_autoincrement": True}
-
 
 def _created_at() -> Column[datetime]:
     """``created_at`` is on nearly every table; one definition keeps it identical everywhere."""
@@ -95,7 +93,7 @@ domains = Table(
     Column("name", String(253), nullable=False, unique=True),
     Column("enabled", Boolean(), nullable=False, server_default=true()),
     _created_at(),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 users = Table(
@@ -119,7 +117,7 @@ users = Table(
     Column("locked_until", UTCDateTime(), nullable=True),
     Column("password_changed_at", UTCDateTime(), nullable=False),
     _created_at(),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 aliases = Table(
@@ -133,7 +131,7 @@ aliases = Table(
     Column("enabled", Boolean(), nullable=False, server_default=true()),
     _created_at(),
     UniqueConstraint("source", "destination"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 sessions = Table(
@@ -150,7 +148,7 @@ sessions = Table(
     Column("ip", String(45), nullable=True),
     Column("user_agent", String(300), nullable=True),
     Column("mfa_passed", Boolean(), nullable=False, server_default=false()),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 mailboxes = Table(
@@ -167,7 +165,7 @@ mailboxes = Table(
     Column("subscribed", Boolean(), nullable=False, server_default=true()),
     _created_at(),
     UniqueConstraint("user_id", "name"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -189,7 +187,7 @@ messages = Table(
     _created_at(),
     UniqueConstraint("mailbox_id", "uid"),
     Index("ix_messages_mailbox_id_modseq", "mailbox_id", "modseq"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 blobs = Table(
@@ -216,7 +214,7 @@ queue = Table(
     Column("smtputf8", Boolean(), nullable=False, server_default=false()),
     Column("body_8bit", Boolean(), nullable=False, server_default=false()),
     _created_at(),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 queue_recipients = Table(
@@ -240,7 +238,7 @@ queue_recipients = Table(
     _created_at(),
     Index("ix_queue_recipients_status_next_attempt_at", "status", "next_attempt_at"),
     Index("ix_queue_recipients_queue_id", "queue_id"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 delivery_log = Table(
@@ -256,7 +254,7 @@ delivery_log = Table(
     Column("text", Text(), nullable=True),
     Column("mx_host", String(255), nullable=True),
     Column("tls_version", String(32), nullable=True),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 ip_bans = Table(
@@ -267,7 +265,7 @@ ip_bans = Table(
     Column("reason", String(200), nullable=False),
     _created_at(),
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 account_bans = Table(
@@ -278,7 +276,7 @@ account_bans = Table(
     Column("reason", String(200), nullable=False),
     _created_at(),
     Column("expires_at", UTCDateTime(), nullable=False),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 login_attempts = Table(
@@ -293,7 +291,7 @@ login_attempts = Table(
     _created_at(),
     Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
     Index("ix_login_attempts_username_created_at", "username", "created_at"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )
 
 security_events = Table(
@@ -307,5 +305,5 @@ security_events = Table(
     Column("detail", Text(), nullable=False, server_default=text("''")),
     _created_at(),
     Index("ix_security_events_created_at", "created_at"),
-    **_AUTOINC,
+    sqlite_autoincrement=True,
 )

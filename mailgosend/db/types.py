@@ -50,6 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """Return the stored instant as an aware UTC datetime on every back end."""
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        stored: datetime = value
+        if stored.tzinfo is None:
+            return stored.replace(tzinfo=timezone.utc)
+        return stored.astimezone(timezone.utc)

@@ -99,7 +99,9 @@ def add_domain(conn: Connection, name: str, now: datetime) -> Domain:
     if conn.execute(select(domains.c.id).where(domains.c.name == domain)).first():
         raise Duplicate(f"domain {domain} already exists")
     result = conn.execute(insert(domains).values(name=domain, enabled=True, created_at=now))
-    return Domain(result.inserted_primary_key[0], domain, True)
+    key = result.inserted_primary_key
+    assert key is not None
+    return Domain(int(key[0]), domain, True)
 
 
 def list_domains(conn: Connection) -> list[Domain]:

@@ -15,9 +15,10 @@ Write the tests once, in a mixin that uses ``self.engine`` (a migrated engine), 
         pass
 
 Test mixins subclass :data:`DatabaseTestBase` (``object`` at run time, a typed ``TestCase`` for
-mypy).  A class may set ``runner_options`` (keyword arguments for the runner).  The back-end mixin must
-come first so its ``setUp`` runs; a test mixin that needs its own
-``setUp`` calls ``super().setUp()`` first (it may return a Deferred, which trial waits for).
+mypy).  A class may set ``runner_options`` (keyword arguments for the runner).  The back-end mixin
+must come first: its ``setUp`` creates and migrates the database and starts the runner, then calls
+``super().setUp()``, so a test mixin's own ``setUp`` (next in the MRO) can already use
+``self.engine`` and ``self.runner``; it should call ``super().setUp()`` too.
 
 SQLite uses a file under ``self.mktemp()``.  PostgreSQL gets a fresh database per test
 (``mg_test_<random hex>``, so ``trial -j N`` workers never collide), created on the server named by
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, cast
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
-from twisted.internet import reactor
+from twisted.internet import reactor as global_reactor
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.trial import unittest
 
 from mailgosend.db.engine import create_db_engine
@@ -96,7 +98,9 @@ class _DatabaseMixin:
         self.engine = self.make_engine()
         self.addCleanup(self.engine.dispose)
         upgrade_to_head(self.engine)
-        self.runner = DatabaseRunner(self.engine, reactor, **self.runner_options)
+        self.runner = DatabaseRunner(
+            self.engine, cast(IReactorFromThreads, global_reactor), **self.runner_options
+        )
         self.runner.startService()
         self.addCleanup(self._stop_runner)
         return super().setUp()  # type: ignore[misc]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Optional, Sequence
+from typing import IO, Any, BinaryIO, Optional, Sequence, cast
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -119,7 +119,7 @@ class Delivery:
         try:
             for owner in owners:
                 handle.seek(0)
-                blob = self._blobs.seal(self._keyring, owner, handle)
+                blob = self._blobs.seal(self._keyring, owner, cast(BinaryIO, handle))
                 sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, info))
         except BaseException:
             for blob, _ in sealed.values():
