@@ -63,7 +63,7 @@ class MessageSender:
                 if data:
                     self._transport.write(data)
                     self._on_progress()
-                if not chunk or offset >= self._size or (self._top and self._top.done):
+                if not chunk or offset >= self._size or (self._top is not None and self._top.done):
                     break
                 if self._paused:
                     self._resume = Deferred()

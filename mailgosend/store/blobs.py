@@ -307,9 +307,8 @@ class DatabaseBlobs(BlobStore):
     ``spool_directory`` so the worker holds one segment, not the message.  Commit memory,
     measured for a 50 MB message: PostgreSQL reads the sealed file once (+50 MB; a bytea
     parameter cannot be streamed).  SQLite inserts a zeroblob and fills it with 1 MiB
-    incremental writes, but because ``data`` is not the last column of ``blobs`` SQLite
-    materialises the zeros and the record (+100 MB; a plain bytes insert measured +150 MB).
-    With ``data`` as the table's last column the zeroblob stays virtual (measured +3 MB).
+    incremental writes; ``data`` is the table's last column, so the zeroblob stays virtual
+    (measured +3 MB; with ``data`` before other columns SQLite materialised it: +100 MB).
     """
 
     def __init__(self, spool_directory: str | None = None, *, memory_limit: int = 256 * 1024,

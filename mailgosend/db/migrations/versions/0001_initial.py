@@ -164,13 +164,14 @@ def upgrade() -> None:
         **_AUTOINC,
     )
     op.create_index("ix_messages_mailbox_id_modseq", "messages", ["mailbox_id", "modseq"])
+    op.create_index(op.f("ix_messages_blob_id"), "messages", ["blob_id"])
     op.create_table(
         "blobs",
         sa.Column("id", sa.String(64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
         _ts("created_at"),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_blobs_user_id_users"), ondelete="CASCADE"
         ),
@@ -226,6 +227,7 @@ def upgrade() -> None:
         ["status", "next_attempt_at"],
     )
     op.create_index("ix_queue_recipients_queue_id", "queue_recipients", ["queue_id"])
+    op.create_index(op.f("ix_queue_blob_id"), "queue", ["blob_id"])
     op.create_table(
         "delivery_log",
         sa.Column("id", _big_id(), nullable=False),

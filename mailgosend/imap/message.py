@@ -1,0 +1,196 @@
+"""Stored messages as Twisted's IMessage, loading each layer only when it is asked for.
+
+Three layers, from cheap to dear:
+
+1. the ``messages`` row (UID, flags, INTERNALDATE, RFC822.SIZE): plain columns, no crypto;
+2. the sealed structure (``load_info``): envelope, MIME tree and byte offsets, decrypted from
+   ``messages.meta`` without touching the message blob;
+3. the blob, through a ``BlobReader`` opened on first need, which decrypts only the segments a
+   byte range touches.  BODY[HEADER.FIELDS ...] reads the header block (usually one segment);
+   BODY[2] reads the second part's range.
+
+The accessors that reach layers 2 and 3 block (database and AES): these objects live in worker
+or database threads only (fetch.py, search.py) and are never handed to the reactor thread.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+from typing import IO, Any, Iterable, Optional, Union
+
+from sqlalchemy.engine import Connection, Engine
+from twisted.mail import imap4
+from zope.interface import implementer
+
+from mailgosend.crypto import KeyRing
+from mailgosend.store.accounts import User
+from mailgosend.store.blobs import BlobReader, BlobStore
+from mailgosend.store.messages import MessageRow, load_info
+from mailgosend.store.mimeinfo import MessageInfo, Part
+
+__all__ = ["MessageSource", "StoredMessage", "StoredPart", "filter_header_block",
+           "parse_header_block"]
+
+
+class MessageSource:
+    """What a thread-side job needs to read one user's messages."""
+
+    def __init__(self, storage: Union[Connection, Engine], keyring: KeyRing,
+                 blob_store: BlobStore, user: User) -> None:
+        self.storage, self.keyring, self.blob_store, self.user = storage, keyring, blob_store, user
+
+    def load_info(self, row: MessageRow) -> MessageInfo:
+        if isinstance(self.storage, Engine):
+            with self.storage.connect() as conn:
+                return load_info(conn, self.keyring, self.user, row)
+        return load_info(self.storage, self.keyring, self.user, row)
+
+    def open_blob(self, blob_id: str) -> BlobReader:
+        return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid, blob_id)
+
+
+def parse_header_block(block: bytes) -> list[tuple[str, bytes]]:
+    """(lower-case name, raw field lines including folds and line end) in order."""
+    fields: list[tuple[str, bytes]] = []
+    for line in io.BytesIO(block):
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t") and fields:
+            name, raw = fields[-1]
+            fields[-1] = (name, raw + line)
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon:
+            continue
+        fields.append((name.strip().decode("ascii", "replace").lower(), line))
+    return fields
+
+
+def filter_header_block(block: bytes, names: Iterable[str], negate: bool) -> bytes:
+    """BODY[HEADER.FIELDS (...)] / HEADER.FIELDS.NOT: the chosen fields byte for byte, then the
+    blank line (RFC 3501 §6.4.5)."""
+    wanted = {name.lower() for name in names}
+    kept = [raw for name, raw in parse_header_block(block) if (name in wanted) != negate]
+    body = b"".join(kept)
+    if body and not body.endswith(b"\n"):
+        body += b"\r\n"
+    return body + b"\r\n"
+
+
+def _header_dict(block: bytes, negate: bool, names: tuple[str, ...]) -> dict[str, str]:
+    wanted = {name.lower() for name in names}
+    found: dict[str, str] = {}
+    for name, raw in parse_header_block(block):
+        if wanted and (name in wanted) == negate:
+            continue
+        if name not in found:
+            value = raw.partition(b":")[2].replace(b"\r\n", b"").replace(b"\n", b"")
+            found[name] = value.decode("utf-8", "surrogateescape").strip()
+    return found
+
+
+class _Layered:
+    """Shared by a message and its parts: the blob reader, opened once and closed by the job."""
+
+    _reader: Optional[BlobReader] = None
+
+    def __init__(self, row: MessageRow, source: MessageSource) -> None:
+        self.row = row
+        self.source = source
+        self._info: Optional[MessageInfo] = None
+        self.blob_opens = 0
+
+    @property
+    def info(self) -> MessageInfo:
+        if self._info is None:
+            self._info = self.source.load_info(self.row)
+        return self._info
+
+    def read(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        if self._reader is None:
+            self._reader = self.source.open_blob(self.row.blob_id)
+            self.blob_opens += 1
+        return self._reader.read_range(start, end - start)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+@implementer(imap4.IMessagePart)
+class StoredPart:
+    """One MIME part of a stored message (IMessagePart)."""
+
+    def __init__(self, message: StoredMessage, part: Part) -> None:
+        self.message, self.part = message, part
+
+    def getHeaders(self, negate: bool, *names: str) -> dict[str, str]:
+        block = self.message.read(self.part.header_start, self.part.body_start)
+        return _header_dict(block, negate, names)
+
+    def getBodyFile(self) -> IO[bytes]:
+        return io.BytesIO(self.message.read(self.part.body_start, self.part.body_end))
+
+    def getSize(self) -> int:
+        return self.part.size
+
+    def isMultipart(self) -> bool:
+        return self.part.is_multipart
+
+    def getSubPart(self, part: int) -> StoredPart:
+        if not self.part.parts or not 0 <= part < len(self.part.parts):
+            raise IndexError(part)
+        return StoredPart(self.message, self.part.parts[part])
+
+
+@implementer(imap4.IMessage)
+class StoredMessage(_Layered):
+    """A message of the selected mailbox; see the module docstring for what each call costs."""
+
+    def getUID(self) -> int:
+        return self.row.uid
+
+    def getFlags(self) -> tuple[str, ...]:
+        return self.row.flags
+
+    def getInternalDate(self) -> str:
+        return email.utils.format_datetime(self.row.internal_date)
+
+    def getSize(self) -> int:
+        return self.row.size
+
+    def header_block(self) -> bytes:
+        root = self.info.root
+        return self.read(root.header_start, root.body_start)
+
+    def getHeaders(self, negate: bool, *names: str) -> dict[str, str]:
+        return _header_dict(self.header_block(), negate, names)
+
+    def getBodyFile(self) -> IO[bytes]:
+        root = self.info.root
+        return io.BytesIO(self.read(root.body_start, root.body_end))
+
+    def isMultipart(self) -> bool:
+        return self.info.root.is_multipart
+
+    def getSubPart(self, part: int) -> StoredPart:
+        return StoredPart(self, self.info.root).getSubPart(part)
+
+    def section(self, spec: str, fields: Optional[list[str]] = None,
+                negate: bool = False) -> bytes:
+        """The bytes of BODY[spec]; ``fields`` filters a HEADER.FIELDS section."""
+        start, end = self.info.section_range(spec)
+        data = self.read(start, min(end, self.row.size))
+        if fields is not None:
+            return filter_header_block(data, fields, negate)
+        return data
+
+    def __enter__(self) -> StoredMessage:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

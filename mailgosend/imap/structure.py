@@ -1,0 +1,209 @@
+"""ENVELOPE and BODY/BODYSTRUCTURE from the stored MessageInfo (RFC 3501 §7.4.2).
+
+Everything here works on the decrypted structure only; no message body is read.  Header values
+are sent raw, as the sender wrote them (RFC 2047 encoded words included; clients decode them),
+so 8-bit values go out as literals.
+
+Address lists are parsed with a small RFC 5322 §3.4 scanner: display names, quoted strings,
+comments, angle addresses with obsolete routes, and groups, which ENVELOPE represents with a
+start marker (NIL NIL "name" NIL) and an end marker (NIL NIL NIL NIL).  An address without
+"@" gets the host ".MISSING-HOST-NAME." as UW imapd and Dovecot send.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from mailgosend.imap.wireformat import nstring, plist, string
+from mailgosend.store.mimeinfo import Envelope, MessageInfo, Part
+
+__all__ = ["body_structure", "envelope", "parse_address_list"]
+
+MISSING_HOST = ".MISSING-HOST-NAME."
+
+# (name, adl, mailbox, host); a group start is (None, None, name, None), its end all None.
+Address = tuple[Optional[str], Optional[str], Optional[str], Optional[str]]
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.angle: Optional[str] = None
+        self.comment: Optional[str] = None
+
+    def empty(self) -> bool:
+        return not self.words and self.angle is None
+
+    def result(self) -> Optional[Address]:
+        if self.angle is not None:
+            name = " ".join(self.words) or self.comment
+            spec = self.angle
+        else:
+            spec, name = "".join(self.words), self.comment
+        adl = None
+        if spec.startswith("@") and ":" in spec:  # obsolete route, RFC 5322 §4.4
+            adl, spec = spec.split(":", 1)
+        if not spec:
+            return None
+        local, at, host = spec.rpartition("@")
+        if not at:
+            local, host = spec, MISSING_HOST
+        return (name or None, adl, local, host)
+
+
+def parse_address_list(value: str) -> list[Address]:
+    """Addresses and group markers of one raw header value, in order."""
+    out: list[Address] = []
+    current = _Mailbox()
+    word: list[str] = []
+    in_group = False
+    i = 0
+
+    def end_word() -> None:
+        if word:
+            current.words.append("".join(word))
+            word.clear()
+
+    def flush() -> None:
+        nonlocal current
+        end_word()
+        found = current.result()
+        if found is not None:
+            out.append(found)
+        current = _Mailbox()
+
+    while i < len(value):
+        ch = value[i]
+        if ch == '"':
+            text, i = _delimited(value, i + 1, '"')
+            end_word()
+            current.words.append(text)
+            continue
+        if ch == "(":
+            text, i = _comment(value, i + 1)
+            end_word()
+            current.comment = current.comment or text.strip() or None
+            continue
+        if ch == "<":
+            end = value.find(">", i + 1)
+            end = len(value) if end < 0 else end
+            end_word()
+            current.angle = "".join(value[i + 1:end].split())
+            i = end + 1
+            continue
+        if ch == ":" and not in_group and current.angle is None:
+            end_word()
+            out.append((None, None, " ".join(current.words), None))
+            current, in_group = _Mailbox(), True
+        elif ch == ";" and in_group:
+            flush()
+            out.append((None, None, None, None))
+            in_group = False
+        elif ch == ",":
+            flush()
+        elif ch in " \t\r\n":
+            end_word()
+        else:
+            word.append(ch)
+        i += 1
+    flush()
+    if in_group:
+        out.append((None, None, None, None))
+    return out
+
+
+def _delimited(value: str, i: int, close: str) -> tuple[str, int]:
+    out: list[str] = []
+    while i < len(value) and value[i] != close:
+        if value[i] == "\\" and i + 1 < len(value):
+            i += 1
+        out.append(value[i])
+        i += 1
+    return "".join(out), i + 1
+
+
+def _comment(value: str, i: int) -> tuple[str, int]:
+    depth, out = 1, []
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            out.append(value[i + 1])
+            i += 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return "".join(out), i + 1
+        out.append(ch)
+        i += 1
+    return "".join(out), i
+
+
+def _addresses(value: Optional[str]) -> bytes:
+    found = parse_address_list(value) if value else []
+    if not found:
+        return b"NIL"
+    return b"(" + b"".join(plist(nstring(field) for field in address)
+                           for address in found) + b")"
+
+
+def envelope(env: Envelope) -> bytes:
+    """The ENVELOPE structure; Sender and Reply-To default to From when absent or empty."""
+    from_ = _addresses(env.from_)
+    sender = _addresses(env.sender)
+    reply_to = _addresses(env.reply_to)
+    fields = [nstring(env.date), nstring(env.subject), from_,
+              from_ if sender == b"NIL" else sender,
+              from_ if reply_to == b"NIL" else reply_to,
+              _addresses(env.to), _addresses(env.cc), _addresses(env.bcc),
+              nstring(env.in_reply_to), nstring(env.message_id)]
+    return plist(fields)
+
+
+def _params(params: list[tuple[str, str]]) -> bytes:
+    if not params:
+        return b"NIL"
+    return plist(b"%s %s" % (string(k), string(v)) for k, v in params)
+
+
+def _disposition(part: Part) -> bytes:
+    if part.disposition is None:
+        return b"NIL"
+    return plist([string(part.disposition), _params(part.disposition_params)])
+
+
+def _language(part: Part) -> bytes:
+    if not part.language:
+        return b"NIL"
+    if len(part.language) == 1:
+        return string(part.language[0])
+    return plist(string(tag) for tag in part.language)
+
+
+def _part(part: Part, extended: bool) -> bytes:
+    """One body (RFC 3501 §9 body); iterative over deep trees would not help the wire format,
+    and mimeinfo caps nesting at MAX_DEPTH, so recursion depth is bounded."""
+    if part.is_multipart and part.parts:
+        fields = [b"".join(_part(child, extended) for child in part.parts), string(part.subtype)]
+        if extended:
+            fields += [_params(part.params), _disposition(part), _language(part),
+                       nstring(part.location)]
+        return plist(fields)
+    fields = [string(part.type), string(part.subtype), _params(part.params), nstring(part.id),
+              nstring(part.description), string(part.encoding.upper()), b"%d" % part.size]
+    if part.is_message:
+        inner = part.parts[0]
+        fields += [envelope(part.envelope or Envelope()), _part(inner, extended),
+                   b"%d" % (part.lines or 0)]
+    elif part.type == "text":
+        fields.append(b"%d" % (part.lines or 0))
+    if extended:
+        fields += [nstring(part.md5), _disposition(part), _language(part), nstring(part.location)]
+    return plist(fields)
+
+
+def body_structure(info: MessageInfo, extended: bool = True) -> bytes:
+    """BODYSTRUCTURE (extended) or BODY (not extended) of the whole message."""
+    return _part(info.root, extended)
