@@ -41,6 +41,7 @@ from mailgosend.store.blobs import make_blob_store
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.maintenance import MaintenanceService
 from mailgosend.store import meta
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
@@ -227,6 +228,7 @@ def _add_smtp_listeners(root: MailgosendService, config: Config, reactor: Any,
                         max_connections=config["MAX_CONNECTIONS"],
                         max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
     root.components["blob_store"] = blob_store
+    MaintenanceService(deps["runner"], blob_store, reactor).setServiceParent(root)
     kinds: tuple[tuple[str, ListenerKind], ...] = (
         ("smtp", "inbound"), ("submit", "submission"), ("smtps", "smtps"))
     for name, kind in kinds:

@@ -97,7 +97,7 @@ class AuthorizationCommands:
         # The rest of the line verbatim: passwords may contain spaces (RFC 1939 §7).
         return self._login(user, as_text(arguments))
 
-    def cmd_AUTH(self, arguments: bytes) -> Optional[Reply]:
+    def cmd_AUTH(self, arguments: bytes) -> Optional[Deferred[Optional[Reply]]]:
         mechanism, _, initial = as_text(arguments).strip().partition(" ")
         if not mechanism:
             # Not in RFC 5034, but Outlook asks this way (Dovecot answers it too).

@@ -61,7 +61,7 @@ class POP3Factory(ServerFactory):
         self.connections: set[POP3Server] = set()
         self._per_ip: dict[str, int] = {}
 
-    def buildProtocol(self, addr: IAddress) -> POP3Server:
+    def buildProtocol(self, addr: Optional[IAddress]) -> POP3Server:
         return POP3Server(self)
 
     def register(self, session: POP3Server) -> Optional[Reply]:

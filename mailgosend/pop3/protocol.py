@@ -69,6 +69,9 @@ def is_loopback(host: str) -> bool:
 class POP3Server(Protocol, TimeoutMixin):
     """One POP3 connection, on a plain (STLS) or implicit-TLS listener."""
 
+    # A TCP or TLS transport: ITransport plus ITLSTransport/IProducer/abortConnection.
+    transport: Any
+
     def __init__(self, factory: POP3Factory) -> None:
         self.factory = factory
         self.limits = factory.limits

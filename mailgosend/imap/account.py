@@ -1,0 +1,279 @@
+"""A logged-in user's mailboxes (Twisted's IAccount over store/), the IMAP avatar.
+
+Every call is one or two database jobs through the runner; nothing blocks the reactor.  Names
+are Unicode here (the server decodes modified UTF-7) and validated by the store
+(``normalize_name``: no empty levels, no "." or "..", no wildcards or control characters).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional, Sequence, Union
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.mail import imap4
+from zope.interface import implementer
+
+from mailgosend.imap.access import StoreAccess
+from mailgosend.imap.errors import no
+from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
+from mailgosend.imap.search import Candidate, parse_search, run_search
+from mailgosend.imap.selected import SelectedMailbox
+from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status, quota_usage,
+                                      set_subscribed)
+from mailgosend.imap.tokens import tokenize
+from mailgosend.store import mailboxes
+from mailgosend.store.accounts import User
+from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
+from mailgosend.store.messages import (Delivered, MailboxCounts, MessageRow, deliver_to_users,
+                                       list_messages)
+
+__all__ = ["IMAPAccount", "ListEntry", "pattern_regex"]
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One LIST/LSUB line; also Twisted's IMailboxInfo."""
+
+    name: str
+    attributes: tuple[str, ...]
+
+    def getFlags(self) -> list[str]:
+        return list(self.attributes)
+
+    def getHierarchicalDelimiter(self) -> str:
+        return DELIMITER
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """LIST wildcards (RFC 3501 §6.3.8): "*" matches anything, "%" stops at the delimiter."""
+    if pattern[:5].upper() == INBOX and (len(pattern) == 5 or pattern[5] in "/%*"):
+        pattern = INBOX + pattern[5:]  # INBOX is case-insensitive
+    parts = [".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch) for ch in pattern]
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def _ancestors(name: str) -> list[str]:
+    levels = name.split(DELIMITER)
+    return [DELIMITER.join(levels[:i]) for i in range(1, len(levels))]
+
+
+def _sort_key(name: str) -> tuple[bool, list[str]]:
+    return (name != INBOX, name.split(DELIMITER))
+
+
+def _load_selection(conn: Any, user_id: int, name: str) -> tuple[Optional[Mailbox],
+                                                                 list[MessageRow]]:
+    box = mailboxes.get_mailbox(conn, user_id, name)
+    return box, ([] if box is None else list_messages(conn, box.id))
+
+
+@implementer(IIMAPAccount, imap4.INamespacePresenter)
+class IMAPAccount:
+    """One user's view of their mailboxes; ``access`` is shared by the listener's sessions."""
+
+    def __init__(self, user: User, access: StoreAccess) -> None:
+        self.user = user
+        self.access = access
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def list_entries(self, reference: str, patterns: Sequence[str], *,
+                     subscribed_only: bool = False, special_only: bool = False,
+                     return_subscribed: bool = False, lsub: bool = False
+                     ) -> Deferred[list[ListEntry]]:
+        d = self.access.runner.read(mailboxes.list_mailboxes, self.user.id)
+        return d.addCallback(self._entries, reference, patterns, subscribed_only, special_only,
+                             return_subscribed, lsub)
+
+    def _entries(self, boxes: list[Mailbox], reference: str, patterns: Sequence[str],
+                 subscribed_only: bool, special_only: bool, return_subscribed: bool,
+                 lsub: bool) -> list[ListEntry]:
+        by_name = {box.name: box for box in boxes}
+        parents = {a for name in by_name for a in _ancestors(name)}
+        candidates = {b.name for b in boxes if b.subscribed or not subscribed_only}
+        found: dict[str, tuple[str, ...]] = {}
+        for pattern in patterns:
+            regex = pattern_regex(reference + pattern)
+            for name in candidates:
+                box = by_name[name]
+                if regex.match(name):
+                    if not special_only or box.special_use is not None:
+                        found[name] = self._attributes(box, name in parents, return_subscribed,
+                                                       lsub)
+                    continue
+                if special_only:
+                    continue
+                for ancestor in _ancestors(name):  # RFC 3501 §6.3.9: "%" cut the name
+                    if ancestor not in candidates and regex.match(ancestor):
+                        found.setdefault(ancestor, ("\\Noselect",) if lsub else
+                                         ("\\Noselect", "\\HasChildren"))
+        return [ListEntry(name, found[name]) for name in sorted(found, key=_sort_key)]
+
+    @staticmethod
+    def _attributes(box: Mailbox, has_children: bool, return_subscribed: bool,
+                    lsub: bool) -> tuple[str, ...]:
+        if lsub:
+            return ()
+        attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+        if box.special_use:
+            attributes.append(box.special_use)
+        if return_subscribed and box.subscribed:
+            attributes.append("\\Subscribed")
+        return tuple(attributes)
+
+    # --- mailbox management ----------------------------------------------------------------
+
+    def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
+        name = name[:-1] if name.endswith(DELIMITER) and len(name) > 1 else name  # §6.3.3
+        return self.access.runner.write(mailboxes.create_mailbox, self.user.id, name,
+                                        self.access.now(), special_use)
+
+    def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
+        d = self.access.runner.write(mailboxes.delete_mailbox, self.user.id, name)
+        return d.addCallback(self._notify_box)
+
+    def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
+        d = self.access.runner.write(mailboxes.rename_mailbox, self.user.id, old, new,
+                                     self.access.now())
+        if mailboxes.normalize_name(old) == INBOX:
+            d.addCallback(self._notify_inbox)
+        return d
+
+    def _notify_box(self, box: Mailbox) -> Mailbox:
+        self.access.hub.changed(box.id)
+        return box
+
+    def _notify_inbox(self, box: Mailbox) -> Deferred[Mailbox]:
+        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, INBOX)
+        return d.addCallback(lambda inbox: inbox and self._notify_box(inbox)).addCallback(
+            lambda _: box)
+
+    def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
+        return self.access.runner.write(set_subscribed, self.user.id, name, subscribed)
+
+    def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
+        d = self.access.runner.read(_load_selection, self.user.id, name)
+        return d.addCallback(lambda found: None if found[0] is None
+                             else SelectedMailbox(self, found[0], found[1], readonly))
+
+    def status(self, name: str) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
+        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
+
+        def found(box: Optional[Mailbox]) -> Any:
+            if box is None:
+                raise mailboxes.MailboxNotFound(f"mailbox {name} does not exist")
+            floor = self.access.hub.known_floor(box.id)
+            return self.access.runner.read(mailbox_status, self.user.id, name, floor)
+
+        return d.addCallback(found)
+
+    def quota(self) -> Deferred[tuple[int, int]]:
+        return self.access.runner.read(quota_usage, self.user.id)
+
+    # --- messages --------------------------------------------------------------------------
+
+    async def append(self, name: str, source: Union[bytes, str], flags: Sequence[str],
+                     date: Optional[datetime]) -> Delivered:
+        """APPEND (RFC 3501 §6.3.11): TRYCREATE for a missing mailbox; quota enforced."""
+        runner = self.access.runner
+        box = await runner.read(mailboxes.get_mailbox, self.user.id, name)
+        if box is None:
+            raise no("Mailbox does not exist", "TRYCREATE")
+        now = self.access.now()
+        results = await deliver_to_users(
+            runner, self.access.keyring, self.access.blob_store, source,
+            [(self.user, box.id)], flags, date or now, self.access.workers, now=now)
+        outcome = results[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        self.access.hub.changed(box.id)
+        return outcome
+
+    async def copy(self, view: SelectedMailbox, uids: Sequence[int], target_name: str,
+                   move: bool) -> CopyResult:
+        """COPY/MOVE with the spam-learning hook (DESIGN §6)."""
+        target = await self.access.runner.read(mailboxes.get_mailbox, self.user.id,
+                                               target_name)
+        if target is None:
+            raise no("Mailbox does not exist", "TRYCREATE")
+        result = await self.access.runner.write(copy_messages, self.user.id, view.box.id,
+                                                list(uids), target.id, self.access.now(),
+                                                move=move)
+        self.access.hub.changed(target.id)
+        if result.expunged:
+            self.access.hub.changed(view.box.id, origin=view)
+        self._train(view.box, target, result)
+        return result
+
+    def _train(self, source: Mailbox, target: Mailbox, result: CopyResult) -> None:
+        if source.id == target.id:
+            return
+        if target.role == "junk" and source.role != "junk":
+            is_spam = True
+        elif source.role == "junk" and target.role not in ("junk", "trash"):
+            is_spam = False  # deleting spam is not "this is good mail"
+        else:
+            return
+        for _, new_uid in result.pairs:
+            ref = MessageRef(self.user.id, target.id, new_uid, result.blobs[new_uid])
+            maybeDeferred(self.access.trainer.learn, self.user.id, ref, is_spam).addErrback(
+                lambda f: log.failure("spam trainer failed", f))
+
+    def search(self, view: SelectedMailbox, query: Any, uid: bool) -> Deferred[list[int]]:
+        """SEARCH in a database thread; ``query`` is a parsed tree or the key text."""
+        tree = query if isinstance(query, tuple) else parse_search(
+            tokenize([query.encode("utf-8") if isinstance(query, str) else query]))
+        candidates = [Candidate(seq, view.rows[u], u in view.recent)
+                      for seq, u in enumerate(view.uids, 1)]
+        d = self.access.runner.read(run_search, self.access.keyring, self.access.blob_store,
+                                    self.user, candidates, tree)
+        return d.addCallback(lambda found: [c.row.uid if uid else c.seq for c in found])
+
+    # --- Twisted's IAccount and INamespacePresenter ----------------------------------------
+
+    def addMailbox(self, name: str, mbox: Any = None) -> Deferred[Mailbox]:
+        return self.create_mailbox(name)
+
+    def create(self, pathspec: str) -> Deferred[bool]:
+        return self.create_mailbox(pathspec).addCallback(lambda _: True)
+
+    def select(self, name: str, rw: bool = True) -> Deferred[Optional[SelectedMailbox]]:
+        return self.open(name, readonly=not rw)
+
+    def delete(self, name: str) -> Deferred[Mailbox]:
+        return self.delete_mailbox(name)
+
+    def rename(self, oldname: str, newname: str) -> Deferred[Mailbox]:
+        return self.rename_mailbox(oldname, newname)
+
+    def isSubscribed(self, name: str) -> Deferred[bool]:
+        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
+        return d.addCallback(lambda box: bool(box and box.subscribed))
+
+    def subscribe(self, name: str) -> Deferred[None]:
+        return self.set_subscription(name, True)
+
+    def unsubscribe(self, name: str) -> Deferred[None]:
+        return self.set_subscription(name, False)
+
+    def listMailboxes(self, ref: str, wildcard: str) -> Deferred[list[tuple[str, ListEntry]]]:
+        d = self.list_entries(ref, [wildcard])
+        return d.addCallback(lambda entries: [(e.name, e) for e in entries])
+
+    def getPersonalNamespaces(self) -> list[list[str]]:
+        return [["", DELIMITER]]
+
+    def getSharedNamespaces(self) -> None:
+        return None
+
+    def getOtherNamespaces(self) -> None:
+        return None
+
+    def getUserNamespaces(self) -> None:
+        return None

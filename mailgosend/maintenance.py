@@ -1,0 +1,59 @@
+"""Periodic housekeeping (DESIGN.md §3): expunged messages are soft-deleted
+rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
+until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
+any more (and spool files of crashed deliveries) are removed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.store.blobs import BlobStore
+from mailgosend.store.messages import purge_expunged
+
+log = Logger()
+
+INTERVAL_SECONDS = 3600.0
+EXPUNGE_RETENTION = timedelta(days=1)
+
+
+class MaintenanceService(Service):
+    def __init__(self, runner: DatabaseRunner, blob_store: BlobStore, clock: Any) -> None:
+        self.setName("maintenance")
+        self._runner = runner
+        self._blobs = blob_store
+        self._clock = clock
+        self._loop: Optional[task.LoopingCall] = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self.run_once)
+        self._loop.clock = self._clock
+        # Not at start-up: a restart loop must not turn into a purge loop.
+        self._loop.start(INTERVAL_SECONDS, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    @defer.inlineCallbacks
+    def run_once(self) -> Any:
+        now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+        try:
+            rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
+            run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
+            blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
+        except Exception as exc:  # try again next hour; never stop the loop
+            log.error("maintenance failed: {error}", error=exc)
+            return None
+        if rows or blobs:
+            log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s)",
+                     rows=rows, blobs=blobs)
+        return rows, blobs
