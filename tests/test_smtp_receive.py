@@ -138,6 +138,18 @@ class InboundTests(ReceiveTestBase):
         self.assertEqual(self.server.queued(), [])
 
     @defer.inlineCallbacks
+    def test_delivery_publishes_a_new_mail_event_after_commit(self):  # type: ignore[no-untyped-def]
+        alice = self.server.add_user("carol@example.com")
+        seen: list[Any] = []
+        events = self.server.root.components["events"]
+        unsubscribe = events.subscribe(alice.id, seen.append)
+        self.addCleanup(unsubscribe)
+        yield self.send("someone@pass.test", ["carol@example.com"],
+                        message("someone@pass.test", "carol@example.com"))
+        self.assertEqual([(e.user_id, e.uid) for e in seen], [(alice.id, 1)])
+        self.assertEqual(len(self.server.stored("carol@example.com")), 1)
+
+    @defer.inlineCallbacks
     def test_bare_postmaster_is_accepted(self):  # type: ignore[no-untyped-def]
         yield self.send("someone@pass.test", ["postmaster"], message("someone@pass.test", "pm"))
         self.assertEqual(len(self.server.stored("postmaster@example.com")), 1)
