@@ -219,9 +219,6 @@ class OurServer:
             "MAILGO_BIND_ADDRESS": "127.0.0.1",
             "MAILGO_SMTP_BIND": "127.0.0.1",
             "MAILGO_SMTP_PORT": str(self.port),
-            "MAILGO_SUBMIT_PORT": "0",
-            "MAILGO_SMTPS_PORT": "0",
-            "MAILGO_ADMIN_PORT": "0",
             "MAILGO_TLS_MODE": "off",
             "MAILGO_DNSBL_ZONES": "",
             "MAILGO_DNS_PRIMARY": f"127.0.0.1:{self.dns_port}" if self.dns_port else "127.0.0.1:9",
@@ -230,6 +227,9 @@ class OurServer:
             "MAILGO_MAX_CONNECTIONS_PER_IP": "200",
             "MAILGO_SHUTDOWN_GRACE_SECONDS": "2",
         })
+        # Every other listener off (IMAP/POP3/web are landing; only inbound SMTP is measured).
+        for service in ("SUBMIT", "SMTPS", "ADMIN", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "DAV"):
+            env[f"MAILGO_{service}_PORT"] = "0"
         for item in self.args.server_env:
             k, _, v = item.partition("=")
             env[k if k.startswith("MAILGO_") else "MAILGO_" + k] = v

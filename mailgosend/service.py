@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from twisted.application import service
@@ -42,6 +43,7 @@ from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
 from mailgosend.maintenance import MaintenanceService
+from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.store import meta
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
@@ -53,9 +55,11 @@ log = Logger()
 class MailgosendService(service.MultiService):
     """The root service.  Children stop one at a time, newest first."""
 
-    def __init__(self, config: Config, observer: Optional[ILogObserver] = None) -> None:
+    def __init__(self, config: Config, observer: Optional[ILogObserver] = None,
+                 reactor: Any = None) -> None:
         super().__init__()
         self.config = config
+        self.reactor = reactor
         self.log_observer = observer
         self.setName("mailgosend")
         self.listeners = service.MultiService()
@@ -74,6 +78,17 @@ class MailgosendService(service.MultiService):
 
     def startService(self) -> None:
         super().startService()
+        # twistd may start services before the reactor runs; "started" must mean that the
+        # reactor is up and its SIGTERM/SIGINT handlers installed (operators and tests wait
+        # for this line before they signal us).
+        reactor = self.reactor
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        reactor.callWhenRunning(self._announce)
+
+    def _announce(self) -> None:
         log.info("mailgosend {version} started (config {path}, database {db})",
                  version=__version__, path=self.config.path, db=self.config["DB_DRIVER"])
 
@@ -131,6 +146,37 @@ def _dsn_without_password(dsn: str) -> str:
         return "(unparsable DSN)"
 
 
+@dataclass
+class Wiring:
+    """What the protocol listeners share; built once in makeService."""
+
+    config: Config
+    reactor: Any
+    root: MailgosendService
+    runner: DatabaseRunner
+    keyring: KeyRing
+    workers: WorkerPool
+    portal: Any
+    bans: BanCache
+    blob_store: Any
+    events: Events
+    spool_dir: str
+
+    def listen(self, name: str, factory: Any, tls: Optional[ServerTLS] = None) -> None:
+        listener = self.config.listener(name)
+        ListenerService(name, f"{name.upper()}_PORT", f"{name.upper()}_BIND", listener.bind,
+                        listener.port, factory, self.reactor, tls=tls,
+                        grace_seconds=self.config["SHUTDOWN_GRACE_SECONDS"],
+                        ).setServiceParent(self.root.listeners)
+
+    def tls_for(self, group: str) -> Optional[ServerTLS]:
+        """One ServerTLS per group (SMTP, IMAP, POP3), reloaded on SIGHUP."""
+        key = f"tls_{group.lower()}"
+        if key not in self.root.components:
+            self.root.components[key] = _server_tls(self.config, group)
+        return self.root.components[key]  # type: ignore[no-any-return]
+
+
 def makeService(config: Config, *, reactor: Any = None,
                 observer: Optional[ILogObserver] = None) -> MailgosendService:
     """Build every service from the configuration; nothing listens until started."""
@@ -138,7 +184,7 @@ def makeService(config: Config, *, reactor: Any = None,
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    root = MailgosendService(config, observer)
+    root = MailgosendService(config, observer, reactor)
     for warning in config.warnings:
         log.warn("configuration: {warning}", warning=warning)
     if config.appended:
@@ -158,23 +204,23 @@ def makeService(config: Config, *, reactor: Any = None,
     bans = BanCache(security, clock=reactor)
     bans.setServiceParent(root)
     portal = build_portal(runner, security, bans, workers, config)
+    spool_dir = os.path.join(config["DATA_DIR"], "spool")
+    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    blob_store = make_blob_store(config["STORAGE_BACKEND"], config["STORAGE_PATH"], spool_dir)
+    MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
+    events = Events()
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
-                           workers=workers)
+                           workers=workers, blob_store=blob_store, events=events)
     if observer is not None:
         root.components["log"] = observer
 
     root.listeners.setServiceParent(root)
-    tls = _server_tls(config, "SMTP")
-    if tls is not None:
-        root.components["tls_smtp"] = tls
-    _add_smtp_listeners(root, config, reactor, tls, runner=runner, keyring=keyring,
-                        workers=workers, portal=portal, bans=bans)
-    admin = config.listener("admin")
-    if admin.active:
-        ListenerService("admin", "ADMIN_PORT", "ADMIN_BIND", admin.bind, admin.port,
-                        health_site(runner), reactor,
-                        grace_seconds=config["SHUTDOWN_GRACE_SECONDS"],
-                        ).setServiceParent(root.listeners)
+    wiring = Wiring(config, reactor, root, runner, keyring, workers, portal, bans, blob_store,
+                    events, spool_dir)
+    _add_smtp_listeners(wiring)
+    _add_pop3_listeners(wiring)
+    if config.listener("admin").active:
+        wiring.listen("admin", health_site(runner))
     return root
 
 
@@ -201,51 +247,60 @@ def _server_tls(config: Config, group: str = "") -> Optional[ServerTLS]:
     return tls
 
 
-def _add_smtp_listeners(root: MailgosendService, config: Config, reactor: Any,
-                        tls: Optional[ServerTLS], **deps: Any) -> None:
+
+def _add_smtp_listeners(w: Wiring) -> None:
     """Inbound SMTP (25), submission (587, STARTTLS) and SMTPS (465, implicit TLS)."""
-    wanted = {name: config.listener(name) for name in ("smtp", "submit", "smtps")}
-    if not any(listener.active for listener in wanted.values()):
+    config = w.config
+    wanted = [name for name in ("smtp", "submit", "smtps") if config.listener(name).active]
+    if not wanted:
         return
     resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
     install_spf_resolver(resolver)
-    spool_dir = os.path.join(config["DATA_DIR"], "spool")
-    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
-    blob_store = make_blob_store(config["STORAGE_BACKEND"], config["STORAGE_PATH"], spool_dir)
-    events = root.components.setdefault("events", Events())
-    delivery = Delivery(runner=deps["runner"], keyring=deps["keyring"], blob_store=blob_store,
-                        workers=deps["workers"], events=events,
+    delivery = Delivery(runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
+                        workers=w.workers, events=w.events,
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
-                               workers=deps["workers"], delivery=delivery,
-                               runner=deps["runner"], clock=reactor,
-                               spool_dir=spool_dir)
-    backend = MailBackend(runner=deps["runner"], portal=deps["portal"], bans=deps["bans"],
-                          pipeline=pipeline, default_domain=config["DEFAULT_DOMAIN"],
-                          spool_dir=spool_dir)
+                               workers=w.workers, delivery=delivery, runner=w.runner,
+                               clock=w.reactor, spool_dir=w.spool_dir)
+    backend = MailBackend(runner=w.runner, portal=w.portal, bans=w.bans, pipeline=pipeline,
+                          default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir)
     limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
                         max_recipients=config["MAX_RECIPIENTS"],
                         max_connections=config["MAX_CONNECTIONS"],
                         max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
-    root.components["blob_store"] = blob_store
-    MaintenanceService(deps["runner"], blob_store, reactor).setServiceParent(root)
-    kinds: tuple[tuple[str, ListenerKind], ...] = (
-        ("smtp", "inbound"), ("submit", "submission"), ("smtps", "smtps"))
-    for name, kind in kinds:
-        listener = wanted[name]
-        if not listener.active:
-            continue
+    tls = w.tls_for("SMTP")
+    kinds: dict[str, ListenerKind] = {"smtp": "inbound", "submit": "submission",
+                                      "smtps": "smtps"}
+    for name in wanted:
+        kind = kinds[name]
         if kind != "inbound" and tls is None:
             log.warn("{key}: {kind} needs TLS (AUTH is never offered in clear); not "
                      "listening. Set TLS_MODE = file or selfsigned.",
                      key=f"{name.upper()}_PORT", kind=kind)
             continue
-        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, reactor, limits)
-        ListenerService(name, f"{name.upper()}_PORT", f"{name.upper()}_BIND", listener.bind,
-                        listener.port, factory, reactor,
-                        tls=tls if kind == "smtps" else None,
-                        grace_seconds=config["SHUTDOWN_GRACE_SECONDS"],
-                        ).setServiceParent(root.listeners)
+        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
+        w.listen(name, factory, tls if kind == "smtps" else None)
+
+
+def _add_pop3_listeners(w: Wiring) -> None:
+    """POP3 (110, STLS) and POP3S (995, implicit TLS) over the same mailboxes."""
+    wanted = [name for name in ("pop3", "pop3s") if w.config.listener(name).active]
+    if not wanted:
+        return
+    tls = w.tls_for("POP3")
+    limits = POP3Limits(max_connections=w.config["MAX_CONNECTIONS"],
+                        max_connections_per_ip=w.config["MAX_CONNECTIONS_PER_IP"])
+    for name in wanted:
+        implicit = name == "pop3s"
+        if implicit and tls is None:
+            log.warn("POP3S_PORT: implicit TLS needs TLS_MODE = file or selfsigned; not "
+                     "listening")
+            continue
+        factory = build_pop3_factory(runner=w.runner, portal=w.portal, bans=w.bans,
+                                     keyring=w.keyring, blob_store=w.blob_store, tls=tls,
+                                     hostname=w.config["HOSTNAME"], clock=w.reactor,
+                                     implicit_tls=implicit, limits=limits)
+        w.listen(name, factory, tls if implicit else None)
 
 
 def install_startup_excepthook() -> None:

@@ -20,7 +20,7 @@ from twisted.trial import unittest
 
 from mailgosend.config import load
 from tests.support.net import free_port
-from tests.support.process import ServerProcess, child_env
+from tests.support.process import ServerProcess, child_env, quiet_env
 
 PASSWORD = "pw-SECRET-hygiene-4711"
 WRONG = "pw-SECRET-wrong-0815"
@@ -34,10 +34,8 @@ class LogHygieneTests(unittest.TestCase):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         port = free_port()
-        env = {"MAILGO_SUBMIT_PORT": str(port), "MAILGO_SMTP_PORT": "0",
-               "MAILGO_SMTPS_PORT": "0", "MAILGO_ADMIN_PORT": "0",
-               "MAILGO_LOG_LEVEL": "debug", "MAILGO_LOG_FILE": "server.log",
-               "MAILGO_DNSBL_ZONES": "", "MAILGO_BCRYPT_COST": "4"}
+        env = {**quiet_env(SUBMIT=port), "MAILGO_LOG_LEVEL": "debug",
+               "MAILGO_LOG_FILE": "server.log"}
         conf = os.path.join(directory, "app_config.conf")
         config = load(conf, profile="local", environ=env)
         cli = subprocess.run(

@@ -14,9 +14,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.pop3 import POP3Limits
-from mailgosend.pop3.maildrop import read_range
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
-from tests.support.pop3 import EMAIL, PASSWORD, POP3Fixture
+from tests.support.pop3 import EMAIL, PASSWORD, POP3Fixture, RecordingRunner, command
 
 DOTS = (b"Subject: dots\r\nFrom: a@example.org\r\n\r\n.leading dot\r\n.\r\n..two\r\n"
         b"plain\r\n. space\r\n")
@@ -40,25 +39,6 @@ def big_message(size: int) -> bytes:
         total += len(line)
         n += 1
     return head + b"".join(lines)
-
-
-class RecordingRunner:
-    """The real runner, recording each message range read and optionally failing writes."""
-
-    def __init__(self, runner: Any, fail_writes: bool = False) -> None:
-        self._runner = runner
-        self._fail_writes = fail_writes
-        self.ranges: list[tuple[int, int]] = []
-
-    def read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if fn is read_range:
-            self.ranges.append((args[-2], args[-1]))
-        return self._runner.read(fn, *args, **kwargs)
-
-    def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._fail_writes:
-            return defer.fail(RuntimeError("database unavailable"))
-        return self._runner.write(fn, *args, **kwargs)
 
 
 class ClientTestsMixin(POP3Fixture):
@@ -130,9 +110,9 @@ class ClientTestsMixin(POP3Fixture):
         def attempt() -> list[str]:
             client = self.pop(port, tls="plain", login=False)
             errors = []
-            for command in ("USER " + EMAIL, "PASS " + PASSWORD, "AUTH PLAIN " + plain_b64()):
+            for line in ("USER " + EMAIL, "PASS " + PASSWORD, "AUTH PLAIN " + plain_b64()):
                 try:
-                    client._shortcmd(command)
+                    command(client, line)
                 except poplib.error_proto as e:
                     errors.append(e.args[0].decode())
             client.quit()
@@ -235,7 +215,7 @@ class ClientTestsMixin(POP3Fixture):
 
         def session() -> tuple[bytes, Any]:
             client = self.pop(port, tls="implicit", login=False)
-            reply = client._shortcmd("AUTH PLAIN " + plain_b64())
+            reply = command(client, "AUTH PLAIN " + plain_b64())
             stat = client.stat()
             client.quit()
             return reply, stat
@@ -250,12 +230,12 @@ class ClientTestsMixin(POP3Fixture):
 
         def session() -> list[bytes]:
             client = self.pop(port, tls="implicit", login=False)
-            replies = [client._shortcmd("AUTH PLAIN")]
+            replies = [command(client, "AUTH PLAIN")]
             with self.assertRaises(poplib.error_proto) as cancelled:
-                client._shortcmd("*")
+                command(client, "*")
             replies.append(cancelled.exception.args[0])
-            replies.append(client._shortcmd("AUTH PLAIN"))
-            replies.append(client._shortcmd(plain_b64()))
+            replies.append(command(client, "AUTH PLAIN"))
+            replies.append(command(client, plain_b64()))
             client.quit()
             return replies
 
@@ -270,7 +250,7 @@ class ClientTestsMixin(POP3Fixture):
         def session() -> bytes:
             client = self.pop(port, tls="implicit", login=False)
             with self.assertRaises(poplib.error_proto) as refused:
-                client._shortcmd("AUTH PLAIN " + plain_b64(password="nope"))
+                command(client, "AUTH PLAIN " + plain_b64(password="nope"))
             client.quit()
             return refused.exception.args[0]
 
@@ -410,7 +390,8 @@ class ClientTestsMixin(POP3Fixture):
     def test_dele_then_dropped_connection_removes_nothing(self) -> Any:
         self.deliver(PLAIN)
         self.deliver(DOTS)
-        factory, port = self.listen()
+        recorder = RecordingRunner(self.runner)
+        factory, port = self.listen(runner=recorder)
 
         def session() -> None:
             client = self.pop(port)
@@ -420,6 +401,7 @@ class ClientTestsMixin(POP3Fixture):
 
         yield self.in_thread(session)
         yield self.wait_for(lambda: not factory.open_connections(), "the server to notice")
+        self.assertEqual(recorder.writes, [])
         self.assertEqual([row.deleted_at for row in self.rows()], [None, None])
 
     @defer.inlineCallbacks

@@ -8,7 +8,7 @@ from mailgosend.pop3.framing import TOO_LONG, LineReader
 
 
 def drain(reader: LineReader) -> list[object]:
-    items = []
+    items: list[object] = []
     while (item := reader.next_line()) is not None:
         items.append(item)
     return items

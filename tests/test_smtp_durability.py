@@ -29,7 +29,7 @@ from mailgosend.service import open_database
 from mailgosend.store import accounts, mailboxes, messages
 from mailgosend.store.blobs import make_blob_store
 from tests.support.net import free_port
-from tests.support.process import ServerProcess
+from tests.support.process import ServerProcess, quiet_env
 
 CLIENTS = 4
 KILL_AFTER = 40       # acknowledged messages before the kill
@@ -47,12 +47,9 @@ class DurabilityTests(unittest.TestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.port = free_port()
-        self.env = {"MAILGO_PROFILE": "local", "MAILGO_SMTP_PORT": str(self.port),
-                    "MAILGO_SUBMIT_PORT": "0", "MAILGO_SMTPS_PORT": "0",
-                    "MAILGO_ADMIN_PORT": "0", "MAILGO_TLS_MODE": "off",
-                    "MAILGO_DNSBL_ZONES": "", "MAILGO_SPAM_CHECK_SPF": "false",
-                    "MAILGO_SPAM_CHECK_DKIM": "false", "MAILGO_SPAM_CHECK_DMARC": "false",
-                    "MAILGO_BCRYPT_COST": "4"}
+        self.env = {**quiet_env(SMTP=self.port), "MAILGO_PROFILE": "local",
+                    "MAILGO_TLS_MODE": "off", "MAILGO_SPAM_CHECK_SPF": "false",
+                    "MAILGO_SPAM_CHECK_DKIM": "false", "MAILGO_SPAM_CHECK_DMARC": "false"}
         self.config = load(os.path.join(self.dir, "app_config.conf"), profile="local",
                            environ=self.env)
         self.keyring = KeyRing(self.config["ENCRYPTION_KEY"])

@@ -351,3 +351,28 @@ class SubmissionTests(ReceiveTestBase):
         [stored] = self.server.stored("bob@example.com")
         self.assertIn(b"Subject: via swaks", stored)
         self.assertIn(b"sent by swaks", stored)
+
+
+class ReadBackOverPOP3Tests(ReceiveTestBase):
+    @defer.inlineCallbacks
+    def test_message_received_over_smtp_is_retrieved_byte_exact_over_pop3s(self):  # type: ignore[no-untyped-def]
+        import poplib
+
+        raw = message("someone@pass.test", "alice@example.com", body=".dot line\r\nend\r\n")
+        yield self.send("someone@pass.test", ["alice@example.com"], raw)
+        [stored] = self.server.stored("alice@example.com")
+
+        def fetch() -> bytes:
+            client = poplib.POP3_SSL("127.0.0.1", self.server.ports["POP3S"], timeout=30,
+                                     context=self.server.client_tls())
+            try:
+                client.user("alice@example.com")
+                client.pass_(PASSWORD)
+                _, lines, _ = client.retr(1)
+                client.dele(1)
+            finally:
+                client.quit()
+            return b"\r\n".join(lines) + b"\r\n"
+        retrieved = yield threads.deferToThread(fetch)
+        self.assertEqual(retrieved, stored)
+        self.assertEqual(self.server.stored("alice@example.com"), [])

@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from mailgosend import config_keys
 from tests.support.net import free_port
-from tests.support.process import REPO, ServerProcess
+from tests.support.process import REPO, ServerProcess, quiet_env
 
 LISTENING = r"admin listening on 127\.0\.0\.1:(\d+)"
 # Logged from startService, once the reactor runs and its signal handlers are in place:
@@ -39,10 +39,9 @@ class TwistdTests(unittest.TestCase):
         self.conf = os.path.join(self.dir, "app_config.conf")
         self.port = free_port()
         # Cheap bcrypt, and a free admin port for each run.
-        self.env = {"MAILGO_ADMIN_PORT": str(self.port), "MAILGO_BCRYPT_COST": "4",
-                    "MAILGO_DNSBL_ZONES": ""}
-        for name in ("SMTP", "SUBMIT", "SMTPS"):   # parallel tests: no fixed ports
-            self.env[f"MAILGO_{name}_PORT"] = str(free_port())
+        # Every listener on a free port: the whole server starts and stops in these tests.
+        self.env = quiet_env(ADMIN=self.port, **{name: free_port() for name in (
+            "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S")})
         self.logs: list[str] = []
 
     def server(self, *args: str, env: Any = None) -> ServerProcess:
@@ -62,7 +61,7 @@ class TwistdTests(unittest.TestCase):
     def assertClean(self, code: int, proc: ServerProcess) -> None:
         # twistd ends by re-raising the signal it stopped on; systemd counts SIGTERM as clean.
         self.assertIn(code, (0, -signal.SIGTERM), proc.text())
-        self.assertIn("mailgosend stopped", proc.text() + self.log_text())
+        self.assertIn("mailgosend stopped", proc.text() + self.log_text(), f"exit {code}")
 
     def log_text(self) -> str:
         return "".join(open(p).read() for p in self.logs if os.path.exists(p))

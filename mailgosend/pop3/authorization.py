@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailgosend.auth.checker import LoginBanned
 from mailgosend.auth.credentials import ClientCredentials, as_text
@@ -48,7 +49,7 @@ class AuthorizationCommands:
         caps = list(BASE_CAPABILITIES)
         if self.session.login_permitted:
             caps += ["USER", "SASL " + " ".join(MECHANISMS)]
-        if self.session.state == "AUTHORIZATION" and self.session.can_start_tls:
+        if self.session.maildrop is None and self.session.can_start_tls:  # AUTHORIZATION
             caps.append("STLS")
         return caps
 
@@ -114,7 +115,7 @@ class AuthorizationCommands:
         self.session.send_raw(b"+ \r\n")  # RFC 5034 §4: an empty challenge
         return None
 
-    def sasl_response(self, line: bytes) -> Any:
+    def sasl_response(self, line: bytes) -> Deferred[Optional[Reply]]:
         self.sasl_pending = False
         if line.strip() == CANCEL:
             raise POP3Refusal("Authentication cancelled")  # RFC 5034 §4
@@ -136,19 +137,20 @@ class AuthorizationCommands:
 
     def _logged_in(self, result: tuple[Any, Maildrop, Any]) -> Reply:
         _, maildrop, logout = result
-        if self.session.disconnected:
+        if self.session.ended:
             logout()
             return ok()
         self.session.logged_in(maildrop, logout)
         count, octets = maildrop.stat()
         return ok(f"Logged in, {count} messages ({octets} octets)")
 
-    def _login_failed(self, failure: Any) -> Reply:
+    def _login_failed(self, failure: Failure) -> Reply:
         if failure.check(LoginBanned):
             raise POP3Refusal("Too many failed logins; try again later", SYS_TEMP, close=True)
         if failure.check(UnauthorizedLogin):
             self._auth_failures += 1
-            log.info("pop3 {sid} login failed from {ip}", sid=self.session.session_id, ip=self.session.peer_ip)
+            log.info("pop3 {sid} login failed from {ip}", sid=self.session.session_id,
+                     ip=self.session.peer_ip)
             raise POP3Refusal("Authentication failed", AUTH,
                               close=self._auth_failures >= self.session.limits.max_auth_failures)
         failure.raiseException()

@@ -27,6 +27,7 @@ class POP3Limits:
     """Resource limits of one listener."""
 
     idle_timeout: float = 600.0  # RFC 1939 §3: the autologout timer is at least 10 minutes
+    close_grace: float = 30.0  # after our last reply, how long a TLS close may take
     # RFC 2449 §4 allows commands of 255 octets; SASL responses (RFC 5034 §4) may be longer: a
     # PLAIN response of three 255-octet fields is 1024 octets of base64.
     max_line_length: int = 2048

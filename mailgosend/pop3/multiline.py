@@ -8,7 +8,9 @@ the rest of the body as server replies), and it turns every CRLF into CR CR LF.
 
 Line ends: messages are stored exactly as received, normally with CRLF.  CRLF and a bare LF
 both end a line and are sent as CRLF, because the response is line-oriented and clients split
-on LF; other bytes (a bare CR, NUL, 8-bit) pass through unchanged.
+on LF; other bytes (a bare CR, NUL, 8-bit) pass through unchanged.  LIST and STAT report the
+stored size, so only a message stored with bare LFs (none arrive that way over SMTP) is sent
+with more octets than LIST announced.
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ class POP3Server(Protocol, TimeoutMixin):
         self._closing = False
         self._disconnected = False
         self._shutdown_requested = False
+        self._abort_call: Optional[IDelayedCall] = None
         self.authorization = AuthorizationCommands(self)
         self.transaction = TransactionCommands(self)
 
@@ -121,6 +122,8 @@ class POP3Server(Protocol, TimeoutMixin):
         """RFC 1939 §6: a session that ends without QUIT applies none of its DELE marks."""
         self._disconnected = True
         self.setTimeout(None)
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
         if self.sender is not None:
             self.sender.stopProducing()
         self.factory.unregister(self)
@@ -175,28 +178,33 @@ class POP3Server(Protocol, TimeoutMixin):
     # -- output -----------------------------------------------------------------------------
 
     def send(self, reply: Reply) -> None:
-        if not self._disconnected:
+        if not self.ended:
             self.transport.write(reply.encode())
 
     def send_lines(self, reply: Reply, lines: list[str]) -> None:
         """A multi-line response (RFC 1939 §3) of lines that never start with "."."""
-        if not self._disconnected:
+        if not self.ended:
             self.transport.writeSequence(
                 [reply.encode(), *(f"{line}\r\n".encode("ascii") for line in lines), b".\r\n"])
 
     def send_raw(self, data: bytes) -> None:
-        if not self._disconnected:
+        if not self.ended:
             self.transport.write(data)
 
     @property
-    def disconnected(self) -> bool:
-        return self._disconnected
+    def ended(self) -> bool:
+        """Closing or closed: nothing more is sent and no login may complete."""
+        return self._closing or self._disconnected
 
     def _close(self) -> None:
         self._closing = True
         self._lines.clear()
         self.setTimeout(None)
         self.transport.loseConnection()
+        # Over TLS, loseConnection waits for the client's close_notify; a client that never
+        # sends it must not hold the connection open for ever.
+        self._abort_call = self.factory.clock.callLater(self.limits.close_grace,
+                                                        self.transport.abortConnection)
 
     def send_and_close(self, reply: Reply) -> None:
         if self._closing or self._disconnected:
@@ -242,6 +250,7 @@ class POP3Server(Protocol, TimeoutMixin):
                 self.authorization.cancel_sasl()
                 raise POP3Refusal("Line too long")
             assert isinstance(item, bytes)
+            result: Optional[Reply | Deferred[Optional[Reply]]]
             if self.authorization.sasl_pending:
                 result = self.authorization.sasl_response(item)
             else:

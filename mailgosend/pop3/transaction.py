@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mailgosend.pop3.maildrop import Maildrop
-from mailgosend.pop3.replies import SYS_TEMP, BadArguments, NoSuchMessage, Reply, err, ok
+from mailgosend.pop3.replies import SYS_TEMP, BadArguments, Reply, err, ok
 from mailgosend.pop3.streaming import MessageSender
 
 if TYPE_CHECKING:

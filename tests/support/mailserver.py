@@ -34,7 +34,8 @@ class MailServer:
                  **settings: Any) -> None:
         self.directory = os.path.abspath(directory)
         self.dns = TestDNSServer(dns_records or {})
-        self.ports = {name: free_port() for name in ("SMTP", "SUBMIT", "SMTPS")}
+        self.ports = {name: free_port() for name in ("SMTP", "SUBMIT", "SMTPS", "POP3",
+                                                     "POP3S")}
         self.settings = settings
         self.root: Any = None
 

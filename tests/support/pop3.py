@@ -14,7 +14,7 @@ import poplib
 import socket
 import ssl
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, cast
 
 from sqlalchemy import func, select
 from twisted.internet import defer, reactor, task
@@ -28,6 +28,7 @@ from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import login_attempts
 from mailgosend.db.schema import messages as messages_table
 from mailgosend.pop3 import POP3Factory, POP3Limits, build_pop3_factory
+from mailgosend.pop3.maildrop import read_range
 from mailgosend.store import accounts, mailboxes, messages
 from mailgosend.store.blobs import BlobStore, DatabaseBlobs, FileBlobs
 from mailgosend.store.mimeinfo import analyse
@@ -37,7 +38,8 @@ from mailgosend.workers import WorkerPool
 from tests.support.certs import client_context, make_ca, make_cert
 from tests.support.db import DatabaseTestBase
 
-__all__ = ["EMAIL", "KEYRING", "PASSWORD", "POP3Fixture", "RawClient"]
+__all__ = ["EMAIL", "KEYRING", "PASSWORD", "POP3Fixture", "RawClient", "RecordingRunner",
+           "command"]
 
 EMAIL = "alice@example.com"
 PASSWORD = "pw-SECRET pop3 with spaces-5"
@@ -94,9 +96,9 @@ class POP3Fixture(DatabaseTestBase):
             hostname=HOSTNAME, clock=clock or reactor, implicit_tls=implicit_tls,
             allow_plaintext_loopback=allow_plaintext_loopback, limits=limits)
         if implicit_tls:
-            port = reactor.listenSSL(0, factory, self.tls, interface="127.0.0.1")
+            port = cast(Any, reactor).listenSSL(0, factory, self.tls, interface="127.0.0.1")
         else:
-            port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+            port = cast(Any, reactor).listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(self.close_sessions, factory)
         self.addCleanup(port.stopListening)
         return factory, port.getHost().port
@@ -159,8 +161,10 @@ class POP3Fixture(DatabaseTestBase):
         return delivered
 
     def inbox(self, user: Optional[accounts.User] = None) -> mailboxes.Mailbox:
-        return run_sync(self.engine, mailboxes.get_by_role, (user or self.user).id, "inbox",
-                        write=False)
+        box = run_sync(self.engine, mailboxes.get_by_role, (user or self.user).id, "inbox",
+                       write=False)
+        assert box is not None, "deliver a message first"
+        return box
 
     def rows(self, user: Optional[accounts.User] = None) -> list[Any]:
         """Every INBOX row, soft-deleted ones included, in UID order."""
@@ -177,6 +181,34 @@ class POP3Fixture(DatabaseTestBase):
     def ban(self, ip: str = "127.0.0.1") -> None:
         self.bans.note(ip, self.now() + timedelta(hours=1))
         self.addCleanup(self.bans.forget, ip)
+
+
+def command(client: poplib.POP3, line: str) -> bytes:
+    """One command and its status line through poplib, which has no method for AUTH (or for
+    arbitrary commands); raises ``poplib.error_proto`` on -ERR like its own methods."""
+    return cast(bytes, getattr(client, "_shortcmd")(line))
+
+
+class RecordingRunner:
+    """The real runner, recording the message ranges read and the write jobs (and failing
+    those if asked): how tests see that RETR streams and that a session wrote nothing."""
+
+    def __init__(self, runner: Any, fail_writes: bool = False) -> None:
+        self._runner = runner
+        self._fail_writes = fail_writes
+        self.ranges: list[tuple[int, int]] = []
+        self.writes: list[str] = []
+
+    def read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if fn is read_range:
+            self.ranges.append((args[-2], args[-1]))
+        return self._runner.read(fn, *args, **kwargs)
+
+    def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append(fn.__name__)
+        if self._fail_writes:
+            return defer.fail(RuntimeError("database unavailable"))
+        return self._runner.write(fn, *args, **kwargs)
 
 
 class RawClient:
@@ -200,7 +232,7 @@ class RawClient:
 
     def multiline(self) -> bytes:
         """The body of a multi-line response as sent (still dot-stuffed), without the "."."""
-        body = []
+        body: list[bytes] = []
         while True:
             line = self.line()
             if line in (b".\r\n", b""):

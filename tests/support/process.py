@@ -21,6 +21,17 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 WAIT_LIMIT = 60.0   # a bound, not a performance assertion
 
 
+LISTENERS = ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "ADMIN", "DAV")
+
+
+def quiet_env(**ports: int) -> dict[str, str]:
+    """MAILGO_ variables with every listener off except the ones given (tests run in
+    parallel: no test may bind a fixed port)."""
+    env = {f"MAILGO_{name}_PORT": str(ports.get(name, 0)) for name in LISTENERS}
+    env.update(MAILGO_BCRYPT_COST="4", MAILGO_DNSBL_ZONES="")
+    return env
+
+
 def child_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
