@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from email import message_from_bytes, policy
 
 from twisted.trial import unittest
 
-from mailgosend.spam.rules import score_auth, score_dnsbl, score_headers
+from mailgosend.spam.rules import facts_from, score_auth, score_dnsbl, score_headers
+from mailgosend.store.mimeinfo import analyse
 from mailgosend.spam.verdict import combine
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -17,7 +17,8 @@ GOOD = (b"From: Alice <alice@example.com>\r\nTo: bob@example.org\r\n"
 
 
 def parse(raw: bytes):  # type: ignore[no-untyped-def]
-    return message_from_bytes(raw, policy=policy.default)
+    end = raw.find(b"\r\n\r\n")
+    return facts_from(raw[:end + 4] if end >= 0 else raw, analyse(raw))
 
 
 def variant(**headers: str) -> bytes:
@@ -59,6 +60,10 @@ class RulesTests(unittest.TestCase):
             (variant(From=None), {"FROM_NOT_ONE"}),
             (variant(From="a@example.com, b@example.com"), {"FROM_NOT_ONE"}),
             (variant(From='"service@paypal.com" <x@evil.example>'), {"FROM_NAME_SPOOF"}),
+            (variant(From="=?utf-8?q?service=40paypal=2Ecom?= <x@evil.example>"),
+             {"FROM_NAME_SPOOF"}),
+            (variant(Subject="=?utf-8?b?WU9VIEhBVkUgV09OIFRIRSBMT1RURVJZIFRPREFZ?="),
+             {"SUBJ_ALL_CAPS"}),
             (variant(Subject="YOU HAVE WON THE LOTTERY TODAY"), {"SUBJ_ALL_CAPS"}),
             (variant(Subject="free money!!!"), {"SUBJ_EXCLAIM"}),
             (variant(Subject=""), {"EMPTY_SUBJECT"}),

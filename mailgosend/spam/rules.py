@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+from mailgosend.store.mimeinfo import MessageInfo
 
 RISKY_EXTENSIONS = (".exe", ".scr", ".pif", ".com", ".bat", ".cmd", ".vbs", ".vbe", ".js",
                     ".jse", ".wsf", ".wsh", ".msi", ".hta", ".cpl", ".jar", ".lnk", ".iso",
@@ -22,11 +27,46 @@ _ADDRESS_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+\.)+[\w-]+")
 
 
 @dataclass(frozen=True)
+class MessageFacts:
+    """What the rules look at: the header fields and the MIME leaves' types and file names.
+
+    Built from the header block (compat32: no decoding of the body) and the MIME structure
+    the store computes anyway, so scoring never parses a whole message a second time.
+    """
+
+    headers: Message
+    leaf_types: tuple[str, ...]
+    filenames: tuple[str, ...]
+
+    def get(self, name: str) -> Optional[str]:
+        return self.headers.get(name)
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        return self.headers.get_all(name, failobj)
+
+
+def facts_from(header_block: bytes, info: MessageInfo) -> MessageFacts:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block)
+    leaves: list[str] = []
+    names: list[str] = []
+    stack = [info.root]
+    while stack:
+        part = stack.pop()
+        if part.filename:
+            names.append(part.filename)
+        if part.parts:
+            stack.extend(part.parts)
+        else:
+            leaves.append(part.content_type)
+    return MessageFacts(headers, tuple(leaves), tuple(names))
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     points: float
     description: str
-    matches: Callable[[EmailMessage, datetime], bool]
+    matches: Callable[[MessageFacts, datetime], bool]
 
 
 @dataclass(frozen=True)
@@ -35,26 +75,29 @@ class Hit:
     points: float
 
 
-def _header(msg: EmailMessage, name: str) -> str:
+def _header(msg: MessageFacts, name: str) -> str:
+    """The field's value with RFC 2047 encoded words decoded; "" when absent or broken."""
     try:
         value = msg.get(name)
-    except Exception:  # malformed header the parser could not fold
+        if value is None:
+            return ""
+        return str(make_header(decode_header(str(value))))
+    except Exception:  # malformed header or charset: treat as absent
         return ""
-    return str(value) if value is not None else ""
 
 
-def _from_addresses(msg: EmailMessage) -> list[tuple[str, str]]:
+def _from_addresses(msg: MessageFacts) -> list[tuple[str, str]]:
     try:
         return [pair for pair in getaddresses(msg.get_all("From", [])) if pair[1]]
     except Exception:
         return []
 
 
-def _missing_date(msg: EmailMessage, now: datetime) -> bool:
+def _missing_date(msg: MessageFacts, now: datetime) -> bool:
     return not _header(msg, "Date")
 
 
-def _bad_date(msg: EmailMessage, now: datetime) -> bool:
+def _bad_date(msg: MessageFacts, now: datetime) -> bool:
     text = _header(msg, "Date")
     if not text:
         return False
@@ -67,57 +110,53 @@ def _bad_date(msg: EmailMessage, now: datetime) -> bool:
     return when > now + timedelta(days=2) or when < now - timedelta(days=365 * 3)
 
 
-def _no_message_id(msg: EmailMessage, now: datetime) -> bool:
+def _no_message_id(msg: MessageFacts, now: datetime) -> bool:
     return "@" not in _header(msg, "Message-ID")
 
 
-def _no_from(msg: EmailMessage, now: datetime) -> bool:
+def _no_from(msg: MessageFacts, now: datetime) -> bool:
     return len(_from_addresses(msg)) != 1
 
 
-def _name_holds_other_address(msg: EmailMessage, now: datetime) -> bool:
+def _name_holds_other_address(msg: MessageFacts, now: datetime) -> bool:
     """Display name shows an address in another domain: "PayPal <x@evil>" tricks."""
     for name, address in _from_addresses(msg):
+        try:
+            name = str(make_header(decode_header(name)))
+        except Exception:
+            pass
         shown = _ADDRESS_IN_NAME.search(name)
         if shown and shown.group(0).lower().split("@")[-1] != address.lower().split("@")[-1]:
             return True
     return False
 
 
-def _subject(msg: EmailMessage) -> str:
+def _subject(msg: MessageFacts) -> str:
     return _header(msg, "Subject")
 
 
-def _subject_shouting(msg: EmailMessage, now: datetime) -> bool:
+def _subject_shouting(msg: MessageFacts, now: datetime) -> bool:
     letters = [c for c in _subject(msg) if c.isalpha()]
     return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.8
 
 
-def _subject_exclaims(msg: EmailMessage, now: datetime) -> bool:
+def _subject_exclaims(msg: MessageFacts, now: datetime) -> bool:
     return "!!!" in _subject(msg) or _subject(msg).count("$") >= 3
 
 
-def _empty_subject(msg: EmailMessage, now: datetime) -> bool:
+def _empty_subject(msg: MessageFacts, now: datetime) -> bool:
     return not _subject(msg).strip()
 
 
-def _html_only(msg: EmailMessage, now: datetime) -> bool:
-    types = [part.get_content_type() for part in msg.walk() if not part.is_multipart()]
-    return "text/html" in types and "text/plain" not in types
+def _html_only(msg: MessageFacts, now: datetime) -> bool:
+    return "text/html" in msg.leaf_types and "text/plain" not in msg.leaf_types
 
 
-def _risky_attachment(msg: EmailMessage, now: datetime) -> bool:
-    for part in msg.walk():
-        try:
-            name = part.get_filename() or ""
-        except Exception:
-            continue
-        if name.lower().rstrip(". ").endswith(RISKY_EXTENSIONS):
-            return True
-    return False
+def _risky_attachment(msg: MessageFacts, now: datetime) -> bool:
+    return any(name.lower().rstrip(". ").endswith(RISKY_EXTENSIONS) for name in msg.filenames)
 
 
-def _reply_to_elsewhere(msg: EmailMessage, now: datetime) -> bool:
+def _reply_to_elsewhere(msg: MessageFacts, now: datetime) -> bool:
     froms = _from_addresses(msg)
     try:
         replies = [a for _, a in getaddresses(msg.get_all("Reply-To", [])) if a]
@@ -129,7 +168,7 @@ def _reply_to_elsewhere(msg: EmailMessage, now: datetime) -> bool:
     return all(r.lower().rsplit("@", 1)[-1] != domain for r in replies)
 
 
-def _undisclosed_crowd(msg: EmailMessage, now: datetime) -> bool:
+def _undisclosed_crowd(msg: MessageFacts, now: datetime) -> bool:
     try:
         count = len(getaddresses(msg.get_all("To", []) + msg.get_all("Cc", [])))
     except Exception:
@@ -164,7 +203,7 @@ DNSBL_POINTS = 4.0
 DNSBL_MAX_POINTS = 8.0
 
 
-def score_headers(msg: EmailMessage, now: datetime,
+def score_headers(msg: MessageFacts, now: datetime,
                   rules: Sequence[Rule] = RULES) -> list[Hit]:
     """Header and structure heuristics; pure, no DNS."""
     hits = []

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes, policy
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from mailgosend.mailauth.authresults import build_authentication_results, strip_forged_results
 from mailgosend.mailauth.dkim import DKIMResult, verify_dkim
@@ -19,8 +18,9 @@ from mailgosend.mailauth.dmarc import DMARCResult, evaluate_dmarc, from_domain
 from mailgosend.mailauth.dnsbl import DNSBLHit, query_dnsbls
 from mailgosend.mailauth.resolver import dkim_dnsfunc
 from mailgosend.mailauth.spf import SPFResult, check_spf
-from mailgosend.spam.rules import Hit, score_auth, score_dnsbl, score_headers
+from mailgosend.spam.rules import Hit, facts_from, score_auth, score_dnsbl, score_headers
 from mailgosend.spam.verdict import SpamVerdict, combine
+from mailgosend.store.mimeinfo import MessageInfo
 
 # dkimpy needs the whole message in memory; past this size DKIM is not verified
 # (SpamAssassin and Rspamd skip large messages for the same reason).
@@ -51,8 +51,16 @@ class CheckInput:
     helo: str
     mail_from: str
     header_block: bytes
-    full_message: Optional[bytes]     # None when over FULL_CHECK_MAX_SIZE
+    structure: MessageInfo            # MIME structure of the received message (for the rules)
     now: datetime
+    # The whole message, read only when a DKIM signature needs it; None past
+    # FULL_CHECK_MAX_SIZE (dkimpy needs it all in memory).
+    read_full: Callable[[], Optional[bytes]] = lambda: None
+
+
+def is_signed(header_block: bytes) -> bool:
+    """Unsigned mail (most of it) skips dkimpy's whole-message parse (RFC 6376 §3.5)."""
+    return b"dkim-signature:" in header_block.lower()
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,10 @@ def run_checks(data: CheckInput, settings: CheckSettings, resolver: Any) -> Chec
     spf = check_spf(data.peer_ip, data.mail_from, data.helo or "", resolver=resolver) \
         if settings.check_spf else None
     dkim: Sequence[DKIMResult] = ()
-    if settings.check_dkim or settings.check_dmarc:
-        if data.full_message is not None:
-            dkim = verify_dkim(data.full_message, dkim_dnsfunc(resolver))
+    if (settings.check_dkim or settings.check_dmarc) and is_signed(header_block):
+        full = data.read_full()
+        if full is not None:
+            dkim = verify_dkim(full, dkim_dnsfunc(resolver))
         else:
             notes.append("message too large to verify DKIM")
     dmarc = None
@@ -102,9 +111,7 @@ def run_checks(data: CheckInput, settings: CheckSettings, resolver: Any) -> Chec
                              timeout=DNSBL_TIMEOUT, skip_private=not settings.dnsbl_private)
     hits: list[Hit] = []
     try:
-        parsed = message_from_bytes(data.full_message if data.full_message is not None
-                                    else header_block, policy=policy.default)
-        hits += score_headers(parsed, data.now)  # type: ignore[arg-type]
+        hits += score_headers(facts_from(header_block, data.structure), data.now)
     except Exception:  # the rules are best effort; a message is never lost to them
         notes.append("message could not be parsed for spam rules")
     hits += score_auth(spf.result if spf else None, [d.result for d in dkim],

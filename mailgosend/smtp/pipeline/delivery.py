@@ -18,6 +18,7 @@ from typing import IO, Any, BinaryIO, Optional, Sequence, cast
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
@@ -80,14 +81,21 @@ class Delivery:
         self._events = events
         self._default_domain = default_domain
 
-    async def deliver(self, session: SMTPSession, assembled: Any, now: datetime) -> str:
-        """Returns the id quoted in the 250 reply; raises SMTPReply on refusal."""
-        targets: Targets = await self._runner.read(resolve_targets, session.recipients,
-                                                   self._default_domain)
-        sealed = await self._workers.run(self._seal_all, assembled.handle, targets)
+    def targets(self, session: SMTPSession) -> "Deferred[Targets]":
+        return self._runner.read(resolve_targets, session.recipients, self._default_domain)
+
+    def discard(self, sealed: dict[str, tuple[SealedBlob, bytes]]) -> None:
+        """The message was refused before its transaction: nothing references these."""
+        for blob, _ in sealed.values():
+            self._blobs.discard(blob, unreferenced=True)
+
+    async def commit(self, session: SMTPSession, targets: Targets,
+                     sealed: dict[str, tuple[SealedBlob, bytes]], is_spam: bool,
+                     now: datetime) -> str:
+        """One transaction for every copy and queue row; returns the id quoted in the 250."""
         try:
             delivered = await self._runner.write(
-                self._record, session, targets, sealed, assembled.is_spam, now)
+                self._record, session, targets, sealed, is_spam, now)
         except BaseException as exc:
             # A refused job was rolled back for certain; after any other failure the COMMIT
             # may still have happened, so files are left for the purge step.
@@ -104,8 +112,9 @@ class Delivery:
             self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
         return session.transaction_id or session.session_id
 
-    def _seal_all(self, handle: IO[bytes], targets: Targets) -> dict[str, tuple[SealedBlob, bytes]]:
-        """Worker thread: analyse once, seal one copy per user and one for the queue."""
+    def seal_all(self, handle: IO[bytes], targets: Targets) -> dict[str, tuple[SealedBlob, bytes]]:
+        """Worker thread: analyse the stored form once, seal a copy per user and one for
+        the queue (each under its owner's key)."""
         handle.seek(0, 2)
         if handle.tell() == 0:
             info = analyse(b"").to_json()

@@ -8,10 +8,11 @@ failed to store is ever lost.
 
 from __future__ import annotations
 
+import mmap
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Any, Optional
+from typing import Any, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -24,53 +25,64 @@ from mailgosend.smtp.pipeline.checks import (
     CheckSettings,
     run_checks,
 )
-from mailgosend.smtp.pipeline.delivery import Delivery
+from mailgosend.smtp.pipeline.delivery import Delivery, Targets
 from mailgosend.smtp.pipeline.received import received_header
 from mailgosend.smtp.pipeline.spool import SpooledMessage
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
+from mailgosend.store.mimeinfo import MessageInfo, analyse
 
 log = Logger()
 
 
 @dataclass
-class Assembled:
-    """The message as it will be stored: our trace headers on top of the received bytes."""
+class Prepared:
+    """The message as it will be stored (our trace headers on top of the received bytes),
+    the checks' outcome, and one sealed copy per owner, ready for the transaction."""
 
-    handle: IO[bytes]
     size: int
     is_spam: bool
     outcome: Optional[CheckOutcome]
-
-    def close(self) -> None:
-        self.handle.close()
+    sealed: dict[str, Any]
 
 
-def assemble(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
-             resolver: Any, now: datetime, spool_dir: Optional[str]) -> Assembled:
-    """Checks and headers, in a worker thread (blocking DNS and crypto-free disk I/O)."""
+def _structure(message: SpooledMessage) -> MessageInfo:
+    handle = message.handle
+    if message.size == 0:
+        return analyse(b"")
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        return analyse(mapped)  # type: ignore[arg-type]
+
+
+def prepare(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
+            resolver: Any, now: datetime, spool_dir: Optional[str], delivery: Delivery,
+            targets: Targets) -> Prepared:
+    """Checks, headers and sealing in ONE worker-thread job (blocking DNS, AES, disk I/O)."""
     header_block = message.header_block()
     outcome: Optional[CheckOutcome] = None
     if session.listener == "inbound":
-        full = message.read_all() if message.size <= FULL_CHECK_MAX_SIZE else None
+        full = (lambda: message.read_all() if message.size <= FULL_CHECK_MAX_SIZE else None)
         outcome = run_checks(CheckInput(session.peer_ip, session.helo or "",
-                                        session.mail_from or "", header_block, full, now),
+                                        session.mail_from or "", header_block,
+                                        _structure(message), now, full),
                              settings, resolver)
+        if outcome.reject and settings.check_dmarc:
+            return Prepared(message.size, False, outcome, {})
     recipient = session.recipients[0] if len(session.recipients) == 1 else None
     lines = [received_header(session, settings.hostname, now, recipient)]
     if outcome is not None:
         lines += outcome.new_headers()
     prefix = ("\r\n".join(lines) + "\r\n").encode("utf-8")
     stored_headers = outcome.header_block if outcome is not None else header_block
-    out = tempfile.TemporaryFile(dir=spool_dir or None)
-    out.write(prefix)
-    out.write(stored_headers)
-    for chunk in message.chunks(len(header_block)):
-        out.write(chunk)
-    size = out.tell()
-    out.flush()
-    out.seek(0)
-    return Assembled(out, size, outcome.verdict.is_spam if outcome else False, outcome)
+    with tempfile.TemporaryFile(dir=spool_dir or None) as out:
+        out.write(prefix)
+        out.write(stored_headers)
+        for chunk in message.chunks(len(header_block)):
+            out.write(chunk)
+        size = out.tell()
+        out.flush()
+        sealed = delivery.seal_all(out, targets)
+    return Prepared(size, outcome.verdict.is_spam if outcome else False, outcome, sealed)
 
 
 class ReceivePipeline:
@@ -96,20 +108,21 @@ class ReceivePipeline:
                                               message.header_block())
             if refusal is not None:
                 raise refusal
-        assembled: Assembled = await self._workers.run(
-            assemble, session, message, self._settings, self._resolver, now, self._spool_dir)
-        try:
-            outcome = assembled.outcome
-            if outcome is not None and outcome.reject and self._settings.check_dmarc:
-                log.info("{id}: refused by DMARC policy ({domain})", id=session.transaction_id,
-                         domain=outcome.dmarc.header_from if outcome.dmarc else "")
-                raise SMTPReply(550, "5.7.1", outcome.reject)
-            queue_id = await self._delivery.deliver(session, assembled, now)
-        finally:
-            assembled.close()
+        targets = await self._delivery.targets(session)
+        prepared: Prepared = await self._workers.run(
+            prepare, session, message, self._settings, self._resolver, now, self._spool_dir,
+            self._delivery, targets)
+        outcome = prepared.outcome
+        if outcome is not None and outcome.reject and self._settings.check_dmarc:
+            self._delivery.discard(prepared.sealed)
+            log.info("{id}: refused by DMARC policy ({domain})", id=session.transaction_id,
+                     domain=outcome.dmarc.header_from if outcome.dmarc else "")
+            raise SMTPReply(550, "5.7.1", outcome.reject)
+        queue_id = await self._delivery.commit(session, targets, prepared.sealed,
+                                               prepared.is_spam, now)
         log.info("{id}: accepted {size} bytes from {ip} for {count} recipient(s){spam}",
-                 id=queue_id, size=assembled.size, ip=session.peer_ip,
-                 count=len(session.recipients), spam=" (spam)" if assembled.is_spam else "")
+                 id=queue_id, size=prepared.size, ip=session.peer_ip,
+                 count=len(session.recipients), spam=" (spam)" if prepared.is_spam else "")
         return SMTPReply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
     def _failed(self, failure: Any, session: SMTPSession) -> Any:

@@ -24,6 +24,11 @@ class SpooledMessage:
         self._handle = handle
         self.size = size
 
+    @property
+    def handle(self) -> IO[bytes]:
+        """The spool file (for mmap); positions move: seek before reading."""
+        return self._handle
+
     def read_all(self) -> bytes:
         self._handle.seek(0)
         return self._handle.read()
