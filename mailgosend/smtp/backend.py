@@ -16,7 +16,7 @@ Policy only; the protocol (protocol.py) and the receive pipeline
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from sqlalchemy.engine import Connection
 from twisted.cred.error import UnauthorizedLogin
@@ -31,7 +31,7 @@ from mailgosend.auth.portal import IUser
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.smtp.interfaces import IMessageSink, ISMTPBackend
 from mailgosend.smtp.params import MailParams, RcptParams
-from mailgosend.smtp.pipeline.delivery import canonical_recipient
+from mailgosend.smtp.pipeline.delivery import Targets, canonical_recipient
 from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.pipeline.spool import SpoolSink
 from mailgosend.smtp.replies import SMTPReply
@@ -45,8 +45,8 @@ SUBMISSION = ("submission", "smtps")
 
 
 def _check_recipient(conn: Connection, address: str, size: int,
-                     submission: bool) -> Optional[SMTPReply]:
-    """The refusal for one RCPT, or None when it is accepted."""
+                     submission: bool) -> Union[SMTPReply, Targets]:
+    """The refusal for one RCPT, or where its mail goes when it is accepted."""
     try:
         addr = parse_address(address)
     except AddressError:
@@ -54,20 +54,23 @@ def _check_recipient(conn: Connection, address: str, size: int,
     local_domain = accounts.is_local_domain(conn, addr.domain)
     if not local_domain:
         if submission:
-            return None
+            return Targets((), (address,))
         return SMTPReply(550, "5.7.1", "Relay access denied")
     resolution = accounts.resolve_recipient(conn, address)
     if not resolution.deliverable:
         return SMTPReply(550, "5.1.1", f"<{address}>: Recipient address rejected: "
                                        "User unknown in local recipient table")
+    users = []
     for email in resolution.local:
         user = accounts.find_user(conn, email)
+        if user is None:
+            continue
         # Without SIZE= (RFC 1870) only a mailbox already full can be refused here.
-        if user is not None and user.quota_bytes and (
-                user.used_bytes + max(size, 0) > user.quota_bytes
-                or user.used_bytes >= user.quota_bytes):
+        if user.quota_bytes and (user.used_bytes + max(size, 0) > user.quota_bytes
+                                 or user.used_bytes >= user.quota_bytes):
             return SMTPReply(452, "4.2.2", f"<{address}>: Mailbox full")
-    return None
+        users.append(user)
+    return Targets(tuple(users), resolution.remote)
 
 
 @implementer(ISMTPBackend)
@@ -120,10 +123,11 @@ class MailBackend:
                            params: RcptParams) -> Any:
         address = canonical_recipient(address, self._default_domain)
         size = session.mail_params.size or 0
-        refusal = yield self._runner.read(_check_recipient, address, size,
-                                          session.listener in SUBMISSION)
-        if refusal is not None:
-            raise refusal
+        result = yield self._runner.read(_check_recipient, address, size,
+                                         session.listener in SUBMISSION)
+        if isinstance(result, SMTPReply):
+            raise result
+        session.resolved[address] = result
         return None
 
     def begin_message(self, session: SMTPSession) -> IMessageSink:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mailgosend.smtp.params import MailParams
 
@@ -43,6 +43,9 @@ class SMTPSession:
     transaction_id: str | None = None
     body_8bit: bool = False  # set before IMessageSink.finish(): the data had 8-bit octets
     commands: int = 0
+    # What the backend learnt about this transaction's recipients at RCPT time (so DATA
+    # need not ask the database again); the protocol only clears it.
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_transaction(self) -> bool:
@@ -55,6 +58,7 @@ class SMTPSession:
         self.recipients = []
         self.transaction_id = None
         self.body_8bit = False
+        self.resolved = {}
 
     def reset_after_tls(self) -> None:
         """RFC 3207 §4.2: after the handshake the client starts over, knowing nothing."""

@@ -18,7 +18,7 @@ from typing import IO, Any, BinaryIO, Optional, Sequence, cast
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
@@ -67,6 +67,17 @@ def resolve_targets(conn: Connection, recipients: Sequence[str],
     return Targets(tuple(local.values()), tuple(remote))
 
 
+def merge_targets(parts: Sequence[Targets]) -> Targets:
+    """Several recipients' targets as one, each user and remote address once."""
+    users: dict[str, accounts.User] = {}
+    remote: list[str] = []
+    for part in parts:
+        for user in part.local:
+            users.setdefault(user.email, user)
+        remote += [r for r in part.remote if r not in remote]
+    return Targets(tuple(users.values()), tuple(remote))
+
+
 def _domain(address: str) -> str:
     return address.rsplit("@", 1)[-1].lower()
 
@@ -82,6 +93,11 @@ class Delivery:
         self._default_domain = default_domain
 
     def targets(self, session: SMTPSession) -> "Deferred[Targets]":
+        """Where the message goes: from what RCPT learnt, or asked again if incomplete."""
+        known = [session.resolved.get(canonical_recipient(r, self._default_domain))
+                 for r in session.recipients]
+        if session.recipients and all(t is not None for t in known):
+            return succeed(merge_targets(known))  # type: ignore[arg-type]
         return self._runner.read(resolve_targets, session.recipients, self._default_domain)
 
     def discard(self, sealed: dict[str, tuple[SealedBlob, bytes]]) -> None:
