@@ -68,7 +68,17 @@ class AccountsTestsMixin(DatabaseTestBase):
         self.assertFalse(self.resolve("carol@other.test").deliverable)
 
     def test_remote_address_resolves_remote(self) -> None:
-        self.assertEqual(self.resolve("x@elsewhere.example").remote, ("x@elsewhere.example",))
+        result = self.resolve("x@elsewhere.example")
+        self.assertEqual(result.remote, ("x@elsewhere.example",))
+        self.assertFalse(result.local_domain)
+
+    def test_resolution_carries_user_records_and_local_domain_flag(self) -> None:
+        self.write(accounts.add_alias, "team@example.com", "carol@other.test", NOW)
+        result = self.resolve("team@example.com")
+        self.assertTrue(result.local_domain)
+        self.assertEqual([(u.email, u.domain) for u in result.users],
+                         [("carol@other.test", "other.test")])
+        self.assertTrue(self.resolve("nobody@example.com").local_domain)
 
     def test_user_in_unknown_domain_refused(self) -> None:
         self.assertRaises(accounts.UnknownDomain, self.write, accounts.add_user,

@@ -51,20 +51,16 @@ def _check_recipient(conn: Connection, address: str, size: int,
         addr = parse_address(address)
     except AddressError:
         return SMTPReply(501, "5.1.3", "Bad recipient address syntax")
-    local_domain = accounts.is_local_domain(conn, addr.domain)
-    if not local_domain:
+    resolution = accounts.resolve_recipient(conn, str(addr))
+    if not resolution.local_domain:
         if submission:
             return Targets((), (address,))
         return SMTPReply(550, "5.7.1", "Relay access denied")
-    resolution = accounts.resolve_recipient(conn, address)
     if not resolution.deliverable:
         return SMTPReply(550, "5.1.1", f"<{address}>: Recipient address rejected: "
                                        "User unknown in local recipient table")
     users = []
-    for email in resolution.local:
-        user = accounts.find_user(conn, email)
-        if user is None:
-            continue
+    for user in resolution.users:
         # Without SIZE= (RFC 1870) only a mailbox already full can be refused here.
         if user.quota_bytes and (user.used_bytes + max(size, 0) > user.quota_bytes
                                  or user.used_bytes >= user.quota_bytes):

@@ -295,6 +295,8 @@ class Resolution:
 
     local: tuple[str, ...]
     remote: tuple[str, ...]
+    users: tuple[User, ...] = ()        # the local users' records, in ``local`` order
+    local_domain: bool = False          # the address itself is in a local domain
 
     @property
     def deliverable(self) -> bool:
@@ -310,8 +312,10 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
     receive.
     """
     local: list[str] = []
+    records: list[User] = []
     remote: list[str] = []
     seen: set[str] = set()
+    top_is_local = [False]
 
     def visit(text: str, depth: int) -> None:
         if text in seen or depth > MAX_ALIAS_DEPTH:
@@ -322,15 +326,18 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
         if row is None:
             remote.append(text)
             return
+        if depth == 0:
+            top_is_local[0] = True
         if not row.enabled:
             return
         for candidate in _candidates(addr):
-            user = conn.execute(select(users.c.email, users.c.enabled)
-                                .where(users.c.email == candidate)).first()
+            found = conn.execute(_user_query().where(users.c.email == candidate)).first()
+            user = _user(found) if found is not None else None
             targets = _alias_targets(conn, candidate)
             if user is not None or targets:
                 if user is not None and user.enabled and user.email not in local:
                     local.append(user.email)
+                    records.append(user)
                 for target in targets:
                     visit(target, depth + 1)
                 return
@@ -338,7 +345,7 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
             visit(target, depth + 1)
 
     visit(str(parse_address(address)), 0)
-    return Resolution(tuple(local), tuple(remote))
+    return Resolution(tuple(local), tuple(remote), tuple(records), top_is_local[0])
 
 
 def _candidates(addr: Address) -> Sequence[str]:

@@ -59,10 +59,8 @@ def resolve_targets(conn: Connection, recipients: Sequence[str],
             # Accepted at RCPT, gone now (deleted meanwhile): let the client retry later.
             raise SMTPReply(451, "4.3.0", f"<{rcpt}>: recipient changed during the "
                                           "transaction; try again")
-        for email in resolution.local:
-            user = accounts.find_user(conn, email)
-            if user is not None and email not in local:
-                local[email] = user
+        for user in resolution.users:
+            local.setdefault(user.email, user)
         remote += [r for r in resolution.remote if r not in remote]
     return Targets(tuple(local.values()), tuple(remote))
 
