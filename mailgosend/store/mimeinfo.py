@@ -522,7 +522,9 @@ def _decoded_size(raw: RawMessage, part: Part) -> int:
 
 
 def _snippet(raw: RawMessage, part: Part) -> str:
-    encoded = raw[part.body_start:min(part.body_end, part.body_start + _SNIPPET_SCAN)]
+    # HTML needs room for markup before the text starts; plain text does not.
+    scan = _SNIPPET_SCAN if part.subtype == "html" else SNIPPET_LENGTH * 16
+    encoded = raw[part.body_start:min(part.body_end, part.body_start + scan)]
     try:
         if part.encoding == "base64":
             compact = re.sub(rb"[^A-Za-z0-9+/]", b"", encoded)
