@@ -91,7 +91,7 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a placeholder listener).
-SERVED = {"ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S"}
+SERVED = {"ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
 
 
 def _service_keys() -> list[Key]:
@@ -170,7 +170,7 @@ KEYS: tuple[Key, ...] = tuple([
           f"{'Certificate chain' if part == 'CERT' else 'Private key'} for {what} only, "
           f"instead of TLS_{part} (TLS_MODE = file; set both {group}_TLS_CERT and "
           f"{group}_TLS_KEY).", "tls",
-          pending="" if group in ("SMTP", "POP3") else "not served by this release yet")
+          pending="")
       for group, what in (("SMTP", "SMTP, submission and SMTPS"), ("IMAP", "IMAP and IMAPS"),
                           ("POP3", "POP3 and POP3S"))
       for part in ("CERT", "KEY")],

@@ -42,6 +42,8 @@ from mailgosend.store.blobs import make_blob_store
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.imap.factory import build_imap_factory
+from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.store import meta
@@ -219,6 +221,7 @@ def makeService(config: Config, *, reactor: Any = None,
                     events, spool_dir)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
+    _add_imap_listeners(wiring)
     if config.listener("admin").active:
         wiring.listen("admin", health_site(runner))
     return root
@@ -280,6 +283,30 @@ def _add_smtp_listeners(w: Wiring) -> None:
             continue
         factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
         w.listen(name, factory, tls if kind == "smtps" else None)
+
+
+def _add_imap_listeners(w: Wiring) -> None:
+    """IMAP (143, STARTTLS) and IMAPS (993, implicit TLS); one hub so sessions on both
+    ports see each other's changes at once."""
+    wanted = [name for name in ("imap", "imaps") if w.config.listener(name).active]
+    if not wanted:
+        return
+    tls = w.tls_for("IMAP")
+    hub = MailboxHub()
+    for name in wanted:
+        implicit = name == "imaps"
+        if implicit and tls is None:
+            log.warn("IMAPS_PORT: implicit TLS needs TLS_MODE = file or selfsigned; not "
+                     "listening")
+            continue
+        factory = build_imap_factory(runner=w.runner, portal=w.portal, bans=w.bans,
+                                     keyring=w.keyring, blob_store=w.blob_store,
+                                     events=w.events, workers=w.workers, tls=tls,
+                                     hostname=w.config["HOSTNAME"],
+                                     max_message_size=w.config["MAX_MESSAGE_SIZE"],
+                                     clock=w.reactor, implicit_tls=implicit, hub=hub,
+                                     spool_dir=w.spool_dir)
+        w.listen(name, factory, tls if implicit else None)
 
 
 def _add_pop3_listeners(w: Wiring) -> None:

@@ -376,3 +376,38 @@ class ReadBackOverPOP3Tests(ReceiveTestBase):
         retrieved = yield threads.deferToThread(fetch)
         self.assertEqual(retrieved, stored)
         self.assertEqual(self.server.stored("alice@example.com"), [])
+
+
+class ReadBackOverIMAPTests(ReceiveTestBase):
+    @defer.inlineCallbacks
+    def test_idle_client_sees_an_smtp_delivery_and_fetches_it_byte_exact(self):  # type: ignore[no-untyped-def]
+        import threading
+
+        from imapclient import IMAPClient
+
+        raw = message("someone@pass.test", "alice@example.com", subject="Pushed")
+        idling = threading.Event()
+
+        def watch() -> tuple[list[Any], bytes]:
+            client = IMAPClient("127.0.0.1", port=self.server.ports["IMAPS"], ssl=True,
+                                ssl_context=self.server.client_tls(), timeout=30)
+            client.login("alice@example.com", PASSWORD)
+            client.select_folder("INBOX")
+            client.idle()
+            idling.set()
+            responses: list[Any] = []
+            for _ in range(20):          # a bound, not a timing assertion
+                responses += client.idle_check(timeout=1)
+                if any(r[1] == b"EXISTS" for r in responses if len(r) > 1):
+                    break
+            client.idle_done()
+            fetched = client.fetch([1], ["BODY.PEEK[]"])
+            body = next(iter(fetched.values()))[b"BODY[]"]
+            client.logout()
+            return responses, body
+        watcher = threads.deferToThread(watch)
+        yield threads.deferToThread(idling.wait, 30)
+        yield self.send("someone@pass.test", ["alice@example.com"], raw)
+        responses, body = yield watcher
+        self.assertIn((1, b"EXISTS"), responses)
+        self.assertEqual(body, self.server.stored("alice@example.com")[0])

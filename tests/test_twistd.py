@@ -41,7 +41,7 @@ class TwistdTests(unittest.TestCase):
         # Cheap bcrypt, and a free admin port for each run.
         # Every listener on a free port: the whole server starts and stops in these tests.
         self.env = quiet_env(ADMIN=self.port, **{name: free_port() for name in (
-            "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S")})
+            "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")})
         self.logs: list[str] = []
 
     def server(self, *args: str, env: Any = None) -> ServerProcess:

@@ -81,6 +81,11 @@ class IMAPAccount:
         self.user = user
         self.access = access
 
+    def for_access(self, access: StoreAccess) -> IMAPAccount:
+        """The same user on a listener's own shared state (the realm has one factory for
+        every IMAP listener, each listener its own hub unless they share one)."""
+        return self if access is self.access else IMAPAccount(self.user, access)
+
     # --- listing ---------------------------------------------------------------------------
 
     def list_entries(self, reference: str, patterns: Sequence[str], *,
@@ -207,7 +212,7 @@ class IMAPAccount:
                                                 move=move)
         self.access.hub.changed(target.id)
         if result.expunged:
-            self.access.hub.changed(view.box.id, origin=view)
+            self.access.hub.changed(view.box.id, origin=view.origin)
         self._train(view.box, target, result)
         return result
 

@@ -35,7 +35,7 @@ log = Logger()
 
 _SIMPLE = {"UID": "uid", "FLAGS": "flags", "INTERNALDATE": "internaldate",
            "RFC822.SIZE": "size", "ENVELOPE": "envelope", "BODYSTRUCTURE": "bodystructure",
-           "BODY": "body"}
+           "BODY": "body", "MODSEQ": "modseq"}
 _MACROS = {"ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
            "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
            "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"]}

@@ -121,6 +121,7 @@ class CommandReader:
         self._overlong_prefix: Optional[bytes] = None
         self._paused = False
         self._deciding = False
+        self._processing = False  # _process is on the stack: resume() must not re-enter it
         self._line_handler: Optional[Callable[[bytes], None]] = None
 
     @property
@@ -157,7 +158,25 @@ class CommandReader:
         self._frame, self._literal = [], None
 
     def _process(self) -> None:
-        while not self._paused and not self._deciding and self._buffer:
+        """Consume the buffer.  Not re-entrant: a command that completes synchronously
+        resumes the reader from inside this loop, and the loop simply goes on (a pipelined
+        flood of NOOPs must not become a recursion)."""
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            self._consume()
+        finally:
+            self._processing = False
+
+    def _consume(self) -> None:
+        while not self._paused and not self._deciding:
+            if self._literal is not None and self._literal.complete:  # also size 0
+                self._frame.append(self._literal)
+                self._literal = None
+                continue
+            if not self._buffer:
+                return
             if self._discard_bytes:
                 taken = min(self._discard_bytes, len(self._buffer))
                 del self._buffer[:taken]
@@ -167,9 +186,6 @@ class CommandReader:
                 taken = min(self._literal.size - self._literal.received, len(self._buffer))
                 self._literal.write(bytes(self._buffer[:taken]))
                 del self._buffer[:taken]
-                if self._literal.complete:
-                    self._frame.append(self._literal)
-                    self._literal = None
                 continue
             end = self._buffer.find(b"\n")
             if end < 0:
@@ -190,11 +206,6 @@ class CommandReader:
                 self._line_handler(line)
                 continue
             self._line(line)
-        # a literal of size 0 completes without data
-        if self._literal is not None and self._literal.complete and not self._paused:
-            self._frame.append(self._literal)
-            self._literal = None
-            self._process()
 
     def _too_long(self, prefix: bytes) -> None:
         first = self._frame[0] if self._frame else prefix

@@ -57,13 +57,13 @@ def parse_header_block(block: bytes) -> list[tuple[str, bytes]]:
         if line in (b"\r\n", b"\n"):
             break
         if line[:1] in (b" ", b"\t") and fields:
-            name, raw = fields[-1]
-            fields[-1] = (name, raw + line)
+            previous, raw = fields[-1]
+            fields[-1] = (previous, raw + line)
             continue
-        name, colon, _ = line.partition(b":")
+        field_name, colon, _ = line.partition(b":")
         if not colon:
             continue
-        fields.append((name.strip().decode("ascii", "replace").lower(), line))
+        fields.append((field_name.strip().decode("ascii", "replace").lower(), line))
     return fields
 
 

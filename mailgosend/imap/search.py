@@ -32,13 +32,13 @@ from mailgosend.crypto import KeyRing
 from mailgosend.imap.errors import bad, no
 from mailgosend.imap.message import MessageSource, StoredMessage, parse_header_block
 from mailgosend.imap.seqset import SequenceSet
-from mailgosend.imap.tokens import Atom, Token, as_bytes, as_number, parse_date
+from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobNotFound, BlobStore
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import Part
 
-__all__ = ["Candidate", "parse_search", "run_search"]
+__all__ = ["Candidate", "parse_search", "run_search", "uses_modseq_key"]
 
 CHARSETS = ("UTF-8", "US-ASCII")
 _FLAG_KEYS = {"ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True),
@@ -119,7 +119,7 @@ def _key(stream: list[Token]) -> Node:
     if key == "UID":
         if not stream or not isinstance(stream[0], Atom):
             raise bad("UID needs a sequence set")
-        return ("uid", SequenceSet.parse(stream.pop(0)))
+        return ("uid", SequenceSet.parse(str(stream.pop(0))))
     if key == "NOT":
         if not stream:
             raise bad("NOT needs a search key")
@@ -131,6 +131,15 @@ def _key(stream: list[Token]) -> Node:
         if not stream:
             raise bad("OR needs two search keys")
         return ("or", first, _key(stream))
+    if key == "MODSEQ":  # RFC 7162 §3.1.5; the per-flag entry form is accepted and ignored
+        if stream and isinstance(stream[0], Quoted):
+            stream.pop(0)
+            if not stream or not isinstance(stream[0], Atom) or \
+                    stream.pop(0).upper() not in ("PRIV", "SHARED", "ALL"):
+                raise bad("MODSEQ entry type must be priv, shared or all")
+        if not stream:
+            raise bad("MODSEQ needs a mod-sequence value")
+        return ("modseq", as_number(stream.pop(0), key))
     if key[:1].isdigit() or key[:1] == "*":
         return ("seq", SequenceSet.parse(key))
     raise bad(f"Unknown search key {key[:40]}")
@@ -220,6 +229,14 @@ def _compare(value: Optional[date], op: str, wanted: date) -> bool:
     return value < wanted if op == "<" else value == wanted if op == "=" else value >= wanted
 
 
+def uses_modseq_key(node: Node) -> bool:
+    if node[0] == "and":
+        return any(uses_modseq_key(n) for n in node[1])
+    if node[0] in ("or", "not"):
+        return any(uses_modseq_key(n) for n in node[1:])
+    return node[0] == "modseq"
+
+
 def _cost(node: Node) -> int:
     if node[0] in ("and",):
         return max((_cost(n) for n in node[1]), default=0)
@@ -250,6 +267,8 @@ def _matches(node: Node, s: _Subject, count: int, largest_uid: int) -> bool:
         return _compare(c.row.internal_date.date(), node[1], node[2])
     if kind == "uid":
         return node[1].contains(c.row.uid, largest_uid)
+    if kind == "modseq":
+        return c.row.modseq >= node[1]
     if kind == "seq":
         return node[1].contains(c.seq, count)
     if kind == "not":

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import replace
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Literal, Optional, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.mail import imap4
 from zope.interface import implementer
 
 from mailgosend.imap.access import StoreAccess
+from mailgosend.imap.message import MessageSource, StoredMessage
 from mailgosend.imap.seqset import SequenceSet
-from mailgosend.imap.storeops import SyncState, sync_state
+from mailgosend.imap.storeops import SyncState, live_uids, sync_state
 from mailgosend.imap.wireformat import flag_list
 from mailgosend.store.mailboxes import DELIMITER, Mailbox
 from mailgosend.store.messages import FlagsResult, MessageRow, set_flags
@@ -58,6 +59,8 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()
         self.keywords = self._keywords(rows)
         self.listeners: list[Any] = []
+        self.origin: Any = None  # the session showing this view; not poked by its own changes
+        self.report_modseq = False  # RFC 7162 §3.1.4, once CONDSTORE is enabled
         if readonly:
             floor = access.hub.known_floor(box.id)
             self.recent = {uid for uid in self.uids if floor is not None and uid > floor}
@@ -78,10 +81,15 @@ class SelectedMailbox:
         flags = self.rows[uid].flags
         return flags + ("\\Recent",) if uid in self.recent else flags
 
-    def fetch_flags_line(self, uid: int, with_uid: bool = True) -> bytes:
-        seq = self.seq_of(uid)
-        extra = b" UID %d" % uid if with_uid else b""
-        return b"%d FETCH (FLAGS %s%s)" % (seq, flag_list(self.flags_of(uid)), extra)
+    def fetch_flags_line(self, uid: int, with_uid: bool = True, with_flags: bool = True
+                         ) -> bytes:
+        """An untagged FETCH with FLAGS (and UID, and MODSEQ once CONDSTORE is on)."""
+        items = [b"FLAGS " + flag_list(self.flags_of(uid))] if with_flags else []
+        if with_uid:
+            items.append(b"UID %d" % uid)
+        if self.report_modseq:
+            items.append(b"MODSEQ (%d)" % self.rows[uid].modseq)
+        return b"%d FETCH (%s)" % (self.seq_of(uid), b" ".join(items))
 
     def seq_of(self, uid: int) -> int:
         return bisect.bisect_left(self.uids, uid) + 1
@@ -101,7 +109,8 @@ class SelectedMailbox:
                  b"OK [PERMANENTFLAGS " + (b"()" if self.readonly else
                                            flag_list(self.getFlags() + ["\\*"])) + b"] Limited",
                  b"OK [UIDVALIDITY %d] UIDs valid" % self.box.uidvalidity,
-                 b"OK [UIDNEXT %d] Predicted next UID" % self.box.uidnext]
+                 b"OK [UIDNEXT %d] Predicted next UID" % self.box.uidnext,
+                 b"OK [HIGHESTMODSEQ %d] Highest" % self.modseq]  # >= every row's MODSEQ
         if unseen is not None:
             lines.insert(3, b"OK [UNSEEN %d] First unseen" % unseen)
         return lines
@@ -109,33 +118,47 @@ class SelectedMailbox:
     # --- synchronisation -------------------------------------------------------------------
 
     def sync(self, allow_expunge: bool, full: bool = False) -> Deferred[list[bytes]]:
-        d = self.access.runner.read(sync_state, self.user.id, self.box.id, self.modseq, full)
-        return d.addCallback(self._apply, allow_expunge)
+        return Deferred.fromCoroutine(self._sync(allow_expunge, full))
 
-    def _apply(self, state: SyncState, allow_expunge: bool) -> list[bytes]:
+    async def _sync(self, allow_expunge: bool, full: bool) -> list[bytes]:
+        runner = self.access.runner
+        state = await runner.read(sync_state, self.user.id, self.box.id, self.modseq, full)
+        present = None
+        if state.live_count is not None:
+            known = set(self.uids) - self.pending_expunge
+            known.update(r.uid for r in state.changed if r.deleted_at is None)
+            known.difference_update(r.uid for r in state.changed if r.deleted_at is not None)
+            if len(known) != state.live_count:
+                present = set(await runner.read(live_uids, self.box.id))
+        return self._apply(state, allow_expunge, present)
+
+    def _apply(self, state: SyncState, allow_expunge: bool,
+               present: Optional[set[int]] = None) -> list[bytes]:
         if state.mailbox is None:
             raise MailboxGone(self.box.name)
         self.box = state.mailbox
         new: list[MessageRow] = []
         changed: list[int] = []
+        live: list[MessageRow] = []
         for row in state.changed:
             self.modseq = max(self.modseq, row.modseq)
             if row.deleted_at is not None:
                 if row.uid in self.rows:
                     self.pending_expunge.add(row.uid)
-            elif row.uid in self.rows:
+                continue
+            live.append(row)
+            if row.uid in self.rows:
                 if self.rows[row.uid].flags != row.flags:
                     changed.append(row.uid)
                 self.rows[row.uid] = row
             else:
                 new.append(row)
-        if state.live_uids is not None:
-            live = set(state.live_uids)
-            self.pending_expunge.update(uid for uid in self.uids if uid not in live)
+        if present is not None:
+            self.pending_expunge.update(uid for uid in self.uids if uid not in present)
         lines: list[bytes] = []
         if allow_expunge:
             lines += self.announce_expunges()
-        keywords = self._keywords(self.rows.values()) | self._keywords(new)
+        keywords = self._keywords(live)  # only changed rows can bring a new keyword
         if keywords - self.keywords:
             self.keywords |= keywords
             lines.append(b"FLAGS " + flag_list(self.getFlags()))
@@ -169,19 +192,23 @@ class SelectedMailbox:
 
     # --- changes made by this session ------------------------------------------------------
 
-    def store_flags(self, uids: Sequence[int], flags: Sequence[str], mode: str
-                    ) -> Deferred[FlagsResult]:
-        """STORE through the store (one new MODSEQ); the view takes the new flags."""
-        d = self.access.runner.write(set_flags, self.box.id, list(uids), list(flags), mode)
+    def store_flags(self, uids: Sequence[int], flags: Sequence[str],
+                    mode: Literal["add", "remove", "replace"],
+                    unchanged_since: Optional[int] = None) -> Deferred[FlagsResult]:
+        """STORE through the store (one new MODSEQ; RFC 7162 UNCHANGEDSINCE); the view takes
+        the new flags and MODSEQs."""
+        d = self.access.runner.write(set_flags, self.box.id, list(uids), list(flags), mode,
+                                     unchanged_since=unchanged_since)
 
         def stored(result: FlagsResult) -> FlagsResult:
             for change in result.changed:
                 if change.uid in self.rows:
-                    self.rows[change.uid] = replace(self.rows[change.uid], flags=change.flags)
+                    self.rows[change.uid] = replace(self.rows[change.uid], flags=change.flags,
+                                                    modseq=change.modseq)
             self.keywords |= self._keywords(self.rows[c.uid] for c in result.changed
                                             if c.uid in self.rows)
             if result.changed:
-                self.access.hub.changed(self.box.id)
+                self.access.hub.changed(self.box.id, origin=self.origin)
             return result
 
         return d.addCallback(stored)
@@ -195,7 +222,7 @@ class SelectedMailbox:
         def done(expunged: list[int]) -> list[bytes]:
             self.pending_expunge.update(u for u in expunged if u in self.rows)
             if expunged:
-                self.access.hub.changed(self.box.id)
+                self.access.hub.changed(self.box.id, origin=self.origin)
             return self.announce_expunges()
 
         return d.addCallback(done)
@@ -249,7 +276,7 @@ class SelectedMailbox:
                    ) -> Deferred[int]:
         """Twisted's append: delegated to the account (quota, UIDPLUS)."""
         data = message if isinstance(message, bytes) else message.read()
-        d = self.account.append(self.box.name, data, list(flags), date)
+        d = Deferred.fromCoroutine(self.account.append(self.box.name, data, list(flags), date))
         return d.addCallback(lambda delivered: delivered.uid)
 
     def expunge(self) -> Deferred[list[int]]:
@@ -257,15 +284,21 @@ class SelectedMailbox:
         return self.expunge_uids(None).addCallback(
             lambda lines: [int(line.split()[0]) for line in lines])
 
-    def fetch(self, messages: Any, uid: bool) -> list[tuple[int, MessageRow]]:
-        """(sequence number, row) pairs; content is loaded by fetch.load_batch."""
+    def fetch(self, messages: Any, uid: bool) -> list[tuple[int, StoredMessage]]:
+        """(sequence number, IMessage) pairs.  Their content accessors block (database and
+        AES): call them in a thread, as fetch.load_batch does with its own connection."""
         seqset = SequenceSet.parse(str(messages))
-        return [(seq, self.rows[u]) for seq, u in self.resolve(seqset, uid)]
+        access = self.access
+        source = MessageSource(access.runner.engine, access.keyring, access.blob_store,
+                               self.user)
+        return [(seq, StoredMessage(self.rows[u], source))
+                for seq, u in self.resolve(seqset, uid)]
 
     def store(self, messages: Any, flags: Sequence[str], mode: int, uid: bool
               ) -> Deferred[dict[int, tuple[str, ...]]]:
         pairs = self.resolve(SequenceSet.parse(str(messages)), uid)
-        how = {1: "add", -1: "remove", 0: "replace"}[mode]
+        how: Literal["add", "remove", "replace"] = (
+            "add" if mode == 1 else "remove" if mode == -1 else "replace")
         d = self.store_flags([u for _, u in pairs], flags, how)
         return d.addCallback(lambda _: {seq: self.flags_of(u) for seq, u in pairs})
 

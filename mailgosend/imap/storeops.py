@@ -25,8 +25,8 @@ from mailgosend.store.mailboxes import (Mailbox, MailboxNotFound, get_mailbox,
 from mailgosend.store.messages import (DELETED, MailboxCounts, MessageRow, deliver, expunge,
                                        list_messages, mailbox_counts, set_flags)
 
-__all__ = ["CopyResult", "SyncState", "copy_messages", "mailbox_status", "quota_usage",
-           "set_subscribed", "sync_state"]
+__all__ = ["CopyResult", "SyncState", "copy_messages", "live_uids", "mailbox_status",
+           "quota_usage", "set_subscribed", "sync_state"]
 
 _IN_BATCH = 500
 
@@ -35,27 +35,35 @@ _IN_BATCH = 500
 class SyncState:
     mailbox: Optional[Mailbox]  # None: deleted while selected
     changed: list[MessageRow]  # MODSEQ above the session's, expunged rows included
-    live_uids: Optional[list[int]]  # every live UID, when a full check was asked for
+    live_count: Optional[int]  # how many live messages, when a full check was asked for
 
 
 def sync_state(conn: Connection, user_id: int, mailbox_id: int, since_modseq: int,
                full: bool) -> SyncState:
     """What changed in a mailbox since a session's last look (RFC 7162 MODSEQ order).
 
-    ``full`` also lists every live UID, which catches what MODSEQ cannot show: rows purged
-    after a long absence, and the messages RENAME INBOX moved away.
+    ``full`` also counts the live messages: a count that disagrees with the session's view
+    reveals what MODSEQ cannot show (rows purged after a long absence, the messages RENAME
+    INBOX moved away), and the session then asks for ``live_uids``.
     """
     box = get_mailbox_by_id(conn, user_id, mailbox_id)
     if box is None:
         return SyncState(None, [], None)
     changed = list_messages(conn, mailbox_id, changed_since=since_modseq, include_expunged=True)
-    live = None
+    count = None
     if full:
-        live = [row[0] for row in conn.execute(
-            select(messages_table.c.uid).where(messages_table.c.mailbox_id == mailbox_id,
-                                               messages_table.c.deleted_at.is_(None))
-            .order_by(messages_table.c.uid))]
-    return SyncState(box, changed, live)
+        count = int(conn.execute(select(func.count()).where(
+            messages_table.c.mailbox_id == mailbox_id,
+            messages_table.c.deleted_at.is_(None))).scalar_one())
+    return SyncState(box, changed, count)
+
+
+def live_uids(conn: Connection, mailbox_id: int) -> list[int]:
+    """Every live UID of a mailbox, ascending."""
+    return [int(row[0]) for row in conn.execute(
+        select(messages_table.c.uid).where(messages_table.c.mailbox_id == mailbox_id,
+                                           messages_table.c.deleted_at.is_(None))
+        .order_by(messages_table.c.uid))]
 
 
 @dataclass(frozen=True)
@@ -78,14 +86,17 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
     if user is None:
         raise accounts.UnknownUser(f"user {user_id} no longer exists")
     wanted = sorted(set(uids))
+    rows: list[MessageRow] = []
     metas: dict[int, bytes] = {}
+    m = messages_table.c
     for i in range(0, len(wanted), _IN_BATCH):
-        for uid, meta in conn.execute(select(messages_table.c.uid, messages_table.c.meta).where(
-                messages_table.c.mailbox_id == source_id,
-                messages_table.c.deleted_at.is_(None),
-                messages_table.c.uid.in_(wanted[i:i + _IN_BATCH]))):
-            metas[int(uid)] = meta
-    rows = [row for row in list_messages(conn, source_id) if row.uid in metas]
+        for r in conn.execute(select(m.id, m.mailbox_id, m.uid, m.modseq, m.flags,
+                                     m.internal_date, m.size, m.blob_id, m.meta).where(
+                m.mailbox_id == source_id, m.deleted_at.is_(None),
+                m.uid.in_(wanted[i:i + _IN_BATCH])).order_by(m.uid)):
+            rows.append(MessageRow(r.id, r.mailbox_id, r.uid, r.modseq, tuple(r.flags.split()),
+                                   r.internal_date, r.size, r.blob_id, None))
+            metas[int(r.uid)] = r.meta
     expunged: list[int] = []
     if move and rows:
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")

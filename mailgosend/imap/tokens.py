@@ -61,8 +61,8 @@ def tokenize(frame: Frame) -> list[Token]:
                 stack.pop()
                 i += 1
             elif ch == b'"':
-                value, i = _quoted(text, i + 1)
-                stack[-1].append(Quoted(value))
+                quoted, i = _quoted(text, i + 1)
+                stack[-1].append(Quoted(quoted))
             elif ch[0] < 0x20 or ch[0] == 0x7F:
                 raise bad("Control character in command")
             else:
@@ -167,6 +167,15 @@ class Args:
 
     def number(self, what: str = "number") -> int:
         return as_number(self.next(what), what)
+
+    def modifier(self, name: str) -> Optional[int]:
+        """An optional "(NAME n)" list: RFC 7162 CHANGEDSINCE and UNCHANGEDSINCE."""
+        if not isinstance(self.peek(), list):
+            return None
+        tokens = self.parenthesized("modifiers")
+        if len(tokens) != 2 or not isinstance(tokens[0], Atom) or tokens[0].upper() != name:
+            raise bad(f"Expected ({name} mod-sequence)")
+        return as_number(tokens[1], name)
 
 
 def as_bytes(token: Token, what: str = "string") -> bytes:

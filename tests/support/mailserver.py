@@ -35,7 +35,7 @@ class MailServer:
         self.directory = os.path.abspath(directory)
         self.dns = TestDNSServer(dns_records or {})
         self.ports = {name: free_port() for name in ("SMTP", "SUBMIT", "SMTPS", "POP3",
-                                                     "POP3S")}
+                                                     "POP3S", "IMAP", "IMAPS")}
         self.settings = settings
         self.root: Any = None
 
@@ -45,7 +45,7 @@ class MailServer:
         self.ca = make_ca(os.path.join(self.directory, "pki"))
         cert, key = make_cert(os.path.join(self.directory, "pki"), [HOSTNAME, "localhost", "127.0.0.1"],
                               ca=self.ca)
-        values = {f"{name}_PORT": port for name, port in self.ports.items()}
+        values: dict[str, Any] = {f"{name}_PORT": port for name, port in self.ports.items()}
         values.update(HOSTNAME=HOSTNAME, DEFAULT_DOMAIN="example.com", TLS_MODE="file",
                       TLS_CERT=cert, TLS_KEY=key, DNS_PRIMARY=self.dns.nameserver,
                       DNSBL_ZONES="", DNSBL_CHECK_PRIVATE="true", BRUTE_MAX_TRIES="50")

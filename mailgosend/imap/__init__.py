@@ -1,0 +1,26 @@
+"""IMAP4rev1 server over the encrypted mailboxes (RFC 3501).
+
+Built on ``twisted.mail.imap4.IMAP4Server`` (states, timeouts, line output) with its own
+framing, parser and command handlers, because the stock ones break with real clients (see
+server.py and /work/shared/research/library-notes.md §2).
+
+Implemented and advertised: IMAP4rev1 (RFC 3501), STARTTLS/LOGINDISABLED, AUTH=PLAIN
+(RFC 4616) with SASL-IR (RFC 4959), LITERAL+ (RFC 7888), ID (RFC 2971), ENABLE (RFC 5161),
+IDLE (RFC 2177), NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), MOVE (RFC 6851), UNSELECT
+(RFC 3691), CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), QUOTA with
+the STORAGE resource (RFC 9208), CONDSTORE (RFC 7162 §3.1: MODSEQ, HIGHESTMODSEQ,
+CHANGEDSINCE, UNCHANGEDSINCE/MODIFIED, SEARCH MODSEQ, STATUS HIGHESTMODSEQ).
+
+Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
+MULTIAPPEND, BINARY, COMPRESS, UTF8=ACCEPT, LIST-EXTENDED/LIST-STATUS as capabilities (the
+RFC 5258 syntax that SPECIAL-USE relies on is accepted), SETQUOTA (quotas are the
+administrator's), \\Recent shared across nodes (see hub.py).
+
+Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.
+"""
+
+from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory
+from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, MessageRef
+
+__all__ = ["IIMAPAccount", "IMAPServerFactory", "ISpamTrainer", "MessageRef",
+           "build_imap_factory"]

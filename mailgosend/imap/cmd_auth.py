@@ -1,0 +1,111 @@
+"""Commands of the not-authenticated state (RFC 3501 §6.2): STARTTLS, LOGIN, AUTHENTICATE.
+
+Password logins need TLS, or ``allow_plaintext_loopback`` and a loopback peer; otherwise
+LOGINDISABLED is advertised and they get NO [PRIVACYREQUIRED] (RFC 5530).  Credentials go to
+the shared Portal as ClientCredentials(service="imap"), so the brute-force rules and bans of
+every other protocol apply; a banned address gets BYE.  AUTHENTICATE supports PLAIN (RFC 4616)
+with an initial response (SASL-IR, RFC 4959) or after a continuation.  Three failed logins on
+one connection end it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from twisted.cred.error import UnauthorizedLogin
+
+from mailgosend.auth.checker import LoginBanned
+from mailgosend.auth.credentials import ClientCredentials
+from mailgosend.imap.errors import bad, no
+from mailgosend.imap.interfaces import IIMAPAccount
+from mailgosend.imap.server import Reply
+from mailgosend.imap.tokens import Args
+
+__all__ = ["AuthCommands"]
+
+MAX_AUTH_FAILURES = 3
+
+
+if TYPE_CHECKING:
+    from mailgosend.imap.server import SessionCore
+
+    _Session = SessionCore
+else:
+    _Session = object
+
+
+class AuthCommands(_Session):
+    """Mixin for the session class (factory.IMAPServerProtocol)."""
+
+    async def cmd_STARTTLS(self, tag: bytes, args: Args) -> Reply:
+        args.end()
+        if self.secure:
+            raise bad("TLS is already active")
+        if self.factory.tls is None:
+            raise no("TLS is not available")
+        self.send_tagged(tag, "OK", "Begin TLS negotiation now")
+        self.reader.drop_buffer()  # plaintext sent behind STARTTLS is never executed
+        self.transport.startTLS(self.factory.tls)
+        self.secure = True
+        return Reply(None)
+
+    async def cmd_LOGIN(self, tag: bytes, args: Args) -> Reply:
+        username, password = args.astring("user name"), args.astring("password")
+        args.end()
+        return await self._login(tag, username, password)
+
+    async def cmd_AUTHENTICATE(self, tag: bytes, args: Args) -> Reply:
+        """RFC 3501 §6.2.2 with RFC 4959 SASL-IR; PLAIN only (RFC 4616)."""
+        mechanism = args.atom("mechanism").upper()
+        initial = args.astring("initial response") if not args.at_end() else None
+        args.end()
+        if mechanism != "PLAIN":
+            raise no("Unsupported authentication mechanism")
+        if not self.password_allowed():
+            raise no("Authentication needs TLS first", "PRIVACYREQUIRED")
+        if initial is None:
+            self.send_continuation(b"")
+            initial = (await self.next_line()).strip()
+        if initial == b"*":
+            raise bad("Authentication cancelled")
+        try:
+            decoded = b"" if initial == b"=" else base64.b64decode(initial, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad("Invalid base64 in authentication response") from None
+        pieces = decoded.split(b"\0")
+        if len(pieces) != 3:
+            raise bad("Malformed PLAIN response")
+        authzid, username, password = pieces
+        if authzid and authzid != username:
+            raise no("Authorization identity must be empty or the user", "AUTHORIZATIONFAILED")
+        return await self._login(tag, username, password)
+
+    async def _login(self, tag: bytes, username: bytes, password: bytes) -> Reply:
+        if not self.password_allowed():
+            raise no("Plaintext authentication disallowed without TLS", "PRIVACYREQUIRED")
+        credentials = ClientCredentials(username.decode("utf-8", "replace"),
+                                        password.decode("utf-8", "replace"),
+                                        self.peer_ip, "imap")
+        try:
+            _, avatar, logout = await self.factory.portal.login(credentials, None, IIMAPAccount)
+        except LoginBanned:
+            self.send_tagged(tag, "NO", "Too many failed logins; try later", "UNAVAILABLE")
+            self.send_untagged(b"BYE Too many failed logins")
+            self.close()
+            return Reply(None)
+        except UnauthorizedLogin:
+            self._auth_failures += 1
+            if self._auth_failures >= MAX_AUTH_FAILURES:
+                self.send_tagged(tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED")
+                self.send_untagged(b"BYE Too many failed logins on this connection")
+                self.close()
+                return Reply(None)
+            raise no("Authentication failed", "AUTHENTICATIONFAILED") from None
+        self.account = avatar.for_access(self.access)
+        self._onLogout = logout
+        self.state = "auth"
+        self._unsubscribe = self.factory.events.subscribe(avatar.user.id, self.new_mail)
+        return Reply("Logged in", "CAPABILITY " + " ".join(self.capability_names()))
+

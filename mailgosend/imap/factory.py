@@ -1,0 +1,152 @@
+"""The IMAP listener: the command table, the protocol class and ``build_imap_factory``.
+
+Wiring (service.py)::
+
+    factory = build_imap_factory(runner=runner, portal=portal, bans=bans, keyring=keyring,
+                                 blob_store=blob_store, events=events, workers=workers,
+                                 tls=tls, hostname=config["HOSTNAME"],
+                                 max_message_size=config["MAX_MESSAGE_SIZE"], clock=reactor,
+                                 implicit_tls=False)
+    ListenerService("imap", "IMAP_PORT", "IMAP_BIND", bind, port, factory, reactor)
+    # IMAPS: a second factory with implicit_tls=True, and ListenerService(..., tls=tls)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Collection, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Factory
+from zope.interface import implementer
+
+from mailgosend.imap.access import StoreAccess
+from mailgosend.imap.account import IMAPAccount
+from mailgosend.imap.cmd_auth import AuthCommands
+from mailgosend.imap.cmd_fetch import FetchCommand
+from mailgosend.imap.cmd_idle import IdleCommand
+from mailgosend.imap.cmd_mailbox import MailboxCommands
+from mailgosend.imap.cmd_selected import SelectedCommands
+from mailgosend.imap.hub import MailboxHub
+from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, NoSpamTraining
+from mailgosend.imap.server import Command, SessionCore
+from mailgosend.listeners import IDrainable
+from mailgosend.store import accounts, mailboxes
+
+__all__ = ["IMAPServerFactory", "IMAPServerProtocol", "build_imap_factory"]
+
+_ANY = ("unauth", "auth", "select")
+_AUTHED = ("auth", "select")
+_SELECTED = ("select",)
+
+
+class IMAPServerProtocol(AuthCommands, IdleCommand, FetchCommand, SelectedCommands,
+                         MailboxCommands, SessionCore):
+    """One IMAP session (server.py and the cmd_*.py mixins)."""
+
+
+def _table() -> dict[str, Command]:
+    P = IMAPServerProtocol
+    return {
+        "CAPABILITY": Command(P.cmd_CAPABILITY, _ANY), "NOOP": Command(P.cmd_NOOP, _ANY, "full"),
+        "LOGOUT": Command(P.cmd_LOGOUT, _ANY, None), "ID": Command(P.cmd_ID, _ANY),
+        "STARTTLS": Command(P.cmd_STARTTLS, ("unauth",), None),
+        "LOGIN": Command(P.cmd_LOGIN, ("unauth",), None),
+        "AUTHENTICATE": Command(P.cmd_AUTHENTICATE, ("unauth",), None),
+        "SELECT": Command(P.cmd_SELECT, _AUTHED, None),
+        "EXAMINE": Command(P.cmd_EXAMINE, _AUTHED, None),
+        "CREATE": Command(P.cmd_CREATE, _AUTHED), "DELETE": Command(P.cmd_DELETE, _AUTHED),
+        "RENAME": Command(P.cmd_RENAME, _AUTHED),
+        "SUBSCRIBE": Command(P.cmd_SUBSCRIBE, _AUTHED),
+        "UNSUBSCRIBE": Command(P.cmd_UNSUBSCRIBE, _AUTHED),
+        "LIST": Command(P.cmd_LIST, _AUTHED), "LSUB": Command(P.cmd_LSUB, _AUTHED),
+        "STATUS": Command(P.cmd_STATUS, _AUTHED), "APPEND": Command(P.cmd_APPEND, _AUTHED),
+        "NAMESPACE": Command(P.cmd_NAMESPACE, _AUTHED),
+        "GETQUOTA": Command(P.cmd_GETQUOTA, _AUTHED),
+        "GETQUOTAROOT": Command(P.cmd_GETQUOTAROOT, _AUTHED),
+        "SETQUOTA": Command(P.cmd_SETQUOTA, _AUTHED),
+        "ENABLE": Command(P.cmd_ENABLE, ("auth",)),
+        "IDLE": Command(P.cmd_IDLE, _AUTHED, "full"),
+        "CHECK": Command(P.cmd_CHECK, _SELECTED, "full"),
+        "CLOSE": Command(P.cmd_CLOSE, _SELECTED, None),
+        "UNSELECT": Command(P.cmd_UNSELECT, _SELECTED, None),
+        "EXPUNGE": Command(P.cmd_EXPUNGE, _SELECTED),
+        "SEARCH": Command(P.cmd_SEARCH, _SELECTED, "noexpunge"),
+        "FETCH": Command(P.cmd_FETCH, _SELECTED, "noexpunge"),
+        "STORE": Command(P.cmd_STORE, _SELECTED, "noexpunge"),
+        "COPY": Command(P.cmd_COPY, _SELECTED), "MOVE": Command(P.cmd_MOVE, _SELECTED),
+        "UID": Command(P.cmd_UID, _SELECTED),
+    }
+
+
+IMAPServerProtocol.COMMANDS = _table()
+
+
+@implementer(IDrainable)
+class IMAPServerFactory(Factory):
+    """Builds sessions and knows the open ones (listeners.IDrainable)."""
+
+    noisy = False
+
+    def __init__(self, *, access: StoreAccess, portal: Any, bans: Any, events: Any,
+                 tls: Optional[Any], hostname: str, clock: IReactorTime, implicit_tls: bool,
+                 allow_plaintext_loopback: bool = False, idle_poll_seconds: float = 30.0
+                 ) -> None:
+        if implicit_tls and tls is None:
+            raise ValueError("implicit TLS (IMAPS) needs a TLS configuration")
+        if not hostname.isascii():
+            raise ValueError("hostname must be ASCII (use the A-label form)")
+        self.access = access
+        self.portal = portal
+        self.bans = bans
+        self.events = events
+        self.tls = tls
+        self.hostname = hostname
+        self.clock = clock
+        self.implicit_tls = implicit_tls
+        self.allow_plaintext_loopback = allow_plaintext_loopback
+        self.idle_poll_seconds = idle_poll_seconds
+        self.connections: set[IMAPServerProtocol] = set()
+
+    def buildProtocol(self, addr: Optional[IAddress]) -> IMAPServerProtocol:
+        return IMAPServerProtocol(self)
+
+    def open_connections(self) -> Collection[IMAPServerProtocol]:
+        return set(self.connections)
+
+
+def _avatar_factory(runner: Any, access: StoreAccess) -> Any:
+    async def make(email: str) -> IMAPAccount:
+        user = await runner.read(accounts.get_user, email)
+        if await runner.read(mailboxes.get_by_role, user.id, "inbox") is None:
+            await runner.write(mailboxes.ensure_default_mailboxes, user.id, access.now())
+        return IMAPAccount(user, access)
+
+    return lambda email: Deferred.fromCoroutine(make(email))
+
+
+def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blob_store: Any,
+                       events: Any, workers: Any, tls: Optional[Any], hostname: str,
+                       max_message_size: int, clock: IReactorTime, implicit_tls: bool,
+                       allow_plaintext_loopback: bool = False,
+                       spam_trainer: Optional[ISpamTrainer] = None,
+                       hub: Optional[MailboxHub] = None, spool_dir: Optional[str] = None,
+                       idle_poll_seconds: float = 30.0) -> IMAPServerFactory:
+    """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory, and the IIMAPAccount
+    avatar registered on the portal's realm.
+
+    Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions see each other's
+    changes at once (\\Recent claims are shared too); by default each factory has its own.
+    ``spool_dir`` holds APPEND literals over 1 MiB (default: the system temp directory).
+    """
+    access = StoreAccess(runner=runner, keyring=keyring, blob_store=blob_store,
+                         workers=workers, clock=clock, hub=hub or MailboxHub(),
+                         trainer=spam_trainer or NoSpamTraining(),
+                         max_message_size=max_message_size,
+                         spool_dir=spool_dir or tempfile.gettempdir())
+    portal.realm_registry.register(IIMAPAccount, _avatar_factory(runner, access))
+    return IMAPServerFactory(access=access, portal=portal, bans=bans, events=events, tls=tls,
+                             hostname=hostname, clock=clock, implicit_tls=implicit_tls,
+                             allow_plaintext_loopback=allow_plaintext_loopback,
+                             idle_poll_seconds=idle_poll_seconds)

@@ -1,0 +1,387 @@
+"""The IMAP4rev1 session: framing, dispatch, replies, login (RFC 3501 §6.1-6.2).
+
+A subclass of Twisted's IMAP4Server that keeps its states ("unauth", "auth", "select"), its
+timeout handling and its line writer, and replaces the input side (see framing.py for why).
+Defects of the base class fixed here, each with a regression test in tests/test_imap_defects:
+
+* STARTTLS command injection: input buffered behind STARTTLS is dropped (RFC 3501 §6.2.1);
+* one command runs at a time; later commands wait in the buffer (pipelining stays correct);
+* ``connectionLost`` leaves the mailbox hub and the new-mail events (no leaked sessions);
+* IDLE ends only on "DONE" (RFC 2177);
+* errors map to NO with RFC 5530 codes in one place (``_failed``), never to BAD for a
+  refused operation, and never drop the connection.
+
+Password logins (cmd_auth.py) need TLS, or ``allow_plaintext_loopback`` and a loopback peer;
+otherwise LOGINDISABLED is advertised.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.mail.imap4 import IMAP4Server
+
+from mailgosend.imap.errors import ImapError, bad, no
+from mailgosend.imap.framing import CommandReader, Frame, Literal
+from mailgosend.imap.selected import MailboxGone
+from mailgosend.imap.tokens import Args, Atom, tokenize
+from mailgosend.store.accounts import AccountError
+from mailgosend.store.mailboxes import MailboxError
+from mailgosend.store.messages import InvalidFlag, MessageError
+
+__all__ = ["Reply", "SessionCore"]
+
+log = Logger()
+
+UNAUTH_TIMEOUT = 60.0
+AUTH_TIMEOUT = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes
+PREAUTH_LITERAL_LIMIT = 8 * 1024
+LITERAL_LIMIT = 64 * 1024
+MAX_LITERALS = 64
+INPUT_HIGH_WATER = 1 << 20
+_TAG_FORBIDDEN = set(b'+(){%*"\\ ')
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A tagged OK; ``text=None`` means the handler already sent its tagged line."""
+
+    text: Optional[str]
+    code: Optional[str] = None
+
+
+Handler = Callable[..., Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Command:
+    handler: Handler
+    states: tuple[str, ...]
+    sync: Optional[str] = "expunge"  # None, "noexpunge" (§7.4.1), "expunge" or "full"
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class SessionCore(IMAP4Server):
+    """Framing, dispatch and the commands valid in any state; see the module docstring."""
+
+    COMMANDS: dict[str, Command] = {}
+    transport: Any  # a TCP or TLS transport: pause/resume, producers, startTLS
+
+    def __init__(self, factory: Any) -> None:
+        IMAP4Server.__init__(self, chal={}, contextFactory=factory.tls)
+        self.factory = factory
+        self.access = factory.access
+        self.reader = CommandReader(self, spool_dir=factory.access.spool_dir)
+        self.secure = bool(factory.implicit_tls)
+        self.peer_ip = "unknown"
+        self.account: Any = None
+        self.selected: Any = None
+        self.condstore = False  # RFC 7162 §3.1: set by the first CONDSTORE enabling command
+        self.busy = False
+        self.closing = False
+        self.shutdown_pending = False
+        self.lost = False
+        self._auth_failures = 0
+        self._unsubscribe: Optional[Callable[[], None]] = None
+        self._line_waiter: Optional[Deferred[bytes]] = None
+        self._input_paused = False
+
+    # --- connection ------------------------------------------------------------------------
+
+    def callLater(self, period: float, func: Callable[[], None]) -> Any:  # TimeoutMixin hook
+        return self.factory.clock.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        self.peer_ip = getattr(self.transport.getPeer(), "host", "unknown")
+        self.factory.connections.add(self)
+        if self.factory.bans.is_banned(self.peer_ip):
+            log.info("refused IMAP connection from banned {ip}", ip=self.peer_ip)
+            self.send_untagged(b"BYE Too many failed logins from your address; try later")
+            self.close()
+            return
+        self.setTimeout(UNAUTH_TIMEOUT)
+        self.send_untagged(b"OK [CAPABILITY " + self.capability_line() + b"] "
+                           + self.factory.hostname.encode("ascii") + b" IMAP4rev1 ready")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.resetTimeout()
+        self.reader.feed(data)
+        if self.reader.buffered > INPUT_HIGH_WATER and not self._input_paused:
+            self._input_paused = True
+            self.transport.pauseProducing()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost = True
+        self.setTimeout(None)
+        self.factory.connections.discard(self)
+        self.reader.close()
+        self.deselect()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._line_waiter is not None:
+            waiter, self._line_waiter = self._line_waiter, None
+            waiter.errback(ConnectionError("connection lost"))
+        self.stop_idle_poll()
+        if self._onLogout:
+            self._onLogout()
+            self._onLogout = None
+
+    def timeoutConnection(self) -> None:
+        self.send_untagged(b"BYE Autologout; idle for too long")
+        self.close()
+
+    def server_shutting_down(self) -> None:
+        """listeners.IDrainable: BYE now if idle (IDLE counts), else after this command."""
+        if not self.busy or self.idling:
+            self.send_untagged(b"BYE Server shutting down")
+            self.close()
+        else:
+            self.shutdown_pending = True
+
+    def close(self) -> None:
+        self.closing = True
+        self.reader.pause()
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    idling = False
+
+    def stop_idle_poll(self) -> None:
+        """Overridden by the IDLE command mixin."""
+
+    def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: from now on every FETCH response carries MODSEQ."""
+        self.condstore = True
+        if self.selected is not None:
+            self.selected.report_modseq = True
+
+    def deselect(self) -> None:
+        if self.selected is not None:
+            self.access.hub.detach(self.selected.id, self)
+            self.selected.removeListener(self)
+            self.selected = None
+        if self.state == "select":
+            self.state = "auth"
+
+    # --- output ----------------------------------------------------------------------------
+
+    def send_untagged(self, line: bytes) -> None:
+        if not self.lost:
+            self.sendLine(b"* " + line)
+
+    def send_tagged(self, tag: bytes, status: str, text: str, code: Optional[str] = None) -> None:
+        if self.lost:
+            return
+        coded = f"[{code}] " if code else ""
+        self.sendLine(tag + b" " + f"{status} {coded}{text}".encode("utf-8", "replace"))
+
+    def send_continuation(self, text: bytes = b"Ready for literal data") -> None:
+        self.sendLine(b"+ " + text)
+
+    # --- capabilities ----------------------------------------------------------------------
+
+    def password_allowed(self) -> bool:
+        return self.secure or (self.factory.allow_plaintext_loopback
+                               and _is_loopback(self.peer_ip))
+
+    def capability_names(self) -> list[str]:
+        names = ["IMAP4rev1"]
+        if self.state == "unauth":
+            if not self.secure and self.factory.tls is not None:
+                names.append("STARTTLS")
+            names += ["AUTH=PLAIN", "SASL-IR"] if self.password_allowed() else ["LOGINDISABLED"]
+        names += ["LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT",
+                  "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
+                  "CONDSTORE"]
+        return names
+
+    def capability_line(self) -> bytes:
+        return " ".join(self.capability_names()).encode("ascii")
+
+    def listCapabilities(self) -> list[bytes]:
+        """Twisted's name for the same list, kept consistent for code that asks it."""
+        return [name.encode("ascii") for name in self.capability_names()]
+
+    # --- input: framing.FrameHandler -------------------------------------------------------
+
+    def literal_requested(self, frame: Frame, size: int, sync: bool) -> Any:
+        literals = [s for s in frame if isinstance(s, Literal)]
+        if len(literals) >= MAX_LITERALS:
+            return bad("Too many literals in one command")
+        try:
+            head = tokenize(frame)
+        except ImapError:
+            head = []
+        name = head[1].upper() if len(head) > 1 and isinstance(head[1], Atom) else ""
+        if name == "APPEND" and self.state in ("auth", "select") and len(head) > 2:
+            return self.append_literal_check(size)
+        limit = LITERAL_LIMIT if self.state != "unauth" else PREAUTH_LITERAL_LIMIT
+        if size + sum(s.size for s in literals) > limit:
+            return bad(f"Literal too big for this command (limit {limit} octets)")
+        return None
+
+    def append_literal_check(self, size: int) -> Any:
+        """Overridden by the mailbox commands (size and quota before reading, RFC 7889)."""
+        return None
+
+    def command_refused(self, frame: Frame, error: ImapError) -> None:
+        first = frame[0] if frame and isinstance(frame[0], bytes) else b""
+        self.send_failure(self._tag_of(first), error)
+
+    @staticmethod
+    def _tag_of(first: bytes) -> bytes:
+        tag = first.split(b" ", 1)[0]
+        if not tag or any(b in _TAG_FORBIDDEN or b < 0x21 or b > 0x7E for b in tag):
+            return b"*"
+        return tag
+
+    def command_received(self, frame: Frame) -> None:
+        self.reader.pause()
+        first = frame[0] if isinstance(frame[0], bytes) else b""
+        tag = self._tag_of(first)
+        try:
+            tokens = tokenize(frame)
+            if not tokens or tag == b"*":
+                raise bad("Missing or invalid tag")
+            if len(tokens) < 2 or not isinstance(tokens[1], Atom):
+                raise bad("Missing command")
+        except ImapError as error:
+            self.send_failure(tag, error)
+            self._done(frame)
+            return
+        name = tokens[1].upper()
+        command = self.COMMANDS.get(name)
+        if command is None:
+            self.send_failure(tag, bad(f"Unknown command {name[:20]}"))
+            self._done(frame)
+            return
+        if self.state not in command.states:
+            self.send_failure(tag, bad(self._state_error()))
+            self._done(frame)
+            return
+        self.busy = True
+        self.setTimeout(None)
+        d = Deferred.fromCoroutine(self._execute(tag, command, Args(tokens[2:])))
+        d.addBoth(lambda _: self._done(frame))
+
+    def _state_error(self) -> str:
+        return {"unauth": "Log in first", "auth": "No mailbox selected",
+                "select": "Not allowed in this state"}.get(self.state, "Not allowed now")
+
+    async def _execute(self, tag: bytes, command: Command, args: Args) -> None:
+        try:
+            reply = await command.handler(self, tag, args)
+            if self.selected is not None and command.sync is not None:
+                for line in await self.selected.sync(command.sync != "noexpunge",
+                                                     full=command.sync == "full"):
+                    self.send_untagged(line)
+            if reply.text is not None:
+                self.send_tagged(tag, "OK", reply.text, reply.code)
+        except Exception as exc:
+            self._failed(tag, exc)
+
+    def _failed(self, tag: bytes, exc: BaseException) -> None:
+        """The one place where exceptions become replies."""
+        if self.lost:
+            return  # nobody to answer; a half-done command needs no report
+        if isinstance(exc, ImapError):
+            self.send_failure(tag, exc)
+        elif isinstance(exc, MailboxGone):
+            self.send_untagged(b"BYE Selected mailbox was deleted, have to disconnect")
+            self.close()
+        elif isinstance(exc, InvalidFlag):
+            self.send_failure(tag, bad(str(exc)))
+        elif isinstance(exc, (MailboxError, MessageError)):
+            self.send_failure(tag, no(str(exc), exc.imap_code))
+        elif isinstance(exc, AccountError):
+            self.send_failure(tag, no("Account unavailable", "UNAVAILABLE"))
+        else:
+            log.failure("IMAP command failed for {ip}", ip=self.peer_ip)
+            self.send_failure(tag, no("Internal server error", "SERVERBUG"))
+
+    def send_failure(self, tag: bytes, error: ImapError) -> None:
+        self.send_tagged(tag, error.status, error.text, error.code)
+
+    def _done(self, frame: Frame) -> None:
+        for segment in frame:
+            if isinstance(segment, Literal):
+                segment.discard()
+        self.busy = False
+        if self.lost or self.closing:
+            return
+        if self.shutdown_pending:
+            self.send_untagged(b"BYE Server shutting down")
+            self.close()
+            return
+        self.setTimeout(UNAUTH_TIMEOUT if self.state == "unauth" else AUTH_TIMEOUT)
+        self._resume_input()
+
+    def _resume_input(self) -> None:
+        """Run what is buffered, then read from the socket again once the buffer is low."""
+        self.reader.resume()
+        if self._input_paused and self.reader.buffered < INPUT_HIGH_WATER // 2 \
+                and not self.lost:
+            self._input_paused = False
+            self.transport.resumeProducing()
+
+    def next_line(self) -> Deferred[bytes]:
+        """The next raw line (a SASL response, IDLE's DONE) while a command runs."""
+        waiter: Deferred[bytes] = Deferred()
+        self._line_waiter = waiter
+
+        def got(line: bytes) -> None:
+            self.reader.take_lines(None)
+            self.reader.pause()
+            self._line_waiter = None
+            waiter.callback(line)
+
+        self.reader.take_lines(got)
+        self._resume_input()
+        return waiter
+
+    # --- any state (RFC 3501 §6.1) ---------------------------------------------------------
+
+    async def cmd_CAPABILITY(self, tag: bytes, args: Args) -> Reply:
+        args.end()
+        self.send_untagged(b"CAPABILITY " + self.capability_line())
+        return Reply("CAPABILITY completed")
+
+    async def cmd_NOOP(self, tag: bytes, args: Args) -> Reply:
+        args.end()
+        return Reply("NOOP completed")
+
+    async def cmd_LOGOUT(self, tag: bytes, args: Args) -> Reply:
+        args.end()
+        self.send_untagged(b"BYE Logging out")
+        self.send_tagged(tag, "OK", "LOGOUT completed")
+        self.close()
+        return Reply(None)
+
+    async def cmd_ID(self, tag: bytes, args: Args) -> Reply:
+        """RFC 2971: the client's ID is not logged (it may identify a person's device)."""
+        token = args.next("ID parameters")
+        if not (isinstance(token, list) and len(token) % 2 == 0 and len(token) <= 60) and not (
+                isinstance(token, Atom) and token.upper() == "NIL"):
+            raise bad("ID takes NIL or a list of field/value pairs")
+        args.end()
+        self.send_untagged(b'ID ("name" "mailgosend")')
+        return Reply("ID completed")
+
+    def new_mail(self, event: Any) -> None:
+        """events.Events subscriber: a delivery to this user (overridden for IDLE)."""
+
+    def mailbox_changed(self, mailbox_id: int) -> None:
+        """hub.MailboxHub listener (overridden for IDLE)."""

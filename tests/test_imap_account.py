@@ -1,0 +1,157 @@
+"""The IMAP avatar and its objects: Twisted's interfaces, lazy message layers, LIST patterns,
+the spam-learning hook, and the factory the service wires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.mail import imap4
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from mailgosend.auth.credentials import ClientCredentials
+from mailgosend.imap.account import IMAPAccount, pattern_regex
+from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, MessageRef, NoSpamTraining
+from mailgosend.imap.message import MessageSource, StoredMessage
+from mailgosend.listeners import IDrainable
+from mailgosend.store import messages as ms
+from tests.support.db import SQLiteDatabaseMixin
+from tests.support.imap import ALICE, KEYRING, MULTIPART, PASSWORD, IMAPFixture, message
+
+
+class PatternTests(unittest.TestCase):
+    def test_list_wildcards(self) -> None:
+        cases = [("*", "a/b/c", True), ("%", "a", True), ("%", "a/b", False),
+                 ("a/%", "a/b", True), ("a/%", "a/b/c", False), ("a*", "a/b/c", True),
+                 ("inbox", "INBOX", True), ("Inbox/%", "INBOX/x", True), ("x.y", "xzy", False),
+                 ("%/b", "a/b", True), ("", "a", False)]
+        for pattern, name, matches in cases:
+            self.assertEqual(bool(pattern_regex(pattern).match(name)), matches, (pattern, name))
+
+
+class InterfaceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_factory_registers_the_avatar_and_is_drainable(self) -> Any:
+        factory = self.make_factory()
+        self.assertTrue(IDrainable.providedBy(factory))
+        interface, avatar, _ = yield self.portal.login(
+            ClientCredentials(ALICE, PASSWORD, "192.0.2.9", "imap"), None, IIMAPAccount)
+        self.assertIs(interface, IIMAPAccount)
+        self.assertIsInstance(avatar, IMAPAccount)
+        verifyObject(IIMAPAccount, avatar)
+        verifyObject(imap4.INamespacePresenter, avatar)
+        self.assertEqual(avatar.user.email, ALICE)
+        self.assertIsNotNone(self.mailbox("INBOX"))  # a first login creates the defaults
+        verifyObject(ISpamTrainer, NoSpamTraining())
+
+    @defer.inlineCallbacks
+    def test_the_twisted_interfaces_work(self) -> Any:
+        factory = self.make_factory()
+        _, account, _ = yield self.portal.login(
+            ClientCredentials(ALICE, PASSWORD, "192.0.2.9", "imap"), None, IIMAPAccount)
+        account = account.for_access(factory.access)
+        self.assertTrue((yield account.create("Twisted/Child")))
+        listed = yield account.listMailboxes("", "Twisted*")
+        self.assertEqual([(name, info.getFlags()) for name, info in listed],
+                         [("Twisted", ["\\HasChildren"]), ("Twisted/Child", ["\\HasNoChildren"])])
+        yield account.unsubscribe("Twisted")
+        self.assertFalse((yield account.isSubscribed("Twisted")))
+        yield account.rename("Twisted/Child", "Twisted/Renamed")
+        box = yield account.select("Twisted/Renamed")
+        verifyObject(imap4.IMailbox, box)
+        verifyObject(imap4.ISearchableMailbox, box)
+        uid = yield box.addMessage(message("via IMailbox"), ["\\Seen"])
+        self.assertEqual(uid, 1)
+        yield box.sync(True)
+        self.assertEqual((box.getMessageCount(), box.getUnseenCount()), (1, 0))
+        self.assertEqual(box.requestStatus(["MESSAGES", "UIDNEXT"]),
+                         {"MESSAGES": 1, "UIDNEXT": 2})
+        ((seq, stored),) = box.fetch("1:*", False)
+        verifyObject(imap4.IMessage, stored)
+        self.assertEqual(seq, 1)
+        headers = yield self.in_thread(stored.getHeaders, False, "subject")
+        self.assertEqual(headers, {"subject": "via IMailbox"})
+        stored.close()
+        flags = yield box.store("1", ["\\Deleted"], 1, False)
+        self.assertEqual(flags, {1: ("\\Deleted", "\\Seen", "\\Recent")})
+        self.assertEqual((yield box.search("SEEN", True)), [1])
+        self.assertEqual((yield box.expunge()), [1])
+        yield account.delete("Twisted/Renamed")
+
+    @defer.inlineCallbacks
+    def test_stored_message_loads_each_layer_only_when_asked(self) -> Any:
+        yield self.deliver(MULTIPART)
+        row = self.rows("INBOX")[0]
+        source = MessageSource(self.engine, KEYRING, self.blobs, self.alice)
+        self.blobs.opened = 0
+        with StoredMessage(row, source) as stored:
+            verifyObject(imap4.IMessage, stored)
+            self.assertEqual((stored.getUID(), stored.getSize(), stored.getFlags()),
+                             (1, len(MULTIPART), ()))
+            self.assertTrue(stored.isMultipart())  # the structure, no blob
+            self.assertEqual(self.blobs.opened, 0)
+            part = stored.getSubPart(1)
+            verifyObject(imap4.IMessagePart, part)
+            self.assertEqual(part.getHeaders(False, "content-type"),
+                             {"content-type": "application/pdf; name=a.pdf"})
+            self.assertEqual(part.getBodyFile().read(), b"JVBERi0xLjQK")
+            self.assertEqual(stored.getHeaders(False, "X-Priority"), {"x-priority": "1"})
+            self.assertEqual(self.blobs.opened, 1)  # one reader for every part
+            self.assertEqual(stored.getSubPart(2).getSubPart(0).getBodyFile().read(),
+                             b"inner body")
+
+
+class SpamTrainingTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    @defer.inlineCallbacks
+    def session(self) -> Any:
+        yield self.deliver(message("ham"))
+        yield self.deliver(message("spam"))
+        yield self.listen()
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        return client
+
+    @defer.inlineCallbacks
+    def test_moving_into_junk_teaches_spam_and_out_of_it_ham(self) -> Any:
+        client = yield self.session()
+        yield self.in_thread(client.uid, "MOVE", "2", "Spam")
+        spam_box = self.mailbox("Spam")
+        blob = self.rows("Spam")[0].blob_id
+        self.assertEqual(self.trainer.lessons,
+                         [(self.alice.id, MessageRef(self.alice.id, spam_box.id, 1, blob), True)])
+        yield self.in_thread(client.select, "Spam")
+        yield self.in_thread(client.copy, "1", "INBOX")
+        inbox = self.mailbox("INBOX")
+        self.assertEqual(self.trainer.lessons[1],
+                         (self.alice.id, MessageRef(self.alice.id, inbox.id, 3, blob), False))
+
+    @defer.inlineCallbacks
+    def test_deleting_spam_or_filing_ham_teaches_nothing(self) -> Any:
+        client = yield self.session()
+        yield self.in_thread(client.copy, "1", "Archive")
+        yield self.in_thread(client.uid, "MOVE", "2", "Spam")
+        yield self.in_thread(client.select, "Spam")
+        yield self.in_thread(client.uid, "MOVE", "1", "Trash")
+        self.assertEqual([lesson[2] for lesson in self.trainer.lessons], [True])
+
+    @defer.inlineCallbacks
+    def test_a_failing_trainer_does_not_fail_the_move(self) -> Any:
+        def broken(user_id: int, ref: MessageRef, is_spam: bool) -> None:
+            raise RuntimeError("classifier offline")
+
+        self.trainer.learn = broken  # type: ignore[method-assign,assignment]
+        client = yield self.session()
+        typ, _ = yield self.in_thread(client.uid, "MOVE", "2", "Spam")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(len(self.rows("Spam")), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class DeliveredFixtureTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_messages_delivered_by_the_store_are_what_imap_serves(self) -> Any:
+        delivered = yield self.deliver(message("fixture"))
+        self.assertIsInstance(delivered, ms.Delivered)
+        self.assertEqual(self.rows("INBOX")[0].uid, delivered.uid)
