@@ -222,6 +222,10 @@ KEYS: tuple[Key, ...] = tuple([
     Key("BAN_EXEMPT_IPS", LIST, "",
         "Comma-separated addresses or networks (CIDR) that are never banned, e.g. your "
         "office. Failed logins from them are still recorded.", "security"),
+    Key("PLAINTEXT_AUTH_LOOPBACK", BOOL, "false",
+        "Allow IMAP and POP3 logins without TLS from loopback addresses (127.0.0.1, ::1), "
+        "for local tools such as a webmail or fetchmail on the same machine. Elsewhere "
+        "passwords are only accepted under TLS.", "security"),
     Key("BCRYPT_COST", INT, "12",
         "bcrypt work factor for new password hashes. Lower values are for test suites only.",
         "security", minimum=4, maximum=16),

@@ -305,7 +305,8 @@ def _add_imap_listeners(w: Wiring) -> None:
                                      hostname=w.config["HOSTNAME"],
                                      max_message_size=w.config["MAX_MESSAGE_SIZE"],
                                      clock=w.reactor, implicit_tls=implicit, hub=hub,
-                                     spool_dir=w.spool_dir)
+                                     spool_dir=w.spool_dir,
+                                     allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
         w.listen(name, factory, tls if implicit else None)
 
 
@@ -326,7 +327,8 @@ def _add_pop3_listeners(w: Wiring) -> None:
         factory = build_pop3_factory(runner=w.runner, portal=w.portal, bans=w.bans,
                                      keyring=w.keyring, blob_store=w.blob_store, tls=tls,
                                      hostname=w.config["HOSTNAME"], clock=w.reactor,
-                                     implicit_tls=implicit, limits=limits)
+                                     implicit_tls=implicit, limits=limits,
+                                     allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
         w.listen(name, factory, tls if implicit else None)
 
 
