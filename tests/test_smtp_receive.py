@@ -411,3 +411,47 @@ class ReadBackOverIMAPTests(ReceiveTestBase):
         responses, body = yield watcher
         self.assertIn((1, b"EXISTS"), responses)
         self.assertEqual(body, self.server.stored("alice@example.com")[0])
+
+
+class IMAPLoginBase(ReceiveTestBase):
+    def imap_login(self, starttls: bool) -> Any:
+        import imaplib
+
+        def run() -> tuple[str, bytes]:
+            client = imaplib.IMAP4("127.0.0.1", self.server.ports["IMAP"], timeout=30)
+            try:
+                caps = b" ".join(client.capabilities and
+                                 [c.encode() for c in client.capabilities])
+                if starttls:
+                    client.starttls(ssl_context=self.server.client_tls())
+                try:
+                    typ, _ = client.login("alice@example.com", PASSWORD)
+                except imaplib.IMAP4.error as exc:
+                    return f"refused: {exc}", caps
+                return typ, caps
+            finally:
+                try:
+                    client.logout()
+                except Exception:
+                    pass
+        return threads.deferToThread(run)
+
+
+class IMAPLoginPolicyTests(IMAPLoginBase):
+    @defer.inlineCallbacks
+    def test_plaintext_login_refused_then_allowed_after_starttls(self):  # type: ignore[no-untyped-def]
+        outcome, caps = yield self.imap_login(starttls=False)
+        self.assertIn(b"LOGINDISABLED", caps)
+        self.assertTrue(outcome.startswith("refused"), outcome)
+        outcome, _ = yield self.imap_login(starttls=True)
+        self.assertEqual(outcome, "OK")
+
+
+class IMAPLoopbackPlaintextTests(IMAPLoginBase):
+    settings = {"PLAINTEXT_AUTH_LOOPBACK": "true"}
+
+    @defer.inlineCallbacks
+    def test_operator_may_allow_plaintext_login_from_loopback(self):  # type: ignore[no-untyped-def]
+        outcome, caps = yield self.imap_login(starttls=False)
+        self.assertNotIn(b"LOGINDISABLED", caps)
+        self.assertEqual(outcome, "OK")
