@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.application import service
 from twisted.internet import defer
@@ -285,51 +285,50 @@ def _add_smtp_listeners(w: Wiring) -> None:
         w.listen(name, factory, tls if kind == "smtps" else None)
 
 
+def _mailbox_listeners(w: Wiring, plain: str, implicit: str,
+                       build: Callable[[bool, Optional[ServerTLS]], Any]) -> None:
+    """A STARTTLS port and an implicit-TLS port for one mail-access protocol."""
+    if not any(w.config.listener(name).active for name in (plain, implicit)):
+        return
+    tls = w.tls_for(plain.upper())
+    for name in (plain, implicit):
+        if not w.config.listener(name).active:
+            continue
+        is_implicit = name == implicit
+        if is_implicit and tls is None:
+            log.warn("{key}: implicit TLS needs TLS_MODE = file or selfsigned; not listening",
+                     key=f"{name.upper()}_PORT")
+            continue
+        w.listen(name, build(is_implicit, tls), tls if is_implicit else None)
+
+
 def _add_imap_listeners(w: Wiring) -> None:
     """IMAP (143, STARTTLS) and IMAPS (993, implicit TLS); one hub so sessions on both
     ports see each other's changes at once."""
-    wanted = [name for name in ("imap", "imaps") if w.config.listener(name).active]
-    if not wanted:
-        return
-    tls = w.tls_for("IMAP")
     hub = MailboxHub()
-    for name in wanted:
-        implicit = name == "imaps"
-        if implicit and tls is None:
-            log.warn("IMAPS_PORT: implicit TLS needs TLS_MODE = file or selfsigned; not "
-                     "listening")
-            continue
-        factory = build_imap_factory(runner=w.runner, portal=w.portal, bans=w.bans,
-                                     keyring=w.keyring, blob_store=w.blob_store,
-                                     events=w.events, workers=w.workers, tls=tls,
-                                     hostname=w.config["HOSTNAME"],
-                                     max_message_size=w.config["MAX_MESSAGE_SIZE"],
-                                     clock=w.reactor, implicit_tls=implicit, hub=hub,
-                                     spool_dir=w.spool_dir,
-                                     allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
-        w.listen(name, factory, tls if implicit else None)
+
+    def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
+        return build_imap_factory(
+            runner=w.runner, portal=w.portal, bans=w.bans, keyring=w.keyring,
+            blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
+            hostname=w.config["HOSTNAME"], max_message_size=w.config["MAX_MESSAGE_SIZE"],
+            clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
+            allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
+    _mailbox_listeners(w, "imap", "imaps", build)
 
 
 def _add_pop3_listeners(w: Wiring) -> None:
     """POP3 (110, STLS) and POP3S (995, implicit TLS) over the same mailboxes."""
-    wanted = [name for name in ("pop3", "pop3s") if w.config.listener(name).active]
-    if not wanted:
-        return
-    tls = w.tls_for("POP3")
     limits = POP3Limits(max_connections=w.config["MAX_CONNECTIONS"],
                         max_connections_per_ip=w.config["MAX_CONNECTIONS_PER_IP"])
-    for name in wanted:
-        implicit = name == "pop3s"
-        if implicit and tls is None:
-            log.warn("POP3S_PORT: implicit TLS needs TLS_MODE = file or selfsigned; not "
-                     "listening")
-            continue
-        factory = build_pop3_factory(runner=w.runner, portal=w.portal, bans=w.bans,
-                                     keyring=w.keyring, blob_store=w.blob_store, tls=tls,
-                                     hostname=w.config["HOSTNAME"], clock=w.reactor,
-                                     implicit_tls=implicit, limits=limits,
-                                     allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
-        w.listen(name, factory, tls if implicit else None)
+
+    def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
+        return build_pop3_factory(
+            runner=w.runner, portal=w.portal, bans=w.bans, keyring=w.keyring,
+            blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            implicit_tls=implicit, limits=limits,
+            allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
+    _mailbox_listeners(w, "pop3", "pop3s", build)
 
 
 def install_startup_excepthook() -> None:
