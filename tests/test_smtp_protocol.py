@@ -241,6 +241,27 @@ class SimpleCommandTests(TestCase):
         self.assertEqual(h.chat(b"QUIT\r\n"), [f"221 2.0.0 {HOST} closing connection"])
         self.assertTrue(h.closed)
 
+    def test_connection_is_aborted_if_the_peer_never_completes_the_close(self) -> None:
+        # Over TLS, loseConnection waits for the peer's close_notify; a peer that never
+        # sends it would hold the connection forever (seen with Twisted's TLS transport).
+        h = greeted()
+        aborted: list[bool] = []
+        h.transport.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+        h.chat(b"QUIT\r\n")
+        h.clock.advance(29)
+        self.assertEqual(aborted, [])
+        h.clock.advance(2)
+        self.assertEqual(aborted, [True])
+
+    def test_no_abort_after_a_normal_close(self) -> None:
+        h = greeted()
+        aborted: list[bool] = []
+        h.transport.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+        h.chat(b"QUIT\r\n")
+        h.proto.connectionLost(Failure(ConnectionDone()))
+        h.clock.advance(60)
+        self.assertEqual(aborted, [])
+
     def test_input_after_quit_is_ignored(self) -> None:
         h = greeted()
         self.assertEqual(h.chat(b"QUIT\r\nNOOP\r\n"), [f"221 2.0.0 {HOST} closing connection"])

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+CLOSE_GRACE_SECONDS = 30.0  # after our last reply, how long a TLS close may take
+
 COMMAND = "command"
 AUTH = "auth"
 DATA = "data"
@@ -70,6 +72,7 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         self._paused = False
         self._processing = False
         self._closing = False
+        self._abort_call: Any = None
         self._disconnected = False
         self._refused = False  # greeting was 554: only QUIT is served (RFC 5321 §3.1)
         self._shutdown_requested = False
@@ -128,6 +131,8 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._disconnected = True
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
         self.setTimeout(None)
         self._abort_message()
         self.factory.unregister(self)
@@ -177,6 +182,11 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         self._input.clear()
         self.setTimeout(None)
         self.transport.loseConnection()
+        # Over TLS loseConnection waits for the peer's close_notify; a peer that never
+        # sends it must not hold the connection (and a connection slot) forever.
+        if self._abort_call is None:
+            self._abort_call = self.factory.clock.callLater(CLOSE_GRACE_SECONDS,
+                                                            self.transport.abortConnection)
 
     def _send_and_close(self, reply: SMTPReply) -> None:
         if self._closing or self._disconnected:
