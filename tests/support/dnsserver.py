@@ -67,15 +67,16 @@ def _payload(rtype: str, value: Any, ttl: int) -> Any:
         return dns.Record_AAAA(value, ttl=ttl)
     if rtype == "MX":
         preference, exchange = value
-        return dns.Record_MX(int(preference), exchange.encode(), ttl=ttl)
+        # "." (RFC 7505 null MX) and "host." mean the absolute name: drop the final dot.
+        return dns.Record_MX(int(preference), exchange.rstrip(".").encode(), ttl=ttl)
     if rtype == "TXT":
         return dns.Record_TXT(*_txt_strings(value), ttl=ttl)
     if rtype == "CNAME":
-        return dns.Record_CNAME(value.encode(), ttl=ttl)
+        return dns.Record_CNAME(value.rstrip(".").encode(), ttl=ttl)
     if rtype == "PTR":
-        return dns.Record_PTR(value.encode(), ttl=ttl)
+        return dns.Record_PTR(value.rstrip(".").encode(), ttl=ttl)
     if rtype == "NS":
-        return dns.Record_NS(value.encode(), ttl=ttl)
+        return dns.Record_NS(value.rstrip(".").encode(), ttl=ttl)
     raise ValueError(f"unsupported record type {rtype!r}")
 
 
