@@ -33,6 +33,7 @@ from mailgosend.errors import StartupError
 from mailgosend.events import Events
 from mailgosend.mailauth.resolver import install_spf_resolver, make_resolver
 from mailgosend.smtp.backend import MailBackend
+from mailgosend.spam.bayes import BayesTrainer
 from mailgosend.smtp.factory import SMTPLimits, SMTPServerFactory
 from mailgosend.smtp.pipeline.checks import CheckSettings
 from mailgosend.smtp.pipeline.delivery import Delivery
@@ -306,6 +307,7 @@ def _add_imap_listeners(w: Wiring) -> None:
     """IMAP (143, STARTTLS) and IMAPS (993, implicit TLS); one hub so sessions on both
     ports see each other's changes at once."""
     hub = MailboxHub()
+    trainer = BayesTrainer(w.runner, w.keyring, w.blob_store, w.reactor)
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_imap_factory(
@@ -313,7 +315,7 @@ def _add_imap_listeners(w: Wiring) -> None:
             blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
             hostname=w.config["HOSTNAME"], max_message_size=w.config["MAX_MESSAGE_SIZE"],
             clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
-            allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
+            spam_trainer=trainer, allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "imap", "imaps", build)
 
 

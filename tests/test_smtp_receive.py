@@ -4,6 +4,7 @@ DNS (a local twisted.names server), messages read back decrypted from the store.
 from __future__ import annotations
 
 import base64
+import time
 import smtplib
 import subprocess
 from email.message import EmailMessage
@@ -455,3 +456,35 @@ class IMAPLoopbackPlaintextTests(IMAPLoginBase):
         outcome, caps = yield self.imap_login(starttls=False)
         self.assertNotIn(b"LOGINDISABLED", caps)
         self.assertEqual(outcome, "OK")
+
+
+class JunkTrainingTests(ReceiveTestBase):
+    @defer.inlineCallbacks
+    def test_moving_mail_into_junk_over_imap_trains_the_users_classifier(self):  # type: ignore[no-untyped-def]
+        import imaplib
+
+        from mailgosend.db.runner import run_sync
+        from mailgosend.store import accounts as accounts_store
+        from mailgosend.store.bayes import totals
+
+        yield self.send("someone@pass.test", ["alice@example.com"],
+                        message("someone@pass.test", "alice@example.com",
+                                subject="Cheap watches", body="buy cheap watches now\r\n"))
+
+        def move_to_junk() -> None:
+            client = imaplib.IMAP4_SSL("127.0.0.1", self.server.ports["IMAPS"],
+                                       ssl_context=self.server.client_tls())
+            client.login("alice@example.com", PASSWORD)
+            client.select("INBOX")
+            typ, _ = client.uid("MOVE", "1", "Spam")
+            assert typ == "OK", typ
+            client.logout()
+        yield threads.deferToThread(move_to_junk)
+        user = run_sync(self.server.engine, accounts_store.get_user, "alice@example.com",
+                        write=False)
+        for _ in range(100):  # the trainer runs after the MOVE's reply; bounded wait
+            counted = run_sync(self.server.engine, totals, user.id, write=False)
+            if counted.spam_messages:
+                break
+            yield threads.deferToThread(time.sleep, 0.05)
+        self.assertEqual((counted.ham_messages, counted.spam_messages), (0, 1))

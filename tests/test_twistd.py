@@ -18,7 +18,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from mailgosend import config_keys
-from tests.support.net import free_port
+from tests.support.net import free_ports
 from tests.support.process import REPO, ServerProcess, quiet_env
 
 LISTENING = r"admin listening on 127\.0\.0\.1:(\d+)"
@@ -37,11 +37,12 @@ class TwistdTests(unittest.TestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.conf = os.path.join(self.dir, "app_config.conf")
-        self.port = free_port()
+        names = ("ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
+        ports = dict(zip(names, free_ports(len(names))))
+        self.port = ports["ADMIN"]
         # Cheap bcrypt, and a free admin port for each run.
         # Every listener on a free port: the whole server starts and stops in these tests.
-        self.env = quiet_env(ADMIN=self.port, **{name: free_port() for name in (
-            "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")})
+        self.env = quiet_env(**ports)
         self.logs: list[str] = []
 
     def server(self, *args: str, env: Any = None) -> ServerProcess:

@@ -56,6 +56,9 @@ __all__ = [
     "account_bans",
     "login_attempts",
     "security_events",
+    "bayes_tokens",
+    "bayes_totals",
+    "bayes_seen",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -308,4 +311,59 @@ security_events = Table(
     _created_at(),
     Index("ix_security_events_created_at", "created_at"),
     sqlite_autoincrement=True,
+)
+
+# --- per-user Bayesian classifier (spam/bayes.py, store/bayes.py) ---------------------------
+# Tokens are HMAC-SHA256(per-user key, token)[:8], never words: the statistics reveal neither
+# what a user reads nor, across users, who received the same text.
+
+bayes_tokens = Table(
+    "bayes_tokens",
+    metadata,
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("token", LargeBinary(8), primary_key=True),
+    # Messages (not occurrences) of each class that contained the token.
+    Column("ham_count", Integer(), nullable=False),
+    Column("spam_count", Integer(), nullable=False),
+)
+
+bayes_totals = Table(
+    "bayes_totals",
+    metadata,
+    # Also the per-user lock of training: every training transaction updates this row before
+    # any token, so concurrent trainings of one user serialise here instead of deadlocking.
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("ham_messages", Integer(), nullable=False),
+    Column("spam_messages", Integer(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+bayes_seen = Table(
+    "bayes_seen",
+    metadata,
+    # Which messages were learned and as what, so moving a message into Junk twice counts once
+    # and moving it back out retrains it instead of counting it as both (SpamAssassin's
+    # bayes_seen).  The digest is an HMAC under the same per-user key as the tokens.
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("digest", LargeBinary(16), primary_key=True),
+    Column("is_spam", Boolean(), nullable=False),
+    Column("learned_at", UTCDateTime(), nullable=False),
 )

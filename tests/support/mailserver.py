@@ -23,7 +23,7 @@ from mailgosend.store import accounts, mailboxes, messages
 from tests.support.certs import client_context, make_ca, make_cert
 from tests.support.config import make_config
 from tests.support.dnsserver import TestDNSServer
-from tests.support.net import free_port
+from tests.support.net import free_ports
 
 PASSWORD = "pw-SECRET-mail-fixture-9"
 HOSTNAME = "mx.mailgo.test"
@@ -34,8 +34,8 @@ class MailServer:
                  **settings: Any) -> None:
         self.directory = os.path.abspath(directory)
         self.dns = TestDNSServer(dns_records or {})
-        self.ports = {name: free_port() for name in ("SMTP", "SUBMIT", "SMTPS", "POP3",
-                                                     "POP3S", "IMAP", "IMAPS")}
+        names = ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
+        self.ports = dict(zip(names, free_ports(len(names))))
         self.settings = settings
         self.root: Any = None
 
