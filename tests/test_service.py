@@ -253,3 +253,28 @@ class PerServiceCertificateTests(unittest.TestCase):
             make_config(os.path.join(directory, "other"), TLS_MODE="file", TLS_CERT=default[0],
                         TLS_KEY=default[1], SMTP_TLS_CERT=smtp[0])
         self.assertIn("SMTP_TLS_CERT is set but SMTP_TLS_KEY is not", str(caught.exception))
+
+
+class SocketOptionTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_mail_protocols_disable_nagle(self):  # type: ignore[no-untyped-def]
+        from tests.support.mailserver import MailServer
+
+        server = MailServer(self.mktemp())
+        self.addCleanup(server.stop)
+        yield server.start()
+        def connect(port: int) -> socket.socket:
+            sock = socket.create_connection(("127.0.0.1", port), 10)
+            sock.recv(1024)                       # the greeting: the session exists
+            return sock
+        for name in ("SMTP", "IMAP", "POP3"):
+            sock = yield threads.deferToThread(connect, server.ports[name])
+            self.addCleanup(sock.close)
+        seen = {}
+        for listener in server.root.listeners:
+            for proto in listener.factory.open_connections():
+                tcp = getattr(proto.transport, "socket", None)
+                if tcp is not None:
+                    seen[listener.name] = tcp.getsockopt(socket.IPPROTO_TCP,
+                                                         socket.TCP_NODELAY)
+        self.assertEqual(seen, {"smtp": 1, "imap": 1, "pop3": 1})

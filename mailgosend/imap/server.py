@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.mail.imap4 import IMAP4Server
 
+from mailgosend.netopts import no_delay
 from mailgosend.imap.errors import ImapError, bad, no
 from mailgosend.imap.framing import CommandReader, Frame, Literal
 from mailgosend.imap.selected import MailboxGone
@@ -102,6 +103,7 @@ class SessionCore(IMAP4Server):
         return self.factory.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
+        no_delay(self.transport)
         self.peer_ip = getattr(self.transport.getPeer(), "host", "unknown")
         self.factory.connections.add(self)
         if self.factory.bans.is_banned(self.peer_ip):

@@ -26,6 +26,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from mailgosend.netopts import no_delay
 from mailgosend.pop3.authorization import AuthorizationCommands
 from mailgosend.pop3.framing import TOO_LONG, Item, LineReader
 from mailgosend.pop3.maildrop import Maildrop
@@ -100,6 +101,7 @@ class POP3Server(Protocol, TimeoutMixin):
         return self.factory.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
+        no_delay(self.transport)
         self.peer_ip = str(getattr(self.transport.getPeer(), "host", ""))
         refusal = self.factory.register(self)
         if refusal is None and self.factory.bans.is_banned(self.peer_ip):

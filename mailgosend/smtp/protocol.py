@@ -25,6 +25,7 @@ from twisted.mail import smtp as twisted_smtp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from mailgosend.netopts import no_delay
 from mailgosend.smtp.auth import Mechanism
 from mailgosend.smtp.commands import CommandsMixin
 from mailgosend.smtp.framing import LineBuffer
@@ -87,6 +88,7 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         return self._clock.callLater(period, func)
 
     def connectionMade(self) -> None:
+        no_delay(self.transport)
         peer = self.transport.getPeer()
         local = self.transport.getHost()
         listener = self.factory.listener
