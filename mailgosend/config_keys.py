@@ -90,7 +90,7 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
 )
 
 # Which listeners are built in this release; the rest keep their keys but
-# say they are not served yet (never a placeholder listener).
+# say they are not served yet (never a listener that does nothing).
 SERVED = {"ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
 
 

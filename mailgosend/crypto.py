@@ -83,7 +83,7 @@ def parse_master_key(hex_text: str) -> bytes:
 
     Runs at config validation so a bad key stops start-up with a clear reason; the messages never
     echo the value, which is a secret. A key of one repeated byte is refused because it is a
-    placeholder left in a config file, not a generated key.
+    dummy value left in a config file, not a generated key.
     """
     text = hex_text.strip()
     if len(text) != 2 * KEY_SIZE:
@@ -96,7 +96,7 @@ def parse_master_key(hex_text: str) -> bytes:
     key = bytes.fromhex(text)
     if len(set(key)) == 1:
         raise ValueError(
-            "ENCRYPTION_KEY is a placeholder (one repeated byte); generate a key with "
+            "ENCRYPTION_KEY is a dummy value (one repeated byte); generate a key with "
             "python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
     return key

@@ -91,8 +91,8 @@ class ParseMasterKeyTests(SynchronousTestCase):
             (good + "0", "got 65 characters"),
             (good[:-1] + "g", "only hexadecimal"),
             (good[:30] + " " + good[31:], "only hexadecimal"),
-            ("00" * 32, "placeholder"),
-            ("ab" * 32, "placeholder"),
+            ("00" * 32, "dummy value"),
+            ("ab" * 32, "dummy value"),
         ]
         for text, reason in cases:
             with self.assertRaises(ValueError, msg=repr(text)) as caught:

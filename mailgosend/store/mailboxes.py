@@ -72,7 +72,7 @@ class MailboxNotFound(MailboxError):
 
 
 class MailboxHasChildren(MailboxError):
-    """Dovecot's answer too: we keep no \\Noselect placeholders, so delete children first."""
+    """Dovecot's answer too: we keep no \\Noselect stand-ins, so delete children first."""
 
     imap_code = "INUSE"
 
