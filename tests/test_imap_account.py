@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event
 from twisted.internet import defer
 from twisted.mail import imap4
 from twisted.trial import unittest
@@ -13,7 +14,9 @@ from zope.interface.verify import verifyObject
 from mailgosend.auth.credentials import ClientCredentials
 from mailgosend.imap.account import IMAPAccount, pattern_regex
 from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, MessageRef, NoSpamTraining
-from mailgosend.imap.message import MessageSource, StoredMessage
+from mailgosend.db.runner import run_sync
+from mailgosend.imap import cmd_fetch, search
+from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage
 from mailgosend.listeners import IDrainable
 from mailgosend.store import messages as ms
 from tests.support.db import SQLiteDatabaseMixin
@@ -155,3 +158,64 @@ class DeliveredFixtureTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
         delivered = yield self.deliver(message("fixture"))
         self.assertIsInstance(delivered, ms.Delivered)
         self.assertEqual(self.rows("INBOX")[0].uid, delivered.uid)
+
+
+class MetaQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """FETCH ENVELOPE and SEARCH SUBJECT read sealed structures a batch per query."""
+
+    def count_meta_selects(self) -> list[str]:
+        seen: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "messages.meta" in statement:
+                seen.append(statement)
+
+        event.listen(self.engine, "before_cursor_execute", record)
+        self.addCleanup(event.remove, self.engine, "before_cursor_execute", record)
+        return seen
+
+    @defer.inlineCallbacks
+    def test_fetch_envelope_issues_one_meta_query_per_batch_then_uses_the_cache(self) -> Any:
+        self.patch(cmd_fetch, "META_BATCH", 10)
+        for i in range(30):
+            yield self.deliver(message(f"number {i}"), publish=False)
+        yield self.listen()
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        queries = self.count_meta_selects()
+        typ, data = yield self.in_thread(client.fetch, "1:*", "(ENVELOPE)")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(len([d for d in data if b"ENVELOPE" in d]), 30)
+        self.assertIn(b'"number 29"', data[-1])
+        self.assertEqual(len(queries), 3)  # 30 messages, FETCH batches of 10: not 30 queries
+        typ, found = yield self.in_thread(client.uid, "SEARCH", "SUBJECT", "\"number 2\"")
+        self.assertEqual(found[0].split(), [b"3"] + [b"%d" % uid for uid in range(21, 31)])
+        self.assertEqual(len(queries), 3)  # every structure came from the listener's cache
+
+    @defer.inlineCallbacks
+    def test_search_subject_issues_one_meta_query_per_chunk(self) -> Any:
+        self.patch(search, "PREFETCH_CHUNK", 8)
+        for i in range(20):
+            yield self.deliver(message(f"number {i}"), publish=False)
+        yield self.listen()
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        queries = self.count_meta_selects()
+        typ, found = yield self.in_thread(client.uid, "SEARCH", "SUBJECT", "\"number 1\"")
+        self.assertEqual(found[0].split(), [b"2"] + [b"%d" % uid for uid in range(11, 21)])
+        self.assertEqual(len(queries), 3)  # chunks of 8, 8 and 4 candidates
+
+    @defer.inlineCallbacks
+    def test_info_cache_is_bounded_and_evicts_the_least_recently_used(self) -> Any:
+        yield self.deliver(MULTIPART)
+        row = self.rows("INBOX")[0]
+        info = run_sync(self.engine, ms.load_info, KEYRING, self.alice, row, write=False)
+        cache = InfoCache(limit=2)
+        cache.put((1, 1, 1), info)
+        cache.put((1, 1, 2), info)
+        self.assertIs(cache.get((1, 1, 1)), info)
+        cache.put((1, 1, 3), info)
+        self.assertEqual((len(cache), cache.get((1, 1, 2))), (2, None))
+        self.assertIs(cache.get((1, 1, 1)), info)

@@ -7,7 +7,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
@@ -154,6 +154,24 @@ class MessagesTestsMixin(DatabaseTestBase):
         ).rowcount)
         self.assertRaises(DecryptionError, self.read, ms.load_info, KEYRING, self.bob,
                           theirs.message_id)
+
+    def test_load_infos_reads_a_batch_in_one_query_per_chunk(self) -> None:
+        self.patch(ms, "_IN_BATCH", 2)
+        delivered = [self.deliver(self.alice, raw=RAW.replace(b"Hello", b"Hello %d" % i))
+                     for i in range(3)]
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            statements.append(statement)
+
+        event.listen(self.engine, "before_cursor_execute", record)
+        self.addCleanup(event.remove, self.engine, "before_cursor_execute", record)
+        ids = [d.message_id for d in delivered]
+        infos = self.read(ms.load_infos, KEYRING, self.alice, ids + [10**6])
+        self.assertEqual({i: info.subject for i, info in infos.items()},
+                         {d.message_id: f"Hello {n}" for n, d in enumerate(delivered)})
+        self.assertEqual(len([s for s in statements if "messages.meta" in s]), 2)
+        self.assertEqual(self.read(ms.load_infos, KEYRING, self.bob, ids), {})
 
     def test_flags_are_normalized_and_validated(self) -> None:
         self.assertEqual(ms.normalize_flags(["$Label", "\\seen", "\\SEEN", "\\Recent", "\\draft"]),

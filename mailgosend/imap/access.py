@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -12,6 +12,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.interfaces import ISpamTrainer
+from mailgosend.imap.message import InfoCache
 from mailgosend.store.blobs import BlobStore
 
 __all__ = ["StoreAccess"]
@@ -28,6 +29,7 @@ class StoreAccess:
     trainer: ISpamTrainer
     max_message_size: int
     spool_dir: Optional[str] = None
+    info_cache: InfoCache = field(default_factory=InfoCache)  # decrypted structures, bounded
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

@@ -237,7 +237,9 @@ class IMAPAccount:
         candidates = [Candidate(seq, view.rows[u], u in view.recent)
                       for seq, u in enumerate(view.uids, 1)]
         d = self.access.runner.read(run_search, self.access.keyring, self.access.blob_store,
-                                    self.user, candidates, tree)
+                                    self.user, candidates, tree,
+                                    cache=self.access.info_cache,
+                                    uidvalidity=view.box.uidvalidity)
         return d.addCallback(lambda found: [c.row.uid if uid else c.seq for c in found])
 
     # --- Twisted's IAccount and INamespacePresenter ----------------------------------------

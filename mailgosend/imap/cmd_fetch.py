@@ -137,7 +137,8 @@ class FetchCommand(_Session):
             if threaded:
                 results = await self.access.runner.read(
                     load_batch, self.access.keyring, self.access.blob_store, view.user,
-                    [view.rows[u] for _, u in batch], items, STREAM_THRESHOLD)
+                    [view.rows[u] for _, u in batch], items, STREAM_THRESHOLD,
+                    cache=self.access.info_cache, uidvalidity=view.box.uidvalidity)
                 loaded = {entry.uid: entry for entry in results}
             for seq, message_uid in batch:
                 entry = loaded.get(message_uid)

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from mailgosend.crypto import DecryptionError, KeyRing
 from mailgosend.imap.errors import bad
-from mailgosend.imap.message import MessageSource, StoredMessage
+from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage
 from mailgosend.imap.structure import body_structure, envelope
 from mailgosend.imap.tokens import Atom, Token, as_bytes, tokenize
 from mailgosend.imap.wireformat import literal
@@ -157,10 +157,13 @@ def _section(message: StoredMessage, item: FetchItem, threshold: int
 
 
 def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
-               rows: list[MessageRow], items: list[FetchItem], stream_threshold: int
+               rows: list[MessageRow], items: list[FetchItem], stream_threshold: int, *,
+               cache: Optional[InfoCache] = None, uidvalidity: Optional[int] = None
                ) -> list[Loaded]:
-    """Database thread: the thread-side items of ``items`` for each row."""
-    source = MessageSource(conn, keyring, blob_store, user)
+    """Database thread: the thread-side items of ``items`` for each row.  Every such item needs
+    the structure, so the batch's sealed structures are fetched up front in one query."""
+    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity)
+    source.prefetch(rows)
     results = []
     for row in rows:
         loaded = Loaded(row.uid)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import email.utils
 import io
-from typing import IO, Any, Iterable, Optional, Union
+import threading
+from collections import OrderedDict
+from typing import IO, Any, Iterable, Optional, Sequence, Union
 
 from sqlalchemy.engine import Connection, Engine
 from twisted.mail import imap4
@@ -26,25 +28,98 @@ from zope.interface import implementer
 from mailgosend.crypto import KeyRing
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore
-from mailgosend.store.messages import MessageRow, load_info
+from mailgosend.store.messages import (MessageRow, SealedInfo, load_info, load_sealed_infos,
+                                       open_info)
 from mailgosend.store.mimeinfo import MessageInfo, Part
 
-__all__ = ["MessageSource", "StoredMessage", "StoredPart", "filter_header_block",
+__all__ = ["InfoCache", "MessageSource", "StoredMessage", "StoredPart", "filter_header_block",
            "parse_header_block"]
 
 
+InfoKey = tuple[int, int, int]  # (mailbox id, UIDVALIDITY, UID): never names two messages
+
+
+class InfoCache:
+    """Decoded structures shared by a listener's sessions, at most ``limit`` of them, the least
+    recently used evicted first.  An entry never goes stale: a message's bytes never change and
+    (mailbox, UIDVALIDITY, UID) is never reused (RFC 3501 §2.3.1.1).  Database threads use it
+    concurrently, hence the lock."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[InfoKey, MessageInfo] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: InfoKey) -> Optional[MessageInfo]:
+        with self._lock:
+            info = self._entries.get(key)
+            if info is not None:
+                self._entries.move_to_end(key)
+            return info
+
+    def put(self, key: InfoKey, info: MessageInfo) -> None:
+        with self._lock:
+            self._entries[key] = info
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+
+
 class MessageSource:
-    """What a thread-side job needs to read one user's messages."""
+    """What a thread-side job needs to read one user's messages.
+
+    ``prefetch`` fetches the sealed structures of the rows a job is about to reach in one query
+    per 500 (a per-message query dominated FETCH ENVELOPE and SEARCH SUBJECT); each is still
+    decrypted only when first asked for.  With ``cache`` and ``uidvalidity`` (the rows are of
+    one mailbox), decrypted structures are remembered across jobs and sessions."""
 
     def __init__(self, storage: Union[Connection, Engine], keyring: KeyRing,
-                 blob_store: BlobStore, user: User) -> None:
+                 blob_store: BlobStore, user: User, *, cache: Optional[InfoCache] = None,
+                 uidvalidity: Optional[int] = None) -> None:
         self.storage, self.keyring, self.blob_store, self.user = storage, keyring, blob_store, user
+        self.cache = cache if uidvalidity is not None else None
+        self.uidvalidity = uidvalidity or 0
+        self._sealed: dict[int, SealedInfo] = {}
+        self._prefetched: set[int] = set()
 
-    def load_info(self, row: MessageRow) -> MessageInfo:
+    def _key(self, row: MessageRow) -> InfoKey:
+        return (row.mailbox_id, self.uidvalidity, row.uid)
+
+    def prefetch(self, rows: Sequence[MessageRow]) -> None:
+        """Replace the prefetched batch with the sealed structures of ``rows`` not cached."""
+        cache = self.cache
+        wanted = [row for row in rows if cache is None or cache.get(self._key(row)) is None]
+        self._sealed, self._prefetched = {}, {row.id for row in wanted}
+        if not wanted:
+            return
         if isinstance(self.storage, Engine):
             with self.storage.connect() as conn:
-                return load_info(conn, self.keyring, self.user, row)
-        return load_info(self.storage, self.keyring, self.user, row)
+                self._sealed = load_sealed_infos(conn, self.user, wanted)
+        else:
+            self._sealed = load_sealed_infos(self.storage, self.user, wanted)
+
+    def load_info(self, row: MessageRow) -> MessageInfo:
+        if self.cache is not None:
+            cached = self.cache.get(self._key(row))
+            if cached is not None:
+                return cached
+        sealed = self._sealed.get(row.id)
+        if sealed is not None:
+            info = open_info(self.keyring, self.user, sealed)
+            del self._sealed[row.id]
+        elif row.id in self._prefetched:  # what load_info says of a purged message
+            raise LookupError(f"message {row.id} has no structure for this user")
+        elif isinstance(self.storage, Engine):
+            with self.storage.connect() as conn:
+                info = load_info(conn, self.keyring, self.user, row)
+        else:
+            info = load_info(self.storage, self.keyring, self.user, row)
+        if self.cache is not None:
+            self.cache.put(self._key(row), info)
+        return info
 
     def open_blob(self, blob_id: str) -> BlobReader:
         return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid, blob_id)

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.crypto import KeyRing
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.message import MessageSource, StoredMessage, parse_header_block
+from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage, parse_header_block
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
@@ -50,6 +50,7 @@ _ENVELOPE_KEYS = {"FROM": "from_", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJEC
 _DATE_KEYS = {"BEFORE": ("idate", "<"), "ON": ("idate", "="), "SINCE": ("idate", ">="),
               "SENTBEFORE": ("sdate", "<"), "SENTON": ("sdate", "="),
               "SENTSINCE": ("sdate", ">=")}
+PREFETCH_CHUNK = 500  # candidates whose sealed structures one query fetches
 _COST = {"env": 1, "sdate": 1, "header": 2, "body": 3, "text": 3}
 
 Node = tuple[Any, ...]
@@ -294,13 +295,19 @@ def _matches(node: Node, s: _Subject, count: int, largest_uid: int) -> bool:
 
 
 def run_search(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
-               candidates: list[Candidate], tree: Node) -> list[Candidate]:
-    """Database thread: the candidates the tree matches, in sequence order."""
-    source = MessageSource(conn, keyring, blob_store, user)
+               candidates: list[Candidate], tree: Node, *, cache: Optional[InfoCache] = None,
+               uidvalidity: Optional[int] = None) -> list[Candidate]:
+    """Database thread: the candidates the tree matches, in sequence order.  When some key
+    needs the structure, each chunk's sealed structures come in one query (decrypted only for
+    the candidates whose cheap keys still match)."""
+    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity)
     count = len(candidates)
     largest_uid = candidates[-1].row.uid if candidates else 0
+    needs_info = _cost(tree) >= _COST["env"]
     found = []
-    for candidate in candidates:
+    for index, candidate in enumerate(candidates):
+        if needs_info and index % PREFETCH_CHUNK == 0:
+            source.prefetch([c.row for c in candidates[index:index + PREFETCH_CHUNK]])
         subject = _Subject(candidate, source)
         try:
             if _matches(tree, subject, count, largest_uid):

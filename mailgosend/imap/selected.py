@@ -290,7 +290,8 @@ class SelectedMailbox:
         seqset = SequenceSet.parse(str(messages))
         access = self.access
         source = MessageSource(access.runner.engine, access.keyring, access.blob_store,
-                               self.user)
+                               self.user, cache=access.info_cache,
+                               uidvalidity=self.box.uidvalidity)
         return [(seq, StoredMessage(self.rows[u], source))
                 for seq, u in self.resolve(seqset, uid)]
 
