@@ -160,6 +160,46 @@ class PortalTestsMixin(PortalFixture):
         self.assertEqual(avatar.email, "alice@example.com")
 
 
+class VerifiedLoginCacheTestsMixin(PortalFixture):
+    def count_bcrypt(self) -> list[int]:
+        calls = [0]
+        real = passwords.verify_password
+
+        def counting(password: str, stored: str) -> bool:
+            calls[0] += 1
+            return real(password, stored)
+        self.patch(passwords, "verify_password", counting)
+        return calls
+
+    @defer.inlineCallbacks
+    def test_repeated_login_pays_bcrypt_once(self):  # type: ignore[no-untyped-def]
+        calls = self.count_bcrypt()
+        for _ in range(3):
+            yield self.login("alice@example.com", PASSWORD)
+        self.assertEqual(calls[0], 1)
+        self.clock.advance(301)                       # the entry expires
+        yield self.login("alice@example.com", PASSWORD)
+        self.assertEqual(calls[0], 2)
+
+    @defer.inlineCallbacks
+    def test_password_change_invalidates_the_cached_login(self):  # type: ignore[no-untyped-def]
+        yield self.login("alice@example.com", PASSWORD)
+        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        run_sync(self.engine, accounts.set_password, "alice@example.com",
+                 passwords.hash_password("pw-SECRET-brand-new-1", 4), now, write=True)
+        yield self.assertFailure(self.login("alice@example.com", PASSWORD), LoginRefused)
+
+    @defer.inlineCallbacks
+    def test_wrong_password_is_never_answered_from_the_cache(self):  # type: ignore[no-untyped-def]
+        yield self.login("alice@example.com", PASSWORD)
+        yield self.assertFailure(self.login("alice@example.com", PASSWORD + "x"), LoginRefused)
+
+
+class VerifiedLoginCacheSQLiteTests(SQLiteDatabaseMixin, VerifiedLoginCacheTestsMixin,
+                                    unittest.TestCase):
+    pass
+
+
 class PortalSQLiteTests(SQLiteDatabaseMixin, PortalTestsMixin, unittest.TestCase):
     pass
 

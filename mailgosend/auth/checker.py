@@ -7,7 +7,8 @@ Order of checks, and why:
    the response time does not reveal which addresses exist;
 3. a suspended account refuses passwords except from the owner's known
    addresses (see bruteforce.py);
-4. bcrypt runs in the worker pool, never on the reactor thread.
+4. bcrypt runs in the worker pool, never on the reactor thread, and only once
+   per address and password for a few minutes (cache.py).
 Every outcome is recorded (login_attempts, security_events), never the password.
 """
 
@@ -24,6 +25,7 @@ from zope.interface import implementer
 
 from mailgosend import passwords
 from mailgosend.auth.bans import BanCache
+from mailgosend.auth.cache import VerifiedLogins
 from mailgosend.auth.credentials import IClientCredentials, as_text
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
@@ -62,7 +64,8 @@ class AccountChecker:
     credentialInterfaces = (IClientCredentials, IUsernamePassword)
 
     def __init__(self, runner: DatabaseRunner, security: SecurityStore, bans: BanCache,
-                 workers: WorkerPool, *, default_domain: str, bcrypt_cost: int) -> None:
+                 workers: WorkerPool, *, default_domain: str, bcrypt_cost: int,
+                 verified: Optional[VerifiedLogins] = None) -> None:
         self._runner = runner
         self._security = security
         self._bans = bans
@@ -70,6 +73,7 @@ class AccountChecker:
         self._default_domain = default_domain
         self._cost = bcrypt_cost
         self._dummy_hash: Optional[str] = None
+        self._verified = verified if verified is not None else VerifiedLogins(security.clock)
 
     @defer.inlineCallbacks
     def requestAvatarId(self, credentials: Any) -> Any:
@@ -100,8 +104,12 @@ class AccountChecker:
                                   account_until)
 
         stored = user.password_hash if user is not None else (yield self._dummy())
-        ok = yield self._workers.run(passwords.verify_password, password, stored)
+        if user is not None and self._verified.hit(user.email, stored, password):
+            ok = True
+        else:
+            ok = yield self._workers.run(passwords.verify_password, password, stored)
         if user is not None and ok and user.can_log_in:
+            self._verified.remember(user.email, stored, password)
             yield self._security.login_succeeded(ip, user.email, service)
             if passwords.needs_rehash(stored, self._cost):
                 yield self._rehash(user.email, password)

@@ -142,6 +142,10 @@ class SecurityStore:
         self.policy = BrutePolicy.from_config(config)
         self._clock = clock
 
+    @property
+    def clock(self) -> Any:
+        return self._clock
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
 

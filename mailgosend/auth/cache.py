@@ -1,0 +1,50 @@
+"""Recently verified logins, so a mail client that opens several connections
+(Thunderbird: one per folder) pays bcrypt once, not on every connection.
+
+Dovecot's auth_cache does the same.  Nothing reversible is kept: an entry is
+HMAC(process key, address, stored hash, password) → expiry, the key is random
+per process, and the stored hash is part of the entry, so a password change
+(new hash) invalidates every entry for the old password at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+DEFAULT_TTL_SECONDS = 300.0
+DEFAULT_MAX_ENTRIES = 10_000
+
+
+class VerifiedLogins:
+    def __init__(self, clock: Any, ttl: float = DEFAULT_TTL_SECONDS,
+                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._clock = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[bytes, float] = OrderedDict()
+
+    def _digest(self, email: str, stored_hash: str, password: str) -> bytes:
+        message = b"\0".join(part.encode("utf-8") for part in (email, stored_hash, password))
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def hit(self, email: str, stored_hash: str, password: str) -> bool:
+        key = self._digest(email, stored_hash, password)
+        expires = self._entries.get(key)
+        if expires is None:
+            return False
+        if expires <= self._clock.seconds():
+            del self._entries[key]
+            return False
+        return True
+
+    def remember(self, email: str, stored_hash: str, password: str) -> None:
+        key = self._digest(email, stored_hash, password)
+        self._entries[key] = self._clock.seconds() + self._ttl
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
