@@ -168,6 +168,23 @@ class DatabaseBlobsTestsMixin(BlobStoreTestsMixin):
     def make_fresh(self, sealed: SealedBlob) -> None:
         pass  # committed with created_at = NOW
 
+    def test_small_blob_is_read_in_one_query(self) -> None:
+        from sqlalchemy import event
+
+        data = sample(40_000)   # a typical message: well under SMALL_BLOB_BYTES sealed
+        sealed = self.stored(data)
+        statements: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+        event.listen(self.engine, "before_cursor_execute", count)
+        self.addCleanup(event.remove, self.engine, "before_cursor_execute", count)
+        with self.open(sealed.blob_id) as reader:
+            self.assertEqual(reader.read_range(1000, 5000), data[1000:6000])
+            self.assertEqual(b"".join(reader), data)
+        self.assertEqual(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]),
+                         1, statements)
+
     def spool_files(self) -> list[str]:
         return os.listdir(self.spool)
 

@@ -32,9 +32,9 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import BinaryIO, Callable, Iterator, TypeVar, Union, cast
+from typing import BinaryIO, Callable, Iterator, Optional, TypeVar, Union, cast
 
-from sqlalchemy import Integer, column, delete, exists, func, insert, select
+from sqlalchemy import Integer, case, column, delete, exists, func, insert, null, select
 from sqlalchemy.engine import Connection, Engine
 
 from mailgosend.crypto import DEFAULT_SEGMENT_SIZE, KeyRing, SegmentedReader, SegmentedWriter
@@ -47,6 +47,7 @@ PURPOSE = "message"
 TEMP_PREFIX = ".mailgosend-tmp-"  # specific: a shared spool directory may hold other files
 DEFAULT_GRACE = timedelta(hours=1)  # longer than any delivery takes from seal to COMMIT
 _CHUNK = 1024 * 1024
+SMALL_BLOB_BYTES = 256 * 1024  # sealed blobs up to this size are read in one query
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
 _ID_BATCH = 500
 
@@ -347,13 +348,19 @@ class DatabaseBlobs(BlobStore):
 
     def open_blob(self, storage: Storage, keyring: KeyRing, owner_uuid: str,
                   blob_id: str) -> BlobReader:
-        total = _on_connection(storage, lambda conn: conn.execute(
-            select(func.length(blobs.c.data)).where(blobs.c.id == blob_id)).scalar())
-        if total is None:
-            raise BlobNotFound(blob_id)
+        # One round trip finds the blob; most mail is small, and then the same trip brings
+        # all of it, so the reader's header, final-segment and range reads cost no queries.
+        located = _on_connection(storage, lambda conn: _locate(conn, blob_id,
+                                                                SMALL_BLOB_BYTES))
+        total, rowid, whole = located
+        if whole is not None:
+            return _reader(keyring, owner_uuid, blob_id,
+                           _RangeSource(lambda offset, count: whole[offset:offset + count],
+                                        total, self._read_ahead))
 
         def fetch(offset: int, count: int) -> bytes:
-            return _on_connection(storage, lambda conn: _fetch_range(conn, blob_id, offset, count))
+            return _on_connection(storage, lambda conn: _fetch_range(conn, blob_id, offset,
+                                                                     count, rowid))
 
         return _reader(keyring, owner_uuid, blob_id, _RangeSource(fetch, total, self._read_ahead))
 
@@ -377,10 +384,28 @@ def _on_connection(storage: Storage, fn: Callable[[Connection], _T]) -> _T:
     return fn(storage)
 
 
-def _fetch_range(conn: Connection, blob_id: str, offset: int, count: int) -> bytes:
+def _locate(conn: Connection, blob_id: str,
+            small: int) -> tuple[int, Optional[int], Optional[bytes]]:
+    """(sealed length, SQLite rowid, the whole sealed blob when it is at most ``small``)."""
+    sqlite = conn.dialect.name == "sqlite"
+    rowid_column = column("rowid", Integer) if sqlite else None
+    length = func.length(blobs.c.data)
+    columns = [length, case((length <= small, blobs.c.data), else_=null())]
+    if rowid_column is not None:
+        columns.append(rowid_column)
+    row = conn.execute(select(*columns).select_from(blobs).where(blobs.c.id == blob_id)).first()
+    if row is None or row[0] is None:
+        raise BlobNotFound(blob_id)
+    whole = bytes(row[1]) if row[1] is not None else None
+    return int(row[0]), (int(row[2]) if sqlite else None), whole
+
+
+def _fetch_range(conn: Connection, blob_id: str, offset: int, count: int,
+                 rowid: Optional[int] = None) -> bytes:
     if conn.dialect.name == "sqlite":
-        rowid = conn.execute(select(column("rowid", Integer)).select_from(blobs)
-                             .where(blobs.c.id == blob_id)).scalar()
+        if rowid is None:
+            rowid = conn.execute(select(column("rowid", Integer)).select_from(blobs)
+                                 .where(blobs.c.id == blob_id)).scalar()
         if rowid is None:
             raise BlobNotFound(blob_id)
         driver = conn.connection.driver_connection
