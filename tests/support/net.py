@@ -1,26 +1,44 @@
-"""Small networking helpers for tests that start real listeners."""
+"""Small networking helpers for tests that start real listeners.
+
+Ports are chosen below the kernel's ephemeral range (net.ipv4.ip_local_port_range,
+32768-60999 by default): a port the kernel hands out with bind(0) is also handed out
+to outgoing client connections, so between choosing it and the server binding it a
+client socket of a parallel test could take it.  Below that range only another
+test's choice can collide, and choosing while holding the sockets rules that out
+within one call.
+"""
 
 from __future__ import annotations
 
+import random
 import socket
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago, for configs where 0 means 'disabled'."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+LOW, HIGH = 20000, 32000
+_random = random.SystemRandom()
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free ports (all held open at once while they are chosen)."""
-    sockets = []
+    """``count`` distinct ports that were free a moment ago (all held while chosen)."""
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(200 * count):
+            if len(sockets) == count:
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, _random.randrange(LOW, HIGH)))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
+        if len(sockets) != count:
+            raise RuntimeError(f"could not find {count} free ports in {LOW}-{HIGH}")
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago, for configs where 0 means 'disabled'."""
+    return free_ports(1, host)[0]
