@@ -70,7 +70,7 @@ from typing import Any, Callable, Optional, Sequence
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from smtp_inbound import (PeerStack, free_port, loadavg, proc_status,  # noqa: E402
+from smtp_inbound import (PeerStack, publish_report, free_port, loadavg, proc_status,  # noqa: E402
                           summarize_profile, tree_cpu_seconds)
 
 DOMAIN = "bench.test"
@@ -927,33 +927,8 @@ def main() -> None:
             ours.stop()
         if peer and not args.keep_stack:
             peer.stop()
-    text = report(bench, extras, args)
-    header = (f"## IMAP workload benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
-              f"{time.monotonic() - t_start:.0f} s{', interrupted' if interrupted else ''})\n\n"
-              f"Command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`; "
-              f"raw records: `{os.path.join(workdir, 'results')}`\n")
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], timeout=10,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode().strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "mailgosend"],
-                               timeout=10, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL).stdout.decode().split("\n")
-        dirty_n = len([x for x in dirty if x.strip()])
-        header += f"Code: commit {rev or '?'}" + (f" + {dirty_n} uncommitted file(s) under "
-                                                 "mailgosend/" if dirty_n else "") + "\n"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    text = header + "\n" + text
-    print(text)
-    with open(os.path.join(workdir, "results", "report.md"), "w") as f:
-        f.write(text + "\n")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-    if not args.workdir and not args.keep_workdir:
-        shutil.rmtree(os.path.join(workdir, "ours"), ignore_errors=True)
-        log(f"our server's data removed; results kept in {os.path.join(workdir, 'results')}")
-
+    publish_report('IMAP workload benchmark', report(bench, extras, args), args, workdir,
+                   os.path.join(workdir, 'results'), t_start, interrupted)
 
 if __name__ == "__main__":
     main()

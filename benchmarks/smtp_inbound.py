@@ -743,6 +743,37 @@ def parse_counts(text: str) -> dict[str, int]:
     return out
 
 
+def publish_report(title: str, text: str, args: Any, workdir: str, raw: str, t_start: float,
+                   interrupted: bool) -> None:
+    """Header (command, commit, uncommitted files), then print and save the report;
+    shared by smtp_inbound.py and imap_workload.py."""
+    header = (f"## {title} ({time.strftime('%Y-%m-%d %H:%M')}, "
+              f"{time.monotonic() - t_start:.0f} s{', interrupted' if interrupted else ''})\n\n"
+              f"Command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`; "
+              f"raw records: `{raw}`\n")
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], timeout=10,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode().strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "mailgosend"],
+                               timeout=10, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL).stdout.decode().split("\n")
+        dirty_n = len([x for x in dirty if x.strip()])
+        header += f"Code: commit {rev or '?'}" + (f" + {dirty_n} uncommitted file(s) under "
+                                                 "mailgosend/" if dirty_n else "") + "\n"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    text = header + "\n" + text
+    print(text)
+    with open(os.path.join(workdir, "results", "report.md"), "w") as f:
+        f.write(text + "\n")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if not args.workdir and not args.keep_workdir:
+        shutil.rmtree(os.path.join(workdir, "ours"), ignore_errors=True)
+        log(f"our server's data removed; results kept in {os.path.join(workdir, 'results')}")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_dns-stub":
         dns_stub_main(sys.argv[2:])
@@ -863,33 +894,8 @@ def main() -> None:
             extras["dns"] = ours.stop_dns()
         if peer and not args.keep_stack:
             peer.stop()
-    text = report(runs, extras, args)
-    header = (f"## SMTP inbound benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
-              f"{time.monotonic() - t_start:.0f} s{', interrupted' if interrupted else ''})\n\n"
-              f"Command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`; "
-              f"raw records: `{os.path.join(workdir, 'results', 'runs.jsonl')}`\n")
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], timeout=10,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode().strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "mailgosend"],
-                               timeout=10, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL).stdout.decode().split("\n")
-        dirty_n = len([x for x in dirty if x.strip()])
-        header += f"Code: commit {rev or '?'}" + (f" + {dirty_n} uncommitted file(s) under "
-                                                 "mailgosend/" if dirty_n else "") + "\n"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    text = header + "\n" + text
-    print(text)
-    with open(os.path.join(workdir, "results", "report.md"), "w") as f:
-        f.write(text + "\n")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-    if not args.workdir and not args.keep_workdir:
-        shutil.rmtree(os.path.join(workdir, "ours"), ignore_errors=True)
-        log(f"our server's data removed; results kept in {os.path.join(workdir, 'results')}")
-
+    publish_report('SMTP inbound benchmark', report(runs, extras, args), args, workdir,
+                   os.path.join(workdir, 'results', 'runs.jsonl'), t_start, interrupted)
 
 if __name__ == "__main__":
     main()
