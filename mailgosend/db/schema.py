@@ -59,6 +59,8 @@ __all__ = [
     "bayes_tokens",
     "bayes_totals",
     "bayes_seen",
+    "dkim_keys",
+    "greylist",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -218,6 +220,7 @@ queue = Table(
     Column("ret", String(8), nullable=True),  # RFC 3461 RET=FULL|HDRS
     Column("smtputf8", Boolean(), nullable=False, server_default=false()),
     Column("body_8bit", Boolean(), nullable=False, server_default=false()),
+    Column("delay_warned", Boolean(), nullable=False, server_default=false()),
     _created_at(),
     sqlite_autoincrement=True,
 )
@@ -366,4 +369,32 @@ bayes_seen = Table(
     Column("digest", LargeBinary(16), primary_key=True),
     Column("is_spam", Boolean(), nullable=False),
     Column("learned_at", UTCDateTime(), nullable=False),
+)
+
+# --- outbound: DKIM signing keys, greylisting (migration 0003) ------------------------------
+
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("domain_id", Integer(), ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(16), nullable=False),  # rsa-sha256 | ed25519-sha256
+    # crypto.py envelope of the PEM private key (owner: the "dkim" purpose of the master key).
+    Column("private_key", LargeBinary(), nullable=False),
+    Column("public_key", Text(), nullable=False),  # base64 for the p= tag; public by definition
+    Column("active", Boolean(), nullable=False, server_default=true()),
+    _created_at(),
+    UniqueConstraint("domain_id", "selector"),
+    sqlite_autoincrement=True,
+)
+
+greylist = Table(
+    "greylist",
+    metadata,
+    # RFC 6647 §4.2 triplet, stored as a keyed hash: the table never reveals who wrote to whom.
+    Column("triplet", LargeBinary(32), primary_key=True),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False, index=True),
+    Column("passed", Boolean(), nullable=False, server_default=false()),
 )
