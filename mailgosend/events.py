@@ -31,6 +31,19 @@ Subscriber = Callable[[NewMail], None]
 class Events:
     def __init__(self) -> None:
         self._subscribers: dict[int, list[Subscriber]] = defaultdict(list)
+        self._queue_watchers: list[Callable[[], None]] = []
+
+    def watch_queue(self, callback: Callable[[], None]) -> None:
+        """``callback()`` runs after every commit that added outbound queue rows, so the
+        queue worker attempts a new message at once instead of at its next poll."""
+        self._queue_watchers.append(callback)
+
+    def publish_queued(self) -> None:
+        for callback in list(self._queue_watchers):
+            try:
+                callback()
+            except Exception:
+                log.failure("queue watcher failed")
 
     def subscribe(self, user_id: int, callback: Subscriber) -> Callable[[], None]:
         """Returns the function that unsubscribes (call it when the session ends)."""

@@ -124,6 +124,8 @@ class Delivery:
             self._blobs.release(blob)
         for item in delivered:
             self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+        if targets.remote:
+            self._events.publish_queued()
         return session.transaction_id or session.session_id
 
     def seal_all(self, handle: IO[bytes], targets: Targets) -> dict[str, tuple[SealedBlob, bytes]]:
