@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence, TextIO
 
-from mailgosend import __version__, passwords
+from mailgosend import __version__, cli_dkim, passwords
 from mailgosend.config import Config, ConfigError, load, missing_keys, parse_size
 from mailgosend.store import accounts
 from mailgosend.store.addresses import AddressError
@@ -307,13 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_parser("reference", help="print the configuration reference (reStructuredText)")
     init = config.add_parser("init", help="create the file with every key documented")
     init.add_argument("--profile", choices=("standard", "local"), default="standard")
+    from mailgosend import cli_queue
+
+    cli_queue.add_parsers(sub)
     return parser
 
 
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], None]] = {
     "domain": cmd_domain, "user": cmd_user, "alias": cmd_alias,
     "create-admin": cmd_create_admin, "migrate": cmd_migrate, "config": cmd_config,
+    "queue": lambda ctx, args: _queue(ctx, args),
 }
+
+
+def _queue(ctx: Context, args: argparse.Namespace) -> None:
+    from mailgosend.cli_queue import cmd_queue
+
+    cmd_queue(ctx, args)
 
 
 def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[TextIO] = None,

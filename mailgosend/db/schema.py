@@ -242,6 +242,8 @@ queue_recipients = Table(
     Column("last_text", Text(), nullable=True),
     Column("notify", String(40), nullable=True),  # RFC 3461 NOTIFY
     Column("orcpt", String(500), nullable=True),  # RFC 3461 ORCPT
+    # The MX host of the last temporary failure: the next attempt starts after it.
+    Column("last_mx", String(255), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     _created_at(),
     Index("ix_queue_recipients_status_next_attempt_at", "status", "next_attempt_at"),

@@ -324,3 +324,30 @@ def _from_hosts(domain: str, ordered: list[tuple[int, str]], resolver: dns.resol
     reason = "; ".join(problems) or "every MX record was refused"
     return Destinations(domain, notes=tuple(notes), port=port, permanent_error=(
         f"{NO_ROUTE} No usable mail host for {domain}: {reason}"))
+
+
+def resolve_relay(host: str, *, resolver: dns.resolver.Resolver, port: int) -> Destinations:
+    """The smarthost as the only destination (RELAY_HOST): its own addresses, no MX lookup
+    (RFC 5321 §5.1 applies to the recipient's domain, not to a configured relay).  Blocking."""
+    try:
+        name = ascii_domain(host)
+    except ValueError as exc:
+        return Destinations(host, port=port, permanent_error=f"{NO_ROUTE} RELAY_HOST: {exc}")
+    if name.startswith("["):
+        return Destinations(name, (Host(name, 0, (_literal_address(name),)),), port=port)
+    try:
+        return Destinations(name, (Host(name, 0, (str(ipaddress.ip_address(name)),)),),
+                            port=port)
+    except ValueError:
+        pass
+    lookup = _host_addresses(resolver, name, allow_alias=True)
+    if lookup.addresses:
+        return Destinations(name, (Host(name, 0, lookup.addresses),), port=port,
+                            notes=lookup.notes)
+    if lookup.temporary:
+        return Destinations(name, port=port,
+                            temporary_error=f"{DNS_FAILURE} RELAY_HOST {name}: {lookup.temporary}")
+    # A relay host that does not resolve is the operator's mistake, and may be mended:
+    # defer rather than bounce everybody's mail.
+    return Destinations(name, port=port, temporary_error=f"{DNS_FAILURE} RELAY_HOST {name}: "
+                        f"{lookup.problem}")

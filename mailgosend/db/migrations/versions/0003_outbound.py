@@ -1,4 +1,4 @@
-"""Outbound delivery: dkim_keys, greylist, queue.delay_warned.
+"""Outbound delivery: dkim_keys, greylist, queue.delay_warned, queue_recipients.last_mx.
 
 Revision ID: 0003
 Revises: 0002
@@ -51,10 +51,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_greylist_last_seen"), "greylist", ["last_seen"], unique=False)
     op.add_column("queue", sa.Column("delay_warned", sa.Boolean(), server_default=sa.false(),
                                      nullable=False))
+    op.add_column("queue_recipients", sa.Column("last_mx", sa.String(255), nullable=True))
 
 
 def downgrade() -> None:
     """Drop what upgrade added: DKIM keys and greylist state are lost."""
+    with op.batch_alter_table("queue_recipients") as batch:
+        batch.drop_column("last_mx")
     with op.batch_alter_table("queue") as batch:
         batch.drop_column("delay_warned")
     op.drop_index(op.f("ix_greylist_last_seen"), table_name="greylist")

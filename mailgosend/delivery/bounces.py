@@ -1,0 +1,226 @@
+"""Recording delivery outcomes, with the DSN they call for in the same transaction.
+
+A failure (or a delay warning) and its report commit together: after a crash either both
+exist or neither, so the sender is told exactly once.  The DSN (RFC 3464, built by dsn.py)
+comes from ``MAILER-DAEMON@<HOSTNAME>`` with the null reverse-path; it goes straight into a
+local sender's INBOX, or into the queue for a remote sender.  Never for a null-sender message
+or one from MAILER-DAEMON (dsn.should_bounce), never when NOTIFY asked for silence
+(RFC 3461 §4.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Optional, Sequence
+
+from sqlalchemy.engine import Connection
+from twisted.logger import Logger
+
+from mailgosend.crypto import KeyRing
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.delivery import dsn
+from mailgosend.delivery.policy import reply_status, wants_delay_dsn, wants_failure_dsn
+from mailgosend.events import Events, NewMail
+from mailgosend.store import accounts
+from mailgosend.store import queue as queue_store
+from mailgosend.store.blobs import BlobStore, SealedBlob
+from mailgosend.store.messages import QuotaExceeded, deliver, seal_info
+from mailgosend.store.mimeinfo import analyse
+
+log = Logger()
+
+QUEUE_OWNER = "queue"   # the crypto owner of queue blobs (smtp/pipeline/delivery.py)
+HEADER_LIMIT = 256 * 1024   # read at most this much of the original for its header block
+
+
+@dataclass(frozen=True)
+class _Report:
+    kind: dsn.Kind
+    recipients: tuple[dsn.RecipientStatus, ...]
+
+
+@dataclass
+class _SealedReport:
+    local: list[tuple[accounts.User, SealedBlob, bytes]]
+    remote: Optional[SealedBlob]
+    remote_address: str
+    size: int
+    smtputf8: bool
+
+
+class Bouncer:
+    """Writes outcomes; builds, seals and stores the DSNs they need."""
+
+    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                 workers: Any, events: Events, hostname: str,
+                 delay_warning_hours: float, max_age: timedelta) -> None:
+        self._runner = runner
+        self._keyring = keyring
+        self._blobs = blob_store
+        self._workers = workers
+        self._events = events
+        self._hostname = hostname
+        self._delay_hours = delay_warning_hours
+        self._max_age = max_age
+
+    async def record(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
+                     now: datetime, *, delay_warning: bool = False) -> None:
+        """Store ``outcomes`` for ``claim``'s recipients, and the DSN(s) they call for."""
+        reports = self._reports(claim, outcomes, now, delay_warning)
+        if not reports:
+            await self._runner.write(queue_store.record_outcomes, list(outcomes), now)
+            return
+        headers = await self._workers.run(self._read_headers, claim.message.blob_id)
+        sealed = []
+        try:
+            target = await self._runner.read(accounts.resolve_recipient, claim.message.sender)
+            for report in reports:
+                raw = dsn.build_dsn(
+                    reporting_mta=self._hostname, original_envelope_id=claim.message.envid,
+                    arrival_date=claim.message.created_at, original_sender=claim.message.sender,
+                    recipients=report.recipients, original_headers=headers, kind=report.kind,
+                    now=now, message_id_domain=self._hostname)
+                sealed.append(await self._workers.run(self._seal, raw, target,
+                                                      claim.message.sender))
+        except BaseException:
+            for item in sealed:
+                self._discard(item, unreferenced=True)
+            raise
+        try:
+            delivered = await self._runner.write(self._commit, list(outcomes), sealed, now,
+                                                 claim.message.id,
+                                                 any(r.kind == "delay" for r in reports))
+        except BaseException:
+            for item in sealed:
+                self._discard(item, unreferenced=False)
+            raise
+        for item in sealed:
+            self._release(item)
+        for user_id, mailbox_id, uid in delivered:
+            self._events.publish(NewMail(user_id, mailbox_id, uid))
+        if any(item.remote is not None for item in sealed):
+            self._events.publish_queued()
+
+    # --- which reports --------------------------------------------------------------------
+    def _reports(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
+                 now: datetime, delay_warning: bool) -> list[_Report]:
+        if not dsn.should_bounce(claim.message.sender):
+            return []
+        by_id = {r.id: r for r in claim.recipients}
+        failed, delayed = [], []
+        for outcome in outcomes:
+            rcpt = by_id.get(outcome.recipient_id)
+            if rcpt is None:
+                continue
+            code = outcome.code or (451 if outcome.status in ("deferred", "expired") else 550)
+            enhanced = _enhanced(outcome.text)
+            if outcome.status == "failed" and wants_failure_dsn(rcpt.notify):
+                failed.append(self._status(rcpt, outcome, "failed",
+                                           _failure_status(code, enhanced), now))
+            elif outcome.status == "expired" and wants_failure_dsn(rcpt.notify):
+                # RFC 3463 X.4.7 "delivery time expired", reported as a failure.
+                failed.append(self._status(rcpt, outcome, "failed", "5.4.7", now))
+            elif outcome.status == "deferred" and delay_warning and wants_delay_dsn(rcpt.notify):
+                delayed.append(self._status(rcpt, outcome, "delayed",
+                                            reply_status(code, enhanced) if code // 100 == 4
+                                            else "4.0.0", now,
+                                            retry_until=claim.message.created_at + self._max_age))
+        reports = []
+        if failed:
+            reports.append(_Report("failure", tuple(failed)))
+        if delayed:
+            reports.append(_Report("delay", tuple(delayed)))
+        return reports
+
+    @staticmethod
+    def _status(rcpt: queue_store.QueuedRecipient, outcome: queue_store.Outcome, action: str,
+                status: str, now: datetime,
+                retry_until: Optional[datetime] = None) -> dsn.RecipientStatus:
+        return dsn.RecipientStatus(
+            recipient=rcpt.recipient, original_recipient=rcpt.orcpt, action=action,
+            status=status, remote_mta=outcome.mx_host,
+            diagnostic=(f"{outcome.code} {outcome.text}" if outcome.code else outcome.text) or None,
+            last_attempt=now, will_retry_until=retry_until)
+
+    # --- worker threads -------------------------------------------------------------------
+    def _read_headers(self, blob_id: str) -> bytes:
+        """The original's header block (the DSN returns headers, never the body: RFC 3462)."""
+        with self._blobs.open_blob(self._runner.engine, self._keyring, QUEUE_OWNER,
+                                   blob_id) as reader:
+            data = b""
+            for chunk in reader.iter_plaintext(0, min(reader.size, HEADER_LIMIT)):
+                data += chunk
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    return data[:end + 2]
+            return data
+
+    def _seal(self, raw: bytes, target: accounts.Resolution, sender: str) -> _SealedReport:
+        utf8 = not raw.isascii()
+        report = _SealedReport([], None, sender, len(raw), utf8)
+        info = analyse(raw).to_json()
+        try:
+            for user in target.users:
+                blob = self._blobs.seal(self._keyring, user.uuid, raw)
+                report.local.append((user, blob, seal_info(self._keyring, user.uuid,
+                                                           blob.blob_id, info)))
+            if not target.local_domain and not target.users:
+                report.remote = self._blobs.seal(self._keyring, QUEUE_OWNER, raw)
+        except BaseException:
+            self._discard(report, unreferenced=True)
+            raise
+        return report
+
+    # --- the transaction ------------------------------------------------------------------
+    def _commit(self, conn: Connection, outcomes: list[queue_store.Outcome],
+                reports: list[_SealedReport], now: datetime, queue_id: int,
+                delay_warned: bool) -> list[tuple[int, int, int]]:
+        delivered = []
+        for report in reports:
+            for user, blob, meta in report.local:
+                try:
+                    with conn.begin_nested():
+                        item = deliver(conn, user, "inbox", blob, meta, (), now, now,
+                                       blob_store=self._blobs)
+                    delivered.append((item.user_id, item.mailbox_id, item.uid))
+                except QuotaExceeded:
+                    # The sender's own mailbox is full: the report cannot be stored; the
+                    # failure itself is still recorded and logged.
+                    log.warn("delivery report for queue id {queue_id} not stored: the "
+                             "sender's mailbox is over quota", queue_id=queue_id)
+            if report.remote is not None:
+                self._blobs.commit(conn, report.remote, None, now)  # type: ignore[arg-type]
+                queue_store.enqueue(conn, sender="", user_id=None,
+                                    blob_id=report.remote.blob_id, size=report.size,
+                                    recipients=[report.remote_address], now=now,
+                                    smtputf8=report.smtputf8, body_8bit=report.smtputf8)
+        if delay_warned:
+            queue_store.mark_delay_warned(conn, queue_id)
+        queue_store.record_outcomes(conn, outcomes, now)
+        return delivered
+
+    def _discard(self, report: _SealedReport, *, unreferenced: bool) -> None:
+        for _user, blob, _meta in report.local:
+            self._blobs.discard(blob, unreferenced=unreferenced)
+        if report.remote is not None:
+            self._blobs.discard(report.remote, unreferenced=unreferenced)
+
+    def _release(self, report: _SealedReport) -> None:
+        for _user, blob, _meta in report.local:
+            self._blobs.release(blob)
+        if report.remote is not None:
+            self._blobs.release(report.remote)
+
+
+def _enhanced(text: str) -> Optional[str]:
+    first = text.split(" ", 1)[0] if text else ""
+    return first if first[:1] in "245" and first.count(".") == 2 and \
+        all(p.isdigit() for p in first.split(".")) else None
+
+
+def _failure_status(code: int, enhanced: Optional[str]) -> str:
+    """A failed recipient's status must be 5.x.x (RFC 3464 §2.3.4)."""
+    if enhanced and enhanced.startswith("5."):
+        return enhanced
+    return reply_status(code, enhanced) if code // 100 == 5 else "5.0.0"

@@ -1,0 +1,346 @@
+"""The outbound queue in the database: claims, outcomes, and what the CLI shows (DESIGN.md §3, §9).
+
+A recipient row moves ``queued`` → ``delivering`` (claimed by one node) → ``delivered``,
+``failed`` or ``expired``, or back to ``queued`` with a later ``next_attempt_at``.  A claim is
+taken in one write transaction: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several nodes
+never claim one row twice; on SQLite the single writer (``BEGIN IMMEDIATE``) gives the same.
+A claim survives a crash: the node that held it takes its own rows back when it starts again,
+and other nodes take rows whose claim is older than the lease.
+
+When no recipient of a message is left to deliver, the queue row and its recipient rows are
+deleted in the same transaction; the message blob is then unreferenced and the maintenance
+purge removes it.  ``delivery_log`` keeps the history of every attempt.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from mailgosend.db.schema import delivery_log, queue, queue_recipients
+
+PENDING = ("queued", "delivering")
+FINAL = ("delivered", "failed", "expired")
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    sender: str              # '' is the null reverse-path
+    user_id: Optional[int]
+    blob_id: str
+    size: int
+    envid: Optional[str]
+    ret: Optional[str]
+    smtputf8: bool
+    body_8bit: bool
+    created_at: datetime
+    delay_warned: bool
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    id: int
+    queue_id: int
+    recipient: str
+    domain: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    notify: Optional[str]
+    orcpt: Optional[str]
+    last_mx: Optional[str]
+    last_code: Optional[int] = None
+    last_text: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One message and those of its recipients this node now holds."""
+
+    message: QueuedMessage
+    recipients: tuple[QueuedRecipient, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed recipient in one attempt.
+
+    ``status`` is ``delivered``, ``failed``, ``expired`` or ``deferred`` (back to
+    ``queued`` at ``next_attempt_at``).  ``code``/``text`` are the reply that decided it
+    (the remote server's, or ours for DNS and connection failures).
+    """
+
+    recipient_id: int
+    queue_id: int
+    recipient: str
+    status: str
+    code: Optional[int]
+    text: str
+    mx_host: Optional[str] = None
+    tls_version: Optional[str] = None
+    next_attempt_at: Optional[datetime] = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ("delivered", "failed", "expired", "deferred"):
+            raise ValueError(f"unknown outcome {self.status!r}")
+        if (self.status == "deferred") != (self.next_attempt_at is not None):
+            raise ValueError("a deferred outcome needs next_attempt_at, and only it")
+
+
+def _message(row: Any) -> QueuedMessage:
+    return QueuedMessage(int(row.id), row.sender, row.user_id, row.blob_id, int(row.size),
+                         row.envid, row.ret, bool(row.smtputf8), bool(row.body_8bit),
+                         row.created_at, bool(row.delay_warned))
+
+
+def _recipient(row: Any) -> QueuedRecipient:
+    return QueuedRecipient(int(row.id), int(row.queue_id), row.recipient, row.domain,
+                           row.status, int(row.attempts), row.next_attempt_at, row.notify,
+                           row.orcpt, row.last_mx, row.last_code, row.last_text)
+
+
+def _claims(conn: Connection, recipient_ids: Sequence[int]) -> list[Claim]:
+    if not recipient_ids:
+        return []
+    rows = []
+    for start in range(0, len(recipient_ids), 500):
+        chunk = recipient_ids[start:start + 500]
+        rows += conn.execute(select(queue_recipients).where(queue_recipients.c.id.in_(chunk))
+                             .order_by(queue_recipients.c.id)).all()
+    by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
+    for row in rows:
+        by_message[int(row.queue_id)].append(_recipient(row))
+    messages = {int(r.id): _message(r) for r in conn.execute(
+        select(queue).where(queue.c.id.in_(list(by_message))))}
+    return [Claim(messages[qid], tuple(rcpts)) for qid, rcpts in sorted(by_message.items())
+            if qid in messages]
+
+
+def claim_due(conn: Connection, node: str, now: datetime, *, limit: int,
+              stale_before: datetime) -> list[Claim]:
+    """Claim up to ``limit`` recipient rows that are due, oldest first.
+
+    Due: ``queued`` with ``next_attempt_at <= now``, or ``delivering`` under a claim taken
+    before ``stale_before`` (its node died and another takes over after the lease).
+    """
+    due = or_(and_(queue_recipients.c.status == "queued",
+                   queue_recipients.c.next_attempt_at <= now),
+              and_(queue_recipients.c.status == "delivering",
+                   queue_recipients.c.claimed_at < stale_before))
+    query = (select(queue_recipients.c.id).where(due)
+             .order_by(queue_recipients.c.next_attempt_at, queue_recipients.c.id).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [int(i) for i in conn.execute(query).scalars()]
+    for start in range(0, len(ids), 500):
+        conn.execute(update(queue_recipients)
+                     .where(queue_recipients.c.id.in_(ids[start:start + 500]))
+                     .values(status="delivering", claimed_by=node, claimed_at=now,
+                             updated_at=now))
+    return _claims(conn, ids)
+
+
+def release_node_claims(conn: Connection, node: str, now: datetime) -> int:
+    """At start-up: rows this node held when it stopped or crashed are due again now.
+
+    A message whose final dot was sent but whose reply never reached us may be delivered
+    twice this way; RFC 5321 §6.1 accepts that over losing it, and so does every MTA.
+    """
+    result = conn.execute(update(queue_recipients)
+                          .where(queue_recipients.c.status == "delivering",
+                                 queue_recipients.c.claimed_by == node)
+                          .values(status="queued", claimed_by=None, claimed_at=None,
+                                  next_attempt_at=now, updated_at=now))
+    return int(result.rowcount)
+
+
+def unclaim(conn: Connection, recipient_ids: Sequence[int], now: datetime) -> None:
+    """Give claimed rows back untouched (shutdown before they were attempted)."""
+    for start in range(0, len(recipient_ids), 500):
+        conn.execute(update(queue_recipients)
+                     .where(queue_recipients.c.id.in_(recipient_ids[start:start + 500]),
+                            queue_recipients.c.status == "delivering")
+                     .values(status="queued", claimed_by=None, claimed_at=None,
+                             updated_at=now))
+
+
+def record_outcomes(conn: Connection, outcomes: Iterable[Outcome], now: datetime) -> list[int]:
+    """Store each recipient's outcome and log the attempt; returns the queue ids that were
+    finished (every recipient final) and therefore deleted."""
+    touched: set[int] = set()
+    log_rows = []
+    for outcome in outcomes:
+        touched.add(outcome.queue_id)
+        values: dict[str, Any] = dict(last_code=outcome.code, last_text=outcome.text[:2000],
+                                      updated_at=now, claimed_by=None, claimed_at=None)
+        if outcome.status == "deferred":
+            values.update(status="queued", next_attempt_at=outcome.next_attempt_at,
+                          attempts=queue_recipients.c.attempts + 1, last_mx=outcome.mx_host)
+        else:
+            values.update(status=outcome.status, attempts=queue_recipients.c.attempts + 1)
+        conn.execute(update(queue_recipients)
+                     .where(queue_recipients.c.id == outcome.recipient_id).values(**values))
+        log_rows.append(dict(queue_id=outcome.queue_id, recipient=outcome.recipient,
+                             attempted_at=now, status=outcome.status, code=outcome.code,
+                             text=outcome.text[:2000], mx_host=outcome.mx_host,
+                             tls_version=outcome.tls_version))
+    if log_rows:
+        conn.execute(insert(delivery_log), log_rows)
+    return delete_finished(conn, touched)
+
+
+def delete_finished(conn: Connection, queue_ids: Iterable[int]) -> list[int]:
+    """Delete the queue rows among ``queue_ids`` that have no pending recipient left."""
+    ids = sorted(set(queue_ids))
+    if not ids:
+        return []
+    pending = {int(q) for q in conn.execute(
+        select(queue_recipients.c.queue_id).where(queue_recipients.c.queue_id.in_(ids),
+                                                  queue_recipients.c.status.in_(PENDING))
+        .distinct()).scalars()}
+    finished = [q for q in ids if q not in pending]
+    if finished:
+        conn.execute(delete(queue_recipients).where(queue_recipients.c.queue_id.in_(finished)))
+        conn.execute(delete(queue).where(queue.c.id.in_(finished)))
+    return finished
+
+
+def mark_delay_warned(conn: Connection, queue_id: int) -> None:
+    conn.execute(update(queue).where(queue.c.id == queue_id).values(delay_warned=True))
+
+
+def next_due(conn: Connection) -> Optional[datetime]:
+    """When the earliest queued recipient falls due (None: nothing waits)."""
+    value = conn.execute(select(func.min(queue_recipients.c.next_attempt_at))
+                         .where(queue_recipients.c.status == "queued")).scalar()
+    return value  # type: ignore[no-any-return]
+
+
+def enqueue(conn: Connection, *, sender: str, user_id: Optional[int], blob_id: str, size: int,
+            recipients: Sequence[str], now: datetime, smtputf8: bool = False,
+            body_8bit: bool = False, envid: Optional[str] = None,
+            ret: Optional[str] = None) -> int:
+    """One queue row and its recipients (the caller has recorded the blob)."""
+    result = conn.execute(insert(queue).values(
+        sender=sender, user_id=user_id, blob_id=blob_id, size=size, smtputf8=smtputf8,
+        body_8bit=body_8bit, envid=envid, ret=ret, created_at=now))
+    queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    conn.execute(insert(queue_recipients), [
+        dict(queue_id=queue_id, recipient=rcpt, domain=rcpt.rsplit("@", 1)[-1].lower(),
+             status="queued", attempts=0, next_attempt_at=now, updated_at=now, created_at=now)
+        for rcpt in recipients])
+    return queue_id
+
+
+# --- what `mailgosend queue` shows and changes ----------------------------------------------
+
+@dataclass(frozen=True)
+class QueueEntry:
+    message: QueuedMessage
+    recipients: tuple[QueuedRecipient, ...]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    attempted_at: datetime
+    recipient: Optional[str]
+    status: Optional[str]
+    code: Optional[int]
+    text: Optional[str]
+    mx_host: Optional[str]
+    tls_version: Optional[str]
+
+
+class NoSuchEntry(LookupError):
+    """The queue id does not exist (delivered, bounced or deleted meanwhile)."""
+
+
+def list_entries(conn: Connection, limit: int = 1000) -> list[QueueEntry]:
+    messages = [_message(r) for r in conn.execute(select(queue).order_by(queue.c.id)
+                                                  .limit(limit))]
+    if not messages:
+        return []
+    rcpts: dict[int, list[QueuedRecipient]] = defaultdict(list)
+    for row in conn.execute(select(queue_recipients)
+                            .where(queue_recipients.c.queue_id.in_([m.id for m in messages]))
+                            .order_by(queue_recipients.c.id)):
+        rcpts[int(row.queue_id)].append(_recipient(row))
+    return [QueueEntry(m, tuple(rcpts[m.id])) for m in messages]
+
+
+def get_entry(conn: Connection, queue_id: int) -> tuple[QueueEntry, list[LogLine]]:
+    row = conn.execute(select(queue).where(queue.c.id == queue_id)).first()
+    if row is None:
+        raise NoSuchEntry(queue_id)
+    rcpts = tuple(_recipient(r) for r in conn.execute(
+        select(queue_recipients).where(queue_recipients.c.queue_id == queue_id)
+        .order_by(queue_recipients.c.id)))
+    log = [LogLine(r.attempted_at, r.recipient, r.status, r.code, r.text, r.mx_host,
+                   r.tls_version)
+           for r in conn.execute(select(delivery_log).where(delivery_log.c.queue_id == queue_id)
+                                 .order_by(delivery_log.c.id))]
+    return QueueEntry(_message(row), rcpts), log
+
+
+def retry_now(conn: Connection, queue_id: Optional[int], now: datetime) -> int:
+    """Make queued recipients due now (one message, or all with ``queue_id=None``)."""
+    where = [queue_recipients.c.status == "queued"]
+    if queue_id is not None:
+        if conn.execute(select(queue.c.id).where(queue.c.id == queue_id)).first() is None:
+            raise NoSuchEntry(queue_id)
+        where.append(queue_recipients.c.queue_id == queue_id)
+    result = conn.execute(update(queue_recipients).where(*where)
+                          .values(next_attempt_at=now, updated_at=now))
+    return int(result.rowcount)
+
+
+def delete_entry(conn: Connection, queue_id: int, now: datetime) -> int:
+    """Remove a message from the queue without a bounce; returns how many recipients it had
+    pending.  A recipient being delivered this moment may still arrive."""
+    if conn.execute(select(queue.c.id).where(queue.c.id == queue_id)).first() is None:
+        raise NoSuchEntry(queue_id)
+    pending = conn.execute(select(queue_recipients.c.recipient).where(
+        queue_recipients.c.queue_id == queue_id,
+        queue_recipients.c.status.in_(PENDING))).scalars().all()
+    conn.execute(insert(delivery_log), [
+        dict(queue_id=queue_id, recipient=r, attempted_at=now, status="deleted", code=None,
+             text="deleted by the administrator (mailgosend queue delete)", mx_host=None,
+             tls_version=None) for r in pending] or [
+        dict(queue_id=queue_id, recipient=None, attempted_at=now, status="deleted", code=None,
+             text="deleted by the administrator (mailgosend queue delete)", mx_host=None,
+             tls_version=None)])
+    conn.execute(delete(queue_recipients).where(queue_recipients.c.queue_id == queue_id))
+    conn.execute(delete(queue).where(queue.c.id == queue_id))
+    return len(pending)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    messages: int
+    by_status: dict[str, int]
+    by_domain: list[tuple[str, int]]     # pending recipients per domain, most first
+    oldest: Optional[datetime]
+    log_by_status: dict[str, int]        # delivery_log since ``since``
+
+
+def stats(conn: Connection, since: datetime) -> QueueStats:
+    messages = int(conn.execute(select(func.count()).select_from(queue)).scalar() or 0)
+    by_status = {row[0]: int(row[1]) for row in conn.execute(
+        select(queue_recipients.c.status, func.count()).group_by(queue_recipients.c.status))}
+    count = func.count().label("n")
+    by_domain = [(row[0], int(row[1])) for row in conn.execute(
+        select(queue_recipients.c.domain, count)
+        .where(queue_recipients.c.status.in_(PENDING))
+        .group_by(queue_recipients.c.domain).order_by(count.desc(), queue_recipients.c.domain)
+        .limit(20))]
+    oldest = conn.execute(select(func.min(queue.c.created_at))).scalar()
+    log_by_status = {row[0] or "": int(row[1]) for row in conn.execute(
+        select(delivery_log.c.status, func.count()).where(delivery_log.c.attempted_at >= since)
+        .group_by(delivery_log.c.status))}
+    return QueueStats(messages, by_status, by_domain, oldest, log_by_status)
