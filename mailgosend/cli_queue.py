@@ -66,16 +66,24 @@ def cmd_queue(ctx: Any, args: argparse.Namespace) -> None:
                     last = f"\t{r.last_code} {r.last_text}" if r.last_code else ""
                     ctx.out(f"\t<{r.recipient}>\t{due}\tattempts {r.attempts}{last}")
         elif args.action == "show":
-            entry, log_lines = ctx.read(queue_store.get_entry, args.id)
-            m = entry.message
-            ctx.out(f"queue id {m.id}")
-            ctx.out(f"  from      {_sender(m.sender)}")
-            ctx.out(f"  queued    {_when(m.created_at)}")
-            ctx.out(f"  size      {m.size} bytes" + ("  SMTPUTF8" if m.smtputf8 else ""))
-            for r in entry.recipients:
-                ctx.out(f"  to        <{r.recipient}>  {r.status}, attempts {r.attempts}, "
-                        f"next {_when(r.next_attempt_at)}")
-            ctx.out("  attempts:" if log_lines else "  no attempts yet")
+            try:
+                entry, log_lines = ctx.read(queue_store.get_entry, args.id)
+            except queue_store.NoSuchEntry:
+                # Delivered, bounced or deleted: the delivery log still says what happened.
+                log_lines = ctx.read(queue_store.history, args.id)
+                if not log_lines:
+                    raise
+                ctx.out(f"queue id {args.id} is no longer queued; its delivery log:")
+            else:
+                m = entry.message
+                ctx.out(f"queue id {m.id}")
+                ctx.out(f"  from      {_sender(m.sender)}")
+                ctx.out(f"  queued    {_when(m.created_at)}")
+                ctx.out(f"  size      {m.size} bytes" + ("  SMTPUTF8" if m.smtputf8 else ""))
+                for r in entry.recipients:
+                    ctx.out(f"  to        <{r.recipient}>  {r.status}, attempts {r.attempts}, "
+                            f"next {_when(r.next_attempt_at)}")
+                ctx.out("  attempts:" if log_lines else "  no attempts yet")
             for line in log_lines:
                 via = f" via {line.mx_host}" if line.mx_host else ""
                 tls = f" ({line.tls_version})" if line.tls_version else ""

@@ -5,7 +5,6 @@ which MX host to start with, and whether a DSN is due.  No reactor, no database.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
@@ -96,17 +95,12 @@ def reply_status(code: int, enhanced: Optional[str]) -> str:
 
 def split_reply_text(text: str) -> tuple[int, Optional[str], str]:
     """``"550 5.1.2 No such domain"`` (our own failure texts, mx.py) → (550, "5.1.2", text)."""
-    parts = text.split(" ", 2)
-    code = int(parts[0]) if parts and parts[0].isdigit() else 451
-    enhanced = parts[1] if len(parts) > 1 and parts[1][:1] in "245" and \
-        parts[1].count(".") == 2 else None
-    rest = parts[2] if enhanced and len(parts) > 2 else " ".join(parts[1:])
-    return code, enhanced, rest
-
-
-def group_claims_by_domain(domains: Sequence[str]) -> dict[str, list[int]]:
-    """Indices of ``domains`` grouped by lower-cased domain, first appearance first."""
-    groups: dict[str, list[int]] = {}
-    for index, domain in enumerate(domains):
-        groups.setdefault(domain.lower(), []).append(index)
-    return groups
+    words = text.split(" ")
+    code = 451
+    if words and len(words[0]) == 3 and words[0].isdigit():
+        code = int(words.pop(0))
+    enhanced = None
+    if words and words[0][:1] in "245" and words[0].count(".") == 2 and \
+            all(p.isdigit() for p in words[0].split(".")):
+        enhanced = words.pop(0)
+    return code, enhanced, " ".join(words)

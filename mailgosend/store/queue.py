@@ -274,6 +274,14 @@ def list_entries(conn: Connection, limit: int = 1000) -> list[QueueEntry]:
     return [QueueEntry(m, tuple(rcpts[m.id])) for m in messages]
 
 
+def history(conn: Connection, queue_id: int) -> list[LogLine]:
+    """Every attempt logged for ``queue_id``; it outlives the queue row."""
+    return [LogLine(r.attempted_at, r.recipient, r.status, r.code, r.text, r.mx_host,
+                    r.tls_version)
+            for r in conn.execute(select(delivery_log).where(delivery_log.c.queue_id == queue_id)
+                                  .order_by(delivery_log.c.id))]
+
+
 def get_entry(conn: Connection, queue_id: int) -> tuple[QueueEntry, list[LogLine]]:
     row = conn.execute(select(queue).where(queue.c.id == queue_id)).first()
     if row is None:
@@ -281,11 +289,7 @@ def get_entry(conn: Connection, queue_id: int) -> tuple[QueueEntry, list[LogLine
     rcpts = tuple(_recipient(r) for r in conn.execute(
         select(queue_recipients).where(queue_recipients.c.queue_id == queue_id)
         .order_by(queue_recipients.c.id)))
-    log = [LogLine(r.attempted_at, r.recipient, r.status, r.code, r.text, r.mx_host,
-                   r.tls_version)
-           for r in conn.execute(select(delivery_log).where(delivery_log.c.queue_id == queue_id)
-                                 .order_by(delivery_log.c.id))]
-    return QueueEntry(_message(row), rcpts), log
+    return QueueEntry(_message(row), rcpts), history(conn, queue_id)
 
 
 def retry_now(conn: Connection, queue_id: Optional[int], now: datetime) -> int:
