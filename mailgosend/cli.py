@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailgosend import cli_queue
 
     cli_queue.add_parsers(sub)
+    cli_dkim.add_parsers(sub)
     return parser
 
 
@@ -317,6 +318,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], None]] = {
     "domain": cmd_domain, "user": cmd_user, "alias": cmd_alias,
     "create-admin": cmd_create_admin, "migrate": cmd_migrate, "config": cmd_config,
     "queue": lambda ctx, args: _queue(ctx, args),
+    "dkim": cli_dkim.cmd_dkim,
 }
 
 
