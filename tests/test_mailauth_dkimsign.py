@@ -1,12 +1,11 @@
-"""mailauth.dkimsign: signatures verified by dkimpy and by Perl's Mail::DKIM; the signer's
-key cache and its reactor-side behaviour."""
+"""mailauth.dkimsign: signatures verified by dkimpy, by Perl's Mail::DKIM (RSA) and by the
+npm package mailauth (RSA and ed25519); the signer's key cache and its reactor-side
+behaviour."""
 
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +13,6 @@ import dkim  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
 from mailgosend.mailauth.dkimsign import (
@@ -25,6 +23,7 @@ from mailgosend.mailauth.dkimsign import (
     signing_domain,
 )
 from mailgosend.store.dkimkeys import KeyMaterial, SigningKey, new_key_material
+from tests.support.dkimcheck import Verdict, verify_with_mailauth, verify_with_perl
 from tests.support.dnsserver import serve_for_test
 
 NOW = 1_767_261_600  # 2026-01-01 10:00:00 UTC
@@ -311,32 +310,21 @@ class DKIMSignerTests(unittest.SynchronousTestCase):
         self.assertEqual(self.signature(broken), b"")
 
 
-# --- an implementation other than dkimpy: Perl's Mail::DKIM ------------------------------
-
-_PERL_SCRIPT = os.path.join(os.path.dirname(__file__), "support", "dkimverify.pl")
+# --- implementations other than dkimpy: Perl's Mail::DKIM and Node's mailauth ------------
 
 
 class MailDKIMTests(unittest.TestCase):
-    """Signatures checked by Mail::DKIM (Debian libmail-dkim-perl) against the test DNS."""
+    """RSA signatures checked by Mail::DKIM (Debian libmail-dkim-perl) against the test DNS.
+
+    Debian bookworm's Mail::DKIM (1.20230212) has no ed25519-sha256: MailauthTests
+    checks those."""
 
     def setUp(self) -> None:
-        if shutil.which("perl") is None:
-            self.fail("perl is missing: apt-get install -y perl libmail-dkim-perl")
         self.server = serve_for_test(self, ZONE)
 
-    @defer.inlineCallbacks
-    def mail_dkim(self, signed: bytes) -> Any:
+    def mail_dkim(self, signed: bytes) -> defer.Deferred[tuple[list[Verdict], bool]]:
         """([(result, domain, selector, algorithm, detail)], ed25519 supported?)."""
-        out, err, code = yield getProcessOutputAndValue(
-            "perl", [_PERL_SCRIPT, str(self.server.port)], env=dict(os.environ),
-            stdinBytes=signed)
-        if code != 0:
-            self.fail(f"dkimverify.pl exited {code}: {err.decode(errors='replace')}\n"
-                      "(Mail::DKIM missing? apt-get install -y libmail-dkim-perl)")
-        lines = [line.split("\t") for line in out.decode().splitlines()]
-        support = lines[0]
-        self.assertEqual(support[0], "ed25519-support")
-        return [tuple(line) for line in lines[1:]], support[1] == "yes"
+        return verify_with_perl(signed, self.server.port)
 
     @defer.inlineCallbacks
     def test_rsa_signature_passes_mail_dkim(self) -> Any:
@@ -374,13 +362,83 @@ class MailDKIMTests(unittest.TestCase):
             # RFC 8463 §1: a verifier without ed25519 must not fail the message for it.
             self.assertNotEqual(by_algorithm["ed25519-sha256"][0], "fail")
 
+
+class MailauthTests(unittest.TestCase):
+    """Signatures, ed25519-sha256 above all, checked by the npm package mailauth on Node.js
+    (tests/support/js; install: npm ci --prefix tests/support/js) against the test DNS.
+
+    mailauth reports a body hash mismatch as "neutral" (RFC 6376 §6.1.3 leaves the
+    wording to the verifier) and a bad header signature as "fail"."""
+
+    def setUp(self) -> None:
+        self.server = serve_for_test(self, ZONE)
+
+    def mailauth(self, signed: bytes) -> defer.Deferred[list[Verdict]]:
+        return verify_with_mailauth(signed, self.server.port)
+
     @defer.inlineCallbacks
-    def test_ed25519_signature_passes_mail_dkim(self) -> Any:
-        results, ed25519 = yield self.mail_dkim(sign(MESSAGE, [ED_KEY], NOW) + MESSAGE)
-        if not ed25519:
-            raise unittest.SkipTest(
-                "the installed Mail::DKIM has no ed25519-sha256 (Mail::DKIM::Algorithm::"
-                f"ed25519_sha256 appeared in 1.20230630; this one reports {results})")
+    def test_ed25519_signature_passes_mailauth(self) -> Any:
+        results = yield self.mailauth(sign(MESSAGE, [ED_KEY], NOW) + MESSAGE)
         self.assertEqual([r[:4] for r in results],
                          [("pass", "example.com", "mg202601e", "ed25519-sha256")])
 
+    @defer.inlineCallbacks
+    def test_rsa_signature_passes_mailauth(self) -> Any:
+        results = yield self.mailauth(sign(MESSAGE, [RSA_KEY], NOW) + MESSAGE)
+        self.assertEqual([r[:4] for r in results],
+                         [("pass", "example.com", "mg202601", "rsa-sha256")])
+
+    @defer.inlineCallbacks
+    def test_dual_signed_message_passes_mailauth_for_both(self) -> Any:
+        results = yield self.mailauth(sign(MESSAGE, [RSA_KEY, ED_KEY], NOW) + MESSAGE)
+        self.assertEqual([r[:4] for r in results],
+                         [("pass", "example.com", "mg202601", "rsa-sha256"),
+                          ("pass", "example.com", "mg202601e", "ed25519-sha256")])
+
+    @defer.inlineCallbacks
+    def test_dkim_signer_output_passes_mailauth(self) -> Any:
+        clock = Clock()
+        clock.advance(NOW)
+        runner = FakeRunner({"example.com": [RSA_KEY, ED_KEY]})
+        signer = DKIMSigner(runner, keyring=None,  # type: ignore[arg-type]
+                            workers=InlineWorkers(), clock=clock, cache_seconds=300)
+        fields = yield signer.signature_for(MESSAGE)
+        results = yield self.mailauth(fields + MESSAGE)
+        self.assertEqual([(r[0], r[3]) for r in results],
+                         [("pass", "rsa-sha256"), ("pass", "ed25519-sha256")])
+
+    @defer.inlineCallbacks
+    def test_relaxed_canonicalization_survives_relaying_for_mailauth(self) -> Any:
+        signed = sign(MESSAGE, [RSA_KEY, ED_KEY], NOW) + MESSAGE
+        relayed = (signed.replace(b"Subject: Quarterly numbers",
+                                  b"subject:   Quarterly\r\n\t numbers   ")
+                   .replace(b"attached.\r\n", b"attached.   \r\n\r\n\r\n"))
+        results = yield self.mailauth(relayed)
+        self.assertEqual([r[0] for r in results], ["pass", "pass"])
+
+    @defer.inlineCallbacks
+    def test_tampered_body_does_not_pass_mailauth(self) -> Any:
+        signed = sign(MESSAGE, [RSA_KEY, ED_KEY], NOW) + MESSAGE
+        results = yield self.mailauth(signed.replace(b"attached", b"lost"))
+        self.assertEqual([(r[0], r[3], r[4]) for r in results],
+                         [("neutral", "rsa-sha256", "body hash did not verify"),
+                          ("neutral", "ed25519-sha256", "body hash did not verify")])
+
+    @defer.inlineCallbacks
+    def test_tampered_signed_header_fails_mailauth(self) -> Any:
+        signed = sign(MESSAGE, [RSA_KEY, ED_KEY], NOW) + MESSAGE
+        results = yield self.mailauth(signed.replace(b"Quarterly", b"Yearly"))
+        self.assertEqual([(r[0], r[3]) for r in results],
+                         [("fail", "rsa-sha256"), ("fail", "ed25519-sha256")])
+
+    @defer.inlineCallbacks
+    def test_added_from_fails_mailauth_thanks_to_oversigning(self) -> Any:
+        evil = b"From: Mallory <ceo@example.com>\r\n"
+        results = yield self.mailauth(sign(MESSAGE, [ED_KEY], NOW) + evil + MESSAGE)
+        self.assertEqual([r[0] for r in results], ["fail"])
+
+    @defer.inlineCallbacks
+    def test_a_key_missing_from_dns_does_not_pass_mailauth(self) -> Any:
+        other = SigningKey("example.com", "absent", ED_KEY.algorithm, ED_KEY.private_key)
+        results = yield self.mailauth(sign(MESSAGE, [other], NOW) + MESSAGE)
+        self.assertEqual([r[:3] for r in results], [("neutral", "example.com", "absent")])
