@@ -264,8 +264,30 @@ KEYS: tuple[Key, ...] = tuple([
         "setups; real lists never list them).", "spam",
         pending=""),
     Key("GREYLIST_ENABLED", BOOL, "false",
-        "Greylist unknown (client, sender, recipient) triplets (RFC 6647).", "spam",
-        pending="greylisting is not built yet"),
+        "Greylist unknown (client network, sender, recipient) triplets on the inbound "
+        "listener (RFC 6647): the first attempt gets 451 4.7.1 at RCPT, a retry after "
+        "GREYLIST_DELAY_SECONDS is accepted. Never applies to authenticated submission.",
+        "spam"),
+    Key("GREYLIST_DELAY_SECONDS", INT, "300",
+        "How long a new triplet is deferred before a retry is accepted.", "spam",
+        minimum=0, maximum=86400),
+    Key("GREYLIST_RETRY_WINDOW_HOURS", FLOAT, "24",
+        "A triplet not retried successfully within this many hours starts over.", "spam",
+        minimum=1, maximum=720),
+    Key("GREYLIST_EXPIRE_DAYS", FLOAT, "35",
+        "A passed triplet (or client network) unused for this many days is forgotten.",
+        "spam", minimum=1, maximum=3650),
+    Key("GREYLIST_EXEMPT_NETWORKS", LIST, "127.0.0.0/8, ::1/128",
+        "Comma-separated client networks (CIDR) that are never greylisted; loopback by "
+        "default, for local scripts and filters.", "spam"),
+    Key("BAYES_MIN_TRAINED", INT, "20",
+        "A user's Bayesian classifier adds points to the spam score only after that user "
+        "has trained at least this many ham and this many spam messages (by moving mail "
+        "into or out of Junk).", "spam", minimum=1, maximum=1000000),
+    Key("BAYES_MAX_POINTS", FLOAT, "3.0",
+        "Most points the per-user Bayesian classifier adds for near-certain spam (it takes "
+        "off at most half as many for near-certain ham); 0 turns it off.", "spam",
+        minimum=0, maximum=100),
     Key("DNS_PRIMARY", NAMESERVER, "",
         "DNS server (host or host:port) for SPF, DKIM, DMARC, DNSBL and MX lookups; "
         "empty uses /etc/resolv.conf.", "spam"),
@@ -274,26 +296,36 @@ KEYS: tuple[Key, ...] = tuple([
     # --- delivery -----------------------------------------------------------
     Key("QUEUE_RETRY_MINS", INTLIST, "5,10,30,60,120,240",
         "Minutes to wait before each retry of a temporarily failed delivery; the last "
-        "step repeats.", "delivery", aliases=("QUEUE_RETRY_MIN",),
-        pending="outbound delivery is not built yet"),
+        "step repeats.", "delivery", aliases=("QUEUE_RETRY_MIN",)),
     Key("QUEUE_MAX_AGE_HOURS", FLOAT, "120",
         "A message still undelivered after this many hours is bounced.", "delivery",
-        aliases=("QUEUE_MAX_AGE_H",), minimum=1, maximum=8760,
-        pending="outbound delivery is not built yet"),
+        aliases=("QUEUE_MAX_AGE_H",), minimum=1, maximum=8760),
     Key("DELIVERY_PORT", PORT, "25",
-        "Port used to reach other domains' MX hosts.", "delivery", minimum=1, maximum=65535,
-        pending="outbound delivery is not built yet"),
+        "Port used to reach other domains' MX hosts.", "delivery", minimum=1, maximum=65535),
     Key("RELAY_HOST", HOSTPORT, "",
         "Smarthost (host:port) for all outbound mail, for providers that block port 25; "
-        "empty delivers directly to MX hosts.", "delivery",
-        pending="outbound delivery is not built yet"),
-    Key("RELAY_USER", STR, "", "Login for RELAY_HOST (AUTH is only sent over TLS).", "delivery",
-        pending="outbound delivery is not built yet"),
-    Key("RELAY_PASSWORD", STR, "", "Password for RELAY_USER.", "delivery",
-        pending="outbound delivery is not built yet"),
+        "empty delivers directly to MX hosts.", "delivery"),
+    Key("RELAY_USER", STR, "", "Login for RELAY_HOST (AUTH is only sent over TLS).", "delivery"),
+    Key("RELAY_PASSWORD", STR, "", "Password for RELAY_USER.", "delivery"),
+    Key("RELAY_CA_FILE", PATH, "",
+        "Extra CA certificates (PEM) trusted for RELAY_HOST's certificate; empty trusts "
+        "the system store only.  With RELAY_USER set the smarthost's certificate must "
+        "verify for its host name, or no password is sent.", "delivery"),
+    Key("DELIVERY_BIND", ADDRESS, "",
+        "Source address for outbound SMTP connections (the address your SPF record "
+        "names); empty lets the system choose.", "delivery"),
+    Key("DELIVERY_CONCURRENCY", INT, "20",
+        "Outbound SMTP sessions open at once, all destinations together.", "delivery",
+        minimum=1, maximum=1000),
+    Key("DELIVERY_DESTINATION_CONCURRENCY", INT, "5",
+        "Outbound SMTP sessions open at once to one destination domain.", "delivery",
+        minimum=1, maximum=100),
+    Key("DELIVERY_PAUSED", BOOL, "false",
+        "Keep outbound mail queued without attempting delivery (maintenance); "
+        "`mailgosend queue retry-all` after setting it back.", "delivery"),
     Key("DELAY_WARNING_HOURS", FLOAT, "4",
         "Send the sender a delay notice after this many hours (0 = never).", "delivery",
-        minimum=0, maximum=8760, pending="outbound delivery is not built yet"),
+        minimum=0, maximum=8760),
     # --- logging ------------------------------------------------------------
     Key("LOG_LEVEL", LOGLEVEL, "info", "debug, info, warn, error or critical.", "logging"),
     Key("LOG_FILE", PATH, "",

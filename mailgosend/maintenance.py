@@ -1,7 +1,8 @@
 """Periodic housekeeping (DESIGN.md §3): expunged messages are soft-deleted
 rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
 until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
-any more (and spool files of crashed deliveries) are removed.
+any more (and spool files of crashed deliveries) are removed.  Greylist rows
+past their retry window or expiry go in the same hourly run (RFC 6647 §6).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailgosend.db.runner import DatabaseRunner
+from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
 from mailgosend.store.messages import purge_expunged
 
@@ -30,6 +32,9 @@ class MaintenanceService(Service):
         self._blobs = blob_store
         self._clock = clock
         self._loop: Optional[task.LoopingCall] = None
+        # service.py sets the configured policy when greylisting is on; the defaults
+        # still clear rows left from a time it was on.
+        self.greylist_policy = greylist.GreylistPolicy()
 
     def startService(self) -> None:
         super().startService()
@@ -50,10 +55,11 @@ class MaintenanceService(Service):
             rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
+            triplets = yield self._runner.write(greylist.purge, now, self.greylist_policy)
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
-        if rows or blobs:
-            log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s)",
-                     rows=rows, blobs=blobs)
+        if rows or blobs or triplets:
+            log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
+                     "{triplets} greylist entries", rows=rows, blobs=blobs, triplets=triplets)
         return rows, blobs

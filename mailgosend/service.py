@@ -34,6 +34,7 @@ from mailgosend.events import Events
 from mailgosend.mailauth.resolver import install_spf_resolver, make_resolver
 from mailgosend.smtp.backend import MailBackend
 from mailgosend.spam.bayes import BayesTrainer
+from mailgosend.spam.greylist import Greylist, GreylistPolicy
 from mailgosend.smtp.factory import SMTPLimits, SMTPServerFactory
 from mailgosend.smtp.pipeline.checks import CheckSettings
 from mailgosend.smtp.pipeline.delivery import Delivery
@@ -223,6 +224,7 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
+    _add_delivery(wiring)
     if config.listener("admin").active:
         wiring.listen("admin", health_site(runner))
     return root
@@ -265,9 +267,16 @@ def _add_smtp_listeners(w: Wiring) -> None:
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
                                workers=w.workers, delivery=delivery, runner=w.runner,
-                               clock=w.reactor, spool_dir=w.spool_dir)
+                               clock=w.reactor, spool_dir=w.spool_dir, keyring=w.keyring)
+    greylist = None
+    if config["GREYLIST_ENABLED"] and config.listener("smtp").active:
+        policy = GreylistPolicy.from_config(config)
+        greylist = Greylist(w.runner, w.keyring, policy, w.reactor)
+        w.root.components["greylist"] = greylist
+        w.root.getServiceNamed("maintenance").greylist_policy = policy
     backend = MailBackend(runner=w.runner, portal=w.portal, bans=w.bans, pipeline=pipeline,
-                          default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir)
+                          default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir,
+                          greylist=greylist)
     limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
                         max_recipients=config["MAX_RECIPIENTS"],
                         max_connections=config["MAX_CONNECTIONS"],
@@ -284,6 +293,31 @@ def _add_smtp_listeners(w: Wiring) -> None:
             continue
         factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
         w.listen(name, factory, tls if kind == "smtps" else None)
+
+
+def _add_delivery(w: Wiring) -> None:
+    """The outbound queue worker; woken by every commit that queues mail.  Added last, so it
+    stops first: no delivery is started once the listeners and database begin to close."""
+    from datetime import timedelta
+
+    from mailgosend.delivery.bounces import Bouncer
+    from mailgosend.delivery.worker import DeliverySettings, QueueService, node_name
+    from mailgosend.mailauth.dkimsign import DKIMSigner
+
+    config = w.config
+    settings = DeliverySettings.from_config(config)
+    bouncer = Bouncer(runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
+                      workers=w.workers, events=w.events, hostname=config["HOSTNAME"],
+                      delay_warning_hours=config["DELAY_WARNING_HOURS"],
+                      max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
+    worker = QueueService(
+        settings=settings, runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
+        workers=w.workers, resolver=make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"]),
+        signer=DKIMSigner(w.runner, w.keyring, w.workers, clock=w.reactor), bouncer=bouncer,
+        clock=w.reactor, node=node_name(config))
+    worker.setServiceParent(w.root)
+    w.root.components["delivery"] = worker
+    w.events.watch_queue(worker.wake)
 
 
 def _mailbox_listeners(w: Wiring, plain: str, implicit: str,

@@ -298,6 +298,43 @@ class PointsTests(unittest.TestCase):
             self.assertRaises(ValueError, bayes.points, 0.9, bad_max)
 
 
+class BayesHitBoundTests(unittest.TestCase):
+    """What one recipient's classifier can add: within [-max/2, +max], whatever p is."""
+
+    def test_points_per_probability(self) -> None:
+        cases = [
+            # (probability, max points, hit name, points)
+            (None, 3.0, None, None),
+            (1.0, 3.0, "BAYES_99", 3.0),
+            (0.999, 3.0, "BAYES_99", 3.0),
+            (0.99, 3.0, "BAYES_99", 3.0),
+            (0.745, 3.0, "BAYES_74", 1.5),
+            (0.5, 3.0, "BAYES_50", 0.0),
+            (0.3, 3.0, "BAYES_30", 0.0),
+            (0.2, 3.0, "BAYES_20", 0.0),
+            (0.01, 3.0, "BAYES_01", -1.5),
+            (0.0, 3.0, "BAYES_00", -1.5),
+            (1.0, 5.0, "BAYES_99", 5.0),
+            (0.0, 5.0, "BAYES_00", -2.5),
+            (1.0, 0.0, "BAYES_99", 0.0),
+        ]
+        for probability, max_points, name, points in cases:
+            hit = bayes.bayes_hit(probability, max_points)
+            if name is None:
+                self.assertIsNone(hit)
+                continue
+            assert hit is not None
+            self.assertEqual((hit.name, hit.points), (name, points), probability)
+
+    def test_bound_holds_over_the_whole_range(self) -> None:
+        for max_points in (0.0, 1.0, 3.0, 7.5):
+            for i in range(1001):
+                hit = bayes.bayes_hit(i / 1000, max_points)
+                assert hit is not None
+                self.assertGreaterEqual(hit.points, -max_points / 2)
+                self.assertLessEqual(hit.points, max_points)
+
+
 def load_corpus(label: str) -> list[bytes]:
     box = mailbox.mbox(os.path.join(CORPUS, f"{label}.mbox"), create=False)
     try:

@@ -19,7 +19,7 @@ import random
 import secrets
 import socket
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
@@ -320,6 +320,11 @@ class QueueService(Service):
             await self._sessions.acquire()
             try:
                 await self._deliver_over_one_connection(job, destinations)
+            except Exception:
+                # A bug, not a peer's doing: defer what waits (recorded, so nothing spins
+                # or is lost) and let the next scan try again after the retry step.
+                log.failure("delivery: session to {domain} failed", domain=job.key)
+                await self._fail_all(job, "451 4.3.0 Local error in the delivery worker")
             finally:
                 self._sessions.release()
         finally:
@@ -370,14 +375,26 @@ class QueueService(Service):
             if self._stopping:
                 break
             last_host = host
+            settings = self._client_settings()
             try:
-                session = await self._connect(self._clock, address, destinations.port,
-                                              host.name, self._client_settings())
+                try:
+                    session = await self._connect(self._clock, address, destinations.port,
+                                                  host.name, settings)
+                except smtp_client.SessionFailed as exc:
+                    if not (exc.tls_failed and settings.tls == "may"):
+                        raise
+                    # Postfix's "may": a handshake that fails is retried in clear, as if
+                    # STARTTLS had not been offered (RFC 7435 §4).
+                    log.info("delivery: TLS handshake with {host} [{address}] failed; "
+                             "retrying without TLS", host=host.name, address=address)
+                    session = await self._connect(self._clock, address, destinations.port,
+                                                  host.name, replace(settings, tls="none"))
             except smtp_client.SessionFailed as exc:
-                why = f"{exc.reply.code} {exc.reply.enhanced or ''} {host.name} [{address}]: " \
-                      f"{exc.reply.text}".replace("  ", " ")
+                reply = exc.reply
+                why = f"{reply.code} {reply.enhanced + ' ' if reply.enhanced else ''}" \
+                      f"{host.name} [{address}]: {reply.text}"
                 log.info("delivery: {host} [{address}] not usable: {why}", host=host.name,
-                         address=address, why=exc.reply.text)
+                         address=address, why=reply.text)
                 continue
             if session.tls_note:
                 log.info("delivery: TLS with {host}: {note}", host=host.name,
@@ -430,13 +447,14 @@ class QueueService(Service):
             sender=message.sender,
             recipients=tuple(smtp_client.Recipient(r.recipient, r.notify, r.orcpt)
                              for r in claim.recipients),
-            size=message.size + len(source.prefix), smtputf8=message.smtputf8,
+            size=message.size, smtputf8=message.smtputf8,
             body_8bit=message.body_8bit, envid=message.envid, ret=message.ret)
         try:
             result = await session.send(envelope, source)
         finally:
             source.close()
-        replies = {r.id: result.recipients.get(r.recipient) for r in claim.recipients}
+        by_address = {res.recipient.address: res.reply for res in result.results}
+        replies = {r.id: by_address.get(r.recipient) for r in claim.recipients}
         await self._record(claim, None, None, replies, host_name, session.tls_version)
         return bool(result.session_lost)
 

@@ -10,7 +10,10 @@ Policy only; the protocol (protocol.py) and the receive pipeline
   sub-address or an alias of it → ``553 5.7.1`` otherwise (RFC 6409 §6.1);
 - inbound: recipients must be in a local domain (``550 5.7.1`` relay denied)
   and exist (``550 5.1.1``); a mailbox that cannot take the declared size
-  gets ``452 4.2.2`` (RFC 3463 §3.3).
+  gets ``452 4.2.2`` (RFC 3463 §3.3);
+- inbound with greylisting on: an accepted recipient of an unknown
+  (client, sender, recipient) triplet gets ``451 4.7.1`` (RFC 6647 §4.1),
+  after the checks above, so refused recipients never create greylist state.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.pipeline.spool import SpoolSink
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
+from mailgosend.spam.greylist import Action, Greylist
 from mailgosend.store import accounts
 from mailgosend.store.addresses import AddressError, parse_address
 
@@ -73,8 +77,9 @@ def _check_recipient(conn: Connection, address: str, size: int,
 class MailBackend:
     def __init__(self, *, runner: DatabaseRunner, portal: Any, bans: BanCache,
                  pipeline: ReceivePipeline, default_domain: str,
-                 spool_dir: Optional[str] = None) -> None:
+                 spool_dir: Optional[str] = None, greylist: Optional[Greylist] = None) -> None:
         self._runner = runner
+        self._greylist = greylist
         self._portal = portal
         self._bans = bans
         self._pipeline = pipeline
@@ -123,7 +128,25 @@ class MailBackend:
                                          session.listener in SUBMISSION)
         if isinstance(result, SMTPReply):
             raise result
+        if self._greylist is not None:
+            yield self._check_greylist(session, address)
         session.resolved[address] = result
+        return None
+
+    @defer.inlineCallbacks
+    def _check_greylist(self, session: SMTPSession, address: str) -> Any:
+        greylist = self._greylist
+        assert greylist is not None
+        if greylist.exemption(session.listener, session.authenticated, session.peer_ip):
+            return None
+        outcome = yield greylist.check(session.peer_ip, session.mail_from or "", address)
+        if outcome.action is Action.DEFER:
+            log.info("smtp {sid} recipient greylisted ({reason})", sid=session.session_id,
+                     reason=outcome.reason)
+            # RFC 6647 §4.1: a temporary failure at RCPT; 4.7.1 per RFC 3463 §3.8.
+            raise SMTPReply(451, "4.7.1", "Greylisted: first attempts from new senders are "
+                                          "deferred; please try again in "
+                                          f"{max(1, round(outcome.retry_in))} seconds")
         return None
 
     def begin_message(self, session: SMTPSession) -> IMessageSink:

@@ -18,8 +18,12 @@ every user's statistics afresh (old hashes no longer match anything).
 Only the first ``MAX_SCAN`` bytes of a message are read, and at most ``MAX_TOKENS`` distinct
 tokens counted: bounded work per message however large or hostile it is.
 
-The pure part ends at ``points``; ``BayesTrainer`` (the IMAP Junk hook) and
-``spam_probability`` (for the SMTP pipeline) are the edge that reads blobs and statistics.
+The pure part ends at ``bayes_hit``; ``BayesTrainer`` (the IMAP Junk hook) and
+``user_probabilities`` (for the SMTP pipeline: one message's tokens, every trained recipient)
+are the edge that reads blobs and statistics.
+
+At delivery (smtp/pipeline/process.py) a recipient's points are added to the message's shared
+score for that recipient only, as a ``BAYES_<percent>`` hit in that copy's X-Spam-Report.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -49,15 +53,16 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.db.schema import messages
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef
+from mailgosend.spam.rules import Hit
 from mailgosend.store import bayes as stats
 from mailgosend.store.accounts import User, find_user_by_id
 from mailgosend.store.blobs import BlobNotFound, BlobStore
 from mailgosend.store.messages import RawSource
 
 __all__ = ["KEY_PURPOSE", "MAX_DISCRIMINATORS", "MAX_SCAN", "MAX_TOKENS", "MIN_MESSAGES",
-           "BayesTrainer", "chi2q", "classify", "fisher_combine", "hash_tokens",
+           "BayesTrainer", "bayes_hit", "chi2q", "classify", "fisher_combine", "hash_tokens",
            "message_digest", "points", "spam_probability", "token_probability", "tokenize",
-           "user_key"]
+           "user_key", "user_probabilities"]
 
 KEY_PURPOSE = "bayes-token"
 MAX_SCAN = 64 * 1024
@@ -340,6 +345,19 @@ def points(probability: Optional[float], max_points: float = 3.0) -> float:
     return 0.0
 
 
+def bayes_hit(probability: Optional[float], max_points: float = 3.0) -> Optional[Hit]:
+    """The rules-table entry of a recipient's Bayes verdict, or None without an opinion.
+
+    Named like SpamAssassin's (``BAYES_00`` ... ``BAYES_99``, the probability in percent,
+    rounded down) and worth ``points(probability, max_points)``, which may be 0 (unsure) or
+    negative (ham): the report then still shows that the classifier was asked.
+    """
+    if probability is None:
+        return None
+    worth = points(probability, max_points)
+    return Hit(f"BAYES_{min(99, int(probability * 100)):02d}", worth)
+
+
 # --- the edge: statistics and messages from the database ------------------------------------
 
 def _training_material(conn: Connection, keyring: KeyRing, blob_store: BlobStore,
@@ -422,4 +440,32 @@ async def spam_probability(runner: DatabaseRunner, keyring: KeyRing, user: User,
     source = raw_message[:MAX_SCAN] if isinstance(raw_message, bytes) else raw_message
     result: Optional[float] = await runner.read(_probability, keyring, user, source,
                                                 min_messages)
+    return result
+
+
+def _user_probabilities(conn: Connection, keyring: KeyRing, users: Sequence[User],
+                        tokens: Sequence[str], min_messages: int) -> dict[int, float]:
+    found: dict[int, float] = {}
+    for user in users:
+        trained = stats.totals(conn, user.id)
+        if min(trained.ham_messages, trained.spam_messages) < max(min_messages, 1):
+            continue
+        hashed = hash_tokens(user_key(keyring, user.uuid), tokens)
+        probability = classify(stats.token_counts(conn, user.id, hashed), trained.ham_messages,
+                               trained.spam_messages, min_messages=min_messages)
+        if probability is not None:
+            found[user.id] = probability
+    return found
+
+
+async def user_probabilities(runner: DatabaseRunner, keyring: KeyRing, users: Sequence[User],
+                             tokens: Sequence[str], *, min_messages: int = MIN_MESSAGES
+                             ) -> dict[int, float]:
+    """Each recipient's Bayes verdict on one message, from its ``tokenize`` tokens (made once,
+    in the worker pool): ``{user id: probability}`` for the users trained enough.  Hashing
+    under each user's key and the lookups run in one database reader job."""
+    if not users or not tokens:
+        return {}
+    result: dict[int, float] = await runner.read(_user_probabilities, keyring, list(users),
+                                                 list(tokens), min_messages)
     return result

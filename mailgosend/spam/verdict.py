@@ -19,6 +19,10 @@ class SpamVerdict:
     def is_spam(self) -> bool:
         return bool(self.forced) or self.score >= self.threshold
 
+    def plus(self, hits: Sequence[Hit]) -> "SpamVerdict":
+        """The verdict with more hits (a recipient's Bayes points), same threshold and policy."""
+        return combine(self.hits + tuple(hits), self.threshold, self.forced)
+
     def headers(self) -> list[tuple[str, str]]:
         """``X-Spam-Score`` and ``X-Spam-Report`` (rule names and points, no content)."""
         report = ", ".join(f"{h.name}={h.points:g}" for h in self.hits) or "none"

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from mailgosend.db.schema import bayes_seen, bayes_tokens, bayes_totals
 
 __all__ = ["DIGEST_SIZE", "TOKEN_SIZE", "BayesTotals", "TrainOutcome", "forget_message",
-           "learn", "token_counts", "totals", "train_message", "unlearn"]
+           "learn", "token_counts", "totals", "train_message", "trained_users", "unlearn"]
 
 TOKEN_SIZE = 8
 DIGEST_SIZE = 16
@@ -178,6 +178,19 @@ def totals(conn: Connection, user_id: int) -> BayesTotals:
     if row is None:
         return BayesTotals(0, 0, None)
     return BayesTotals(row.ham_messages, row.spam_messages, row.updated_at)
+
+
+def trained_users(conn: Connection, user_ids: Iterable[int], min_messages: int) -> set[int]:
+    """Which of these users trained at least ``min_messages`` ham and as many spam: the
+    only ones whose classifier has an opinion (one query for all recipients)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return set()
+    floor = max(min_messages, 1)
+    t = bayes_totals.c
+    rows = conn.execute(select(t.user_id).where(
+        t.user_id.in_(ids), t.ham_messages >= floor, t.spam_messages >= floor))
+    return {row.user_id for row in rows}
 
 
 def _seen_key(user_id: int, digest: bytes) -> ColumnElement[bool]:

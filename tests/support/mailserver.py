@@ -30,25 +30,39 @@ HOSTNAME = "mx.mailgo.test"
 
 
 class MailServer:
-    def __init__(self, directory: str, dns_records: Optional[dict[str, Any]] = None,
+    def __init__(self, directory: str, dns_records: Optional[dict[str, Any]] = None, *,
+                 dns: Optional[TestDNSServer] = None, hostname: str = HOSTNAME,
+                 bind: str = "127.0.0.1", ports: Optional[dict[str, int]] = None,
                  **settings: Any) -> None:
+        """``dns``: a server shared with other instances (started and stopped by the
+        caller); ``bind``/``ports``: where to listen (two instances on 127.0.0.2 and
+        127.0.0.3 share SMTP port numbers so that each finds the other on DELIVERY_PORT).
+        Outbound delivery is paused unless DELIVERY_PAUSED="false" is passed."""
         self.directory = os.path.abspath(directory)
-        self.dns = TestDNSServer(dns_records or {})
+        self._own_dns = dns is None
+        self.dns = dns if dns is not None else TestDNSServer(dns_records or {})
+        self.hostname = hostname
+        self.bind = bind
         names = ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
         self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports.update(ports or {})
         self.settings = settings
         self.root: Any = None
 
     @defer.inlineCallbacks
     def start(self) -> Any:
-        self.dns.start()
+        if self._own_dns:
+            self.dns.start()
         self.ca = make_ca(os.path.join(self.directory, "pki"))
-        cert, key = make_cert(os.path.join(self.directory, "pki"), [HOSTNAME, "localhost", "127.0.0.1"],
-                              ca=self.ca)
+        cert, key = make_cert(os.path.join(self.directory, "pki"),
+                              [self.hostname, "localhost", self.bind], ca=self.ca)
         values: dict[str, Any] = {f"{name}_PORT": port for name, port in self.ports.items()}
-        values.update(HOSTNAME=HOSTNAME, DEFAULT_DOMAIN="example.com", TLS_MODE="file",
+        values.update(HOSTNAME=self.hostname, DEFAULT_DOMAIN="example.com", TLS_MODE="file",
                       TLS_CERT=cert, TLS_KEY=key, DNS_PRIMARY=self.dns.nameserver,
-                      DNSBL_ZONES="", DNSBL_CHECK_PRIVATE="true", BRUTE_MAX_TRIES="50")
+                      DNSBL_ZONES="", DNSBL_CHECK_PRIVATE="true", BRUTE_MAX_TRIES="50",
+                      DELIVERY_PAUSED="true")
+        if self.bind != "127.0.0.1":
+            values.update(BIND_ADDRESS=self.bind)
         values.update(self.settings)
         self.config = make_config(os.path.join(self.directory, "server"), **values)
         self.root = makeService(self.config, reactor=reactor)
@@ -61,7 +75,8 @@ class MailServer:
     def stop(self) -> Any:
         if self.root is not None and self.root.running:
             yield self.root.stopService()
-        yield self.dns.stop()
+        if self._own_dns:
+            yield self.dns.stop()
 
     # --- accounts ----------------------------------------------------------------
     def now(self) -> datetime:

@@ -37,12 +37,17 @@ class CheckSettings:
     dnsbl_zones: tuple[str, ...]
     dnsbl_private: bool
     spam_threshold: float
+    # The per-user Bayesian classifier (spam/bayes.py): silent until the user trained this
+    # many ham and spam messages; its points are within [-max/2, +max], 0 turns it off.
+    bayes_min_trained: int = 20
+    bayes_max_points: float = 3.0
 
     @classmethod
     def from_config(cls, config: Any) -> "CheckSettings":
         return cls(config["HOSTNAME"], config["SPAM_CHECK_SPF"], config["SPAM_CHECK_DKIM"],
                    config["SPAM_CHECK_DMARC"], tuple(config["DNSBL_ZONES"]),
-                   config["DNSBL_CHECK_PRIVATE"], config["SPAM_THRESHOLD"])
+                   config["DNSBL_CHECK_PRIVATE"], config["SPAM_THRESHOLD"],
+                   config["BAYES_MIN_TRAINED"], config["BAYES_MAX_POINTS"])
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,11 @@ class CheckOutcome:
     reject: Optional[str] = None      # DMARC p=reject and SPAM_CHECK_DMARC: refuse with this text
     notes: tuple[str, ...] = field(default=())
 
-    def new_headers(self) -> list[str]:
-        """Header lines (no CRLF) to put above the message, after the Received line."""
+    def new_headers(self, verdict: Optional[SpamVerdict] = None) -> list[str]:
+        """Header lines (no CRLF) to put above the message, after the Received line;
+        ``verdict`` replaces the shared one in a recipient's own copy."""
         lines = [f"Authentication-Results: {self.auth_results}"]
-        lines += [f"{name}: {value}" for name, value in self.verdict.headers()]
+        lines += [f"{name}: {value}" for name, value in (verdict or self.verdict).headers()]
         return lines
 
 

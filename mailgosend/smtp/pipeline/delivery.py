@@ -7,14 +7,21 @@ worker pool before the transaction; the transaction only records rows.  A
 local recipient whose quota no longer has room at this point fails the whole
 message with ``452 4.2.2`` and nothing is stored for anybody, so a retry by
 the client never duplicates mail for the others.
+
+Each user's copy is sealed separately anyway, so a copy may start with its own
+first header lines (the per-user spam verdict of the Bayesian classifier): a
+*variant prefix* replaces the stored file's shared prefix for that owner, and
+that copy's structure is analysed from its own bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, BinaryIO, Optional, Sequence, cast
+from typing import IO, AbstractSet, Any, BinaryIO, Iterator, Mapping, Optional, Sequence, cast
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -35,6 +42,8 @@ from mailgosend.store.mimeinfo import analyse
 log = Logger()
 
 QUEUE_OWNER = "queue"   # crypto owner of outbound queue blobs (not a user's key)
+# A variant copy up to this size is assembled in memory; larger ones in a spool file.
+VARIANT_IN_MEMORY = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,12 +113,15 @@ class Delivery:
             self._blobs.discard(blob, unreferenced=True)
 
     async def commit(self, session: SMTPSession, targets: Targets,
-                     sealed: dict[str, tuple[SealedBlob, bytes]], is_spam: bool,
+                     sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
                      now: datetime) -> str:
-        """One transaction for every copy and queue row; returns the id quoted in the 250."""
+        """One transaction for every copy and queue row; returns the id quoted in the 250.
+
+        ``junk``: the ids of the local users whose copy is filed in Junk (the spam verdict
+        is per user: the shared score plus that user's Bayesian points)."""
         try:
             delivered = await self._runner.write(
-                self._record, session, targets, sealed, is_spam, now)
+                self._record, session, targets, sealed, junk, now)
         except BaseException as exc:
             # A refused job was rolled back for certain; after any other failure the COMMIT
             # may still have happened, so files are left for the purge step.
@@ -128,24 +140,39 @@ class Delivery:
             self._events.publish_queued()
         return session.transaction_id or session.session_id
 
-    def seal_all(self, handle: IO[bytes], targets: Targets) -> dict[str, tuple[SealedBlob, bytes]]:
+    def seal_all(self, handle: IO[bytes], targets: Targets,
+                 variants: Optional[Mapping[str, bytes]] = None, shared_prefix: int = 0,
+                 spool_dir: Optional[str] = None) -> dict[str, tuple[SealedBlob, bytes]]:
         """Worker thread: analyse the stored form once, seal a copy per user and one for
-        the queue (each under its owner's key)."""
-        handle.seek(0, 2)
-        if handle.tell() == 0:
-            info = analyse(b"").to_json()
-        else:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                info = analyse(mapped).to_json()  # type: ignore[arg-type]
+        the queue (each under its owner's key).
+
+        ``variants`` maps an owner's uuid to the header lines its copy starts with instead
+        of the file's first ``shared_prefix`` bytes; such a copy is assembled (in memory, or
+        in ``spool_dir`` when large) and analysed on its own.
+        """
+        variants = variants or {}
+        info = _analysed(handle)
         owners = [user.uuid for user in targets.local]
         if targets.remote:
             owners.append(QUEUE_OWNER)
         sealed: dict[str, tuple[SealedBlob, bytes]] = {}
         try:
             for owner in owners:
-                handle.seek(0)
-                blob = self._blobs.seal(self._keyring, owner, cast(BinaryIO, handle))
-                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, info))
+                prefix = variants.get(owner)
+                if prefix is None:
+                    handle.seek(0)
+                    blob = self._blobs.seal(self._keyring, owner, cast(BinaryIO, handle))
+                    meta = info
+                else:
+                    with _variant(prefix, handle, shared_prefix, spool_dir) as copy:
+                        if isinstance(copy, bytes):
+                            meta = analyse(copy).to_json()
+                            blob = self._blobs.seal(self._keyring, owner, copy)
+                        else:
+                            meta = _analysed(copy)
+                            copy.seek(0)
+                            blob = self._blobs.seal(self._keyring, owner, cast(BinaryIO, copy))
+                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, meta))
         except BaseException:
             for blob, _ in sealed.values():
                 self._blobs.discard(blob, unreferenced=True)
@@ -153,11 +180,11 @@ class Delivery:
         return sealed
 
     def _record(self, conn: Connection, session: SMTPSession, targets: Targets,
-                sealed: dict[str, tuple[SealedBlob, bytes]], is_spam: bool,
+                sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
                 now: datetime) -> list[Delivered]:
         delivered = []
-        role = "junk" if is_spam else "inbox"
         for user in targets.local:
+            role = "junk" if user.id in junk else "inbox"
             blob, meta = sealed[user.uuid]
             delivered.append(deliver(conn, user, role, blob, meta, (), now, now,
                                      blob_store=self._blobs))
@@ -183,3 +210,31 @@ class Delivery:
                  attempts=0, next_attempt_at=now, updated_at=now, created_at=now)
             for rcpt in recipients])
         return queue_id
+
+
+
+def _analysed(handle: IO[bytes]) -> bytes:
+    """The structure of a spool file, as stored JSON (mmap: no copy of a large message)."""
+    handle.seek(0, 2)
+    if handle.tell() == 0:
+        return analyse(b"").to_json()
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        return analyse(mapped).to_json()  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _variant(prefix: bytes, handle: IO[bytes], start: int, spool_dir: Optional[str]
+             ) -> Iterator[bytes | IO[bytes]]:
+    """``prefix`` followed by the file from ``start``: bytes, or a spool file when large."""
+    handle.seek(0, 2)
+    size = len(prefix) + handle.tell() - start
+    handle.seek(start)
+    if size <= VARIANT_IN_MEMORY:
+        yield prefix + handle.read()
+        return
+    with tempfile.TemporaryFile(dir=spool_dir or None) as out:
+        out.write(prefix)
+        while chunk := handle.read(1024 * 1024):
+            out.write(chunk)
+        out.flush()
+        yield out

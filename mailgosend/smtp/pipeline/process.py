@@ -4,6 +4,15 @@ The ``250`` comes only from here and only after delivery.py reports every
 copy and queue row committed (DESIGN.md §3).  Anything unexpected becomes a
 temporary ``451``: the client keeps the message and retries, so nothing we
 failed to store is ever lost.
+
+The spam verdict is per local recipient: the message's shared score (rules,
+SPF/DKIM/DMARC, DNSBL) plus the points of that recipient's Bayesian classifier
+(DESIGN.md §6), once the recipient has trained it (BAYES_MIN_TRAINED).  Only
+those recipients cost anything: one query finds them; the message is
+tokenised once, in the worker job that runs the checks; their statistics are
+read in one database job; and each of their copies gets its own X-Spam-*
+lines (delivery.py seals every user's copy separately anyway).  A failed
+lookup only means the message is scored without Bayes.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import mmap
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import AbstractSet, Any, Mapping, Optional, Sequence
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -30,6 +39,10 @@ from mailgosend.smtp.pipeline.received import received_header
 from mailgosend.smtp.pipeline.spool import SpooledMessage
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
+from mailgosend.spam import bayes
+from mailgosend.spam.rules import Hit
+from mailgosend.store import bayes as bayes_stats
+from mailgosend.store.accounts import User
 from mailgosend.store.mimeinfo import MessageInfo, analyse
 
 log = Logger()
@@ -41,9 +54,17 @@ class Prepared:
     the checks' outcome, and one sealed copy per owner, ready for the transaction."""
 
     size: int
-    is_spam: bool
+    junk: AbstractSet[int]          # ids of the local users whose copy goes to Junk
     outcome: Optional[CheckOutcome]
     sealed: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks found, and the Bayes tokens when a recipient has a classifier."""
+
+    outcome: Optional[CheckOutcome]
+    tokens: tuple[str, ...] = ()
 
 
 def _structure(message: SpooledMessage) -> MessageInfo:
@@ -54,25 +75,56 @@ def _structure(message: SpooledMessage) -> MessageInfo:
         return analyse(mapped)  # type: ignore[arg-type]
 
 
-def prepare(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
-            resolver: Any, now: datetime, spool_dir: Optional[str], delivery: Delivery,
-            targets: Targets) -> Prepared:
-    """Checks, headers and sealing in ONE worker-thread job (blocking DNS, AES, disk I/O)."""
+def check(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
+          resolver: Any, now: datetime, want_tokens: bool = False) -> Checked:
+    """Worker thread: mail authentication and the shared spam score (inbound only), and the
+    message's Bayes tokens if ``want_tokens`` (tokenised once for every recipient)."""
+    if session.listener != "inbound":
+        return Checked(None)
+    full = (lambda: message.read_all() if message.size <= FULL_CHECK_MAX_SIZE else None)
+    outcome = run_checks(CheckInput(session.peer_ip, session.helo or "",
+                                    session.mail_from or "", message.header_block(),
+                                    _structure(message), now, full),
+                         settings, resolver)
+    tokens: tuple[str, ...] = ()
+    if want_tokens and not refused(outcome, settings):
+        message.handle.seek(0)
+        tokens = tuple(bayes.tokenize(message.handle.read(bayes.MAX_SCAN)))
+    return Checked(outcome, tokens)
+
+
+def refused(outcome: Optional[CheckOutcome], settings: CheckSettings) -> bool:
+    return outcome is not None and bool(outcome.reject) and settings.check_dmarc
+
+
+def _header_bytes(lines: Sequence[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def store(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
+          now: datetime, spool_dir: Optional[str], delivery: Delivery, targets: Targets,
+          checked: Checked, bayes_hits: Mapping[int, Hit]) -> Prepared:
+    """Worker thread: our headers on top of the message, and a sealed copy per owner.
+
+    The stored file carries the shared verdict; a recipient with a Bayes hit gets a copy
+    whose X-Spam-* lines show its own verdict (delivery.py's variant prefix).
+    """
     header_block = message.header_block()
-    outcome: Optional[CheckOutcome] = None
-    if session.listener == "inbound":
-        full = (lambda: message.read_all() if message.size <= FULL_CHECK_MAX_SIZE else None)
-        outcome = run_checks(CheckInput(session.peer_ip, session.helo or "",
-                                        session.mail_from or "", header_block,
-                                        _structure(message), now, full),
-                             settings, resolver)
-        if outcome.reject and settings.check_dmarc:
-            return Prepared(message.size, False, outcome, {})
+    outcome = checked.outcome
     recipient = session.recipients[0] if len(session.recipients) == 1 else None
     lines = [received_header(session, settings.hostname, now, recipient)]
+    junk: set[int] = set()
+    variants: dict[str, bytes] = {}
     if outcome is not None:
+        for user in targets.local:
+            hit = bayes_hits.get(user.id)
+            verdict = outcome.verdict if hit is None else outcome.verdict.plus([hit])
+            if verdict.is_spam:
+                junk.add(user.id)
+            if hit is not None:
+                variants[user.uuid] = _header_bytes(lines + outcome.new_headers(verdict))
         lines += outcome.new_headers()
-    prefix = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    prefix = _header_bytes(lines)
     stored_headers = outcome.header_block if outcome is not None else header_block
     with tempfile.TemporaryFile(dir=spool_dir or None) as out:
         out.write(prefix)
@@ -81,15 +133,27 @@ def prepare(session: SMTPSession, message: SpooledMessage, settings: CheckSettin
             out.write(chunk)
         size = out.tell()
         out.flush()
-        sealed = delivery.seal_all(out, targets)
-    return Prepared(size, outcome.verdict.is_spam if outcome else False, outcome, sealed)
+        sealed = delivery.seal_all(out, targets, variants, len(prefix), spool_dir)
+    return Prepared(size, frozenset(junk), outcome, sealed)
+
+
+def prepare(session: SMTPSession, message: SpooledMessage, settings: CheckSettings,
+            resolver: Any, now: datetime, spool_dir: Optional[str], delivery: Delivery,
+            targets: Targets) -> Prepared:
+    """Checks, headers and sealing in ONE worker-thread job (blocking DNS, AES, disk I/O),
+    for messages no recipient's classifier scores."""
+    checked = check(session, message, settings, resolver, now)
+    if refused(checked.outcome, settings):
+        return Prepared(message.size, frozenset(), checked.outcome, {})
+    return store(session, message, settings, now, spool_dir, delivery, targets, checked, {})
 
 
 class ReceivePipeline:
     def __init__(self, *, settings: CheckSettings, resolver: Any, workers: Any,
                  delivery: Delivery, runner: Any, clock: Any,
-                 spool_dir: Optional[str] = None) -> None:
+                 spool_dir: Optional[str] = None, keyring: Any = None) -> None:
         self._runner = runner
+        self._keyring = keyring  # None: no per-user Bayes scoring
         self._settings = settings
         self._resolver = resolver
         self._workers = workers
@@ -109,9 +173,13 @@ class ReceivePipeline:
             if refusal is not None:
                 raise refusal
         targets = await self._delivery.targets(session)
-        prepared: Prepared = await self._workers.run(
-            prepare, session, message, self._settings, self._resolver, now, self._spool_dir,
-            self._delivery, targets)
+        trained = await self._trained(session, targets)
+        if trained:
+            prepared = await self._prepare_with_bayes(session, message, now, targets, trained)
+        else:
+            prepared = await self._workers.run(
+                prepare, session, message, self._settings, self._resolver, now,
+                self._spool_dir, self._delivery, targets)
         outcome = prepared.outcome
         if outcome is not None and outcome.reject and self._settings.check_dmarc:
             self._delivery.discard(prepared.sealed)
@@ -119,11 +187,57 @@ class ReceivePipeline:
                      domain=outcome.dmarc.header_from if outcome.dmarc else "")
             raise SMTPReply(550, "5.7.1", outcome.reject)
         queue_id = await self._delivery.commit(session, targets, prepared.sealed,
-                                               prepared.is_spam, now)
+                                               prepared.junk, now)
+        junk = len(prepared.junk)
         log.info("{id}: accepted {size} bytes from {ip} for {count} recipient(s){spam}",
                  id=queue_id, size=prepared.size, ip=session.peer_ip,
-                 count=len(session.recipients), spam=" (spam)" if prepared.is_spam else "")
+                 count=len(session.recipients),
+                 spam=f" (spam for {junk} of {len(targets.local)})" if junk else "")
         return SMTPReply(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+    async def _trained(self, session: SMTPSession, targets: Targets) -> list[User]:
+        """The local recipients whose classifier has an opinion (usually none)."""
+        settings = self._settings
+        if (session.listener != "inbound" or self._keyring is None or not targets.local
+                or settings.bayes_max_points <= 0):
+            return []
+        try:
+            ids: set[int] = await self._runner.read(
+                bayes_stats.trained_users, [u.id for u in targets.local],
+                settings.bayes_min_trained)
+        except Exception:
+            log.failure("{id}: Bayes totals lookup failed; scoring without Bayes",
+                        id=session.transaction_id)
+            return []
+        return [user for user in targets.local if user.id in ids]
+
+    async def _prepare_with_bayes(self, session: SMTPSession, message: SpooledMessage,
+                                  now: datetime, targets: Targets, trained: list[User]
+                                  ) -> Prepared:
+        """Checks and tokens in one worker job, the recipients' statistics in one database
+        job, then headers and sealing in a second worker job."""
+        settings = self._settings
+        checked: Checked = await self._workers.run(check, session, message, settings,
+                                                   self._resolver, now, True)
+        if refused(checked.outcome, settings):
+            return Prepared(message.size, frozenset(), checked.outcome, {})
+        hits: dict[int, Hit] = {}
+        try:
+            found = await bayes.user_probabilities(self._runner, self._keyring, trained,
+                                                   checked.tokens,
+                                                   min_messages=settings.bayes_min_trained)
+        except Exception:
+            log.failure("{id}: Bayes lookup failed; scoring without Bayes",
+                        id=session.transaction_id)
+            found = {}
+        for user_id, probability in found.items():
+            hit = bayes.bayes_hit(probability, settings.bayes_max_points)
+            if hit is not None:
+                hits[user_id] = hit
+        prepared: Prepared = await self._workers.run(
+            store, session, message, settings, now, self._spool_dir, self._delivery, targets,
+            checked, hits)
+        return prepared
 
     def _failed(self, failure: Any, session: SMTPSession) -> Any:
         if failure.check(SMTPReply):
