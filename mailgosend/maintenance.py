@@ -2,7 +2,8 @@
 rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
 until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
 any more (and spool files of crashed deliveries) are removed.  Greylist rows
-past their retry window or expiry go in the same hourly run (RFC 6647 §6).
+past their retry window or expiry go in the same hourly run (RFC 6647 §6), and delivery
+attempts older than DELIVERY_LOG_RETENTION.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
 from mailgosend.store.messages import purge_expunged
+from mailgosend.store.queue import purge_delivery_log
 
 log = Logger()
 
 INTERVAL_SECONDS = 3600.0
 EXPUNGE_RETENTION = timedelta(days=1)
+DELIVERY_LOG_RETENTION = timedelta(days=30)   # `mailgosend queue show` history
 
 
 class MaintenanceService(Service):
@@ -56,10 +59,12 @@ class MaintenanceService(Service):
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
             triplets = yield self._runner.write(greylist.purge, now, self.greylist_policy)
+            attempts = yield self._runner.write(purge_delivery_log, now - DELIVERY_LOG_RETENTION)
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
-        if rows or blobs or triplets:
+        if rows or blobs or triplets or attempts:
             log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
-                     "{triplets} greylist entries", rows=rows, blobs=blobs, triplets=triplets)
+                     "{triplets} greylist entries, {attempts} delivery log entries", rows=rows,
+                     blobs=blobs, triplets=triplets, attempts=attempts)
         return rows, blobs

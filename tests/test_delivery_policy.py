@@ -90,3 +90,13 @@ class NotifyTests(unittest.TestCase):
         self.assertEqual(policy.reply_status(550, "5.1.1"), "5.1.1")
         self.assertEqual(policy.reply_status(550, "4.1.1"), "5.0.0")
         self.assertEqual(policy.reply_status(452, None), "4.0.0")
+
+
+class WireAddressTests(unittest.TestCase):
+    def test_idn_domains_go_out_as_a_labels_when_the_local_part_is_ascii(self) -> None:
+        from mailgosend.delivery.worker import wire_address
+
+        self.assertEqual(wire_address("bob@bücher.test"), "bob@xn--bcher-kva.test")
+        self.assertEqual(wire_address("bob@example.org"), "bob@example.org")
+        self.assertEqual(wire_address("jörg@bücher.test"), "jörg@bücher.test")  # SMTPUTF8
+        self.assertEqual(wire_address(""), "")

@@ -139,6 +139,26 @@ class PeerFaultTests(WorkerTestCase):
         self.assertEqual(sorted(r.status for r in self.log_rows()), ["delivered", "failed"])
         self.assertEqual(self.entries(), [])
 
+    def test_bounce_for_a_remote_sender_is_queued_and_sent_with_the_null_sender(self) -> Any:
+        return run(self._remote_bounce())
+
+    async def _remote_bounce(self) -> None:
+        # Forwarded mail (an alias to another domain) that fails: the report goes back to
+        # the remote original sender, through the queue, from MAIL FROM:<>.
+        await self.start(PeerScript(rcpt_replies={
+            "gone@peer.test": b"550 5.1.1 no such user"}))
+        inject(self.alpha, "carol@peer.test", ["gone@peer.test"],
+               message("carol@peer.test", "gone@peer.test", "forwarded"))
+        await wait_for(lambda: self.peer.received)
+        sent = self.peer.received[0]
+        self.assertTrue(sent.mail.startswith("MAIL FROM:<> "), sent.mail)
+        self.assertEqual(sent.rcpts, ["carol@peer.test"])
+        fields = parse_dsn(sent.message).recipients[0]
+        self.assertEqual((fields["final-recipient"], fields["status"]),
+                         ("rfc822;gone@peer.test", "5.1.1"))
+        await wait_for(lambda: not self.entries())
+        self.assertEqual([r.status for r in self.log_rows()], ["failed", "delivered"])
+
     def test_message_older_than_the_maximum_age_expires_with_a_dsn(self) -> Any:
         return run(self._expired())
 

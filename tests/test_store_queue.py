@@ -127,6 +127,13 @@ class QueueStoreTestsMixin(DatabaseTestBase):
         self.assertEqual(self.statuses(), {"x@beta.test": "queued"})
         self.assertEqual(claim.recipients[0].attempts, 0)
 
+    def test_old_delivery_log_entries_are_purged(self) -> None:
+        qid = self.enqueue(["x@beta.test"])
+        self.write(q.delete_entry, qid, NOW)
+        self.assertEqual(self.write(q.purge_delivery_log, NOW), 0)
+        self.assertEqual(self.write(q.purge_delivery_log, NOW + timedelta(seconds=1)), 1)
+        self.assertEqual(self.read(q.history, qid), [])
+
     def test_stats_and_list(self) -> None:
         self.enqueue(["a@beta.test", "b@beta.test"])
         self.enqueue(["c@gamma.test"], blob="b2")

@@ -34,7 +34,8 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import client as smtp_client
 from mailgosend.delivery.bounces import QUEUE_OWNER, Bouncer
-from mailgosend.delivery.mx import Destinations, Host, resolve_destinations, resolve_relay
+from mailgosend.delivery.mx import (Destinations, Host, ascii_domain, resolve_destinations,
+                                    resolve_relay)
 from mailgosend.delivery.policy import (RetryPolicy, decide, delay_warning_due,
                                         ordered_attempts, split_reply_text)
 from mailgosend.store import queue as queue_store
@@ -85,6 +86,18 @@ class DeliverySettings:
             relay_auth=auth, relay_ca_file=config["RELAY_CA_FILE"] or None,
             bind=config["DELIVERY_BIND"] or None,
             grace_seconds=config["SHUTDOWN_GRACE_SECONDS"])
+
+
+def wire_address(address: str) -> str:
+    """The address as sent: an IDN domain in A-labels when the local part is ASCII, so such
+    mail needs no SMTPUTF8 (RFC 6531 §3.2 only requires it for non-ASCII local parts)."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii() or not local.isascii():
+        return address
+    try:
+        return f"{local}@{ascii_domain(domain)}"
+    except ValueError:
+        return address
 
 
 def node_name(config: Config) -> str:
@@ -443,9 +456,10 @@ class QueueService(Service):
             await self._record(claim, 451, "4.3.0 Local error reading the queued message",
                                {r.id: None for r in claim.recipients}, None, None)
             return False
+        wire = {r.id: wire_address(r.recipient) for r in claim.recipients}
         envelope = smtp_client.Envelope(
-            sender=message.sender,
-            recipients=tuple(smtp_client.Recipient(r.recipient, r.notify, r.orcpt)
+            sender=wire_address(message.sender),
+            recipients=tuple(smtp_client.Recipient(wire[r.id], r.notify, r.orcpt)
                              for r in claim.recipients),
             size=message.size, smtputf8=message.smtputf8,
             body_8bit=message.body_8bit, envid=message.envid, ret=message.ret)
@@ -454,7 +468,7 @@ class QueueService(Service):
         finally:
             source.close()
         by_address = {res.recipient.address: res.reply for res in result.results}
-        replies = {r.id: by_address.get(r.recipient) for r in claim.recipients}
+        replies = {r.id: by_address.get(wire[r.id]) for r in claim.recipients}
         await self._record(claim, None, None, replies, host_name, session.tls_version)
         return bool(result.session_lost)
 

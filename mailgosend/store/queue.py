@@ -211,6 +211,12 @@ def delete_finished(conn: Connection, queue_ids: Iterable[int]) -> list[int]:
     return finished
 
 
+def purge_delivery_log(conn: Connection, before: datetime) -> int:
+    """Forget attempts older than ``before`` (DELIVERY_LOG_RETENTION in maintenance.py)."""
+    return int(conn.execute(delete(delivery_log).where(delivery_log.c.attempted_at < before))
+               .rowcount)
+
+
 def mark_delay_warned(conn: Connection, queue_id: int) -> None:
     conn.execute(update(queue).where(queue.c.id == queue_id).values(delay_warned=True))
 
