@@ -148,13 +148,12 @@ class _DomainJob:
 
 
 class QueueService(Service):
-    name = "delivery"
-
     def __init__(self, *, settings: DeliverySettings, runner: DatabaseRunner, keyring: KeyRing,
                  blob_store: BlobStore, workers: Any, resolver: Any, signer: Any,
                  bouncer: Bouncer, clock: Any, node: str,
                  connect: Callable[..., Deferred[Any]] = smtp_client.connect,
                  rand: Optional[random.Random] = None) -> None:
+        self.setName("delivery")
         self.settings = settings
         self._runner = runner
         self._keyring = keyring

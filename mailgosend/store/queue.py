@@ -108,7 +108,7 @@ def _recipient(row: Any) -> QueuedRecipient:
 def _claims(conn: Connection, recipient_ids: Sequence[int]) -> list[Claim]:
     if not recipient_ids:
         return []
-    rows = []
+    rows: list[Any] = []
     for start in range(0, len(recipient_ids), 500):
         chunk = recipient_ids[start:start + 500]
         rows += conn.execute(select(queue_recipients).where(queue_recipients.c.id.in_(chunk))
