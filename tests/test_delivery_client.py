@@ -38,7 +38,6 @@ from mailgosend.delivery.client import (
 from mailgosend.delivery.clientprotocol import SMTPClientProtocol
 from tests.support.certs import make_ca, make_cert
 from tests.support.mailserver import HOSTNAME, PASSWORD, MailServer
-from tests.support.net import free_port
 from tests.support.peers import Peer, PeerScript
 
 MESSAGE = (b"From: someone@pass.test\r\nTo: alice@example.com\r\nSubject: test\r\n"
@@ -266,6 +265,14 @@ class ProtocolTests(ProtocolTestBase):
         self.assertEqual(self.successResultOf(d).recipients["b@x.test"].code, 250)
         d = session.send(envelope("c@x.test"), BytesSource(b"x\r\n"))
         self.assertTrue(self.transport.take().startswith(b"MAIL FROM:"))  # no RSET needed
+
+    def test_abort_during_a_transaction_reports_it_lost(self) -> None:
+        session = self.open()
+        d = session.send(envelope("a@x.test"), BytesSource(MESSAGE))
+        session.abort()
+        result = self.successResultOf(d)
+        self.assertTrue(result.session_lost and self.transport.disconnecting)
+        self.assertEqual(result.recipients["a@x.test"].enhanced, "4.3.2")
 
     def test_a_second_send_while_one_runs_is_refused(self) -> None:
         session = self.open()
@@ -515,7 +522,11 @@ class ScriptedPeerTests(PeerTestBase):
 
     @inline
     async def test_connection_refused_is_a_temporary_session_failure(self) -> None:
-        port = free_port()
+        # Bound but not listening: the kernel refuses connections, and no other test gets it.
+        closed = socket.socket()
+        self.addCleanup(closed.close)
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
         try:
             await connect(reactor, "127.0.0.1", port, "down.test", SETTINGS)
         except SessionFailed as failure:

@@ -69,7 +69,10 @@ class RcptCommandTests(unittest.TestCase):
     def test_orcpt_forms(self) -> None:
         self.assertEqual(orcpt_parameter("rfc822;a=b@x"), "rfc822;a+3Db@x")
         self.assertEqual(orcpt_parameter("utf-8;j\u00f6+1@x"), "utf-8;j\\x{F6}\\x{2B}1@x")
-        self.assertIsNone(orcpt_parameter("no-type"))
+        self.assertEqual(orcpt_parameter("bare+1@x"), "rfc822;bare+2B1@x")
+        self.assertEqual(orcpt_parameter("b\u00e4re@x"), "utf-8;b\\x{E4}re@x")
+        self.assertEqual(orcpt_parameter('"a;b"@x'), 'rfc822;"a;b"@x')
+        self.assertIsNone(orcpt_parameter("rfc822;"))
         self.assertEqual(xtext("a b+"), "a+20b+2B")
 
 

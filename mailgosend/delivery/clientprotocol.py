@@ -42,6 +42,24 @@ CONNECTION_LOST = "4.4.2"  # RFC 3463: bad connection
 PROTOCOL_ERROR = "4.5.0"   # RFC 3463: other or undefined protocol status
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds; defaults are RFC 5321 §4.5.3.2 (and Postfix's for what it leaves open)."""
+
+    connect: float = 30.0
+    greeting: float = 300.0    # §4.5.3.2.1
+    helo: float = 300.0
+    starttls: float = 300.0
+    auth: float = 300.0
+    mail: float = 300.0        # §4.5.3.2.2
+    rcpt: float = 300.0        # §4.5.3.2.3
+    data_init: float = 120.0   # §4.5.3.2.4
+    data_block: float = 180.0  # §4.5.3.2.5
+    data_done: float = 600.0   # §4.5.3.2.6
+    rset: float = 20.0         # Postfix smtp_rset_timeout
+    quit: float = 20.0
+
+
 class SessionLost(Exception):
     """The connection is gone or unusable; ``reply`` (4xx, or the peer's 421) says why."""
 

@@ -27,6 +27,7 @@ from mailgosend.delivery.reply import Reply, local_reply
 
 _NOTIFY_RE = re.compile(r"^(NEVER|(SUCCESS|FAILURE|DELAY)(,(SUCCESS|FAILURE|DELAY))*)$", re.I)
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x1f\x7f<>]")
+_TYPED_RE = re.compile(r"^([A-Za-z0-9-]+);(.*)$", re.DOTALL)  # RFC 3461 §4.2 addr-type
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,18 @@ def xtext(value: str) -> str:
 
 
 def orcpt_parameter(orcpt: str) -> str | None:
-    """ORCPT value: rfc822 in xtext, utf-8 as utf-8-addr-xtext (RFC 6533 §3), else None."""
-    kind, sep, address = orcpt.partition(";")
-    if not sep or not address:
+    """ORCPT value: rfc822 in xtext, utf-8 as utf-8-addr-xtext (RFC 6533 §3).
+
+    A bare address (no ``type;``) is typed here: rfc822 when ASCII, else utf-8.
+    """
+    typed = _TYPED_RE.match(orcpt.strip())
+    if typed:
+        kind, address = typed.group(1).lower(), typed.group(2)
+    else:
+        address = orcpt.strip()
+        kind = "rfc822" if address.isascii() else "utf-8"
+    if not address or _BAD_ADDRESS_CHARS.search(address):
         return None
-    kind = kind.strip().lower()
     if kind == "utf-8":
         # QCHAR excludes '+', '=', '\\'; they and non-ASCII go as \x{HEX} (RFC 6533 §3).
         escaped = "".join(c if 0x21 <= ord(c) <= 0x7E and c not in "+=\\" else f"\\x{{{ord(c):X}}}"

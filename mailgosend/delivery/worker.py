@@ -433,6 +433,9 @@ class QueueService(Service):
             self._connections.add(transport)
         try:
             while job.pending and not self._stopping:
+                if session.lost:
+                    # The peer closed an idle connection: the job opens a new one.
+                    return
                 claim = job.pending.popleft()
                 lost = await self._send(session, host, claim)
                 if lost:
@@ -460,7 +463,7 @@ class QueueService(Service):
             sender=wire_address(message.sender),
             recipients=tuple(smtp_client.Recipient(wire[r.id], r.notify, r.orcpt)
                              for r in claim.recipients),
-            size=message.size, smtputf8=message.smtputf8,
+            size=message.size + len(source.prefix), smtputf8=message.smtputf8,
             body_8bit=message.body_8bit, envid=message.envid, ret=message.ret)
         try:
             result = await session.send(envelope, source)
