@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from mailgosend.auth.bruteforce import Network, parse_networks
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
@@ -60,7 +61,6 @@ IPV6_PREFIX = 64
 # days, and one write per RCPT of a known sender would be wasted work.
 REFRESH_AFTER = timedelta(hours=1)
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,6 @@ class GreylistPolicy:
         address = _address(ip)
         return address is not None and any(address in net for net in self.exempt
                                            if net.version == address.version)
-
-
-def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
-    """CIDR networks or single addresses; ValueError names the bad item."""
-    networks = []
-    for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or network") from None
-    return tuple(networks)
 
 
 def _address(ip: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
