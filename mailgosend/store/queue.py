@@ -61,7 +61,8 @@ class QueuedRecipient:
 
 @dataclass(frozen=True)
 class Claim:
-    """One message and those of its recipients this node now holds."""
+    """One message and those of its recipients this node now holds (or, as ``QueueEntry``,
+    all of its recipients, for the CLI)."""
 
     message: QueuedMessage
     recipients: tuple[QueuedRecipient, ...]
@@ -246,10 +247,8 @@ def enqueue(conn: Connection, *, sender: str, user_id: Optional[int], blob_id: s
 
 # --- what `mailgosend queue` shows and changes ----------------------------------------------
 
-@dataclass(frozen=True)
-class QueueEntry:
-    message: QueuedMessage
-    recipients: tuple[QueuedRecipient, ...]
+# What the CLI lists is the same pair as a claim: a message and its recipients.
+QueueEntry = Claim
 
 
 @dataclass(frozen=True)
