@@ -250,6 +250,7 @@ def open_session(protocol: SMTPClientProtocol, host_name: str, settings: ClientS
 
 
 class _ClientFactory(Factory):
+    noisy = False   # one factory per connection: no "Starting factory" line per message
     def __init__(self, clock: IReactorTime, greeting_timeout: float) -> None:
         self._clock = clock
         self._greeting_timeout = greeting_timeout

@@ -38,6 +38,7 @@ from mailgosend.delivery.mx import (Destinations, Host, ascii_domain, resolve_de
                                     resolve_relay)
 from mailgosend.delivery.policy import (RetryPolicy, decide, delay_warning_due,
                                         ordered_attempts, split_reply_text)
+from mailgosend.mailauth import dkimsign
 from mailgosend.store import queue as queue_store
 from mailgosend.store.blobs import BlobStore
 
@@ -475,26 +476,46 @@ class QueueService(Service):
         return bool(result.session_lost)
 
     async def _source(self, message: queue_store.QueuedMessage) -> BlobSource:
-        if message.size <= SMALL_MESSAGE:
-            data = await self._workers.run(self._read_whole, message.blob_id)
-            prefix = await self._signer.signature_for(data) if self._signer else b""
+        # One worker job reads (decrypts) the message and finds its From domain; the reactor
+        # thread never parses it.  Small messages are then sent from memory, large ones are
+        # streamed again from the blob (dkimpy signs whole messages, so a large one that
+        # gets signed is read twice, transiently in memory the first time).
+        small = message.size <= SMALL_MESSAGE
+        if small or self._signer is not None:
+            data, domain = await self._workers.run(self._read_for_sending, message.blob_id)
+        else:
+            data, domain = None, None
+        prefix = await self._signature(data, domain) if data is not None else b""
+        if small:
             return BlobSource(prefix, data, None, self._workers, lambda: None)
-        prefix = b""
-        if self._signer is not None:
-            # dkimpy signs whole messages: a large one is read once for the signature
-            # (transiently in memory), then streamed for sending.
-            data = await self._workers.run(self._read_whole, message.blob_id)
-            prefix = await self._signer.signature_for(data)
-            del data
+        del data
         reader = await self._workers.run(self._blobs.open_blob, self._runner.engine,
                                          self._keyring, QUEUE_OWNER, message.blob_id)
         return BlobSource(prefix, None, iter(reader.iter_plaintext()), self._workers,
                           reader.close)
 
+    async def _signature(self, data: bytes, domain: Optional[str]) -> bytes:
+        """DKIM-Signature field(s) for the From domain's keys; b'' without a key (cached)."""
+        if self._signer is None or domain is None:
+            return b""
+        keys = await self._signer.keys_for(domain)
+        if not keys:
+            return b""
+        try:
+            return await self._workers.run(dkimsign.sign, data, keys, self._clock.seconds())  # type: ignore[no-any-return]
+        except dkimsign.DKIMSigningError as exc:
+            log.warn("DKIM: message from {domain} sent unsigned: {reason}", domain=domain,
+                     reason=str(exc))
+            return b""
+
     def _read_whole(self, blob_id: str) -> bytes:
         with self._blobs.open_blob(self._runner.engine, self._keyring, QUEUE_OWNER,
                                    blob_id) as reader:
             return b"".join(reader)
+
+    def _read_for_sending(self, blob_id: str) -> tuple[bytes, Optional[str]]:
+        data = self._read_whole(blob_id)
+        return data, dkimsign.signing_domain(data) if self._signer is not None else None
 
     async def _record(self, claim: queue_store.Claim, code: Optional[int], text: Optional[str],
                       replies: dict[int, Any], host_name: Optional[str],

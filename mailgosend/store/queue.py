@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import delivery_log, queue, queue_recipients
@@ -173,39 +173,47 @@ def unclaim(conn: Connection, recipient_ids: Sequence[int], now: datetime) -> No
 
 def record_outcomes(conn: Connection, outcomes: Iterable[Outcome], now: datetime) -> list[int]:
     """Store each recipient's outcome and log the attempt; returns the queue ids that were
-    finished (every recipient final) and therefore deleted."""
-    touched: set[int] = set()
-    log_rows = []
-    for outcome in outcomes:
-        touched.add(outcome.queue_id)
-        values: dict[str, Any] = dict(last_code=outcome.code, last_text=outcome.text[:2000],
-                                      updated_at=now, claimed_by=None, claimed_at=None)
-        if outcome.status == "deferred":
-            values.update(status="queued", next_attempt_at=outcome.next_attempt_at,
-                          attempts=queue_recipients.c.attempts + 1, last_mx=outcome.mx_host)
-        else:
-            values.update(status=outcome.status, attempts=queue_recipients.c.attempts + 1)
-        conn.execute(update(queue_recipients)
-                     .where(queue_recipients.c.id == outcome.recipient_id).values(**values))
-        log_rows.append(dict(queue_id=outcome.queue_id, recipient=outcome.recipient,
-                             attempted_at=now, status=outcome.status, code=outcome.code,
-                             text=outcome.text[:2000], mx_host=outcome.mx_host,
-                             tls_version=outcome.tls_version))
-    if log_rows:
-        conn.execute(insert(delivery_log), log_rows)
-    return delete_finished(conn, touched)
+    finished (every recipient final) and therefore deleted.
 
-
-def delete_finished(conn: Connection, queue_ids: Iterable[int]) -> list[int]:
-    """Delete the queue rows among ``queue_ids`` that have no pending recipient left."""
-    ids = sorted(set(queue_ids))
-    if not ids:
+    The common case, a message whose last pending recipients all reached a final state, costs
+    one SELECT, the log INSERT and two DELETEs: rows about to be deleted are not updated
+    first.  Other rows are updated with one statement per kind (executemany).
+    """
+    outcomes = list(outcomes)
+    if not outcomes:
         return []
-    pending = {int(q) for q in conn.execute(
-        select(queue_recipients.c.queue_id).where(queue_recipients.c.queue_id.in_(ids),
-                                                  queue_recipients.c.status.in_(PENDING))
+    conn.execute(insert(delivery_log), [
+        dict(queue_id=o.queue_id, recipient=o.recipient, attempted_at=now, status=o.status,
+             code=o.code, text=o.text[:2000], mx_host=o.mx_host, tls_version=o.tls_version)
+        for o in outcomes])
+    touched = sorted({o.queue_id for o in outcomes})
+    settled = {o.recipient_id for o in outcomes if o.status != "deferred"}
+    still_pending = {int(q) for q in conn.execute(
+        select(queue_recipients.c.queue_id).where(
+            queue_recipients.c.queue_id.in_(touched),
+            queue_recipients.c.status.in_(PENDING),
+            queue_recipients.c.id.not_in(settled) if settled else true())
         .distinct()).scalars()}
-    finished = [q for q in ids if q not in pending]
+    finished = [q for q in touched if q not in still_pending]
+    done = set(finished)
+    keep = [o for o in outcomes if o.queue_id not in done]
+    rid: Any = bindparam("rid")
+    final = [dict(rid=o.recipient_id, st=o.status, code=o.code, txt=o.text[:2000])
+             for o in keep if o.status != "deferred"]
+    if final:
+        conn.execute(update(queue_recipients).where(queue_recipients.c.id == rid).values(
+            status=bindparam("st"), last_code=bindparam("code"),
+            last_text=bindparam("txt"), attempts=queue_recipients.c.attempts + 1,
+            updated_at=now, claimed_by=None, claimed_at=None), final)
+    deferred = [dict(rid=o.recipient_id, code=o.code, txt=o.text[:2000],
+                     next_at=o.next_attempt_at, mx=o.mx_host)
+                for o in keep if o.status == "deferred"]
+    if deferred:
+        conn.execute(update(queue_recipients).where(queue_recipients.c.id == rid).values(
+            status="queued", last_code=bindparam("code"), last_text=bindparam("txt"),
+            next_attempt_at=bindparam("next_at"), last_mx=bindparam("mx"),
+            attempts=queue_recipients.c.attempts + 1, updated_at=now, claimed_by=None,
+            claimed_at=None), deferred)
     if finished:
         conn.execute(delete(queue_recipients).where(queue_recipients.c.queue_id.in_(finished)))
         conn.execute(delete(queue).where(queue.c.id.in_(finished)))
