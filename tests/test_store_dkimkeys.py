@@ -65,6 +65,11 @@ class DKIMKeyStoreTestsMixin(DatabaseTestBase):
         return lookup
 
     # --- generation ---------------------------------------------------------------------
+    def test_signing_domains_are_those_with_an_active_key(self) -> None:
+        self.assertEqual(self.read(dkimkeys.signing_domains), frozenset())
+        self.generate("example.org")
+        self.assertEqual(self.read(dkimkeys.signing_domains), frozenset({"example.org"}))
+
 
     def test_generate_default_selectors_by_month_and_algorithm(self) -> None:
         rsa_key = self.generate()

@@ -481,8 +481,10 @@ class QueueService(Service):
         # streamed again from the blob (dkimpy signs whole messages, so a large one that
         # gets signed is read twice, transiently in memory the first time).
         small = message.size <= SMALL_MESSAGE
-        if small or self._signer is not None:
-            data, domain = await self._workers.run(self._read_for_sending, message.blob_id)
+        sign = self._signer is not None and await self._signer.signs_anything()
+        if small or sign:
+            data, domain = await self._workers.run(self._read_for_sending, message.blob_id,
+                                                   sign)
         else:
             data, domain = None, None
         prefix = await self._signature(data, domain) if data is not None else b""
@@ -513,9 +515,9 @@ class QueueService(Service):
                                    blob_id) as reader:
             return b"".join(reader)
 
-    def _read_for_sending(self, blob_id: str) -> tuple[bytes, Optional[str]]:
+    def _read_for_sending(self, blob_id: str, sign: bool) -> tuple[bytes, Optional[str]]:
         data = self._read_whole(blob_id)
-        return data, dkimsign.signing_domain(data) if self._signer is not None else None
+        return data, dkimsign.signing_domain(data) if sign else None
 
     async def _record(self, claim: queue_store.Claim, code: Optional[int], text: Optional[str],
                       replies: dict[int, Any], host_name: Optional[str],

@@ -200,9 +200,23 @@ class DKIMSigner:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, list[SigningKey]]] = {}
         self._loading: dict[str, list[Deferred[list[SigningKey]]]] = {}
+        self._domains: Optional[tuple[float, frozenset[str]]] = None
+
+    def signs_anything(self) -> "Deferred[bool]":
+        """Whether any domain has an active key (cached like the keys): when none has, the
+        caller skips finding the From domain of each message."""
+        now = self._clock.seconds()
+        if self._domains is not None and self._domains[0] > now:
+            return succeed(bool(self._domains[1]))
+
+        def loaded(names: frozenset[str]) -> bool:
+            self._domains = (self._clock.seconds() + self._cache_seconds, names)
+            return bool(names)
+        return self._runner.read(dkimkeys.signing_domains).addCallback(loaded)
 
     def invalidate(self, domain: Optional[str] = None) -> None:
         """Forget cached keys of ``domain`` (of every domain when None)."""
+        self._domains = None
         if domain is None:
             self._cache.clear()
             return

@@ -284,6 +284,14 @@ def active_keys(conn: Connection, keyring: KeyRing, domain: str) -> list[Signing
             if (r := newest.get(algorithm)) is not None]
 
 
+def signing_domains(conn: Connection) -> frozenset[str]:
+    """Domains with at least one active key: mail from any other domain is not signed, so
+    the queue worker need not even parse its From field."""
+    return frozenset(conn.execute(select(domains.c.name).join(
+        dkim_keys, dkim_keys.c.domain_id == domains.c.id)
+        .where(dkim_keys.c.active.is_(True)).distinct()).scalars())
+
+
 def _find(conn: Connection, domain: str, selector: str) -> DKIMKey:
     domain_id, name = _domain(conn, domain)
     chosen = validate_selector(selector)
