@@ -106,45 +106,39 @@ def _recipient(row: Any) -> QueuedRecipient:
                            row.orcpt, row.last_mx, row.last_code, row.last_text)
 
 
-def _claims(conn: Connection, recipient_ids: Sequence[int]) -> list[Claim]:
-    if not recipient_ids:
-        return []
-    rows: list[Any] = []
-    for start in range(0, len(recipient_ids), 500):
-        chunk = recipient_ids[start:start + 500]
-        rows += conn.execute(select(queue_recipients).where(queue_recipients.c.id.in_(chunk))
-                             .order_by(queue_recipients.c.id)).all()
-    by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
-    for row in rows:
-        by_message[int(row.queue_id)].append(_recipient(row))
-    messages = {int(r.id): _message(r) for r in conn.execute(
-        select(queue).where(queue.c.id.in_(list(by_message))))}
-    return [Claim(messages[qid], tuple(rcpts)) for qid, rcpts in sorted(by_message.items())
-            if qid in messages]
-
-
 def claim_due(conn: Connection, node: str, now: datetime, *, limit: int,
               stale_before: datetime) -> list[Claim]:
     """Claim up to ``limit`` recipient rows that are due, oldest first.
 
     Due: ``queued`` with ``next_attempt_at <= now``, or ``delivering`` under a claim taken
-    before ``stale_before`` (its node died and another takes over after the lease).
+    before ``stale_before`` (its node died and another takes over after the lease).  Two
+    statements for a usual batch: an UPDATE ... RETURNING over a sub-select (with SKIP
+    LOCKED on PostgreSQL; SQLite ≥ 3.35 has RETURNING too), then the messages' rows.
     """
     due = or_(and_(queue_recipients.c.status == "queued",
                    queue_recipients.c.next_attempt_at <= now),
               and_(queue_recipients.c.status == "delivering",
                    queue_recipients.c.claimed_at < stale_before))
-    query = (select(queue_recipients.c.id).where(due)
-             .order_by(queue_recipients.c.next_attempt_at, queue_recipients.c.id).limit(limit))
+    chosen = (select(queue_recipients.c.id).where(due)
+              .order_by(queue_recipients.c.next_attempt_at, queue_recipients.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [int(i) for i in conn.execute(query).scalars()]
+        chosen = chosen.with_for_update(skip_locked=True)
+    claimed = conn.execute(update(queue_recipients)
+                           .where(queue_recipients.c.id.in_(chosen.scalar_subquery()))
+                           .values(status="delivering", claimed_by=node, claimed_at=now,
+                                   updated_at=now)
+                           .returning(*queue_recipients.c)).all()
+    if not claimed:
+        return []
+    by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
+    for row in sorted(claimed, key=lambda r: int(r.id)):
+        by_message[int(row.queue_id)].append(_recipient(row))
+    ids = sorted(by_message)
+    messages: dict[int, QueuedMessage] = {}
     for start in range(0, len(ids), 500):
-        conn.execute(update(queue_recipients)
-                     .where(queue_recipients.c.id.in_(ids[start:start + 500]))
-                     .values(status="delivering", claimed_by=node, claimed_at=now,
-                             updated_at=now))
-    return _claims(conn, ids)
+        messages.update((int(r.id), _message(r)) for r in conn.execute(
+            select(queue).where(queue.c.id.in_(ids[start:start + 500]))))
+    return [Claim(messages[qid], tuple(by_message[qid])) for qid in ids if qid in messages]
 
 
 def release_node_claims(conn: Connection, node: str, now: datetime) -> int:
