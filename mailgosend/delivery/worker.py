@@ -247,7 +247,10 @@ class QueueService(Service):
             while not self._stopping:
                 self._rescan = False
                 room = self.settings.batch - self._claimed
-                if room <= 0:
+                if self._claimed and room < self.settings.batch // 2:
+                    # Refill in large claims when half the batch is done (see _record), not
+                    # a few rows at every session's end: small claims cost a statement
+                    # each and leave sessions idle, so they hang up and reconnect.
                     break
                 now = self._now()
                 claims = await self._runner.write(
@@ -550,4 +553,8 @@ class QueueService(Service):
         try:
             await self._bouncer.record(claim, outcomes, now, delay_warning=warn)
         finally:
+            before = self._claimed
             self._claimed -= len(claim.recipients)
+            half = self.settings.batch // 2
+            if self._claimed < half <= before:
+                self.wake()
