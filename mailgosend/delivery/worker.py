@@ -46,6 +46,7 @@ log = Logger()
 
 RELAY_JOB = "[relay]"
 SMALL_MESSAGE = 1024 * 1024   # read whole (one worker job, DKIM over it); larger ones stream
+PREFETCH = 16                 # small messages of a job read in one query
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class _DomainJob:
     pending: deque[queue_store.Claim] = field(default_factory=deque)
     sessions: int = 0
     destinations: Optional[Deferred[Destinations]] = None
+    # Messages read ahead for the sessions of this job (blob id -> bytes, From domain).
+    prefetched: dict[str, tuple[bytes, Optional[str]]] = field(default_factory=dict)
 
 
 class QueueService(Service):
@@ -441,7 +444,7 @@ class QueueService(Service):
                     # The peer closed an idle connection: the job opens a new one.
                     return
                 claim = job.pending.popleft()
-                lost = await self._send(session, host, claim)
+                lost = await self._send(session, host, claim, job)
                 if lost:
                     return
             await session.quit()
@@ -449,13 +452,13 @@ class QueueService(Service):
             if transport is not None:
                 self._connections.discard(transport)
 
-    async def _send(self, session: Any, host: Optional[Host],
-                    claim: queue_store.Claim) -> bool:
+    async def _send(self, session: Any, host: Optional[Host], claim: queue_store.Claim,
+                    job: _DomainJob) -> bool:
         """One message over ``session``; True when the connection was lost."""
         message = claim.message
         host_name = host.name if host else None
         try:
-            source = await self._source(message)
+            source = await self._source(message, job)
         except Exception as exc:
             log.error("delivery: queue id {id}: cannot read the stored message: {error}",
                       id=message.id, error=type(exc).__name__)
@@ -478,18 +481,27 @@ class QueueService(Service):
         await self._record(claim, None, None, replies, host_name, session.tls_version)
         return bool(result.session_lost)
 
-    async def _source(self, message: queue_store.QueuedMessage) -> BlobSource:
-        # One worker job reads (decrypts) the message and finds its From domain; the reactor
-        # thread never parses it.  Small messages are then sent from memory, large ones are
-        # streamed again from the blob (dkimpy signs whole messages, so a large one that
-        # gets signed is read twice, transiently in memory the first time).
+    async def _source(self, message: queue_store.QueuedMessage, job: _DomainJob
+                      ) -> BlobSource:
+        # A worker job reads (decrypts) the message and finds its From domain; the reactor
+        # thread never parses it.  Small messages are read for the next few messages of the
+        # job at once (one query) and sent from memory; large ones are streamed again from
+        # the blob (dkimpy signs whole messages, so a large one that gets signed is read
+        # twice, transiently in memory the first time).
         small = message.size <= SMALL_MESSAGE
         sign = self._signer is not None and await self._signer.signs_anything()
-        if small or sign:
+        data: Optional[bytes] = None
+        domain: Optional[str] = None
+        if small and message.blob_id not in job.prefetched:
+            wanted = [message.blob_id] + [
+                c.message.blob_id for c in list(job.pending)[:PREFETCH - 1]
+                if c.message.size <= SMALL_MESSAGE and c.message.blob_id not in job.prefetched]
+            job.prefetched.update(await self._workers.run(self._read_batch, wanted, sign))
+        if small and message.blob_id in job.prefetched:
+            data, domain = job.prefetched.pop(message.blob_id)
+        elif small or sign:
             data, domain = await self._workers.run(self._read_for_sending, message.blob_id,
                                                    sign)
-        else:
-            data, domain = None, None
         prefix = await self._signature(data, domain) if data is not None else b""
         if small:
             return BlobSource(prefix, data, None, self._workers, lambda: None)
@@ -512,6 +524,20 @@ class QueueService(Service):
             log.warn("DKIM: message from {domain} sent unsigned: {reason}", domain=domain,
                      reason=str(exc))
             return b""
+
+    def _read_batch(self, blob_ids: list[str], sign: bool
+                    ) -> dict[str, tuple[bytes, Optional[str]]]:
+        """Small queue blobs in one query (store/blobs.py open_small_blobs); those it does not
+        return (file storage, larger blobs) are read one by one later."""
+        with self._runner.engine.connect() as conn:
+            readers = self._blobs.open_small_blobs(conn, self._keyring, QUEUE_OWNER,
+                                                   list(dict.fromkeys(blob_ids)))
+        found = {}
+        for blob_id, reader in readers.items():
+            with reader:
+                data = b"".join(reader)
+            found[blob_id] = (data, dkimsign.signing_domain(data) if sign else None)
+        return found
 
     def _read_whole(self, blob_id: str) -> bytes:
         with self._blobs.open_blob(self._runner.engine, self._keyring, QUEUE_OWNER,
