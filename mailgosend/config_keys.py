@@ -284,9 +284,10 @@ KEYS: tuple[Key, ...] = tuple([
         "A user's Bayesian classifier adds points to the spam score only after that user "
         "has trained at least this many ham and this many spam messages (by moving mail "
         "into or out of Junk).", "spam", minimum=1, maximum=1000000),
-    Key("BAYES_MAX_POINTS", FLOAT, "3.0",
+    Key("BAYES_MAX_POINTS", FLOAT, "3.5",
         "Most points the per-user Bayesian classifier adds for near-certain spam (it takes "
-        "off at most half as many for near-certain ham); 0 turns it off.", "spam",
+        "off at most half as many for near-certain ham); 0 turns it off.  3.5 is "
+        "SpamAssassin's BAYES_99 score.", "spam",
         minimum=0, maximum=100),
     Key("DNS_PRIMARY", NAMESERVER, "",
         "DNS server (host or host:port) for SPF, DKIM, DMARC, DNSBL and MX lookups; "
