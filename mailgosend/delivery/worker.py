@@ -271,6 +271,11 @@ class QueueService(Service):
             await self._arm_timer()
         finally:
             self._scanning = False
+        if self._rescan:
+            # Woken while the scan was finishing (during the timer query): that wake must
+            # not be lost behind a timer a minute away.
+            self._rescan = False
+            self.wake()
 
     async def _arm_timer(self) -> None:
         if self._stopping:
