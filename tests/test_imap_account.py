@@ -20,7 +20,8 @@ from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage
 from mailgosend.listeners import IDrainable
 from mailgosend.store import messages as ms
 from tests.support.db import SQLiteDatabaseMixin
-from tests.support.imap import ALICE, KEYRING, MULTIPART, PASSWORD, IMAPFixture, message
+from tests.support.imap import (ALICE, KEYRING, MULTIPART, PASSWORD, IMAPFixture, deferLater,
+                                message)
 
 
 class PatternTests(unittest.TestCase):
@@ -219,3 +220,97 @@ class MetaQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         cache.put((1, 1, 3), info)
         self.assertEqual((len(cache), cache.get((1, 1, 2))), (2, None))
         self.assertIs(cache.get((1, 1, 1)), info)
+
+
+class HeaderBlockTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """BODY[HEADER...] from the header block the structure keeps, and the fallback for
+    messages stored before structures kept it."""
+
+    @defer.inlineCallbacks
+    def deliver_old_style(self, raw: bytes) -> Any:
+        """A message whose sealed structure has no header block, as stored before."""
+        from mailgosend.store.mimeinfo import analyse
+        sealed = self.blobs.seal(KEYRING, self.alice.uuid, raw)
+        info = analyse(raw)
+        info.header = None
+        meta = ms.seal_info(KEYRING, self.alice.uuid, sealed.blob_id, info)
+        delivered = yield self.runner.write(ms.deliver, self.alice, "inbox", sealed, meta, (),
+                                            self.now, self.now, blob_store=self.blobs)
+        return delivered
+
+    def stored_header(self, message_id: int) -> Any:
+        return run_sync(self.engine, ms.load_info, KEYRING, self.alice, message_id,
+                        write=False).header
+
+    @defer.inlineCallbacks
+    def test_old_messages_read_the_blob_once_then_keep_the_header_block(self) -> Any:
+        raw = message("old one", extra="X-Long: a\r\n folded\r\n")
+        delivered = yield self.deliver_old_style(raw)
+        self.assertIsNone(self.stored_header(delivered.message_id))
+        yield self.listen()
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        self.blobs.opened = 0
+        typ, data = yield self.in_thread(client.fetch, "1", "(BODY.PEEK[HEADER.FIELDS "
+                                                            "(SUBJECT X-LONG)])")
+        self.assertEqual(data[0][1], b"Subject: old one\r\nX-Long: a\r\n folded\r\n\r\n")
+        self.assertEqual(self.blobs.opened, 1)
+        for _ in range(100):  # the structure is re-sealed by a write job in the background
+            if self.stored_header(delivered.message_id) is not None:
+                break
+            yield deferLater(0.02)
+        self.assertEqual(self.stored_header(delivered.message_id).encode(),
+                         raw[:raw.index(b"\r\n\r\n") + 4])
+        fresh = self.make_factory()  # new caches: what a restarted server sees
+        yield self.listen(fresh)
+        other = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, other.shutdown)
+        yield self.in_thread(other.select, "INBOX")
+        self.blobs.opened = 0
+        typ, data = yield self.in_thread(other.fetch, "1", "(BODY.PEEK[HEADER])")
+        self.assertEqual(data[0][1], raw[:raw.index(b"\r\n\r\n") + 4])
+        self.assertEqual(self.blobs.opened, 0)
+
+    @defer.inlineCallbacks
+    def test_header_sections_of_new_messages_need_no_blob(self) -> Any:
+        raw = message("new one")
+        yield self.deliver(raw)
+        yield self.listen()
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        self.blobs.opened = 0
+        typ, data = yield self.in_thread(client.fetch, "1", "(BODY.PEEK[HEADER.FIELDS.NOT "
+                                                            "(SUBJECT)] BODY.PEEK[HEADER]<0.4>)")
+        header = raw[:raw.index(b"\r\n\r\n") + 4]
+        self.assertEqual(data[0][1], header.replace(b"Subject: new one\r\n", b""))
+        self.assertEqual(data[1][1], b"From")
+        self.assertEqual(self.blobs.opened, 0)
+
+    @defer.inlineCallbacks
+    def test_header_fields_and_envelopes_are_answered_from_the_listener_caches(self) -> Any:
+        for n in range(5):
+            yield self.deliver(message(f"cached {n}"))
+        yield self.listen()
+        calls: list[int] = []
+        original = cmd_fetch.load_batch
+
+        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(len(args[3]))
+            return original(conn, *args, **kwargs)
+
+        self.patch(cmd_fetch, "load_batch", counting)
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        query = "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+        typ, first = yield self.in_thread(client.fetch, "1:*", query)
+        self.assertEqual(calls, [5])
+        typ, again = yield self.in_thread(client.fetch, "1:*", query)
+        self.assertEqual(again, first)
+        self.assertEqual(calls, [5])  # no database job the second time
+        self.assertIn(b"Subject: cached 4\r\n\r\n", again[-2][1])
+        typ, data = yield self.in_thread(client.fetch, "2", "(BODY.PEEK[HEADER.FIELDS (FROM)])")
+        self.assertEqual(calls, [5, 1])  # another field list is another cache entry
+        self.assertEqual(data[0][1], b"From: Alice <alice@example.com>\r\n\r\n")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.imap.errors import ImapError
 from mailgosend.imap.fetch import parse_items
 from mailgosend.imap.tokens import tokenize
+from tests.support.db import SQLiteDatabaseMixin
+from tests.support.imap import ALICE, PASSWORD, IMAPFixture, message
 
 
 def items(text: bytes) -> list:
@@ -44,3 +49,33 @@ class FetchParseTests(unittest.TestCase):
                      b'"FLAGS"']:
             error = self.assertRaises(ImapError, parse_items, tokenize([text])[0])
             self.assertEqual(error.status, "BAD", text)
+
+
+class SessionDataFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """FETCH of session data only (cmd_fetch._fetch_simple), every attribute order."""
+
+    CASES = [
+        (b"1:* (FLAGS)", [b"* 1 FETCH (FLAGS (\\Seen))", b"* 2 FETCH (FLAGS ())"]),
+        (b"1:* (UID FLAGS)", [b"* 1 FETCH (UID 1 FLAGS (\\Seen))",
+                              b"* 2 FETCH (UID 2 FLAGS ())"]),
+        (b"2 (FLAGS UID)", [b"* 2 FETCH (FLAGS () UID 2)"]),
+        (b"2 (UID)", [b"* 2 FETCH (UID 2)"]),
+        (b"2 (FLAGS FLAGS)", [b"* 2 FETCH (FLAGS () FLAGS ())"]),
+        (b"2 (RFC822.SIZE UID MODSEQ)", [b"* 2 FETCH (RFC822.SIZE 206 UID 2 MODSEQ (3))"]),
+    ]
+
+    @defer.inlineCallbacks
+    def test_flags_uid_size_and_modseq_in_the_order_asked(self) -> Any:
+        yield self.deliver(message("one"), flags=("\\Seen",))
+        yield self.deliver(message("two"))
+        yield self.listen()
+        client = yield self.in_thread(self.raw)
+        self.addCleanup(client.close)
+        yield self.in_thread(client.command, b"a", b"LOGIN " + ALICE.encode() + b" " +
+                             PASSWORD.encode())
+        yield self.in_thread(client.command, b"b", b"SELECT INBOX")
+        for query, expected in self.CASES:
+            lines = yield self.in_thread(client.command, b"c", b"FETCH " + query)
+            self.assertEqual([line.rstrip(b"\r\n") for line in lines[:-1]], expected, query)
+        lines = yield self.in_thread(client.command, b"d", b"UID FETCH 2:* (FLAGS)")
+        self.assertEqual(lines[0], b"* 2 FETCH (FLAGS () UID 2)\r\n")

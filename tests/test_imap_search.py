@@ -109,3 +109,37 @@ class SearchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         yield self.in_thread(client.select, "INBOX")
         typ, data = yield self.in_thread(client.search, "ISO-2022-JP", "ALL")
         self.assertEqual((typ, data), ("NO", [b"[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"]))
+
+
+class SearchChunkTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """A SEARCH that reads structures or bodies runs as several database jobs."""
+
+    @defer.inlineCallbacks
+    def test_body_search_runs_a_job_per_chunk_and_finds_every_match(self) -> Any:
+        from mailgosend.imap import account, search as search_module
+        self.patch(account, "SEARCH_JOB_SIZE", 3)
+        for n in range(10):
+            body = "the needle is here\r\n" if n in (1, 4, 8) else "nothing\r\n"
+            yield self.deliver(message(f"m{n}", body=body), flags=("\\Seen",) if n < 5 else ())
+        yield self.listen()
+        jobs: list[tuple[int, int]] = []
+        original = search_module.run_search
+
+        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            jobs.append(args[5:7])
+            return original(conn, *args, **kwargs)
+
+        self.patch(account, "run_search", counting)
+        client = yield self.in_thread(self.imaplib_client)
+        self.addCleanup(self.in_thread, client.shutdown)
+        yield self.in_thread(client.select, "INBOX")
+        typ, data = yield self.in_thread(client.uid, "SEARCH", "BODY", "NEEDLE")
+        self.assertEqual(data, [b"2 5 9"])
+        self.assertEqual(jobs, [(0, 3), (3, 6), (6, 9), (9, 10)])
+        typ, data = yield self.in_thread(client.uid, "SEARCH", "OR", "(BODY needle UNSEEN)",
+                                         "NOT", "TEXT", "nothing")
+        self.assertEqual(data, [b"2 5 9"])
+        del jobs[:]
+        typ, data = yield self.in_thread(client.search, None, "NOT", "SEEN", "2:*")
+        self.assertEqual(data, [b"6 7 8 9 10"])
+        self.assertEqual(jobs, [(0, 10)])  # session data only: one job

@@ -258,3 +258,75 @@ def deferToThreadAndCleanup(case: unittest.TestCase, fn: Any) -> Any:
         return client
 
     return d.addCallback(remember)
+
+
+class SyncWithoutQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """Flag changes by another session of the listener reach a view through the hub, without a
+    database query; anything else is read from the database (selected.SelectedMailbox.sync)."""
+
+    @defer.inlineCallbacks
+    def two_sessions(self) -> Any:
+        yield self.listen(clock=task.Clock())  # time stands still: only the rules decide
+        a = yield self.in_thread(self.imaplib_client)
+        b = yield self.in_thread(self.imaplib_client)
+        for client in (a, b):
+            self.addCleanup(self.in_thread, client.shutdown)
+            yield self.in_thread(client.select, "INBOX")
+        return a, b
+
+    def sync_queries(self) -> list[str]:
+        from sqlalchemy import event
+        seen: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            if "messages.modseq >" in statement:
+                seen.append(statement)
+
+        event.listen(self.engine, "before_cursor_execute", record)
+        self.addCleanup(event.remove, self.engine, "before_cursor_execute", record)
+        return seen
+
+    @defer.inlineCallbacks
+    def test_flag_changes_of_another_session_arrive_at_the_next_command(self) -> Any:
+        for n in range(3):
+            yield self.deliver(message(f"m{n}"))
+        a, b = yield self.two_sessions()
+        yield self.in_thread(a.store, "2", "+FLAGS", "($Later \\Flagged)")
+        queries = self.sync_queries()
+        typ, data = yield self.in_thread(b.fetch, "1", "(UID)")
+        self.assertEqual(data, [b"1 (UID 1)", b"2 (FLAGS (\\Flagged $Later) UID 2)"])
+        self.assertIn(b"$Later", b.untagged_responses.pop("FLAGS")[-1])
+        self.assertEqual(queries, [])
+
+    @defer.inlineCallbacks
+    def test_new_mail_and_expunges_are_read_from_the_database(self) -> Any:
+        for n in range(3):
+            yield self.deliver(message(f"m{n}"))
+        a, b = yield self.two_sessions()
+        yield self.in_thread(a.store, "1", "+FLAGS", "(\\Deleted)")
+        yield self.in_thread(a.expunge)
+        yield self.in_thread(a.append, "INBOX", None, None, message("new"))
+        yield self.in_thread(b.create, "Other")  # not NOOP: no full check asked for
+        self.assertEqual(b.untagged_responses.pop("EXPUNGE"), [b"1"])
+        self.assertEqual(b.untagged_responses.pop("EXISTS")[-1], b"3")
+        typ, data = yield self.in_thread(b.uid, "SEARCH", "ALL")
+        self.assertEqual(data, [b"2 3 4"])
+
+    @defer.inlineCallbacks
+    def test_changes_made_elsewhere_show_within_the_sync_interval(self) -> Any:
+        from mailgosend.imap import selected
+        from mailgosend.store import messages as ms
+        for n in range(2):
+            yield self.deliver(message(f"m{n}"))
+        a, b = yield self.two_sessions()
+        box = self.mailbox("INBOX")
+        # As another node would: straight into the store, no hub.
+        yield self.runner.write(ms.set_flags, box.id, [2], ["\\Answered"], "add")
+        typ, data = yield self.in_thread(a.fetch, "1", "(UID)")
+        self.assertEqual(data, [b"1 (UID 1)"])  # not looked for yet
+        self.patch(selected, "SYNC_INTERVAL", 0.0)
+        typ, data = yield self.in_thread(a.fetch, "1", "(UID)")
+        self.assertEqual(data, [b"1 (UID 1)", b"2 (FLAGS (\\Answered) UID 2)"])
+        yield self.in_thread(b.noop)  # NOOP always reads the database
+        self.assertEqual(b.untagged_responses.pop("FETCH")[-1],
+                         b"2 (FLAGS (\\Answered) UID 2)")

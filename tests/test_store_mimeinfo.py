@@ -238,6 +238,20 @@ class StructureTests(SynchronousTestCase):
         self.assertEqual(info.subject, "café ÿ")  # not UTF-8: read as cp1252
         self.assertEqual(info.from_name, "émile")
 
+    def test_header_block_is_kept_byte_for_byte_through_json(self) -> None:
+        raw = b"Subject: caf\xe9\r\nX-Fold: a\r\n b\r\n\r\nbody\r\n"
+        info = MessageInfo.from_json(analyse(raw).to_json())
+        self.assertEqual(info.header_bytes(), raw[:raw.index(b"\r\n\r\n") + 4])
+
+    def test_huge_header_blocks_are_not_kept_and_old_structures_have_none(self) -> None:
+        from mailgosend.store.mimeinfo import HEADER_KEEP_LIMIT
+        raw = b"X-Big: " + b"x" * HEADER_KEEP_LIMIT + b"\r\n\r\nbody\r\n"
+        self.assertIsNone(analyse(raw).header_bytes())
+        doc = analyse(b"Subject: s\r\n\r\nb").to_json().replace(
+            b',"header":"Subject: s\\r\\n\\r\\n"', b"")
+        self.assertNotIn(b'"header"', doc)
+        self.assertIsNone(MessageInfo.from_json(doc).header)
+
     def test_rfc2231_filename_continuations_and_charset(self) -> None:
         raw = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
                    "Content-Type: application/octet-stream;\n"

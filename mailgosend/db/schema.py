@@ -61,6 +61,7 @@ __all__ = [
     "bayes_seen",
     "dkim_keys",
     "greylist",
+    "messages_live",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -399,4 +400,16 @@ greylist = Table(
     Column("first_seen", UTCDateTime(), nullable=False),
     Column("last_seen", UTCDateTime(), nullable=False, index=True),
     Column("passed", Boolean(), nullable=False, server_default=false()),
+)
+
+# --- IMAP: live messages per mailbox (migration 0004) ----------------------------------------
+
+# Counting a mailbox's live messages (NOOP, snapshot refresh) and listing their UIDs read only
+# this index, never the wide rows (imap/snapshot.py).
+messages_live = Index(
+    "ix_messages_live",
+    messages.c.mailbox_id,
+    messages.c.uid,
+    sqlite_where=messages.c.deleted_at.is_(None),
+    postgresql_where=messages.c.deleted_at.is_(None),
 )

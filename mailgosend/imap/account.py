@@ -20,20 +20,22 @@ from zope.interface import implementer
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.errors import no
 from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
-from mailgosend.imap.search import Candidate, parse_search, run_search
+from mailgosend.imap.search import SearchScope, parse_search, run_search, search_cost
 from mailgosend.imap.selected import SelectedMailbox
+from mailgosend.imap.snapshot import MailboxSnapshot, live_uids_job, refresh_job
 from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status, quota_usage,
                                       set_subscribed)
 from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
 from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
-from mailgosend.store.messages import (Delivered, MailboxCounts, MessageRow, deliver_to_users,
-                                       list_messages)
+from mailgosend.store.messages import Delivered, MailboxCounts, deliver_to_users
 
 __all__ = ["IMAPAccount", "ListEntry", "pattern_regex"]
 
 log = Logger()
+
+SEARCH_JOB_SIZE = 1000  # messages per database job when a SEARCH reads structures or bodies
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,6 @@ def _ancestors(name: str) -> list[str]:
 
 def _sort_key(name: str) -> tuple[bool, list[str]]:
     return (name != INBOX, name.split(DELIMITER))
-
-
-def _load_selection(conn: Any, user_id: int, name: str) -> tuple[Optional[Mailbox],
-                                                                 list[MessageRow]]:
-    box = mailboxes.get_mailbox(conn, user_id, name)
-    return box, ([] if box is None else list_messages(conn, box.id))
 
 
 @implementer(IIMAPAccount, imap4.INamespacePresenter)
@@ -151,6 +147,7 @@ class IMAPAccount:
         return d
 
     def _notify_box(self, box: Mailbox) -> Mailbox:
+        self.access.hub.snapshots.drop(box.id)
         self.access.hub.changed(box.id)
         return box
 
@@ -163,9 +160,31 @@ class IMAPAccount:
         return self.access.runner.write(set_subscribed, self.user.id, name, subscribed)
 
     def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
-        d = self.access.runner.read(_load_selection, self.user.id, name)
-        return d.addCallback(lambda found: None if found[0] is None
-                             else SelectedMailbox(self, found[0], found[1], readonly))
+        """SELECT/EXAMINE: a view copied from the shared snapshot, brought up to date first
+        (snapshot.py: one indexed query when nothing changed since another session's SELECT)."""
+        return Deferred.fromCoroutine(self._open(name, readonly))
+
+    async def _open(self, name: str, readonly: bool) -> Optional[SelectedMailbox]:
+        snapshot = await self.current_snapshot(name)
+        return None if snapshot is None else SelectedMailbox(self, snapshot, readonly)
+
+    async def current_snapshot(self, name: str) -> Optional[MailboxSnapshot]:
+        """The shared snapshot of mailbox ``name``, current as of this call (or None)."""
+        access, cache = self.access, self.access.hub.snapshots
+        lock = cache.lock(self.user.id)
+        await lock.acquire()
+        try:
+            now = access.clock.seconds()
+            delta = await access.runner.read(refresh_job, self.user.id, name,
+                                             cache.known(self.user.id, now))
+            if delta.mailbox is None:
+                return None
+            snapshot = cache.update(delta, access.clock.seconds(), access.hub.in_use)
+            if snapshot.count_mismatch:
+                snapshot.reconcile(await access.runner.read(live_uids_job, snapshot.box.id))
+            return snapshot
+        finally:
+            cache.release(self.user.id, lock)
 
     def status(self, name: str) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
         d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
@@ -231,16 +250,27 @@ class IMAPAccount:
                 lambda f: log.failure("spam trainer failed", f))
 
     def search(self, view: SelectedMailbox, query: Any, uid: bool) -> Deferred[list[int]]:
-        """SEARCH in a database thread; ``query`` is a parsed tree or the key text."""
+        """SEARCH in database threads; ``query`` is a parsed tree or the key text."""
         tree = query if isinstance(query, tuple) else parse_search(
             tokenize([query.encode("utf-8") if isinstance(query, str) else query]))
-        candidates = [Candidate(seq, view.rows[u], u in view.recent)
-                      for seq, u in enumerate(view.uids, 1)]
-        d = self.access.runner.read(run_search, self.access.keyring, self.access.blob_store,
-                                    self.user, candidates, tree,
-                                    cache=self.access.info_cache,
-                                    uidvalidity=view.box.uidvalidity)
-        return d.addCallback(lambda found: [c.row.uid if uid else c.seq for c in found])
+        return Deferred.fromCoroutine(self._search(view, tree, uid))
+
+    async def _search(self, view: SelectedMailbox, tree: Any, uid: bool) -> list[int]:
+        access = self.access
+        rows = view.rows
+        scope = SearchScope([rows[u] for u in view.uids], frozenset(view.recent),
+                            view.box.uidvalidity)
+        total = len(scope.rows)
+        # Keys that read structures or bodies run a chunk per job: other sessions' jobs get
+        # the reader threads in between (a whole-mailbox SEARCH BODY used to hold one).
+        step = total if search_cost(tree) == 0 else SEARCH_JOB_SIZE
+        found: list[int] = []
+        for start in range(0, total, max(step, 1)):  # one at a time: they would share the GIL
+            found += await access.runner.read(
+                run_search, access.keyring, access.blob_store, self.user, scope, tree, start,
+                min(start + step, total), cache=access.info_cache, fields=access.field_cache,
+                headers=access.header_cache, parts=access.parts_cache, remember=access.remember)
+        return [scope.rows[i].uid if uid else i + 1 for i in found]
 
     # --- Twisted's IAccount and INamespacePresenter ----------------------------------------
 

@@ -11,7 +11,7 @@ and the FETCH then carries the new FLAGS.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
@@ -24,6 +24,7 @@ from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import Args
 from mailgosend.imap.wireformat import flag_list, internal_date
+from mailgosend.store.messages import MessageRow, store_structures
 
 __all__ = ["FetchCommand", "STREAM_THRESHOLD"]
 
@@ -34,6 +35,7 @@ STREAM_CHUNK = 256 * 1024
 META_BATCH = 200
 CONTENT_BATCH = 50
 CONTENT_BATCH_BYTES = 4 << 20
+WRITE_BUFFER = 64 * 1024  # bytes of responses joined into one transport write
 
 
 @implementer(IPushProducer)
@@ -79,6 +81,16 @@ def _batches(pairs: list[tuple[int, int]], rows: dict[int, Any], content: bool
         size += rows[pair[1]].size
     return [b for b in batches if b]
 
+
+# Session-data items, from the row and whether the message is \Recent to this session.
+_ENCODERS: dict[str, Callable[[MessageRow, bool], bytes]] = {
+    "uid": lambda row, recent: b"UID %d" % row.uid,
+    "flags": lambda row, recent: b"FLAGS " + flag_list(
+        row.flags + ("\\Recent",) if recent else row.flags),
+    "internaldate": lambda row, recent: b"INTERNALDATE " + internal_date(row.internal_date),
+    "size": lambda row, recent: b"RFC822.SIZE %d" % row.size,
+    "modseq": lambda row, recent: b"MODSEQ (%d)" % row.modseq,
+}
 
 if TYPE_CHECKING:
     from mailgosend.imap.server import SessionCore
@@ -127,39 +139,170 @@ class FetchCommand(_Session):
 
     async def _fetch_all(self, pairs: list[tuple[int, int]], items: list[FetchItem],
                          newly_seen: set[int], gate: _OutputGate) -> bool:
-        """Write every response, a batch at a time; True if some messages had vanished."""
+        """Write every response, a batch at a time; True if some messages had vanished.
+
+        Responses without a streamed literal are built synchronously and written a buffer
+        (``WRITE_BUFFER``) at a time; the loop yields to the reactor only when the
+        transport's buffer is full (the gate) or a literal streams."""
         view = self.selected
         threaded = [item for item in items if item.needs_thread]
-        content = any(item.kind == "section" for item in items)
+        # Header sections come from the structure or caches: batches as large as ENVELOPE's.
+        content = any(item.kind == "section" and not item.cacheable for item in items)
         missing = False
-        for batch in _batches(pairs, view.rows, content):
+        simple = [(index, item) for index, item in enumerate(items) if not item.needs_thread]
+        wants_flags = any(i.kind == "flags" for i in items)
+        access = self.access
+        cached_only = all(i.kind == "envelope" or i.cacheable for i in threaded)
+        if not threaded and not newly_seen:
+            return await self._fetch_simple(pairs, items, gate)
+        for batch in _batches(pairs, view.rows, content) if threaded else [pairs]:
             loaded: dict[int, Loaded] = {}
-            if threaded:
-                results = await self.access.runner.read(
-                    load_batch, self.access.keyring, self.access.blob_store, view.user,
-                    [view.rows[u] for _, u in batch], items, STREAM_THRESHOLD,
-                    cache=self.access.info_cache, uidvalidity=view.box.uidvalidity)
-                loaded = {entry.uid: entry for entry in results}
+            todo = [u for _, u in batch]
+            if threaded and cached_only:
+                loaded, todo = self._from_caches(todo, items)
+            if threaded and todo:
+                results = await access.runner.read(
+                    load_batch, access.keyring, access.blob_store, view.user,
+                    [view.rows[u] for u in todo], items, STREAM_THRESHOLD,
+                    cache=access.info_cache, uidvalidity=view.box.uidvalidity,
+                    envelopes=access.envelope_cache, headers=access.header_cache,
+                    remember=access.remember, items_cache=access.item_cache)
+                loaded.update((entry.uid, entry) for entry in results)
+                if results and results[-1].upgraded:
+                    self._store_structures(results[-1].upgraded)
+            out: list[bytes] = []
+            size = 0
             for seq, message_uid in batch:
                 entry = loaded.get(message_uid)
                 if entry is not None and entry.missing:
                     missing = True
                     continue
-                with_flags = message_uid in newly_seen and not any(
-                    i.kind == "flags" for i in items)
-                await self._write_fetch(seq, message_uid, items, entry, with_flags, gate)
-                await gate.wait()  # the socket buffer is full: let the reactor drain it
+                with_flags = not wants_flags and message_uid in newly_seen
+                if entry is not None and entry.streams:
+                    if out:
+                        self.transport.write(b"".join(out))
+                        out, size = [], 0
+                    await self._write_fetch(seq, message_uid, items, entry, with_flags, gate)
+                    await gate.wait()
+                else:
+                    line = self._fetch_line(seq, message_uid, items, simple, entry, with_flags)
+                    out.append(line)
+                    size += len(line)
+                    if size >= WRITE_BUFFER:
+                        self.transport.write(b"".join(out))
+                        out, size = [], 0
+                        if gate.paused:  # the socket buffer is full: let the reactor drain it
+                            await gate.wait()
                 if self.lost:
                     return missing
+            if out:
+                self.transport.write(b"".join(out))
+            if gate.paused:
+                await gate.wait()
+            if self.lost:
+                return missing
         return missing
+
+    async def _fetch_simple(self, pairs: list[tuple[int, int]], items: list[FetchItem],
+                            gate: _OutputGate) -> bool:
+        """FETCH of session data only (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ): one
+        tight loop with an encoder per item, no database, no per-message coroutine."""
+        view = self.selected
+        rows, recent = view.rows, view.recent
+        encoders = [_ENCODERS[item.kind] for item in items]
+        kinds = [item.kind for item in items]
+        # The usual (UID) FETCH (FLAGS): one format per line and each flag set encoded once.
+        fast = set(kinds) <= {"uid", "flags"} and len(set(kinds)) == len(kinds)
+        template = b"* %d FETCH (" + b" ".join(
+            b"UID %d" if kind == "uid" else b"FLAGS %s" for kind in kinds) + b")\r\n"
+        flags_first = kinds[0] == "flags"
+        encoded: dict[tuple[str, ...], bytes] = {}
+        out: list[bytes] = []
+        size = 0
+        for seq, message_uid in pairs:
+            row = rows[message_uid]
+            if fast:
+                flags = row.flags + ("\\Recent",) if message_uid in recent else row.flags
+                listed = encoded.get(flags)
+                if listed is None:
+                    listed = encoded[flags] = flag_list(flags)
+                values: tuple[Any, ...] = (
+                    (seq, listed) if len(kinds) == 1 and flags_first else
+                    (seq, message_uid) if len(kinds) == 1 else
+                    (seq, listed, message_uid) if flags_first else (seq, message_uid, listed))
+                line = template % values
+            else:
+                line = b"* %d FETCH (%s)\r\n" % (seq, b" ".join(
+                    [encode(row, message_uid in recent) for encode in encoders]))
+            out.append(line)
+            size += len(line)
+            if size >= WRITE_BUFFER:
+                self.transport.write(b"".join(out))
+                out, size = [], 0
+                if gate.paused:
+                    await gate.wait()
+                if self.lost:
+                    return False
+        if out:
+            self.transport.write(b"".join(out))
+        return False
+
+    def _from_caches(self, uids: list[int], items: list[FetchItem]
+                     ) -> tuple[dict[int, Loaded], list[int]]:
+        """ENVELOPE and top-level header sections answered from the listener's caches in
+        the reactor thread (a dictionary lookup each); the UIDs missing something go to a
+        database job."""
+        access, view = self.access, self.selected
+        mailbox_id, uidvalidity = view.box.id, view.box.uidvalidity
+        threaded = [(index, item) for index, item in enumerate(items) if item.needs_thread]
+        envelopes, item_cache = access.envelope_cache, access.item_cache
+        loaded: dict[int, Loaded] = {}
+        missing: list[int] = []
+        for uid in uids:
+            key = (mailbox_id, uidvalidity, uid)
+            found: dict[int, bytes] = {}
+            for index, item in threaded:
+                value = envelopes.get(key) if item.kind == "envelope" else \
+                    item_cache.get(item.label, key)
+                if value is None:
+                    break
+                found[index] = value
+            else:
+                loaded[uid] = Loaded(uid, found)
+                continue
+            missing.append(uid)
+        return loaded, missing
+
+    def _store_structures(self, structures: list[Any]) -> None:
+        """Persist header blocks read from old messages' blobs; a failure only costs speed."""
+        access = self.access
+        d = access.runner.write(store_structures, access.keyring, self.selected.user,
+                                structures)
+        d.addErrback(lambda f: log.failure("storing header blocks failed", f))
+
+    def _fetch_line(self, seq: int, message_uid: int, items: list[FetchItem],
+                    simple: list[tuple[int, FetchItem]], entry: Optional[Loaded],
+                    with_flags: bool) -> bytes:
+        """One whole untagged FETCH response without streamed parts."""
+        if entry is None:
+            parts = [self._simple(item, message_uid) for item in items]
+        else:
+            parts = [entry.items.get(index, b"") for index in range(len(items))]
+            for index, item in simple:
+                parts[index] = self._simple(item, message_uid)
+        if with_flags:  # \Seen was set by this FETCH (and so was a new MODSEQ)
+            parts.append(b"FLAGS " + flag_list(self.selected.flags_of(message_uid)))
+            if self.condstore and not any(i.kind == "modseq" for i in items):
+                parts.append(self._simple(FetchItem("modseq", b"MODSEQ"), message_uid))
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
 
     def _simple(self, item: FetchItem, message_uid: int) -> bytes:
         view = self.selected
-        row = view.rows[message_uid]
         if item.kind == "uid":
             return b"UID %d" % message_uid
         if item.kind == "flags":
             return b"FLAGS " + flag_list(view.flags_of(message_uid))
+        row = view.rows[message_uid]
         if item.kind == "internaldate":
             return b"INTERNALDATE " + internal_date(row.internal_date)
         if item.kind == "modseq":

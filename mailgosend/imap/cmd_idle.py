@@ -94,9 +94,8 @@ class IdleCommand(_Session):
             self._idle_again = False
             self.idle_refresh()
 
-    def mailbox_changed(self, mailbox_id: int) -> None:
-        if self.idling and self.selected is not None and self.selected.id == mailbox_id:
-            self.idle_refresh()
-
-    def new_mail(self, event: Any) -> None:
-        self.mailbox_changed(event.mailbox_id)
+    def mailbox_changed(self, mailbox_id: int, changes: Any = None) -> None:
+        if self.selected is not None and self.selected.id == mailbox_id:
+            self.selected.note_change(changes)
+            if self.idling:
+                self.idle_refresh()

@@ -1,8 +1,10 @@
 """FETCH attributes (RFC 3501 §6.4.5) and the thread-side loading of their data.
 
 ``parse_items`` turns the attribute argument into :class:`FetchItem` objects.  The server
-answers FLAGS, UID, INTERNALDATE and RFC822.SIZE from its session cache; everything else is
-loaded here in a database thread, a batch of messages per job, through the lazy
+answers FLAGS, UID, INTERNALDATE and RFC822.SIZE from its session cache, and ENVELOPE and
+top-level header sections from the listener's caches of encoded answers when they hold them
+(cmd_fetch.py); everything else is loaded here in a database thread, a batch of messages per
+job, through the lazy
 :class:`~mailgosend.imap.message.StoredMessage`: ENVELOPE and BODYSTRUCTURE decrypt only the
 structure, sections decrypt only the segments of their byte range.  A section longer than
 ``stream_threshold`` is not loaded at all: the job returns its range and the server streams it
@@ -12,6 +14,8 @@ in chunks.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -20,16 +24,17 @@ from twisted.logger import Logger
 
 from mailgosend.crypto import DecryptionError, KeyRing
 from mailgosend.imap.errors import bad
-from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage
+from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
+                                     StoredMessage)
 from mailgosend.imap.structure import body_structure, envelope
 from mailgosend.imap.tokens import Atom, Token, as_bytes, tokenize
 from mailgosend.imap.wireformat import literal
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobNotFound, BlobStore
 from mailgosend.store.messages import MessageRow
-from mailgosend.store.mimeinfo import NoSuchSection
+from mailgosend.store.mimeinfo import MessageInfo, NoSuchSection
 
-__all__ = ["FetchItem", "Loaded", "load_batch", "parse_items"]
+__all__ = ["FetchItem", "ItemCache", "Loaded", "load_batch", "parse_items"]
 
 log = Logger()
 
@@ -45,6 +50,7 @@ _SECTION_SPEC = re.compile(
     r"(?P<part>[1-9]\d{0,8}(?:\.[1-9]\d{0,8})*)?"
     r"(?:(?(part)\.)(?P<text>HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME))?\Z")
 _CONTENT_KINDS = ("envelope", "bodystructure", "body", "section")
+_ROOT_HEADERS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,17 @@ class FetchItem:
     @property
     def needs_thread(self) -> bool:
         return self.kind in _CONTENT_KINDS
+
+    @property
+    def cacheable(self) -> bool:
+        """A top-level header section: its answer is kept per message (``ItemCache``), as
+        Dovecot keeps header fields in its cache file."""
+        return self.kind == "section" and self.section in _ROOT_HEADERS
+
+    @property
+    def needs_info(self) -> bool:
+        """Whether the item reads the structure (BODY[] and its partials do not)."""
+        return self.needs_thread and not (self.kind == "section" and self.section == "")
 
 
 def parse_items(token: Token) -> list[FetchItem]:
@@ -126,6 +143,32 @@ def _field_names(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+class ItemCache:
+    """Encoded FETCH items by attribute label, then (mailbox id, UIDVALIDITY, UID): the
+    answers to BODY.PEEK[HEADER.FIELDS (...)] a client asks of every message.  Bytes only
+    (free for the garbage collector); at most ``labels`` attributes, least recently used
+    dropped first, each holding at most ``limit`` messages."""
+
+    def __init__(self, labels: int = 8, limit: int = 50_000) -> None:
+        self.labels, self.limit = labels, limit
+        self._caches: OrderedDict[bytes, BoundedCache[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, label: bytes, key: tuple[int, int, int]) -> Optional[bytes]:
+        cache = self._caches.get(label)
+        return None if cache is None else cache.get(key)
+
+    def put(self, label: bytes, key: tuple[int, int, int], value: bytes) -> None:
+        with self._lock:
+            cache = self._caches.get(label)
+            if cache is None:
+                cache = self._caches[label] = BoundedCache(self.limit)
+                while len(self._caches) > self.labels:
+                    self._caches.popitem(last=False)
+            self._caches.move_to_end(label)
+        cache.put(key, value)
+
+
 @dataclass
 class Loaded:
     """What the thread produced for one message: encoded items, ranges to stream, or gone."""
@@ -135,20 +178,32 @@ class Loaded:
     streams: dict[int, tuple[int, int]] = field(default_factory=dict)
     missing: bool = False
     blob_opens: int = 0
+    # Set on a batch's last entry: structures that gained their header block (see
+    # message.StoredMessage.header_block), for the caller to store.
+    upgraded: Optional[list[tuple[int, str, MessageInfo]]] = None
 
 
 def _section(message: StoredMessage, item: FetchItem, threshold: int
              ) -> Union[bytes, tuple[int, int]]:
-    try:
-        start, end = message.info.section_range(item.section)
-    except NoSuchSection:
-        return b""
-    end = min(end, message.row.size)
-    if item.fields is not None:
-        data = message.section(item.section, list(item.fields), item.negate)
+    if item.section == "":  # BODY[] is the whole blob: no structure needed
+        start, end = 0, message.row.size
+    elif item.fields is not None or item.section == "HEADER":
+        # Top-level or part header fields: from the header block the structure keeps
+        # (no blob read), filtered for HEADER.FIELDS (RFC 3501 §6.4.5).
+        try:
+            data = message.section(item.section, None if item.fields is None
+                                   else list(item.fields), item.negate)
+        except NoSuchSection:
+            return b""
         if item.partial:
             data = data[item.partial[0]:item.partial[0] + item.partial[1]]
         return data
+    else:
+        try:
+            start, end = message.info.section_range(item.section)
+        except NoSuchSection:
+            return b""
+    end = min(end, message.row.size)
     if item.partial:
         start, end = min(start + item.partial[0], end), min(start + item.partial[0] + item.partial[1], end)
     if end - start > threshold:
@@ -158,12 +213,17 @@ def _section(message: StoredMessage, item: FetchItem, threshold: int
 
 def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
                rows: list[MessageRow], items: list[FetchItem], stream_threshold: int, *,
-               cache: Optional[InfoCache] = None, uidvalidity: Optional[int] = None
-               ) -> list[Loaded]:
+               cache: Optional[InfoCache] = None, uidvalidity: Optional[int] = None,
+               envelopes: Optional[BoundedCache[bytes]] = None,
+               headers: Optional[BoundedCache[bytes]] = None,
+               remember: Optional[Remember] = None,
+               items_cache: Optional[ItemCache] = None) -> list[Loaded]:
     """Database thread: the thread-side items of ``items`` for each row.  Every such item needs
     the structure, so the batch's sealed structures are fetched up front in one query."""
-    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity)
-    source.prefetch(rows)
+    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity,
+                           headers=headers, remember=remember)
+    source.prefetch([row for row in rows if _needs_info(row, items, source, envelopes,
+                                                        uidvalidity)])
     results = []
     for row in rows:
         loaded = Loaded(row.uid)
@@ -171,7 +231,7 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
             try:
                 for index, item in enumerate(items):
                     if item.kind == "envelope":
-                        loaded.items[index] = b"ENVELOPE " + envelope(message.info.envelope)
+                        loaded.items[index] = _envelope_item(message, envelopes, uidvalidity)
                     elif item.kind == "bodystructure":
                         loaded.items[index] = b"BODYSTRUCTURE " + body_structure(message.info)
                     elif item.kind == "body":
@@ -181,7 +241,12 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                         if isinstance(data, tuple):
                             loaded.streams[index] = data
                         else:
-                            loaded.items[index] = item.label + b" " + literal(data)
+                            encoded = item.label + b" " + literal(data)
+                            loaded.items[index] = encoded
+                            if items_cache is not None and item.cacheable \
+                                    and uidvalidity is not None:
+                                items_cache.put(item.label, (row.mailbox_id, uidvalidity,
+                                                             row.uid), encoded)
             except (LookupError, BlobNotFound, DecryptionError) as exc:
                 # Purged after expunge (LookupError/BlobNotFound), or damaged: the message is
                 # skipped and the command ends NO [EXPUNGEISSUED] (RFC 5530 §3).
@@ -191,4 +256,40 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                 loaded = Loaded(row.uid, missing=True)
             loaded.blob_opens = message.blob_opens
         results.append(loaded)
+    if source.upgraded:
+        results[-1].upgraded = source.upgraded
     return results
+
+
+def _needs_info(row: MessageRow, items: list[FetchItem], source: MessageSource,
+                envelopes: Optional[BoundedCache[bytes]], uidvalidity: Optional[int]) -> bool:
+    """Whether answering ``items`` for ``row`` decrypts its structure (not when every item
+    is BODY[] or comes from the ENVELOPE and header caches)."""
+    for item in items:
+        if not item.needs_info:
+            continue
+        if item.kind == "envelope" and envelopes is not None and uidvalidity is not None \
+                and envelopes.get((row.mailbox_id, uidvalidity, row.uid)) is not None:
+            continue
+        if item.kind == "section" and item.section in ("HEADER", "HEADER.FIELDS",
+                                                      "HEADER.FIELDS.NOT") \
+                and source.cached_header(row) is not None:
+            continue
+        return True
+    return False
+
+
+def _envelope_item(message: StoredMessage, envelopes: Optional[BoundedCache[bytes]],
+                   uidvalidity: Optional[int]) -> bytes:
+    """``ENVELOPE (...)``, encoded once per message and kept: the encoding (address parsing,
+    quoting) cost more than decrypting the structure."""
+    row = message.row
+    key = (row.mailbox_id, uidvalidity or 0, row.uid)
+    if envelopes is not None and uidvalidity is not None:
+        cached = envelopes.get(key)
+        if cached is not None:
+            return cached
+    encoded = b"ENVELOPE " + envelope(message.info.envelope)
+    if envelopes is not None and uidvalidity is not None:
+        envelopes.put(key, encoded)
+    return encoded

@@ -2,7 +2,9 @@
 
 One hub per factory (no module state).  A session that changes a mailbox tells the hub, which
 pokes every other session with that mailbox selected; an idling session then synchronises at
-once and pushes EXISTS/EXPUNGE/FETCH (RFC 2177), the others do so at their next command.
+once and pushes EXISTS/EXPUNGE/FETCH (RFC 2177), the others do so at their next command.  A
+flag change travels with its new flags and MODSEQ, so the others need no query to report it
+(selected.py).  The hub also holds the per-mailbox snapshots SELECT copies (snapshot.py).
 
 \\Recent (RFC 3501 §2.3.2) is "first session to see the message".  The hub keeps, per
 mailbox, the highest UID some session has claimed; a read-write SELECT (and each new message
@@ -15,19 +17,25 @@ documented simplification.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Protocol
+import bisect
+from typing import Optional, Protocol, Sequence
+
+from mailgosend.imap.snapshot import SnapshotCache
+from mailgosend.store.messages import FlagChange
 
 __all__ = ["MailboxHub"]
 
 
 class Listener(Protocol):
-    def mailbox_changed(self, mailbox_id: int) -> None: ...
+    def mailbox_changed(self, mailbox_id: int,
+                        changes: Optional[Sequence[FlagChange]] = None) -> None: ...
 
 
 class MailboxHub:
     def __init__(self) -> None:
         self._selected: dict[int, set[Listener]] = {}
         self._recent_floor: dict[int, int] = {}
+        self.snapshots = SnapshotCache()  # what SELECT copies (snapshot.py)
 
     def attach(self, mailbox_id: int, session: Listener) -> None:
         self._selected.setdefault(mailbox_id, set()).add(session)
@@ -42,10 +50,13 @@ class MailboxHub:
     def watchers(self, mailbox_id: int) -> int:
         return len(self._selected.get(mailbox_id, ()))
 
-    def changed(self, mailbox_id: int, origin: Optional[Listener] = None) -> None:
+    def changed(self, mailbox_id: int, origin: Optional[Listener] = None,
+                changes: Optional[Sequence[FlagChange]] = None) -> None:
+        """Tell the other sessions; ``changes``: the change was only these flags (each
+        session applies them without a query), None: anything (they read the database)."""
         for session in list(self._selected.get(mailbox_id, ())):
             if session is not origin:
-                session.mailbox_changed(mailbox_id)
+                session.mailbox_changed(mailbox_id, changes)
 
     def recent_floor(self, mailbox_id: int, uidnext: int) -> int:
         """The highest claimed UID, starting at UIDNEXT - 1 for a mailbox not seen yet."""
@@ -54,10 +65,14 @@ class MailboxHub:
     def known_floor(self, mailbox_id: int) -> Optional[int]:
         return self._recent_floor.get(mailbox_id)
 
-    def claim(self, mailbox_id: int, uids: Iterable[int], uidnext: int) -> set[int]:
-        """Claim the UIDs above the floor for one session; they are \\Recent only there."""
+    def in_use(self, mailbox_id: int) -> bool:
+        return mailbox_id in self._selected
+
+    def claim(self, mailbox_id: int, uids: Sequence[int], uidnext: int) -> set[int]:
+        """Claim the UIDs above the floor for one session; they are \\Recent only there.
+        ``uids`` is ascending (a bisection, not a scan of a large mailbox)."""
         floor = self.recent_floor(mailbox_id, uidnext)
-        claimed = {uid for uid in uids if uid > floor}
+        claimed = set(uids[bisect.bisect_right(uids, floor):])
         if claimed:
             self._recent_floor[mailbox_id] = max(claimed)
         return claimed

@@ -6,8 +6,9 @@ Three layers, from cheap to dear:
 2. the sealed structure (``load_info``): envelope, MIME tree and byte offsets, decrypted from
    ``messages.meta`` without touching the message blob;
 3. the blob, through a ``BlobReader`` opened on first need, which decrypts only the segments a
-   byte range touches.  BODY[HEADER.FIELDS ...] reads the header block (usually one segment);
-   BODY[2] reads the second part's range.
+   byte range touches.  BODY[2] reads the second part's range.  The top-level header block
+   (BODY[HEADER], HEADER.FIELDS, SEARCH HEADER) is kept in the structure since it existed;
+   for older messages it is read from the blob once and the structure re-sealed with it.
 
 The accessors that reach layers 2 and 3 block (database and AES): these objects live in worker
 or database threads only (fetch.py, search.py) and are never handed to the reactor thread.
@@ -19,7 +20,7 @@ import email.utils
 import io
 import threading
 from collections import OrderedDict
-from typing import IO, Any, Iterable, Optional, Sequence, Union
+from typing import IO, Any, Callable, Generic, Iterable, Optional, Sequence, TypeVar, Union
 
 from sqlalchemy.engine import Connection, Engine
 from twisted.mail import imap4
@@ -30,42 +31,66 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore
 from mailgosend.store.messages import (MessageRow, SealedInfo, load_info, load_sealed_infos,
                                        open_info)
-from mailgosend.store.mimeinfo import MessageInfo, Part
+from mailgosend.store.mimeinfo import HEADER_KEEP_LIMIT, MessageInfo, Part
 
-__all__ = ["InfoCache", "MessageSource", "StoredMessage", "StoredPart", "filter_header_block",
-           "parse_header_block"]
+__all__ = ["BoundedCache", "InfoCache", "MessageSource", "Remember", "StoredMessage",
+           "StoredPart", "filter_header_block", "parse_header_block"]
 
+
+_ROOT_HEADER_SECTIONS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 
 InfoKey = tuple[int, int, int]  # (mailbox id, UIDVALIDITY, UID): never names two messages
+Remember = Callable[[InfoKey, MessageInfo], None]  # told of every structure decrypted
 
 
-class InfoCache:
-    """Decoded structures shared by a listener's sessions, at most ``limit`` of them, the least
-    recently used evicted first.  An entry never goes stale: a message's bytes never change and
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[V]):
+    """Values by (mailbox id, UIDVALIDITY, UID), at most ``limit`` of them, the least recently
+    used evicted first.  An entry never goes stale: a message's bytes never change and
     (mailbox, UIDVALIDITY, UID) is never reused (RFC 3501 §2.3.1.1).  Database threads use it
-    concurrently, hence the lock."""
+    concurrently: writers take the lock, readers do not (see ``get``)."""
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
-        self._entries: OrderedDict[InfoKey, MessageInfo] = OrderedDict()
+        self._entries: OrderedDict[InfoKey, V] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: InfoKey) -> Optional[MessageInfo]:
-        with self._lock:
-            info = self._entries.get(key)
-            if info is not None:
-                self._entries.move_to_end(key)
-            return info
+    def get(self, key: InfoKey) -> Optional[V]:
+        # No lock: each OrderedDict call is atomic under the GIL, and a lock taken per
+        # message by several database threads convoyed (a quarter of the mixed workload's
+        # CPU).  An entry evicted between the two calls is simply not moved.
+        entries = self._entries
+        value = entries.get(key)
+        if value is not None:
+            try:
+                entries.move_to_end(key)
+            except KeyError:
+                pass
+        return value
 
-    def put(self, key: InfoKey, info: MessageInfo) -> None:
+    def put(self, key: InfoKey, value: V) -> None:
         with self._lock:
-            self._entries[key] = info
+            self._entries[key] = value
             self._entries.move_to_end(key)
             while len(self._entries) > self.limit:
                 self._entries.popitem(last=False)
+
+
+class InfoCache(BoundedCache[MessageInfo]):
+    """Decoded structures shared by a listener's sessions (see BoundedCache).
+
+    Kept small: a structure is dozens of Python objects the cyclic garbage collector scans
+    at every full collection (20,000 of them made collections of ~250 ms in the middle of
+    commands).  The hot answers have caches of their own made of bytes and tuples of
+    strings, which the collector skips: encoded ENVELOPEs, header blocks, SEARCH fields."""
+
+    def __init__(self, limit: int = 2_000) -> None:
+        super().__init__(limit)
 
 
 class MessageSource:
@@ -78,15 +103,26 @@ class MessageSource:
 
     def __init__(self, storage: Union[Connection, Engine], keyring: KeyRing,
                  blob_store: BlobStore, user: User, *, cache: Optional[InfoCache] = None,
-                 uidvalidity: Optional[int] = None) -> None:
+                 uidvalidity: Optional[int] = None,
+                 headers: Optional[BoundedCache[bytes]] = None,
+                 remember: Optional[Remember] = None) -> None:
         self.storage, self.keyring, self.blob_store, self.user = storage, keyring, blob_store, user
+        self.remember = remember if uidvalidity is not None else None
         self.cache = cache if uidvalidity is not None else None
+        self.headers = headers if uidvalidity is not None else None  # header blocks
         self.uidvalidity = uidvalidity or 0
         self._sealed: dict[int, SealedInfo] = {}
         self._prefetched: set[int] = set()
+        # (message id, blob id, structure) whose header block was read from the blob and
+        # added to the structure: messages stored before structures kept it.
+        self.upgraded: list[tuple[int, str, MessageInfo]] = []
+        self._readers: dict[str, BlobReader] = {}  # prefetch_blobs
 
     def _key(self, row: MessageRow) -> InfoKey:
         return (row.mailbox_id, self.uidvalidity, row.uid)
+
+    def cached_header(self, row: MessageRow) -> Optional[bytes]:
+        return None if self.headers is None else self.headers.get(self._key(row))
 
     def prefetch(self, rows: Sequence[MessageRow]) -> None:
         """Replace the prefetched batch with the sealed structures of ``rows`` not cached."""
@@ -119,9 +155,28 @@ class MessageSource:
             info = load_info(self.storage, self.keyring, self.user, row)
         if self.cache is not None:
             self.cache.put(self._key(row), info)
+        if self.remember is not None:
+            self.remember(self._key(row), info)
         return info
 
+    def prefetch_blobs(self, rows: Sequence[MessageRow]) -> None:
+        """Fetch the small blobs of ``rows`` in a query per 500 (SEARCH BODY/TEXT); each is
+        decrypted only when first read."""
+        ids = sorted({row.blob_id for row in rows})
+        if not ids:
+            return
+        if isinstance(self.storage, Engine):
+            with self.storage.connect() as conn:
+                self._readers = self.blob_store.open_small_blobs(conn, self.keyring,
+                                                                 self.user.uuid, ids)
+        else:
+            self._readers = self.blob_store.open_small_blobs(self.storage, self.keyring,
+                                                             self.user.uuid, ids)
+
     def open_blob(self, blob_id: str) -> BlobReader:
+        reader = self._readers.pop(blob_id, None)
+        if reader is not None:
+            return reader
         return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid, blob_id)
 
 
@@ -239,8 +294,25 @@ class StoredMessage(_Layered):
         return self.row.size
 
     def header_block(self) -> bytes:
-        root = self.info.root
-        return self.read(root.header_start, root.body_start)
+        """The top-level header block: from the structure when stored there at delivery;
+        else read from the blob once and kept in the (cached) structure, and the message
+        noted in ``source.upgraded`` so the caller can store it (``store_header_blocks``)."""
+        source = self.source
+        block = source.cached_header(self.row)
+        if block is not None:
+            return block
+        info = self.info
+        block = info.header_bytes()
+        if block is None:
+            root = info.root
+            block = self.read(root.header_start, root.body_start)
+            if len(block) <= HEADER_KEEP_LIMIT:
+                info.header = block.decode("utf-8", "surrogateescape")
+                source.upgraded.append((self.row.id, self.row.blob_id, info))
+        if source.headers is not None and len(block) <= HEADER_KEEP_LIMIT:
+            # bytes: a cache of them costs the garbage collector nothing (see InfoCache)
+            source.headers.put(source._key(self.row), block)
+        return block
 
     def getHeaders(self, negate: bool, *names: str) -> dict[str, str]:
         return _header_dict(self.header_block(), negate, names)
@@ -258,8 +330,11 @@ class StoredMessage(_Layered):
     def section(self, spec: str, fields: Optional[list[str]] = None,
                 negate: bool = False) -> bytes:
         """The bytes of BODY[spec]; ``fields`` filters a HEADER.FIELDS section."""
-        start, end = self.info.section_range(spec)
-        data = self.read(start, min(end, self.row.size))
+        if spec in _ROOT_HEADER_SECTIONS:
+            data = self.header_block()
+        else:
+            start, end = self.info.section_range(spec)
+            data = self.read(start, min(end, self.row.size))
         if fields is not None:
             return filter_header_block(data, fields, negate)
         return data

@@ -3,13 +3,20 @@
 Twisted's fallback search crashes on every header and date key under Python 3 and scans on the
 reactor thread; this replaces it (the mailbox provides ISearchableMailbox).
 
-Keys are parsed into a tree of tuples.  Evaluation is per message, cheapest first inside an
-AND, so the expensive layers are reached only when the cheap keys still match:
+Keys are parsed into a tree of tuples.  Evaluation is set-wise over the candidates (each key
+one comprehension), cheapest first inside an AND, so the expensive layers are reached only by
+the messages the cheap keys still let through:
 
 0. flags, sizes, INTERNALDATE, UIDs, sequence numbers: the session's view, no I/O;
-1. FROM/TO/CC/BCC/SUBJECT and SENT*: the decrypted structure (envelope), no blob;
-2. HEADER: the message's header block (its first segment);
-3. BODY/TEXT: the text parts, transfer-decoded and charset-decoded, case-insensitively.
+1. FROM/TO/CC/BCC/SUBJECT and SENT*: decoded fields cached per message (``FieldCache``),
+   else the decrypted structure (envelope), no blob;
+2. HEADER: the header block the structure keeps (the blob for messages stored before);
+3. BODY/TEXT: the text parts, transfer-decoded and charset-decoded, case-insensitively; the
+   small blobs of a chunk come in one query.  Exact substring semantics (§6.4.4): every
+   candidate left is decrypted and matched, there is no token index to approximate it.
+
+A search that reaches layer 1 or beyond runs as one database job per ``SEARCH_JOB_SIZE``
+messages (account.py), so other sessions' jobs are served in between.
 
 Strings are matched as Unicode, case-insensitively; RFC 2047 words in headers are decoded
 first.  CHARSET UTF-8 and US-ASCII are supported (RFC 3501 §6.4.4 requires US-ASCII; RFC 9051
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import threading
+from collections import OrderedDict
 import email.header
 import email.utils
 from dataclasses import dataclass
@@ -30,15 +39,17 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.crypto import KeyRing
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage, parse_header_block
+from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
+                                     StoredMessage, parse_header_block)
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobNotFound, BlobStore
 from mailgosend.store.messages import MessageRow
-from mailgosend.store.mimeinfo import Part
+from mailgosend.store.mimeinfo import MessageInfo, Part
 
-__all__ = ["Candidate", "parse_search", "run_search", "uses_modseq_key"]
+__all__ = ["FieldCache", "SearchScope", "TextParts", "parse_search", "run_search",
+           "search_cost", "search_fields", "text_parts", "uses_modseq_key"]
 
 CHARSETS = ("UTF-8", "US-ASCII")
 _FLAG_KEYS = {"ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True),
@@ -147,49 +158,99 @@ def _key(stream: list[Token]) -> Node:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A message as the session sees it: its sequence number and \\Recent are session state."""
+class SearchScope:
+    """The messages a SEARCH runs over, as the session saw them when the command started:
+    rows in sequence order (sequence number = index + 1) and the \\Recent UIDs (session
+    state).  Read-only, so the chunks of one search share it across database jobs."""
 
-    seq: int
-    row: MessageRow
-    recent: bool
+    rows: list[MessageRow]
+    recent: frozenset[int]
+    uidvalidity: int
+
+    @property
+    def largest_uid(self) -> int:
+        return self.rows[-1].uid if self.rows else 0
 
 
-class _Subject:
-    """Lazy access to the layers of one candidate (see the module docstring)."""
+# What SEARCH FROM/TO/CC/BCC/SUBJECT and SENT* compare with: the envelope fields decoded
+# (RFC 2047) and case-folded, and the sent date.  Computing them costs an RFC 2047 decode per
+# field, more than the match, so they are cached per message like the structures.
+Fields = tuple[Optional[str], Optional[str], Optional[str], Optional[str], Optional[str],
+               Optional[date]]
+_FIELD_INDEX = {"from_": 0, "to": 1, "cc": 2, "bcc": 3, "subject": 4}
 
-    def __init__(self, candidate: Candidate, source: MessageSource) -> None:
-        self.candidate = candidate
-        self.message = StoredMessage(candidate.row, source)
-        self._flags = {f.lower() for f in candidate.row.flags}
-        self._headers: Optional[list[tuple[str, str]]] = None
-        self._body: Optional[str] = None
 
-    def has_flag(self, flag: str) -> bool:
-        return flag.lower() in self._flags
+class FieldCache:
+    """Search fields per mailbox: (mailbox id, UIDVALIDITY) -> {UID: Fields}, never stale
+    (as InfoCache), at most ``limit`` messages, whole mailboxes evicted least recently used
+    first.  A plain dict per mailbox, so a SEARCH SUBJECT over 10,000 cached messages is one
+    comprehension of dict lookups; database threads read it without the lock."""
 
-    def headers(self) -> list[tuple[str, str]]:
-        if self._headers is None:
-            self._headers = [(name, _decode_header(raw.partition(b":")[2]))
-                             for name, raw in parse_header_block(self.message.header_block())]
-        return self._headers
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._boxes: OrderedDict[tuple[int, int], dict[int, Fields]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
 
-    def body(self) -> str:
-        if self._body is None:
-            self._body = "\n".join(_part_texts(self.message, self.message.info.root))
-        return self._body
+    def __len__(self) -> int:
+        return self._size
+
+    def mailbox(self, mailbox_id: int, uidvalidity: int) -> dict[int, Fields]:
+        """The mailbox's dict, to read; add to it with ``put``."""
+        key = (mailbox_id, uidvalidity)
+        with self._lock:
+            found = self._boxes.get(key)
+            if found is None:
+                found = self._boxes[key] = {}
+            self._boxes.move_to_end(key)
+            return found
+
+    def put(self, mailbox_id: int, uidvalidity: int, values: dict[int, Fields]) -> None:
+        key = (mailbox_id, uidvalidity)
+        with self._lock:
+            box = self._boxes.get(key)
+            if box is None:
+                box = self._boxes[key] = {}
+            before = len(box)
+            box.update(values)
+            self._size += len(box) - before
+            while self._size > self.limit and len(self._boxes) > 1:
+                oldest = next(iter(self._boxes))
+                if oldest == key:
+                    self._boxes.move_to_end(key)
+                    oldest = next(iter(self._boxes))
+                self._size -= len(self._boxes.pop(oldest))
+
+
+def search_fields(info: MessageInfo) -> Fields:
+    """What SEARCH FROM/TO/CC/BCC/SUBJECT/SENT* compare with, for one structure."""
+    env = info.envelope
+
+    def decoded(raw: Optional[str]) -> Optional[str]:
+        return None if raw is None else _decode_header(raw.encode("utf-8", "surrogateescape"))
+
+    return (decoded(env.from_), decoded(env.to), decoded(env.cc), decoded(env.bcc),
+            decoded(env.subject), _sent_date(env.date))
 
 
 def _decode_header(raw: bytes) -> str:
     text = raw.replace(b"\r\n", b"").replace(b"\n", b"").decode("utf-8", "replace").strip()
+    if "=?" not in text:  # no RFC 2047 encoded word: nothing to decode (most headers)
+        return text.casefold()
     try:
         return str(email.header.make_header(email.header.decode_header(text))).casefold()
     except Exception:  # unknown charsets, broken words: match the raw text
         return text.casefold()
 
 
-def _part_texts(message: StoredMessage, root: Part) -> list[str]:
-    texts, stack = [], [root]
+# Where the text of a message is: (start, end, transfer encoding, Python codec) per text/*
+# leaf.  Tuples of numbers and strings, which the garbage collector does not track, so a
+# whole mailbox of them can stay cached (SEARCH BODY then needs no structure at all).
+TextParts = tuple[tuple[int, int, str, str], ...]
+
+
+def text_parts(root: Part) -> TextParts:
+    found, stack = [], [root]
     while stack:
         part = stack.pop()
         if part.parts:
@@ -197,25 +258,32 @@ def _part_texts(message: StoredMessage, root: Part) -> list[str]:
             continue
         if part.type != "text":
             continue
-        data = message.read(part.body_start, min(part.body_end, message.row.size))
-        try:
-            if part.encoding == "base64":
-                data = binascii.a2b_base64(data)
-            elif part.encoding == "quoted-printable":
-                data = binascii.a2b_qp(data)
-        except (binascii.Error, ValueError):
-            pass
         charset = part.param("charset") or "utf-8"
         try:
             codec = codecs.lookup(charset).name
         except LookupError:
             codec = "utf-8"
-        texts.append(data.decode("utf-8" if codec == "ascii" else codec, "replace").casefold())
+        found.append((part.body_start, part.body_end, part.encoding,
+                      "utf-8" if codec == "ascii" else codec))
+    return tuple(found)
+
+
+def _part_texts(message: StoredMessage, parts: TextParts) -> list[str]:
+    texts = []
+    for start, end, encoding, codec in parts:
+        data = message.read(start, min(end, message.row.size))
+        try:
+            if encoding == "base64":
+                data = binascii.a2b_base64(data)
+            elif encoding == "quoted-printable":
+                data = binascii.a2b_qp(data)
+        except (binascii.Error, ValueError):
+            pass
+        texts.append(data.decode(codec, "replace").casefold())
     return texts
 
 
-def _sent_date(subject: _Subject) -> Optional[date]:
-    raw = subject.message.info.envelope.date
+def _sent_date(raw: Optional[str]) -> Optional[date]:
     if not raw:
         return None
     try:
@@ -248,72 +316,200 @@ def _cost(node: Node) -> int:
     return _COST.get(node[0], 0)
 
 
-def _matches(node: Node, s: _Subject, count: int, largest_uid: int) -> bool:
-    kind, c = node[0], s.candidate
-    if kind == "and":
-        return all(_matches(n, s, count, largest_uid) for n in sorted(node[1], key=_cost))
-    if kind == "all":
-        return True
-    if kind == "flag":
-        return s.has_flag(node[1]) == node[2]
-    if kind == "recent":
-        return c.recent
-    if kind == "new":
-        return c.recent and not s.has_flag("\\Seen")
-    if kind == "old":
-        return not c.recent
-    if kind == "size":
-        return c.row.size > node[2] if node[1] == ">" else c.row.size < node[2]
-    if kind == "idate":
-        return _compare(c.row.internal_date.date(), node[1], node[2])
-    if kind == "uid":
-        return node[1].contains(c.row.uid, largest_uid)
-    if kind == "modseq":
-        return c.row.modseq >= node[1]
-    if kind == "seq":
-        return node[1].contains(c.seq, count)
-    if kind == "not":
-        return not _matches(node[1], s, count, largest_uid)
-    if kind == "or":
-        return _matches(node[1], s, count, largest_uid) or _matches(node[2], s, count,
-                                                                    largest_uid)
-    if kind == "sdate":
-        return _compare(_sent_date(s), node[1], node[2])
-    if kind == "env":
-        raw = getattr(s.message.info.envelope, node[1])
-        return raw is not None and node[2] in _decode_header(
-            raw.encode("utf-8", "surrogateescape"))
-    if kind == "header":
-        values = [value for name, value in s.headers() if name == node[1]]
-        return bool(values) and any(node[2] in value for value in values)
-    if kind == "body":
-        return node[1] in s.body()
-    if kind == "text":
-        return (any(node[1] in f"{name}: {value}" for name, value in s.headers())
-                or node[1] in s.body())
-    raise AssertionError(kind)
+class _Evaluator:
+    """Evaluates a key tree over a list of candidate indices at once (database thread).
+
+    Set-wise rather than message by message: an AND narrows the candidates key by key,
+    cheapest first, so an expensive key (BODY) only sees what the cheap ones let through, and
+    each leaf is one tight comprehension.  Structures are fetched a chunk per query and only
+    for the candidates that reach a key needing them."""
+
+    def __init__(self, source: MessageSource, scope: SearchScope,
+                 fields: Optional[FieldCache],
+                 parts: Optional[BoundedCache[TextParts]] = None) -> None:
+        self.parts_cache = parts
+        self.source, self.scope, self.rows = source, scope, scope.rows
+        self.count, self.largest_uid = len(scope.rows), scope.largest_uid
+        self.field_cache = fields
+        self.gone: set[int] = set()  # purged since the session saw them: they never match
+        self._fields: dict[int, Fields] = (  # UID -> fields, the shared dict if cached
+            fields.mailbox(self.rows[0].mailbox_id, scope.uidvalidity)
+            if fields is not None and self.rows else {})
+        self._headers: dict[int, list[tuple[str, str]]] = {}
+        self._bodies: dict[int, str] = {}
+        self._folded: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def run(self, node: Node, cands: list[int]) -> list[int]:
+        kind = node[0]
+        if kind == "and":
+            for child in sorted(node[1], key=_cost):
+                if not cands:
+                    break
+                cands = self.run(child, cands)
+            return cands
+        if kind == "or":
+            first = self.run(node[1], cands)
+            if len(first) == len(cands):
+                return cands
+            taken = set(first)
+            second = self.run(node[2], [i for i in cands if i not in taken])
+            return sorted(taken.union(second))
+        if kind == "not":
+            matched = set(self.run(node[1], cands))
+            return [i for i in cands if i not in matched]
+        return self._leaf(node, cands)
+
+    def _folded_flags(self, flags: tuple[str, ...]) -> frozenset[str]:
+        folded = self._folded.get(flags)
+        if folded is None:
+            folded = self._folded[flags] = frozenset(f.lower() for f in flags)
+        return folded
+
+    def _leaf(self, node: Node, cands: list[int]) -> list[int]:
+        kind, rows = node[0], self.rows
+        if kind == "all":
+            return cands
+        if kind == "flag":
+            flag, wanted = node[1].lower(), node[2]
+            folded = self._folded_flags
+            return [i for i in cands if (flag in folded(rows[i].flags)) == wanted]
+        if kind in ("recent", "new", "old"):
+            recent = self.scope.recent
+            if kind == "old":
+                return [i for i in cands if rows[i].uid not in recent]
+            hits = [i for i in cands if rows[i].uid in recent]
+            if kind == "new":
+                hits = [i for i in hits if "\\Seen" not in rows[i].flags]
+            return hits
+        if kind == "size":
+            limit = node[2]
+            if node[1] == ">":
+                return [i for i in cands if rows[i].size > limit]
+            return [i for i in cands if rows[i].size < limit]
+        if kind == "idate":
+            op, wanted = node[1], node[2]
+            return [i for i in cands if _compare(rows[i].internal_date.date(), op, wanted)]
+        if kind == "uid":
+            seqset, largest = node[1], self.largest_uid
+            return [i for i in cands if seqset.contains(rows[i].uid, largest)]
+        if kind == "modseq":
+            floor = node[1]
+            return [i for i in cands if rows[i].modseq >= floor]
+        if kind == "seq":
+            seqset, count = node[1], self.count
+            return [i for i in cands if seqset.contains(i + 1, count)]
+        if kind in ("env", "sdate"):
+            get = self._load_fields(cands).get
+            if kind == "sdate":
+                op, wanted = node[1], node[2]
+                return [i for i in cands if (f := get(rows[i].uid)) is not None
+                        and _compare(f[5], op, wanted)]
+            index, needle = _FIELD_INDEX[node[1]], node[2]
+            return [i for i in cands if (f := get(rows[i].uid)) is not None
+                    and (v := f[index]) is not None and needle in v]  # type: ignore[operator]
+        if kind in ("header", "body", "text"):
+            return self._content(node, cands)
+        raise AssertionError(kind)
+
+    def _load_fields(self, cands: list[int]) -> dict[int, Fields]:
+        """UID -> search fields, covering ``cands``: missing ones are decrypted a chunk of
+        structures per query and added to the listener's cache."""
+        known, rows = self._fields, self.rows
+        missing = [i for i in cands if rows[i].uid not in known]
+        for start in range(0, len(missing), PREFETCH_CHUNK):
+            chunk = missing[start:start + PREFETCH_CHUNK]
+            self.source.prefetch([rows[i] for i in chunk])
+            found: dict[int, Fields] = {}
+            for i in chunk:
+                try:
+                    found[rows[i].uid] = search_fields(self.source.load_info(rows[i]))
+                except LookupError:
+                    self.gone.add(i)
+            if self.field_cache is not None and rows:
+                self.field_cache.put(rows[0].mailbox_id, self.scope.uidvalidity, found)
+            else:
+                known.update(found)
+        return known
+
+    def _content(self, node: Node, cands: list[int]) -> list[int]:
+        """HEADER, BODY and TEXT, a prefetched chunk of structures at a time."""
+        kind, found = node[0], []
+        for start in range(0, len(cands), PREFETCH_CHUNK):
+            chunk = cands[start:start + PREFETCH_CHUNK]
+            source, rows = self.source, self.rows
+            if kind == "header":
+                source.prefetch([rows[i] for i in chunk if i not in self._headers
+                                 and source.cached_header(rows[i]) is None])
+            else:
+                source.prefetch([rows[i] for i in chunk if i not in self._bodies and (
+                    self._parts_of(rows[i]) is None or (
+                        kind == "text" and source.cached_header(rows[i]) is None))])
+                self.source.prefetch_blobs([self.rows[i] for i in chunk
+                                            if i not in self._bodies])
+            for i in chunk:
+                try:
+                    if kind == "header":
+                        values = [v for name, v in self._header_list(i) if name == node[1]]
+                        hit = bool(values) and any(node[2] in v for v in values)
+                    elif kind == "body":
+                        hit = node[1] in self._body(i)
+                    else:
+                        hit = (any(node[1] in f"{name}: {value}"
+                                   for name, value in self._header_list(i))
+                               or node[1] in self._body(i))
+                except (LookupError, BlobNotFound):
+                    self.gone.add(i)
+                    continue
+                if hit:
+                    found.append(i)
+        return found
+
+    def _header_list(self, i: int) -> list[tuple[str, str]]:
+        headers = self._headers.get(i)
+        if headers is None:
+            with StoredMessage(self.rows[i], self.source) as message:
+                block = message.header_block()
+            headers = self._headers[i] = [(name, _decode_header(raw.partition(b":")[2]))
+                                          for name, raw in parse_header_block(block)]
+        return headers
+
+    def _parts_of(self, row: MessageRow) -> Optional[TextParts]:
+        if self.parts_cache is None:
+            return None
+        return self.parts_cache.get(self.source._key(row))
+
+    def _body(self, i: int) -> str:
+        body = self._bodies.get(i)
+        if body is None:
+            row = self.rows[i]
+            with StoredMessage(row, self.source) as message:
+                parts = self._parts_of(row)
+                if parts is None:
+                    parts = text_parts(message.info.root)
+                    if self.parts_cache is not None:
+                        self.parts_cache.put(self.source._key(row), parts)
+                body = "\n".join(_part_texts(message, parts))
+            self._bodies[i] = body
+        return body
 
 
 def run_search(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
-               candidates: list[Candidate], tree: Node, *, cache: Optional[InfoCache] = None,
-               uidvalidity: Optional[int] = None) -> list[Candidate]:
-    """Database thread: the candidates the tree matches, in sequence order.  When some key
-    needs the structure, each chunk's sealed structures come in one query (decrypted only for
-    the candidates whose cheap keys still match)."""
-    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity)
-    count = len(candidates)
-    largest_uid = candidates[-1].row.uid if candidates else 0
-    needs_info = _cost(tree) >= _COST["env"]
-    found = []
-    for index, candidate in enumerate(candidates):
-        if needs_info and index % PREFETCH_CHUNK == 0:
-            source.prefetch([c.row for c in candidates[index:index + PREFETCH_CHUNK]])
-        subject = _Subject(candidate, source)
-        try:
-            if _matches(tree, subject, count, largest_uid):
-                found.append(candidate)
-        except (LookupError, BlobNotFound):
-            continue  # purged since the session saw it: it cannot match
-        finally:
-            subject.message.close()
-    return found
+               scope: SearchScope, tree: Node, start: int = 0, end: Optional[int] = None, *,
+               cache: Optional[InfoCache] = None, fields: Optional[FieldCache] = None,
+               headers: Optional[BoundedCache[bytes]] = None,
+               parts: Optional[BoundedCache[TextParts]] = None,
+               remember: Optional[Remember] = None) -> list[int]:
+    """Database thread: the indices in ``scope.rows[start:end]`` the tree matches, ascending.
+    A long search is run as several such jobs (account.py), so one SEARCH BODY over a large
+    mailbox does not hold a reader thread for seconds while other sessions wait."""
+    source = MessageSource(conn, keyring, blob_store, user, cache=cache,
+                           uidvalidity=scope.uidvalidity, headers=headers, remember=remember)
+    evaluator = _Evaluator(source, scope, fields, parts)
+    stop = len(scope.rows) if end is None else end
+    found = evaluator.run(tree, list(range(start, stop)))
+    return [i for i in found if i not in evaluator.gone] if evaluator.gone else found
+
+
+def search_cost(tree: Node) -> int:
+    """0: flags and other session data only; 1: structures; 2: header blocks; 3: bodies."""
+    return _cost(tree)

@@ -4,11 +4,17 @@ A session keeps its own view: UIDs in sequence order, each message's row (flags,
 INTERNALDATE) and its \\Recent set.  The view changes only when the session announces the
 change, so sequence numbers stay what the client believes:
 
+* a view starts as a copy of the listener's shared snapshot (snapshot.py), so SELECT loads
+  no rows;
 * ``sync`` asks the store what changed since the view's MODSEQ (an indexed query, including
   soft-deleted rows) and turns it into untagged responses: FLAGS for new keywords, EXISTS and
   RECENT for new messages, FETCH FLAGS for changes made elsewhere, and EXPUNGE.  Expunges are
   held back while the current command forbids them (FETCH, STORE, SEARCH by sequence number,
-  §7.4.1) and announced at the next command that allows them;
+  §7.4.1) and announced at the next command that allows them.  The query runs at NOOP, CHECK
+  and IDLE, after the hub reported a change it did not describe, and at least every
+  ``SYNC_INTERVAL`` for changes made outside this listener; flag changes by the listener's
+  other sessions arrive through the hub with their new flags (``note_change``) and need none
+  (§5.2: updates are sent for the changes the server has observed);
 * changes this session makes (STORE, EXPUNGE, MOVE) update the view directly; a later sync
   sees those rows again but reports nothing because the flags match.
 
@@ -22,21 +28,23 @@ import bisect
 from dataclasses import replace
 from typing import Any, Iterable, Literal, Optional, Sequence
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.mail import imap4
 from zope.interface import implementer
 
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.message import MessageSource, StoredMessage
 from mailgosend.imap.seqset import SequenceSet
+from mailgosend.imap.snapshot import MailboxSnapshot
 from mailgosend.imap.storeops import SyncState, live_uids, sync_state
 from mailgosend.imap.wireformat import flag_list
-from mailgosend.store.mailboxes import DELIMITER, Mailbox
-from mailgosend.store.messages import FlagsResult, MessageRow, set_flags
+from mailgosend.store.mailboxes import DELIMITER
+from mailgosend.store.messages import FlagChange, FlagsResult, MessageRow, set_flags
 from mailgosend.store.messages import expunge as store_expunge
 
 __all__ = ["MailboxGone", "SYSTEM_FLAGS", "SelectedMailbox"]
 
+SYNC_INTERVAL = 1.0  # seconds a view may go without reading the database (see ``sync``)
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
@@ -46,26 +54,32 @@ class MailboxGone(Exception):
 
 @implementer(imap4.IMailbox, imap4.ISearchableMailbox)
 class SelectedMailbox:
-    def __init__(self, account: Any, box: Mailbox, rows: list[MessageRow],
-                 readonly: bool) -> None:
+    def __init__(self, account: Any, snapshot: MailboxSnapshot, readonly: bool) -> None:
+        """A view copied from the listener's shared snapshot (snapshot.py): the dict and list
+        are copied, the rows (immutable) are shared, so a SELECT costs no row loading."""
         self.account = account  # the IMAPAccount that selected it
         self.access: StoreAccess = account.access
         self.user = account.user
-        self.box, self.readonly = box, readonly
+        self.box, self.readonly = snapshot.box, readonly
         access = self.access
-        self.rows = {row.uid: row for row in rows}
-        self.uids = sorted(self.rows)
-        self.modseq = max([box.highestmodseq] + [row.modseq for row in rows])
+        self.rows = dict(snapshot.rows)
+        self.uids = list(snapshot.uids)
+        self.modseq = snapshot.modseq
         self.pending_expunge: set[int] = set()
-        self.keywords = self._keywords(rows)
+        self.keywords = set(snapshot.keywords)
+        self._first_unseen = snapshot.first_unseen()
         self.listeners: list[Any] = []
         self.origin: Any = None  # the session showing this view; not poked by its own changes
         self.report_modseq = False  # RFC 7162 §3.1.4, once CONDSTORE is enabled
+        self.dirty = False  # the hub reported a change the view has not read yet
+        self.local_changes: set[int] = set()  # flag changes applied by note_change
+        self.synced_at = access.clock.seconds()  # the snapshot was current then
         if readonly:
-            floor = access.hub.known_floor(box.id)
-            self.recent = {uid for uid in self.uids if floor is not None and uid > floor}
+            floor = access.hub.known_floor(self.box.id)
+            self.recent = set() if floor is None else set(
+                self.uids[bisect.bisect_right(self.uids, floor):])
         else:
-            self.recent = access.hub.claim(box.id, self.uids, box.uidnext)
+            self.recent = access.hub.claim(self.box.id, self.uids, self.box.uidnext)
 
     @staticmethod
     def _keywords(rows: Iterable[MessageRow]) -> set[str]:
@@ -97,13 +111,13 @@ class SelectedMailbox:
     def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
         """(sequence number, UID) pairs a set names, ascending."""
         if uid:
-            return [(self.seq_of(u), u) for u in seqset.uids(self.uids)]
+            uids = self.uids
+            return [(i + 1, uids[i]) for i in seqset.uid_positions(uids)]
         return [(seq, self.uids[seq - 1]) for seq in seqset.sequence_numbers(len(self.uids))]
 
     def select_lines(self) -> list[bytes]:
         """The untagged part of SELECT/EXAMINE (RFC 3501 §6.3.1)."""
-        unseen = next((seq for seq, uid in enumerate(self.uids, 1)
-                       if "\\Seen" not in self.rows[uid].flags), None)
+        unseen = None if self._first_unseen is None else self.seq_of(self._first_unseen)
         lines = [b"FLAGS " + flag_list(self.getFlags()),
                  b"%d EXISTS" % len(self.uids), b"%d RECENT" % len(self.recent),
                  b"OK [PERMANENTFLAGS " + (b"()" if self.readonly else
@@ -117,11 +131,49 @@ class SelectedMailbox:
 
     # --- synchronisation -------------------------------------------------------------------
 
+    def note_change(self, changes: Optional[Sequence[FlagChange]]) -> None:
+        """Another session of this listener changed the mailbox (hub.py).  Flag changes it
+        passes along are applied to the view at once and announced at the next sync (RFC
+        3501 §7.4.1 FETCH FLAGS) without a database query; anything else (new mail,
+        expunges) makes the next sync read the database."""
+        if changes is None:
+            self.dirty = True
+            return
+        rows = self.rows
+        for change in changes:
+            row = rows.get(change.uid)
+            if row is not None and row.modseq < change.modseq:
+                rows[change.uid] = replace(row, flags=change.flags, modseq=change.modseq)
+                self.local_changes.add(change.uid)
+
     def sync(self, allow_expunge: bool, full: bool = False) -> Deferred[list[bytes]]:
-        return Deferred.fromCoroutine(self._sync(allow_expunge, full))
+        """Untagged updates for the end of a command.  The database is read when ``full``
+        (NOOP, CHECK, IDLE), when the hub reported changes it did not describe, and at least
+        every ``SYNC_INTERVAL`` seconds for changes made elsewhere (another node, webmail)."""
+        if (full or self.dirty or self.access.clock.seconds() - self.synced_at
+                >= SYNC_INTERVAL):
+            return Deferred.fromCoroutine(self._sync(allow_expunge, full))
+        return succeed(self._local_lines())
+
+    def _local_lines(self) -> list[bytes]:
+        """FLAGS and FETCH FLAGS for changes ``note_change`` applied."""
+        lines: list[bytes] = []
+        if not self.local_changes:
+            return lines
+        keywords = self._keywords(self.rows[uid] for uid in self.local_changes
+                                  if uid in self.rows)
+        if keywords - self.keywords:
+            self.keywords |= keywords
+            lines.append(b"FLAGS " + flag_list(self.getFlags()))
+        lines += [self.fetch_flags_line(uid) for uid in sorted(self.local_changes)
+                  if uid in self.rows and uid not in self.pending_expunge]
+        self.local_changes.clear()
+        return lines
 
     async def _sync(self, allow_expunge: bool, full: bool) -> list[bytes]:
         runner = self.access.runner
+        self.dirty = False
+        self.synced_at = self.access.clock.seconds()
         state = await runner.read(sync_state, self.user.id, self.box.id, self.modseq, full)
         present = None
         if state.live_count is not None:
@@ -148,7 +200,10 @@ class SelectedMailbox:
                 continue
             live.append(row)
             if row.uid in self.rows:
-                if self.rows[row.uid].flags != row.flags:
+                known = self.rows[row.uid]
+                if known.modseq > row.modseq:
+                    continue  # note_change brought a newer state than this read
+                if known.flags != row.flags:
                     changed.append(row.uid)
                 self.rows[row.uid] = row
             else:
@@ -168,13 +223,15 @@ class SelectedMailbox:
                 bisect.insort(self.uids, row.uid)
             before = len(self.recent)
             if not self.readonly:
-                self.recent |= self.access.hub.claim(self.box.id, [r.uid for r in new],
+                self.recent |= self.access.hub.claim(self.box.id, sorted(r.uid for r in new),
                                                      self.box.uidnext)
             lines.append(b"%d EXISTS" % len(self.uids))
             if len(self.recent) != before:
                 lines.append(b"%d RECENT" % len(self.recent))
         lines += [self.fetch_flags_line(uid) for uid in changed
-                  if uid not in self.pending_expunge and uid in self.rows]
+                  if uid not in self.pending_expunge and uid in self.rows
+                  and uid not in self.local_changes]
+        lines += self._local_lines()
         return lines
 
     def announce_expunges(self) -> list[bytes]:
@@ -208,7 +265,8 @@ class SelectedMailbox:
             self.keywords |= self._keywords(self.rows[c.uid] for c in result.changed
                                             if c.uid in self.rows)
             if result.changed:
-                self.access.hub.changed(self.box.id, origin=self.origin)
+                self.access.hub.changed(self.box.id, origin=self.origin,
+                                        changes=result.changed)
             return result
 
         return d.addCallback(stored)
@@ -277,7 +335,12 @@ class SelectedMailbox:
         """Twisted's append: delegated to the account (quota, UIDPLUS)."""
         data = message if isinstance(message, bytes) else message.read()
         d = Deferred.fromCoroutine(self.account.append(self.box.name, data, list(flags), date))
-        return d.addCallback(lambda delivered: delivered.uid)
+
+        def appended(delivered: Any) -> int:
+            self.dirty = True  # the next sync reads it (the hub pokes sessions, not views)
+            return int(delivered.uid)
+
+        return d.addCallback(appended)
 
     def expunge(self) -> Deferred[list[int]]:
         """Twisted's expunge: the sequence numbers removed, in announcement order."""

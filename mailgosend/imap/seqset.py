@@ -76,6 +76,23 @@ class SequenceSet:
             chosen.update(known[start:stop])
         return sorted(chosen)
 
+    def uid_positions(self, known: Sequence[int]) -> list[int]:
+        """Indices into ``known`` (ascending UIDs) of the UIDs the set names, ascending: the
+        sequence number of each is its index + 1, with no per-UID search."""
+        if not known:
+            return []
+        largest = known[-1]
+        spans = []
+        for a, b in self.ranges:
+            low, high = sorted((largest if a is None else a, largest if b is None else b))
+            spans.append((bisect.bisect_left(known, low), bisect.bisect_right(known, high)))
+        if len(spans) == 1:
+            return list(range(*spans[0]))
+        chosen: set[int] = set()
+        for start, stop in spans:
+            chosen.update(range(start, stop))
+        return sorted(chosen)
+
     def contains(self, value: int, largest: int) -> bool:
         """Whether ``value`` is in the set when ``*`` is ``largest`` (SEARCH keys)."""
         for a, b in self.ranges:

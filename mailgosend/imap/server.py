@@ -383,7 +383,10 @@ class SessionCore(IMAP4Server):
         return Reply("ID completed")
 
     def new_mail(self, event: Any) -> None:
-        """events.Events subscriber: a delivery to this user (overridden for IDLE)."""
+        """events.Events subscriber: a delivery to this user."""
+        self.mailbox_changed(event.mailbox_id)
 
-    def mailbox_changed(self, mailbox_id: int) -> None:
-        """hub.MailboxHub listener (overridden for IDLE)."""
+    def mailbox_changed(self, mailbox_id: int, changes: Any = None) -> None:
+        """hub.MailboxHub listener: the selected view takes note (extended for IDLE)."""
+        if self.selected is not None and self.selected.id == mailbox_id:
+            self.selected.note_change(changes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Iterable, Optional, Union
 
 from mailgosend.imap import mutf7
@@ -39,6 +40,14 @@ def plist(items: Iterable[bytes]) -> bytes:
 
 
 def flag_list(flags: Iterable[str]) -> bytes:
+    if isinstance(flags, tuple):
+        return _flag_tuple(flags)
+    return plist(flag.encode("ascii") for flag in flags)
+
+
+@lru_cache(maxsize=4096)
+def _flag_tuple(flags: tuple[str, ...]) -> bytes:
+    """A mailbox has few distinct flag sets: a FETCH 1:* (FLAGS) encodes each once."""
     return plist(flag.encode("ascii") for flag in flags)
 
 

@@ -43,7 +43,7 @@ __all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFla
            "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
            "SealedInfo", "deliver_to_users", "expunge", "list_messages", "load_info", "load_infos",
            "load_sealed_infos", "mailbox_counts", "normalize_flags", "open_info",
-           "purge_expunged", "seal_info", "set_flags"]
+           "purge_expunged", "seal_info", "set_flags", "store_structures"]
 
 META_PURPOSE = "meta"
 SEEN, DELETED = "\\Seen", "\\Deleted"
@@ -206,6 +206,21 @@ def load_infos(conn: Connection, keyring: KeyRing, user: User,
     or without a structure are absent; ``DecryptionError`` if one does not decrypt."""
     return {message_id: open_info(keyring, user, sealed)
             for message_id, sealed in load_sealed_infos(conn, user, messages_or_ids).items()}
+
+
+def store_structures(conn: Connection, keyring: KeyRing, user: User,
+                     structures: Sequence[tuple[int, str, MessageInfo]]) -> int:
+    """Re-seal the structures of messages stored before ``MessageInfo.header`` existed, now
+    that a reader has filled it in (derived data: the message itself never changes).
+    Returns how many rows were updated."""
+    updated = 0
+    for message_id, blob_id, info in structures:
+        result = conn.execute(update(messages).where(
+            messages.c.id == message_id, messages.c.user_id == user.id,
+            messages.c.blob_id == blob_id).values(
+                meta=seal_info(keyring, user.uuid, blob_id, info)))
+        updated += int(result.rowcount)
+    return updated
 
 
 def _reserve_quota(conn: Connection, user_id: int, size: int) -> None:
@@ -438,19 +453,24 @@ def set_flags(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]],
         raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
     updates: dict[tuple[str, ...], list[tuple[int, int]]] = {}
     modified: list[int] = []
+    # A mailbox has few distinct flag sets: work each one out once, not once per message.
+    outcome: dict[str, Optional[tuple[str, ...]]] = {}
     for row in _live_rows(conn, mailbox_id, uids):
         if unchanged_since is not None and row.modseq > unchanged_since:
             modified.append(row.uid)
             continue
-        current = {flag.lower(): flag for flag in _stored_flags(row.flags)}
-        if mode == "replace":
-            new = wanted
-        elif mode == "add":
-            new = {**wanted, **current}  # an existing keyword keeps its spelling
-        else:
-            new = {key: flag for key, flag in current.items() if key not in wanted}
-        if new != current:
-            updates.setdefault(normalize_flags(new.values()), []).append((row.id, row.uid))
+        if row.flags not in outcome:
+            current = {flag.lower(): flag for flag in _stored_flags(row.flags)}
+            if mode == "replace":
+                new = wanted
+            elif mode == "add":
+                new = {**wanted, **current}  # an existing keyword keeps its spelling
+            else:
+                new = {key: flag for key, flag in current.items() if key not in wanted}
+            outcome[row.flags] = normalize_flags(new.values()) if new != current else None
+        target = outcome[row.flags]
+        if target is not None:
+            updates.setdefault(target, []).append((row.id, row.uid))
     if not updates:
         return FlagsResult([], sorted(modified), int(locked.highestmodseq))
     modseq = int(_bump_modseq(conn, mailbox_id).highestmodseq)

@@ -33,11 +33,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-__all__ = ["MAX_DEPTH", "MAX_PARTS", "Attachment", "Envelope", "MessageInfo", "NoSuchSection",
-           "Part", "analyse"]
+__all__ = ["HEADER_KEEP_LIMIT", "MAX_DEPTH", "MAX_PARTS", "Attachment", "Envelope",
+           "MessageInfo", "NoSuchSection", "Part", "analyse"]
 
 MAX_DEPTH = 100
 MAX_PARTS = 5000
+HEADER_KEEP_LIMIT = 64 * 1024  # top-level header blocks up to this size are kept in the structure
 SNIPPET_LENGTH = 200
 _SNIPPET_SCAN = 32 * 1024  # encoded bytes decoded for a snippet
 _FORMAT = 1
@@ -157,6 +158,11 @@ class MessageInfo:
     from_address: str = ""
     snippet: str = ""
     attachments: list[Attachment] = field(default_factory=list)
+    # The top-level header block as received, blank line included (UTF-8 surrogateescape
+    # text, as header values), so BODY[HEADER], HEADER.FIELDS and SEARCH HEADER need no blob
+    # read.  None when longer than HEADER_KEEP_LIMIT, or for structures stored before it
+    # existed (readers then take the bytes from the blob).
+    header: str | None = None
 
     @property
     def has_attachments(self) -> bool:
@@ -230,6 +236,8 @@ class MessageInfo:
                "subject": self.subject, "from_name": self.from_name,
                "from_address": self.from_address, "snippet": self.snippet,
                "attachments": [vars(a) for a in self.attachments], "parts": flat}
+        if self.header is not None:
+            doc["header"] = self.header
         return json.dumps(doc, separators=(",", ":")).encode("ascii")
 
     @classmethod
@@ -256,7 +264,12 @@ class MessageInfo:
         return cls(size=doc["size"], envelope=_envelope_from(doc["envelope"]), root=parts[0],
                    subject=doc["subject"], from_name=doc["from_name"],
                    from_address=doc["from_address"], snippet=doc["snippet"],
-                   attachments=[Attachment(**a) for a in doc["attachments"]])
+                   attachments=[Attachment(**a) for a in doc["attachments"]],
+                   header=doc.get("header"))
+
+    def header_bytes(self) -> bytes | None:
+        """The stored top-level header block, or None (read it from the blob)."""
+        return None if self.header is None else self.header.encode("utf-8", "surrogateescape")
 
 
 def _envelope_dict(envelope: Envelope) -> dict[str, str | None]:
@@ -315,6 +328,10 @@ def analyse(raw: RawMessage) -> MessageInfo:
         if part.type in ("text", "message"):
             part.lines = _count_lines(raw, part.body_start, part.body_end)
     info = MessageInfo(size=total, envelope=top_envelope, root=holder[0])
+    root = info.root
+    if root.body_start - root.header_start <= HEADER_KEEP_LIMIT:
+        info.header = bytes(raw[root.header_start:root.body_start]).decode(
+            "utf-8", "surrogateescape")
     _describe(info, raw)
     return info
 
