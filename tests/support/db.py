@@ -130,21 +130,25 @@ class PostgresDatabaseMixin(_DatabaseMixin):
 
     def make_engine(self) -> Engine:
         """Create ``mg_test_<hex>`` on the test server and return an engine on it."""
-        server = postgres_server_dsn()
-        name = "mg_test_" + secrets.token_hex(8)
-        try:
-            admin = psycopg.connect(server, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as e:
-            raise AssertionError(
-                f"PostgreSQL is not reachable at {server} ({e}). Start it with "
-                "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-                f"or point {PG_DSN_ENV} at a server where this user may CREATE DATABASE."
-            ) from e
-        with admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.addCleanup(_drop_database, server, name)
-        dsn = make_url(server).set(database=name).render_as_string(hide_password=False)
-        return create_db_engine("postgres", dsn=dsn)
+        return create_db_engine("postgres", dsn=fresh_postgres_database(self))
+
+
+def fresh_postgres_database(testcase: Any) -> str:
+    """Create ``mg_test_<hex>`` on the test server, dropped at the test's cleanup; its DSN."""
+    server = postgres_server_dsn()
+    name = "mg_test_" + secrets.token_hex(8)
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as e:
+        raise AssertionError(
+            f"PostgreSQL is not reachable at {server} ({e}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
+            f"or point {PG_DSN_ENV} at a server where this user may CREATE DATABASE."
+        ) from e
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    testcase.addCleanup(_drop_database, server, name)
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_database(server: str, name: str) -> None:
