@@ -16,8 +16,9 @@ from mailgosend.crypto import TAG_SIZE, DecryptionError, KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import blobs, messages, queue
 from mailgosend.store import accounts, mailboxes
-from mailgosend.store.blobs import (TEMP_PREFIX, BlobNotFound, BlobStore, DatabaseBlobs, FileBlobs,
-                                    SealedBlob, make_blob_store, seal_to_file)
+from mailgosend.store.blobs import (SMALL_BLOB_BYTES, TEMP_PREFIX, BlobNotFound, BlobStore,
+                                    DatabaseBlobs, FileBlobs, SealedBlob, SealedBlobCache,
+                                    make_blob_store, seal_to_file)
 from tests.support.db import DatabaseTestBase, PostgresDatabaseMixin, SQLiteDatabaseMixin
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -137,6 +138,32 @@ class BlobStoreTestsMixin(DatabaseTestBase):
 
     def test_unknown_blob_is_not_found(self) -> None:
         self.assertRaises(BlobNotFound, self.open, "0" * 32)
+
+    def test_sealed_cache_serves_small_blobs_only_to_their_owner(self) -> None:
+        cache = SealedBlobCache()
+        data = sample(5000)
+        small, big = self.stored(data), self.stored(sample(SMALL_BLOB_BYTES + 1000))
+        for blob_id in (small.blob_id, big.blob_id):
+            with self.store.open_blob(self.engine, KEYRING, self.alice.uuid, blob_id,
+                                      cache=cache) as reader:
+                b"".join(reader)
+        self.assertIn(small.blob_id, cache)
+        self.assertNotIn(big.blob_id, cache)  # over the cap: the normal path, not kept
+        self.assertLessEqual(cache.size, SMALL_BLOB_BYTES)
+        # Another user's key never opens the entry: refused as without the cache, and dropped.
+        self.assertRaises(DecryptionError, self.store.open_blob, self.engine, KEYRING,
+                          self.bob.uuid, small.blob_id, cache=cache)
+        self.assertNotIn(small.blob_id, cache)
+        with self.store.open_blob(self.engine, KEYRING, self.alice.uuid, small.blob_id,
+                                  cache=cache) as reader:
+            self.assertEqual(reader.read_range(100, 50), data[100:150])
+        # Held entries need no storage: the blob purged, the cache still has its bytes.
+        self.write(self.store.purge_unreferenced, now=NOW + timedelta(days=1),
+                   grace=timedelta(0))
+        self.assertRaises(BlobNotFound, self.open, small.blob_id)
+        with self.store.open_blob(self.engine, KEYRING, self.alice.uuid, small.blob_id,
+                                  cache=cache) as reader:
+            self.assertEqual(b"".join(reader), data)
 
     def test_purge_removes_only_old_unreferenced_blobs(self) -> None:
         in_message = self.stored(b"kept: a message uses it")
@@ -300,6 +327,38 @@ class FileBlobsTestsMixin(BlobStoreTestsMixin):
 
     def test_root_must_be_absolute(self) -> None:
         self.assertRaises(ValueError, FileBlobs, "relative/blobs")
+
+
+class SealedBlobCacheTests(unittest.SynchronousTestCase):
+    def test_byte_capacity_lru_and_admission_limits(self) -> None:
+        cache = SealedBlobCache(capacity=1000, entry_limit=400, bulk_limit=100)
+        cache.put("a", b"a" * 300)
+        cache.put("b", b"b" * 300)
+        cache.put("c", b"c" * 300)
+        self.assertEqual(cache.get("a"), b"a" * 300)  # now the most recently used
+        cache.put("d", b"d" * 300)  # over 1000 bytes: "b", the least recently used, goes
+        self.assertNotIn("b", cache)
+        self.assertEqual([k in cache for k in "acd"], [True, True, True])
+        self.assertEqual(cache.size, 900)
+        cache.put("e", b"e" * 401)  # over the entry limit
+        cache.put("f", b"f" * 101, bulk=True)  # over the bulk limit
+        cache.put("g", b"g" * 100, bulk=True)
+        self.assertEqual(["e" in cache, "f" in cache, "g" in cache], [False, False, True])
+        cache.put("a", b"A" * 10)  # replacing an entry keeps the byte count right
+        self.assertEqual(cache.size, 10 + 300 + 100 + (300 if "c" in cache else 0))
+        cache.discard("a")
+        self.assertIsNone(cache.get("a"))
+        self.assertIsNone(cache.open(KEYRING, "x", "missing"))
+
+    def test_open_of_a_damaged_entry_drops_it(self) -> None:
+        sealed = seal_to_file(KEYRING, "owner", b"hello", None)
+        assert sealed.data is not None
+        cache = SealedBlobCache()
+        cache.put(sealed.blob_id, sealed.data)
+        with cache.open(KEYRING, "owner", sealed.blob_id) as reader:  # type: ignore[union-attr]
+            self.assertEqual(b"".join(reader), b"hello")
+        self.assertIsNone(cache.open(KEYRING, "intruder", sealed.blob_id))
+        self.assertNotIn(sealed.blob_id, cache)
 
 
 class SealToFileTests(unittest.SynchronousTestCase):

@@ -16,7 +16,7 @@ from mailgosend.imap.interfaces import ISpamTrainer
 from mailgosend.imap.message import BoundedCache, InfoCache
 from mailgosend.imap.search import FieldCache, TextParts, search_fields, text_parts
 from mailgosend.imap.structure import envelope
-from mailgosend.store.blobs import BlobStore
+from mailgosend.store.blobs import BlobStore, SealedBlobCache
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["StoreAccess"]
@@ -42,6 +42,8 @@ class StoreAccess:
     parts_cache: BoundedCache[TextParts] = field(  # where SEARCH BODY finds the text
         default_factory=lambda: BoundedCache(100_000))
     item_cache: ItemCache = field(default_factory=ItemCache)  # BODY[HEADER.FIELDS ...] answers
+    blob_cache: SealedBlobCache = field(  # small sealed (still encrypted) blobs, 32 MB
+        default_factory=SealedBlobCache)
 
     def remember(self, key: tuple[int, int, int], info: MessageInfo) -> None:
         """Called (in a database thread) whenever a structure is decrypted: fill every compact

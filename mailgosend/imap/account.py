@@ -269,7 +269,8 @@ class IMAPAccount:
             found += await access.runner.read(
                 run_search, access.keyring, access.blob_store, self.user, scope, tree, start,
                 min(start + step, total), cache=access.info_cache, fields=access.field_cache,
-                headers=access.header_cache, parts=access.parts_cache, remember=access.remember)
+                headers=access.header_cache, parts=access.parts_cache, remember=access.remember,
+                blob_cache=access.blob_cache)
         return [scope.rows[i].uid if uid else i + 1 for i in found]
 
     # --- Twisted's IAccount and INamespacePresenter ----------------------------------------

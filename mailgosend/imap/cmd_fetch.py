@@ -18,12 +18,13 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from mailgosend.crypto import DecryptionError
 from mailgosend.imap.errors import no
 from mailgosend.imap.fetch import FetchItem, Loaded, load_batch, parse_items
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import Args
-from mailgosend.imap.wireformat import flag_list, internal_date
+from mailgosend.imap.wireformat import flag_list, internal_date, literal
 from mailgosend.store.messages import MessageRow, store_structures
 
 __all__ = ["FetchCommand", "STREAM_THRESHOLD"]
@@ -153,6 +154,9 @@ class FetchCommand(_Session):
         wants_flags = any(i.kind == "flags" for i in items)
         access = self.access
         cached_only = all(i.kind == "envelope" or i.cacheable for i in threaded)
+        # BODY[] and its partials need no structure: a small blob the listener holds sealed
+        # is decrypted here, without a database job (_bodies_from_cache).
+        whole_only = all(i.kind == "section" and i.section == "" for i in threaded)
         if not threaded and not newly_seen:
             return await self._fetch_simple(pairs, items, gate)
         for batch in _batches(pairs, view.rows, content) if threaded else [pairs]:
@@ -160,13 +164,16 @@ class FetchCommand(_Session):
             todo = [u for _, u in batch]
             if threaded and cached_only:
                 loaded, todo = self._from_caches(todo, items)
+            elif threaded and whole_only:
+                loaded, todo = self._bodies_from_cache(todo, items)
             if threaded and todo:
                 results = await access.runner.read(
                     load_batch, access.keyring, access.blob_store, view.user,
                     [view.rows[u] for u in todo], items, STREAM_THRESHOLD,
                     cache=access.info_cache, uidvalidity=view.box.uidvalidity,
                     envelopes=access.envelope_cache, headers=access.header_cache,
-                    remember=access.remember, items_cache=access.item_cache)
+                    remember=access.remember, items_cache=access.item_cache,
+                    blob_cache=access.blob_cache)
                 loaded.update((entry.uid, entry) for entry in results)
                 if results and results[-1].upgraded:
                     self._store_structures(results[-1].upgraded)
@@ -271,6 +278,38 @@ class FetchCommand(_Session):
                 loaded[uid] = Loaded(uid, found)
                 continue
             missing.append(uid)
+        return loaded, missing
+
+    def _bodies_from_cache(self, uids: list[int], items: list[FetchItem]
+                           ) -> tuple[dict[int, Loaded], list[int]]:
+        """BODY[] (and partials) of messages whose sealed blob the listener's cache holds
+        (store.blobs.SealedBlobCache: at most SMALL_BLOB_BYTES each), decrypted in the
+        reactor thread; the others, and any that fails to open, go to a database job, which
+        reports them as it always has (missing, or damaged and logged)."""
+        access, view = self.access, self.selected
+        blob_cache, keyring, owner = access.blob_cache, access.keyring, view.user.uuid
+        sections = [(index, item) for index, item in enumerate(items) if item.needs_thread]
+        loaded: dict[int, Loaded] = {}
+        missing: list[int] = []
+        for uid in uids:
+            row = view.rows[uid]
+            try:
+                reader = blob_cache.open(keyring, owner, row.blob_id)
+                if reader is None:
+                    missing.append(uid)
+                    continue
+                found: dict[int, bytes] = {}
+                for index, item in sections:
+                    start, end = 0, row.size
+                    if item.partial:
+                        start = min(item.partial[0], end)
+                        end = min(item.partial[0] + item.partial[1], end)
+                    found[index] = item.label + b" " + literal(
+                        reader.read_range(start, end - start) if end > start else b"")
+            except (DecryptionError, ValueError):
+                missing.append(uid)  # the database job decides (and logs a damaged blob)
+                continue
+            loaded[uid] = Loaded(uid, found)
         return loaded, missing
 
     def _store_structures(self, structures: list[Any]) -> None:

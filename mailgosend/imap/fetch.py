@@ -30,7 +30,7 @@ from mailgosend.imap.structure import body_structure, envelope
 from mailgosend.imap.tokens import Atom, Token, as_bytes, tokenize
 from mailgosend.imap.wireformat import literal
 from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobNotFound, BlobStore
+from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo, NoSuchSection
 
@@ -217,11 +217,12 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                envelopes: Optional[BoundedCache[bytes]] = None,
                headers: Optional[BoundedCache[bytes]] = None,
                remember: Optional[Remember] = None,
-               items_cache: Optional[ItemCache] = None) -> list[Loaded]:
+               items_cache: Optional[ItemCache] = None,
+               blob_cache: Optional[SealedBlobCache] = None) -> list[Loaded]:
     """Database thread: the thread-side items of ``items`` for each row.  Every such item needs
     the structure, so the batch's sealed structures are fetched up front in one query."""
     source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity,
-                           headers=headers, remember=remember)
+                           headers=headers, remember=remember, blob_cache=blob_cache)
     source.prefetch([row for row in rows if _needs_info(row, items, source, envelopes,
                                                         uidvalidity)])
     results = []

@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from mailgosend.crypto import KeyRing
 from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobReader, BlobStore
+from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
 from mailgosend.store.messages import (MessageRow, SealedInfo, load_info, load_sealed_infos,
                                        open_info)
 from mailgosend.store.mimeinfo import HEADER_KEEP_LIMIT, MessageInfo, Part
@@ -105,8 +105,10 @@ class MessageSource:
                  blob_store: BlobStore, user: User, *, cache: Optional[InfoCache] = None,
                  uidvalidity: Optional[int] = None,
                  headers: Optional[BoundedCache[bytes]] = None,
-                 remember: Optional[Remember] = None) -> None:
+                 remember: Optional[Remember] = None,
+                 blob_cache: Optional[SealedBlobCache] = None) -> None:
         self.storage, self.keyring, self.blob_store, self.user = storage, keyring, blob_store, user
+        self.blob_cache = blob_cache  # small sealed blobs, shared by the listener
         self.remember = remember if uidvalidity is not None else None
         self.cache = cache if uidvalidity is not None else None
         self.headers = headers if uidvalidity is not None else None  # header blocks
@@ -167,17 +169,21 @@ class MessageSource:
             return
         if isinstance(self.storage, Engine):
             with self.storage.connect() as conn:
-                self._readers = self.blob_store.open_small_blobs(conn, self.keyring,
-                                                                 self.user.uuid, ids)
+                self._readers = self.blob_store.open_small_blobs(
+                    conn, self.keyring, self.user.uuid, ids, cache=self.blob_cache)
         else:
-            self._readers = self.blob_store.open_small_blobs(self.storage, self.keyring,
-                                                             self.user.uuid, ids)
+            self._readers = self.blob_store.open_small_blobs(
+                self.storage, self.keyring, self.user.uuid, ids, cache=self.blob_cache)
 
     def open_blob(self, blob_id: str) -> BlobReader:
         reader = self._readers.pop(blob_id, None)
         if reader is not None:
             return reader
-        return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid, blob_id)
+        if self.blob_cache is None:
+            return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid,
+                                             blob_id)
+        return self.blob_store.open_blob(self.storage, self.keyring, self.user.uuid, blob_id,
+                                         cache=self.blob_cache)
 
 
 def parse_header_block(block: bytes) -> list[tuple[str, bytes]]:

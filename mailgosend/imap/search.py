@@ -44,7 +44,7 @@ from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Rem
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobNotFound, BlobStore
+from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo, Part
 
@@ -498,12 +498,14 @@ def run_search(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                cache: Optional[InfoCache] = None, fields: Optional[FieldCache] = None,
                headers: Optional[BoundedCache[bytes]] = None,
                parts: Optional[BoundedCache[TextParts]] = None,
-               remember: Optional[Remember] = None) -> list[int]:
+               remember: Optional[Remember] = None,
+               blob_cache: Optional[SealedBlobCache] = None) -> list[int]:
     """Database thread: the indices in ``scope.rows[start:end]`` the tree matches, ascending.
     A long search is run as several such jobs (account.py), so one SEARCH BODY over a large
     mailbox does not hold a reader thread for seconds while other sessions wait."""
     source = MessageSource(conn, keyring, blob_store, user, cache=cache,
-                           uidvalidity=scope.uidvalidity, headers=headers, remember=remember)
+                           uidvalidity=scope.uidvalidity, headers=headers, remember=remember,
+                           blob_cache=blob_cache)
     evaluator = _Evaluator(source, scope, fields, parts)
     stop = len(scope.rows) if end is None else end
     found = evaluator.run(tree, list(range(start, stop)))

@@ -354,7 +354,7 @@ class SelectedMailbox:
         access = self.access
         source = MessageSource(access.runner.engine, access.keyring, access.blob_store,
                                self.user, cache=access.info_cache,
-                               uidvalidity=self.box.uidvalidity)
+                               uidvalidity=self.box.uidvalidity, blob_cache=access.blob_cache)
         return [(seq, StoredMessage(self.rows[u], source))
                 for seq, u in self.resolve(seqset, uid)]
 
