@@ -31,15 +31,14 @@ from mailgosend.config import load
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import delivery_log, queue
-from mailgosend.delivery.bounces import QUEUE_OWNER
 from mailgosend.service import open_database
 from mailgosend.store import accounts, mailboxes, messages
-from mailgosend.store import queue as queue_store
 from mailgosend.store.blobs import make_blob_store
 from tests.support.dnsserver import TestDNSServer
 from tests.support.mailserver import MailServer
 from tests.support.net import free_ports
 from tests.support.process import ServerProcess, quiet_env
+from tests.support.queueing import queue_raw
 from tests.support.twoservers import ALPHA_IP, BETA_IP, zone
 
 COUNT = 500
@@ -88,16 +87,8 @@ class CrashTests(unittest.TestCase):
         now = datetime.now(timezone.utc)
         run_sync(self.engine, accounts.add_domain, "alpha.test", now, write=True)
         for n in range(COUNT):
-            raw = burst_message(n)
-            sealed = store.seal(self.keyring, QUEUE_OWNER, raw)
-
-            def record(conn: Any, sealed: Any = sealed, size: int = len(raw)) -> int:
-                store.commit(conn, sealed, None, now)
-                return queue_store.enqueue(conn, sender="alice@alpha.test", user_id=None,
-                                           blob_id=sealed.blob_id, size=size,
-                                           recipients=["bob@beta.test"], now=now)
-            run_sync(self.engine, record, write=True)
-            store.release(sealed)
+            queue_raw(self.engine, store, self.keyring, "alice@alpha.test", ["bob@beta.test"],
+                      burst_message(n), now)
 
     def alpha(self) -> ServerProcess:
         proc = ServerProcess.twistd(os.path.join(self.dir, "alpha"), "--config",

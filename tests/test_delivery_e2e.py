@@ -20,11 +20,11 @@ from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import delivery_log
-from mailgosend.delivery.bounces import QUEUE_OWNER
 from mailgosend.delivery.dsn import parse_dsn
 from mailgosend.store import queue as queue_store
 from tests.support.dkimcheck import verify_with_mailauth
 from tests.support.mailserver import PASSWORD
+from tests.support.queueing import queue_raw
 from tests.support.twoservers import ALPHA_IP, TwoServers
 
 PERL_VERIFIER = os.path.join(os.path.dirname(__file__), "support", "dkimverify.pl")
@@ -32,15 +32,8 @@ PERL_VERIFIER = os.path.join(os.path.dirname(__file__), "support", "dkimverify.p
 
 def inject(server: Any, sender: str, rcpts: list[str], raw: bytes) -> int:
     """Queue a message directly (as the SMTP pipeline would) and wake the worker."""
-    blob_store = server.root.components["blob_store"]
-    sealed = blob_store.seal(server.root.components["keyring"], QUEUE_OWNER, raw)
-
-    def record(conn: Any) -> int:
-        blob_store.commit(conn, sealed, None, server.now())
-        return queue_store.enqueue(conn, sender=sender, user_id=None, blob_id=sealed.blob_id,
-                                   size=len(raw), recipients=rcpts, now=server.now())
-    queue_id = run_sync(server.engine, record, write=True)
-    blob_store.release(sealed)
+    queue_id = queue_raw(server.engine, server.root.components["blob_store"],
+                         server.root.components["keyring"], sender, rcpts, raw, server.now())
     server.root.components["delivery"].wake()
     return queue_id
 

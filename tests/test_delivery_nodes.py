@@ -14,12 +14,12 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
-from mailgosend.delivery.bounces import QUEUE_OWNER
 from mailgosend.store import queue as queue_store
 from tests.support.db import fresh_postgres_database
 from tests.support.dnsserver import TestDNSServer
 from tests.support.mailserver import MailServer
 from tests.support.net import free_ports
+from tests.support.queueing import queue_raw
 from tests.support.twoservers import BETA_IP, zone
 from tests.test_delivery_e2e import message, wait_for
 
@@ -64,16 +64,8 @@ class SharedQueueTests(unittest.TestCase):
         store = first.root.components["blob_store"]
         keyring = first.root.components["keyring"]
         for n in range(COUNT):
-            raw = message("alice@alpha.test", "bob@beta.test", f"shared {n}")
-            sealed = store.seal(keyring, QUEUE_OWNER, raw)
-
-            def record(conn: Any, sealed: Any = sealed, size: int = len(raw)) -> int:
-                store.commit(conn, sealed, None, first.now())
-                return queue_store.enqueue(conn, sender="alice@alpha.test", user_id=None,
-                                           blob_id=sealed.blob_id, size=size,
-                                           recipients=["bob@beta.test"], now=first.now())
-            run_sync(first.engine, record, write=True)
-            store.release(sealed)
+            queue_raw(first.engine, store, keyring, "alice@alpha.test", ["bob@beta.test"],
+                      message("alice@alpha.test", "bob@beta.test", f"shared {n}"), first.now())
         for node in nodes:   # small claims, so both nodes get a share
             worker = node.root.components["delivery"]
             worker.settings = replace(worker.settings, paused=False, batch=10)

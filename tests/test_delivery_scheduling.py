@@ -73,3 +73,8 @@ class SchedulingTests(unittest.SynchronousTestCase):
             self.worker.wake()
         self.clock.advance(0)
         self.assertEqual(self.runner.claims, 2)
+
+    def test_stopping_during_the_timer_query_arms_no_timer(self) -> None:
+        self.worker.stopService()
+        self.runner.reads.pop().callback(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -22,17 +22,18 @@ from twisted.python.failure import Failure
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
-from mailgosend.delivery.policy import reply_status, wants_delay_dsn, wants_failure_dsn
+from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
+                                        wants_failure_dsn)
 from mailgosend.events import Events, NewMail
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
+from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import QuotaExceeded, deliver, seal_info
 from mailgosend.store.mimeinfo import analyse
 
 log = Logger()
 
-QUEUE_OWNER = "queue"   # the crypto owner of queue blobs (smtp/pipeline/delivery.py)
 HEADER_LIMIT = 256 * 1024   # read at most this much of the original for its header block
 
 
@@ -117,7 +118,7 @@ class Bouncer:
             if rcpt is None:
                 continue
             code = outcome.code or (451 if outcome.status in ("deferred", "expired") else 550)
-            enhanced = _enhanced(outcome.text)
+            enhanced = split_reply_text(outcome.text)[1]   # our texts start with it
             if outcome.status == "failed" and wants_failure_dsn(rcpt.notify):
                 failed.append(self._status(rcpt, outcome, "failed",
                                            _failure_status(code, enhanced), now))
@@ -251,12 +252,6 @@ class OutcomeBatch:
                 else:
                     waiter.callback(None)
         d.addBoth(finished)
-
-
-def _enhanced(text: str) -> Optional[str]:
-    first = text.split(" ", 1)[0] if text else ""
-    return first if first[:1] in "245" and first.count(".") == 2 and \
-        all(p.isdigit() for p in first.split(".")) else None
 
 
 def _failure_status(code: int, enhanced: Optional[str]) -> str:

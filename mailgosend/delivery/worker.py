@@ -33,7 +33,8 @@ from mailgosend.config import Config
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import client as smtp_client
-from mailgosend.delivery.bounces import QUEUE_OWNER, Bouncer
+from mailgosend.delivery.bounces import Bouncer
+from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.delivery.mx import (Destinations, Host, ascii_domain, resolve_destinations,
                                     resolve_relay)
 from mailgosend.delivery.policy import (RetryPolicy, decide, delay_warning_due,
@@ -281,6 +282,8 @@ class QueueService(Service):
         if self._stopping:
             return
         due = await self._runner.read(queue_store.next_due)
+        if self._stopping:   # stopped while the query ran: a timer now would outlive us
+            return
         delay = self.settings.poll_seconds
         if due is not None:
             delay = min(delay, max(0.0, (due - self._now()).total_seconds()))

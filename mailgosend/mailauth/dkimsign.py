@@ -120,7 +120,8 @@ class _Signer(dkim.DKIM):  # type: ignore[misc]
             (b"t", str(timestamp).encode("ascii")),            # RFC 6376 §3.5
             (b"h", b":".join(include_headers)),
             (b"bh", base64.b64encode(body_hash.digest())),
-            # dkimpy's placeholder: it makes b= fold onto its own line.
+            # Stand-in b= value that gen_header replaces with the signature; its length
+            # makes b= fold onto a line of its own, as dkimpy's own sign() does.
             (b"b", b"0" * 60),
         ]
         value = self.gen_header(fields, self.include_headers, policy, b"DKIM-Signature", pk)

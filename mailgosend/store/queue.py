@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import delivery_log, queue, queue_recipients
 
+QUEUE_OWNER = "queue"   # the crypto owner of queue blobs (sealed under no user's key)
 PENDING = ("queued", "delivering")
 FINAL = ("delivered", "failed", "expired")
 

@@ -23,25 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, AbstractSet, Any, BinaryIO, Iterator, Mapping, Optional, Sequence, cast
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
-from mailgosend.db.schema import queue, queue_recipients
 from mailgosend.events import Events, NewMail
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.store import accounts
+from mailgosend.store import queue as queue_store
+from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import Delivered, QuotaExceeded, deliver, seal_info
 from mailgosend.store.mimeinfo import analyse
 
 log = Logger()
 
-QUEUE_OWNER = "queue"   # crypto owner of outbound queue blobs (not a user's key)
 # A variant copy up to this size is assembled in memory; larger ones in a spool file.
 VARIANT_IN_MEMORY = 1024 * 1024
 
@@ -84,9 +83,6 @@ def merge_targets(parts: Sequence[Targets]) -> Targets:
         remote += [r for r in part.remote if r not in remote]
     return Targets(tuple(users.values()), tuple(remote))
 
-
-def _domain(address: str) -> str:
-    return address.rsplit("@", 1)[-1].lower()
 
 
 class Delivery:
@@ -199,17 +195,11 @@ class Delivery:
             user = accounts.find_user(conn, session.authenticated)
             user_id = user.id if user is not None else None
         self._blobs.commit(conn, blob, user_id, now)  # type: ignore[arg-type]
-        result = conn.execute(insert(queue).values(
-            sender=session.mail_from or "", user_id=user_id, blob_id=blob.blob_id,
-            size=blob.size, smtputf8=session.mail_params.smtputf8,
-            body_8bit=session.mail_params.body == "8BITMIME" or session.body_8bit,
-            created_at=now))
-        queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        conn.execute(insert(queue_recipients), [
-            dict(queue_id=queue_id, recipient=rcpt, domain=_domain(rcpt), status="queued",
-                 attempts=0, next_attempt_at=now, updated_at=now, created_at=now)
-            for rcpt in recipients])
-        return queue_id
+        return queue_store.enqueue(
+            conn, sender=session.mail_from or "", user_id=user_id, blob_id=blob.blob_id,
+            size=blob.size, recipients=recipients, now=now,
+            smtputf8=session.mail_params.smtputf8,
+            body_8bit=session.mail_params.body == "8BITMIME" or session.body_8bit)
 
 
 
