@@ -210,7 +210,8 @@ def makeService(config: Config, *, reactor: Any = None,
     portal = build_portal(runner, security, bans, workers, config)
     spool_dir = os.path.join(config["DATA_DIR"], "spool")
     os.makedirs(spool_dir, mode=0o700, exist_ok=True)
-    blob_store = make_blob_store(config["STORAGE_BACKEND"], config["STORAGE_PATH"], spool_dir)
+    blob_store = make_blob_store(config["STORAGE_BACKEND"], config["STORAGE_PATH"], spool_dir,
+                                 clock=reactor.seconds)
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,

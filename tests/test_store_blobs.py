@@ -186,7 +186,7 @@ class BlobStoreTestsMixin(DatabaseTestBase):
 class DatabaseBlobsTestsMixin(BlobStoreTestsMixin):
     def make_store(self) -> BlobStore:
         self.spool = os.path.abspath(self.mktemp())
-        return DatabaseBlobs(self.spool)
+        return DatabaseBlobs(self.spool, clock=NOW.timestamp)
 
     def make_old(self, sealed: SealedBlob) -> None:
         self.write(lambda conn: conn.execute(
@@ -242,16 +242,27 @@ class DatabaseBlobsTestsMixin(BlobStoreTestsMixin):
 class FileBlobsTestsMixin(BlobStoreTestsMixin):
     def make_store(self) -> BlobStore:
         self.root = os.path.abspath(self.mktemp())
-        return FileBlobs(self.root)
+        # The store's clock is the test clock: files carry NOW, whatever the wall clock says.
+        return FileBlobs(self.root, clock=NOW.timestamp)
 
     def make_old(self, sealed: SealedBlob) -> None:
         assert sealed.path is not None
         os.utime(sealed.path, (OLD.timestamp(), OLD.timestamp()))
 
     def make_fresh(self, sealed: SealedBlob) -> None:
-        # Files carry the real clock; align them with the test clock.
+        pass  # sealed on the store's clock, which reads NOW
+
+    def test_file_age_comes_from_the_store_clock_not_the_wall_clock(self) -> None:
+        # Regression: files carried the wall clock's mtime, compared with the injected ``now``;
+        # once the real date passed NOW + 1 day a file sealed "now" already looked old.
+        sealed = self.stored(b"sealed at the test clock's NOW")
         assert sealed.path is not None
-        os.utime(sealed.path, (NOW.timestamp(), NOW.timestamp()))
+        self.assertEqual(os.stat(sealed.path).st_mtime, NOW.timestamp())
+        self.assertEqual(self.write(self.store.purge_unreferenced,
+                                    now=NOW + timedelta(minutes=59), grace=timedelta(hours=1)), 0)
+        self.assertEqual(self.write(self.store.purge_unreferenced,
+                                    now=NOW + timedelta(hours=1, seconds=1),
+                                    grace=timedelta(hours=1)), 1)
 
     def files(self) -> list[str]:
         return sorted(os.path.relpath(os.path.join(d, f), self.root)

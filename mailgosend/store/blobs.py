@@ -30,6 +30,7 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -90,11 +91,13 @@ class SealedBlob:
 
 
 def seal_to_file(keyring: KeyRing, owner_uuid: str, source: Source, directory: str | None, *,
-                 blob_id: str | None = None, fsync: bool = False) -> SealedBlob:
+                 blob_id: str | None = None, fsync: bool = False,
+                 stamp: float | None = None) -> SealedBlob:
     """Seal ``source`` into a new temp file in ``directory`` (in memory if it is None).
 
     Runs in a worker thread.  Memory: one 64 KiB segment plus one 1 MiB read chunk.  On error
-    the temp file is removed.
+    the temp file is removed.  ``stamp`` (seconds since the epoch, from the store's clock)
+    becomes the file's mtime, so a purge compares it with a time from that same clock.
     """
     blob_id = blob_id or new_blob_id()
     if directory is None:
@@ -107,6 +110,8 @@ def seal_to_file(keyring: KeyRing, owner_uuid: str, source: Source, directory: s
         with os.fdopen(fd, "wb") as sink:
             size = _seal(keyring, owner_uuid, source, sink, blob_id)
             sink.flush()
+            if stamp is not None:
+                os.utime(sink.fileno(), (stamp, stamp))
             if fsync:
                 os.fsync(sink.fileno())
             sealed_size = sink.tell()
@@ -361,6 +366,11 @@ class BlobStore(ABC):
     #: or only reads it (``runner.read`` keeps a long directory scan out of the writer).
     purge_writes_database: bool = True
 
+    #: Seconds since the epoch, the clock whose ``now`` ``purge_unreferenced`` is given (the
+    #: reactor's in the server).  Files are stamped with it, never with the wall clock, so a
+    #: file's age and the database's ``created_at`` are measured on one clock.
+    clock: Callable[[], float] = staticmethod(time.time)
+
     @abstractmethod
     def seal(self, keyring: KeyRing, owner_uuid: str, source: Source) -> SealedBlob:
         """Encrypt a message for one user; worker thread, before the transaction."""
@@ -415,7 +425,9 @@ class DatabaseBlobs(BlobStore):
     """
 
     def __init__(self, spool_directory: str | None = None, *, memory_limit: int = 256 * 1024,
-                 read_ahead: int = _CHUNK) -> None:
+                 read_ahead: int = _CHUNK, clock: Callable[[], float] | None = None) -> None:
+        if clock is not None:
+            self.clock = clock
         self._spool = spool_directory or tempfile.gettempdir()
         self._memory_limit = memory_limit
         self._read_ahead = read_ahead
@@ -424,7 +436,8 @@ class DatabaseBlobs(BlobStore):
     def seal(self, keyring: KeyRing, owner_uuid: str, source: Source) -> SealedBlob:
         length = _source_length(source)
         small = length is not None and length <= self._memory_limit
-        return seal_to_file(keyring, owner_uuid, source, None if small else self._spool)
+        return seal_to_file(keyring, owner_uuid, source, None if small else self._spool,
+                            stamp=self.clock())
 
     def commit(self, conn: Connection, sealed: SealedBlob, user_id: int, now: datetime) -> None:
         values = dict(id=sealed.blob_id, user_id=user_id, size=sealed.size, created_at=now)
@@ -592,7 +605,9 @@ class FileBlobs(BlobStore):
 
     purge_writes_database = False
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, clock: Callable[[], float] | None = None) -> None:
+        if clock is not None:
+            self.clock = clock
         if not os.path.isabs(root):
             raise ValueError(f"STORAGE_PATH must be an absolute path, got {root!r}")
         self.root = root
@@ -610,7 +625,8 @@ class FileBlobs(BlobStore):
         if not os.path.isdir(directory):
             os.makedirs(directory, exist_ok=True)
             _fsync_directory(self.root)  # the new shard directory's entry must survive a crash
-        sealed = seal_to_file(keyring, owner_uuid, source, directory, blob_id=blob_id, fsync=True)
+        sealed = seal_to_file(keyring, owner_uuid, source, directory, blob_id=blob_id, fsync=True,
+                              stamp=self.clock())
         assert sealed.path is not None
         try:
             os.rename(sealed.path, final)
@@ -690,11 +706,13 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def make_blob_store(backend: str, storage_path: str, spool_directory: str | None = None
-                    ) -> BlobStore:
-    """The store STORAGE_BACKEND names; ``storage_path`` is STORAGE_PATH (fs only)."""
+def make_blob_store(backend: str, storage_path: str, spool_directory: str | None = None, *,
+                    clock: Callable[[], float] | None = None) -> BlobStore:
+    """The store STORAGE_BACKEND names; ``storage_path`` is STORAGE_PATH (fs only).
+    ``clock`` gives seconds since the epoch (``reactor.seconds``): the clock of every ``now``
+    later passed to the store."""
     if backend == "fs":
-        return FileBlobs(storage_path)
+        return FileBlobs(storage_path, clock=clock)
     if backend == "db":
-        return DatabaseBlobs(spool_directory)
+        return DatabaseBlobs(spool_directory, clock=clock)
     raise ValueError(f"STORAGE_BACKEND must be 'db' or 'fs', got {backend!r}")
