@@ -63,7 +63,7 @@ SELECTED = [
     (b"a RENAME INBOX ..", b"a NO [CANNOT] mailbox name levels must not be '.' or '..'"),
     (b"a STATUS INBOX (BOGUS)",
      b"a BAD STATUS items must be among MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN "
-     b"HIGHESTMODSEQ"),
+     b"HIGHESTMODSEQ SIZE APPENDLIMIT"),
     (b"a APPEND INBOX (\\Seen) \"31-Foo-2026 10:00:00 +0000\" {3+}\r\nabc",
      b'a BAD Invalid date-time, expected "dd-Mon-yyyy hh:mm:ss +zzzz"'),
     (b"a APPEND INBOX {0+}\r\n", b"a NO Refusing to store an empty message"),

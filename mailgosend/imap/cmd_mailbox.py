@@ -24,7 +24,8 @@ from mailgosend.store.mailboxes import ROLES
 __all__ = ["MailboxCommands"]
 
 _SPECIAL_USES = {value.lower(): value for value in ROLES.values() if value}
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ",
+                 "SIZE", "APPENDLIMIT")  # RFC 8438 SIZE, RFC 7889 APPENDLIMIT
 _LIST_SELECT = {"SUBSCRIBED", "SPECIAL-USE", "REMOTE", "RECURSIVEMATCH"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}
 
@@ -198,7 +199,11 @@ class MailboxCommands(_Session):
         box, counts, recent = await self.account.status(name)
         values = {"MESSAGES": counts.messages, "RECENT": recent, "UIDNEXT": box.uidnext,
                   "UIDVALIDITY": box.uidvalidity, "UNSEEN": counts.unseen,
-                  "HIGHESTMODSEQ": box.highestmodseq}
+                  "HIGHESTMODSEQ": box.highestmodseq,
+                  # RFC 8438 §4: the sum of RFC822.SIZE, a SUM over the stored sizes.
+                  "SIZE": counts.size,
+                  # RFC 7889 §4: the same limit for every mailbox (also in CAPABILITY).
+                  "APPENDLIMIT": self.access.max_message_size}
         pairs = b" ".join(b"%s %d" % (item.encode("ascii"), values[item]) for item in wanted)
         self.send_untagged(b"STATUS " + mailbox(name) + b" (" + pairs + b")")
         return Reply("STATUS completed")

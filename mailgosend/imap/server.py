@@ -208,6 +208,7 @@ class SessionCore(IMAP4Server):
         names += ["LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT",
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
+        names += ["STATUS=SIZE", f"APPENDLIMIT={self.access.max_message_size}"]
         return names
 
     def capability_line(self) -> bytes:
