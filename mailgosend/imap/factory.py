@@ -28,6 +28,7 @@ from mailgosend.imap.cmd_fetch import FetchCommand
 from mailgosend.imap.cmd_idle import IdleCommand
 from mailgosend.imap.cmd_mailbox import MailboxCommands
 from mailgosend.imap.cmd_selected import SelectedCommands
+from mailgosend.imap.compress import CompressCommand
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, NoSpamTraining
 from mailgosend.imap.server import Command, SessionCore
@@ -42,7 +43,7 @@ _SELECTED = ("select",)
 
 
 class IMAPServerProtocol(AuthCommands, IdleCommand, FetchCommand, SelectedCommands,
-                         MailboxCommands, SessionCore):
+                         MailboxCommands, CompressCommand, SessionCore):
     """One IMAP session (server.py and the cmd_*.py mixins)."""
 
 
@@ -67,6 +68,7 @@ def _table() -> dict[str, Command]:
         "GETQUOTAROOT": Command(P.cmd_GETQUOTAROOT, _AUTHED),
         "SETQUOTA": Command(P.cmd_SETQUOTA, _AUTHED),
         "ENABLE": Command(P.cmd_ENABLE, ("auth",)),
+        "COMPRESS": Command(P.cmd_COMPRESS, _AUTHED, None),
         "IDLE": Command(P.cmd_IDLE, _AUTHED, "full"),
         "CHECK": Command(P.cmd_CHECK, _SELECTED, "full"),
         "CLOSE": Command(P.cmd_CLOSE, _SELECTED, None),

@@ -209,6 +209,8 @@ class SessionCore(IMAP4Server):
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
         names += ["STATUS=SIZE", f"APPENDLIMIT={self.access.max_message_size}"]
+        if self.state != "unauth":
+            names.append("COMPRESS=DEFLATE")
         return names
 
     def capability_line(self) -> bytes:
