@@ -12,11 +12,11 @@ the STORAGE resource (RFC 9208), CONDSTORE (RFC 7162 §3.1: MODSEQ, HIGHESTMODSE
 CHANGEDSINCE, UNCHANGEDSINCE/MODIFIED, SEARCH MODSEQ, STATUS HIGHESTMODSEQ).
 STATUS=SIZE (RFC 8438, from the stored sizes).
 APPENDLIMIT (RFC 7889: the listener's message size limit, STATUS APPENDLIMIT, TOOBIG).
+LIST-EXTENDED (RFC 5258, CHILDINFO, \\NonExistent subscriptions) and LIST-STATUS (RFC 5819).
 COMPRESS=DEFLATE (RFC 4978, after login; a sync flush ends every burst of responses).
 
 Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
-MULTIAPPEND, BINARY, UTF8=ACCEPT, LIST-EXTENDED/LIST-STATUS as capabilities (the
-RFC 5258 syntax that SPECIAL-USE relies on is accepted), SETQUOTA (quotas are the
+MULTIAPPEND, BINARY, UTF8=ACCEPT, SETQUOTA (quotas are the
 administrator's), \\Recent shared across nodes (see hub.py).
 
 Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.

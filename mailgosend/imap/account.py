@@ -29,7 +29,8 @@ from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
 from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
-from mailgosend.store.messages import Delivered, MailboxCounts, deliver_to_users
+from mailgosend.store.messages import (Delivered, MailboxCounts, deliver_to_users,
+                                       mailbox_counts_by_mailbox)
 
 __all__ = ["IMAPAccount", "ListEntry", "pattern_regex"]
 
@@ -127,6 +128,17 @@ class IMAPAccount:
         if return_subscribed and box.subscribed:
             attributes.append("\\Subscribed")
         return tuple(attributes)
+
+    def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
+        """Every mailbox, and the subscribed names: a subscription is a name (RFC 3501
+        §6.3.6), and LIST (SUBSCRIBED) reports one whose mailbox is gone as \\NonExistent
+        (listext.py).  The one place LIST-EXTENDED reads subscriptions from."""
+        d = self.access.runner.read(mailboxes.list_mailboxes, self.user.id)
+        return d.addCallback(lambda boxes: (boxes, {b.name for b in boxes if b.subscribed}))
+
+    def counts_by_mailbox(self) -> Deferred[dict[int, MailboxCounts]]:
+        """MESSAGES/UNSEEN/SIZE of every mailbox in one query (RFC 5819 LIST-STATUS)."""
+        return self.access.runner.read(mailbox_counts_by_mailbox, self.user.id)
 
     # --- mailbox management ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ literal is read), NAMESPACE (RFC 2342), QUOTA (RFC 9208 STORAGE) and ENABLE (RFC
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from twisted.internet.defer import Deferred
 
@@ -17,33 +17,18 @@ from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import (Args, Atom, Quoted, as_bytes, mailbox_name,
                                     parse_datetime)
 from mailgosend.imap.framing import Literal
-from mailgosend.imap import mutf7
+from mailgosend.imap.listext import ListRequest, extended_list, parse_list
+from mailgosend.imap.listext import decode_pattern as _pattern
 from mailgosend.imap.wireformat import mailbox, plist
 from mailgosend.store.mailboxes import ROLES
+from mailgosend.store.messages import MailboxCounts
 
 __all__ = ["MailboxCommands"]
 
 _SPECIAL_USES = {value.lower(): value for value in ROLES.values() if value}
 _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ",
                  "SIZE", "APPENDLIMIT")  # RFC 8438 SIZE, RFC 7889 APPENDLIMIT
-_LIST_SELECT = {"SUBSCRIBED", "SPECIAL-USE", "REMOTE", "RECURSIVEMATCH"}
-_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}
-
-
-def _pattern(raw: bytes) -> str:
-    try:
-        return mutf7.decode(raw)
-    except mutf7.InvalidModifiedUTF7 as exc:
-        raise bad(str(exc)) from None
-
-
-def _options(token: Any, allowed: set[str], what: str) -> set[str]:
-    if not isinstance(token, list) or not all(isinstance(t, Atom) for t in token):
-        raise bad(f"Invalid {what} options")
-    options = {t.upper() for t in token}
-    if options - allowed:
-        raise bad(f"Unsupported {what} option {sorted(options - allowed)[0]}")
-    return options
+_NO_MESSAGES = MailboxCounts(0, 0, 0)
 
 
 if TYPE_CHECKING:
@@ -144,31 +129,43 @@ class MailboxCommands(_Session):
         return Reply("UNSUBSCRIBE completed")
 
     async def cmd_LIST(self, tag: bytes, args: Args) -> Reply:
-        selection: set[str] = set()
-        if isinstance(args.peek(), list):
-            selection = _options(args.next(), _LIST_SELECT, "LIST selection")
-        reference = _pattern(args.astring("reference"))
-        if isinstance(args.peek(), list):
-            patterns = [_pattern(as_bytes(t, "pattern")) for t in args.parenthesized()]
-        else:
-            patterns = [_pattern(args.astring("mailbox pattern"))]
-        returns: set[str] = set()
-        if not args.at_end():
-            keyword = args.atom("RETURN")
-            if keyword.upper() != "RETURN":
-                raise bad("Expected RETURN")
-            returns = _options(args.next("return options"), _LIST_RETURN, "LIST return")
-        args.end()
-        if patterns == [""]:  # RFC 3501 §6.3.8: the delimiter and root
+        request = parse_list(args, _STATUS_ITEMS)
+        if request.patterns == ("",):  # RFC 3501 §6.3.8: the delimiter and root
             self.send_untagged(b'LIST (\\Noselect) "/" ""')
             return Reply("LIST completed")
-        entries = await self.account.list_entries(
-            reference, patterns, subscribed_only="SUBSCRIBED" in selection,
-            special_only="SPECIAL-USE" in selection,
-            return_subscribed="SUBSCRIBED" in returns or "SUBSCRIBED" in selection)
-        for entry in entries:
-            self._list_line(b"LIST", entry)
+        if not request.extended:
+            for entry in await self.account.list_entries(request.reference,
+                                                         list(request.patterns)):
+                self._list_line(b"LIST", entry)
+            return Reply("LIST completed")
+        await self._list_extended(request)
         return Reply("LIST completed")
+
+    async def _list_extended(self, request: ListRequest) -> None:
+        """RFC 5258 entries, each followed by its RFC 5819 STATUS when asked and selectable
+        (counts of every mailbox from one grouped query, nothing decrypted)."""
+        boxes, subscribed = await self.account.mailboxes_and_subscriptions()
+        entries = extended_list(boxes, subscribed, request)
+        items = request.status_items
+        counts: dict[int, MailboxCounts] = {}
+        if items and any(entry.selectable for entry in entries):
+            if "HIGHESTMODSEQ" in items:
+                self.enable_condstore()  # RFC 7162 §3.1.9
+            counts = await self.account.counts_by_mailbox()
+        for entry in entries:
+            line = (b"LIST " + plist(a.encode("ascii") for a in entry.attributes) + b' "/" '
+                    + mailbox(entry.name))
+            if entry.childinfo:  # RFC 5258 §3.5
+                line += b' ("CHILDINFO" (' + b" ".join(
+                    b'"%s"' % c.encode("ascii") for c in entry.childinfo) + b"))"
+            self.send_untagged(line)
+            if items and entry.mailbox is not None:
+                recent = 0
+                if "RECENT" in items:
+                    _, _, recent = await self.account.status(entry.name)
+                self.send_untagged(self._status_line(
+                    entry.name, entry.mailbox, counts.get(entry.mailbox.id, _NO_MESSAGES),
+                    recent, items))
 
     async def cmd_LSUB(self, tag: bytes, args: Args) -> Reply:
         reference = _pattern(args.astring("reference"))
@@ -197,6 +194,12 @@ class MailboxCommands(_Session):
         if "HIGHESTMODSEQ" in wanted:
             self.enable_condstore()  # RFC 7162 §3.1.9
         box, counts, recent = await self.account.status(name)
+        self.send_untagged(self._status_line(name, box, counts, recent, wanted))
+        return Reply("STATUS completed")
+
+    def _status_line(self, name: str, box: Any, counts: MailboxCounts, recent: int,
+                     wanted: Sequence[str]) -> bytes:
+        """``STATUS name (...)``, for STATUS and LIST-STATUS alike."""
         values = {"MESSAGES": counts.messages, "RECENT": recent, "UIDNEXT": box.uidnext,
                   "UIDVALIDITY": box.uidvalidity, "UNSEEN": counts.unseen,
                   "HIGHESTMODSEQ": box.highestmodseq,
@@ -205,8 +208,7 @@ class MailboxCommands(_Session):
                   # RFC 7889 §4: the same limit for every mailbox (also in CAPABILITY).
                   "APPENDLIMIT": self.access.max_message_size}
         pairs = b" ".join(b"%s %d" % (item.encode("ascii"), values[item]) for item in wanted)
-        self.send_untagged(b"STATUS " + mailbox(name) + b" (" + pairs + b")")
-        return Reply("STATUS completed")
+        return b"STATUS " + mailbox(name) + b" (" + pairs + b")"
 
     async def cmd_APPEND(self, tag: bytes, args: Args) -> Reply:
         name = args.mailbox()

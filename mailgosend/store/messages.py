@@ -42,7 +42,8 @@ __all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFla
            "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
            "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
            "SealedInfo", "deliver_to_users", "expunge", "list_messages", "load_info", "load_infos",
-           "load_sealed_infos", "mailbox_counts", "normalize_flags", "open_info",
+           "load_sealed_infos", "mailbox_counts", "mailbox_counts_by_mailbox",
+           "normalize_flags", "open_info",
            "purge_expunged", "seal_info", "set_flags", "store_structures"]
 
 META_PURPOSE = "meta"
@@ -529,3 +530,16 @@ def mailbox_counts(conn: Connection, mailbox_id: int) -> MailboxCounts:
                        .where(messages.c.mailbox_id == mailbox_id,
                               messages.c.deleted_at.is_(None))).one()
     return MailboxCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+def mailbox_counts_by_mailbox(conn: Connection, user_id: int) -> dict[int, MailboxCounts]:
+    """``mailbox_counts`` of every mailbox of a user in one grouped query (RFC 5819
+    LIST-STATUS): plain columns only, nothing decrypted.  Empty mailboxes are absent."""
+    unseen = ~messages.c.flags.contains(SEEN, autoescape=True)
+    rows = conn.execute(select(messages.c.mailbox_id, func.count(), func.count().filter(unseen),
+                               func.coalesce(func.sum(messages.c.size), 0))
+                        .where(messages.c.mailbox_id.in_(  # the per-mailbox indexes serve it
+                            select(mailboxes.c.id).where(mailboxes.c.user_id == user_id)),
+                            messages.c.deleted_at.is_(None))
+                        .group_by(messages.c.mailbox_id))
+    return {int(row[0]): MailboxCounts(int(row[1]), int(row[2]), int(row[3])) for row in rows}
