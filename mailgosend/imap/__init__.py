@@ -13,10 +13,11 @@ CHANGEDSINCE, UNCHANGEDSINCE/MODIFIED, SEARCH MODSEQ, STATUS HIGHESTMODSEQ).
 STATUS=SIZE (RFC 8438, from the stored sizes).
 APPENDLIMIT (RFC 7889: the listener's message size limit, STATUS APPENDLIMIT, TOOBIG).
 LIST-EXTENDED (RFC 5258, CHILDINFO, \\NonExistent subscriptions) and LIST-STATUS (RFC 5819).
+MULTIAPPEND (RFC 3502: all or none, APPENDUID with a UID set).
 COMPRESS=DEFLATE (RFC 4978, after login; a sync flush ends every burst of responses).
 
 Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
-MULTIAPPEND, BINARY, UTF8=ACCEPT, SETQUOTA (quotas are the
+BINARY, UTF8=ACCEPT, SETQUOTA (quotas are the
 administrator's), \\Recent shared across nodes (see hub.py).
 
 Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.

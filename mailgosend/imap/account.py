@@ -29,8 +29,8 @@ from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
 from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
-from mailgosend.store.messages import (Delivered, MailboxCounts, deliver_to_users,
-                                       mailbox_counts_by_mailbox)
+from mailgosend.store.messages import (Delivered, MailboxCounts, deliver_all_or_nothing,
+                                       deliver_to_users, mailbox_counts_by_mailbox)
 
 __all__ = ["IMAPAccount", "ListEntry", "pattern_regex"]
 
@@ -230,6 +230,23 @@ class IMAPAccount:
             raise outcome
         self.access.hub.changed(box.id)
         return outcome
+
+    async def append_many(self, name: str,
+                          messages: Sequence[tuple[Union[bytes, str], Sequence[str],
+                                                   Optional[datetime]]]) -> list[Delivered]:
+        """MULTIAPPEND (RFC 3502): every message stored, in order and with consecutive UIDs,
+        or none (one transaction); TRYCREATE for a missing mailbox; quota enforced."""
+        runner = self.access.runner
+        box = await runner.read(mailboxes.get_mailbox, self.user.id, name)
+        if box is None:
+            raise no("Mailbox does not exist", "TRYCREATE")
+        now = self.access.now()
+        delivered = await deliver_all_or_nothing(
+            runner, self.access.keyring, self.access.blob_store, self.user, box.id,
+            [(source, flags, date or now) for source, flags, date in messages],
+            self.access.workers, now=now)
+        self.access.hub.changed(box.id)
+        return delivered
 
     async def copy(self, view: SelectedMailbox, uids: Sequence[int], target_name: str,
                    move: bool) -> CopyResult:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from twisted.internet.defer import Deferred
 
 from mailgosend.imap.errors import ImapError, bad, no
+from mailgosend.imap.seqset import compress
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import (Args, Atom, Quoted, as_bytes, mailbox_name,
                                     parse_datetime)
@@ -42,15 +43,16 @@ else:
 class MailboxCommands(_Session):
     """Mixin for the session class (factory.IMAPServerProtocol)."""
 
-    def append_literal_check(self, size: int) -> Any:
-        """RFC 7889/RFC 4469 TOOBIG and RFC 9208 OVERQUOTA before the message is sent."""
+    def append_literal_check(self, size: int, before: int = 0) -> Any:
+        """RFC 7889/RFC 4469 TOOBIG and RFC 9208 OVERQUOTA before the message is sent;
+        ``before``: the octets of the command's earlier messages (MULTIAPPEND)."""
         limit = self.access.max_message_size
         if size > limit:
             return no(f"Message too big (limit {limit} octets)", "TOOBIG")
 
         def check(usage: tuple[int, int]) -> Optional[ImapError]:
             used, quota = usage
-            if quota and used + size > quota:
+            if quota and used + before + size > quota:
                 return no("Message does not fit in the mailbox quota", "OVERQUOTA")
             return None
 
@@ -211,22 +213,34 @@ class MailboxCommands(_Session):
         return b"STATUS " + mailbox(name) + b" (" + pairs + b")"
 
     async def cmd_APPEND(self, tag: bytes, args: Args) -> Reply:
+        """APPEND, and MULTIAPPEND (RFC 3502): several ``[flags] [date-time] literal``
+        groups, stored all or none, answered with APPENDUID and a UID set (RFC 4315 §3)."""
         name = args.mailbox()
-        flags: list[str] = []
-        if isinstance(args.peek(), list):
-            tokens = args.parenthesized("flags")
-            if not all(isinstance(t, Atom) for t in tokens):
-                raise bad("Flags must be atoms")
-            flags = [str(t) for t in tokens]
-        date = None
-        if isinstance(args.peek(), Quoted):
-            date = parse_datetime(args.astring("date-time"))
-        message = args.next("message literal")
-        args.end()
-        if not isinstance(message, Literal):
-            raise bad("The message must be a literal")
-        if message.size == 0:
-            raise no("Refusing to store an empty message")
+        messages: list[tuple[Any, list[str], Any]] = []
+        while True:
+            flags: list[str] = []
+            if isinstance(args.peek(), list):
+                tokens = args.parenthesized("flags")
+                if not all(isinstance(t, Atom) for t in tokens):
+                    raise bad("Flags must be atoms")
+                flags = [str(t) for t in tokens]
+            date = None
+            if isinstance(args.peek(), Quoted):
+                date = parse_datetime(args.astring("date-time"))
+            message = args.next("message literal")
+            if not isinstance(message, Literal):
+                raise bad("The message must be a literal")
+            if message.size == 0:
+                raise no("Refusing to store an empty message")
+            messages.append((message, flags, date))
+            if args.at_end():
+                break
+        if len(messages) > 1:
+            stored = await self.account.append_many(
+                name, [(m.source(), flags, date) for m, flags, date in messages])
+            uids = compress([d.uid for d in stored])
+            return Reply("APPEND completed", f"APPENDUID {stored[0].uidvalidity} {uids}")
+        message, flags, date = messages[0]
         delivered = await self.account.append(name, message.source(), flags, date)
         return Reply("APPEND completed", f"APPENDUID {delivered.uidvalidity} {delivered.uid}")
 

@@ -209,7 +209,7 @@ class SessionCore(IMAP4Server):
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
         names += ["STATUS=SIZE", f"APPENDLIMIT={self.access.max_message_size}"]
-        names += ["LIST-EXTENDED", "LIST-STATUS"]
+        names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND"]
         if self.state != "unauth":
             names.append("COMPRESS=DEFLATE")
         return names
@@ -233,13 +233,13 @@ class SessionCore(IMAP4Server):
             head = []
         name = head[1].upper() if len(head) > 1 and isinstance(head[1], Atom) else ""
         if name == "APPEND" and self.state in ("auth", "select") and len(head) > 2:
-            return self.append_literal_check(size)
+            return self.append_literal_check(size, sum(s.size for s in literals))
         limit = LITERAL_LIMIT if self.state != "unauth" else PREAUTH_LITERAL_LIMIT
         if size + sum(s.size for s in literals) > limit:
             return bad(f"Literal too big for this command (limit {limit} octets)")
         return None
 
-    def append_literal_check(self, size: int) -> Any:
+    def append_literal_check(self, size: int, before: int = 0) -> Any:
         """Overridden by the mailbox commands (size and quota before reading, RFC 7889)."""
         return None
 

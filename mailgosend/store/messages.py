@@ -41,7 +41,8 @@ from mailgosend.store.mimeinfo import MessageInfo, analyse
 __all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFlag",
            "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
            "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
-           "SealedInfo", "deliver_to_users", "expunge", "list_messages", "load_info", "load_infos",
+           "SealedInfo", "deliver_all_or_nothing", "deliver_to_users", "expunge",
+           "list_messages", "load_info", "load_infos",
            "load_sealed_infos", "mailbox_counts", "mailbox_counts_by_mailbox",
            "normalize_flags", "open_info",
            "purge_expunged", "seal_info", "set_flags", "store_structures"]
@@ -543,3 +544,55 @@ def mailbox_counts_by_mailbox(conn: Connection, user_id: int) -> dict[int, Mailb
                             messages.c.deleted_at.is_(None))
                         .group_by(messages.c.mailbox_id))
     return {int(row[0]): MailboxCounts(int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+
+async def _deliver_all_or_nothing(runner: DatabaseRunner, keyring: KeyRing,
+                                  blob_store: BlobStore, user: User, mailbox_id: int,
+                                  messages_in: Sequence[tuple[RawSource, tuple[str, ...],
+                                                              datetime]],
+                                  workers: Workers, now: datetime) -> list[Delivered]:
+    async def prepare(raw_source: RawSource) -> tuple[SealedBlob, bytes]:
+        info_json = await workers.run(_analyse_source, raw_source)
+        return await workers.run(_prepare, keyring, blob_store, user.uuid, raw_source,
+                                 info_json)
+
+    outcomes = await DeferredList([Deferred.fromCoroutine(prepare(source))
+                                   for source, _, _ in messages_in], consumeErrors=True)
+    prepared = [value for ok, value in outcomes if ok]
+    failures = [value for ok, value in outcomes if not ok]
+    if failures:
+        for sealed, _ in prepared:
+            blob_store.discard(sealed, unreferenced=True)
+        failures[0].raiseException()
+
+    def record(conn: Connection) -> list[Delivered]:
+        return [deliver(conn, user, mailbox_id, sealed, meta, flags, date, now,
+                        blob_store=blob_store)
+                for (sealed, meta), (_, flags, date) in zip(prepared, messages_in)]
+
+    try:
+        results = await runner.write(record)
+    except BaseException:
+        for sealed, _ in prepared:
+            blob_store.discard(sealed)  # the COMMIT may have happened: files wait for purge
+        raise
+    for sealed, _ in prepared:
+        blob_store.release(sealed)
+    return results
+
+
+def deliver_all_or_nothing(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                           user: User, mailbox_id: int,
+                           messages_in: Sequence[tuple[RawSource, Iterable[str], datetime]],
+                           workers: Workers, *, now: datetime) -> Deferred[list[Delivered]]:
+    """Store several messages in one mailbox in ONE transaction: every one or none (IMAP
+    MULTIAPPEND, RFC 3502 §6.3.11).  Each is analysed and sealed in ``workers``; their UIDs
+    are consecutive (the mailbox row stays locked by the first UID allocation).  A quota
+    refusal or any error commits nothing."""
+    try:
+        normalized = [(source, normalize_flags(flags), date)
+                      for source, flags, date in messages_in]
+    except InvalidFlag:
+        return fail()
+    return Deferred.fromCoroutine(_deliver_all_or_nothing(
+        runner, keyring, blob_store, user, mailbox_id, normalized, workers, now))
