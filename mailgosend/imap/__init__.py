@@ -14,10 +14,11 @@ STATUS=SIZE (RFC 8438, from the stored sizes).
 APPENDLIMIT (RFC 7889: the listener's message size limit, STATUS APPENDLIMIT, TOOBIG).
 LIST-EXTENDED (RFC 5258, CHILDINFO, \\NonExistent subscriptions) and LIST-STATUS (RFC 5819).
 MULTIAPPEND (RFC 3502: all or none, APPENDUID with a UID set).
+BINARY (RFC 3516: FETCH BINARY[.PEEK/.SIZE] decoding base64/quoted-printable, literal8 APPEND).
 COMPRESS=DEFLATE (RFC 4978, after login; a sync flush ends every burst of responses).
 
 Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
-BINARY, UTF8=ACCEPT, SETQUOTA (quotas are the
+UTF8=ACCEPT, SETQUOTA (quotas are the
 administrator's), \\Recent shared across nodes (see hub.py).
 
 Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.

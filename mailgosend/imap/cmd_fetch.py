@@ -120,7 +120,8 @@ class FetchCommand(_Session):
             if not any(item.kind == "modseq" for item in items):
                 items.append(FetchItem("modseq", b"MODSEQ"))
         newly_seen: set[int] = set()
-        if not view.readonly and any(i.kind == "section" and not i.peek for i in items):
+        if not view.readonly and any(i.kind in ("section", "binary") and not i.peek
+                                     for i in items):
             unseen = [u for _, u in pairs if "\\Seen" not in view.rows[u].flags]
             if unseen:
                 result = await view.store_flags(unseen, ["\\Seen"], "add")
@@ -148,7 +149,8 @@ class FetchCommand(_Session):
         view = self.selected
         threaded = [item for item in items if item.needs_thread]
         # Header sections come from the structure or caches: batches as large as ENVELOPE's.
-        content = any(item.kind == "section" and not item.cacheable for item in items)
+        content = any(item.kind == "section" and not item.cacheable
+                      or item.kind in ("binary", "binarysize") for item in items)
         missing = False
         simple = [(index, item) for index, item in enumerate(items) if not item.needs_thread]
         wants_flags = any(i.kind == "flags" for i in items)

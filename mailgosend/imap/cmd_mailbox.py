@@ -228,6 +228,9 @@ class MailboxCommands(_Session):
             if isinstance(args.peek(), Quoted):
                 date = parse_datetime(args.astring("date-time"))
             message = args.next("message literal")
+            if isinstance(message, Atom) and message == "~" and \
+                    isinstance(args.peek(), Literal):
+                message = args.next()  # RFC 3516 §4.4 literal8: stored as sent, NULs included
             if not isinstance(message, Literal):
                 raise bad("The message must be a literal")
             if message.size == 0:

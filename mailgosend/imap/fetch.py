@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from twisted.logger import Logger
 
 from mailgosend.crypto import DecryptionError, KeyRing
+from mailgosend.imap.binary import binary_literal, decode_content, parse_binary
 from mailgosend.imap.errors import bad
 from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
                                      StoredMessage)
@@ -49,13 +50,13 @@ _SECTION_ATT = re.compile(r"(BODY|BODY\.PEEK)\[(.*)\](?:<(\d{1,10})\.(\d{1,10})>
 _SECTION_SPEC = re.compile(
     r"(?P<part>[1-9]\d{0,8}(?:\.[1-9]\d{0,8})*)?"
     r"(?:(?(part)\.)(?P<text>HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME))?\Z")
-_CONTENT_KINDS = ("envelope", "bodystructure", "body", "section")
+_CONTENT_KINDS = ("envelope", "bodystructure", "body", "section", "binary", "binarysize")
 _ROOT_HEADERS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
 @dataclass(frozen=True)
 class FetchItem:
-    kind: str  # uid flags internaldate size envelope bodystructure body section
+    kind: str  # uid flags internaldate size envelope bodystructure body section binary(size)
     label: bytes  # the name in the response
     section: str = ""
     fields: Optional[tuple[str, ...]] = None
@@ -101,6 +102,10 @@ def _item(token: Token) -> FetchItem:
         return FetchItem("section", b"RFC822.HEADER", "HEADER")
     if name == "RFC822.TEXT":
         return FetchItem("section", b"RFC822.TEXT", "TEXT", peek=False)
+    binary = parse_binary(token)  # RFC 3516
+    if binary is not None:
+        return FetchItem("binarysize" if binary.size_only else "binary", binary.label,
+                         binary.section, partial=binary.partial, peek=binary.peek)
     match = _SECTION_ATT.match(token)
     if match is None:
         raise bad(f"Unknown FETCH attribute {name[:40]}")
@@ -211,6 +216,23 @@ def _section(message: StoredMessage, item: FetchItem, threshold: int
     return message.read(start, end)
 
 
+def _binary(message: StoredMessage, item: FetchItem) -> bytes:
+    """RFC 3516: BINARY[] is the message as stored; BINARY[part] the part's content decoded
+    (``NO [UNKNOWN-CTE]`` raised for an unknown encoding); a missing part is empty."""
+    if item.section == "":
+        data = message.read(0, message.row.size)
+    else:
+        try:
+            part = message.info.find_part(item.section)
+            start, end = message.info.section_range(item.section)
+        except NoSuchSection:
+            return b""
+        data = decode_content(message.read(start, min(end, message.row.size)), part.encoding)
+    if item.partial:
+        data = data[item.partial[0]:item.partial[0] + item.partial[1]]
+    return data
+
+
 def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
                rows: list[MessageRow], items: list[FetchItem], stream_threshold: int, *,
                cache: Optional[InfoCache] = None, uidvalidity: Optional[int] = None,
@@ -237,6 +259,11 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                         loaded.items[index] = b"BODYSTRUCTURE " + body_structure(message.info)
                     elif item.kind == "body":
                         loaded.items[index] = b"BODY " + body_structure(message.info, False)
+                    elif item.kind == "binary":
+                        loaded.items[index] = item.label + b" " + binary_literal(
+                            _binary(message, item))
+                    elif item.kind == "binarysize":
+                        loaded.items[index] = item.label + b" %d" % len(_binary(message, item))
                     elif item.kind == "section":
                         data = _section(message, item, stream_threshold)
                         if isinstance(data, tuple):

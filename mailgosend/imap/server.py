@@ -209,7 +209,7 @@ class SessionCore(IMAP4Server):
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
         names += ["STATUS=SIZE", f"APPENDLIMIT={self.access.max_message_size}"]
-        names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND"]
+        names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "BINARY"]
         if self.state != "unauth":
             names.append("COMPRESS=DEFLATE")
         return names
