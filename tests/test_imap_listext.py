@@ -128,6 +128,8 @@ class ListExtendedClientTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCas
                 assert client.create(name)[0] == "OK"
             for name in ("Fruit", "Fruit/Apple", "Tofu", "Vegetable"):
                 assert client.unsubscribe(name)[0] == "OK"  # CREATE may subscribe them
+            for name in ("INBOX", "Fruit/Banana", "Vegetable/Broccoli"):
+                assert client.subscribe(name)[0] == "OK"
             assert client.append("Fruit/Banana", None, None, raws[0])[0] == "OK"
             typ, data = client._simple_command(
                 "LIST", '(SUBSCRIBED RECURSIVEMATCH) ""', '"%" RETURN (STATUS (MESSAGES UNSEEN '

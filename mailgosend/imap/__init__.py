@@ -15,11 +15,11 @@ APPENDLIMIT (RFC 7889: the listener's message size limit, STATUS APPENDLIMIT, TO
 LIST-EXTENDED (RFC 5258, CHILDINFO, \\NonExistent subscriptions) and LIST-STATUS (RFC 5819).
 MULTIAPPEND (RFC 3502: all or none, APPENDUID with a UID set).
 BINARY (RFC 3516: FETCH BINARY[.PEEK/.SIZE] decoding base64/quoted-printable, literal8 APPEND).
+UTF8=ACCEPT (RFC 6855: UTF-8 mailbox names and APPEND UTF8 after ENABLE; no SEARCH CHARSET).
 COMPRESS=DEFLATE (RFC 4978, after login; a sync flush ends every burst of responses).
 
 Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
-UTF8=ACCEPT, SETQUOTA (quotas are the
-administrator's), \\Recent shared across nodes (see hub.py).
+SETQUOTA (quotas are the administrator's), \\Recent shared across nodes (see hub.py).
 
 Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.
 """

@@ -156,7 +156,7 @@ class MailboxCommands(_Session):
             counts = await self.account.counts_by_mailbox()
         for entry in entries:
             line = (b"LIST " + plist(a.encode("ascii") for a in entry.attributes) + b' "/" '
-                    + mailbox(entry.name))
+                    + mailbox(entry.name, self.utf8))
             if entry.childinfo:  # RFC 5258 §3.5
                 line += b' ("CHILDINFO" (' + b" ".join(
                     b'"%s"' % c.encode("ascii") for c in entry.childinfo) + b"))"
@@ -170,8 +170,8 @@ class MailboxCommands(_Session):
                     recent, items))
 
     async def cmd_LSUB(self, tag: bytes, args: Args) -> Reply:
-        reference = _pattern(args.astring("reference"))
-        pattern = _pattern(args.astring("mailbox pattern"))
+        reference = _pattern(args.astring("reference"), args.utf8)
+        pattern = _pattern(args.astring("mailbox pattern"), args.utf8)
         args.end()
         entries = await self.account.list_entries(reference, [pattern], subscribed_only=True,
                                                   lsub=True)
@@ -182,11 +182,11 @@ class MailboxCommands(_Session):
     def _list_line(self, verb: bytes, entry: Any) -> None:
         attributes = plist(a.encode("ascii") for a in entry.attributes)
         self.send_untagged(verb + b" " + attributes + b' "/" '
-                           + mailbox(entry.name))
+                           + mailbox(entry.name, self.utf8))
 
     async def cmd_STATUS(self, tag: bytes, args: Args) -> Reply:
         raw = args.astring("mailbox name")
-        name = mailbox_name(raw)
+        name = mailbox_name(raw, args.utf8)
         items = args.parenthesized("status items")
         args.end()
         wanted = [str(t).upper() for t in items]
@@ -210,7 +210,7 @@ class MailboxCommands(_Session):
                   # RFC 7889 §4: the same limit for every mailbox (also in CAPABILITY).
                   "APPENDLIMIT": self.access.max_message_size}
         pairs = b" ".join(b"%s %d" % (item.encode("ascii"), values[item]) for item in wanted)
-        return b"STATUS " + mailbox(name) + b" (" + pairs + b")"
+        return b"STATUS " + mailbox(name, self.utf8) + b" (" + pairs + b")"
 
     async def cmd_APPEND(self, tag: bytes, args: Args) -> Reply:
         """APPEND, and MULTIAPPEND (RFC 3502): several ``[flags] [date-time] literal``
@@ -231,6 +231,8 @@ class MailboxCommands(_Session):
             if isinstance(message, Atom) and message == "~" and \
                     isinstance(args.peek(), Literal):
                 message = args.next()  # RFC 3516 §4.4 literal8: stored as sent, NULs included
+            elif isinstance(message, Atom) and message.upper() == "UTF8":
+                message = self._utf8_append_data(args)
             if not isinstance(message, Literal):
                 raise bad("The message must be a literal")
             if message.size == 0:
@@ -247,6 +249,17 @@ class MailboxCommands(_Session):
         delivered = await self.account.append(name, message.source(), flags, date)
         return Reply("APPEND completed", f"APPENDUID {delivered.uidvalidity} {delivered.uid}")
 
+    def _utf8_append_data(self, args: Args) -> Literal:
+        """RFC 6855 §4: ``UTF8 (~{n}...)``, a message that may carry UTF-8 header fields
+        (RFC 6532), accepted once the session enabled UTF8=ACCEPT; stored as sent."""
+        if not self.utf8:
+            raise bad("APPEND UTF8 needs ENABLE UTF8=ACCEPT first")
+        data = args.next("UTF8 message")
+        if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], Atom)
+                and data[0] == "~" and isinstance(data[1], Literal)):
+            raise bad("Expected UTF8 (literal8)")
+        return data[1]
+
     async def cmd_NAMESPACE(self, tag: bytes, args: Args) -> Reply:
         args.end()
         self.send_untagged(b'NAMESPACE (("" "/")) NIL NIL')
@@ -258,9 +271,9 @@ class MailboxCommands(_Session):
         await self.account.status(name)  # NO [NONEXISTENT] for a missing mailbox
         used, limit = await self.account.quota()
         if not limit:  # RFC 9208 §4.3.2: no quota root at all
-            self.send_untagged(b"QUOTAROOT " + mailbox(name))
+            self.send_untagged(b"QUOTAROOT " + mailbox(name, self.utf8))
             return Reply("GETQUOTAROOT completed")
-        self.send_untagged(b"QUOTAROOT " + mailbox(name) + b' ""')
+        self.send_untagged(b"QUOTAROOT " + mailbox(name, self.utf8) + b' ""')
         self._quota_line(used, limit)
         return Reply("GETQUOTAROOT completed")
 
@@ -282,7 +295,7 @@ class MailboxCommands(_Session):
                            % ((used + 1023) // 1024, limit // 1024))
 
     async def cmd_ENABLE(self, tag: bytes, args: Args) -> Reply:
-        """RFC 5161: CONDSTORE is the one extension we have that can be enabled; unknown
+        """RFC 5161: CONDSTORE and UTF8=ACCEPT (RFC 6855) can be enabled; unknown
         names are ignored, as §3.1 asks."""
         if args.at_end():
             raise bad("ENABLE needs at least one capability")
@@ -290,8 +303,12 @@ class MailboxCommands(_Session):
         if not all(isinstance(t, Atom) for t in names):
             raise bad("ENABLE takes capability names")
         enabled = b""
-        if "CONDSTORE" in {str(t).upper() for t in names}:
+        wanted = {str(t).upper() for t in names}
+        if "CONDSTORE" in wanted:
             self.enable_condstore()
             enabled = b" CONDSTORE"
+        if "UTF8=ACCEPT" in wanted:  # RFC 6855 §3
+            self.utf8 = True
+            enabled += b" UTF8=ACCEPT"
         self.send_untagged(b"ENABLED" + enabled)
         return Reply("ENABLE completed")

@@ -73,6 +73,8 @@ class SelectedCommands(_Session):
     async def cmd_SEARCH(self, tag: bytes, args: Args, uid: bool = False) -> Reply:
         first = args.peek()
         if isinstance(first, Atom) and first.upper() == "CHARSET":
+            if self.utf8:  # RFC 6855 §3 (erratum 4029): strings are UTF-8 already
+                raise bad("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
             args.next()
             check_charset(args.astring("charset"))
         tree = parse_search(args.rest())

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 from mailgosend.imap import mutf7
 from mailgosend.imap.account import pattern_regex
 from mailgosend.imap.errors import bad
-from mailgosend.imap.tokens import Args, Atom, as_bytes
+from mailgosend.imap.tokens import Args, Atom, as_bytes, decode_name
 from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
 
 __all__ = ["ListEntry", "ListRequest", "decode_pattern", "extended_list", "parse_list"]
@@ -58,10 +58,11 @@ class ListEntry:
         return self.mailbox is not None
 
 
-def decode_pattern(raw: bytes) -> str:
-    """A LIST reference or pattern argument (modified UTF-7); BAD if it does not decode."""
+def decode_pattern(raw: bytes, utf8: bool = False) -> str:
+    """A LIST reference or pattern argument (modified UTF-7, or UTF-8 after ENABLE
+    UTF8=ACCEPT); BAD if it does not decode."""
     try:
-        return mutf7.decode(raw)
+        return decode_name(raw, utf8)
     except mutf7.InvalidModifiedUTF7 as exc:
         raise bad(str(exc)) from None
 
@@ -85,14 +86,15 @@ def parse_list(args: Args, status_items: Sequence[str]) -> ListRequest:
     if isinstance(args.peek(), list):
         selection = set(_option_names(args.next(), SELECT_OPTIONS, "LIST selection"))
         extended = True
-    reference = decode_pattern(args.astring("reference"))
+    reference = decode_pattern(args.astring("reference"), args.utf8)
     if isinstance(args.peek(), list):
-        patterns = [decode_pattern(as_bytes(t, "pattern")) for t in args.parenthesized()]
+        patterns = [decode_pattern(as_bytes(t, "pattern"), args.utf8)
+                    for t in args.parenthesized()]
         if not patterns:
             raise bad("Expected at least one mailbox pattern")
         extended = True
     else:
-        patterns = [decode_pattern(args.astring("mailbox pattern"))]
+        patterns = [decode_pattern(args.astring("mailbox pattern"), args.utf8)]
     returns: set[str] = set()
     items: list[str] = []
     if not args.at_end():

@@ -88,6 +88,7 @@ class SessionCore(IMAP4Server):
         self.account: Any = None
         self.selected: Any = None
         self.condstore = False  # RFC 7162 §3.1: set by the first CONDSTORE enabling command
+        self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT (UTF-8 mailbox names, UTF8 APPEND)
         self.busy = False
         self.closing = False
         self.shutdown_pending = False
@@ -209,7 +210,7 @@ class SessionCore(IMAP4Server):
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
         names += ["STATUS=SIZE", f"APPENDLIMIT={self.access.max_message_size}"]
-        names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "BINARY"]
+        names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "BINARY", "UTF8=ACCEPT"]
         if self.state != "unauth":
             names.append("COMPRESS=DEFLATE")
         return names
@@ -229,8 +230,9 @@ class SessionCore(IMAP4Server):
             return bad("Too many literals in one command")
         try:
             head = tokenize(frame)
-        except ImapError:
-            head = []
+        except ImapError:  # an open list: "APPEND box UTF8 (~{n}" (RFC 6855 §4)
+            head = [Atom(w.decode("ascii", "replace"))
+                    for w in frame[0].split(b" ", 3)[:3]] if isinstance(frame[0], bytes) else []
         name = head[1].upper() if len(head) > 1 and isinstance(head[1], Atom) else ""
         if name == "APPEND" and self.state in ("auth", "select") and len(head) > 2:
             return self.append_literal_check(size, sum(s.size for s in literals))
@@ -280,7 +282,7 @@ class SessionCore(IMAP4Server):
             return
         self.busy = True
         self.setTimeout(None)
-        d = Deferred.fromCoroutine(self._execute(tag, command, Args(tokens[2:])))
+        d = Deferred.fromCoroutine(self._execute(tag, command, Args(tokens[2:], self.utf8)))
         d.addBoth(lambda _: self._done(frame))
 
     def _state_error(self) -> str:

@@ -19,7 +19,8 @@ from mailgosend.imap import mutf7
 from mailgosend.imap.errors import ImapError, bad
 from mailgosend.imap.framing import Frame, Literal
 
-__all__ = ["Args", "Atom", "Quoted", "Token", "parse_datetime", "parse_date", "tokenize"]
+__all__ = ["Args", "Atom", "Quoted", "Token", "decode_name", "parse_datetime", "parse_date",
+           "tokenize"]
 
 MAX_DEPTH = 32
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -122,9 +123,10 @@ def _bracket_end(text: bytes, i: int) -> int:
 class Args:
     """A cursor over a command's argument tokens with typed readers."""
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], utf8: bool = False) -> None:
         self._tokens = tokens
         self._pos = 0
+        self.utf8 = utf8  # RFC 6855: mailbox names are UTF-8 after ENABLE UTF8=ACCEPT
 
     def at_end(self) -> bool:
         return self._pos >= len(self._tokens)
@@ -157,7 +159,7 @@ class Args:
         return as_bytes(self.next(what), what)
 
     def mailbox(self) -> str:
-        return mailbox_name(self.astring("mailbox name"))
+        return mailbox_name(self.astring("mailbox name"), self.utf8)
 
     def parenthesized(self, what: str = "list") -> list[Token]:
         token = self.next(what)
@@ -194,15 +196,28 @@ def as_number(token: Token, what: str = "number") -> int:
     return int(token)
 
 
-def mailbox_name(raw: bytes) -> str:
-    """Decode a mailbox argument; "INBOX" in any case names the inbox (RFC 3501 §5.1)."""
+def mailbox_name(raw: bytes, utf8: bool = False) -> str:
+    """Decode a mailbox argument; "INBOX" in any case names the inbox (RFC 3501 §5.1).
+    ``utf8``: the session enabled UTF8=ACCEPT, names are UTF-8, not modified UTF-7 (RFC 6855
+    §3)."""
     try:
-        name = mutf7.decode(raw)
+        name = decode_name(raw, utf8)
     except mutf7.InvalidModifiedUTF7 as exc:
         raise ImapError("NO", str(exc), "CANNOT") from None
     if name.upper() == "INBOX" or name[:6].upper() == "INBOX/":
         name = "INBOX" + name[5:]
     return name
+
+
+def decode_name(raw: bytes, utf8: bool) -> str:
+    """A mailbox name or LIST pattern as sent: modified UTF-7, or UTF-8 after ENABLE
+    UTF8=ACCEPT (RFC 6855 §3); InvalidModifiedUTF7 when it does not decode."""
+    if not utf8:
+        return mutf7.decode(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise mutf7.InvalidModifiedUTF7("mailbox name is not valid UTF-8") from None
 
 
 def parse_date(raw: bytes) -> datetime:

@@ -22,17 +22,27 @@ def string(value: Union[bytes, str]) -> bytes:
     """A quoted string when the value is short printable ASCII, else a literal."""
     data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
     if len(data) <= _MAX_QUOTED and all(0x20 <= b <= 0x7E for b in data):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+        return _quoted(data)
     return literal(data)
+
+
+def _quoted(data: bytes) -> bytes:
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def nstring(value: Union[bytes, str, None]) -> bytes:
     return b"NIL" if value is None else string(value)
 
 
-def mailbox(name: str) -> bytes:
-    """A mailbox name on the wire: modified UTF-7, quoted."""
-    return string(mutf7.encode(name))
+def mailbox(name: str, utf8: bool = False) -> bytes:
+    """A mailbox name on the wire: modified UTF-7, quoted; after ENABLE UTF8=ACCEPT a UTF-8
+    quoted string (RFC 6855 §3: ``quoted`` may hold UTF-8 then)."""
+    if not utf8:
+        return string(mutf7.encode(name))
+    data = name.encode("utf-8")
+    if len(data) <= _MAX_QUOTED and all(b >= 0x20 and b != 0x7F for b in data):
+        return _quoted(data)
+    return literal(data)
 
 
 def plist(items: Iterable[bytes]) -> bytes:
