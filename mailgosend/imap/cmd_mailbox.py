@@ -1,9 +1,11 @@
 """Commands of the authenticated state (RFC 3501 §6.3) and their extensions.
 
 SELECT/EXAMINE, CREATE (RFC 6154 §3 USE), DELETE, RENAME, (UN)SUBSCRIBE, LIST with real
-attributes (RFC 3348 CHILDREN, RFC 6154 SPECIAL-USE, and the RFC 5258 selection/return options
-those two define), LSUB, STATUS, APPEND (RFC 4315 APPENDUID; size and quota checked before the
-literal is read), NAMESPACE (RFC 2342), QUOTA (RFC 9208 STORAGE) and ENABLE (RFC 5161).
+attributes (RFC 3348 CHILDREN, RFC 6154 SPECIAL-USE) and LIST-EXTENDED/LIST-STATUS (RFC 5258,
+RFC 5819; listext.py), LSUB, STATUS (RFC 8438 SIZE, RFC 7889 APPENDLIMIT), APPEND (RFC 4315
+APPENDUID; RFC 3502 MULTIAPPEND; RFC 3516 literal8; RFC 6855 UTF8; size and quota checked
+before the literal is read), NAMESPACE (RFC 2342), QUOTA (RFC 9208 STORAGE) and ENABLE
+(RFC 5161: CONDSTORE, UTF8=ACCEPT).
 """
 
 from __future__ import annotations
