@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from mailgosend.imap.errors import ImapError, bad, no
 from mailgosend.imap.seqset import compress
 from mailgosend.imap.server import Reply
-from mailgosend.imap.tokens import (Args, Atom, Quoted, as_bytes, mailbox_name,
+from mailgosend.imap.tokens import (Args, Atom, Quoted, mailbox_name,
                                     parse_datetime)
 from mailgosend.imap.framing import Literal
 from mailgosend.imap.listext import ListRequest, extended_list, parse_list
