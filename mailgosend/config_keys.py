@@ -222,6 +222,13 @@ KEYS: tuple[Key, ...] = tuple([
     Key("BAN_EXEMPT_IPS", LIST, "",
         "Comma-separated addresses or networks (CIDR) that are never banned, e.g. your "
         "office. Failed logins from them are still recorded.", "security"),
+    # Which listeners a ban from failed logins closes at connect time (auth/bans.py).
+    Key("BAN_SCOPE", LIST, "submission,imap,pop3,web,dav",
+        "Comma-separated listeners that refuse an address banned for failed logins at "
+        "connect time (smtp is inbound port 25; submission is 587 and 465). The default "
+        "is every listener that accepts a login; add smtp to refuse a banned address's "
+        "inbound mail too. Logins from a banned address fail everywhere regardless.",
+        "security", choices=("smtp", "submission", "imap", "pop3", "web", "dav")),
     Key("PLAINTEXT_AUTH_LOOPBACK", BOOL, "false",
         "Allow IMAP and POP3 logins without TLS from loopback addresses (127.0.0.1, ::1), "
         "for local tools such as a webmail or fetchmail on the same machine. Elsewhere "
