@@ -1,0 +1,57 @@
+"""Submission (port 587) as real clients use it, issue 9 item 3: long sessions, the Date and
+Message-ID fields a client left out (RFC 6409 §8.2, §8.3), smtplib throughout."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+from typing import Any, Callable
+
+from twisted.internet import defer, threads
+from twisted.trial import unittest
+
+from tests.support.mailserver import HOSTNAME, PASSWORD, MailServer
+
+
+class SubmissionTestBase(unittest.TestCase):
+    settings: dict[str, Any] = {}
+
+    @defer.inlineCallbacks
+    def setUp(self):  # type: ignore[no-untyped-def]
+        self.server = MailServer(self.mktemp(), {}, **self.settings)
+        self.addCleanup(self.server.stop)
+        yield self.server.start()
+        self.server.add_domain("example.com")
+        for user in ("alice@example.com", "bob@example.com"):
+            self.server.add_user(user)
+
+    def session(self, work: Callable[[smtplib.SMTP], Any]) -> Any:
+        """Run ``work`` on a logged-in submission session (in a thread)."""
+        def run() -> Any:
+            with smtplib.SMTP("127.0.0.1", self.server.ports["SUBMIT"], timeout=60,
+                              local_hostname="laptop.test") as client:
+                client.starttls(context=self.server.client_tls())
+                client.login("alice@example.com", PASSWORD)
+                return work(client)
+        return threads.deferToThread(run)
+
+
+class LongSessionTests(SubmissionTestBase):
+    timeout = 300
+
+    @defer.inlineCallbacks
+    def test_400_messages_in_one_session(self):  # type: ignore[no-untyped-def]
+        # A client with many queued messages sends them in one session; 1,000 commands
+        # (~334 messages) used to end it with 421.
+        def send_all(client: smtplib.SMTP) -> list[Any]:
+            results = []
+            for i in range(400):
+                raw = (f"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: n{i}\r\n"
+                       f"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+                       f"Message-ID: <n{i}@example.com>\r\n\r\nbody {i}\r\n").encode()
+                results.append(client.sendmail("alice@example.com", ["bob@example.com"], raw))
+            client.noop()
+            return results
+        results = yield self.session(send_all)
+        self.assertEqual(results, [{}] * 400)
+        self.assertEqual(len(self.server.stored("bob@example.com")), 400)
