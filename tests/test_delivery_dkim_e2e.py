@@ -35,6 +35,9 @@ class ClientMessagesDKIMTests(TwoServerTestCase):
     async def _client_messages(self) -> None:
         self.servers.publish_dkim(self.alpha, "alpha.test", "rsa2048", "ed25519")
         messages = client_messages("alice@alpha.test", "bob@beta.test")
+        # No Date or Message-ID: submission adds them (RFC 6409 §8), before signing.
+        messages["bare"] = (b"From: alice@alpha.test\r\nTo: bob@beta.test\r\n"
+                            b"Subject: bare\r\n\r\nHi.\r\n")
 
         def submit_all() -> None:
             with smtplib.SMTP(ALPHA_IP, self.alpha.ports["SUBMIT"], timeout=30,
@@ -59,6 +62,8 @@ class ClientMessagesDKIMTests(TwoServerTestCase):
             self.assertIn("dmarc=pass", results, subject)
             self.assertNotIn("dkim=fail", results, subject)
             signed = copy[copy.index(b"DKIM-Signature"):]
+            for name in (b"date", b"message-id"):
+                self.assertIn(name, signed.split(b"bh=")[0], subject)  # in every h=
             verdicts, ed25519 = await verify_with_perl(signed, port)
             by_algorithm = {v[3]: v[0] for v in verdicts}
             self.assertEqual(by_algorithm["rsa-sha256"], "pass", (subject, verdicts))

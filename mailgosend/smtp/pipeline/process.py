@@ -37,6 +37,7 @@ from mailgosend.smtp.pipeline.checks import (
 from mailgosend.smtp.pipeline.delivery import Delivery, Targets
 from mailgosend.smtp.pipeline.received import received_header
 from mailgosend.smtp.pipeline.spool import SpooledMessage
+from mailgosend.smtp.pipeline.submission import missing_fields
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.spam import bayes
@@ -113,6 +114,9 @@ def store(session: SMTPSession, message: SpooledMessage, settings: CheckSettings
     outcome = checked.outcome
     recipient = session.recipients[0] if len(session.recipients) == 1 else None
     lines = [received_header(session, settings.hostname, now, recipient)]
+    if session.listener != "inbound":
+        lines += missing_fields(header_block, now, settings.hostname,
+                                session.transaction_id or session.session_id)
     junk: set[int] = set()
     variants: dict[str, bytes] = {}
     if outcome is not None:
