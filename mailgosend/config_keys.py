@@ -240,6 +240,11 @@ KEYS: tuple[Key, ...] = tuple([
     Key("MAX_MESSAGE_SIZE", SIZE, "50M",
         "Largest message accepted (SMTP SIZE), in bytes or with K/M/G.",
         "limits", minimum=1024),
+    Key("HEADER_SIZE_LIMIT", SIZE, "100K",
+        "Largest header section of a message received over SMTP, in bytes or with K/M; a "
+        "larger one is refused at the end of DATA with 552 5.3.4 (as Postfix's "
+        "header_size_limit, whose default this is).", "limits", minimum=1024,
+        maximum=1024 * 1024),
     Key("MAX_RECIPIENTS", INT, "100",
         "Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100).",
         "limits", minimum=1, maximum=100000),

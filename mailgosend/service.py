@@ -279,6 +279,7 @@ def _add_smtp_listeners(w: Wiring) -> None:
                           default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir,
                           greylist=greylist)
     limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
+                        max_header_size=config["HEADER_SIZE_LIMIT"],
                         max_recipients=config["MAX_RECIPIENTS"],
                         max_connections=config["MAX_CONNECTIONS"],
                         max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])

@@ -51,6 +51,10 @@ COMMAND = "command"
 AUTH = "auth"
 DATA = "data"
 
+# Commands that move no mail (Postfix's junk commands, plus HELP); a failed command of any
+# kind counts as junk too (SMTPLimits.max_junk_commands).
+JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "HELP"})
+
 
 
 @implementer(IHandshakeListener)
@@ -78,6 +82,8 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         self._refused = False  # greeting was 554: only QUIT is served (RFC 5321 §3.1)
         self._shutdown_requested = False
         self._message: IncomingMessage | None = None
+        self._junk = 0  # junk commands since the last accepted message
+        self._junk_command = False  # the command being answered is one of JUNK_COMMANDS
         self._lost_waiters: list[Deferred[None]] = []
         self.sasl: Mechanism | None = None
 
@@ -227,6 +233,12 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         if reply.code == 421:
             self._send_and_close(reply)
             return
+        if reply.code >= 400 or (self._junk_command and reply.code < 300):
+            self._junk += 1
+            if self._junk > self.limits.max_junk_commands:
+                text = f"{self.factory.hostname} Error: too many commands"
+                self._send_and_close(SMTPReply(421, "4.7.0", text))
+                return
         self._send(reply)
         if self._shutdown_requested and not 300 <= reply.code < 400:
             self._send_and_close(self._shutting_down())
@@ -327,10 +339,7 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         assert self.session is not None
         if self._state == COMMAND:
             self.session.commands += 1
-            if self.session.commands > self.limits.max_commands:
-                text = f"{self.factory.hostname} Error: too many commands"
-                self._send_and_close(SMTPReply(421, "4.7.0", text))
-                return
+            self._junk_command = False
         if isinstance(line, SMTPReply):
             self._end_auth()  # a malformed line also ends an AUTH exchange
             self.reply(line)
@@ -343,6 +352,7 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         text = content.decode("utf-8", "surrogateescape").strip(" \t")
         verb, _, argument = text.partition(" ")
         argument = argument.strip(" \t")
+        self._junk_command = verb.upper() in JUNK_COMMANDS
         if self._refused and verb.upper() != "QUIT":
             self.reply(SMTPReply(503, "5.5.1", "Error: no SMTP service here; QUIT"))
             return
@@ -359,7 +369,8 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
 
     def start_data(self, sink: IMessageSink) -> None:
         """Switch to raw mode after ``354`` (called by ``do_DATA``)."""
-        self._message = IncomingMessage(sink, self.limits.max_message_size)
+        self._message = IncomingMessage(sink, self.limits.max_message_size,
+                                        self.limits.max_header_size)
         self._state = DATA
         self.setTimeout(self.limits.data_timeout)
 
@@ -393,6 +404,8 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
             reply = self._failure_reply(result, "finish")
         elif isinstance(result, SMTPReply):
             reply = result
+            if reply.code == 250:
+                self._junk = 0  # as Postfix: the junk count restarts with each delivery
             log.info(
                 "smtp {sid} message {tid} size={size} rcpts={n}: {code}",
                 sid=session.session_id,
