@@ -36,6 +36,7 @@ from mailgosend.smtp.replies import (
     OK,
     UNKNOWN_COMMAND,
     SMTPReply,
+    printable,
 )
 from mailgosend.smtp.session import new_id
 
@@ -355,12 +356,17 @@ class CommandsMixin:
                     log.error("smtp {sid} authenticate failed: {t}", sid=session.session_id,
                               t=outcome.type.__name__ if outcome.type else "?")
                     reply = AUTH_TEMPFAIL
+                # The user name only, never the password (auth data is never logged).
+                log.info("smtp {sid} login failed for {user} from {ip}: {code} {status}",
+                         sid=session.session_id, user=printable(username, 100),
+                         ip=session.peer_ip, code=reply.code, status=reply.status or "")
                 return self._count_failure(reply)
             if not isinstance(outcome, str) or not outcome:
                 log.error("smtp {sid} authenticate returned no identity", sid=session.session_id)
                 return AUTH_TEMPFAIL
             session.authenticated = outcome
-            log.info("smtp {sid} authenticated as {who}", sid=session.session_id, who=outcome)
+            log.info("smtp {sid} login succeeded: authenticated as {who} from {ip}",
+                     sid=session.session_id, who=outcome, ip=session.peer_ip)
             return SMTPReply(235, "2.7.0", "Authentication successful")
 
         username, password = result.username, result.password

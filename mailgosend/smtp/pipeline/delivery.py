@@ -111,12 +111,15 @@ class Delivery:
     async def commit(self, session: SMTPSession, targets: Targets,
                      sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
                      now: datetime) -> str:
-        """One transaction for every copy and queue row; returns the id quoted in the 250.
+        """One transaction for every copy and queue row; returns the id quoted in the 250:
+        the outbound queue id when the message was queued (what ``mailgosend queue show``
+        takes and the queue worker logs), else the transaction id (in the log lines and
+        the Received header of the stored copies).
 
         ``junk``: the ids of the local users whose copy is filed in Junk (the spam verdict
         is per user: the shared score plus that user's Bayesian points)."""
         try:
-            delivered = await self._runner.write(
+            delivered, queue_id = await self._runner.write(
                 self._record, session, targets, sealed, junk, now)
         except BaseException as exc:
             # A refused job was rolled back for certain; after any other failure the COMMIT
@@ -134,6 +137,8 @@ class Delivery:
             self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
         if targets.remote:
             self._events.publish_queued()
+        if queue_id is not None:
+            return str(queue_id)
         return session.transaction_id or session.session_id
 
     def seal_all(self, handle: IO[bytes], targets: Targets,
@@ -177,16 +182,17 @@ class Delivery:
 
     def _record(self, conn: Connection, session: SMTPSession, targets: Targets,
                 sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
-                now: datetime) -> list[Delivered]:
+                now: datetime) -> tuple[list[Delivered], Optional[int]]:
         delivered = []
         for user in targets.local:
             role = "junk" if user.id in junk else "inbox"
             blob, meta = sealed[user.uuid]
             delivered.append(deliver(conn, user, role, blob, meta, (), now, now,
                                      blob_store=self._blobs))
+        queue_id = None
         if targets.remote:
-            self._enqueue(conn, session, targets.remote, sealed[QUEUE_OWNER][0], now)
-        return delivered
+            queue_id = self._enqueue(conn, session, targets.remote, sealed[QUEUE_OWNER][0], now)
+        return delivered, queue_id
 
     def _enqueue(self, conn: Connection, session: SMTPSession, recipients: Sequence[str],
                  blob: SealedBlob, now: datetime) -> int:

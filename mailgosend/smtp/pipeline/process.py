@@ -193,10 +193,12 @@ class ReceivePipeline:
         queue_id = await self._delivery.commit(session, targets, prepared.sealed,
                                                prepared.junk, now)
         junk = len(prepared.junk)
-        log.info("{id}: accepted {size} bytes from {ip} for {count} recipient(s){spam}",
-                 id=queue_id, size=prepared.size, ip=session.peer_ip,
-                 count=len(session.recipients),
-                 spam=f" (spam for {junk} of {len(targets.local)})" if junk else "")
+        queued = f", queue id {queue_id}" if targets.remote else ""
+        log.info("{tid}: accepted {size} bytes from {ip} for {count} recipient(s){spam}"
+                 "{queued}", tid=session.transaction_id, size=prepared.size,
+                 ip=session.peer_ip, count=len(session.recipients),
+                 spam=f" (spam for {junk} of {len(targets.local)})" if junk else "",
+                 queued=queued)
         return SMTPReply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
     async def _trained(self, session: SMTPSession, targets: Targets) -> list[User]:
