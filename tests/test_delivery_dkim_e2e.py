@@ -1,4 +1,5 @@
-"""DKIM on mail as real clients write it, end to end (issue 9 item 2).
+"""DKIM on mail as real clients write it, end to end (issue 9 item 2), and the success
+reports of RFC 3461 NOTIFY=SUCCESS across the two servers (item 3).
 
 Messages shaped like Thunderbird, Apple Mail, Outlook and mutt output (long h= lists, folded
 and raw 8-bit headers) are submitted by alice on alpha's port 587 with smtplib, signed by
@@ -15,6 +16,7 @@ from typing import Any
 
 from twisted.internet import defer, threads
 
+from mailgosend.delivery.dsn import parse_dsn
 from tests.support.clientmessages import client_messages
 from tests.support.dkimcheck import verify_with_mailauth, verify_with_perl
 from tests.support.mailserver import PASSWORD
@@ -73,3 +75,36 @@ class ClientMessagesDKIMTests(TwoServerTestCase):
             self.assertEqual(sorted((v[3], v[0]) for v in checked),
                              [("ed25519-sha256", "pass"), ("rsa-sha256", "pass")],
                              (subject, checked))
+
+
+class SuccessReportTests(TwoServerTestCase):
+    """NOTIFY=SUCCESS submitted on 587 (RFC 3461, issue 9 item 3): beta's port 25 does not
+    advertise DSN, so alpha reports "relayed" once beta took the message (§5.2.2)."""
+
+    def test_relayed_report_when_the_next_hop_has_no_dsn(self) -> Any:
+        return defer.Deferred.fromCoroutine(self._relayed())
+
+    async def _relayed(self) -> None:
+        raw = (b"From: alice@alpha.test\r\nTo: bob@beta.test\r\nSubject: tell me\r\n"
+               b"Message-ID: <tell-me@alpha.test>\r\n\r\nHello Bob.\r\n")
+
+        def submit() -> Any:
+            with smtplib.SMTP(ALPHA_IP, self.alpha.ports["SUBMIT"], timeout=30,
+                              local_hostname="laptop.test") as client:
+                client.starttls(context=self.alpha.client_tls())
+                client.login("alice@alpha.test", PASSWORD)
+                return client.sendmail("alice@alpha.test", ["bob@beta.test"], raw,
+                                       mail_options=["ENVID=tell-me-1"],
+                                       rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                                     "ORCPT=rfc822;bob@beta.test"])
+        self.assertEqual(await threads.deferToThread(submit), {})
+        await wait_for(lambda: self.beta.stored("bob@beta.test"))
+        report = parse_dsn(await wait_for(self.dsn_in_inbox))
+        self.assertEqual(report.per_message["original-envelope-id"], "tell-me-1")
+        [fields] = report.recipients
+        self.assertEqual(fields["action"], "relayed")
+        self.assertEqual(fields["status"], "2.0.0")
+        self.assertEqual(fields["final-recipient"], "rfc822;bob@beta.test")
+        self.assertEqual(fields["original-recipient"], "rfc822;bob@beta.test")
+        self.assertEqual(fields["remote-mta"], "dns; mx.beta.test")
+        self.assertTrue(fields["diagnostic-code"].startswith("smtp; 250"), fields)

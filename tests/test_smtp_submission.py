@@ -12,6 +12,7 @@ from typing import Any, Callable
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
+from mailgosend.delivery.dsn import parse_dsn
 from mailgosend.smtp.pipeline.submission import missing_fields
 from tests.support.mailserver import HOSTNAME, PASSWORD, MailServer
 
@@ -104,3 +105,74 @@ class DateAndMessageIDTests(SubmissionTestBase):
         parsed = email.message_from_bytes(stored)
         self.assertEqual(parsed.get_all("Date"), ["Sun, 22 Nov 2026 09:00:00 +0100"])
         self.assertEqual(parsed.get_all("Message-ID"), ["<mine@laptop>"])
+
+
+def dsn_reports(server: MailServer, user: str) -> list[Any]:
+    return [parse_dsn(m) for m in server.stored(user) if b"multipart/report" in m]
+
+
+class DSNTests(SubmissionTestBase):
+    """RFC 3461 on port 587 with smtplib (issue 9 item 3): advertised, NOTIFY/RET/ENVID/ORCPT
+    reach the queue, NOTIFY=SUCCESS on a local delivery gives an "Action: delivered" report."""
+
+    @defer.inlineCallbacks
+    def test_dsn_is_advertised_on_submission_only(self):  # type: ignore[no-untyped-def]
+        def ehlo(kind: str) -> bool:
+            with smtplib.SMTP("127.0.0.1", self.server.ports[kind], timeout=30) as client:
+                client.ehlo("laptop.test")
+                return client.has_extn("dsn")
+        self.assertTrue((yield threads.deferToThread(ehlo, "SUBMIT")))
+        self.assertFalse((yield threads.deferToThread(ehlo, "SMTP")))
+
+    @defer.inlineCallbacks
+    def test_parameters_reach_the_queue(self):  # type: ignore[no-untyped-def]
+        raw = b"From: alice@example.com\r\nSubject: dsn\r\n\r\nhi\r\n"
+
+        def send(client: smtplib.SMTP) -> Any:
+            client.mail("alice@example.com", ["RET=HDRS", "ENVID=env+2B42"])
+            client.rcpt("Friend@elsewhere.example",
+                        ["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;friend+2Btag@elsewhere.example"])
+            client.rcpt("other@elsewhere.example", ["NOTIFY=NEVER"])
+            client.rcpt("third@elsewhere.example")
+            return client.data(raw)
+        code, _ = yield self.session(send)
+        self.assertEqual(code, 250)
+        [(row, rcpts)] = self.server.queued()
+        self.assertEqual((row.ret, row.envid), ("HDRS", "env+42"))
+        self.assertEqual([(r.recipient, r.notify, r.orcpt) for r in rcpts],
+                         [("Friend@elsewhere.example", "FAILURE,DELAY",
+                           "rfc822;friend+tag@elsewhere.example"),
+                          ("other@elsewhere.example", "NEVER", None),
+                          ("third@elsewhere.example", None, None)])
+
+    @defer.inlineCallbacks
+    def test_notify_success_on_local_delivery_reports_delivered(self):  # type: ignore[no-untyped-def]
+        raw = (b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: tell me\r\n"
+               b"Message-ID: <tell-me@example.com>\r\n\r\nhi\r\n")
+
+        def send(client: smtplib.SMTP) -> Any:
+            return client.sendmail("alice@example.com", ["bob@example.com"], raw,
+                                   mail_options=["ENVID=QQ314159"],
+                                   rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                                 "ORCPT=rfc822;bob@example.com"])
+        self.assertEqual((yield self.session(send)), {})
+        self.assertEqual(len(self.server.stored("bob@example.com")), 1)
+        [report] = dsn_reports(self.server, "alice@example.com")
+        self.assertEqual(report.report_type, "delivery-status")
+        self.assertEqual(report.per_message["original-envelope-id"], "QQ314159")
+        self.assertEqual(report.per_message["reporting-mta"], f"dns; {HOSTNAME}")
+        [fields] = report.recipients
+        self.assertEqual(fields["action"], "delivered")
+        self.assertEqual(fields["status"], "2.0.0")
+        self.assertEqual(fields["final-recipient"], "rfc822;bob@example.com")
+        self.assertEqual(fields["original-recipient"], "rfc822;bob@example.com")
+        self.assertIn(b"Subject: tell me", report.returned)
+        self.assertNotIn(b"hi\r\n", report.returned)      # headers only
+
+    @defer.inlineCallbacks
+    def test_no_report_without_notify_success(self):  # type: ignore[no-untyped-def]
+        raw = b"From: alice@example.com\r\nSubject: quiet\r\n\r\nhi\r\n"
+        yield self.session(lambda c: c.sendmail("alice@example.com", ["bob@example.com"], raw,
+                                                rcpt_options=["NOTIFY=FAILURE"]))
+        yield self.session(lambda c: c.sendmail("alice@example.com", ["bob@example.com"], raw))
+        self.assertEqual(dsn_reports(self.server, "alice@example.com"), [])

@@ -5,7 +5,9 @@ exist or neither, so the sender is told exactly once.  The DSN (RFC 3464, built 
 comes from ``MAILER-DAEMON@<HOSTNAME>`` with the null reverse-path; it goes straight into a
 local sender's INBOX, or into the queue for a remote sender.  Never for a null-sender message
 or one from MAILER-DAEMON (dsn.should_bounce), never when NOTIFY asked for silence
-(RFC 3461 §4.1).
+(RFC 3461 §4.1).  A success report ("relayed") only for NOTIFY=SUCCESS recipients handed to a
+server that does not advertise DSN (RFC 3461 §5.2.2); local deliveries report "delivered"
+from the SMTP pipeline (smtp/pipeline/process.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
-                                        wants_failure_dsn)
+                                        wants_failure_dsn, wants_success_dsn)
 from mailgosend.events import Events, NewMail
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
@@ -69,9 +71,15 @@ class Bouncer:
         self._batch = OutcomeBatch(runner)
 
     async def record(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
-                     now: datetime, *, delay_warning: bool = False) -> None:
-        """Store ``outcomes`` for ``claim``'s recipients, and the DSN(s) they call for."""
-        reports = self._reports(claim, outcomes, now, delay_warning)
+                     now: datetime, *, delay_warning: bool = False,
+                     peer_dsn: bool = True) -> None:
+        """Store ``outcomes`` for ``claim``'s recipients, and the DSN(s) they call for.
+
+        ``peer_dsn``: the server that took the delivered recipients advertised DSN, so the
+        NOTIFY parameters went on with them and any success report is its to send; when it
+        did not, NOTIFY=SUCCESS recipients get a "relayed" report here (RFC 3461 §5.2.2).
+        """
+        reports = self._reports(claim, outcomes, now, delay_warning, peer_dsn)
         if not reports:
             await self._batch.add(outcomes, now)
             return
@@ -108,11 +116,11 @@ class Bouncer:
 
     # --- which reports --------------------------------------------------------------------
     def _reports(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
-                 now: datetime, delay_warning: bool) -> list[_Report]:
+                 now: datetime, delay_warning: bool, peer_dsn: bool = True) -> list[_Report]:
         if not dsn.should_bounce(claim.message.sender):
             return []
         by_id = {r.id: r for r in claim.recipients}
-        failed, delayed = [], []
+        failed, delayed, relayed = [], [], []
         for outcome in outcomes:
             rcpt = by_id.get(outcome.recipient_id)
             if rcpt is None:
@@ -130,9 +138,14 @@ class Bouncer:
                                             reply_status(code, enhanced) if code // 100 == 4
                                             else "4.0.0", now,
                                             retry_until=claim.message.created_at + self._max_age))
+            elif outcome.status == "delivered" and not peer_dsn \
+                    and wants_success_dsn(rcpt.notify):
+                relayed.append(self._status(rcpt, outcome, "relayed", "2.0.0", now))
         reports = []
         if failed:
             reports.append(_Report("failure", tuple(failed)))
+        if relayed:
+            reports.append(_Report("success", tuple(relayed)))
         if delayed:
             reports.append(_Report("delay", tuple(delayed)))
         return reports

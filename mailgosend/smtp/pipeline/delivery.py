@@ -95,6 +95,10 @@ class Delivery:
         self._events = events
         self._default_domain = default_domain
 
+    @property
+    def default_domain(self) -> str:
+        return self._default_domain
+
     def targets(self, session: SMTPSession) -> "Deferred[Targets]":
         """Where the message goes: from what RCPT learnt, or asked again if incomplete."""
         known = [session.resolved.get(canonical_recipient(r, self._default_domain))
@@ -140,6 +144,50 @@ class Delivery:
         if queue_id is not None:
             return str(queue_id)
         return session.transaction_id or session.session_id
+
+    async def deliver_report(self, raw: bytes, sender: str, now: datetime) -> int:
+        """Store a delivery report (RFC 3464) for a local ``sender`` in the INBOX of every
+        user the address reaches; returns how many copies were stored.  A submission's
+        sender is always local (accounts.may_send_as); a full mailbox just gets none."""
+        resolution = await self._runner.read(accounts.resolve_recipient, sender)
+        users = list(resolution.users)
+        if not users:
+            return 0
+        sealed = await self._workers.run(self._seal_report, raw, users)
+        try:
+            delivered = await self._runner.write(self._record_report, users, sealed, now)
+        except BaseException:
+            for blob, _ in sealed:
+                self._blobs.discard(blob, unreferenced=False)
+            raise
+        for blob, _ in sealed:
+            self._blobs.release(blob)
+        for item in delivered:
+            self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+        return len(delivered)
+
+    def _seal_report(self, raw: bytes, users: Sequence[accounts.User]
+                     ) -> list[tuple[SealedBlob, bytes]]:
+        info = analyse(raw).to_json()
+        sealed = []
+        for user in users:
+            blob = self._blobs.seal(self._keyring, user.uuid, raw)
+            sealed.append((blob, seal_info(self._keyring, user.uuid, blob.blob_id, info)))
+        return sealed
+
+    def _record_report(self, conn: Connection, users: Sequence[accounts.User],
+                       sealed: Sequence[tuple[SealedBlob, bytes]], now: datetime
+                       ) -> list[Delivered]:
+        delivered = []
+        for user, (blob, meta) in zip(users, sealed):
+            try:
+                with conn.begin_nested():
+                    delivered.append(deliver(conn, user, "inbox", blob, meta, (), now, now,
+                                             blob_store=self._blobs))
+            except QuotaExceeded:
+                log.warn("delivery report for {user} not stored: mailbox over quota",
+                         user=user.email)
+        return delivered
 
     def seal_all(self, handle: IO[bytes], targets: Targets,
                  variants: Optional[Mapping[str, bytes]] = None, shared_prefix: int = 0,
@@ -201,11 +249,16 @@ class Delivery:
             user = accounts.find_user(conn, session.authenticated)
             user_id = user.id if user is not None else None
         self._blobs.commit(conn, blob, user_id, now)  # type: ignore[arg-type]
+        params = session.mail_params
+        # RFC 3461: what the client asked of each recipient travels with the queue row (an
+        # address reached only through a local alias has no RCPT of its own).
+        asked = {rcpt.lower(): (p.notify, p.orcpt) for rcpt, p in session.rcpt_params.items()}
+        notify = {rcpt: asked[rcpt.lower()] for rcpt in recipients if rcpt.lower() in asked}
         return queue_store.enqueue(
             conn, sender=session.mail_from or "", user_id=user_id, blob_id=blob.blob_id,
-            size=blob.size, recipients=recipients, now=now,
-            smtputf8=session.mail_params.smtputf8,
-            body_8bit=session.mail_params.body == "8BITMIME" or session.body_8bit)
+            size=blob.size, recipients=recipients, now=now, smtputf8=params.smtputf8,
+            body_8bit=params.body == "8BITMIME" or session.body_8bit, envid=params.envid,
+            ret=params.ret, notify=notify)
 
 
 
