@@ -39,6 +39,44 @@ log = Logger()
 HEADER_LIMIT = 256 * 1024   # read at most this much of the original for its header block
 
 
+ReportCopy = tuple[accounts.User, SealedBlob, bytes]
+
+
+def seal_report_copies(blobs: BlobStore, keyring: KeyRing, raw: bytes,
+                       users: Sequence[accounts.User]) -> list[ReportCopy]:
+    """Worker thread: a report sealed once per local user who gets it (each under the
+    user's key), with its structure; ``blobs.discard`` them if they are not stored."""
+    info = analyse(raw).to_json()
+    copies: list[ReportCopy] = []
+    try:
+        for user in users:
+            blob = blobs.seal(keyring, user.uuid, raw)
+            copies.append((user, blob, seal_info(keyring, user.uuid, blob.blob_id, info)))
+    except BaseException:
+        for _user, blob, _meta in copies:
+            blobs.discard(blob, unreferenced=True)
+        raise
+    return copies
+
+
+def store_report_copies(conn: Connection, blobs: BlobStore, copies: Sequence[ReportCopy],
+                        now: datetime, about: str) -> list[tuple[int, int, int]]:
+    """In the caller's transaction: each copy into its user's INBOX; (user id, mailbox id,
+    uid) of those stored.  A mailbox over quota gets none (logged with ``about``), the rest
+    of the transaction goes on."""
+    delivered = []
+    for user, blob, meta in copies:
+        try:
+            with conn.begin_nested():
+                item = deliver(conn, user, "inbox", blob, meta, (), now, now, blob_store=blobs)
+            delivered.append((item.user_id, item.mailbox_id, item.uid))
+        except QuotaExceeded:
+            # The report cannot be stored; what it reports is still recorded and logged.
+            log.warn("delivery report {about} not stored: {user}'s mailbox is over quota",
+                     about=about, user=user.email)
+    return delivered
+
+
 @dataclass(frozen=True)
 class _Report:
     kind: dsn.Kind
@@ -176,12 +214,8 @@ class Bouncer:
     def _seal(self, raw: bytes, target: accounts.Resolution, sender: str) -> _SealedReport:
         utf8 = not raw.isascii()
         report = _SealedReport([], None, sender, len(raw), utf8)
-        info = analyse(raw).to_json()
+        report.local = seal_report_copies(self._blobs, self._keyring, raw, target.users)
         try:
-            for user in target.users:
-                blob = self._blobs.seal(self._keyring, user.uuid, raw)
-                report.local.append((user, blob, seal_info(self._keyring, user.uuid,
-                                                           blob.blob_id, info)))
             if not target.local_domain and not target.users:
                 report.remote = self._blobs.seal(self._keyring, QUEUE_OWNER, raw)
         except BaseException:
@@ -195,17 +229,8 @@ class Bouncer:
                 delay_warned: bool) -> list[tuple[int, int, int]]:
         delivered = []
         for report in reports:
-            for user, blob, meta in report.local:
-                try:
-                    with conn.begin_nested():
-                        item = deliver(conn, user, "inbox", blob, meta, (), now, now,
-                                       blob_store=self._blobs)
-                    delivered.append((item.user_id, item.mailbox_id, item.uid))
-                except QuotaExceeded:
-                    # The sender's own mailbox is full: the report cannot be stored; the
-                    # failure itself is still recorded and logged.
-                    log.warn("delivery report for queue id {queue_id} not stored: the "
-                             "sender's mailbox is over quota", queue_id=queue_id)
+            delivered += store_report_copies(conn, self._blobs, report.local, now,
+                                             f"for queue id {queue_id}")
             if report.remote is not None:
                 self._blobs.commit(conn, report.remote, None, now)  # type: ignore[arg-type]
                 queue_store.enqueue(conn, sender="", user_id=None,

@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
+from mailgosend.delivery.bounces import seal_report_copies, store_report_copies
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.events import Events, NewMail
 from mailgosend.smtp.replies import SMTPReply
@@ -147,47 +148,26 @@ class Delivery:
 
     async def deliver_report(self, raw: bytes, sender: str, now: datetime) -> int:
         """Store a delivery report (RFC 3464) for a local ``sender`` in the INBOX of every
-        user the address reaches; returns how many copies were stored.  A submission's
-        sender is always local (accounts.may_send_as); a full mailbox just gets none."""
+        user the address reaches, as the queue's Bouncer stores its reports; returns how
+        many copies were stored.  A submission's sender is always local
+        (accounts.may_send_as); a full mailbox just gets none."""
         resolution = await self._runner.read(accounts.resolve_recipient, sender)
-        users = list(resolution.users)
-        if not users:
+        if not resolution.users:
             return 0
-        sealed = await self._workers.run(self._seal_report, raw, users)
+        copies = await self._workers.run(seal_report_copies, self._blobs, self._keyring, raw,
+                                         resolution.users)
         try:
-            delivered = await self._runner.write(self._record_report, users, sealed, now)
+            delivered = await self._runner.write(store_report_copies, self._blobs, copies,
+                                                 now, f"for {sender}")
         except BaseException:
-            for blob, _ in sealed:
+            for _user, blob, _meta in copies:
                 self._blobs.discard(blob, unreferenced=False)
             raise
-        for blob, _ in sealed:
+        for _user, blob, _meta in copies:
             self._blobs.release(blob)
-        for item in delivered:
-            self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+        for user_id, mailbox_id, uid in delivered:
+            self._events.publish(NewMail(user_id, mailbox_id, uid))
         return len(delivered)
-
-    def _seal_report(self, raw: bytes, users: Sequence[accounts.User]
-                     ) -> list[tuple[SealedBlob, bytes]]:
-        info = analyse(raw).to_json()
-        sealed = []
-        for user in users:
-            blob = self._blobs.seal(self._keyring, user.uuid, raw)
-            sealed.append((blob, seal_info(self._keyring, user.uuid, blob.blob_id, info)))
-        return sealed
-
-    def _record_report(self, conn: Connection, users: Sequence[accounts.User],
-                       sealed: Sequence[tuple[SealedBlob, bytes]], now: datetime
-                       ) -> list[Delivered]:
-        delivered = []
-        for user, (blob, meta) in zip(users, sealed):
-            try:
-                with conn.begin_nested():
-                    delivered.append(deliver(conn, user, "inbox", blob, meta, (), now, now,
-                                             blob_store=self._blobs))
-            except QuotaExceeded:
-                log.warn("delivery report for {user} not stored: mailbox over quota",
-                         user=user.email)
-        return delivered
 
     def seal_all(self, handle: IO[bytes], targets: Targets,
                  variants: Optional[Mapping[str, bytes]] = None, shared_prefix: int = 0,
