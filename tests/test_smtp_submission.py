@@ -170,6 +170,17 @@ class DSNTests(SubmissionTestBase):
         self.assertNotIn(b"hi\r\n", report.returned)      # headers only
 
     @defer.inlineCallbacks
+    def test_notify_success_for_an_alias_reports_expanded(self):  # type: ignore[no-untyped-def]
+        self.server.add_alias("team@example.com", "bob@example.com")
+        self.server.add_alias("team@example.com", "alice@example.com")
+        raw = b"From: alice@example.com\r\nSubject: team\r\n\r\nhi\r\n"
+        yield self.session(lambda c: c.sendmail("alice@example.com", ["team@example.com"], raw,
+                                                rcpt_options=["NOTIFY=SUCCESS"]))
+        [report] = dsn_reports(self.server, "alice@example.com")
+        self.assertEqual([(f["final-recipient"], f["action"]) for f in report.recipients],
+                         [("rfc822;team@example.com", "expanded")])
+
+    @defer.inlineCallbacks
     def test_no_report_without_notify_success(self):  # type: ignore[no-untyped-def]
         raw = b"From: alice@example.com\r\nSubject: quiet\r\n\r\nhi\r\n"
         yield self.session(lambda c: c.sendmail("alice@example.com", ["bob@example.com"], raw,

@@ -34,7 +34,7 @@ from typing import Literal
 Kind = Literal["failure", "delay", "success"]
 # The actions a report of each kind is about (RFC 3464 §2.3.3).
 _KIND_ACTIONS = {"failure": {"failed"}, "delay": {"delayed"},
-                 "success": {"delivered", "relayed"}}
+                 "success": {"delivered", "relayed", "expanded"}}
 
 # RFC 3464 §2.3.4: the status class must agree with the action.
 _ACTION_CLASS = {"failed": "5", "delayed": "4", "delivered": "2", "relayed": "2",
@@ -190,9 +190,10 @@ def _human_text(kind: Kind, reporting_mta: str, recipients: Sequence[RecipientSt
     elif kind == "success":
         # RFC 3461 §5.2.2: "relayed" means no further report will come from there.
         intro = ("Your message was delivered to the recipients below, as you asked to be "
-                 "told. \"delivered\" means it reached the mailbox; \"relayed\" means it "
-                 "was handed to a server that sends no delivery reports, so you will hear "
-                 "nothing more about it unless it fails there.")
+                 "told. \"delivered\" means it reached the mailbox; \"expanded\" that it "
+                 "reached the addresses of an alias; \"relayed\" that it was handed to a "
+                 "server that sends no delivery reports, so you will hear nothing more "
+                 "about it unless it fails there.")
     else:
         intro = ("Your message has not been delivered yet to the recipients below. "
                  "The mail system will keep trying; you do not need to send it again.")
@@ -200,7 +201,8 @@ def _human_text(kind: Kind, reporting_mta: str, recipients: Sequence[RecipientSt
     for r in recipients:
         state = {"failed": "delivery failed", "delayed": "delivery delayed",
                  "delivered": "delivered to the mailbox",
-                 "relayed": "relayed to a server without delivery reports"}.get(
+                 "relayed": "relayed to a server without delivery reports",
+                 "expanded": "delivered to the addresses of an alias"}.get(
             r.action, r.action)
         lines.append(f"<{r.recipient}>: {state} (status {r.status})")
         if r.diagnostic:

@@ -56,11 +56,9 @@ DATA = "data"
 # other argument may hold credentials (AUTH) or garbage and is never logged.
 LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT"})
 
-
 # Commands that move no mail (Postfix's junk commands, plus HELP); a failed command of any
 # kind counts as junk too (SMTPLimits.max_junk_commands).
 JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "HELP"})
-
 
 
 @implementer(IHandshakeListener)

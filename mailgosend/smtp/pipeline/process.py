@@ -26,6 +26,8 @@ from typing import AbstractSet, Any, Mapping, Optional, Sequence
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mailgosend.delivery import dsn
+from mailgosend.delivery.policy import wants_success_dsn
 from mailgosend.smtp.pipeline.author import check_author
 from mailgosend.smtp.pipeline.checks import (
     FULL_CHECK_MAX_SIZE,
@@ -34,8 +36,6 @@ from mailgosend.smtp.pipeline.checks import (
     CheckSettings,
     run_checks,
 )
-from mailgosend.delivery import dsn
-from mailgosend.delivery.policy import wants_success_dsn
 from mailgosend.smtp.pipeline.delivery import Delivery, Targets, canonical_recipient
 from mailgosend.smtp.pipeline.received import received_header
 from mailgosend.smtp.pipeline.spool import SpooledMessage
@@ -202,11 +202,11 @@ class ReceivePipeline:
                  spam=f" (spam for {junk} of {len(targets.local)})" if junk else "",
                  queued=queued)
         if session.rcpt_params:
-            await self._report_delivered(session, message, targets, now)
+            await self._report_delivered(session, message, now)
         return SMTPReply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
     async def _report_delivered(self, session: SMTPSession, message: SpooledMessage,
-                                targets: Targets, now: datetime) -> None:
+                                now: datetime) -> None:
         """RFC 3461 §4.1 NOTIFY=SUCCESS for recipients delivered here: one report with
         Action "delivered" (a single mailbox) or "expanded" (an alias that reached several,
         or went on elsewhere; RFC 3464 §2.3.3), sent to the sender once the message is
@@ -214,7 +214,8 @@ class ReceivePipeline:
         statuses = []
         for rcpt in session.recipients:
             params = session.rcpt_params.get(rcpt)
-            resolved = session.resolved.get(canonical_recipient(rcpt, self._delivery.default_domain))
+            resolved = session.resolved.get(
+                canonical_recipient(rcpt, self._delivery.default_domain))
             if params is None or not wants_success_dsn(params.notify) or resolved is None \
                     or not resolved.local:
                 continue
