@@ -118,6 +118,7 @@ def cmd_domain(ctx: Context, args: argparse.Namespace) -> None:
     if args.action == "add":
         domain = ctx.write(accounts.add_domain, args.domain, _now())
         ctx.out(f"added domain {domain.name}")
+        ctx.out(ctx.read(accounts.postmaster_route, domain.name))  # RFC 5321 §4.5.1
     elif args.action == "list":
         rows = ctx.read(accounts.list_domains)
         if not rows:

@@ -222,6 +222,13 @@ KEYS: tuple[Key, ...] = tuple([
     Key("BAN_EXEMPT_IPS", LIST, "",
         "Comma-separated addresses or networks (CIDR) that are never banned, e.g. your "
         "office. Failed logins from them are still recorded.", "security"),
+    # Which listeners a ban from failed logins closes at connect time (auth/bans.py).
+    Key("BAN_SCOPE", LIST, "submission,imap,pop3,web,dav",
+        "Comma-separated listeners that refuse an address banned for failed logins at "
+        "connect time (smtp is inbound port 25; submission is 587 and 465). The default "
+        "is every listener that accepts a login; add smtp to refuse a banned address's "
+        "inbound mail too. Logins from a banned address fail everywhere regardless.",
+        "security", choices=("smtp", "submission", "imap", "pop3", "web", "dav")),
     Key("PLAINTEXT_AUTH_LOOPBACK", BOOL, "false",
         "Allow IMAP and POP3 logins without TLS from loopback addresses (127.0.0.1, ::1), "
         "for local tools such as a webmail or fetchmail on the same machine. Elsewhere "
@@ -233,6 +240,11 @@ KEYS: tuple[Key, ...] = tuple([
     Key("MAX_MESSAGE_SIZE", SIZE, "50M",
         "Largest message accepted (SMTP SIZE), in bytes or with K/M/G.",
         "limits", minimum=1024),
+    Key("HEADER_SIZE_LIMIT", SIZE, "100K",
+        "Largest header section of a message received over SMTP, in bytes or with K/M; a "
+        "larger one is refused at the end of DATA with 552 5.3.4 (as Postfix's "
+        "header_size_limit, whose default this is).", "limits", minimum=1024,
+        maximum=1024 * 1024),
     Key("MAX_RECIPIENTS", INT, "100",
         "Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100).",
         "limits", minimum=1, maximum=100000),

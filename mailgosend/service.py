@@ -205,7 +205,7 @@ def makeService(config: Config, *, reactor: Any = None,
     workers = WorkerPool(reactor, size=2)
     workers.setServiceParent(root)
     security = SecurityStore(runner, config, clock=reactor)
-    bans = BanCache(security, clock=reactor)
+    bans = BanCache(security, clock=reactor, scope=config["BAN_SCOPE"])
     bans.setServiceParent(root)
     portal = build_portal(runner, security, bans, workers, config)
     spool_dir = os.path.join(config["DATA_DIR"], "spool")
@@ -279,6 +279,7 @@ def _add_smtp_listeners(w: Wiring) -> None:
                           default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir,
                           greylist=greylist)
     limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
+                        max_header_size=config["HEADER_SIZE_LIMIT"],
                         max_recipients=config["MAX_RECIPIENTS"],
                         max_connections=config["MAX_CONNECTIONS"],
                         max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
@@ -346,8 +347,8 @@ def _add_imap_listeners(w: Wiring) -> None:
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_imap_factory(
-            runner=w.runner, portal=w.portal, bans=w.bans, keyring=w.keyring,
-            blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
+            runner=w.runner, portal=w.portal, bans=w.bans.for_service("imap"),
+            keyring=w.keyring, blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
             hostname=w.config["HOSTNAME"], max_message_size=w.config["MAX_MESSAGE_SIZE"],
             clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
             spam_trainer=trainer, allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
@@ -361,8 +362,8 @@ def _add_pop3_listeners(w: Wiring) -> None:
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_pop3_factory(
-            runner=w.runner, portal=w.portal, bans=w.bans, keyring=w.keyring,
-            blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            runner=w.runner, portal=w.portal, bans=w.bans.for_service("pop3"),
+            keyring=w.keyring, blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)

@@ -112,9 +112,21 @@ class CLITestCase(SynchronousTestCase):
 
 class DomainTests(CLITestCase):
     def test_domain_add_then_list_shows_it_enabled(self) -> None:
-        self.assertEqual(self.ok("domain", "add", "Example.COM"), "added domain example.com\n")
+        self.assertEqual(self.ok("domain", "add", "Example.COM").splitlines()[0],
+                         "added domain example.com")
         self.assertEqual(self.ok("domain", "list"),
                          "example.com\tenabled\t0 user(s)\t0 alias(es)\n")
+
+    def test_domain_add_says_where_postmaster_mail_goes(self) -> None:
+        # RFC 5321 §4.5.1: postmaster@ every domain must be accepted (issue 9 item 3).
+        self.assertEqual(self.ok("domain", "add", "example.com").splitlines()[1],
+                         "postmaster@example.com has no destination: add an administrator "
+                         "('mailgosend create-admin') or an alias ('mailgosend alias add "
+                         "postmaster@example.com you@example.com')")
+        self.ok("user", "add", "bob@example.com", "--admin", "--password-stdin", stdin=PASSWORD)
+        self.assertEqual(self.ok("domain", "add", "example.org").splitlines()[1],
+                         "mail for postmaster@example.org goes to bob@example.com (the first "
+                         "administrator, as it has no postmaster alias)")
 
     def test_domain_list_when_empty_says_how_to_add_one(self) -> None:
         self.assertIn("domain add", self.ok("domain", "list"))
@@ -144,8 +156,8 @@ class DomainTests(CLITestCase):
         self.assertEqual(([d.name for d in domains], aliases), (["example.com"], []))
 
     def test_idn_domain_is_stored_as_an_a_label(self) -> None:
-        self.assertEqual(self.ok("domain", "add", "München.example"),
-                         "added domain xn--mnchen-3ya.example\n")
+        self.assertEqual(self.ok("domain", "add", "München.example").splitlines()[0],
+                         "added domain xn--mnchen-3ya.example")
         self.assertEqual([d.name for d in self.snapshot()[0]], ["xn--mnchen-3ya.example"])
         self.ok("user", "add", "Jörg@münchen.example", "--password-stdin", stdin=PASSWORD)
         self.assertEqual(self.user("jörg@xn--mnchen-3ya.example").domain,

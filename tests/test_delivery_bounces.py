@@ -59,3 +59,38 @@ class OutcomeBatchTests(unittest.SynchronousTestCase):
         self.failureResultOf(first, RuntimeError)
         runner.jobs[1][2].callback([])
         self.successResultOf(second)
+
+
+class SuccessReportChoiceTests(unittest.SynchronousTestCase):
+    """Which delivered recipients get a "relayed" report (RFC 3461 §5.2.2, issue 9 item 3):
+    NOTIFY=SUCCESS ones handed to a peer without DSN; with DSN the peer reports."""
+
+    def claim(self, *notify: Any) -> Any:
+        from mailgosend.store.queue import Claim, QueuedMessage, QueuedRecipient
+        message = QueuedMessage(7, "alice@alpha.test", 1, "b", 10, None, None, False, False,
+                                T0, False)
+        return Claim(message, tuple(
+            QueuedRecipient(n, 7, f"r{n}@example.org", "example.org", "delivering", 0, T0,
+                            value, None, None) for n, value in enumerate(notify, 1)))
+
+    def reports(self, claim: Any, peer_dsn: bool) -> list[Any]:
+        from mailgosend.delivery.bounces import Bouncer
+        bouncer = Bouncer.__new__(Bouncer)
+        bouncer._max_age = None  # type: ignore[attr-defined]
+        outcomes = [outcome(r.id) for r in claim.recipients]
+        return bouncer._reports(claim, outcomes, T0, False, peer_dsn)
+
+    def test_relayed_only_for_notify_success_and_a_peer_without_dsn(self) -> None:
+        claim = self.claim("SUCCESS,FAILURE", None, "FAILURE", "NEVER", "SUCCESS")
+        [report] = self.reports(claim, peer_dsn=False)
+        self.assertEqual(report.kind, "success")
+        self.assertEqual([(r.recipient, r.action, r.status) for r in report.recipients],
+                         [("r1@example.org", "relayed", "2.0.0"),
+                          ("r5@example.org", "relayed", "2.0.0")])
+        self.assertEqual(self.reports(claim, peer_dsn=True), [])
+
+    def test_no_report_for_the_null_sender(self) -> None:
+        from dataclasses import replace
+        claim = self.claim("SUCCESS")
+        claim = replace(claim, message=replace(claim.message, sender=""))
+        self.assertEqual(self.reports(claim, peer_dsn=False), [])

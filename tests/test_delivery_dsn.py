@@ -147,6 +147,28 @@ class FieldTests(unittest.TestCase):
         self.assertEqual(block["Will-Retry-Until"], "Thu, 06 Mar 2025 09:30:00 +0000")
         self.assertIn("will keep trying", stdlib(raw).get_payload()[0].get_content())
 
+    def test_success_report_delivered_and_relayed(self):
+        # RFC 3461 NOTIFY=SUCCESS (issue 9 item 3): "delivered" here, "relayed" to a peer
+        # without DSN (§5.2.2); a success report needs one of them.
+        delivered = RecipientStatus(recipient="bob@example.com", original_recipient=None,
+                                    action="delivered", status="2.0.0", remote_mta=None,
+                                    diagnostic=None, last_attempt=TRIED)
+        relayed = RecipientStatus(recipient="dan@example.net", original_recipient=None,
+                                  action="relayed", status="2.0.0",
+                                  remote_mta="mx.example.net", diagnostic="250 2.0.0 ok",
+                                  last_attempt=TRIED)
+        raw = make(recipients=[delivered, relayed], kind="success")
+        self.assertEqual(stdlib(raw)["Subject"], "Successful Mail Delivery Report")
+        blocks = status_blocks(raw)
+        self.assertEqual([(b["Action"], b["Status"]) for b in blocks[1:]],
+                         [("delivered", "2.0.0"), ("relayed", "2.0.0")])
+        text = stdlib(raw).get_payload()[0].get_content()
+        self.assertIn("<bob@example.com>: delivered to the mailbox", text)
+        self.assertIn("<dan@example.net>: relayed to a server without delivery reports", text)
+        self.assertNotIn(b"THE SECRET BODY", raw)
+        with self.assertRaises(ValueError):
+            make(recipients=[FAILED], kind="success")
+
     def test_one_block_per_recipient_in_order(self):
         blocks = status_blocks(make(recipients=[FAILED, DELAYED]))
         self.assertEqual([b["Final-Recipient"] for b in blocks[1:]],

@@ -23,6 +23,7 @@ from mailgosend.mailauth.dkimsign import (
     signing_domain,
 )
 from mailgosend.store.dkimkeys import KeyMaterial, SigningKey, new_key_material
+from tests.support.clientmessages import client_messages
 from tests.support.dkimcheck import Verdict, verify_with_mailauth, verify_with_perl
 from tests.support.dnsserver import serve_for_test
 
@@ -310,6 +311,32 @@ class DKIMSignerTests(unittest.SynchronousTestCase):
         self.assertEqual(self.signature(broken), b"")
 
 
+# Messages as real clients write them: their h= lists run over several lines.
+CLIENT_MESSAGES = client_messages("alice@example.com", "bob@example.org")
+
+
+class LongHeaderListTests(unittest.SynchronousTestCase):
+    """issue 9 item 2: dkimpy folds DKIM-Signature at spaces only, and cut an h= written
+    without any inside a field name ("content-tra" / "nsfer-encoding")."""
+
+    def test_client_messages_have_h_lists_longer_than_a_line(self) -> None:
+        for name, message in CLIENT_MESSAGES.items():
+            self.assertGreater(len(b":".join(signed_field_names(message))), 72, name)
+
+    def test_every_client_message_verifies_with_dkimpy_for_both_algorithms(self) -> None:
+        for name, message in CLIENT_MESSAGES.items():
+            self.assertEqual(verify_all(sign(message, [RSA_KEY, ED_KEY], NOW) + message),
+                             [True, True], name)
+
+    def test_h_is_folded_only_around_colons(self) -> None:
+        for name, message in CLIENT_MESSAGES.items():
+            signature = sign(message, [RSA_KEY], NOW)
+            h = re.search(rb"\bh=([^;]*);", signature).group(1)  # type: ignore[union-attr]
+            # RFC 6376 §3.5: hdr-name *( [FWS] ":" [FWS] hdr-name ): every name whole.
+            listed = [part.strip() for part in h.split(b":")]
+            self.assertEqual(listed, signed_field_names(message), name)
+
+
 # --- implementations other than dkimpy: Perl's Mail::DKIM and Node's mailauth ------------
 
 
@@ -361,6 +388,28 @@ class MailDKIMTests(unittest.TestCase):
         else:
             # RFC 8463 §1: a verifier without ed25519 must not fail the message for it.
             self.assertNotEqual(by_algorithm["ed25519-sha256"][0], "fail")
+
+
+class ClientMessagesOtherVerifiersTests(unittest.TestCase):
+    """The client-shaped messages, signed with both algorithms, pass Mail::DKIM (RSA;
+    ed25519 too when it knows it) and mailauth (both)."""
+
+    def setUp(self) -> None:
+        self.server = serve_for_test(self, ZONE)
+
+    @defer.inlineCallbacks
+    def test_client_messages_pass_mail_dkim_and_mailauth(self) -> Any:
+        for name, message in CLIENT_MESSAGES.items():
+            signed = sign(message, [RSA_KEY, ED_KEY], NOW) + message
+            results, ed25519 = yield verify_with_perl(signed, self.server.port)
+            by_algorithm = {r[3]: r[0] for r in results}
+            self.assertEqual(by_algorithm["rsa-sha256"], "pass", (name, results))
+            if ed25519:
+                self.assertEqual(by_algorithm["ed25519-sha256"], "pass", (name, results))
+            checked = yield verify_with_mailauth(signed, self.server.port)
+            self.assertEqual([(r[0], r[3]) for r in checked],
+                             [("pass", "rsa-sha256"), ("pass", "ed25519-sha256")],
+                             (name, checked))
 
 
 class MailauthTests(unittest.TestCase):

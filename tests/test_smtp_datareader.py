@@ -102,3 +102,41 @@ class ScannerTests(TestCase):
         self.assertEqual(feed.body, "é\r\n".encode())
         self.assertTrue(reader.eight_bit)
         self.assertFalse(reader.rejected)
+
+
+class HeaderSizeTests(TestCase):
+    """The header section is measured as it streams, whatever the chunking (issue 9)."""
+
+    CASES = [
+        # (message, header size incl. the empty line)
+        (b"Subject: x\r\n\r\nbody\r\n", 14),
+        (b"\r\nno header at all\r\n", 2),
+        (b"A: 1\r\n folded\r\n\r\n\r\n\r\n", 17),
+        (b"Only: header, no body\r\n", 23),
+    ]
+
+    def test_sizes_for_every_chunking(self) -> None:
+        for message, expected in self.CASES:
+            stream = message + b".\r\n"
+            for step in (1, 2, 3, 5, len(stream)):
+                reader = DataReader(10_000, 10_000)
+                run(reader, stream, [step] * (len(stream) // step + 1))
+                self.assertEqual(reader.header_size, expected, (message, step))
+                self.assertFalse(reader.header_oversize)
+
+    def test_a_header_over_the_limit_is_refused_and_not_stored(self) -> None:
+        header = b"X-Big: " + b"a" * 50 + b"\r\n" + b" " + b"b" * 200 + b"\r\n"
+        stream = header + b"\r\n" + b"body " * 1000 + b"\r\n.\r\n"
+        reader = DataReader(100_000, 200)
+        stored, rest, _ = run(reader, stream, [64] * (len(stream) // 64 + 1))
+        self.assertTrue(reader.header_oversize)
+        self.assertTrue(reader.rejected)
+        self.assertLess(len(stored), 260)   # nothing kept once the limit is passed
+        self.assertEqual(rest, b"")
+
+    def test_a_large_body_under_a_small_header_is_fine(self) -> None:
+        stream = b"Subject: x\r\n\r\n" + b"x" * 100_000 + b"\r\n.\r\n"
+        reader = DataReader(1_000_000, 1024)
+        stored, _, _ = run(reader, stream, [4096] * 30)
+        self.assertFalse(reader.header_oversize)
+        self.assertEqual(len(stored), len(stream) - 3)

@@ -66,3 +66,40 @@ class RcptParamsTests(TestCase):
 
     def test_split(self) -> None:
         self.assertEqual(split_params("A=1 b"), {"A": "1", "B": None})
+
+
+class DSNParamsTests(TestCase):
+    """RFC 3461 on submission (issue 9 item 3): RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT."""
+
+    def test_mail_accepted(self) -> None:
+        cases = [
+            ("RET=hdrs", MailParams(ret="HDRS")),
+            ("RET=FULL ENVID=QQ314159", MailParams(ret="FULL", envid="QQ314159")),
+            ("ENVID=a+2Bb+3Dc", MailParams(envid="a+b=c")),
+        ]
+        for text, expected in cases:
+            self.assertEqual(parse_mail_params(text, LIMIT, dsn=True), expected, text)
+
+    def test_mail_refused(self) -> None:
+        for text in ("RET=ALL", "RET", "ENVID=", "ENVID=a+zz", "ENVID=" + "x" * 101):
+            with self.assertRaises(SMTPReply, msg=text) as caught:
+                parse_mail_params(text, LIMIT, dsn=True)
+            self.assertEqual((caught.exception.code, caught.exception.status), (501, "5.5.4"))
+
+    def test_rcpt_accepted(self) -> None:
+        cases = [
+            ("NOTIFY=NEVER", RcptParams(notify="NEVER")),
+            ("notify=success,FAILURE", RcptParams(notify="SUCCESS,FAILURE")),
+            ("NOTIFY=DELAY ORCPT=rfc822;bob+2Btag@example.org",
+             RcptParams(notify="DELAY", orcpt="rfc822;bob+tag@example.org")),
+            ("ORCPT=RFC822;a@b.org", RcptParams(orcpt="rfc822;a@b.org")),
+        ]
+        for text, expected in cases:
+            self.assertEqual(parse_rcpt_params(text, dsn=True), expected, text)
+
+    def test_rcpt_refused(self) -> None:
+        for text in ("NOTIFY=NEVER,SUCCESS", "NOTIFY=SUCCESS,SUCCESS", "NOTIFY=ALWAYS",
+                     "NOTIFY", "ORCPT=a@b.org", "ORCPT=rfc822;", "ORCPT=;a@b.org"):
+            with self.assertRaises(SMTPReply, msg=text) as caught:
+                parse_rcpt_params(text, dsn=True)
+            self.assertEqual((caught.exception.code, caught.exception.status), (501, "5.5.4"))

@@ -560,7 +560,7 @@ class PipeliningTests(TestCase):
         self.assertEqual(backend.messages[0].recipients, ["x@example.com", "z@example.com"])
 
     def test_many_pipelined_commands_in_one_segment(self) -> None:
-        h = greeted()
+        h = greeted(limits=SMTPLimits(max_junk_commands=500))  # NOOP is junk: see LimitTests
         self.assertEqual(h.chat(b"NOOP\r\n" * 500), ["250 2.0.0 OK"] * 500)
 
     def test_all_recipients_refused_then_data_is_refused(self) -> None:
@@ -1104,10 +1104,33 @@ class LimitTests(TestCase):
         self.assertEqual(h.session.recipients, ["x@example.com"])
 
     def test_command_limit(self) -> None:
-        h = greeted(limits=SMTPLimits(max_commands=3))
+        h = greeted(limits=SMTPLimits(max_junk_commands=3))
         replies = h.chat(b"NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n")
         self.assertEqual(replies, ["250 2.0.0 OK"] * 3 + [f"421 4.7.0 {HOST} Error: too many commands"])
         self.assertTrue(h.closed)
+
+    def test_failed_commands_rset_vrfy_help_are_junk(self) -> None:
+        # issue 9 item 3: like Postfix's smtpd_junk_command_limit.
+        h = greeted(limits=SMTPLimits(max_junk_commands=4))
+        h.ehlo()
+        replies = h.chat(b"RSET\r\nVRFY x\r\nHELP\r\nBOGUS\r\nMAIL FROM:<a@b.org>\r\n"
+                         b"RCPT TO:<y@relay.example>\r\n")
+        self.assertEqual(replies[-1], f"421 4.7.0 {HOST} Error: too many commands")
+        self.assertEqual(replies[4], "250 2.1.0 Sender OK")  # a real command is not junk
+        self.assertTrue(h.closed)
+
+    def test_transactions_are_never_cut_off(self) -> None:
+        # 1,000 commands used to end the session (~334 messages); only junk counts now,
+        # and its count restarts with each accepted message.
+        h = greeted(limits=SMTPLimits(max_junk_commands=2))
+        h.ehlo()
+        for i in range(400):
+            replies = h.chat(b"MAIL FROM:<a@b.org>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n"
+                             b"Subject: %d\r\n\r\nbody\r\n.\r\nRSET\r\nNOOP\r\n" % i)
+            self.assertEqual([r[:3] for r in replies],
+                             ["250", "250", "354", "250", "250", "250"], (i, replies))
+        self.assertFalse(h.closed)
+        self.assertEqual(len(h.backend.messages), 400)
 
     def test_connection_limit_per_ip(self) -> None:
         clock = Clock()

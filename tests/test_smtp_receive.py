@@ -239,10 +239,11 @@ class InboundTests(ReceiveTestBase):
 
     @defer.inlineCallbacks
     def test_banned_address_gets_421_at_connect(self):  # type: ignore[no-untyped-def]
+        # On submission; port 25 is outside the default BAN_SCOPE (tests/test_smtp_bans.py).
         from datetime import timedelta
         self.server.root.components["bans"].note("127.0.0.1", self.server.now()
                                                  + timedelta(hours=1))
-        failure = yield self.assertFailure(threads.deferToThread(self.smtp),
+        failure = yield self.assertFailure(threads.deferToThread(self.smtp, "SUBMIT"),
                                            smtplib.SMTPConnectError)
         self.assertEqual(failure.smtp_code, 421)
 

@@ -80,6 +80,25 @@ class AccountsTestsMixin(DatabaseTestBase):
                          [("carol@other.test", "other.test")])
         self.assertTrue(self.resolve("nobody@example.com").local_domain)
 
+    def test_postmaster_goes_to_its_alias_else_the_first_admin(self) -> None:
+        # RFC 5321 §4.5.1 (issue 9 item 3): postmaster@ every local domain is accepted.
+        self.assertFalse(self.resolve("postmaster@other.test").deliverable)  # no admin yet
+        self.write(accounts.set_user_admin, "carol@other.test", True)
+        self.write(accounts.set_user_admin, "bob@example.com", True)
+        self.write(accounts.add_alias, "@example.com", "alice@example.com", NOW)
+        for domain in ("example.com", "other.test", "OTHER.test"):
+            self.assertEqual(self.resolve(f"PostMaster@{domain}").local, ("bob@example.com",))
+        self.write(accounts.add_alias, "postmaster@other.test", "carol@other.test", NOW)
+        self.assertEqual(self.resolve("postmaster@other.test").local, ("carol@other.test",))
+        self.assertIn("carol@other.test (its own mailbox or alias)",
+                      self.read(accounts.postmaster_route, "other.test"))
+        self.assertIn("bob@example.com (the first administrator",
+                      self.read(accounts.postmaster_route, "example.com"))
+        self.write(accounts.set_user_enabled, "bob@example.com", False)
+        self.assertEqual(self.resolve("postmaster@example.com").local, ("carol@other.test",))
+        self.write(accounts.set_domain_enabled, "example.com", False)
+        self.assertFalse(self.resolve("postmaster@example.com").deliverable)
+
     def test_user_in_unknown_domain_refused(self) -> None:
         self.assertRaises(accounts.UnknownDomain, self.write, accounts.add_user,
                           "x@nowhere.test", "hash", NOW)

@@ -3,12 +3,17 @@ address at connect time without a database round trip.
 
 The database is the truth (several nodes share it, DESIGN.md §9): the cache
 reloads it every REFRESH_SECONDS and learns this node's new bans at once.
+
+A ban is earned by failed logins, so by default it closes only the listeners that accept a
+login (BAN_SCOPE): a banned address still delivers inbound mail on port 25, where nobody
+logs in, unless the operator adds "smtp" to the scope.  Logins themselves are refused to
+a banned address everywhere (auth/checker.py), whatever the scope.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from twisted.application.service import Service
 from twisted.internet import task
@@ -21,9 +26,33 @@ log = Logger()
 REFRESH_SECONDS = 30.0
 PURGE_SECONDS = 3600.0
 
+# The listeners a ban can close at connect time (config key BAN_SCOPE): "smtp" is inbound
+# port 25, "submission" both 587 and 465.
+BAN_SCOPES = ("smtp", "submission", "imap", "pop3", "web", "dav")
+DEFAULT_BAN_SCOPE = ("submission", "imap", "pop3", "web", "dav")
+
+
+class ListenerBans:
+    """What one listener sees of the bans: ``is_banned`` is False for every address when
+    the listener is outside BAN_SCOPE."""
+
+    def __init__(self, cache: "BanCache", service: str) -> None:
+        self._cache = cache
+        self.service = service
+
+    def is_banned(self, ip: str) -> bool:
+        return self._cache.refuses(ip, self.service)
+
 
 class BanCache(Service):
-    def __init__(self, security: SecurityStore, clock: Any) -> None:
+    def __init__(self, security: SecurityStore, clock: Any,
+                 scope: Iterable[str] = DEFAULT_BAN_SCOPE) -> None:
+        scope = frozenset(scope)
+        unknown = scope - set(BAN_SCOPES)
+        if unknown:
+            raise ValueError(f"unknown ban scope {', '.join(sorted(unknown))}: use "
+                             f"{', '.join(BAN_SCOPES)}")
+        self.scope = scope
         self.setName("bans")
         self._security = security
         self._clock = clock
@@ -81,3 +110,12 @@ class BanCache(Service):
 
     def is_banned(self, ip: str) -> bool:
         return self.banned_until(ip) is not None
+
+    def refuses(self, ip: str, service: str) -> bool:
+        """Whether the listener ``service`` (one of BAN_SCOPES) closes on ``ip`` at once."""
+        return service in self.scope and self.is_banned(ip)
+
+    def for_service(self, service: str) -> ListenerBans:
+        if service not in BAN_SCOPES:
+            raise ValueError(f"unknown ban scope {service!r}")
+        return ListenerBans(self, service)

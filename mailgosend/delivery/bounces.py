@@ -5,7 +5,9 @@ exist or neither, so the sender is told exactly once.  The DSN (RFC 3464, built 
 comes from ``MAILER-DAEMON@<HOSTNAME>`` with the null reverse-path; it goes straight into a
 local sender's INBOX, or into the queue for a remote sender.  Never for a null-sender message
 or one from MAILER-DAEMON (dsn.should_bounce), never when NOTIFY asked for silence
-(RFC 3461 §4.1).
+(RFC 3461 §4.1).  A success report ("relayed") only for NOTIFY=SUCCESS recipients handed to a
+server that does not advertise DSN (RFC 3461 §5.2.2); local deliveries report "delivered"
+from the SMTP pipeline (smtp/pipeline/process.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
-                                        wants_failure_dsn)
+                                        wants_failure_dsn, wants_success_dsn)
 from mailgosend.events import Events, NewMail
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
@@ -35,6 +37,44 @@ from mailgosend.store.mimeinfo import analyse
 log = Logger()
 
 HEADER_LIMIT = 256 * 1024   # read at most this much of the original for its header block
+
+
+ReportCopy = tuple[accounts.User, SealedBlob, bytes]
+
+
+def seal_report_copies(blobs: BlobStore, keyring: KeyRing, raw: bytes,
+                       users: Sequence[accounts.User]) -> list[ReportCopy]:
+    """Worker thread: a report sealed once per local user who gets it (each under the
+    user's key), with its structure; ``blobs.discard`` them if they are not stored."""
+    info = analyse(raw).to_json()
+    copies: list[ReportCopy] = []
+    try:
+        for user in users:
+            blob = blobs.seal(keyring, user.uuid, raw)
+            copies.append((user, blob, seal_info(keyring, user.uuid, blob.blob_id, info)))
+    except BaseException:
+        for _user, blob, _meta in copies:
+            blobs.discard(blob, unreferenced=True)
+        raise
+    return copies
+
+
+def store_report_copies(conn: Connection, blobs: BlobStore, copies: Sequence[ReportCopy],
+                        now: datetime, about: str) -> list[tuple[int, int, int]]:
+    """In the caller's transaction: each copy into its user's INBOX; (user id, mailbox id,
+    uid) of those stored.  A mailbox over quota gets none (logged with ``about``), the rest
+    of the transaction goes on."""
+    delivered = []
+    for user, blob, meta in copies:
+        try:
+            with conn.begin_nested():
+                item = deliver(conn, user, "inbox", blob, meta, (), now, now, blob_store=blobs)
+            delivered.append((item.user_id, item.mailbox_id, item.uid))
+        except QuotaExceeded:
+            # The report cannot be stored; what it reports is still recorded and logged.
+            log.warn("delivery report {about} not stored: {user}'s mailbox is over quota",
+                     about=about, user=user.email)
+    return delivered
 
 
 @dataclass(frozen=True)
@@ -69,9 +109,15 @@ class Bouncer:
         self._batch = OutcomeBatch(runner)
 
     async def record(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
-                     now: datetime, *, delay_warning: bool = False) -> None:
-        """Store ``outcomes`` for ``claim``'s recipients, and the DSN(s) they call for."""
-        reports = self._reports(claim, outcomes, now, delay_warning)
+                     now: datetime, *, delay_warning: bool = False,
+                     peer_dsn: bool = True) -> None:
+        """Store ``outcomes`` for ``claim``'s recipients, and the DSN(s) they call for.
+
+        ``peer_dsn``: the server that took the delivered recipients advertised DSN, so the
+        NOTIFY parameters went on with them and any success report is its to send; when it
+        did not, NOTIFY=SUCCESS recipients get a "relayed" report here (RFC 3461 §5.2.2).
+        """
+        reports = self._reports(claim, outcomes, now, delay_warning, peer_dsn)
         if not reports:
             await self._batch.add(outcomes, now)
             return
@@ -108,11 +154,11 @@ class Bouncer:
 
     # --- which reports --------------------------------------------------------------------
     def _reports(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
-                 now: datetime, delay_warning: bool) -> list[_Report]:
+                 now: datetime, delay_warning: bool, peer_dsn: bool = True) -> list[_Report]:
         if not dsn.should_bounce(claim.message.sender):
             return []
         by_id = {r.id: r for r in claim.recipients}
-        failed, delayed = [], []
+        failed, delayed, relayed = [], [], []
         for outcome in outcomes:
             rcpt = by_id.get(outcome.recipient_id)
             if rcpt is None:
@@ -130,9 +176,14 @@ class Bouncer:
                                             reply_status(code, enhanced) if code // 100 == 4
                                             else "4.0.0", now,
                                             retry_until=claim.message.created_at + self._max_age))
+            elif outcome.status == "delivered" and not peer_dsn \
+                    and wants_success_dsn(rcpt.notify):
+                relayed.append(self._status(rcpt, outcome, "relayed", "2.0.0", now))
         reports = []
         if failed:
             reports.append(_Report("failure", tuple(failed)))
+        if relayed:
+            reports.append(_Report("success", tuple(relayed)))
         if delayed:
             reports.append(_Report("delay", tuple(delayed)))
         return reports
@@ -163,12 +214,8 @@ class Bouncer:
     def _seal(self, raw: bytes, target: accounts.Resolution, sender: str) -> _SealedReport:
         utf8 = not raw.isascii()
         report = _SealedReport([], None, sender, len(raw), utf8)
-        info = analyse(raw).to_json()
+        report.local = seal_report_copies(self._blobs, self._keyring, raw, target.users)
         try:
-            for user in target.users:
-                blob = self._blobs.seal(self._keyring, user.uuid, raw)
-                report.local.append((user, blob, seal_info(self._keyring, user.uuid,
-                                                           blob.blob_id, info)))
             if not target.local_domain and not target.users:
                 report.remote = self._blobs.seal(self._keyring, QUEUE_OWNER, raw)
         except BaseException:
@@ -182,17 +229,8 @@ class Bouncer:
                 delay_warned: bool) -> list[tuple[int, int, int]]:
         delivered = []
         for report in reports:
-            for user, blob, meta in report.local:
-                try:
-                    with conn.begin_nested():
-                        item = deliver(conn, user, "inbox", blob, meta, (), now, now,
-                                       blob_store=self._blobs)
-                    delivered.append((item.user_id, item.mailbox_id, item.uid))
-                except QuotaExceeded:
-                    # The sender's own mailbox is full: the report cannot be stored; the
-                    # failure itself is still recorded and logged.
-                    log.warn("delivery report for queue id {queue_id} not stored: the "
-                             "sender's mailbox is over quota", queue_id=queue_id)
+            delivered += store_report_copies(conn, self._blobs, report.local, now,
+                                             f"for queue id {queue_id}")
             if report.remote is not None:
                 self._blobs.commit(conn, report.remote, None, now)  # type: ignore[arg-type]
                 queue_store.enqueue(conn, sender="", user_id=None,

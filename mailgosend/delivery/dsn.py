@@ -31,7 +31,10 @@ from email.policy import compat32
 from email.utils import format_datetime
 from typing import Literal
 
-Kind = Literal["failure", "delay"]
+Kind = Literal["failure", "delay", "success"]
+# The actions a report of each kind is about (RFC 3464 §2.3.3).
+_KIND_ACTIONS = {"failure": {"failed"}, "delay": {"delayed"},
+                 "success": {"delivered", "relayed", "expanded"}}
 
 # RFC 3464 §2.3.4: the status class must agree with the action.
 _ACTION_CLASS = {"failed": "5", "delayed": "4", "delivered": "2", "relayed": "2",
@@ -42,7 +45,8 @@ _MESSAGE_ID_RE = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 _CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f]+")
 _ESCAPE_RE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
 _SUBJECTS = {"failure": "Undelivered Mail Returned to Sender",
-             "delay": "Delayed Mail (still being retried)"}
+             "delay": "Delayed Mail (still being retried)",
+             "success": "Successful Mail Delivery Report"}
 _MAX_LINE = 998          # RFC 5322 §2.1.1, octets without CRLF
 _MAX_TOKEN = 900         # an unbreakable word must fit on one line with its field name
 _XTEXT_SPECIALS = " +=\\"  # RFC 6533 §3: outside QCHAR, so escaped too
@@ -183,12 +187,22 @@ def _human_text(kind: Kind, reporting_mta: str, recipients: Sequence[RecipientSt
     if kind == "failure":
         intro = ("Your message could not be delivered to one or more recipients. "
                  "The mail system has given up on them; the reasons are below.")
+    elif kind == "success":
+        # RFC 3461 §5.2.2: "relayed" means no further report will come from there.
+        intro = ("Your message was delivered to the recipients below, as you asked to be "
+                 "told. \"delivered\" means it reached the mailbox; \"expanded\" that it "
+                 "reached the addresses of an alias; \"relayed\" that it was handed to a "
+                 "server that sends no delivery reports, so you will hear nothing more "
+                 "about it unless it fails there.")
     else:
         intro = ("Your message has not been delivered yet to the recipients below. "
                  "The mail system will keep trying; you do not need to send it again.")
     lines = [f"This is the mail system at {reporting_mta}.", "", *textwrap.wrap(intro, 72), ""]
     for r in recipients:
-        state = {"failed": "delivery failed", "delayed": "delivery delayed"}.get(
+        state = {"failed": "delivery failed", "delayed": "delivery delayed",
+                 "delivered": "delivered to the mailbox",
+                 "relayed": "relayed to a server without delivery reports",
+                 "expanded": "delivered to the addresses of an alias"}.get(
             r.action, r.action)
         lines.append(f"<{r.recipient}>: {state} (status {r.status})")
         if r.diagnostic:
@@ -237,9 +251,10 @@ def build_dsn(*, reporting_mta: str, original_envelope_id: str | None, arrival_d
     """
     if not should_bounce(original_sender):
         raise ValueError("no DSN for the null sender or MAILER-DAEMON (RFC 3464 §2)")
-    wanted = {"failure": "failed", "delay": "delayed"}[kind]
-    if not any(r.action == wanted for r in recipients):
-        raise ValueError(f"a {kind} DSN needs at least one {wanted!r} recipient")
+    wanted = _KIND_ACTIONS[kind]
+    if not any(r.action in wanted for r in recipients):
+        raise ValueError(f"a {kind} DSN needs at least one {' or '.join(sorted(wanted))} "
+                         "recipient")
     sender = original_sender.strip().removeprefix("<").removesuffix(">")
     utf8 = not sender.isascii()
 

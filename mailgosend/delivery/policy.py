@@ -73,6 +73,11 @@ def wants_failure_dsn(notify: Optional[str]) -> bool:
     return "FAILURE" in {word.strip().upper() for word in notify.split(",")}
 
 
+def wants_success_dsn(notify: Optional[str]) -> bool:
+    """RFC 3461 §4.1: a success report only when NOTIFY lists SUCCESS."""
+    return bool(notify) and "SUCCESS" in {w.strip().upper() for w in (notify or "").split(",")}
+
+
 def wants_delay_dsn(notify: Optional[str]) -> bool:
     """RFC 3461 §4.1: DELAY must be asked for explicitly, or NOTIFY absent (then the MTA may
     decide; we send the warning, as Postfix does with delay_warning_time)."""

@@ -486,7 +486,8 @@ class QueueService(Service):
             source.close()
         by_address = {res.recipient.address: res.reply for res in result.results}
         replies = {r.id: by_address.get(wire[r.id]) for r in claim.recipients}
-        await self._record(claim, None, None, replies, host_name, session.tls_version)
+        await self._record(claim, None, None, replies, host_name, session.tls_version,
+                           peer_dsn="DSN" in session.extensions)
         return bool(result.session_lost)
 
     async def _source(self, message: queue_store.QueuedMessage, job: _DomainJob
@@ -558,8 +559,9 @@ class QueueService(Service):
 
     async def _record(self, claim: queue_store.Claim, code: Optional[int], text: Optional[str],
                       replies: dict[int, Any], host_name: Optional[str],
-                      tls_version: Optional[str]) -> None:
-        """Turn replies (or one shared code/text) into outcomes and store them."""
+                      tls_version: Optional[str], peer_dsn: bool = True) -> None:
+        """Turn replies (or one shared code/text) into outcomes and store them; ``peer_dsn``:
+        the peer advertised DSN (see Bouncer.record)."""
         now = self._now()
         outcomes = []
         for rcpt in claim.recipients:
@@ -585,7 +587,8 @@ class QueueService(Service):
             claim.message.created_at, now, claim.message.delay_warned,
             self.settings.delay_warning_hours)
         try:
-            await self._bouncer.record(claim, outcomes, now, delay_warning=warn)
+            await self._bouncer.record(claim, outcomes, now, delay_warning=warn,
+                                       peer_dsn=peer_dsn)
         finally:
             before = self._claimed
             self._claimed -= len(claim.recipients)

@@ -13,6 +13,8 @@
 - One signature per key: rsa-sha256 and ed25519-sha256 when the domain has both (RFC 8463 §1:
   verifiers that do not know ed25519 ignore that one and use the RSA one).
 - t= from the caller's clock, not the wall clock, so tests are deterministic.
+- h= is written "from : to : ...": the field is folded at spaces, and only the FWS around
+  h='s colons may carry a fold (§3.5); a fold inside a field name breaks the signature.
 
 dkimpy holds the whole message in memory (and copies it while parsing): acceptable for
 outbound mail, whose size MAX_MESSAGE_SIZE bounds, but it is why signing runs in the worker
@@ -118,7 +120,11 @@ class _Signer(dkim.DKIM):  # type: ignore[misc]
             (b"d", domain),
             (b"s", key.selector.encode("ascii")),
             (b"t", str(timestamp).encode("ascii")),            # RFC 6376 §3.5
-            (b"h", b":".join(include_headers)),
+            # " : ", as dkimpy's own sign() writes it: dkimpy folds the field at spaces
+            # only and cuts a space-less run at column 72, inside a field name.  RFC 6376
+            # §3.5 allows FWS around each ":" of h= (hdr-name *([FWS] ":" [FWS] hdr-name)),
+            # so a fold there changes nothing for any verifier.
+            (b"h", b" : ".join(include_headers)),
             (b"bh", base64.b64encode(body_hash.digest())),
             # Stand-in b= value that gen_header replaces with the signature; its length
             # makes b= fold onto a line of its own, as dkimpy's own sign() does.

@@ -3,7 +3,8 @@
 Policy only; the protocol (protocol.py) and the receive pipeline
 (pipeline/) do the rest.  Decisions, each with the reply it maps to:
 
-- connect from a banned address → ``421 4.7.0`` (the ban is temporary);
+- connect from a banned address → ``421 4.7.0`` (the ban is temporary), on the listeners
+  in BAN_SCOPE (by default submission and smtps, not inbound port 25);
 - AUTH through the shared Portal (brute-force rules included) → ``535 5.7.8``
   for bad credentials, ``454 4.7.0`` while the address or account is banned;
 - submission: the envelope sender must be the user's own address, a
@@ -87,7 +88,8 @@ class MailBackend:
         self._spool_dir = spool_dir
 
     def connection_made(self, session: SMTPSession) -> "defer.Deferred[None]":
-        if self._bans.is_banned(session.peer_ip):
+        scope = "smtp" if session.listener == "inbound" else "submission"
+        if self._bans.refuses(session.peer_ip, scope):  # BAN_SCOPE (auth/bans.py)
             log.info("refused connection from banned {ip} on {listener}", ip=session.peer_ip,
                      listener=session.listener)
             return defer.fail(SMTPReply(421, "4.7.0", "Too many failed logins from your "

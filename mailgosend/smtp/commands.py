@@ -36,6 +36,7 @@ from mailgosend.smtp.replies import (
     OK,
     UNKNOWN_COMMAND,
     SMTPReply,
+    printable,
 )
 from mailgosend.smtp.session import new_id
 
@@ -125,13 +126,20 @@ class CommandsMixin:
         # Never on port 25 (inbound); on submission/smtps only under TLS (RFC 4954 §4, §14).
         return self._session.listener != "inbound" and self._session.tls
 
+    @property
+    def _dsn(self) -> bool:
+        # RFC 3461 on submission and smtps only: inbound mail's reports would be ours to
+        # send for local delivery, which port 25 does not offer.
+        return self._session.listener != "inbound"
+
     def lookupMethod(self, command: str) -> Callable[[str], None]:
         """Only the commands in :data:`COMMANDS`; never an inherited ``do_*``."""
         name = COMMANDS.get(command.upper()) if command.isascii() else None
         return getattr(self, name) if name else self.do_UNKNOWN
 
     def extensions(self) -> dict[bytes, list[bytes] | None]:
-        """The EHLO keywords (Twisted's format): CHUNKING, DSN, VRFY deliberately absent."""
+        """The EHLO keywords (Twisted's format): CHUNKING and VRFY deliberately absent, DSN
+        only on submission and smtps."""
         ext: dict[bytes, list[bytes] | None] = {
             b"PIPELINING": None,
             b"SIZE": [str(self.limits.max_message_size).encode("ascii")],
@@ -143,6 +151,8 @@ class CommandsMixin:
         ext[b"ENHANCEDSTATUSCODES"] = None
         ext[b"8BITMIME"] = None
         ext[b"SMTPUTF8"] = None
+        if self._dsn:
+            ext[b"DSN"] = None  # RFC 3461: the queue honours NOTIFY/RET/ENVID/ORCPT
         return ext
 
     # -- session -----------------------------------------------------------------------------
@@ -236,7 +246,7 @@ class CommandsMixin:
             path, param_text = split_path(rest[5:])
         except AddressError:
             raise BAD_SENDER from None
-        params = parse_mail_params(param_text, self.limits.max_message_size)
+        params = parse_mail_params(param_text, self.limits.max_message_size, dsn=self._dsn)
         try:
             mailbox = parse_reverse_path(path, allow_utf8=params.smtputf8)
         except NonASCIIAddress:
@@ -251,6 +261,7 @@ class CommandsMixin:
             session.mail_from = address
             session.mail_params = params
             session.recipients = []
+            session.rcpt_params = {}
             session.transaction_id = new_id()
             return SMTPReply(250, "2.1.0", "Sender OK")
 
@@ -267,7 +278,7 @@ class CommandsMixin:
             path, param_text = split_path(rest[3:])
         except AddressError:
             raise BAD_RECIPIENT from None
-        params: RcptParams = parse_rcpt_params(param_text)
+        params: RcptParams = parse_rcpt_params(param_text, dsn=self._dsn)
         try:
             mailbox = parse_forward_path(path, allow_utf8=session.mail_params.smtputf8)
         except NonASCIIAddress:
@@ -284,6 +295,8 @@ class CommandsMixin:
                 return self._failure_reply(result, "validate_recipient")
             if address not in session.recipients:
                 session.recipients.append(address)
+            if params != RcptParams():
+                session.rcpt_params[address] = params
             return SMTPReply(250, "2.1.5", "Recipient OK")
 
         validated = self._call(self.backend.validate_recipient, session, address, params)
@@ -355,12 +368,17 @@ class CommandsMixin:
                     log.error("smtp {sid} authenticate failed: {t}", sid=session.session_id,
                               t=outcome.type.__name__ if outcome.type else "?")
                     reply = AUTH_TEMPFAIL
+                # The user name only, never the password (auth data is never logged).
+                log.info("smtp {sid} login failed for {user} from {ip}: {code} {status}",
+                         sid=session.session_id, user=printable(username, 100),
+                         ip=session.peer_ip, code=reply.code, status=reply.status or "")
                 return self._count_failure(reply)
             if not isinstance(outcome, str) or not outcome:
                 log.error("smtp {sid} authenticate returned no identity", sid=session.session_id)
                 return AUTH_TEMPFAIL
             session.authenticated = outcome
-            log.info("smtp {sid} authenticated as {who}", sid=session.session_id, who=outcome)
+            log.info("smtp {sid} login succeeded: authenticated as {who} from {ip}",
+                     sid=session.session_id, who=outcome, ip=session.peer_ip)
             return SMTPReply(235, "2.7.0", "Authentication successful")
 
         username, password = result.username, result.password

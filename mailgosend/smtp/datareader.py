@@ -36,11 +36,20 @@ class DataReader:
 
     Findings, checked by the caller after ``done``: ``bare_newline`` (a CR or LF that is not
     part of CRLF, RFC 5321 §2.3.8), ``nul`` (NUL octet, RFC 5321 §4.5.2 / RFC 5322 §2.3),
-    ``eight_bit`` (an octet above 127), ``oversize`` (more than ``max_size`` octets).
+    ``eight_bit`` (an octet above 127), ``oversize`` (more than ``max_size`` octets),
+    ``header_oversize`` (a header section, up to and including the empty line that ends
+    it, of more than ``max_header_size`` octets; None: no limit).
     """
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, max_header_size: int | None = None) -> None:
         self.max_size = max_size
+        self.max_header_size = max_header_size
+        self.header_size = 0
+        self.header_oversize = False
+        self._in_header = True
+        # The last octets of the header seen so far; the message starts at a line start,
+        # so an empty header section (data starting with CRLF) is found as CRLF CRLF too.
+        self._header_tail = b"\r\n"
         self.size = 0
         self.bare_newline = False
         self.nul = False
@@ -55,7 +64,7 @@ class DataReader:
     @property
     def rejected(self) -> bool:
         """A finding that refuses the message whatever the sink says."""
-        return self.bare_newline or self.nul or self.oversize
+        return self.bare_newline or self.nul or self.oversize or self.header_oversize
 
     def discard(self) -> None:
         """Stop returning body octets (the sink refused); scanning for the end goes on."""
@@ -106,9 +115,24 @@ class DataReader:
         self.size += len(body)
         if self.size > self.max_size:
             self.oversize = True
-        if self.oversize or self.discarding or self.bare_newline or self.nul:
+        if self._in_header and body:
+            self._count_header(body)
+        if self.rejected or self.discarding:
             body = b""
         return Feed(body, done, rest)
+
+    def _count_header(self, body: bytes) -> None:
+        """Add the octets of ``body`` that belong to the header section (RFC 5322 §2.1)."""
+        probe = self._header_tail + body
+        end = probe.find(b"\r\n\r\n")
+        if end >= 0:
+            self.header_size += max(0, end + 4 - len(self._header_tail))
+            self._in_header = False
+        else:
+            self.header_size += len(body)
+            self._header_tail = probe[-3:]
+        if self.max_header_size is not None and self.header_size > self.max_header_size:
+            self.header_oversize = True
 
     def _judge(self, buf: bytes, content_end: int) -> None:
         """Check the octets before ``content_end`` (each octet is judged exactly once)."""

@@ -31,10 +31,14 @@ class SMTPLimits:
     """Resource limits of one listener. Defaults follow RFC 5321 §4.5.3 and Postfix."""
 
     max_message_size: int = 25 * 1024 * 1024
+    max_header_size: int = 100 * 1024  # Postfix's header_size_limit
     max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
     command_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7: server waits 5 min for a command
     data_timeout: float = 600.0  # between DATA chunks; RFC 5321 §4.5.3.2.5-6 client side
-    max_commands: int = 1000
+    # Junk commands (NOOP, RSET, VRFY, HELP and every command that failed) allowed between
+    # two accepted messages, as Postfix's smtpd_junk_command_limit; real transactions are
+    # never counted, so one session may carry any number of messages.
+    max_junk_commands: int = 100
     max_connections: int = 1000
     max_connections_per_ip: int = 20
     max_auth_failures: int = 3

@@ -13,6 +13,10 @@ Codes for the cases RFC 5321 leaves open, and why:
   ``554 5.6.0`` on submission/smtps: we are the first hop and must know the body type to relay
   it correctly (RFC 6152 §3, RFC 6409 §8); every current MUA declares it.
 - over the size limit: ``552 5.3.4`` (RFC 1870 §6.3), data counted as it streams.
+- a header section over ``max_header_size`` (HEADER_SIZE_LIMIT, 100 KiB by default as
+  Postfix's header_size_limit): ``552 5.3.4`` as well (RFC 3463: a size limit of this
+  system), counted as it streams.  Postfix silently drops the excess header lines
+  instead; refusing keeps a 250 a promise to store the message as sent (DESIGN §3).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = Logger()
 
 BARE_NEWLINE_DATA = SMTPReply(554, "5.5.2", "Message rejected: bare <CR> or <LF> received")
 NUL_DATA = SMTPReply(554, "5.6.0", "Message rejected: NUL character in message")
+HEADER_TOO_BIG = SMTPReply(552, "5.3.4", "Message rejected: header section exceeds "
+                                          "the size limit")
 UNDECLARED_8BIT = SMTPReply(
     554, "5.6.0", "Message rejected: 8-bit data without BODY=8BITMIME or SMTPUTF8"
 )
@@ -36,9 +42,10 @@ UNDECLARED_8BIT = SMTPReply(
 class IncomingMessage:
     """Streams one message into its sink; nothing is held beyond a few octets of a chunk."""
 
-    def __init__(self, sink: IMessageSink, max_size: int) -> None:
+    def __init__(self, sink: IMessageSink, max_size: int,
+                 max_header_size: int | None = None) -> None:
         self.sink = sink
-        self.reader = DataReader(max_size)
+        self.reader = DataReader(max_size, max_header_size)
         self.sink_error: SMTPReply | None = None
 
     @property
@@ -73,6 +80,8 @@ class IncomingMessage:
             return NUL_DATA
         if reader.oversize:
             return MESSAGE_TOO_BIG
+        if reader.header_oversize:
+            return HEADER_TOO_BIG
         if reader.eight_bit and session.listener != "inbound":
             if not session.mail_params.allows_8bit:
                 return UNDECLARED_8BIT

@@ -1,8 +1,10 @@
 """ESMTP parameters of MAIL FROM and RCPT TO (RFC 5321 §4.1.2 Mail-parameters).
 
 Supported on MAIL: SIZE (RFC 1870), BODY=7BIT|8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), AUTH
-(RFC 4954 §5, accepted and ignored: we never relay it on). No RCPT parameter is supported (DSN's
-NOTIFY/ORCPT are not advertised). Pure functions; errors carry their reply.
+(RFC 4954 §5, accepted and ignored: we never relay it on); with ``dsn=True`` (submission and
+smtps, where DSN is advertised) also RFC 3461's RET and ENVID on MAIL and NOTIFY and ORCPT on
+RCPT. Elsewhere those get 555 like any unknown parameter. Pure functions; errors carry their
+reply.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class MailParams:
     body: str = "7BIT"  # "7BIT" or "8BITMIME"; RFC 6152 §3: 7BIT when BODY is absent
     smtputf8: bool = False
     auth: str | None = None  # RFC 4954 §5 AUTH=<mailbox>; kept for logging only
+    ret: str | None = None  # RFC 3461 §4.3: "FULL" or "HDRS"
+    envid: str | None = None  # RFC 3461 §4.4, xtext decoded
 
     @property
     def allows_8bit(self) -> bool:
@@ -44,7 +48,33 @@ class MailParams:
 
 @dataclass(frozen=True)
 class RcptParams:
-    """RCPT TO parameters; none are supported yet, the type keeps the backend signature stable."""
+    """RCPT TO parameters (RFC 3461): ``notify`` as "NEVER" or a comma list of SUCCESS,
+    FAILURE, DELAY (None: the default, failures only); ``orcpt`` as "type;address", xtext
+    decoded (what the queue stores and delivery/envelope.py sends on)."""
+
+    notify: str | None = None
+    orcpt: str | None = None
+
+
+NOTIFY_WORDS = ("SUCCESS", "FAILURE", "DELAY")
+MAX_ENVID = 100   # RFC 3461 §4.4
+MAX_ORCPT = 500   # RFC 3461 §4.2
+
+
+def decode_xtext(value: str) -> str:
+    """RFC 3461 §4: ``+HH`` is the octet HH; the result is read as UTF-8."""
+    if not _XTEXT_RE.match(value):
+        raise ValueError("not xtext")
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        if value[i] == "+":
+            raw.append(int(value[i + 1:i + 3], 16))
+            i += 3
+        else:
+            raw += value[i].encode("ascii")
+            i += 1
+    return raw.decode("utf-8", "replace")
 
 
 def split_params(text: str) -> dict[str, str | None]:
@@ -68,14 +98,30 @@ def split_params(text: str) -> dict[str, str | None]:
     return result
 
 
-def parse_mail_params(text: str, max_size: int) -> MailParams:
-    """Parse MAIL FROM parameters; refuse unknown ones and a declared SIZE above ``max_size``."""
+def parse_mail_params(text: str, max_size: int, dsn: bool = False) -> MailParams:
+    """Parse MAIL FROM parameters; refuse unknown ones and a declared SIZE above ``max_size``.
+    ``dsn``: RET and ENVID are understood (RFC 3461 §4.3, §4.4)."""
     raw = split_params(text)
     size: int | None = None
     body = "7BIT"
     smtputf8 = False
     auth: str | None = None
+    ret: str | None = None
+    envid: str | None = None
     for key, value in raw.items():
+        if dsn and key == "RET":
+            if value is None or value.upper() not in ("FULL", "HDRS"):
+                raise _bad_value(key)
+            ret = value.upper()
+            continue
+        if dsn and key == "ENVID":
+            try:
+                envid = decode_xtext(value or "")
+            except ValueError:
+                raise _bad_value(key) from None
+            if not envid or len(envid) > MAX_ENVID:
+                raise _bad_value(key)
+            continue
         if key == "SIZE":
             # RFC 1870 §3: size-value = 1*20DIGIT
             if value is None or not value.isascii() or not value.isdigit() or len(value) > 20:
@@ -98,11 +144,33 @@ def parse_mail_params(text: str, max_size: int) -> MailParams:
     if size is not None and size > max_size:
         # RFC 1870 §6.2: refuse at MAIL, before the client sends the data.
         raise SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-    return MailParams(size=size, body=body, smtputf8=smtputf8, auth=auth)
+    return MailParams(size=size, body=body, smtputf8=smtputf8, auth=auth, ret=ret,
+                      envid=envid)
 
 
-def parse_rcpt_params(text: str) -> RcptParams:
-    """Parse RCPT TO parameters; every one is unsupported today."""
-    for key in split_params(text):
-        raise _unsupported(key)
-    return RcptParams()
+def parse_rcpt_params(text: str, dsn: bool = False) -> RcptParams:
+    """Parse RCPT TO parameters: NOTIFY and ORCPT when ``dsn`` (RFC 3461 §4.1, §4.2), else
+    none."""
+    notify: str | None = None
+    orcpt: str | None = None
+    for key, value in split_params(text).items():
+        if dsn and key == "NOTIFY":
+            words = [word.strip().upper() for word in (value or "").split(",")]
+            # "NEVER" alone, or any of SUCCESS, FAILURE, DELAY, each once.
+            if words != ["NEVER"] and (not all(w in NOTIFY_WORDS for w in words)
+                                       or len(set(words)) != len(words)):
+                raise _bad_value(key)
+            notify = ",".join(words)
+        elif dsn and key == "ORCPT":
+            kind, semicolon, address = (value or "").partition(";")
+            try:
+                decoded = decode_xtext(address) if address else ""
+            except ValueError:
+                raise _bad_value(key) from None
+            if not semicolon or not _KEYWORD_RE.match(kind) or not decoded \
+                    or len(decoded) > MAX_ORCPT:
+                raise _bad_value(key)
+            orcpt = f"{kind.lower()};{decoded}"
+        else:
+            raise _unsupported(key)
+    return RcptParams(notify=notify, orcpt=orcpt)

@@ -36,6 +36,7 @@ from mailgosend.smtp.replies import (
     SMTPReply,
     default_status,
     format_reply,
+    printable,
 )
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.tls.context import tls_summary
@@ -51,6 +52,13 @@ COMMAND = "command"
 AUTH = "auth"
 DATA = "data"
 
+# Commands whose argument (an address and ESMTP parameters) is logged with a refusal; any
+# other argument may hold credentials (AUTH) or garbage and is never logged.
+LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT"})
+
+# Commands that move no mail (Postfix's junk commands, plus HELP); a failed command of any
+# kind counts as junk too (SMTPLimits.max_junk_commands).
+JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "HELP"})
 
 
 @implementer(IHandshakeListener)
@@ -78,6 +86,9 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         self._refused = False  # greeting was 554: only QUIT is served (RFC 5321 §3.1)
         self._shutdown_requested = False
         self._message: IncomingMessage | None = None
+        self._junk = 0  # junk commands since the last accepted message
+        self._junk_command = False  # the command being answered is one of JUNK_COMMANDS
+        self._command = "CONNECT"  # what the current reply answers, for the log
         self._lost_waiters: list[Deferred[None]] = []
         self.sasl: Mechanism | None = None
 
@@ -224,12 +235,30 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         421 always closes (RFC 5321 §3.8). During shutdown the session ends after the first
         final (non-3xx) reply.
         """
+        if reply.code >= 400:
+            self._log_refusal(reply)
         if reply.code == 421:
             self._send_and_close(reply)
             return
+        if reply.code >= 400 or (self._junk_command and reply.code < 300):
+            self._junk += 1
+            if self._junk > self.limits.max_junk_commands:
+                text = f"{self.factory.hostname} Error: too many commands"
+                self._send_and_close(SMTPReply(421, "4.7.0", text))
+                return
         self._send(reply)
         if self._shutdown_requested and not 300 <= reply.code < 400:
             self._send_and_close(self._shutting_down())
+
+    def _log_refusal(self, reply: SMTPReply) -> None:
+        """One line per refused command: what was refused and with which reply, as an
+        operator greps for it (Postfix's "NOQUEUE: reject: RCPT from ..."); never AUTH
+        data or message content."""
+        session = self.session
+        log.info("smtp {sid} {ip} refused {command}: {code} {status} {text}",
+                 sid=session.session_id if session else "-",
+                 ip=session.peer_ip if session else "-", command=self._command,
+                 code=reply.code, status=reply.status or "", text=printable(reply.text))
 
     # -- waiting for the backend ------------------------------------------------------------
 
@@ -327,11 +356,9 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         assert self.session is not None
         if self._state == COMMAND:
             self.session.commands += 1
-            if self.session.commands > self.limits.max_commands:
-                text = f"{self.factory.hostname} Error: too many commands"
-                self._send_and_close(SMTPReply(421, "4.7.0", text))
-                return
+            self._junk_command = False
         if isinstance(line, SMTPReply):
+            self._command = "(malformed line)"
             self._end_auth()  # a malformed line also ends an AUTH exchange
             self.reply(line)
         elif self._state == AUTH:
@@ -343,6 +370,10 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         text = content.decode("utf-8", "surrogateescape").strip(" \t")
         verb, _, argument = text.partition(" ")
         argument = argument.strip(" \t")
+        self._junk_command = verb.upper() in JUNK_COMMANDS
+        name = verb.upper() if verb.isascii() and verb.isalpha() else "?"
+        self._command = (f"{name} {printable(argument)}" if name in LOGGED_ARGUMENTS
+                         else name[:16])
         if self._refused and verb.upper() != "QUIT":
             self.reply(SMTPReply(503, "5.5.1", "Error: no SMTP service here; QUIT"))
             return
@@ -359,7 +390,8 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
 
     def start_data(self, sink: IMessageSink) -> None:
         """Switch to raw mode after ``354`` (called by ``do_DATA``)."""
-        self._message = IncomingMessage(sink, self.limits.max_message_size)
+        self._message = IncomingMessage(sink, self.limits.max_message_size,
+                                        self.limits.max_header_size)
         self._state = DATA
         self.setTimeout(self.limits.data_timeout)
 
@@ -393,13 +425,18 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
             reply = self._failure_reply(result, "finish")
         elif isinstance(result, SMTPReply):
             reply = result
+            if reply.code == 250:
+                self._junk = 0  # as Postfix: the junk count restarts with each delivery
             log.info(
-                "smtp {sid} message {tid} size={size} rcpts={n}: {code}",
+                "smtp {sid} message {tid} from=<{sender}> size={size} rcpts={n}: {code} "
+                "{text}",
                 sid=session.session_id,
                 tid=session.transaction_id,
+                sender=printable(session.mail_from or ""),
                 size=size,
                 n=len(session.recipients),
                 code=reply.code,
+                text=printable(reply.text),
             )
         else:
             log.error("smtp message sink finish() returned {t}", t=type(result).__name__)

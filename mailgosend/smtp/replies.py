@@ -95,3 +95,8 @@ UNKNOWN_COMMAND = SMTPReply(500, "5.5.2", "Error: command not recognized")
 LINE_TOO_LONG = SMTPReply(500, "5.5.2", "Line too long")
 AUTH_LINE_TOO_LONG = SMTPReply(500, "5.5.6", "Authentication Exchange line is too long")
 MESSAGE_TOO_BIG = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """Client-supplied text made safe for one log line (no control characters, bounded)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])

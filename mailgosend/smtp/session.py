@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mailgosend.smtp.params import MailParams
+from mailgosend.smtp.params import MailParams, RcptParams
 
 ListenerKind = Literal["inbound", "submission", "smtps"]
 LISTENER_KINDS: tuple[ListenerKind, ...] = ("inbound", "submission", "smtps")
@@ -40,6 +40,8 @@ class SMTPSession:
     mail_from: str | None = None
     mail_params: MailParams = field(default_factory=MailParams)
     recipients: list[str] = field(default_factory=list)
+    # RFC 3461 NOTIFY/ORCPT of the recipients that gave any (submission only).
+    rcpt_params: dict[str, RcptParams] = field(default_factory=dict)
     transaction_id: str | None = None
     body_8bit: bool = False  # set before IMessageSink.finish(): the data had 8-bit octets
     commands: int = 0
@@ -56,6 +58,7 @@ class SMTPSession:
         self.mail_from = None
         self.mail_params = MailParams()
         self.recipients = []
+        self.rcpt_params = {}
         self.transaction_id = None
         self.body_8bit = False
         self.resolved = {}

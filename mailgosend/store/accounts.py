@@ -303,6 +303,35 @@ class Resolution:
         return bool(self.local or self.remote)
 
 
+POSTMASTER = "postmaster"
+
+
+def postmaster_admin(conn: Connection) -> Optional[User]:
+    """Who receives postmaster@ mail of a domain without a postmaster user or alias: the
+    oldest enabled administrator account (lowest id, normally the one ``create-admin``
+    made) whose domain is enabled; None when there is none."""
+    row = conn.execute(_user_query().where(
+        users.c.is_admin.is_(True), users.c.enabled.is_(True),
+        domains.c.enabled.is_(True)).order_by(users.c.id).limit(1)).first()
+    return _user(row) if row is not None else None
+
+
+def postmaster_route(conn: Connection, domain: str) -> str:
+    """Where mail for postmaster@``domain`` goes, in words (for ``domain add``)."""
+    source = f"{POSTMASTER}@{normalize_domain(domain)}"
+    resolution = resolve_recipient(conn, source)
+    if not resolution.deliverable:
+        return (f"{source} has no destination: add an administrator "
+                f"('mailgosend create-admin') or an alias "
+                f"('mailgosend alias add {source} you@example.com')")
+    if conn.execute(select(users.c.id).where(users.c.email == source)).first() or \
+            _alias_targets(conn, source):
+        how = "its own mailbox or alias"
+    else:
+        how = "the first administrator, as it has no postmaster alias"
+    return f"mail for {source} goes to {', '.join(resolution.local + resolution.remote)} ({how})"
+
+
 def resolve_recipient(conn: Connection, address: str) -> Resolution:
     """Expand users, ``user+tag`` sub-addresses, aliases and catch-alls.
 
@@ -310,6 +339,11 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
     domain's catch-all.  Alias chains are followed to MAX_ALIAS_DEPTH; loops
     end without delivering twice.  Disabled users, aliases and domains do not
     receive.
+
+    ``postmaster@`` every enabled local domain is always deliverable when the server has an
+    administrator (RFC 5321 §4.5.1: it MUST be accepted): to the domain's own postmaster
+    user or alias when there is one, else to :func:`postmaster_admin` (never to the
+    catch-all, whose owner may be anyone).
     """
     local: list[str] = []
     records: list[User] = []
@@ -341,6 +375,12 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
                 for target in targets:
                     visit(target, depth + 1)
                 return
+        if addr.local == POSTMASTER:
+            admin = postmaster_admin(conn)
+            if admin is not None and admin.email not in local:
+                local.append(admin.email)
+                records.append(admin)
+            return
         for target in _alias_targets(conn, "@" + addr.domain):
             visit(target, depth + 1)
 

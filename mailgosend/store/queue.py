@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
@@ -235,15 +235,19 @@ def next_due(conn: Connection) -> Optional[datetime]:
 def enqueue(conn: Connection, *, sender: str, user_id: Optional[int], blob_id: str, size: int,
             recipients: Sequence[str], now: datetime, smtputf8: bool = False,
             body_8bit: bool = False, envid: Optional[str] = None,
-            ret: Optional[str] = None) -> int:
-    """One queue row and its recipients (the caller has recorded the blob)."""
+            ret: Optional[str] = None,
+            notify: Optional[Mapping[str, tuple[Optional[str], Optional[str]]]] = None) -> int:
+    """One queue row and its recipients (the caller has recorded the blob).  ``notify`` maps a
+    recipient to its RFC 3461 (NOTIFY, ORCPT) when the client gave any."""
+    notify = notify or {}
     result = conn.execute(insert(queue).values(
         sender=sender, user_id=user_id, blob_id=blob_id, size=size, smtputf8=smtputf8,
         body_8bit=body_8bit, envid=envid, ret=ret, created_at=now))
     queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     conn.execute(insert(queue_recipients), [
         dict(queue_id=queue_id, recipient=rcpt, domain=rcpt.rsplit("@", 1)[-1].lower(),
-             status="queued", attempts=0, next_attempt_at=now, updated_at=now, created_at=now)
+             status="queued", attempts=0, next_attempt_at=now, updated_at=now, created_at=now,
+             notify=notify.get(rcpt, (None, None))[0], orcpt=notify.get(rcpt, (None, None))[1])
         for rcpt in recipients])
     return queue_id
 

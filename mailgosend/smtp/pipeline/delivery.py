@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
+from mailgosend.delivery.bounces import seal_report_copies, store_report_copies
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.events import Events, NewMail
 from mailgosend.smtp.replies import SMTPReply
@@ -95,6 +96,10 @@ class Delivery:
         self._events = events
         self._default_domain = default_domain
 
+    @property
+    def default_domain(self) -> str:
+        return self._default_domain
+
     def targets(self, session: SMTPSession) -> "Deferred[Targets]":
         """Where the message goes: from what RCPT learnt, or asked again if incomplete."""
         known = [session.resolved.get(canonical_recipient(r, self._default_domain))
@@ -111,12 +116,15 @@ class Delivery:
     async def commit(self, session: SMTPSession, targets: Targets,
                      sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
                      now: datetime) -> str:
-        """One transaction for every copy and queue row; returns the id quoted in the 250.
+        """One transaction for every copy and queue row; returns the id quoted in the 250:
+        the outbound queue id when the message was queued (what ``mailgosend queue show``
+        takes and the queue worker logs), else the transaction id (in the log lines and
+        the Received header of the stored copies).
 
         ``junk``: the ids of the local users whose copy is filed in Junk (the spam verdict
         is per user: the shared score plus that user's Bayesian points)."""
         try:
-            delivered = await self._runner.write(
+            delivered, queue_id = await self._runner.write(
                 self._record, session, targets, sealed, junk, now)
         except BaseException as exc:
             # A refused job was rolled back for certain; after any other failure the COMMIT
@@ -134,7 +142,32 @@ class Delivery:
             self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
         if targets.remote:
             self._events.publish_queued()
+        if queue_id is not None:
+            return str(queue_id)
         return session.transaction_id or session.session_id
+
+    async def deliver_report(self, raw: bytes, sender: str, now: datetime) -> int:
+        """Store a delivery report (RFC 3464) for a local ``sender`` in the INBOX of every
+        user the address reaches, as the queue's Bouncer stores its reports; returns how
+        many copies were stored.  A submission's sender is always local
+        (accounts.may_send_as); a full mailbox just gets none."""
+        resolution = await self._runner.read(accounts.resolve_recipient, sender)
+        if not resolution.users:
+            return 0
+        copies = await self._workers.run(seal_report_copies, self._blobs, self._keyring, raw,
+                                         resolution.users)
+        try:
+            delivered = await self._runner.write(store_report_copies, self._blobs, copies,
+                                                 now, f"for {sender}")
+        except BaseException:
+            for _user, blob, _meta in copies:
+                self._blobs.discard(blob, unreferenced=False)
+            raise
+        for _user, blob, _meta in copies:
+            self._blobs.release(blob)
+        for user_id, mailbox_id, uid in delivered:
+            self._events.publish(NewMail(user_id, mailbox_id, uid))
+        return len(delivered)
 
     def seal_all(self, handle: IO[bytes], targets: Targets,
                  variants: Optional[Mapping[str, bytes]] = None, shared_prefix: int = 0,
@@ -177,16 +210,17 @@ class Delivery:
 
     def _record(self, conn: Connection, session: SMTPSession, targets: Targets,
                 sealed: dict[str, tuple[SealedBlob, bytes]], junk: AbstractSet[int],
-                now: datetime) -> list[Delivered]:
+                now: datetime) -> tuple[list[Delivered], Optional[int]]:
         delivered = []
         for user in targets.local:
             role = "junk" if user.id in junk else "inbox"
             blob, meta = sealed[user.uuid]
             delivered.append(deliver(conn, user, role, blob, meta, (), now, now,
                                      blob_store=self._blobs))
+        queue_id = None
         if targets.remote:
-            self._enqueue(conn, session, targets.remote, sealed[QUEUE_OWNER][0], now)
-        return delivered
+            queue_id = self._enqueue(conn, session, targets.remote, sealed[QUEUE_OWNER][0], now)
+        return delivered, queue_id
 
     def _enqueue(self, conn: Connection, session: SMTPSession, recipients: Sequence[str],
                  blob: SealedBlob, now: datetime) -> int:
@@ -195,11 +229,16 @@ class Delivery:
             user = accounts.find_user(conn, session.authenticated)
             user_id = user.id if user is not None else None
         self._blobs.commit(conn, blob, user_id, now)  # type: ignore[arg-type]
+        params = session.mail_params
+        # RFC 3461: what the client asked of each recipient travels with the queue row (an
+        # address reached only through a local alias has no RCPT of its own).
+        asked = {rcpt.lower(): (p.notify, p.orcpt) for rcpt, p in session.rcpt_params.items()}
+        notify = {rcpt: asked[rcpt.lower()] for rcpt in recipients if rcpt.lower() in asked}
         return queue_store.enqueue(
             conn, sender=session.mail_from or "", user_id=user_id, blob_id=blob.blob_id,
-            size=blob.size, recipients=recipients, now=now,
-            smtputf8=session.mail_params.smtputf8,
-            body_8bit=session.mail_params.body == "8BITMIME" or session.body_8bit)
+            size=blob.size, recipients=recipients, now=now, smtputf8=params.smtputf8,
+            body_8bit=params.body == "8BITMIME" or session.body_8bit, envid=params.envid,
+            ret=params.ret, notify=notify)
 
 
 

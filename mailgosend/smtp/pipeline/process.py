@@ -26,6 +26,8 @@ from typing import AbstractSet, Any, Mapping, Optional, Sequence
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mailgosend.delivery import dsn
+from mailgosend.delivery.policy import wants_success_dsn
 from mailgosend.smtp.pipeline.author import check_author
 from mailgosend.smtp.pipeline.checks import (
     FULL_CHECK_MAX_SIZE,
@@ -34,9 +36,10 @@ from mailgosend.smtp.pipeline.checks import (
     CheckSettings,
     run_checks,
 )
-from mailgosend.smtp.pipeline.delivery import Delivery, Targets
+from mailgosend.smtp.pipeline.delivery import Delivery, Targets, canonical_recipient
 from mailgosend.smtp.pipeline.received import received_header
 from mailgosend.smtp.pipeline.spool import SpooledMessage
+from mailgosend.smtp.pipeline.submission import missing_fields
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.spam import bayes
@@ -113,6 +116,9 @@ def store(session: SMTPSession, message: SpooledMessage, settings: CheckSettings
     outcome = checked.outcome
     recipient = session.recipients[0] if len(session.recipients) == 1 else None
     lines = [received_header(session, settings.hostname, now, recipient)]
+    if session.listener != "inbound":
+        lines += missing_fields(header_block, now, settings.hostname,
+                                session.transaction_id or session.session_id)
     junk: set[int] = set()
     variants: dict[str, bytes] = {}
     if outcome is not None:
@@ -189,11 +195,47 @@ class ReceivePipeline:
         queue_id = await self._delivery.commit(session, targets, prepared.sealed,
                                                prepared.junk, now)
         junk = len(prepared.junk)
-        log.info("{id}: accepted {size} bytes from {ip} for {count} recipient(s){spam}",
-                 id=queue_id, size=prepared.size, ip=session.peer_ip,
-                 count=len(session.recipients),
-                 spam=f" (spam for {junk} of {len(targets.local)})" if junk else "")
+        queued = f", queue id {queue_id}" if targets.remote else ""
+        log.info("{tid}: accepted {size} bytes from {ip} for {count} recipient(s){spam}"
+                 "{queued}", tid=session.transaction_id, size=prepared.size,
+                 ip=session.peer_ip, count=len(session.recipients),
+                 spam=f" (spam for {junk} of {len(targets.local)})" if junk else "",
+                 queued=queued)
+        if session.rcpt_params:
+            await self._report_delivered(session, message, now)
         return SMTPReply(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+    async def _report_delivered(self, session: SMTPSession, message: SpooledMessage,
+                                now: datetime) -> None:
+        """RFC 3461 §4.1 NOTIFY=SUCCESS for recipients delivered here: one report with
+        Action "delivered" (a single mailbox) or "expanded" (an alias that reached several,
+        or went on elsewhere; RFC 3464 §2.3.3), sent to the sender once the message is
+        committed.  It never costs the sender the 250: a failure here is only logged."""
+        statuses = []
+        for rcpt in session.recipients:
+            params = session.rcpt_params.get(rcpt)
+            resolved = session.resolved.get(
+                canonical_recipient(rcpt, self._delivery.default_domain))
+            if params is None or not wants_success_dsn(params.notify) or resolved is None \
+                    or not resolved.local:
+                continue
+            single = len(resolved.local) == 1 and not resolved.remote
+            statuses.append(dsn.RecipientStatus(
+                recipient=rcpt, original_recipient=params.orcpt,
+                action="delivered" if single else "expanded", status="2.0.0",
+                remote_mta=None, diagnostic=None, last_attempt=now))
+        if not statuses or not dsn.should_bounce(session.mail_from or ""):
+            return
+        try:
+            raw = dsn.build_dsn(
+                reporting_mta=self._settings.hostname,
+                original_envelope_id=session.mail_params.envid, arrival_date=now,
+                original_sender=session.mail_from or "", recipients=statuses,
+                original_headers=message.header_block(), kind="success", now=now,
+                message_id_domain=self._settings.hostname)
+            await self._delivery.deliver_report(raw, session.mail_from or "", now)
+        except Exception:
+            log.failure("{tid}: success report not stored", tid=session.transaction_id)
 
     async def _trained(self, session: SMTPSession, targets: Targets) -> list[User]:
         """The local recipients whose classifier has an opinion (usually none)."""
