@@ -16,7 +16,14 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence, TextIO
 
 from mailgosend import __version__, cli_dkim, passwords
-from mailgosend.config import Config, ConfigError, load, missing_keys, parse_size
+from mailgosend.config import (
+    Config,
+    ConfigError,
+    load,
+    missing_keys,
+    new_file_notice,
+    parse_size,
+)
 from mailgosend.store import accounts
 from mailgosend.store.addresses import AddressError
 
@@ -48,10 +55,12 @@ def _size(text: str) -> int:
 class Context:
     """What a command needs: the validated config and, on demand, the database."""
 
-    def __init__(self, config_path: str, stdin: TextIO, stdout: TextIO) -> None:
+    def __init__(self, config_path: str, stdin: TextIO, stdout: TextIO,
+                 stderr: Optional[TextIO] = None) -> None:
         self.config_path = config_path
         self.stdin = stdin
         self.stdout = stdout
+        self.stderr = stderr or sys.stderr
         self._config: Optional[Config] = None
         self._engine: Any = None
 
@@ -59,7 +68,15 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             self._config = load(self.config_path)
+            self.announce(self._config)
         return self._config
+
+    def announce(self, config: Config) -> None:
+        """What loading said: the new-key notice (once, when the file was made), warnings."""
+        if config.created:
+            self.stderr.write(f"mailgosend: {new_file_notice(config)}\n")
+        for warning in config.warnings:
+            self.stderr.write(f"mailgosend: warning: {warning}\n")
 
     @property
     def engine(self) -> Any:
@@ -234,6 +251,7 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> None:
             raise CLIError(f"{ctx.config_path} already exists; it was not changed")
         config = load(ctx.config_path, profile=args.profile)
         ctx.out(f"created {config.path} (profile {config['PROFILE']}, mode 0600)")
+        ctx.announce(config)
         return
     config = load(ctx.config_path, create=False)
     for warning in config.warnings:
@@ -339,7 +357,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[TextIO] = None
             args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    ctx = Context(args.config, stdin, stdout)
+    ctx = Context(args.config, stdin, stdout, stderr)
     try:
         COMMANDS[args.command](ctx, args)
         return 0

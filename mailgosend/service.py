@@ -24,7 +24,7 @@ from mailgosend import __version__
 from mailgosend import log as mglog
 from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import build_portal
-from mailgosend.config import Config
+from mailgosend.config import Config, new_file_notice, settings_origin
 from mailgosend.crypto import KeyRing
 from mailgosend.db.engine import create_db_engine
 from mailgosend.db.migrate import upgrade_to_head
@@ -171,6 +171,7 @@ class Wiring:
         ListenerService(name, f"{name.upper()}_PORT", f"{name.upper()}_BIND", listener.bind,
                         listener.port, factory, self.reactor, tls=tls,
                         grace_seconds=self.config["SHUTDOWN_GRACE_SECONDS"],
+                        origin=settings_origin(self.config),
                         ).setServiceParent(self.root.listeners)
 
     def tls_for(self, group: str) -> Optional[ServerTLS]:
@@ -189,6 +190,8 @@ def makeService(config: Config, *, reactor: Any = None,
 
         reactor = default_reactor
     root = MailgosendService(config, observer, reactor)
+    if config.created:
+        log.warn("{notice}", notice=new_file_notice(config))
     for warning in config.warnings:
         log.warn("configuration: {warning}", warning=warning)
     if config.appended:

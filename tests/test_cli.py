@@ -384,11 +384,24 @@ class MigrateAndConfigTests(CLITestCase):
 
     def test_config_init_creates_a_private_file_with_the_chosen_profile(self) -> None:
         os.remove(self.config_path)
-        out = self.ok("config", "init", "--profile", "local")
+        status, out, err = self.run_cli("config", "init", "--profile", "local")
+        self.assertEqual(status, 0)
         self.assertIn("profile local", out)
+        # The operator is told once that a new ENCRYPTION_KEY must be backed up, and where.
+        self.assertIn("NEW ENCRYPTION_KEY", err)
+        self.assertIn(self.config_path, err)
+        self.assertEqual(self.ok("config", "check").count("ENCRYPTION_KEY"), 0)
         self.assertEqual(stat.S_IMODE(os.stat(self.config_path).st_mode), 0o600)
         config = load(self.config_path, create=False, environ={})
         self.assertEqual((config["PROFILE"], config["SMTP_PORT"]), ("local", 10025))
+
+    def test_unknown_mailgo_variable_is_warned_about_with_a_suggestion(self) -> None:
+        os.environ["MAILGO_DEFAULT_DOMIAN"] = "example.org"
+        self.addCleanup(os.environ.pop, "MAILGO_DEFAULT_DOMIAN")
+        status, out, err = self.run_cli("domain", "list")
+        self.assertEqual(status, 0)
+        self.assertIn("warning: environment MAILGO_DEFAULT_DOMIAN: unknown key", err)
+        self.assertIn("(did you mean DEFAULT_DOMAIN?)", err)
 
     def test_config_init_refuses_to_overwrite_an_existing_file(self) -> None:
         with open(self.config_path, "rb") as handle:
