@@ -487,6 +487,8 @@ class RefusalTests(CLITestCase):
             self.assertTrue(err.startswith("mailgosend: "), f"{argv}: {err}")
             for fragment in fragments:
                 self.assertIn(fragment, err, argv)
+            # One sentence: no full stop or capital in the middle ("...long.; nothing").
+            self.assertNotRegex(err, r"\.;|: The ", argv)
             self.assertEqual(self.snapshot(), before, f"{argv} changed the database")
 
     def test_refused_password_change_keeps_the_old_hash(self) -> None:
