@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional
 
-from twisted.logger import LogLevel
-
 from mailgosend import __version__
 from mailgosend import config_keys as K
 
@@ -31,10 +29,10 @@ PROFILES = ("standard", "local")
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)b?$", re.IGNORECASE)
-_LOG_LEVELS = {
-    "debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
-    "warning": LogLevel.warn, "error": LogLevel.error, "critical": LogLevel.critical,
-}
+# Names of twisted.logger.LogLevel (log.py converts); kept as text so that loading the
+# configuration does not import Twisted (the CLI starts faster).
+_LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn",
+               "error": "error", "critical": "critical"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 

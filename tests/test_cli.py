@@ -403,6 +403,23 @@ class MigrateAndConfigTests(CLITestCase):
         self.assertIn("warning: environment MAILGO_DEFAULT_DOMIAN: unknown key", err)
         self.assertIn("(did you mean DEFAULT_DOMAIN?)", err)
 
+    def test_user_list_loads_only_what_it_uses(self) -> None:
+        # Start-up time of a command is its imports: no Twisted, no Alembic (the database is
+        # current), none of the protocol packages.  (A check of what is loaded, not of time.)
+        self.ok("user", "list")                              # migrates the new database
+        code = ("import sys; from mailgosend import cli; "
+                f"status = cli.main(['--config', {self.config_path!r}, 'user', 'list']); "
+                "heavy = ('twisted', 'alembic', 'mailgosend.service', 'mailgosend.smtp', "
+                "'mailgosend.imap', 'mailgosend.store.dkimkeys', 'mailgosend.store.queue'); "
+                "print(status, sorted({m.split('.')[0] if m.split('.')[0] != 'mailgosend' "
+                "else '.'.join(m.split('.')[:3]) for m in sys.modules "
+                "if m.startswith(heavy)}))")
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(mailgosend.__file__)))
+        env = {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=60)
+        self.assertEqual(done.stdout.strip().splitlines()[-1], "0 []", done.stdout + done.stderr)
+
     def test_config_init_refuses_to_overwrite_an_existing_file(self) -> None:
         with open(self.config_path, "rb") as handle:
             before = handle.read()
