@@ -80,6 +80,15 @@ class Config:
         return Listener(service.lower(), self.values[f"{service}_ENABLED"],
                         self.values[f"{service}_PORT"], bind)
 
+    def bind_addresses(self) -> tuple[str, ...]:
+        """The distinct addresses the active listeners bind to, in SERVICES order."""
+        found: list[str] = []
+        for name, *_ in K.SERVICES:
+            listener = self.listener(name)
+            if listener.active and listener.bind not in found:
+                found.append(listener.bind)
+        return tuple(found)
+
     def replace(self, **changes: Any) -> "Config":
         """A copy with some values changed (tests and tools); not re-validated."""
         values = dict(self.values)

@@ -9,6 +9,7 @@ database runner finishes queued work and closes.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import sys
@@ -144,7 +145,8 @@ class Wiring:
         """One ServerTLS per group (SMTP, IMAP, POP3), reloaded on SIGHUP."""
         key = f"tls_{group.lower()}"
         if key not in self.root.components:
-            self.root.components[key] = _server_tls(self.config, group)
+            now = datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
+            self.root.components[key] = _server_tls(self.config, group, now)
         return self.root.components[key]  # type: ignore[no-any-return]
 
 
@@ -200,15 +202,16 @@ def makeService(config: Config, *, reactor: Any = None,
     return root
 
 
-def _server_tls(config: Config, group: str = "") -> Optional[ServerTLS]:
-    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3)."""
+def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
+    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3); ``now`` from the
+    reactor's clock decides whether a self-signed certificate is renewed."""
     mode = config["TLS_MODE"]
     if mode == "off":
         return None
     keys = "TLS_CERT/TLS_KEY"
     if mode == "selfsigned":
         cert, key = ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"),
-                                       config["HOSTNAME"])
+                                       config["HOSTNAME"], config.bind_addresses(), now=now)
     elif group and config[f"{group}_TLS_CERT"]:
         cert, key = config[f"{group}_TLS_CERT"], config[f"{group}_TLS_KEY"]
         keys = f"{group}_TLS_CERT/{group}_TLS_KEY"
