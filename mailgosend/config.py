@@ -419,17 +419,20 @@ def load(path: str, *, profile: Optional[str] = None,
          environ: Optional[Mapping[str, str]] = None, create: bool = True) -> Config:
     """Read (creating or completing it first) and validate the configuration.
 
-    ``profile`` chooses the defaults written into a new file; an existing
-    file keeps the PROFILE it was generated with, so keys appended later get
-    the same kind of defaults.  Raises ConfigError listing every problem,
+    ``profile`` (else ``MAILGO_PROFILE``, else standard) chooses the defaults
+    written into a new file; an existing file keeps the PROFILE it was
+    generated with, so keys appended later get the same kind of defaults, and
+    a different ``profile`` asked for is reported in the warnings.  Raises ConfigError listing every problem,
     each naming its key.
     """
     env = os.environ if environ is None else environ
     asked = profile
+    given = "profile"
     if profile is None:
         profile = env.get(ENV_PREFIX + "PROFILE", "standard").strip().lower()
+        given = f"{ENV_PREFIX}PROFILE"
     if profile not in PROFILES:
-        raise ConfigError([f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}"])
+        raise ConfigError([f"unknown {given} {profile!r}: use one of {', '.join(PROFILES)}"])
     path = os.path.abspath(path)
     warnings: list[str] = []
     created = False
