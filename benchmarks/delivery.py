@@ -845,12 +845,11 @@ def main() -> None:
         fill_main(sys.argv[2:])
         return
     default_bench = os.path.join(os.path.dirname(ROOT), "shared", "bench")
-    if not os.path.isdir(default_bench):
-        default_bench = "/work/shared/bench"
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench-dir", default=default_bench,
-                    help="peer-bench scripts: benchlib.py, mem_sample.py (default %(default)s)")
+                    help="peer-bench scripts: benchlib.py, mem_sample.py (default: ../shared/bench "
+                         "beside the repository)")
     ap.add_argument("--postfix-dir", default="/tmp/deliverybench/postfix",
                     help="our Postfix instance's directory (etc/, spool/, data/, maillog); kept "
                          "fixed because it is declared in /etc/postfix/main.cf")

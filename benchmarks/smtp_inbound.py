@@ -780,9 +780,8 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench-dir", default=os.path.join(os.path.dirname(ROOT), "shared", "bench")
-                    if os.path.isdir(os.path.join(os.path.dirname(ROOT), "shared", "bench"))
-                    else "/work/shared/bench", help="peer-bench scripts (default: %(default)s)")
+    ap.add_argument("--bench-dir", default=os.path.join(os.path.dirname(ROOT), "shared", "bench"),
+                    help="peer-bench scripts (default: ../shared/bench beside the repository)")
     ap.add_argument("--pb", default=os.environ.get("PB", os.path.join(tempfile.gettempdir(),
                                                                       "peerbench")),
                     help="directory of the Postfix/Dovecot stack (setup_peer_stack.sh's $PB)")

@@ -3,6 +3,10 @@
 Exit status: 0 done, 2 bad input (the message names the argument), 1 the
 server side failed (database unreachable...).  Every command that writes runs
 in one transaction, so an error leaves nothing half-written.
+
+Imports are lazy: a command loads only what it uses (no Twisted, no migration
+machinery when the database is current), so ``mailgosend user list`` answers
+at once.
 """
 
 from __future__ import annotations
@@ -13,12 +17,20 @@ import datetime
 import getpass
 import os
 import sys
-from typing import Any, Callable, NoReturn, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence, TextIO
 
-from mailgosend import __version__, cli_dkim, passwords
-from mailgosend.config import Config, ConfigError, load, missing_keys, parse_size
-from mailgosend.store import accounts
-from mailgosend.store.addresses import AddressError
+from mailgosend import __version__
+from mailgosend.config import (
+    Config,
+    ConfigError,
+    load,
+    missing_keys,
+    new_file_notice,
+    parse_size,
+)
+
+if TYPE_CHECKING:
+    from mailgosend.store import accounts
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
@@ -48,10 +60,12 @@ def _size(text: str) -> int:
 class Context:
     """What a command needs: the validated config and, on demand, the database."""
 
-    def __init__(self, config_path: str, stdin: TextIO, stdout: TextIO) -> None:
+    def __init__(self, config_path: str, stdin: TextIO, stdout: TextIO,
+                 stderr: Optional[TextIO] = None) -> None:
         self.config_path = config_path
         self.stdin = stdin
         self.stdout = stdout
+        self.stderr = stderr or sys.stderr
         self._config: Optional[Config] = None
         self._engine: Any = None
 
@@ -59,13 +73,21 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             self._config = load(self.config_path)
+            self.announce(self._config)
         return self._config
+
+    def announce(self, config: Config) -> None:
+        """What loading said: the new-key notice (once, when the file was made), warnings."""
+        if config.created:
+            self.stderr.write(f"mailgosend: {new_file_notice(config)}\n")
+        for warning in config.warnings:
+            self.stderr.write(f"mailgosend: warning: {warning}\n")
 
     @property
     def engine(self) -> Any:
         if self._engine is None:
             from mailgosend.crypto import KeyRing
-            from mailgosend.service import open_database
+            from mailgosend.db.opening import open_database
 
             config = self.config
             keyring = KeyRing(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_OLD"])
@@ -73,12 +95,12 @@ class Context:
         return self._engine
 
     def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        from mailgosend.db.runner import run_sync
+        from mailgosend.db.sync import run_sync
 
         return run_sync(self.engine, fn, *args, write=True, **kwargs)
 
     def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        from mailgosend.db.runner import run_sync
+        from mailgosend.db.sync import run_sync
 
         return run_sync(self.engine, fn, *args, write=False, **kwargs)
 
@@ -91,6 +113,8 @@ class Context:
 
 
 def _read_password(ctx: Context, args: argparse.Namespace, email: str) -> str:
+    from mailgosend import passwords
+
     if args.password_stdin:
         line = ctx.stdin.readline()
         password = line[:-1] if line.endswith("\n") else line
@@ -109,12 +133,16 @@ def _read_password(ctx: Context, args: argparse.Namespace, email: str) -> str:
 
 
 def _hash(ctx: Context, password: str) -> str:
+    from mailgosend import passwords
+
     return passwords.hash_password(password, ctx.config["BCRYPT_COST"])
 
 
 # --- commands ------------------------------------------------------------------
 
 def cmd_domain(ctx: Context, args: argparse.Namespace) -> None:
+    from mailgosend.store import accounts
+
     if args.action == "add":
         domain = ctx.write(accounts.add_domain, args.domain, _now())
         ctx.out(f"added domain {domain.name}")
@@ -141,6 +169,8 @@ def _user_line(u: accounts.User) -> str:
 
 
 def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
+    from mailgosend.store import accounts
+
     if args.action == "add":
         _add_user(ctx, args.email, args, is_admin=args.admin)
     elif args.action == "list":
@@ -171,6 +201,7 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
 
 def _add_user(ctx: Context, email: str, args: argparse.Namespace, *, is_admin: bool,
               create_domain: bool = False) -> None:
+    from mailgosend.store import accounts
     from mailgosend.store.addresses import parse_address
 
     address = parse_address(email)
@@ -201,6 +232,8 @@ def cmd_create_admin(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_alias(ctx: Context, args: argparse.Namespace) -> None:
+    from mailgosend.store import accounts
+
     if args.action == "add":
         alias = ctx.write(accounts.add_alias, args.source, args.destination, _now())
         what = "catch-all" if alias.source.startswith("@") else "alias"
@@ -235,6 +268,7 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> None:
             raise CLIError(f"{ctx.config_path} already exists; it was not changed")
         config = load(ctx.config_path, profile=args.profile)
         ctx.out(f"created {config.path} (profile {config['PROFILE']}, mode 0600)")
+        ctx.announce(config)
         return
     config = load(ctx.config_path, create=False)
     for warning in config.warnings:
@@ -246,7 +280,25 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out(f"{config.path}: OK")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose parsers live in their own modules, with the help shown for them.
+_SUBMODULE_COMMANDS = {"queue": "outbound mail queue",
+                       "dkim": "DKIM signing keys and their DNS records"}
+
+
+def _command_of(argv: Sequence[str]) -> Optional[str]:
+    """The command word of ``argv`` (None for none or --help), read before argparse runs."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--config", "-c"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command about to run, the queue and dkim parsers (and the
+    stores they import) are only built when that command is one of them."""
     parser = _Parser(prog="mailgosend", description="Manage a mailgosend server.")
     parser.add_argument("--config", "-c", default=os.environ.get("MAILGO_CONFIG",
                                                                   "app_config.conf"),
@@ -308,10 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_parser("reference", help="print the configuration reference (reStructuredText)")
     init = config.add_parser("init", help="create the file with every key documented")
     init.add_argument("--profile", choices=("standard", "local"), default="standard")
-    from mailgosend import cli_queue
+    if command is None or command in _SUBMODULE_COMMANDS:
+        from mailgosend import cli_dkim, cli_queue
 
-    cli_queue.add_parsers(sub)
-    cli_dkim.add_parsers(sub)
+        cli_queue.add_parsers(sub)
+        cli_dkim.add_parsers(sub)
+    else:
+        for name, text in _SUBMODULE_COMMANDS.items():
+            sub.add_parser(name, help=text)
     return parser
 
 
@@ -319,8 +375,14 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], None]] = {
     "domain": cmd_domain, "user": cmd_user, "alias": cmd_alias,
     "create-admin": cmd_create_admin, "migrate": cmd_migrate, "config": cmd_config,
     "queue": lambda ctx, args: _queue(ctx, args),
-    "dkim": cli_dkim.cmd_dkim,
+    "dkim": lambda ctx, args: _dkim(ctx, args),
 }
+
+
+def _dkim(ctx: Context, args: argparse.Namespace) -> None:
+    from mailgosend.cli_dkim import cmd_dkim
+
+    cmd_dkim(ctx, args)
 
 
 def _queue(ctx: Context, args: argparse.Namespace) -> None:
@@ -337,10 +399,12 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[TextIO] = None
     try:
         # argparse writes usage errors to sys.stderr itself.
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-            args = build_parser().parse_args(argv)
+            if argv is None:
+                argv = sys.argv[1:]
+            args = build_parser(_command_of(argv)).parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    ctx = Context(args.config, stdin, stdout)
+    ctx = Context(args.config, stdin, stdout, stderr)
     try:
         COMMANDS[args.command](ctx, args)
         return 0
@@ -348,12 +412,17 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[TextIO] = None
         stderr.write(f"mailgosend: configuration {args.config}:\n  "
                      + "\n  ".join(exc.problems) + "\n")
         return EXIT_INPUT
-    except (CLIError, AddressError, accounts.AccountError) as exc:
+    except CLIError as exc:
         stderr.write(f"mailgosend: {exc}\n")
         return EXIT_INPUT
     except Exception as exc:
         from mailgosend.errors import StartupError
+        from mailgosend.store.accounts import AccountError
+        from mailgosend.store.addresses import AddressError
 
+        if isinstance(exc, (AddressError, AccountError)):
+            stderr.write(f"mailgosend: {exc}\n")
+            return EXIT_INPUT
         if isinstance(exc, StartupError):
             stderr.write(f"mailgosend: {exc}\n")
         else:

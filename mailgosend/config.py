@@ -19,20 +19,20 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional
 
-from twisted.logger import LogLevel
-
 from mailgosend import __version__
 from mailgosend import config_keys as K
 
 ENV_PREFIX = "MAILGO_"
+# MAILGO_ variables that are read elsewhere and are not configuration keys.
+ENV_NOT_KEYS = frozenset({"MAILGO_CONFIG", "MAILGO_TEST_PG_DSN"})
 PROFILES = ("standard", "local")
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)b?$", re.IGNORECASE)
-_LOG_LEVELS = {
-    "debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
-    "warning": LogLevel.warn, "error": LogLevel.error, "critical": LogLevel.critical,
-}
+# Names of twisted.logger.LogLevel (log.py converts); kept as text so that loading the
+# configuration does not import Twisted (the CLI starts faster).
+_LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn",
+               "error": "error", "critical": "critical"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -68,6 +68,8 @@ class Config:
     profile: str = "standard"
     warnings: tuple[str, ...] = ()
     appended: tuple[str, ...] = field(default=())
+    # True when this load generated the file, with a new ENCRYPTION_KEY (see new_file_notice).
+    created: bool = False
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -78,12 +80,35 @@ class Config:
         return Listener(service.lower(), self.values[f"{service}_ENABLED"],
                         self.values[f"{service}_PORT"], bind)
 
+    def bind_addresses(self) -> tuple[str, ...]:
+        """The distinct addresses the active listeners bind to, in SERVICES order."""
+        found: list[str] = []
+        for name, *_ in K.SERVICES:
+            listener = self.listener(name)
+            if listener.active and listener.bind not in found:
+                found.append(listener.bind)
+        return tuple(found)
+
     def replace(self, **changes: Any) -> "Config":
         """A copy with some values changed (tests and tools); not re-validated."""
         values = dict(self.values)
         values.update(changes)
         return Config(self.path, MappingProxyType(values), self.profile, self.warnings,
-                      self.appended)
+                      self.appended, self.created)
+
+
+def new_file_notice(config: Config) -> str:
+    """What the operator must hear once, when the file was generated: back up the new key."""
+    return (f"NEW ENCRYPTION_KEY: {config.path} was generated with a new random "
+            f"ENCRYPTION_KEY (profile {config.profile}). Every stored message is encrypted "
+            f"with keys derived from it: copy {config.path} (or the key) somewhere safe now; "
+            "without it stored mail cannot be read.")
+
+
+def settings_origin(config: Config) -> str:
+    """Where the listener settings come from, for errors about ports and addresses."""
+    return (f"settings from {config.path}, generated with PROFILE = {config.profile}; "
+            "--profile only chooses the defaults of a new file")
 
 
 # --- value parsers: each returns the typed value or raises ValueError(reason) ----
@@ -401,18 +426,23 @@ def load(path: str, *, profile: Optional[str] = None,
          environ: Optional[Mapping[str, str]] = None, create: bool = True) -> Config:
     """Read (creating or completing it first) and validate the configuration.
 
-    ``profile`` chooses the defaults written into a new file; an existing
-    file keeps the PROFILE it was generated with, so keys appended later get
-    the same kind of defaults.  Raises ConfigError listing every problem,
+    ``profile`` (else ``MAILGO_PROFILE``, else standard) chooses the defaults
+    written into a new file; an existing file keeps the PROFILE it was
+    generated with, so keys appended later get the same kind of defaults, and
+    a different ``profile`` asked for is reported in the warnings.  Raises ConfigError listing every problem,
     each naming its key.
     """
-    if profile is None:
-        profile = "standard"
-    if profile not in PROFILES:
-        raise ConfigError([f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}"])
     env = os.environ if environ is None else environ
+    asked = profile
+    given = "profile"
+    if profile is None:
+        profile = env.get(ENV_PREFIX + "PROFILE", "standard").strip().lower()
+        given = f"{ENV_PREFIX}PROFILE"
+    if profile not in PROFILES:
+        raise ConfigError([f"unknown {given} {profile!r}: use one of {', '.join(PROFILES)}"])
     path = os.path.abspath(path)
     warnings: list[str] = []
+    created = False
     if not os.path.exists(path):
         if not create:
             raise ConfigError([f"{path}: no such file (run the server once to generate it)"])
@@ -421,6 +451,7 @@ def load(path: str, *, profile: Optional[str] = None,
         except OSError as exc:
             raise ConfigError([f"{path}: cannot create the configuration file: "
                                f"{exc.strerror}"]) from None
+        created = True
     elif os.stat(path).st_mode & 0o077:
         warnings.append(f"{path} is readable by other users; it holds ENCRYPTION_KEY: "
                         f"chmod 600 {path}")
@@ -432,6 +463,9 @@ def load(path: str, *, profile: Optional[str] = None,
     appended: list[str] = []
     if "PROFILE" in entries and entries["PROFILE"].value.strip().lower() in PROFILES:
         profile = entries["PROFILE"].value.strip().lower()
+    if asked is not None and asked != profile:
+        warnings.append(_profile_mismatch(path, asked, profile))
+    warnings.extend(_unknown_environment(env))
     missing = [key for key in K.KEYS if key.name not in entries]
     if missing and create and not problems:
         appended, append_warnings = _append_missing(path, missing, profile, env)
@@ -442,11 +476,35 @@ def load(path: str, *, profile: Optional[str] = None,
         env_name = _env_name(key, env)
         if env_name:
             entries[key.name] = _Entry(env[env_name], "environment", env_name)
-    return _validate(path, entries, profile, warnings, appended, problems)
+    return _validate(path, entries, profile, warnings, appended, problems, created)
+
+
+def _profile_mismatch(path: str, asked: str, profile: str) -> str:
+    """--profile names the defaults of a new file only; say so, and how to switch."""
+    example = K.BY_NAME["SMTP_PORT"].default_for(asked)
+    return (f"--profile {asked} is ignored: {path} exists and was generated with "
+            f"PROFILE = {profile}, and its values decide (ports, BIND_ADDRESS...). To use the "
+            f"{asked} profile, edit the listener keys in the file (e.g. SMTP_PORT = {example}, "
+            f"BIND_ADDRESS = {K.BY_NAME['BIND_ADDRESS'].default_for(asked)}) and set PROFILE = "
+            f"{asked}; or, if no mail is stored yet, move the file and its DATA_DIR away and "
+            f"start again with --profile {asked}")
+
+
+def _unknown_environment(env: Mapping[str, str]) -> list[str]:
+    """MAILGO_ variables that name no key: ignored, but said, as in the file."""
+    found = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_KEYS:
+            continue
+        key = name[len(ENV_PREFIX):]
+        if key != key.upper() or K.canonical_name(key) is None:
+            found.append(f"environment {name}: unknown key {key}{_suggest(key)}; the variable "
+                         "is ignored")
+    return found
 
 
 def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: list[str],
-              appended: list[str], problems: list[str]) -> Config:
+              appended: list[str], problems: list[str], created: bool = False) -> Config:
     """Check every value; syntax problems found while reading come first in the report."""
     base_dir = os.path.dirname(path)
     values: dict[str, Any] = {}
@@ -476,7 +534,8 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     problems.extend(_cross_checks(values, entries))
     if problems:
         raise ConfigError(problems)
-    return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended))
+    return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended),
+                  created)
 
 
 def _where(entries: Mapping[str, _Entry], name: str) -> str:

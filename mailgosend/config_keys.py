@@ -106,7 +106,9 @@ def _service_keys() -> list[Key]:
         pending = "" if name in SERVED else "not served by this release yet"
         keys.append(Key(f"{name}_ENABLED", BOOL, "true", f"Serve {doc}.", "listeners",
                         pending=pending))
-        aliases: tuple[str, ...] = ()
+        # The seed README's names for the web listeners: WEBCLIENT_* and WEBADMIN_*.
+        seed = {"WEB": "WEBCLIENT", "ADMIN": "WEBADMIN"}.get(name)
+        aliases: tuple[str, ...] = (f"{seed}_PORT",) if seed else ()
         if name == "SUBMIT":
             aliases = ("SUBMISSION_PORT",)
         elif name == "DAV":
@@ -114,7 +116,7 @@ def _service_keys() -> list[Key]:
         keys.append(Key(f"{name}_PORT", PORT, str(port), f"Port for {doc}; 0 disables it.",
                         "listeners", aliases=aliases, minimum=0, maximum=65535,
                         profile_defaults=(("local", str(local_port)),), pending=pending))
-        bind_aliases: tuple[str, ...] = (f"{name}_IFACE",)
+        bind_aliases: tuple[str, ...] = (f"{name}_IFACE",) + ((f"{seed}_IFACE",) if seed else ())
         if name == "SUBMIT":
             bind_aliases += ("SUBMISSION_IFACE",)
         elif name == "DAV":
@@ -270,7 +272,7 @@ KEYS: tuple[Key, ...] = tuple([
         "as spam.", "spam", pending=""),
     Key("DNSBL_ZONES", LIST, "zen.spamhaus.org",
         "Comma-separated DNS blocklists queried for the connecting address.", "spam",
-        pending=""),
+        aliases=("SPAM_DNSBL",), pending=""),
     Key("DNSBL_CHECK_PRIVATE", BOOL, "false",
         "Also query the blocklists for private and loopback client addresses (for test "
         "setups; real lists never list them).", "spam",

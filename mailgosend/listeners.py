@@ -30,25 +30,30 @@ class IDrainable(Interface):
 
 
 def bind_error_message(name: str, key: str, bind_key: str, address: str, port: int,
-                       reason: BaseException) -> str:
-    """One line that names the setting and the fix, for a port we could not bind."""
+                       reason: BaseException, origin: str = "") -> str:
+    """One line that names the setting and the fix, for a port we could not bind.
+
+    ``origin`` says where the setting comes from (the file and its PROFILE), because a
+    standard-profile file keeps port 25 even when the server is started with --profile local.
+    """
     code = getattr(getattr(reason, "socketError", None), "errno", None)
     if code is None and isinstance(reason, OSError):
         code = reason.errno
     where = f"{address}:{port}" if ":" not in address else f"[{address}]:{port}"
     head = f"cannot listen for {name} on {where} ({key} = {port}): "
+    tail = f" ({origin})" if origin else ""
     if code == errno.EACCES and port < 1024:
         return head + (f"ports below 1024 need privilege: give the server "
                        f"CAP_NET_BIND_SERVICE (see contrib/mailgosend.service), or start it "
-                       f"as root with twistd --uid/--gid, or set {key} to a port >= 1024")
+                       f"as root with twistd --uid/--gid, or set {key} to a port >= 1024") + tail
     if code == errno.EADDRINUSE:
         return head + (f"the port is already in use by another program: stop it or set "
-                       f"{key} to another port (0 disables this listener)")
+                       f"{key} to another port (0 disables this listener)") + tail
     if code == errno.EADDRNOTAVAIL:
         return head + (f"{address} is not an address of this machine: fix {bind_key} "
-                       "or BIND_ADDRESS")
+                       "or BIND_ADDRESS") + tail
     detail = getattr(reason, "socketError", None) or reason
-    return head + f"{detail}; change {key} or {bind_key}"
+    return head + f"{detail}; change {key} or {bind_key}" + tail
 
 
 class ListenerService(service.Service):
@@ -57,8 +62,10 @@ class ListenerService(service.Service):
     def __init__(self, name: str, port_key: str, bind_key: str, address: str, port: int,
                  factory: Any, reactor: Any, *, tls: Optional[Any] = None,
                  clock: Optional[IReactorTime] = None, grace_seconds: float = 10.0,
-                 on_listening: Optional[Callable[[IListeningPort], None]] = None) -> None:
+                 on_listening: Optional[Callable[[IListeningPort], None]] = None,
+                 origin: str = "") -> None:
         self.setName(name)
+        self.origin = origin
         self.port_key = port_key
         self.bind_key = bind_key
         self.address = address
@@ -83,7 +90,7 @@ class ListenerService(service.Service):
         except error.CannotListenError as exc:
             raise StartupError(bind_error_message(
                 self.name or "listener", self.port_key, self.bind_key, self.address, self.port_number,
-                exc)) from None
+                exc, self.origin)) from None
         host: Any = self.listening.getHost()
         kind = "TLS" if self.tls is not None else "TCP"
         log.info("{name} listening on {host}:{port} ({kind})", name=self.name,

@@ -79,7 +79,7 @@ def make_observer(config: Config, stream: IO[str] | None = None) -> ILogObserver
     """The observer twistd installs for the application (see service.py)."""
     if stream is None:
         stream = open_log_file(config["LOG_FILE"]) if config["LOG_FILE"] else sys.stdout
-    level: LogLevel = config["LOG_LEVEL"]
+    level = LogLevel.levelWithName(config["LOG_LEVEL"])
     text = textFileLogObserver(stream)
     filtered = FilteringLogObserver(text, [LogLevelFilterPredicate(defaultLogLevel=level)])
     return RedactingObserver(filtered, config_secrets(config), stream)

@@ -110,26 +110,27 @@ def needs_rehash(stored: str, rounds: int = DEFAULT_ROUNDS) -> bool:
 
 
 def check_password_strength(password: str, *, email: str = "") -> str | None:
-    """None if `password` is acceptable, else the reason shown to the user (CLI and web).
+    """None if `password` is acceptable, else the reason shown to the user (CLI and web), as a
+    clause the caller embeds: "password refused: <reason>; nothing was changed".
 
     These rules refuse what guessing attacks try first; they do not pretend to measure entropy.
     """
     if not password:
-        return "The password must not be empty."
+        return "the password must not be empty"
     if len(password) < MIN_LENGTH:
-        return f"The password must be at least {MIN_LENGTH} characters long."
+        return f"the password must be at least {MIN_LENGTH} characters long"
     lowered = password.casefold()
     address = email.strip().casefold()
     if "@" in address and lowered == address:
-        return "The password must not be the email address."
+        return "the password must not be the email address"
     local_part = address.rpartition("@")[0] if "@" in address else address
     if local_part and (
         lowered == local_part
         or (len(local_part) >= _MIN_LOCAL_PART_MATCH and local_part in lowered)
     ):
-        return "The password must not contain the mailbox name."
+        return "the password must not contain the mailbox name"
     if len(set(password)) == 1:
-        return "The password must not be one repeated character."
+        return "the password must not be one repeated character"
     if lowered in _COMMON_PASSWORDS:
-        return "The password is one of the most commonly used passwords."
+        return "the password is one of the most commonly used passwords"
     return None

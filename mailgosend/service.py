@@ -9,6 +9,7 @@ database runner finishes queued work and closes.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import sys
@@ -24,10 +25,9 @@ from mailgosend import __version__
 from mailgosend import log as mglog
 from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import build_portal
-from mailgosend.config import Config
+from mailgosend.config import Config, new_file_notice, settings_origin
 from mailgosend.crypto import KeyRing
-from mailgosend.db.engine import create_db_engine
-from mailgosend.db.migrate import upgrade_to_head
+from mailgosend.db.opening import open_database
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
 from mailgosend.events import Events
@@ -48,7 +48,6 @@ from mailgosend.imap.factory import build_imap_factory
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
-from mailgosend.store import meta
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
 from mailgosend.workers import WorkerPool
@@ -118,38 +117,6 @@ class MailgosendService(service.MultiService):
         log.info("reload done")
 
 
-def open_database(config: Config, keyring: KeyRing) -> Any:
-    where = (f"DB_DSN = {_dsn_without_password(config['DB_DSN'])}"
-             if config["DB_DRIVER"] == "postgres" else f"DB_PATH = {config['DB_PATH']}")
-    if config["DB_DRIVER"] == "sqlite" or config["STORAGE_BACKEND"] == "fs":
-        # Mail lives here: owner-only from the first byte.
-        os.makedirs(config["DATA_DIR"], mode=0o700, exist_ok=True)
-    try:
-        if config["DB_DRIVER"] == "sqlite" and not os.path.exists(config["DB_PATH"]):
-            os.makedirs(os.path.dirname(config["DB_PATH"]), mode=0o700, exist_ok=True)
-            os.close(os.open(config["DB_PATH"], os.O_WRONLY | os.O_CREAT, 0o600))
-        engine = create_db_engine(config["DB_DRIVER"], sqlite_path=config["DB_PATH"],
-                                  dsn=config["DB_DSN"], pool_size=config["DB_POOL_SIZE"])
-        upgrade_to_head(engine)
-        with engine.begin() as conn:
-            meta.check_encryption_key(conn, keyring)
-    except meta.KeyMismatch as exc:
-        raise StartupError(str(exc)) from None
-    except Exception as exc:  # the driver's own message says what is wrong
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StartupError(f"cannot open the database ({where}): {first}") from None
-    return engine
-
-
-def _dsn_without_password(dsn: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(dsn).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparsable DSN)"
-
-
 @dataclass
 class Wiring:
     """What the protocol listeners share; built once in makeService."""
@@ -171,13 +138,15 @@ class Wiring:
         ListenerService(name, f"{name.upper()}_PORT", f"{name.upper()}_BIND", listener.bind,
                         listener.port, factory, self.reactor, tls=tls,
                         grace_seconds=self.config["SHUTDOWN_GRACE_SECONDS"],
+                        origin=settings_origin(self.config),
                         ).setServiceParent(self.root.listeners)
 
     def tls_for(self, group: str) -> Optional[ServerTLS]:
         """One ServerTLS per group (SMTP, IMAP, POP3), reloaded on SIGHUP."""
         key = f"tls_{group.lower()}"
         if key not in self.root.components:
-            self.root.components[key] = _server_tls(self.config, group)
+            now = datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
+            self.root.components[key] = _server_tls(self.config, group, now)
         return self.root.components[key]  # type: ignore[no-any-return]
 
 
@@ -189,6 +158,8 @@ def makeService(config: Config, *, reactor: Any = None,
 
         reactor = default_reactor
     root = MailgosendService(config, observer, reactor)
+    if config.created:
+        log.warn("{notice}", notice=new_file_notice(config))
     for warning in config.warnings:
         log.warn("configuration: {warning}", warning=warning)
     if config.appended:
@@ -231,15 +202,16 @@ def makeService(config: Config, *, reactor: Any = None,
     return root
 
 
-def _server_tls(config: Config, group: str = "") -> Optional[ServerTLS]:
-    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3)."""
+def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
+    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3); ``now`` from the
+    reactor's clock decides whether a self-signed certificate is renewed."""
     mode = config["TLS_MODE"]
     if mode == "off":
         return None
     keys = "TLS_CERT/TLS_KEY"
     if mode == "selfsigned":
         cert, key = ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"),
-                                       config["HOSTNAME"])
+                                       config["HOSTNAME"], config.bind_addresses(), now=now)
     elif group and config[f"{group}_TLS_CERT"]:
         cert, key = config[f"{group}_TLS_CERT"], config[f"{group}_TLS_KEY"]
         keys = f"{group}_TLS_CERT/{group}_TLS_KEY"

@@ -396,11 +396,41 @@ class MigrateAndConfigTests(CLITestCase):
 
     def test_config_init_creates_a_private_file_with_the_chosen_profile(self) -> None:
         os.remove(self.config_path)
-        out = self.ok("config", "init", "--profile", "local")
+        status, out, err = self.run_cli("config", "init", "--profile", "local")
+        self.assertEqual(status, 0)
         self.assertIn("profile local", out)
+        # The operator is told once that a new ENCRYPTION_KEY must be backed up, and where.
+        self.assertIn("NEW ENCRYPTION_KEY", err)
+        self.assertIn(self.config_path, err)
+        self.assertEqual(self.ok("config", "check").count("ENCRYPTION_KEY"), 0)
         self.assertEqual(stat.S_IMODE(os.stat(self.config_path).st_mode), 0o600)
         config = load(self.config_path, create=False, environ={})
         self.assertEqual((config["PROFILE"], config["SMTP_PORT"]), ("local", 10025))
+
+    def test_unknown_mailgo_variable_is_warned_about_with_a_suggestion(self) -> None:
+        os.environ["MAILGO_DEFAULT_DOMIAN"] = "example.org"
+        self.addCleanup(os.environ.pop, "MAILGO_DEFAULT_DOMIAN")
+        status, out, err = self.run_cli("domain", "list")
+        self.assertEqual(status, 0)
+        self.assertIn("warning: environment MAILGO_DEFAULT_DOMIAN: unknown key", err)
+        self.assertIn("(did you mean DEFAULT_DOMAIN?)", err)
+
+    def test_user_list_loads_only_what_it_uses(self) -> None:
+        # Start-up time of a command is its imports: no Twisted, no Alembic (the database is
+        # current), none of the protocol packages.  (A check of what is loaded, not of time.)
+        self.ok("user", "list")                              # migrates the new database
+        code = ("import sys; from mailgosend import cli; "
+                f"status = cli.main(['--config', {self.config_path!r}, 'user', 'list']); "
+                "heavy = ('twisted', 'alembic', 'mailgosend.service', 'mailgosend.smtp', "
+                "'mailgosend.imap', 'mailgosend.store.dkimkeys', 'mailgosend.store.queue'); "
+                "print(status, sorted({m.split('.')[0] if m.split('.')[0] != 'mailgosend' "
+                "else '.'.join(m.split('.')[:3]) for m in sys.modules "
+                "if m.startswith(heavy)}))")
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(mailgosend.__file__)))
+        env = {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=60)
+        self.assertEqual(done.stdout.strip().splitlines()[-1], "0 []", done.stdout + done.stderr)
 
     def test_config_init_refuses_to_overwrite_an_existing_file(self) -> None:
         with open(self.config_path, "rb") as handle:
@@ -486,6 +516,8 @@ class RefusalTests(CLITestCase):
             self.assertTrue(err.startswith("mailgosend: "), f"{argv}: {err}")
             for fragment in fragments:
                 self.assertIn(fragment, err, argv)
+            # One sentence: no full stop or capital in the middle ("...long.; nothing").
+            self.assertNotRegex(err, r"\.;|: The ", argv)
             self.assertEqual(self.snapshot(), before, f"{argv} changed the database")
 
     def test_refused_password_change_keeps_the_old_hash(self) -> None:

@@ -16,11 +16,13 @@ from mailgosend.config import (
     Config,
     ConfigError,
     load,
+    new_file_notice,
     parse_bool,
     parse_hostname,
     parse_hostport,
     parse_size,
     render_file,
+    settings_origin,
 )
 
 CONF = "app_config.conf"
@@ -105,6 +107,17 @@ class GenerationTests(_ConfigTestCase):
         config = load(path, environ={})
         self.assertEqual(config.warnings, ())
         self.assertEqual(config.appended, ())
+
+    def test_first_load_says_a_new_encryption_key_was_written_and_where(self) -> None:
+        path = os.path.join(self.new_dir(), CONF)
+        config = load(path, profile="local", environ={})
+        self.assertTrue(config.created)
+        notice = new_file_notice(config)
+        for needle in ("ENCRYPTION_KEY", path, "safe", "profile local"):
+            self.assertIn(needle, notice)
+        self.assertNotIn(config["ENCRYPTION_KEY"].hex(), notice)
+        self.assertFalse(load(path, environ={}).created)
+        self.assertTrue(config.replace(LOG_LEVEL="debug").created)
 
     def test_new_files_get_different_random_64_hex_secrets(self) -> None:
         first, second = self.read(self.generate()), self.read(self.generate())
@@ -260,6 +273,35 @@ class ProfileTests(_ConfigTestCase):
         config = load(path, profile="standard", environ={})
         self.assertEqual((config.profile, config["SMTP_PORT"]), ("local", 10025))
 
+    def test_profile_asked_for_a_file_of_another_profile_is_reported_with_the_way_out(
+            self) -> None:
+        path = self.generate()
+        config = load(path, profile="local", environ={})
+        self.assertEqual((config.profile, config["SMTP_PORT"]), ("standard", 25))
+        self.assertEqual(len(config.warnings), 1)
+        warning = config.warnings[0]
+        for needle in ("--profile local is ignored", path, "PROFILE = standard",
+                       "SMTP_PORT = 10025", "BIND_ADDRESS = 127.0.0.1", "PROFILE = local"):
+            self.assertIn(needle, warning)
+
+    def test_profile_asked_for_a_file_of_that_profile_is_not_reported(self) -> None:
+        path = self.generate("local")
+        self.assertEqual(load(path, profile="local", environ={}).warnings, ())
+        self.assertEqual(load(path, environ={}).warnings, ())
+
+    def test_mailgo_profile_chooses_the_profile_of_a_new_file(self) -> None:
+        path = os.path.join(self.new_dir(), CONF)
+        config = load(path, environ={"MAILGO_PROFILE": "local"})
+        self.assertEqual((config.profile, config["SMTP_PORT"]), ("local", 10025))
+        self.assertEqual(_value_in(self.read(path), "SMTP_PORT"), "10025")
+
+    def test_settings_origin_names_the_file_and_its_profile(self) -> None:
+        path = self.generate()
+        origin = settings_origin(load(path, environ={}))
+        self.assertIn(path, origin)
+        self.assertIn("PROFILE = standard", origin)
+        self.assertIn("--profile", origin)
+
     def test_unknown_profile_is_refused_with_the_choices(self) -> None:
         path = os.path.join(self.new_dir(), CONF)
         error = self.assertRaises(ConfigError, load, path, profile="cloud", environ={})
@@ -313,6 +355,31 @@ class EnvironmentTests(_ConfigTestCase):
         config = load(path, environ={"MAILGO_ENCRYPTION_KEY": secret})
         self.assertEqual(config["ENCRYPTION_KEY"], bytes.fromhex(secret))
         self.assertEqual((config.appended, self.read(path)), ((), text))
+
+    def test_unknown_environment_variable_is_reported_with_a_suggestion(self) -> None:
+        path = self.generate()
+        config = load(path, environ={"MAILGO_SMTP_PROT": "2525", "MAILGO_smtp_port": "2526"})
+        self.assertEqual(config["SMTP_PORT"], 25)
+        self.assertEqual(len(config.warnings), 2, config.warnings)
+        for warning, name in zip(config.warnings, ("MAILGO_SMTP_PROT", "MAILGO_smtp_port")):
+            self.assertIn(f"environment {name}: unknown key", warning)
+            self.assertIn("(did you mean SMTP_PORT?)", warning)
+            self.assertIn("ignored", warning)
+
+    def test_environment_variables_that_are_not_keys_are_not_reported(self) -> None:
+        path = self.generate()
+        config = load(path, environ={"MAILGO_CONFIG": path, "MAILGO_TEST_PG_DSN": "x",
+                                     "HOME": "/root", "MAILGO_SMTP_PORT": "2525"})
+        self.assertEqual(config.warnings, ())
+
+    def test_seed_spellings_are_accepted_in_the_environment(self) -> None:
+        path = self.generate()
+        config = load(path, environ={"MAILGO_WEBCLIENT_PORT": "8090",
+                                     "MAILGO_WEBADMIN_IFACE": "127.0.0.2",
+                                     "MAILGO_SPAM_DNSBL": "bl.example"})
+        self.assertEqual((config["WEB_PORT"], config["ADMIN_BIND"], config["DNSBL_ZONES"]),
+                         (8090, "127.0.0.2", ("bl.example",)))
+        self.assertEqual(config.warnings, ())
 
     def test_bad_environment_value_names_the_variable_and_the_value(self) -> None:
         path = self.generate()

@@ -32,5 +32,10 @@ class ConfigDocsTests(unittest.TestCase):
                                  ("DOMAIN_DEFAULT", "DEFAULT_DOMAIN"),
                                  ("QUEUE_MAX_AGE_H", "QUEUE_MAX_AGE_HOURS"),
                                  ("QUEUE_RETRY_MIN", "QUEUE_RETRY_MINS"),
-                                 ("SMTP_IFACE", "SMTP_BIND"), ("CALDAV_PORT", "DAV_PORT")]:
+                                 ("SMTP_IFACE", "SMTP_BIND"), ("CALDAV_PORT", "DAV_PORT"),
+                                 # DESIGN.md §8: the seed README's spellings.
+                                 ("WEBCLIENT_PORT", "WEB_PORT"), ("WEBCLIENT_IFACE", "WEB_BIND"),
+                                 ("WEBADMIN_PORT", "ADMIN_PORT"),
+                                 ("WEBADMIN_IFACE", "ADMIN_BIND"),
+                                 ("SPAM_DNSBL", "DNSBL_ZONES")]:
             self.assertEqual(config_keys.canonical_name(alias), canonical)

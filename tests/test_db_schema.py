@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,9 +17,11 @@ from twisted.trial import unittest
 
 from mailgosend.db import schema as s
 from mailgosend.db.engine import connect_for_write, create_db_engine, postgres_url
-from mailgosend.db.migrate import current_revision, head_revision, upgrade_to_head
+from mailgosend.db.migrate import current_revision, head_revision, shipped_head, upgrade_to_head
 from mailgosend.db.types import UTCDateTime
 from tests.support.db import DatabaseTestBase, PostgresDatabaseMixin, SQLiteDatabaseMixin
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
 
@@ -100,6 +105,20 @@ class SchemaTestsMixin(DatabaseTestBase):
         self.assertEqual(current_revision(self.engine), head_revision())
         with self.engine.connect() as conn:
             self.assertEqual(conn.execute(sa.select(s.meta.c.value)).scalar_one(), "k1")
+
+    def test_head_read_from_the_scripts_is_alembics_head(self) -> None:
+        self.assertEqual(shipped_head(), head_revision())
+
+    def test_upgrade_at_head_does_not_load_alembic(self) -> None:
+        # The CLI's start-up time: a current database is recognised without Alembic.
+        url = self.engine.url.render_as_string(hide_password=False)
+        code = ("import sys; from mailgosend.db.migrate import upgrade_to_head; "
+                f"from sqlalchemy import create_engine; e = create_engine({url!r}); "
+                "upgrade_to_head(e); print('alembic' in sys.modules)")
+        env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=60)
+        self.assertEqual((done.returncode, done.stdout.strip()), (0, "False"), done.stderr)
 
     def test_migrated_database_matches_metadata(self) -> None:
         self.assertEqual(schema_differences(self.engine, s.metadata), [])

@@ -173,3 +173,7 @@ class PasswordStrengthTests(SynchronousTestCase):
                 self.assertIsNotNone(reason, (password, email))
                 assert reason is not None
                 self.assertIn(expected, reason, (password, email))
+                # A clause the caller embeds ("password refused: <reason>; nothing was
+                # changed"): no capital to start, no full stop to end.
+                self.assertFalse(reason.endswith("."), reason)
+                self.assertEqual(reason[0], reason[0].lower(), reason)

@@ -8,7 +8,7 @@ import urllib.request
 from typing import Any
 
 from twisted.internet import defer, protocol, reactor, threads
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -70,6 +70,19 @@ class ServiceTests(unittest.TestCase):
             self.assertNotEqual(sock.connect_ex(("127.0.0.1", port)), 0)
         self.assertFalse(root.runner.running)
 
+    def test_first_start_logs_once_that_a_new_encryption_key_must_be_backed_up(self) -> None:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        directory = self.mktemp()
+        config = make_config(directory)
+        makeService(config, reactor=reactor).runner.engine.dispose()
+        makeService(make_config(directory), reactor=reactor).runner.engine.dispose()
+        notices = [e for e in events if "NEW ENCRYPTION_KEY" in str(e.get("notice", ""))]
+        self.assertEqual(len(notices), 1)
+        self.assertEqual(notices[0]["log_level"], LogLevel.warn)
+        self.assertIn(config.path, notices[0]["notice"])
+
     def test_port_in_use_fails_with_one_line_naming_the_key(self) -> None:
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))
@@ -83,6 +96,8 @@ class ServiceTests(unittest.TestCase):
         self.assertNotIn("\n", message)
         self.assertIn("ADMIN_PORT", message)
         self.assertIn("already in use", message)
+        # Which file and profile the port came from: --profile does not change an existing file.
+        self.assertIn(f"settings from {config.path}, generated with PROFILE = local", message)
 
     def test_bind_error_messages_name_key_and_fix(self) -> None:
         import errno

@@ -142,6 +142,44 @@ class TwistdTests(unittest.TestCase):
         self.assertIn("ADMIN_PORT", errors[0])
 
     @defer.inlineCallbacks
+    def test_profile_of_an_existing_file_is_named_when_another_is_asked_and_a_port_fails(
+            self):  # type: ignore[no-untyped-def]
+        yield self.run_until_listening_then_stop()          # a first start: standard profile
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", self.port))
+        blocker.listen()
+        self.addCleanup(blocker.close)
+        proc = self.server("--profile", "local")
+        code = yield threads.deferToThread(proc.wait_exit)
+        self.assertEqual(code, 1)
+        output = proc.text()
+        self.assertIn("--profile local is ignored", output)
+        self.assertIn("PROFILE = standard", output)
+        errors = [line for line in output.splitlines() if "mailgosend: " in line]
+        self.assertEqual(len(errors), 1, output)
+        self.assertIn("ADMIN_PORT", errors[0])
+        self.assertIn(f"settings from {self.conf}, generated with PROFILE = standard", errors[0])
+
+    @defer.inlineCallbacks
+    def test_first_start_says_once_that_the_new_encryption_key_must_be_backed_up(
+            self):  # type: ignore[no-untyped-def]
+        log_path = os.path.join(self.dir, "mailgosend.log")
+        self.logs.append(log_path)
+        first = self.server(env={"MAILGO_LOG_FILE": log_path})
+        yield self.wait_for_file(log_path, "started (config")
+        code = yield threads.deferToThread(first.stop)
+        self.assertClean(code, first)
+        # The log is a file: the terminal (stderr) hears it as well as the log.
+        self.assertIn(f"NEW ENCRYPTION_KEY: {self.conf} was generated", first.text())
+        self.assertEqual(self.log_text().count("NEW ENCRYPTION_KEY"), 1)
+        second = self.server(env={"MAILGO_LOG_FILE": log_path})
+        yield self.wait_for_file(log_path, "started (config", count=2)
+        code = yield threads.deferToThread(second.stop)
+        self.assertClean(code, second)
+        self.assertNotIn("NEW ENCRYPTION_KEY", second.text())
+        self.assertEqual(self.log_text().count("NEW ENCRYPTION_KEY"), 1)
+
+    @defer.inlineCallbacks
     def test_bad_configuration_names_the_key_without_traceback(self):  # type: ignore[no-untyped-def]
         proc = self.server(env={"MAILGO_IMAP_PORT": "99999", "MAILGO_TLS_MODE": "sometimes"})
         code = yield threads.deferToThread(proc.wait_exit)
@@ -183,12 +221,12 @@ class TwistdTests(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(os.path.exists(self.conf))
 
-    def wait_for_file(self, path: str, needle: str) -> defer.Deferred:
+    def wait_for_file(self, path: str, needle: str, count: int = 1) -> defer.Deferred:
         def poll() -> None:
             import time
 
             for _ in range(1200):
-                if os.path.exists(path) and needle in open(path).read():
+                if os.path.exists(path) and open(path).read().count(needle) >= count:
                     return
                 time.sleep(0.05)
             raise AssertionError(f"{needle!r} never appeared in {path}")

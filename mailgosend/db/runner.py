@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Connection, Engine, Result
+from sqlalchemy.engine import Connection, Engine
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
@@ -36,6 +36,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from mailgosend.db.engine import connect_for_write
+from mailgosend.db.sync import call_job as _call
+from mailgosend.db.sync import run_sync
 
 __all__ = ["DatabaseRunner", "DatabaseStopped", "run_sync"]
 
@@ -56,19 +58,6 @@ class _Job(Generic[_T]):
 
     def run(self, conn: Connection) -> _T:
         return _call(conn, self.fn, self.args, self.kwargs)
-
-
-def _call(
-    conn: Connection, fn: Callable[..., _T], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> _T:
-    result = fn(conn, *args, **kwargs)
-    if isinstance(result, Result):
-        # Refused rather than returned: it would be read after its connection was closed.
-        raise TypeError(
-            f"{getattr(fn, '__qualname__', fn)!r} returned a live Result; "
-            "return plain data instead (.all(), .one(), .scalar(), ...)"
-        )
-    return result
 
 
 class DatabaseRunner(Service):
@@ -256,18 +245,3 @@ class DatabaseRunner(Service):
 
         threading.Thread(target=stop_everything, name="mailgosend-db-stop", daemon=True).start()
         return done
-
-
-def run_sync(
-    engine: Engine, fn: Callable[..., _T], *args: Any, write: bool, **kwargs: Any
-) -> _T:
-    """Run one job synchronously, for the CLI and startup code that has no running reactor.
-
-    Same contract as the runner: a write runs in its own (BEGIN IMMEDIATE on SQLite) transaction
-    that is committed before this returns; a read is rolled back.
-    """
-    if write:
-        with connect_for_write(engine) as conn, conn.begin():
-            return _call(conn, fn, args, kwargs)
-    with engine.connect() as conn:
-        return _call(conn, fn, args, kwargs)

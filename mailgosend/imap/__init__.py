@@ -2,7 +2,7 @@
 
 Built on ``twisted.mail.imap4.IMAP4Server`` (states, timeouts, line output) with its own
 framing, parser and command handlers, because the stock ones break with real clients (see
-server.py and /work/shared/research/library-notes.md §2).
+server.py and ../shared/research/library-notes.md §2).
 
 Implemented and advertised: IMAP4rev1 (RFC 3501), STARTTLS/LOGINDISABLED, AUTH=PLAIN
 (RFC 4616) with SASL-IR (RFC 4959), LITERAL+ (RFC 7888), ID (RFC 2971), ENABLE (RFC 5161),

@@ -2,6 +2,12 @@
 server and for private setups whose clients pin or accept it (as mox's
 localserve does).  Public MX and submission need a CA-issued certificate
 (TLS_MODE = file); mail servers that verify certificates will not trust this one.
+
+The certificate is valid for 397 days (within the 398-day maximum that browsers and Apple's
+clients accept for server certificates) and names HOSTNAME, localhost, 127.0.0.1 and every specific
+address a listener is bound to, so a client that checks the name of the address it connects to
+accepts it.  At each start it is replaced when it expires within 30 days or no longer names what
+the configuration asks for.  Time is the caller's (the reactor's clock), never the wall clock.
 """
 
 from __future__ import annotations
@@ -9,40 +15,58 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from typing import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-VALID_DAYS = 825
+VALID_DAYS = 397
 RENEW_BEFORE = datetime.timedelta(days=30)
+_WILDCARDS = {"0.0.0.0", "::", ""}
 
 
-def _usable(cert_path: str, hostname: str, now: datetime.datetime) -> bool:
-    try:
-        with open(cert_path, "rb") as handle:
-            cert = x509.load_pem_x509_certificate(handle.read())
-        names = cert.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    except (OSError, ValueError, x509.ExtensionNotFound):
-        return False
-    return hostname in names and cert.not_valid_after_utc - RENEW_BEFORE > now
-
-
-def ensure_self_signed(directory: str, hostname: str) -> tuple[str, str]:
-    """The (cert, key) paths, creating or renewing them when needed."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    cert_path = os.path.join(directory, "selfsigned.crt")
-    key_path = os.path.join(directory, "selfsigned.key")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if os.path.exists(key_path) and _usable(cert_path, hostname, now):
-        return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
+def subject_names(hostname: str, addresses: Iterable[str] = ()) -> list[x509.GeneralName]:
+    """HOSTNAME, localhost, 127.0.0.1 and each specific bind address (wildcards name none)."""
     names: list[x509.GeneralName] = [x509.DNSName(hostname)]
     if hostname != "localhost":
         names.append(x509.DNSName("localhost"))
-    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    ips = [ipaddress.ip_address("127.0.0.1")]
+    for address in addresses:
+        if address not in _WILDCARDS:
+            ip = ipaddress.ip_address(address)
+            if ip not in ips:
+                ips.append(ip)
+    return names + [x509.IPAddress(ip) for ip in ips]
+
+
+def _usable(cert_path: str, wanted: list[x509.GeneralName], now: datetime.datetime) -> bool:
+    """Still valid at ``now`` for more than RENEW_BEFORE, and naming everything wanted."""
+    try:
+        with open(cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+        names = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return (set(wanted) <= names and cert.not_valid_before_utc <= now
+            and cert.not_valid_after_utc - RENEW_BEFORE > now)
+
+
+def ensure_self_signed(directory: str, hostname: str, addresses: Iterable[str] = (), *,
+                       now: datetime.datetime) -> tuple[str, str]:
+    """The (cert, key) paths, creating or renewing them when needed.
+
+    ``now`` (timezone-aware) comes from the caller's clock, so tests and the renewal decision
+    use one time source.
+    """
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    cert_path = os.path.join(directory, "selfsigned.crt")
+    key_path = os.path.join(directory, "selfsigned.key")
+    names = subject_names(hostname, addresses)
+    if os.path.exists(key_path) and _usable(cert_path, names, now):
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())

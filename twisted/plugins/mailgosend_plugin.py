@@ -35,7 +35,9 @@ class MailgosendServiceMaker:
     def makeService(self, options: Options) -> Any:
         from twisted.internet import reactor
 
-        from mailgosend.config import ConfigError, load
+        import sys
+
+        from mailgosend.config import ConfigError, load, new_file_notice
         from mailgosend.errors import StartupError
         from mailgosend.log import make_observer
         from mailgosend.service import (
@@ -54,6 +56,10 @@ class MailgosendServiceMaker:
         parent = getattr(options, "parent", None) or {}
         explicit_log = any(parent.get(k) for k in ("logfile", "logger", "syslog"))
         observer = None if explicit_log else make_observer(config)
+        log_on_terminal = not explicit_log and not config["LOG_FILE"] and parent.get("nodaemon")
+        if config.created and not log_on_terminal:
+            # The log (which gets it too) is a file or syslog: the terminal must hear it as well.
+            sys.stderr.write(f"mailgosend: {new_file_notice(config)}\n")
         root = makeService(config, reactor=reactor, observer=observer)
         chown_data_dir(config, parent.get("uid"), parent.get("gid"))
         reactor.callWhenRunning(install_signal_handlers, root, reactor)
