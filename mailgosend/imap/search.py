@@ -152,7 +152,7 @@ def _key(stream: list[Token]) -> Node:
         if not stream:
             raise bad("MODSEQ needs a mod-sequence value")
         return ("modseq", as_number(stream.pop(0), key))
-    if key[:1].isdigit() or key[:1] == "*":
+    if key[:1].isdigit() or key[:1] in ("*", "$"):  # "$": RFC 5182 (esearch.bind_saved)
         return ("seq", SequenceSet.parse(key))
     raise bad(f"Unknown search key {key[:40]}")
 

@@ -73,6 +73,7 @@ class SelectedMailbox:
         self.report_modseq = False  # RFC 7162 §3.1.4, once CONDSTORE is enabled
         self.dirty = False  # the hub reported a change the view has not read yet
         self.local_changes: set[int] = set()  # flag changes applied by note_change
+        self.saved_uids: list[int] = []  # RFC 5182 "$", as UIDs; new views start empty
         self.synced_at = access.clock.seconds()  # the snapshot was current then
         if readonly:
             floor = access.hub.known_floor(self.box.id)
@@ -110,6 +111,9 @@ class SelectedMailbox:
 
     def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
         """(sequence number, UID) pairs a set names, ascending."""
+        if seqset.saved:  # RFC 5182 §2.1: expunged messages have left the saved result
+            rows = self.rows
+            return [(self.seq_of(u), u) for u in self.saved_uids if u in rows]
         if uid:
             uids = self.uids
             return [(i + 1, uids[i]) for i in seqset.uid_positions(uids)]

@@ -208,6 +208,7 @@ class SessionCore(IMAP4Server):
         names += ["LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT",
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
+        names += ["ESEARCH", "SEARCHRES"]  # RFC 4731, RFC 5182 (esearch.py)
         return names
 
     def capability_line(self) -> bytes:
