@@ -168,9 +168,10 @@ class SelectedCommands(_Session):
 
     async def cmd_UID(self, tag: bytes, args: Args) -> Reply:
         name = args.atom("UID command").upper()
-        if name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE"):
+        if name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT",
+                        "THREAD"):
             raise bad(f"Unknown UID command {name[:20]}")
-        handler = getattr(self, f"cmd_{name}")  # FETCH lives in cmd_fetch.py
+        handler = getattr(self, f"cmd_{name}")  # FETCH: cmd_fetch.py, SORT/THREAD: cmd_sort.py
         reply: Reply = await handler(tag, args, uid=True)
         return reply
 

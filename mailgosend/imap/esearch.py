@@ -61,46 +61,51 @@ def parse_return(args: Args) -> ResultOptions:
     return ResultOptions(frozenset(names or {"ALL"}))
 
 
-def saved_part(found: Sequence[int], options: ResultOptions) -> list[int]:
+def saved_part(found: Sequence[int], options: ResultOptions, ordered: bool = False
+               ) -> list[int]:
     """What SAVE keeps of a result (RFC 5182 §2.4): with MIN and/or MAX but neither ALL nor
-    COUNT, only those messages; otherwise all of them."""
+    COUNT, only those messages; otherwise all of them.  ``ordered``: ``found`` is in SORT
+    order, whose first and last are MIN and MAX (RFC 5267 §3.2)."""
     if not found:
         return []
     names = options.names
     if names & {"MIN", "MAX"} and not names & {"ALL", "COUNT"}:
+        low, high = (found[0], found[-1]) if ordered else (min(found), max(found))
         kept = set()
         if "MIN" in names:
-            kept.add(min(found))
+            kept.add(low)
         if "MAX" in names:
-            kept.add(max(found))
+            kept.add(high)
         return sorted(kept)
     return list(found)
 
 
 def esearch_line(tag: bytes, uid: bool, found: Sequence[int], options: ResultOptions,
-                 modseq: Optional[Callable[[Sequence[int]], int]] = None) -> bytes:
+                 modseq: Optional[Callable[[Sequence[int]], int]] = None,
+                 ordered: bool = False) -> bytes:
     """``ESEARCH (TAG "t") [UID] MIN a MAX b COUNT n ALL set [MODSEQ m]`` (RFC 4731 §3.1).
 
     ``found`` are numbers (UIDs when ``uid``); MIN, MAX and ALL are left out when nothing
     matched.  ``modseq(numbers)`` gives the highest MODSEQ of those messages when the search
     used MODSEQ: RFC 4731 §3.2 reports it over what MIN/MAX return when only they are asked
-    for, else over every match."""
+    for, else over every match.  ``ordered``: ESORT (RFC 5267 §3.2), ``found`` is in sort
+    order: MIN and MAX are its first and last, ALL lists it in that order."""
     names = options.names
     line = b'ESEARCH (TAG "' + tag + b'")'
     if uid:
         line += b" UID"
     if found:
         if "MIN" in names:
-            line += b" MIN %d" % min(found)
+            line += b" MIN %d" % (found[0] if ordered else min(found))
         if "MAX" in names:
-            line += b" MAX %d" % max(found)
+            line += b" MAX %d" % (found[-1] if ordered else max(found))
     if "COUNT" in names:
         line += b" COUNT %d" % len(found)
     if found and "ALL" in names:
-        line += b" ALL " + compress(sorted(found)).encode("ascii")
+        line += b" ALL " + compress(found if ordered else sorted(found)).encode("ascii")
     if modseq is not None and found:
         if names & {"MIN", "MAX"} and not names & {"ALL", "COUNT"}:
-            reported = saved_part(found, ResultOptions(names - {"SAVE"}))
+            reported = saved_part(found, ResultOptions(names - {"SAVE"}), ordered)
         else:
             reported = list(found)
         line += b" MODSEQ %d" % modseq(reported)

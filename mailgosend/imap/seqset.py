@@ -1,10 +1,10 @@
 """Sequence sets (RFC 3501 §9 sequence-set) and their compact form for UIDPLUS responses.
 
-``*`` is the largest number in use; ``a:b`` is the same range as ``b:a``.  ``$`` is the
-saved search result (RFC 5182): a set marked ``saved`` whose numbers the session fills in.  With message
+``*`` is the largest number in use; ``a:b`` is the same range as ``b:a``.  With message
 sequence numbers, a number beyond the mailbox (or ``*`` in an empty mailbox) is an error
 (§6.4.8: "The server should respond with a tagged BAD").  With UIDs, numbers name nothing when
-they are not in use, and ``n:*`` always includes the largest UID (§6.4.8 note).
+they are not in use, and ``n:*`` always includes the largest UID (§6.4.8 note).  ``$`` is the
+saved search result (RFC 5182): a set marked ``saved`` whose numbers the session fills in.
 """
 
 from __future__ import annotations

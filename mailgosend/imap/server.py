@@ -209,6 +209,8 @@ class SessionCore(IMAP4Server):
                   "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "QUOTA", "QUOTA=RES-STORAGE",
                   "CONDSTORE"]
         names += ["ESEARCH", "SEARCHRES"]  # RFC 4731, RFC 5182 (esearch.py)
+        names += ["SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
+                  "THREAD=REFERENCES"]  # RFC 5256, 5957, 5267 (cmd_sort.py)
         return names
 
     def capability_line(self) -> bytes:
