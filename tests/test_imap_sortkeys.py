@@ -84,22 +84,23 @@ class OrderFieldsTests(unittest.TestCase):
                b"In-Reply-To: <m2@example.org>\r\n"
                b"References: <m1@example.org>\r\n <m2@example.org>\r\n\r\nbody\r\n")
         info = analyse(raw)
-        fields = order_fields(info, raw[:raw.index(b"\r\n\r\n") + 4])
+        fields = order_fields(info, raw[:raw.index(b"\r\n\r\n") + 4], 1_700_000_000.75, 321)
         self.assertEqual(fields[1:], ("PLANS", True, "ZOE", "ANN", "CARL", unicode_casemap("Zoë"),
                                       "ANN", "m3@example.org",
-                                      ("m1@example.org", "m2@example.org")))
+                                      ("m1@example.org", "m2@example.org"),
+                                      1_700_000_000.0, 321))  # INTERNALDATE in whole seconds
 
     def test_in_reply_to_stands_in_for_missing_references(self) -> None:
         raw = (b"From: a@example.org\r\nSubject: x\r\nIn-Reply-To: <p@x> <q@x>\r\n"
                b"Message-ID: <c@x>\r\n\r\n")
-        fields = order_fields(analyse(raw), raw)
-        self.assertEqual(fields[8:], ("c@x", ("p@x",)))
+        fields = order_fields(analyse(raw), raw, 0.0, 0)
+        self.assertEqual(fields[8:10], ("c@x", ("p@x",)))
         self.assertEqual(fields[0], None)
         self.assertEqual(fields[7], "")  # no To
 
     def test_display_falls_back_to_addr_spec(self) -> None:
         raw = b"From: Zed@Example.org\r\nTo: <amy@example.org>\r\n\r\n"
-        fields = order_fields(analyse(raw), raw)
+        fields = order_fields(analyse(raw), raw, 0.0, 0)
         self.assertEqual((fields[3], fields[6], fields[7]),
                          ("ZED", "ZED@EXAMPLE.ORG", "AMY@EXAMPLE.ORG"))
 

@@ -10,7 +10,7 @@ implemented and not advertised.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from mailgosend.imap.errors import bad
 from mailgosend.imap.esearch import esearch_line, parse_return, saved_part
@@ -18,10 +18,11 @@ from mailgosend.imap.search import check_charset
 from mailgosend.imap.server import Reply
 from mailgosend.imap.sort import (JOB_SIZE, OrderFields, SortEntry, load_order_job,
                                   parse_criteria, sort_numbers)
-from mailgosend.imap.thread import ThreadItem, format_threads, ordered_subject, references
+from mailgosend.imap.thread import (Node, ThreadItem, format_threads, ordered_subject,
+                                    references)
 from mailgosend.imap.tokens import Args
 
-__all__ = ["SortCommands", "THREAD_ALGORITHMS"]
+__all__ = ["SortCommands", "THREAD_ALGORITHMS", "thread_text"]
 
 THREAD_ALGORITHMS = {"ORDEREDSUBJECT": ordered_subject, "REFERENCES": references}
 
@@ -42,8 +43,8 @@ class SortCommands(_Session):
         try:
             criteria = parse_criteria(args.parenthesized("sort criteria"))
             check_charset(args.astring("charset"))
-            found, uses_modseq = await self._search(args, uid)
-            entries = await self._entries(found, uid)
+            found, uses_modseq = await self._search(args, False)  # sequence numbers
+            entries = await self._entries(found)
             ordered = await self.access.workers.run(sort_numbers, entries, criteria)
         except Exception:
             if options.save:  # RFC 5182 §2.1: a failed SAVE empties "$"
@@ -59,7 +60,7 @@ class SortCommands(_Session):
                 self.send_untagged(esearch_line(tag, uid, numbers, options, modseq,
                                                 ordered=True))
             return Reply("SORT completed")
-        line = b" ".join([b"SORT"] + [b"%d" % n for n in numbers])
+        line = " ".join(["SORT"] + [str(n) for n in numbers]).encode("ascii")
         if modseq is not None and numbers:  # RFC 7162 §3.1.5
             line += b" (MODSEQ %d)" % modseq(numbers)
         self.send_untagged(line)
@@ -71,26 +72,21 @@ class SortCommands(_Session):
         if algorithm is None:
             raise bad("Threading algorithms are ORDEREDSUBJECT and REFERENCES")
         check_charset(args.astring("charset"))
-        found, _ = await self._search(args, uid)
-        entries = await self._entries(found, uid)
-        view = self.selected
-        items = [ThreadItem(view.uids[seq - 1] if uid else seq,
-                            (date if fields[0] is None else fields[0], seq),
-                            fields[1], fields[2], fields[8], fields[9])
-                 for seq, date, _, fields in entries]
-        threads = await self.access.workers.run(lambda: format_threads(algorithm(items)))
+        found, _ = await self._search(args, False)  # sequence numbers
+        entries = await self._entries(found)
+        threads = await self.access.workers.run(
+            thread_text, entries, list(self.selected.uids) if uid else None, algorithm)
         self.send_untagged(b"THREAD " + threads if threads else b"THREAD")
         return Reply("THREAD completed")
 
-    async def _entries(self, found: Sequence[int], uid: bool) -> list[SortEntry]:
-        """(sequence number, INTERNALDATE, size, order fields) of the matches; the fields of
-        messages not cached yet are read ``JOB_SIZE`` per database job."""
+    async def _entries(self, seqs: Sequence[int]) -> list[SortEntry]:
+        """(sequence number, order fields) of the matches; the fields of messages not cached
+        yet are read ``JOB_SIZE`` per database job."""
         view, access = self.selected, self.access
-        seqs = [view.seq_of(n) for n in found] if uid else list(found)
-        rows = [view.rows[view.uids[s - 1]] for s in seqs]
+        uids = view.uids
         cache = access.order_cache
         known = cache.mailbox(view.box.id, view.box.uidvalidity)
-        missing = [row for row in rows if row.uid not in known]
+        missing = [view.rows[uids[s - 1]] for s in seqs if uids[s - 1] not in known]
         loaded: dict[int, OrderFields] = {}
         for start in range(0, len(missing), JOB_SIZE):
             loaded.update(await access.runner.read(
@@ -98,10 +94,23 @@ class SortCommands(_Session):
                 missing[start:start + JOB_SIZE], view.box.uidvalidity, cache,
                 infos=access.info_cache, headers=access.header_cache,
                 remember=access.remember, blob_cache=access.blob_cache))
+        if not loaded:
+            get = known.get
+            return [(s, f) for s in seqs if (f := get(uids[s - 1])) is not None]
         entries: list[SortEntry] = []
-        for seq, row in zip(seqs, rows):
-            fields = known.get(row.uid) or loaded.get(row.uid)
-            if fields is None:  # purged since the view saw it: left out
-                continue
-            entries.append((seq, row.internal_date.timestamp(), row.size, fields))
+        for seq in seqs:
+            fields = known.get(uids[seq - 1]) or loaded.get(uids[seq - 1])
+            if fields is not None:  # None: purged since the view saw it, left out
+                entries.append((seq, fields))
         return entries
+
+
+def thread_text(entries: Sequence[SortEntry], uids: Optional[Sequence[int]],
+                algorithm: Callable[[Sequence[ThreadItem]], list[Node]]) -> bytes:
+    """Worker thread: the thread-list of the matches, numbered by UID if ``uids`` (the view's,
+    in sequence order) is given, else by sequence number; RFC 5256 §2.2 dates (the
+    INTERNALDATE when Date cannot be read)."""
+    items = [ThreadItem(seq if uids is None else uids[seq - 1],
+                        (f[10] if f[0] is None else f[0], seq), f[1], f[2], f[8], f[9])
+             for seq, f in entries]
+    return format_threads(algorithm(items))

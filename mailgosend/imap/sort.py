@@ -40,8 +40,7 @@ PREFETCH_CHUNK = 500
 JOB_SIZE = 2000
 
 Criterion = tuple[str, bool]  # (key, reversed)
-# (sequence number, INTERNALDATE timestamp, RFC822.SIZE, order fields)
-SortEntry = tuple[int, float, int, OrderFields]
+SortEntry = tuple[int, OrderFields]  # (sequence number, order fields)
 
 
 class OrderCache(FieldCache[OrderFields]):
@@ -69,19 +68,16 @@ def parse_criteria(tokens: list[Token]) -> list[Criterion]:
 
 
 def _key(name: str) -> Any:
-    if name == "ARRIVAL":
-        return lambda e: e[1]
-    if name == "SIZE":
-        return lambda e: e[2]
     if name == "DATE":  # RFC 5256 §2.2: the INTERNALDATE when the Date cannot be read
-        return lambda e: e[1] if e[3][0] is None else e[3][0]
-    index = {"SUBJECT": 1, "FROM": 3, "TO": 4, "CC": 5, "DISPLAYFROM": 6, "DISPLAYTO": 7}[name]
-    return lambda e: e[3][index]
+        return lambda e: e[1][10] if e[1][0] is None else e[1][0]
+    index = {"SUBJECT": 1, "FROM": 3, "TO": 4, "CC": 5, "DISPLAYFROM": 6, "DISPLAYTO": 7,
+             "ARRIVAL": 10, "SIZE": 11}[name]
+    return lambda e: e[1][index]
 
 
 def sort_numbers(entries: Sequence[SortEntry], criteria: Sequence[Criterion]) -> list[int]:
     """The sequence numbers of ``entries`` in the order the criteria give (pure)."""
-    ordered = sorted(entries, key=lambda e: e[0])
+    ordered = sorted(entries, key=lambda e: e[0]) if entries else []
     for name, reverse in reversed(criteria):
         ordered.sort(key=_key(name), reverse=reverse)  # stable, also when reversed
     return [e[0] for e in ordered]
@@ -106,7 +102,8 @@ def load_order_job(conn: Connection, keyring: KeyRing, blob_store: Any, user: Us
         for row in chunk:
             try:
                 with StoredMessage(row, source) as message:
-                    found[row.uid] = order_fields(message.info, message.header_block())
+                    found[row.uid] = order_fields(message.info, message.header_block(),
+                                                  row.internal_date.timestamp(), row.size)
             except (LookupError, BlobNotFound):
                 continue
         if found:

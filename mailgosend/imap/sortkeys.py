@@ -33,9 +33,10 @@ __all__ = ["OrderFields", "base_subject", "decode_words", "order_fields", "messa
            "sent_time", "unicode_casemap"]
 
 # (sent time or None, SUBJECT key, reply/forward, FROM, TO, CC, DISPLAYFROM, DISPLAYTO,
-#  Message-ID or None, references): the keys already in collation form.
+#  Message-ID or None, references, INTERNALDATE in whole seconds, RFC822.SIZE): the keys
+# already in collation form.
 OrderFields = tuple[Optional[float], str, bool, str, str, str, str, str, Optional[str],
-                    tuple[str, ...]]
+                    tuple[str, ...], float, int]
 
 _WSP = re.compile(r"[ \t\r\n]+")
 # RFC 5256 §5: subj-leader = (*subj-blob subj-refwd) / WSP;
@@ -131,9 +132,12 @@ def message_ids(raw: Optional[str]) -> list[str]:
     return _MSGID.findall(raw) if raw else []
 
 
-def order_fields(info: MessageInfo, header_block: Optional[bytes]) -> OrderFields:
+def order_fields(info: MessageInfo, header_block: Optional[bytes], arrival: float,
+                 size: int) -> OrderFields:
     """Everything SORT and THREAD need of one message, from its structure (and the header
-    block, for References, which ENVELOPE does not carry)."""
+    block, for References, which ENVELOPE does not carry) and its row: INTERNALDATE as
+    clients see it, in whole seconds (RFC 3501 date-time; messages of one second tie, and
+    ties go by sequence number, RFC 5256 §3), and the size."""
     env = info.envelope
     subject, reply = base_subject(env.subject)
     from_mailbox, from_display = _first_address(env.from_)
@@ -150,4 +154,5 @@ def order_fields(info: MessageInfo, header_block: Optional[bytes]) -> OrderField
     return (sent_time(env.date), unicode_casemap(subject), reply,
             unicode_casemap(from_mailbox), unicode_casemap(to_mailbox),
             unicode_casemap(cc_mailbox), unicode_casemap(from_display),
-            unicode_casemap(to_display), ids[0] if ids else None, tuple(references))
+            unicode_casemap(to_display), ids[0] if ids else None, tuple(references),
+            float(int(arrival)), size)

@@ -12,14 +12,15 @@ Not here: the message data (sort.py loads it) and the wire (cmd_sort.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from operator import itemgetter
+from typing import NamedTuple, Optional, Sequence
 
 __all__ = ["Node", "ThreadItem", "format_threads", "ordered_subject", "references"]
 
 
-@dataclass(frozen=True)
-class ThreadItem:
+class ThreadItem(NamedTuple):
+    """One message; a tuple, cheap to make by the ten thousand."""
+
     number: int  # sequence number or UID, as the answer names messages
     when: tuple[float, int]  # (sent time, sequence number): RFC 5256 §2.2 order
     subject: str  # base subject in collation form (sortkeys.base_subject + unicode_casemap)
@@ -28,16 +29,21 @@ class ThreadItem:
     references: tuple[str, ...]  # References, or the In-Reply-To id standing in
 
 
-@dataclass(eq=False)
 class Node:
     """A message (``item``) or a dummy (``item`` None) and its children in order."""
 
-    item: Optional[ThreadItem] = None
-    children: list[Node] = field(default_factory=list)
-    parent: Optional[Node] = None
+    __slots__ = ("item", "children", "parent")
+
+    def __init__(self, item: Optional[ThreadItem] = None, parent: Optional[Node] = None
+                 ) -> None:
+        self.item = item
+        self.children: list[Node] = []
+        self.parent = parent
 
     def when(self) -> tuple[float, int]:
         """§3 steps 4 and 6: a dummy sorts as its first child."""
+        if self.item is not None:
+            return self.item.when
         node: Node = self
         while node.item is None and node.children:
             node = node.children[0]
@@ -52,7 +58,9 @@ def ordered_subject(items: Sequence[ThreadItem]) -> list[Node]:
     """§3 ORDEREDSUBJECT: sort by base subject then sent date; each subject's first message
     is the root, the others its children; threads in order of their roots' sent dates."""
     threads: dict[str, Node] = {}
-    for item in sorted(items, key=lambda i: (i.subject, i.when)):
+    ordered = sorted(items, key=itemgetter(1))  # by date, then (stable) by subject
+    ordered.sort(key=itemgetter(2))
+    for item in ordered:
         root = threads.get(item.subject)
         if root is None:
             threads[item.subject] = Node(item)
@@ -87,7 +95,7 @@ def references(items: Sequence[ThreadItem]) -> list[Node]:
     table: dict[str, Node] = {}
     nodes: list[Node] = []
     # Step 1: containers by Message-ID; duplicates and messages without one get their own.
-    for item in sorted(items, key=lambda i: i.when[1]):
+    for item in sorted(items, key=lambda i: i.when[1]):  # sequence order
         node = table.get(item.message_id) if item.message_id is not None else None
         if node is None or node.item is not None:
             node = Node(item)
@@ -132,7 +140,8 @@ def references(items: Sequence[ThreadItem]) -> list[Node]:
     # Step 6: every set of siblings by sent date, the youngest generation first (a dummy
     # sorts as its first child, so its children are sorted before it is).
     for node in reversed(_walk(root)):
-        node.children.sort(key=Node.when)
+        if len(node.children) > 1:
+            node.children.sort(key=Node.when)
     for node in root.children:
         node.parent = None
     return root.children
@@ -227,6 +236,9 @@ def format_threads(threads: Sequence[Node]) -> bytes:
         node = stack.pop()
         if node is None:
             out.append(b")")
+            continue
+        if not node.children and node.item is not None:  # most threads: one message
+            out.append(b"(%d)" % node.item.number)
             continue
         members = []
         while True:
