@@ -8,7 +8,7 @@ from typing import Optional
 from twisted.trial import unittest
 
 from mailgosend.imap.sortkeys import base_subject, unicode_casemap
-from mailgosend.imap.thread import (Node, ThreadItem, format_threads, ordered_subject,
+from mailgosend.imap.thread import (Forest, ThreadItem, format_threads, ordered_subject,
                                     references)
 
 
@@ -19,7 +19,7 @@ def item(n: int, subject: str = "x", msgid: Optional[str] = None, refs: str = ""
                       msgid, tuple(refs.split()))
 
 
-def render(threads: list[Node]) -> str:
+def render(threads: Forest) -> str:
     return format_threads(threads).decode()
 
 
@@ -57,6 +57,15 @@ REFERENCES = [
      [item(1, "hello", "m1"), item(2, "Re: hello", "m2")], "(1 2)"),
     ("two originals with one subject share a dummy",
      [item(1, "hello", "m1"), item(2, "hello", "m2")], "((1)(2))"),
+    ("two dummies with one subject pool their children",
+     [item(1, "a", "m1", "x"), item(2, "a", "m2", "x"), item(3, "a", "m3", "y"),
+      item(4, "Re: a", "m4", "y")], "((1)(2)(3)(4))"),
+    ("a message joins a dummy of its subject",
+     [item(1, "a", "m1", "x"), item(2, "a", "m2", "x"), item(3, "Re: a", "m3")],
+     "((1)(2)(3))"),
+    ("a reply's thread goes under the original's",
+     [item(1, "a", "m1"), item(2, "Re: a", "m2", "gone"), item(3, "Re: a", "m3", "m2")],
+     "(1 2 3)"),
     ("empty subjects are not gathered", [item(1, "", "m1"), item(2, "", "m2")], "(1)(2)"),
     ("reference loop: no link that closes it",
      [item(1, "a", "a", "b"), item(2, "b", "b", "a")], "(2 1)"),

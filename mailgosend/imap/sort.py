@@ -44,7 +44,12 @@ SortEntry = tuple[int, OrderFields]  # (sequence number, order fields)
 
 
 class OrderCache(FieldCache[OrderFields]):
-    """Order fields by (mailbox id, UIDVALIDITY) -> {UID: OrderFields} (search.FieldCache)."""
+    """Order fields by (mailbox id, UIDVALIDITY) -> {UID: OrderFields} (search.FieldCache);
+    about 0.6 KB a message, at most ``limit`` messages over all mailboxes (a single larger
+    mailbox is kept whole)."""
+
+    def __init__(self, limit: int = 150_000) -> None:
+        super().__init__(limit)
 
 
 def parse_criteria(tokens: list[Token]) -> list[Criterion]:

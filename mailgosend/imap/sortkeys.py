@@ -22,10 +22,10 @@ import email.header
 import email.utils
 import re
 import unicodedata
+from sys import intern
 from datetime import timezone
 from typing import Optional
 
-from mailgosend.imap.message import parse_header_block
 from mailgosend.imap.structure import parse_address_list
 from mailgosend.store.mimeinfo import MessageInfo
 
@@ -44,6 +44,8 @@ _WSP = re.compile(r"[ \t\r\n]+")
 _LEADER = re.compile(r"(?:\[[^\[\]]*\] *)*(?:re|fwd?) *(?:\[[^\[\]]*\] *)?:|( )", re.IGNORECASE)
 _BLOB = re.compile(r"\[[^\[\]]*\] *")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# The References field and its folded lines, without splitting the whole header block.
+_REFERENCES = re.compile(rb"^references:([^\n]*(?:\n[ \t][^\n]*)*)", re.IGNORECASE | re.MULTILINE)
 
 
 def unicode_casemap(text: str) -> str:
@@ -146,13 +148,13 @@ def order_fields(info: MessageInfo, header_block: Optional[bytes], arrival: floa
     ids = message_ids(env.message_id)
     references: list[str] = []
     if header_block:
-        for name, line in parse_header_block(header_block):
-            if name == "references":
-                references += message_ids(line.partition(b":")[2].decode("utf-8", "replace"))
+        for match in _REFERENCES.finditer(header_block):
+            references += message_ids(match.group(1).decode("utf-8", "replace"))
     if not references:  # RFC 5256 §3: the first In-Reply-To msg-id stands in
         references = message_ids(env.in_reply_to)[:1]
+    # Address keys repeat across a mailbox (the same correspondents): one string each.
     return (sent_time(env.date), unicode_casemap(subject), reply,
-            unicode_casemap(from_mailbox), unicode_casemap(to_mailbox),
-            unicode_casemap(cc_mailbox), unicode_casemap(from_display),
-            unicode_casemap(to_display), ids[0] if ids else None, tuple(references),
+            intern(unicode_casemap(from_mailbox)), intern(unicode_casemap(to_mailbox)),
+            intern(unicode_casemap(cc_mailbox)), intern(unicode_casemap(from_display)),
+            intern(unicode_casemap(to_display)), ids[0] if ids else None, tuple(references),
             float(int(arrival)), size)

@@ -2,10 +2,20 @@
 """THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3) over plain values.
 
 Input: one ``ThreadItem`` per message the search criteria matched (its number, sent time,
-base-subject key, reply flag, Message-ID and references, from sortkeys.py); output: a forest
-of ``Node`` and its ``thread-list`` text (§4).  Everything is iterative (an explicit stack or
-queue), so a reply chain of 100,000 messages costs no recursion.  Sibling order is §2.2: sent
-date, then sequence number; ``ThreadItem.when`` carries both.
+base-subject key, reply flag, Message-ID and references, from sortkeys.py); output: a
+``Forest`` and its ``thread-list`` text (§4).  Sibling order is §2.2: sent date, then sequence
+number; ``ThreadItem.when`` carries both.
+
+Implementation notes:
+
+1. Containers (messages and the dummies REFERENCES makes for missing ones) are integers
+   indexing parallel lists, and only containers with children have a children list: a
+   mailbox of 10,000 mostly unanswered messages allocates no object per message (allocating
+   them cost more in garbage collection than the algorithm itself).
+2. Container 0 is the root; a top-level thread's parent is 0, a container not linked yet has
+   parent -1.
+3. Everything is iterative (explicit stacks), so a reply chain of 100,000 messages costs no
+   recursion.
 
 Not here: the message data (sort.py loads it) and the wire (cmd_sort.py).
 """
@@ -13,9 +23,12 @@ Not here: the message data (sort.py loads it) and the wire (cmd_sort.py).
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
-__all__ = ["Node", "ThreadItem", "format_threads", "ordered_subject", "references"]
+__all__ = ["Forest", "ThreadItem", "format_threads", "ordered_subject", "references"]
+
+ROOT = 0
+_NONE: list[int] = []  # read-only stand-in for "no children"
 
 
 class ThreadItem(NamedTuple):
@@ -29,229 +42,270 @@ class ThreadItem(NamedTuple):
     references: tuple[str, ...]  # References, or the In-Reply-To id standing in
 
 
-class Node:
-    """A message (``item``) or a dummy (``item`` None) and its children in order."""
+class Forest:
+    """Containers by index (see the module notes): ``items`` (None for a dummy),
+    ``parent`` and ``children``; the threads are ``children[ROOT]`` in order."""
 
-    __slots__ = ("item", "children", "parent")
+    __slots__ = ("items", "parent", "children")
 
-    def __init__(self, item: Optional[ThreadItem] = None, parent: Optional[Node] = None
-                 ) -> None:
-        self.item = item
-        self.children: list[Node] = []
-        self.parent = parent
+    def __init__(self) -> None:
+        self.items: list[Optional[ThreadItem]] = [None]
+        self.parent: list[int] = [-1]
+        self.children: dict[int, list[int]] = {ROOT: []}
 
-    def when(self) -> tuple[float, int]:
-        """§3 steps 4 and 6: a dummy sorts as its first child."""
-        if self.item is not None:
-            return self.item.when
-        node: Node = self
-        while node.item is None and node.children:
-            node = node.children[0]
-        return node.item.when if node.item is not None else (0.0, 0)
+    def add(self, item: Optional[ThreadItem]) -> int:
+        self.items.append(item)
+        self.parent.append(-1)
+        return len(self.items) - 1
 
-    def subject_item(self) -> Optional[ThreadItem]:
-        return self.item if self.item is not None else (
-            self.children[0].item if self.children else None)
+    def kids(self, c: int) -> list[int]:
+        return self.children.get(c, _NONE)
+
+    def link(self, parent: int, child: int) -> None:
+        self.unlink(child)
+        self.parent[child] = parent
+        self.children.setdefault(parent, []).append(child)
+
+    def unlink(self, child: int) -> None:
+        old = self.parent[child]
+        if old >= 0:
+            siblings = self.children[old]
+            siblings.remove(child)
+            if not siblings and old != ROOT:
+                del self.children[old]
+        self.parent[child] = -1
+
+    def when_key(self) -> Callable[[int], tuple[float, int]]:
+        """Sort key of a container: its date, a dummy's first child's (§3 steps 4 and 6)."""
+        items, children = self.items, self.children
+
+        def when(c: int) -> tuple[float, int]:
+            item = items[c]
+            while item is None:
+                kids = children.get(c)
+                if not kids:
+                    return (0.0, 0)
+                c = kids[0]
+                item = items[c]
+            return item.when
+
+        return when
+
+    def subject_item(self, c: int) -> Optional[ThreadItem]:
+        item = self.items[c]
+        if item is None:
+            kids = self.children.get(c)
+            item = self.items[kids[0]] if kids else None
+        return item
+
+    def walk(self, top: int) -> list[int]:
+        """``top`` and every container below it, parents before children."""
+        out, stack, children = [], [top], self.children
+        while stack:
+            c = stack.pop()
+            out.append(c)
+            kids = children.get(c)
+            if kids:
+                stack.extend(kids)
+        return out
+
+    def is_ancestor(self, candidate: int, node: int) -> bool:
+        """Whether ``candidate`` is ``node`` or above it (a link would loop).  A candidate
+        without children is nobody's ancestor: messages threaded in order cost no walk."""
+        if candidate not in self.children:
+            return candidate == node
+        parent = self.parent
+        while node >= 0:
+            if node == candidate:
+                return True
+            node = parent[node]
+        return False
 
 
-def ordered_subject(items: Sequence[ThreadItem]) -> list[Node]:
+def ordered_subject(items: Sequence[ThreadItem]) -> Forest:
     """§3 ORDEREDSUBJECT: sort by base subject then sent date; each subject's first message
     is the root, the others its children; threads in order of their roots' sent dates."""
-    threads: dict[str, Node] = {}
+    forest = Forest()
+    threads: dict[str, int] = {}
     ordered = sorted(items, key=itemgetter(1))  # by date, then (stable) by subject
     ordered.sort(key=itemgetter(2))
+    children, parent = forest.children, forest.parent
     for item in ordered:
+        c = forest.add(item)
         root = threads.get(item.subject)
         if root is None:
-            threads[item.subject] = Node(item)
+            threads[item.subject] = c
+            parent[c] = ROOT
         else:
-            root.children.append(Node(item, parent=root))
-    return sorted(threads.values(), key=Node.when)
+            parent[c] = root
+            children.setdefault(root, []).append(c)
+    children[ROOT] = sorted(threads.values(), key=forest.when_key())
+    return forest
 
 
-def _is_ancestor(candidate: Node, node: Node) -> bool:
-    """Whether ``candidate`` is ``node`` or one of its ancestors (a link would loop).  A
-    candidate without children is nobody's ancestor: messages threaded in order cost no walk
-    up a long chain."""
-    if not candidate.children:
-        return candidate is node
-    current: Optional[Node] = node
-    while current is not None:
-        if current is candidate:
-            return True
-        current = current.parent
-    return False
-
-
-def _link(parent: Node, child: Node) -> None:
-    if child.parent is not None:
-        child.parent.children.remove(child)
-    child.parent = parent
-    parent.children.append(child)
-
-
-def references(items: Sequence[ThreadItem]) -> list[Node]:
+def references(items: Sequence[ThreadItem]) -> Forest:
     """§3 REFERENCES (the algorithm of Jamie Zawinski): steps 1 to 6."""
-    table: dict[str, Node] = {}
-    nodes: list[Node] = []
+    forest = Forest()
+    table: dict[str, int] = {}
+    dummies = False
+    contents, parent = forest.items, forest.parent
     # Step 1: containers by Message-ID; duplicates and messages without one get their own.
     for item in sorted(items, key=lambda i: i.when[1]):  # sequence order
-        node = table.get(item.message_id) if item.message_id is not None else None
-        if node is None or node.item is not None:
-            node = Node(item)
-            if item.message_id is not None and item.message_id not in table:
-                table[item.message_id] = node
+        mid = item.message_id
+        c = table.get(mid, -1) if mid is not None else -1
+        if c < 0 or contents[c] is not None:
+            c = forest.add(item)
+            if mid is not None and mid not in table:
+                table[mid] = c
         else:
-            node.item = item  # a dummy created by an earlier message's references
-        nodes.append(node)
-        # 1B: link the references in order, first the parent of the second and so on,
+            contents[c] = item  # a dummy made by an earlier message's references
+        # 1B: link the references in order, the first the parent of the second and so on,
         # never changing a link already made and never making a loop.
-        previous: Optional[Node] = None
+        previous = -1
         for ref in item.references:
-            ref_node = table.get(ref)
-            if ref_node is None:
-                ref_node = table[ref] = Node()
-            if previous is not None and ref_node.parent is None \
-                    and not _is_ancestor(ref_node, previous):
-                _link(previous, ref_node)
-            previous = ref_node
+            r = table.get(ref, -1)
+            if r < 0:
+                r = table[ref] = forest.add(None)
+                dummies = True
+            if previous >= 0 and parent[r] < 0 and not forest.is_ancestor(r, previous):
+                forest.link(previous, r)
+            previous = r
         # 1C: the last reference is this message's parent (a truncated References may have
         # made another one: that link is broken), unless that makes a loop.
-        if previous is not None and previous is not node and not _is_ancestor(node, previous):
-            _link(previous, node)
-        elif previous is None and node.parent is not None:
-            node.parent.children.remove(node)
-            node.parent = None
+        if previous >= 0 and previous != c and not forest.is_ancestor(c, previous):
+            forest.link(previous, c)
+        elif previous < 0 and parent[c] >= 0:
+            forest.unlink(c)
     # Step 2: every container without a parent goes under the root.
-    everything = list(table.values()) + [n for n in nodes if n.item is not None
-                                         and table.get(n.item.message_id or "") is not n]
-    root = Node()
-    for node in everything:
-        if node.parent is None:
-            root.children.append(node)
-            node.parent = root
-    _prune(root)
+    top = [c for c in range(1, len(parent)) if parent[c] < 0]
+    for c in top:
+        parent[c] = ROOT
+    forest.children[ROOT] = top
+    if dummies:
+        _prune(forest)
+    when = forest.when_key()
     # Step 4: sort the top level by sent date (a dummy: its children first, then by them).
-    for node in root.children:
-        if node.item is None:
-            node.children.sort(key=Node.when)
-    root.children.sort(key=Node.when)
-    _merge_subjects(root)
+    for c in forest.children[ROOT]:
+        if contents[c] is None:
+            forest.children[c].sort(key=when)
+    forest.children[ROOT].sort(key=when)
+    _merge_subjects(forest)
     # Step 6: every set of siblings by sent date, the youngest generation first (a dummy
-    # sorts as its first child, so its children are sorted before it is).
-    for node in reversed(_walk(root)):
-        if len(node.children) > 1:
-            node.children.sort(key=Node.when)
-    for node in root.children:
-        node.parent = None
-    return root.children
+    # sorts as its first child, so its children are sorted before it is); threads of one
+    # message (most mail) need no walk.
+    children = forest.children
+    for t in children[ROOT]:
+        if t in children:
+            for c in reversed(forest.walk(t)):
+                kids = children.get(c)
+                if kids and len(kids) > 1:
+                    kids.sort(key=when)
+    children[ROOT].sort(key=when)
+    return forest
 
 
-def _walk(root: Node) -> list[Node]:
-    """Every node below and including ``root``, parents before children."""
-    out, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        stack.extend(node.children)
-    return out
-
-
-def _prune(root: Node) -> None:
+def _prune(forest: Forest) -> None:
     """Step 3: dummies without children go; a dummy's children take its place, except that
     several children of a top-level dummy stay under it (they would become roots)."""
+    contents, parent, children = forest.items, forest.parent, forest.children
     # Children first, so a dummy sees its final children when it is decided; the top level
     # is rebuilt in one pass at the end (it may hold most of the mailbox).
-    for node in reversed(_walk(root)):
-        parent = node.parent
-        if node.item is not None or parent is None or parent is root:
+    for c in reversed(forest.walk(ROOT)):
+        p = parent[c]
+        if contents[c] is not None or c == ROOT or p == ROOT:
             continue
-        index = parent.children.index(node)
-        for child in node.children:
-            child.parent = parent
-        parent.children[index:index + 1] = node.children
-        node.children, node.parent = [], None
-    top: list[Node] = []
-    for node in root.children:
-        if node.item is not None or len(node.children) > 1:
-            top.append(node)
-        elif node.children:
-            child = node.children[0]
-            child.parent = root
-            top.append(child)
-    root.children = top
+        kids = children.pop(c, _NONE)
+        siblings = children[p]
+        index = siblings.index(c)
+        for k in kids:
+            parent[k] = p
+        siblings[index:index + 1] = kids
+        parent[c] = -1
+    top: list[int] = []
+    for c in children[ROOT]:
+        kids = children.get(c, _NONE)
+        if contents[c] is not None or len(kids) > 1:
+            top.append(c)
+        elif kids:
+            parent[kids[0]] = ROOT
+            top.append(kids[0])
+            del children[c]
+    children[ROOT] = top
 
 
-def _merge_subjects(root: Node) -> None:
+def _merge_subjects(forest: Forest) -> None:
     """Step 5: top-level threads with the same base subject are gathered."""
-    table: dict[str, Node] = {}
-    for node in root.children:  # 5B
-        item = node.subject_item()
+    contents, parent, children = forest.items, forest.parent, forest.children
+    table: dict[str, int] = {}
+    for c in children[ROOT]:  # 5B
+        item = contents[c] if contents[c] is not None else forest.subject_item(c)
         if item is None or not item.subject:
             continue
         old = table.get(item.subject)
-        old_item = old.subject_item() if old is not None else None
-        if old is None or old_item is None or (node.item is None and old.item is not None) or (
+        old_item = forest.subject_item(old) if old is not None else None
+        if old is None or old_item is None or (contents[c] is None and
+                                               contents[old] is not None) or (
                 old_item.reply and not item.reply and not (
-                    old.item is None and node.item is not None)):
-            table[item.subject] = node
-    gone: set[int] = set()  # ids of top-level nodes merged into another
-    replaced: dict[int, Node] = {}  # id of a top-level node -> the dummy now in its place
-    for node in list(root.children):  # 5C
-        item = node.subject_item()
+                    contents[old] is None and contents[c] is not None)):
+            table[item.subject] = c
+    gone: set[int] = set()  # top-level containers merged into another
+    replaced: dict[int, int] = {}  # top-level container -> the dummy now in its place
+    for c in list(children[ROOT]):  # 5C
+        item = contents[c] if contents[c] is not None else forest.subject_item(c)
         if item is None or not item.subject:
             continue
         held = table[item.subject]
-        if held is node or node.parent is not root:  # kept, or already under a dummy
+        if held == c or parent[c] != ROOT:  # kept, or already under a dummy
             continue
-        gone.add(id(node))
-        if held.item is None and node.item is None:
-            for child in node.children:
-                child.parent = held
-            held.children += node.children
-            node.children = []
-        elif held.item is None or (item.reply and not held.item.reply):
-            node.parent = held
-            held.children.append(node)
+        gone.add(c)
+        held_item = contents[held]
+        if held_item is None and contents[c] is None:
+            kids = children.pop(c, _NONE)
+            for k in kids:
+                parent[k] = held
+            children[held].extend(kids)
+        elif held_item is None or (item.reply and not held_item.reply):
+            parent[c] = held
+            children.setdefault(held, []).append(c)
         else:
-            dummy = Node(parent=root)
-            replaced[id(held)] = dummy
-            for child in (held, node):
-                child.parent = dummy
-                dummy.children.append(child)
+            dummy = forest.add(None)
+            parent[dummy] = ROOT
+            replaced[held] = dummy
+            parent[held] = parent[c] = dummy
+            children[dummy] = [held, c]
             table[item.subject] = dummy
-    root.children = [replaced.get(id(n), n) for n in root.children if id(n) not in gone]
+    children[ROOT] = [replaced.get(c, c) for c in children[ROOT] if c not in gone]
 
 
-def format_threads(threads: Sequence[Node]) -> bytes:
+def format_threads(forest: Forest) -> bytes:
     """The ``thread-list`` text of RFC 5256 §4: a chain of single children is written flat
     ("(1 2 3)"), two or more children each as a nested list ("(1 (2)(3 4))"); dummies
     write only their children."""
+    contents, children = forest.items, forest.children
     out: list[bytes] = []
-    # Work items: a node to open, or a literal closing parenthesis.
-    stack: list[Optional[Node]] = []
-    for thread in reversed(threads):
-        stack.append(thread)
+    stack = list(reversed(children[ROOT]))  # containers to write; -1 closes a list
     while stack:
-        node = stack.pop()
-        if node is None:
+        c = stack.pop()
+        if c < 0:
             out.append(b")")
             continue
-        if not node.children and node.item is not None:  # most threads: one message
-            out.append(b"(%d)" % node.item.number)
+        item = contents[c]
+        kids = children.get(c)
+        if not kids and item is not None:  # most threads: one message
+            out.append(b"(%d)" % item.number)
             continue
         members = []
         while True:
-            if node.item is not None:
-                members.append(b"%d" % node.item.number)
-            if len(node.children) != 1:
+            if item is not None:
+                members.append(b"%d" % item.number)
+            if kids is None or len(kids) != 1:
                 break
-            node = node.children[0]
+            c = kids[0]
+            item, kids = contents[c], children.get(c)
         out.append(b"(" + b" ".join(members))
-        stack.append(None)
-        if node.children:
+        stack.append(-1)
+        if kids:
             if members:
                 out.append(b" ")
-            for child in reversed(node.children):
-                stack.append(child)
+            stack.extend(reversed(kids))
     return b"".join(out)
