@@ -104,6 +104,12 @@ class OrderFieldsTests(unittest.TestCase):
         self.assertEqual((fields[3], fields[6], fields[7]),
                          ("ZED", "ZED@EXAMPLE.ORG", "AMY@EXAMPLE.ORG"))
 
+    def test_address_without_domain_displays_as_written(self) -> None:
+        raw = b"From: postmaster\r\nTo: undisclosed-recipients:;\r\n\r\n"
+        fields = order_fields(analyse(raw), raw, 0.0, 0)
+        self.assertEqual((fields[3], fields[4], fields[6], fields[7]),
+                         ("POSTMASTER", "", "POSTMASTER", ""))
+
     def test_message_ids(self) -> None:
         self.assertEqual(message_ids("<a@b> junk <c@d>"), ["a@b", "c@d"])
         self.assertEqual(message_ids(None), [])

@@ -26,7 +26,7 @@ from sys import intern
 from datetime import timezone
 from typing import Optional
 
-from mailgosend.imap.structure import parse_address_list
+from mailgosend.imap.structure import MISSING_HOST, parse_address_list
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["OrderFields", "base_subject", "decode_words", "order_fields", "message_ids",
@@ -125,7 +125,8 @@ def _first_address(raw: Optional[str]) -> tuple[str, str]:
             continue  # a group marker (structure.Address)
         mailbox = mailbox or ""
         display = decode_words(name).strip() if name else ""
-        return mailbox, display or f"{mailbox}@{host}"
+        spec = mailbox if host == MISSING_HOST else f"{mailbox}@{host}"
+        return mailbox, display or spec
     return "", ""
 
 
