@@ -3,6 +3,8 @@ wire with imaplib and IMAPClient against a real listener."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +13,7 @@ from twisted.trial import unittest
 
 from mailgosend.imap import cmd_sort
 from tests.support.db import SQLiteDatabaseMixin
-from tests.support.imap import IMAPFixture
+from tests.support.imap import ALICE, PASSWORD, IMAPFixture
 
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -182,3 +184,25 @@ class SortWireTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(uids, [3, 2, 5, 1])  # "Plans", "plans", "Re: Plans": one base subject
         threads = yield self.in_thread(client.thread, "REFERENCES")
         self.assertEqual(threads, ((3, 4), (1, 2, 5)))
+
+    @defer.inlineCallbacks
+    def test_curl_sends_sort_and_thread(self) -> Any:
+        if shutil.which("curl") is None:
+            raise unittest.SkipTest("curl is not installed")
+        for spec in MESSAGES:
+            yield self.deliver(raw(spec), internal_date=BASE + timedelta(days=spec[7]))
+        yield self.listen()
+
+        def curl(command: str) -> str:
+            done = subprocess.run(
+                ["curl", "--silent", "--show-error", "--max-time", "30", "--user",
+                 f"{ALICE}:{PASSWORD}", f"imap://127.0.0.1:{self.port}/INBOX", "-X", command],
+                capture_output=True, timeout=60, check=True)
+            return done.stdout.decode()
+
+        out = yield self.in_thread(curl, "UID SORT (REVERSE DATE) UTF-8 ALL")
+        self.assertEqual(out.strip(), "* SORT 5 4 2 1 3")
+        out = yield self.in_thread(curl, "UID THREAD REFERENCES UTF-8 ALL")
+        self.assertEqual(out.strip(), "* THREAD (3 4)(1 2 5)")
+        out = yield self.in_thread(curl, "SEARCH RETURN (COUNT MAX) ALL")
+        self.assertRegex(out.strip(), r'^\* ESEARCH \(TAG "[^"]+"\) MAX 5 COUNT 5$')
