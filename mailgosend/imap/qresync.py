@@ -180,7 +180,9 @@ def select_params(params: Sequence[Token], enabled: bool) -> tuple[bool, Optiona
         elif upper == "QRESYNC" and qresync is None and items and isinstance(items[0], list):
             if not enabled:  # RFC 7162 §3.2.5: BAD unless ENABLE QRESYNC came first
                 raise bad("QRESYNC must be enabled first (ENABLE QRESYNC)")
-            qresync = parse_qresync(items.pop(0))
+            values = items.pop(0)
+            assert isinstance(values, list)  # checked above
+            qresync = parse_qresync(values)
         else:
             raise bad("SELECT parameters are CONDSTORE and QRESYNC (...)")
     return condstore, qresync
