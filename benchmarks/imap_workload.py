@@ -28,6 +28,10 @@ peer-bench client ../shared/bench/imap_bench.py:
             TEXT/BODY <rare word>, UID SEARCH SUBJECT, 200 random UID FETCH BODY.PEEK[] one
             at a time, UID STORE +FLAGS on 1,000 random UIDs in one command and as 1,000
             commands;
+  sorts     measured by this script on one session (raw socket), each --sort-repeats times:
+            UID SORT (REVERSE DATE) / (SUBJECT) / (DISPLAYFROM) ALL, (REVERSE ARRIVAL) UNSEEN,
+            UID THREAD REFERENCES / ORDEREDSUBJECT ALL; the median of the repeats after the
+            first, and the first (which may fill a cache) apart; answers compared by digest;
   mixed     --clients processes for --duration s, the imap_bench.py mix (FETCH FLAGS of the
             last 100, FETCH ENVELOPE of 50, BODY.PEEK[] of one, STORE \\Seen, SEARCH
             SUBJECT, NOOP); server CPU (our process / Dovecot's process tree) sampled from
@@ -45,6 +49,7 @@ each client run has a timeout).  Only 127.0.0.1 is contacted.
   python3 benchmarks/imap_workload.py                   # 3 rounds, about 11 minutes
   python3 benchmarks/imap_workload.py --quick           # smoke test: 600 messages, 1 round, 8 s mix
   python3 benchmarks/imap_workload.py --systems ours --rounds 1 --keep-workdir
+  python3 benchmarks/imap_workload.py --kinds sorts      # only the SORT/THREAD rows
 
 Needs (Debian 12, root): apt-get install postfix dovecot-imapd dovecot-lmtpd (the peer
 stack, as benchmarks/smtp_inbound.py), optionally pip install py-spy.
@@ -53,9 +58,11 @@ stack, as benchmarks/smtp_inbound.py), optionally pip install py-spy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import imaplib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -81,6 +88,16 @@ SYSTEMS = ("ours", "dovecot")
 SINGLE_TESTS = ["login_select", "fetch_flags", "fetch_envelope", "fetch_headers",
                 "raw_fetch_flags", "raw_fetch_envelope", "raw_fetch_headers", "search_text",
                 "search_body", "search_subject", "fetch_body_rand", "store_bulk", "store_single"]
+# The "sorts" runs: each command --sort-repeats times on one SELECTed session, raw socket.
+SORT_TESTS = {
+    "sort_date": b"UID SORT (REVERSE DATE) UTF-8 ALL",
+    "sort_subject": b"UID SORT (SUBJECT) UTF-8 ALL",
+    "sort_displayfrom": b"UID SORT (DISPLAYFROM) UTF-8 ALL",
+    "sort_arrival_unseen": b"UID SORT (REVERSE ARRIVAL) UTF-8 UNSEEN",
+    "thread_references": b"UID THREAD REFERENCES UTF-8 ALL",
+    "thread_orderedsubject": b"UID THREAD ORDEREDSUBJECT UTF-8 ALL",
+}
+KINDS = ("singles", "mixed", "sorts")
 
 
 def log(msg: str) -> None:
@@ -306,6 +323,35 @@ def uidset(uids: list[int]) -> str:
     return ",".join(out)
 
 
+def sort_run(port: int, password: str, tests: list[str], repeats: int, timeout: float
+             ) -> dict[str, dict[str, Any]]:
+    """The SORT/THREAD rows: one session, SELECT INBOX, each command ``repeats`` times.
+    ``first`` is the first run of the command in this session (the one that may build a
+    cache), ``seconds`` the median of the others; ``digest`` identifies the answer, so the
+    report can say whether both servers gave the same order."""
+    c = RawImap(port, password, timeout)
+    try:
+        c.command(b"SELECT INBOX")
+        found = b" ".join(c.command(b"UID SEARCH ALL")).split()[2:]
+        position = {n: b"%d" % i for i, n in enumerate(found, 1)}  # UIDs differ per server
+        out: dict[str, dict[str, Any]] = {}
+        for name in tests:
+            times, answer = [], b""
+            for _ in range(max(repeats, 1)):
+                t0 = time.perf_counter()
+                lines = c.command(SORT_TESTS[name])
+                times.append(time.perf_counter() - t0)
+                answer = b"".join(line for line in lines
+                                  if line.startswith((b"* SORT", b"* THREAD")))
+            answer = re.sub(rb"\d+", lambda m: position.get(m.group(), b"?"), answer)
+            out[name] = {"first": round(times[0], 4),
+                         "seconds": round(statistics.median(times[1:] or times), 4),
+                         "bytes": len(answer), "digest": hashlib.sha1(answer).hexdigest()[:12]}
+        return out
+    finally:
+        c.close()
+
+
 def mailbox_state(port: int, password: str, benchlib: Any, n: int) -> tuple[int, bool]:
     """(messages in INBOX, whether its first and last messages are the fill's idx 0 and n-1)."""
     c = RawImap(port, password)
@@ -452,9 +498,36 @@ class Bench:
                 "--clients", str(a.clients), "--duration", str(a.duration),
                 "--timeout", str(a.client_timeout)]
 
+    def run_sorts(self, system: str, rnd: str) -> dict[str, Any]:
+        """SORT and THREAD (SORT_TESTS), measured here: imap_bench.py has no such test."""
+        a = self.args
+        label = f"{system}|sorts|{rnd}"
+        rec: dict[str, Any] = {"system": system, "kind": "sorts", "round": rnd, "label": label,
+                               "loadavg_before": loadavg(), "tests": {}}
+        pids = [self.dovecot_pid()] if system == "dovecot" else [self.pid_ours()]
+        cpu0, t0 = tree_cpu_seconds(pids), time.monotonic()
+        try:
+            rec["tests"] = sort_run(self.port(system), self.password(system),
+                                    [t for t in a.sort_tests.split(",") if t], a.sort_repeats,
+                                    a.client_timeout)
+            rec["returncode"] = 0
+        except (OSError, RuntimeError) as exc:
+            rec["returncode"], rec["output"] = 1, str(exc)
+        rec["wall_s"] = round(time.monotonic() - t0, 1)
+        rec["cpu_s"] = round(tree_cpu_seconds(pids) - cpu0, 2)
+        with open(os.path.join(self.results, "runs.jsonl"), "a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
+        self.records.append(rec)
+        log(f"[{label}] {rec['wall_s']:.0f}s, server CPU {rec['cpu_s']}s: " + ", ".join(
+            f"{k} {v['first']:.3f}/{v['seconds']:.3f}s" for k, v in rec["tests"].items())
+            + ("" if rec["returncode"] == 0 else f" -- FAILED: {rec.get('output')}"))
+        return rec
+
     def run(self, system: str, kind: str, rnd: str, profile: Optional[str] = None
             ) -> dict[str, Any]:
         a = self.args
+        if kind == "sorts":
+            return self.run_sorts(system, rnd)
         label = f"{system}|{kind}|{rnd}"
         tests = ["concurrent"] if kind == "mixed" else [t for t in a.tests.split(",") if t]
         rec: dict[str, Any] = {"system": system, "kind": kind, "round": rnd, "label": label,
@@ -614,6 +687,13 @@ ROWS = [
     ("**UID STORE +FLAGS, 1,000 UIDs in one command**", "singles", _g("store_bulk", "seconds"), "s", "≤ 2×", True),
     ("**1,000 × UID STORE +FLAGS.SILENT**, total", "singles", _g("store_single", "seconds"), "s", "≤ 2×", True),
     ("– per command p50", "singles", _ms_to_s(_g("store_single", "latency", "p50_ms")), "s", "", True),
+    ("**UID SORT (REVERSE DATE) UTF-8 ALL**", "sorts", _g("sort_date", "seconds"), "s", "≤ 2×", True),
+    ("– first in the session", "sorts", _g("sort_date", "first"), "s", "", True),
+    ("**UID SORT (SUBJECT) UTF-8 ALL**", "sorts", _g("sort_subject", "seconds"), "s", "≤ 2×", True),
+    ("**UID SORT (DISPLAYFROM) UTF-8 ALL**", "sorts", _g("sort_displayfrom", "seconds"), "s", "≤ 2×", True),
+    ("**UID SORT (REVERSE ARRIVAL) UTF-8 UNSEEN**", "sorts", _g("sort_arrival_unseen", "seconds"), "s", "≤ 2×", True),
+    ("**UID THREAD REFERENCES UTF-8 ALL**", "sorts", _g("thread_references", "seconds"), "s", "≤ 2×", True),
+    ("**UID THREAD ORDEREDSUBJECT UTF-8 ALL**", "sorts", _g("thread_orderedsubject", "seconds"), "s", "≤ 2×", True),
     ("**mixed, 10 clients × 30 s: ops/s** (higher is better)", "mixed", _g("concurrent", "ops_per_s"), "n", "≥ 0.5×", False),
 ]
 MIX_OPS = ["fetch_flags_100", "fetch_envelope_50", "fetch_body", "store_flag", "search_subject",
@@ -629,12 +709,14 @@ def report(bench: Bench, extras: dict[str, Any], args: argparse.Namespace) -> st
     if args.clients != 10 or args.duration != 30:
         ROWS[-1] = (f"**mixed, {args.clients} clients × {args.duration:g} s: ops/s** (higher is "
                     "better)",) + ROWS[-1][1:]
+    kinds = {r["kind"] for r in recs}
+    rows = [row for row in ROWS if row[1] in kinds]
     out = [f"### Same run, {len(rounds)} round(s), {extras.get('messages')} messages "
            f"({extras.get('mailbox_mb', '?')} MB); median [min–max] over rounds; ratio = ours / "
            "Dovecot computed within each round, then summarised\n",
            "| operation | ours | Dovecot | **ours / Dovecot** | target |",
            "|---|---:|---:|---:|---|"]
-    for name, kind, get, unit, target, lower in ROWS:
+    for name, kind, get, unit, target, lower in (rows if kinds else ROWS):
         vals: dict[str, list[Optional[float]]] = {s: [] for s in SYSTEMS}
         ratios = []
         for rnd in rounds:
@@ -666,6 +748,16 @@ def report(bench: Bench, extras: dict[str, Any], args: argparse.Namespace) -> st
         f"{t} ours {by.get(('ours', 'singles', rounds[0]), {}).get(t, {}).get('hits')} / Dovecot "
         f"{by.get(('dovecot', 'singles', rounds[0]), {}).get(t, {}).get('hits')}"
         for t in ("search_body", "search_text", "search_subject")) if rounds else "")
+
+    sorted_recs = {s: [r for r in recs if r["system"] == s and r["kind"] == "sorts"]
+                   for s in SYSTEMS}
+    if sorted_recs["ours"] and sorted_recs["dovecot"]:
+        same = [t for t in SORT_TESTS if sorted_recs["ours"][0]["tests"].get(t, {}).get("digest")
+                == sorted_recs["dovecot"][0]["tests"].get(t, {}).get("digest")]
+        out.append("\nSORT/THREAD answers byte-identical to Dovecot's: "
+                   + (", ".join(same) or "none") + "; different: " + (", ".join(
+                       t for t in SORT_TESTS if t not in same
+                       and t in sorted_recs["ours"][0]["tests"]) or "none") + ".")
 
     out.append("\n### Mixed workload, per-operation latency p50 / p99 ms (median over rounds)\n")
     out.append("| op (weight) | ours p50 | ours p99 | Dovecot p50 | Dovecot p99 | ops ours / Dovecot |")
@@ -749,6 +841,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tests", default=",".join(SINGLE_TESTS),
                     help="imap_bench.py single-client tests of each round")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help="runs of each round: singles (imap_bench.py), mixed, sorts "
+                         "(SORT/THREAD, measured by this script)")
+    ap.add_argument("--sort-tests", default=",".join(SORT_TESTS),
+                    help="SORT/THREAD commands of the sorts runs")
+    ap.add_argument("--sort-repeats", type=int, default=5,
+                    help="times each SORT/THREAD command runs per sorts run")
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--duration", type=float, default=30, help="seconds of the mixed workload")
     ap.add_argument("--client-timeout", type=float, default=120,
@@ -777,6 +876,12 @@ def main() -> None:
     for t in args.tests.split(","):
         if t and t not in SINGLE_TESTS:
             ap.error(f"unknown test {t}")
+    kinds = [k for k in args.kinds.split(",") if k]
+    if not set(kinds) <= set(KINDS):
+        ap.error("--kinds: singles, mixed and/or sorts")
+    for t in args.sort_tests.split(","):
+        if t and t not in SORT_TESTS:
+            ap.error(f"unknown sort test {t}")
     if not os.path.exists(os.path.join(args.bench_dir, "imap_bench.py")):
         ap.error(f"--bench-dir {args.bench_dir}: imap_bench.py not found")
     benchlib = load_benchlib(args.bench_dir)
@@ -868,7 +973,7 @@ def main() -> None:
         # --- rounds
         for rnd in range(args.rounds):
             order = systems if rnd % 2 == 0 else list(reversed(systems))
-            for kind in ("singles", "mixed"):
+            for kind in kinds:
                 for system in order:
                     if not time_left(f"round {rnd} {system} {kind}"):
                         raise StopIteration

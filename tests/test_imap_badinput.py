@@ -54,7 +54,7 @@ SELECTED = [
     (b"a FETCH 1 FLAGS (VANISHED)", b"a BAD Expected (CHANGEDSINCE mod-sequence)"),
     (b"a STORE 1 (UNCHANGEDSINCE) +FLAGS (\\Seen)",
      b"a BAD Expected (UNCHANGEDSINCE mod-sequence)"),
-    (b"a SELECT INBOX (QRESYNC (1 2))", b"a BAD The only SELECT parameter supported is CONDSTORE"),
+    (b"a SELECT INBOX (QRESYNC (1 2))", b"a BAD QRESYNC must be enabled first (ENABLE QRESYNC)"),
     (b"a SEARCH MODSEQ", b"a BAD MODSEQ needs a mod-sequence value"),
     (b"a CREATE ../etc", b"a NO [CANNOT] mailbox name levels must not be '.' or '..'"),
     (b'a CREATE "x/../y"', b"a NO [CANNOT] mailbox name levels must not be '.' or '..'"),

@@ -17,9 +17,13 @@ MULTIAPPEND (RFC 3502: all or none, APPENDUID with a UID set).
 BINARY (RFC 3516: FETCH BINARY[.PEEK/.SIZE] decoding base64/quoted-printable, literal8 APPEND).
 UTF8=ACCEPT (RFC 6855: UTF-8 mailbox names and APPEND UTF8 after ENABLE; no SEARCH CHARSET).
 COMPRESS=DEFLATE (RFC 4978, after login; a sync flush ends every burst of responses).
+ESEARCH (RFC 4731: SEARCH RETURN MIN/MAX/ALL/COUNT) and SEARCHRES (RFC 5182: SAVE, "$").
+SORT (RFC 5256) with SORT=DISPLAY (RFC 5957) and ESORT (RFC 5267 §3; not CONTEXT=SORT).
+THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3).
+QRESYNC (RFC 7162 §3.2: ENABLE QRESYNC, SELECT/EXAMINE (QRESYNC ...), VANISHED, CLOSED).
 
-Not implemented (and not advertised): QRESYNC (RFC 7162 §3.2), ESEARCH, SORT/THREAD,
-SETQUOTA (quotas are the administrator's), \\Recent shared across nodes (see hub.py).
+Not implemented (and not advertised): CONTEXT=SEARCH/SORT, SETQUOTA (quotas are the
+administrator's), \\Recent shared across nodes (see hub.py).
 
 Entry point: :func:`mailgosend.imap.factory.build_imap_factory`.
 """

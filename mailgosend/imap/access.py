@@ -15,6 +15,7 @@ from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.interfaces import ISpamTrainer
 from mailgosend.imap.message import BoundedCache, InfoCache
 from mailgosend.imap.search import FieldCache, TextParts, search_fields, text_parts
+from mailgosend.imap.sort import OrderCache
 from mailgosend.imap.structure import envelope
 from mailgosend.store.blobs import BlobStore, SealedBlobCache
 from mailgosend.store.mimeinfo import MessageInfo
@@ -42,6 +43,7 @@ class StoreAccess:
     parts_cache: BoundedCache[TextParts] = field(  # where SEARCH BODY finds the text
         default_factory=lambda: BoundedCache(100_000))
     item_cache: ItemCache = field(default_factory=ItemCache)  # BODY[HEADER.FIELDS ...] answers
+    order_cache: OrderCache = field(default_factory=OrderCache)  # SORT/THREAD keys
     blob_cache: SealedBlobCache = field(  # small sealed (still encrypted) blobs, 32 MB
         default_factory=SealedBlobCache)
 

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from mailgosend.crypto import DecryptionError
 from mailgosend.imap.errors import no
 from mailgosend.imap.fetch import FetchItem, Loaded, load_batch, parse_items
+from mailgosend.imap.qresync import fetch_modifiers, vanished_earlier
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import Args
@@ -108,13 +109,21 @@ class FetchCommand(_Session):
         view = self.selected
         seqset = SequenceSet.parse(args.atom("sequence set"))
         items = parse_items(args.next("FETCH attributes"))
-        changed_since = args.modifier("CHANGEDSINCE")
+        changed_since, vanished = None, False
+        if isinstance(args.peek(), list):  # RFC 7162 §3.1.4.1 CHANGEDSINCE, §3.2.6 VANISHED
+            changed_since, vanished = fetch_modifiers(args.parenthesized("modifiers"), uid,
+                                                      self.qresync)
         args.end()
         pairs = view.resolve(seqset, uid)
         if uid and not any(item.kind == "uid" for item in items):
             items.append(FetchItem("uid", b"UID"))  # RFC 3501 §6.4.8
         if changed_since is not None or any(item.kind == "modseq" for item in items):
             self.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE enabling command
+        if vanished and changed_since is not None:  # before the FETCH responses
+            known = SequenceSet([(u, u) for u in view.saved_uids]) if seqset.saved else seqset
+            early = await vanished_earlier(view, changed_since, known)
+            if early is not None:
+                self.send_untagged(early)
         if changed_since is not None:  # RFC 7162 §3.1.4.1
             pairs = [(s, u) for s, u in pairs if view.rows[u].modseq > changed_since]
             if not any(item.kind == "modseq" for item in items):

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 
 from mailgosend.imap.errors import ImapError, bad, no
 from mailgosend.imap.seqset import compress
+from mailgosend.imap.qresync import resync_lines, select_params
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import (Args, Atom, Quoted, mailbox_name,
                                     parse_datetime)
@@ -69,24 +70,31 @@ class MailboxCommands(_Session):
 
     async def _select(self, args: Args, readonly: bool) -> Reply:
         name = args.mailbox()
-        if not args.at_end():  # RFC 7162 §3.1.8: SELECT name (CONDSTORE)
+        resync = None
+        if not args.at_end():  # RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC (...)
             params = args.parenthesized("SELECT parameters")
             args.end()
-            if [str(t).upper() for t in params] != ["CONDSTORE"]:
-                raise bad("The only SELECT parameter supported is CONDSTORE")
-            self.enable_condstore()
+            condstore, resync = select_params(params, self.qresync)
+            if condstore:
+                self.enable_condstore()
+        if self.selected is not None:  # RFC 7162 §3.2.11: the old mailbox is closed
+            self.send_untagged(b"OK [CLOSED] Previous mailbox closed")
         self.deselect()
         view = await self.account.open(name, readonly)
         if view is None:
             raise no("Mailbox does not exist", "NONEXISTENT")
         view.origin = self
         view.report_modseq = self.condstore
+        view.report_vanished = self.qresync
         view.addListener(self)
         self.selected = view
         self.state = "select"
         self.access.hub.attach(view.id, self)
         for line in view.select_lines():
             self.send_untagged(line)
+        if resync is not None:
+            for line in await resync_lines(view, resync):
+                self.send_untagged(line)
         verb = "EXAMINE" if readonly else "SELECT"
         return Reply(f"{verb} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
@@ -297,7 +305,7 @@ class MailboxCommands(_Session):
                            % ((used + 1023) // 1024, limit // 1024))
 
     async def cmd_ENABLE(self, tag: bytes, args: Args) -> Reply:
-        """RFC 5161: CONDSTORE and UTF8=ACCEPT (RFC 6855) can be enabled; unknown
+        """RFC 5161: CONDSTORE, QRESYNC and UTF8=ACCEPT (RFC 6855) can be enabled; unknown
         names are ignored, as §3.1 asks."""
         if args.at_end():
             raise bad("ENABLE needs at least one capability")
@@ -309,6 +317,9 @@ class MailboxCommands(_Session):
         if "CONDSTORE" in wanted:
             self.enable_condstore()
             enabled = b" CONDSTORE"
+        if "QRESYNC" in wanted:  # RFC 7162 §3.2.3
+            self.enable_qresync()
+            enabled += b" QRESYNC"
         if "UTF8=ACCEPT" in wanted:  # RFC 6855 §3
             self.utf8 = True
             enabled += b" UTF8=ACCEPT"

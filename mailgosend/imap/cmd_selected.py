@@ -1,14 +1,16 @@
 """Commands of the selected state (RFC 3501 §6.4) except FETCH (cmd_fetch.py) and IDLE.
 
 UID covers FETCH, STORE, SEARCH, COPY, MOVE (RFC 6851) and EXPUNGE (RFC 4315); COPY and MOVE
-answer COPYUID.  STORE takes RFC 7162 UNCHANGEDSINCE and answers MODIFIED; SEARCH takes MODSEQ.
+answer COPYUID.  STORE takes RFC 7162 UNCHANGEDSINCE and answers MODIFIED; SEARCH takes MODSEQ,
+RFC 4731 RETURN options and RFC 5182 SAVE (esearch.py); "$" is accepted wherever a set is.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from mailgosend.imap.errors import bad, no
+from mailgosend.imap.esearch import bind_saved, esearch_line, parse_return, saved_part
 from mailgosend.imap.search import check_charset, parse_search, uses_modseq_key
 from mailgosend.imap.seqset import SequenceSet, compress
 from mailgosend.imap.server import Reply
@@ -71,17 +73,22 @@ class SelectedCommands(_Session):
         return Reply("STORE completed")
 
     async def cmd_SEARCH(self, tag: bytes, args: Args, uid: bool = False) -> Reply:
-        first = args.peek()
-        if isinstance(first, Atom) and first.upper() == "CHARSET":
-            if self.utf8:  # RFC 6855 §3 (erratum 4029): strings are UTF-8 already
-                raise bad("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
-            args.next()
-            check_charset(args.astring("charset"))
-        tree = parse_search(args.rest())
-        uses_modseq = uses_modseq_key(tree)
-        if uses_modseq:
-            self.enable_condstore()
-        found = await self.account.search(self.selected, tree, uid)
+        options = parse_return(args)  # RFC 4731 §3.1: RETURN comes before CHARSET
+        try:
+            found, uses_modseq = await self._search(args, uid)
+        except Exception:
+            if options.save:  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$"
+                self.selected.saved_uids = []
+            raise
+        if options.save:
+            kept = saved_part(found, options)
+            self.selected.saved_uids = kept if uid else [self.selected.uids[n - 1] for n in kept]
+        if options.extended:
+            if options.answers:
+                self.send_untagged(esearch_line(tag, uid, found, options,
+                                                self._highest_modseq(uid) if uses_modseq
+                                                else None))
+            return Reply("SEARCH completed")
         line = b" ".join([b"SEARCH"] + [b"%d" % n for n in found])
         if uses_modseq and found:  # RFC 7162 §3.1.5: the highest MODSEQ of the matches
             rows = self.selected.rows
@@ -89,6 +96,32 @@ class SelectedCommands(_Session):
             line += b" (MODSEQ %d)" % max(rows[u].modseq for u in uids)
         self.send_untagged(line)
         return Reply("SEARCH completed")
+
+    async def _search(self, args: Args, uid: bool) -> tuple[list[int], bool]:
+        """SEARCH's criteria run over the selected mailbox: the numbers found and whether a
+        MODSEQ key was among them (SORT and THREAD take the same criteria)."""
+        first = args.peek()
+        if isinstance(first, Atom) and first.upper() == "CHARSET":
+            if self.utf8:  # RFC 6855 §3 (erratum 4029): strings are UTF-8 already
+                raise bad("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
+            args.next()
+            check_charset(args.astring("charset"))
+        tree = parse_search(args.rest())
+        bind_saved(tree, self.selected.saved_uids, self.selected.uids)
+        uses_modseq = uses_modseq_key(tree)
+        if uses_modseq:
+            self.enable_condstore()
+        return await self.account.search(self.selected, tree, uid), uses_modseq
+
+    def _highest_modseq(self, uid: bool) -> Callable[[Sequence[int]], int]:
+        """The highest MODSEQ of some numbers of the view (RFC 7162 §3.1.5, RFC 4731 §3.2)."""
+        view = self.selected
+
+        def highest(numbers: Sequence[int]) -> int:
+            uids = numbers if uid else [view.uids[n - 1] for n in numbers]
+            return max(view.rows[u].modseq for u in uids)
+
+        return highest
 
     async def cmd_COPY(self, tag: bytes, args: Args, uid: bool = False) -> Reply:
         return await self._copy(args, uid, move=False)
@@ -125,7 +158,7 @@ class SelectedCommands(_Session):
         view = self.selected
         uids = None
         if uid:
-            uids = SequenceSet.parse(args.atom("UID set")).uids(view.uids)
+            uids = [u for _, u in view.resolve(SequenceSet.parse(args.atom("UID set")), True)]
         args.end()
         if view.readonly:
             raise no("The mailbox is read-only (EXAMINE)")
@@ -137,9 +170,10 @@ class SelectedCommands(_Session):
 
     async def cmd_UID(self, tag: bytes, args: Args) -> Reply:
         name = args.atom("UID command").upper()
-        if name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE"):
+        if name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT",
+                        "THREAD"):
             raise bad(f"Unknown UID command {name[:20]}")
-        handler = getattr(self, f"cmd_{name}")  # FETCH lives in cmd_fetch.py
+        handler = getattr(self, f"cmd_{name}")  # FETCH: cmd_fetch.py, SORT/THREAD: cmd_sort.py
         reply: Reply = await handler(tag, args, uid=True)
         return reply
 

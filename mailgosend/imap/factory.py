@@ -29,6 +29,7 @@ from mailgosend.imap.cmd_idle import IdleCommand
 from mailgosend.imap.cmd_mailbox import MailboxCommands
 from mailgosend.imap.cmd_selected import SelectedCommands
 from mailgosend.imap.compress import CompressCommand
+from mailgosend.imap.cmd_sort import SortCommands
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, NoSpamTraining
 from mailgosend.imap.server import Command, SessionCore
@@ -42,8 +43,8 @@ _AUTHED = ("auth", "select")
 _SELECTED = ("select",)
 
 
-class IMAPServerProtocol(AuthCommands, IdleCommand, FetchCommand, SelectedCommands,
-                         MailboxCommands, CompressCommand, SessionCore):
+class IMAPServerProtocol(AuthCommands, IdleCommand, FetchCommand, SortCommands,
+                         SelectedCommands, MailboxCommands, CompressCommand, SessionCore):
     """One IMAP session (server.py and the cmd_*.py mixins)."""
 
 
@@ -79,6 +80,8 @@ def _table() -> dict[str, Command]:
         "STORE": Command(P.cmd_STORE, _SELECTED, "noexpunge"),
         "COPY": Command(P.cmd_COPY, _SELECTED), "MOVE": Command(P.cmd_MOVE, _SELECTED),
         "UID": Command(P.cmd_UID, _SELECTED),
+        "SORT": Command(P.cmd_SORT, _SELECTED, "noexpunge"),
+        "THREAD": Command(P.cmd_THREAD, _SELECTED, "noexpunge"),
     }
 
 

@@ -33,7 +33,7 @@ import email.header
 import email.utils
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any, Generic, Optional, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -152,7 +152,7 @@ def _key(stream: list[Token]) -> Node:
         if not stream:
             raise bad("MODSEQ needs a mod-sequence value")
         return ("modseq", as_number(stream.pop(0), key))
-    if key[:1].isdigit() or key[:1] == "*":
+    if key[:1].isdigit() or key[:1] in ("*", "$"):  # "$": RFC 5182 (esearch.bind_saved)
         return ("seq", SequenceSet.parse(key))
     raise bad(f"Unknown search key {key[:40]}")
 
@@ -177,10 +177,11 @@ class SearchScope:
 # field, more than the match, so they are cached per message like the structures.
 Fields = tuple[Optional[str], Optional[str], Optional[str], Optional[str], Optional[str],
                Optional[date]]
+_V = TypeVar("_V")
 _FIELD_INDEX = {"from_": 0, "to": 1, "cc": 2, "bcc": 3, "subject": 4}
 
 
-class FieldCache:
+class FieldCache(Generic[_V]):
     """Search fields per mailbox: (mailbox id, UIDVALIDITY) -> {UID: Fields}, never stale
     (as InfoCache), at most ``limit`` messages, whole mailboxes evicted least recently used
     first.  A plain dict per mailbox, so a SEARCH SUBJECT over 10,000 cached messages is one
@@ -188,14 +189,14 @@ class FieldCache:
 
     def __init__(self, limit: int = 200_000) -> None:
         self.limit = limit
-        self._boxes: OrderedDict[tuple[int, int], dict[int, Fields]] = OrderedDict()
+        self._boxes: OrderedDict[tuple[int, int], dict[int, _V]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._size
 
-    def mailbox(self, mailbox_id: int, uidvalidity: int) -> dict[int, Fields]:
+    def mailbox(self, mailbox_id: int, uidvalidity: int) -> dict[int, _V]:
         """The mailbox's dict, to read; add to it with ``put``."""
         key = (mailbox_id, uidvalidity)
         with self._lock:
@@ -205,7 +206,7 @@ class FieldCache:
             self._boxes.move_to_end(key)
             return found
 
-    def put(self, mailbox_id: int, uidvalidity: int, values: dict[int, Fields]) -> None:
+    def put(self, mailbox_id: int, uidvalidity: int, values: dict[int, _V]) -> None:
         key = (mailbox_id, uidvalidity)
         with self._lock:
             box = self._boxes.get(key)

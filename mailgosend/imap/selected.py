@@ -34,7 +34,7 @@ from zope.interface import implementer
 
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.message import MessageSource, StoredMessage
-from mailgosend.imap.seqset import SequenceSet
+from mailgosend.imap.seqset import SequenceSet, compress
 from mailgosend.imap.snapshot import MailboxSnapshot
 from mailgosend.imap.storeops import SyncState, live_uids, sync_state
 from mailgosend.imap.wireformat import flag_list
@@ -71,8 +71,10 @@ class SelectedMailbox:
         self.listeners: list[Any] = []
         self.origin: Any = None  # the session showing this view; not poked by its own changes
         self.report_modseq = False  # RFC 7162 §3.1.4, once CONDSTORE is enabled
+        self.report_vanished = False  # RFC 7162 §3.2.10: VANISHED, once QRESYNC is enabled
         self.dirty = False  # the hub reported a change the view has not read yet
         self.local_changes: set[int] = set()  # flag changes applied by note_change
+        self.saved_uids: list[int] = []  # RFC 5182 "$", as UIDs; new views start empty
         self.synced_at = access.clock.seconds()  # the snapshot was current then
         if readonly:
             floor = access.hub.known_floor(self.box.id)
@@ -110,6 +112,9 @@ class SelectedMailbox:
 
     def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
         """(sequence number, UID) pairs a set names, ascending."""
+        if seqset.saved:  # RFC 5182 §2.1: expunged messages have left the saved result
+            rows = self.rows
+            return [(self.seq_of(u), u) for u in self.saved_uids if u in rows]
         if uid:
             uids = self.uids
             return [(i + 1, uids[i]) for i in seqset.uid_positions(uids)]
@@ -235,16 +240,23 @@ class SelectedMailbox:
         return lines
 
     def announce_expunges(self) -> list[bytes]:
-        """EXPUNGE responses, ascending, each number as it is at that moment (§7.4.1)."""
+        """EXPUNGE responses, ascending, each number as it is at that moment (§7.4.1); one
+        VANISHED response instead once QRESYNC is enabled (RFC 7162 §3.2.10)."""
         lines = []
+        vanished = []
         for uid in sorted(self.pending_expunge):
             if uid in self.rows:
                 index = bisect.bisect_left(self.uids, uid)
                 del self.uids[index]
                 del self.rows[uid]
                 self.recent.discard(uid)
-                lines.append(b"%d EXPUNGE" % (index + 1))
+                if self.report_vanished:
+                    vanished.append(uid)
+                else:
+                    lines.append(b"%d EXPUNGE" % (index + 1))
         self.pending_expunge.clear()
+        if vanished:
+            lines.append(b"VANISHED " + compress(vanished).encode("ascii"))
         return lines
 
     # --- changes made by this session ------------------------------------------------------

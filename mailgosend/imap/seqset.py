@@ -3,7 +3,8 @@
 ``*`` is the largest number in use; ``a:b`` is the same range as ``b:a``.  With message
 sequence numbers, a number beyond the mailbox (or ``*`` in an empty mailbox) is an error
 (§6.4.8: "The server should respond with a tagged BAD").  With UIDs, numbers name nothing when
-they are not in use, and ``n:*`` always includes the largest UID (§6.4.8 note).
+they are not in use, and ``n:*`` always includes the largest UID (§6.4.8 note).  ``$`` is the
+saved search result (RFC 5182): a set marked ``saved`` whose numbers the session fills in.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ _MAX = 2**32 - 1
 class SequenceSet:
     """A parsed sequence set; ``None`` in a range stands for ``*``."""
 
-    def __init__(self, ranges: list[tuple[Optional[int], Optional[int]]]) -> None:
+    def __init__(self, ranges: list[tuple[Optional[int], Optional[int]]],
+                 saved: bool = False) -> None:
         self.ranges = ranges
+        self.saved = saved  # "$" (RFC 5182 §2.1)
 
     @classmethod
     def parse(cls, text: str) -> SequenceSet:
         ranges: list[tuple[Optional[int], Optional[int]]] = []
         if not text:
             raise bad("Empty sequence set")
+        if text == "$":  # RFC 5182 §4: "$" stands alone, never inside a list
+            return cls([], saved=True)
         for item in text.split(","):
             pieces = item.split(":")
             if len(pieces) > 2:

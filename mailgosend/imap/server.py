@@ -89,6 +89,7 @@ class SessionCore(IMAP4Server):
         self.selected: Any = None
         self.condstore = False  # RFC 7162 §3.1: set by the first CONDSTORE enabling command
         self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT (UTF-8 mailbox names, UTF8 APPEND)
+        self.qresync = False  # RFC 7162 §3.2: ENABLE QRESYNC; then VANISHED replaces EXPUNGE
         self.busy = False
         self.closing = False
         self.shutdown_pending = False
@@ -171,6 +172,13 @@ class SessionCore(IMAP4Server):
         if self.selected is not None:
             self.selected.report_modseq = True
 
+    def enable_qresync(self) -> None:
+        """RFC 7162 §3.2.3: QRESYNC implies CONDSTORE; expunges are announced as VANISHED."""
+        self.qresync = True
+        self.enable_condstore()
+        if self.selected is not None:
+            self.selected.report_vanished = True
+
     def deselect(self) -> None:
         if self.selected is not None:
             self.access.hub.detach(self.selected.id, self)
@@ -213,6 +221,10 @@ class SessionCore(IMAP4Server):
         names += ["LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "BINARY", "UTF8=ACCEPT"]
         if self.state != "unauth":
             names.append("COMPRESS=DEFLATE")
+        names += ["ESEARCH", "SEARCHRES"]  # RFC 4731, RFC 5182 (esearch.py)
+        names += ["SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
+                  "THREAD=REFERENCES"]  # RFC 5256, 5957, 5267 (cmd_sort.py)
+        names.append("QRESYNC")  # RFC 7162 §3.2 (qresync.py)
         return names
 
     def capability_line(self) -> bytes:
