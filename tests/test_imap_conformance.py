@@ -1,0 +1,44 @@
+"""Defects found by real peers and an IMAP conformance tester (issue 9 §4), each through a
+real listener with a raw or real client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.support.db import SQLiteDatabaseMixin
+from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, message
+
+
+class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    @defer.inlineCallbacks
+    def session(self, select: bool = True, listen: bool = True) -> Any:
+        if listen:
+            yield self.listen()
+        raw = yield self.in_thread(RawClient, self.port)
+        self.addCleanup(raw.close)
+        yield self.in_thread(raw.command, b"l", b"LOGIN %s %s" % (ALICE.encode(),
+                                                                 PASSWORD.encode()))
+        if select:
+            yield self.in_thread(raw.command, b"s", b"SELECT INBOX")
+        return raw
+
+    @defer.inlineCallbacks
+    def test_open_bracket_in_mailbox_names_is_an_atom_char(self) -> Any:
+        # RFC 3501 §9: "[" is an ATOM-CHAR, only "]" is a resp-special
+        raw = yield self.session(select=False)
+        for command in [b"CREATE foo[bar", b"SELECT foo[bar", b"CREATE a[b",
+                        b"RENAME a[b c]d", b"SELECT c]d"]:
+            lines = yield self.in_thread(raw.command, b"t", command)
+            self.assertTrue(lines[-1].startswith(b"t OK"), (command, lines))
+        lines = yield self.in_thread(raw.command, b"t", b'LIST "" *')
+        self.assertIn(b'* LIST (\\HasNoChildren) "/" "c]d"\r\n', lines)
+        self.assertIn(b'* LIST (\\HasNoChildren) "/" "foo[bar"\r\n', lines)
+        yield self.deliver(message("brackets"), target=self.mailbox("c]d").id)
+        yield self.in_thread(raw.command, b"t", b"SELECT c]d")
+        lines = yield self.in_thread(
+            raw.command, b"t", b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.12>)")
+        self.assertEqual(lines[0], b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)]<0> {12}\r\n")
+        self.assertEqual(lines[1], b"Subject: bra")
