@@ -42,3 +42,16 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
             raw.command, b"t", b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.12>)")
         self.assertEqual(lines[0], b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)]<0> {12}\r\n")
         self.assertEqual(lines[1], b"Subject: bra")
+
+    @defer.inlineCallbacks
+    def test_comments_inside_an_angle_address_are_not_part_of_it(self) -> Any:
+        # RFC 5322 §3.2.2: CFWS around the local part, "@" and the domain
+        yield self.deliver(message("cfws", sender="<user-from (comment)@ (comment) domain.org>"))
+        yield self.deliver(message("other", sender="Bob <bob@domain.org>"))
+        raw = yield self.session()
+        lines = yield self.in_thread(raw.command, b"t", b"FETCH 1 ENVELOPE")
+        self.assertIn(b'((NIL NIL "user-from" "domain.org"))', lines[0])
+        lines = yield self.in_thread(raw.command, b"t", b"SEARCH FROM user-from@domain.org")
+        self.assertEqual(lines[0], b"* SEARCH 1\r\n")
+        lines = yield self.in_thread(raw.command, b"t", b"SEARCH FROM comment")
+        self.assertEqual(lines[0], b"* SEARCH 1\r\n")

@@ -42,6 +42,7 @@ from mailgosend.imap.errors import bad, no
 from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
                                      StoredMessage, parse_header_block)
 from mailgosend.imap.seqset import SequenceSet
+from mailgosend.imap.structure import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
@@ -229,7 +230,17 @@ def search_fields(info: MessageInfo) -> Fields:
     def decoded(raw: Optional[str]) -> Optional[str]:
         return None if raw is None else _decode_header(raw.encode("utf-8", "surrogateescape"))
 
-    return (decoded(env.from_), decoded(env.to), decoded(env.cc), decoded(env.bcc),
+    def addresses(raw: Optional[str]) -> Optional[str]:
+        # The header as written, then each address without its comments and folding
+        # (RFC 5322 §3.2.2 CFWS), so FROM user@host finds "<user (c)@ (c) host>" too.
+        text = decoded(raw)
+        if text is None:
+            return None
+        specs = [f"{mailbox}@{host}" for _, _, mailbox, host in parse_address_list(raw)
+                 if mailbox is not None and host is not None]
+        return "\n".join([text] + specs).casefold()
+
+    return (addresses(env.from_), addresses(env.to), addresses(env.cc), addresses(env.bcc),
             decoded(env.subject), _sent_date(env.date))
 
 
