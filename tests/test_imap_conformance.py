@@ -55,3 +55,20 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(lines[0], b"* SEARCH 1\r\n")
         lines = yield self.in_thread(raw.command, b"t", b"SEARCH FROM comment")
         self.assertEqual(lines[0], b"* SEARCH 1\r\n")
+
+    @defer.inlineCallbacks
+    def test_store_takes_an_empty_flag_list(self) -> Any:
+        # RFC 3501 §9: flag-list = "(" [flag *(SP flag)] ")"
+        yield self.deliver(message("flags"), flags=("\\Flagged",))
+        raw = yield self.session()
+        for item in [b"+FLAGS", b"-FLAGS", b"+FLAGS.SILENT", b"-FLAGS.SILENT"]:
+            lines = yield self.in_thread(raw.command, b"t", b"STORE 1 %s ()" % item)
+            self.assertEqual(lines[-1], b"t OK STORE completed\r\n", (item, lines))
+            if not item.endswith(b"SILENT"):
+                self.assertEqual(lines[0], b"* 1 FETCH (FLAGS (\\Flagged))\r\n")
+        lines = yield self.in_thread(raw.command, b"t", b"STORE 1 FLAGS.SILENT ()")
+        self.assertEqual(lines, [b"t OK STORE completed\r\n"])
+        lines = yield self.in_thread(raw.command, b"t", b"STORE 1 FLAGS ()")
+        self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n", b"t OK STORE completed\r\n"])
+        lines = yield self.in_thread(raw.command, b"t", b"STORE 1 +FLAGS")
+        self.assertTrue(lines[-1].startswith(b"t BAD"), lines)

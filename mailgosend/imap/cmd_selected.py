@@ -43,9 +43,11 @@ class SelectedCommands(_Session):
         if base not in modes:
             raise bad("Expected FLAGS, +FLAGS or -FLAGS")
         tokens = args.rest()
+        if not tokens:
+            raise bad("Expected a list of flags")
         if len(tokens) == 1 and isinstance(tokens[0], list):
-            tokens = tokens[0]
-        if (not tokens and base != "FLAGS") or not all(isinstance(t, Atom) for t in tokens):
+            tokens = tokens[0]  # RFC 3501 §9: flag-list = "(" [flag *(SP flag)] ")", may be empty
+        if not all(isinstance(t, Atom) for t in tokens):
             raise bad("Expected a list of flags")
         if view.readonly:
             raise no("The mailbox is read-only (EXAMINE)")
