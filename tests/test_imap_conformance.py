@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from mailgosend.imap.factory import _ANY, IMAPServerProtocol
+from mailgosend.imap.server import Command
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, message
 
@@ -72,3 +75,40 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n", b"t OK STORE completed\r\n"])
         lines = yield self.in_thread(raw.command, b"t", b"STORE 1 +FLAGS")
         self.assertTrue(lines[-1].startswith(b"t BAD"), lines)
+
+    @defer.inlineCallbacks
+    def test_deeply_nested_search_keys_are_bad_without_a_traceback(self) -> Any:
+        yield self.deliver(message("one"))
+        yield self.deliver(message("two"))
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        raw = yield self.session()
+        for command in [b"SEARCH " + b"OR SUBJECT x " * 500 + b"ALL",
+                        b"SEARCH " + b"NOT " * 5000 + b"ALL",
+                        b"SEARCH " + b"OR (NOT " * 30 + b"ALL" + b") ALL" * 30]:
+            lines = yield self.in_thread(raw.command, b"t", command)
+            self.assertEqual(lines, [b"t BAD Search keys nested too deeply\r\n"], command[:40])
+        self.assertEqual([e for e in events if "log_failure" in e], [])
+        # as deep as allowed still works, in the parser and the evaluator
+        lines = yield self.in_thread(raw.command, b"t",
+                                     b"SEARCH " + b"OR SUBJECT x " * 60 + b"SUBJECT two")
+        self.assertEqual(lines[0], b"* SEARCH 2\r\n")
+        lines = yield self.in_thread(raw.command, b"t", b"SEARCH " + b"NOT " * 61 + b"ALL")
+        self.assertEqual(lines[0], b"* SEARCH\r\n")
+
+    @defer.inlineCallbacks
+    def test_a_recursion_error_is_bad_and_logged_in_one_line(self) -> Any:
+        raw = yield self.session(select=False)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        async def deep(session: Any, tag: bytes, args: Any) -> Any:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        table = IMAPServerProtocol.COMMANDS
+        self.patch(IMAPServerProtocol, "COMMANDS", {**table, "NOOP": Command(deep, _ANY)})
+        lines = yield self.in_thread(raw.command, b"t", b"NOOP")
+        self.assertEqual(lines, [b"t BAD Command nested too deeply\r\n"])
+        self.assertEqual([e for e in events if "log_failure" in e], [])

@@ -310,6 +310,11 @@ class SessionCore(IMAP4Server):
             self.send_failure(tag, no(str(exc), exc.imap_code))
         elif isinstance(exc, AccountError):
             self.send_failure(tag, no("Account unavailable", "UNAVAILABLE"))
+        elif isinstance(exc, RecursionError):
+            # Client input too deep for a parser the limits missed: its fault, not a server
+            # bug, and a traceback of a thousand lines per command would flood the log.
+            log.warn("IMAP command from {ip} too deeply nested", ip=self.peer_ip)
+            self.send_failure(tag, bad("Command nested too deeply"))
         else:
             log.failure("IMAP command failed for {ip}", ip=self.peer_ip)
             self.send_failure(tag, no("Internal server error", "SERVERBUG"))
