@@ -112,3 +112,26 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         lines = yield self.in_thread(raw.command, b"t", b"NOOP")
         self.assertEqual(lines, [b"t BAD Command nested too deeply\r\n"])
         self.assertEqual([e for e in events if "log_failure" in e], [])
+
+    @defer.inlineCallbacks
+    def test_a_huge_folded_header_field_is_searched_and_fetched_whole(self) -> Any:
+        # Linear header handling; the answers must stay exact (figures:
+        # benchmarks/imap_big_header.py)
+        folded = b"X-Big: start\r\n" + b"".join(b"\tword%07d folded text\r\n" % i
+                                               for i in range(80_000))
+        raw = (b"From: a@example.org\r\nSubject: big\r\n" + folded
+               + b"To: bob@example.com\r\n\r\nbody\r\n")
+        yield self.deliver(raw)
+        yield self.deliver(message("small"))
+        raw_client = yield self.session()
+        for command, expected in [(b"SEARCH HEADER X-Big word0079999", b"* SEARCH 1\r\n"),
+                                  (b"SEARCH HEADER X-Big word0080000", b"* SEARCH\r\n"),
+                                  (b'SEARCH TEXT "word0079999 folded"', b"* SEARCH 1\r\n"),
+                                  (b"SEARCH TO bob@example.com", b"* SEARCH 1 2\r\n")]:
+            lines = yield self.in_thread(raw_client.command, b"t", command)
+            self.assertEqual(lines[0], expected, command)
+        lines = yield self.in_thread(raw_client.command, b"t",
+                                     b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-BIG)])")
+        self.assertEqual(lines[0], b"* 1 FETCH (BODY[HEADER.FIELDS (X-BIG)] {%d}\r\n"
+                         % (len(folded) + 2))
+        self.assertEqual(lines[1], folded + b"\r\n")
