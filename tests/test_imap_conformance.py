@@ -11,11 +11,11 @@ from twisted.trial import unittest
 
 from mailgosend.imap.factory import _ANY, IMAPServerProtocol
 from mailgosend.imap.server import Command
-from tests.support.db import SQLiteDatabaseMixin
-from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, message
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
+from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, deferLater, message
 
 
-class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+class ConformanceTestsMixin(IMAPFixture):
     @defer.inlineCallbacks
     def session(self, select: bool = True, listen: bool = True) -> Any:
         if listen:
@@ -68,11 +68,12 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
             lines = yield self.in_thread(raw.command, b"t", b"STORE 1 %s ()" % item)
             self.assertEqual(lines[-1], b"t OK STORE completed\r\n", (item, lines))
             if not item.endswith(b"SILENT"):
-                self.assertEqual(lines[0], b"* 1 FETCH (FLAGS (\\Flagged))\r\n")
+                self.assertEqual(lines[0], b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n")
         lines = yield self.in_thread(raw.command, b"t", b"STORE 1 FLAGS.SILENT ()")
         self.assertEqual(lines, [b"t OK STORE completed\r\n"])
         lines = yield self.in_thread(raw.command, b"t", b"STORE 1 FLAGS ()")
-        self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n", b"t OK STORE completed\r\n"])
+        self.assertEqual(lines, [b"* 1 FETCH (FLAGS (\\Recent))\r\n",
+                                 b"t OK STORE completed\r\n"])
         lines = yield self.in_thread(raw.command, b"t", b"STORE 1 +FLAGS")
         self.assertTrue(lines[-1].startswith(b"t BAD"), lines)
 
@@ -135,3 +136,61 @@ class ConformanceTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(lines[0], b"* 1 FETCH (BODY[HEADER.FIELDS (X-BIG)] {%d}\r\n"
                          % (len(folded) + 2))
         self.assertEqual(lines[1], folded + b"\r\n")
+
+    @defer.inlineCallbacks
+    def test_messages_that_arrived_before_the_first_select_are_recent(self) -> Any:
+        # RFC 3501 §2.3.2: \Recent to the first session that selects the mailbox after they
+        # arrived, whether or not the server ran meanwhile
+        yield self.deliver(message("one"))
+        yield self.deliver(message("two"), flags=("\\Seen",))
+        yield self.listen()
+        observer = yield self.session(select=False, listen=False)
+        lines = yield self.in_thread(observer.command, b"t", b"STATUS INBOX (RECENT)")
+        self.assertEqual(lines[0], b'* STATUS "INBOX" (RECENT 2)\r\n')
+        first = yield self.session(select=False, listen=False)
+        lines = yield self.in_thread(first.command, b"t", b"SELECT INBOX")
+        self.assertIn(b"* 2 RECENT\r\n", lines)
+        for command, expected in [(b"SEARCH NEW", b"* SEARCH 1\r\n"),
+                                  (b"SEARCH RECENT", b"* SEARCH 1 2\r\n"),
+                                  (b"SEARCH OLD", b"* SEARCH\r\n"),
+                                  (b"FETCH 1 FLAGS", b"* 1 FETCH (FLAGS (\\Recent))\r\n")]:
+            lines = yield self.in_thread(first.command, b"t", command)
+            self.assertEqual(lines[0], expected, command)
+        second = yield self.session(select=False, listen=False)
+        lines = yield self.in_thread(second.command, b"t", b"SELECT INBOX")
+        self.assertIn(b"* 0 RECENT\r\n", lines)
+        lines = yield self.in_thread(second.command, b"t", b"SEARCH OLD")
+        self.assertEqual(lines[0], b"* SEARCH 1 2\r\n")
+        lines = yield self.in_thread(observer.command, b"t", b"STATUS INBOX (RECENT)")
+        self.assertEqual(lines[0], b'* STATUS "INBOX" (RECENT 0)\r\n')
+        yield self.in_thread(first.close)
+        yield self.in_thread(second.close)
+
+        # a restart: a new listener with its own hub on the same database
+        yield self.wait_for_floor(2)
+        yield self.deliver(message("three"))
+        yield self.listen()
+        after = yield self.session(select=False, listen=False)
+        lines = yield self.in_thread(after.command, b"t", b"STATUS INBOX (RECENT)")
+        self.assertEqual(lines[0], b'* STATUS "INBOX" (RECENT 1)\r\n')
+        lines = yield self.in_thread(after.command, b"t", b"SELECT INBOX")
+        self.assertIn(b"* 1 RECENT\r\n", lines)
+        lines = yield self.in_thread(after.command, b"t", b"SEARCH RECENT")
+        self.assertEqual(lines[0], b"* SEARCH 3\r\n")
+
+    @defer.inlineCallbacks
+    def wait_for_floor(self, floor: int) -> Any:
+        """The floor is written after SELECT answers; wait for the write, not for a time."""
+        for _ in range(500):
+            if self.mailbox("INBOX").recent_floor >= floor:
+                return
+            yield deferLater(0.01)
+        self.fail("the \\Recent floor was not stored")
+
+
+class ConformanceSQLiteTests(SQLiteDatabaseMixin, ConformanceTestsMixin, unittest.TestCase):
+    pass
+
+
+class ConformancePostgresTests(PostgresDatabaseMixin, ConformanceTestsMixin, unittest.TestCase):
+    pass

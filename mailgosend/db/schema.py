@@ -170,6 +170,9 @@ mailboxes = Table(
     Column("highestmodseq", BigInteger(), nullable=False, server_default=text("1")),
     Column("subscribed", Boolean(), nullable=False, server_default=true()),
     _created_at(),
+    # RFC 3501 §2.3.2: the highest UID a session has already been shown as \Recent; the
+    # messages above it are \Recent to the next session that selects the mailbox.
+    Column("recent_floor", BigInteger(), nullable=False, server_default=text("0")),
     UniqueConstraint("user_id", "name"),
     sqlite_autoincrement=True,
 )

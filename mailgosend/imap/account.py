@@ -24,7 +24,7 @@ from mailgosend.imap.search import SearchScope, parse_search, run_search, search
 from mailgosend.imap.selected import SelectedMailbox
 from mailgosend.imap.snapshot import MailboxSnapshot, live_uids_job, refresh_job
 from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status, quota_usage,
-                                      set_subscribed)
+                                      raise_recent_floor, set_subscribed)
 from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
@@ -186,13 +186,19 @@ class IMAPAccount:
         finally:
             cache.release(self.user.id, lock)
 
+    def save_recent_floor(self, mailbox_id: int, floor: int) -> None:
+        """Store a raised \\Recent floor (hub.py); a failure only makes messages \\Recent
+        once more after a restart, so it is logged, not reported to the client."""
+        d = self.access.runner.write(raise_recent_floor, mailbox_id, floor)
+        d.addErrback(lambda f: log.failure("storing the \\Recent floor failed", f))
+
     def status(self, name: str) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
         d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
 
         def found(box: Optional[Mailbox]) -> Any:
             if box is None:
                 raise mailboxes.MailboxNotFound(f"mailbox {name} does not exist")
-            floor = self.access.hub.known_floor(box.id)
+            floor = self.access.hub.known_floor(box.id, box.recent_floor)
             return self.access.runner.read(mailbox_status, self.user.id, name, floor)
 
         return d.addCallback(found)

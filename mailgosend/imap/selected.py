@@ -75,11 +75,18 @@ class SelectedMailbox:
         self.local_changes: set[int] = set()  # flag changes applied by note_change
         self.synced_at = access.clock.seconds()  # the snapshot was current then
         if readonly:
-            floor = access.hub.known_floor(self.box.id)
-            self.recent = set() if floor is None else set(
-                self.uids[bisect.bisect_right(self.uids, floor):])
+            floor = access.hub.known_floor(self.box.id, self.box.recent_floor)
+            self.recent = set(self.uids[bisect.bisect_right(self.uids, floor):])
         else:
-            self.recent = access.hub.claim(self.box.id, self.uids, self.box.uidnext)
+            self.recent = self._claim(self.uids)
+
+    def _claim(self, uids: list[int]) -> set[int]:
+        """\\Recent for this session (hub.py); a raised floor is stored, so it outlives
+        the process (RFC 3501 §2.3.2)."""
+        claimed = self.access.hub.claim(self.box.id, uids, self.box.recent_floor)
+        if claimed:
+            self.account.save_recent_floor(self.box.id, max(claimed))
+        return claimed
 
     @staticmethod
     def _keywords(rows: Iterable[MessageRow]) -> set[str]:
@@ -223,8 +230,7 @@ class SelectedMailbox:
                 bisect.insort(self.uids, row.uid)
             before = len(self.recent)
             if not self.readonly:
-                self.recent |= self.access.hub.claim(self.box.id, sorted(r.uid for r in new),
-                                                     self.box.uidnext)
+                self.recent |= self._claim(sorted(r.uid for r in new))
             lines.append(b"%d EXISTS" % len(self.uids))
             if len(self.recent) != before:
                 lines.append(b"%d RECENT" % len(self.recent))

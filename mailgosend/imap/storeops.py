@@ -26,7 +26,7 @@ from mailgosend.store.messages import (DELETED, MailboxCounts, MessageRow, deliv
                                        list_messages, mailbox_counts, set_flags)
 
 __all__ = ["CopyResult", "SyncState", "copy_messages", "live_uids", "mailbox_status",
-           "quota_usage", "set_subscribed", "sync_state"]
+           "quota_usage", "raise_recent_floor", "set_subscribed", "sync_state"]
 
 _IN_BATCH = 500
 
@@ -136,13 +136,19 @@ def quota_usage(conn: Connection, user_id: int) -> tuple[int, int]:
 def mailbox_status(conn: Connection, user_id: int, name: str, recent_after: Optional[int]
                    ) -> tuple[Mailbox, MailboxCounts, int]:
     """STATUS (RFC 3501 §6.3.10): the mailbox, its counts, and how many UIDs are above
-    ``recent_after`` (the \\Recent count; 0 when unknown)."""
+    ``recent_after`` (the \\Recent count), or above the stored floor when None."""
     box = get_mailbox(conn, user_id, name)
     if box is None:
         raise MailboxNotFound(f"mailbox {name} does not exist")
-    recent = 0
-    if recent_after is not None:
-        recent = int(conn.execute(select(func.count()).where(
-            messages_table.c.mailbox_id == box.id, messages_table.c.deleted_at.is_(None),
-            messages_table.c.uid > recent_after)).scalar_one())
+    floor = box.recent_floor if recent_after is None else recent_after
+    recent = int(conn.execute(select(func.count()).where(
+        messages_table.c.mailbox_id == box.id, messages_table.c.deleted_at.is_(None),
+        messages_table.c.uid > floor)).scalar_one())
     return box, mailbox_counts(conn, box.id), recent
+
+
+def raise_recent_floor(conn: Connection, mailbox_id: int, floor: int) -> None:
+    """Store a higher \\Recent floor (RFC 3501 §2.3.2); never lowers it."""
+    conn.execute(update(mailboxes_table).where(mailboxes_table.c.id == mailbox_id,
+                                               mailboxes_table.c.recent_floor < floor)
+                 .values(recent_floor=floor))

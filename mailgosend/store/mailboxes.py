@@ -97,6 +97,7 @@ class Mailbox:
     uidnext: int
     highestmodseq: int
     subscribed: bool
+    recent_floor: int = 0  # highest UID already \Recent to a session (RFC 3501 §2.3.2)
 
     @property
     def role(self) -> Optional[str]:
@@ -107,7 +108,7 @@ class Mailbox:
 
 def _mailbox(row: Any) -> Mailbox:
     return Mailbox(row.id, row.user_id, row.name, row.special_use, row.uidvalidity, row.uidnext,
-                   row.highestmodseq, row.subscribed)
+                   row.highestmodseq, row.subscribed, row.recent_floor)
 
 
 def normalize_name(name: str) -> str:
