@@ -188,6 +188,39 @@ class ConformanceTestsMixin(IMAPFixture):
         self.fail("the \\Recent floor was not stored")
 
 
+    @defer.inlineCallbacks
+    def test_a_new_keyword_is_announced_before_the_fetch_that_uses_it(self) -> Any:
+        # As Dovecot: untagged FLAGS and OK [PERMANENTFLAGS] first (RFC 3501 §7.2.6, §7.1)
+        yield self.deliver(message("one"))
+        a = yield self.session()
+        b = yield self.session(listen=False)
+        system = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+        lines = yield self.in_thread(a.command, b"t", b"STORE 1 +FLAGS (hello)")
+        self.assertEqual(lines, [b"* FLAGS (%s hello)\r\n" % system,
+                                 b"* OK [PERMANENTFLAGS (%s hello \\*)] Limited\r\n" % system,
+                                 b"* 1 FETCH (FLAGS (hello \\Recent))\r\n",
+                                 b"t OK STORE completed\r\n"])
+        lines = yield self.in_thread(b.command, b"t", b"NOOP")
+        self.assertEqual(lines, [b"* FLAGS (%s hello)\r\n" % system,
+                                 b"* OK [PERMANENTFLAGS (%s hello \\*)] Limited\r\n" % system,
+                                 b"* 1 FETCH (FLAGS (hello) UID 1)\r\n",
+                                 b"t OK NOOP completed\r\n"])
+        data = message("two")
+        lines = yield self.in_thread(a.command, b"t", b"APPEND INBOX (world) {%d+}\r\n%s"
+                                     % (len(data), data))
+        self.assertEqual(lines[:3], [
+            b"* FLAGS (%s hello world)\r\n" % system,
+            b"* OK [PERMANENTFLAGS (%s hello world \\*)] Limited\r\n" % system,
+            b"* 2 EXISTS\r\n"])
+        lines = yield self.in_thread(b.command, b"t", b"NOOP")
+        self.assertEqual(lines[:3], [
+            b"* FLAGS (%s hello world)\r\n" % system,
+            b"* OK [PERMANENTFLAGS (%s hello world \\*)] Limited\r\n" % system,
+            b"* 2 EXISTS\r\n"])
+        lines = yield self.in_thread(b.command, b"t", b"STORE 1 +FLAGS (world)")
+        self.assertEqual(lines[0], b"* 1 FETCH (FLAGS (hello world))\r\n")  # known already
+
+
 class ConformanceSQLiteTests(SQLiteDatabaseMixin, ConformanceTestsMixin, unittest.TestCase):
     pass
 

@@ -59,6 +59,8 @@ class SelectedCommands(_Session):
                                             modes[base], unchanged_since)
             modified = result.modified
             changed = {c.uid for c in result.changed}
+            for line in view.keyword_lines(view.rows[u] for u in changed if u in view.rows):
+                self.send_untagged(line)
         for seq, message_uid in pairs:
             if message_uid not in view.rows or message_uid in modified:
                 continue
