@@ -221,6 +221,51 @@ class ConformanceTestsMixin(IMAPFixture):
         self.assertEqual(lines[0], b"* 1 FETCH (FLAGS (hello world))\r\n")  # known already
 
 
+    @defer.inlineCallbacks
+    def test_subscriptions_are_names_independent_of_mailboxes(self) -> Any:
+        # RFC 3501 §6.3.6-7, §6.3.9
+        raw = yield self.session(select=False)
+
+        @defer.inlineCallbacks
+        def lsub(pattern: bytes) -> Any:
+            lines = yield self.in_thread(raw.command, b"t", b'LSUB "" ' + pattern)
+            self.assertEqual(lines[-1], b"t OK LSUB completed\r\n")
+            return lines[:-1]
+
+        yield self.in_thread(raw.command, b"t", b"CREATE Lists/dev")
+        self.assertEqual((yield lsub(b"Lists*")), [])  # CREATE does not subscribe
+        lines = yield self.in_thread(raw.command, b"t", b"SUBSCRIBE Lists/dev")
+        self.assertEqual(lines, [b"t OK SUBSCRIBE completed\r\n"])
+        self.assertEqual((yield lsub(b"%")), [b'* LSUB () "/" "INBOX"\r\n',
+                                               b'* LSUB () "/" "Archive"\r\n',
+                                               b'* LSUB () "/" "Drafts"\r\n',
+                                               b'* LSUB (\\Noselect) "/" "Lists"\r\n',
+                                               b'* LSUB () "/" "Sent"\r\n',
+                                               b'* LSUB () "/" "Spam"\r\n',
+                                               b'* LSUB () "/" "Trash"\r\n'])
+        self.assertEqual((yield lsub(b"Lists*")), [b'* LSUB () "/" "Lists/dev"\r\n'])
+        lines = yield self.in_thread(raw.command, b"t", b"DELETE Lists/dev")
+        self.assertEqual(lines, [b"t OK DELETE completed\r\n"])
+        self.assertEqual((yield lsub(b"Lists*")),  # DELETE keeps the subscription
+                         [b'* LSUB (\\Noselect) "/" "Lists/dev"\r\n'])
+        lines = yield self.in_thread(raw.command, b"t",
+                                     b'LIST (SUBSCRIBED) "" "Lists*" RETURN (SUBSCRIBED)')
+        self.assertEqual(lines[0], b'* LIST (\\NonExistent \\Subscribed) "/" "Lists/dev"\r\n')
+        lines = yield self.in_thread(raw.command, b"t", b'LIST "" "Lists*"')
+        self.assertEqual(lines, [b'* LIST (\\HasNoChildren) "/" "Lists"\r\n',
+                                 b"t OK LIST completed\r\n"])
+        lines = yield self.in_thread(raw.command, b"t", b"UNSUBSCRIBE Lists/dev")
+        self.assertEqual(lines, [b"t OK UNSUBSCRIBE completed\r\n"])
+        self.assertEqual((yield lsub(b"Lists*")), [])
+        lines = yield self.in_thread(raw.command, b"t", b"SUBSCRIBE Later")  # no such mailbox
+        self.assertEqual(lines, [b"t OK SUBSCRIBE completed\r\n"])
+        yield self.in_thread(raw.command, b"t", b"CREATE Later")
+        self.assertEqual((yield lsub(b"Later")), [b'* LSUB () "/" "Later"\r\n'])
+        yield self.in_thread(raw.command, b"t", b"RENAME Later Sooner")  # moves with it
+        self.assertEqual((yield lsub(b"Later")), [])
+        self.assertEqual((yield lsub(b"Sooner")), [b'* LSUB () "/" "Sooner"\r\n'])
+
+
 class ConformanceSQLiteTests(SQLiteDatabaseMixin, ConformanceTestsMixin, unittest.TestCase):
     pass
 

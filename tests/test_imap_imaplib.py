@@ -229,6 +229,7 @@ class ImaplibTestsMixin(IMAPFixture):
     def test_lsub_subscribe_and_unsubscribe(self) -> Any:
         client = yield self.connect()
         yield self.in_thread(client.create, "Lists/dev")
+        yield self.in_thread(client.subscribe, "Lists/dev")  # CREATE does not (RFC 3501 §6.3.6)
         yield self.in_thread(client.unsubscribe, "Lists")
         typ, data = yield self.in_thread(client.lsub, '""', "%")
         self.assertIn(b'(\\Noselect) "/" "Lists"', data)

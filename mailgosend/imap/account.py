@@ -23,8 +23,9 @@ from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
 from mailgosend.imap.search import SearchScope, parse_search, run_search, search_cost
 from mailgosend.imap.selected import SelectedMailbox
 from mailgosend.imap.snapshot import MailboxSnapshot, live_uids_job, refresh_job
-from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status, quota_usage,
-                                      raise_recent_floor, set_subscribed)
+from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status,
+                                      mailboxes_and_subscriptions, quota_usage,
+                                      raise_recent_floor)
 from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
@@ -65,6 +66,14 @@ def _ancestors(name: str) -> list[str]:
     return [DELIMITER.join(levels[:i]) for i in range(1, len(levels))]
 
 
+def _missing_attributes(return_subscribed: bool, lsub: bool) -> tuple[str, ...]:
+    """A subscribed name without a mailbox: \\Noselect in LSUB (as Dovecot), \\NonExistent
+    in LIST (SUBSCRIBED) (RFC 5258 §3.4, which implies \\Noselect)."""
+    if lsub:
+        return ("\\Noselect",)
+    return ("\\NonExistent", "\\Subscribed") if return_subscribed else ("\\NonExistent",)
+
+
 def _sort_key(name: str) -> tuple[bool, list[str]]:
     return (name != INBOX, name.split(DELIMITER))
 
@@ -88,25 +97,31 @@ class IMAPAccount:
                      subscribed_only: bool = False, special_only: bool = False,
                      return_subscribed: bool = False, lsub: bool = False
                      ) -> Deferred[list[ListEntry]]:
-        d = self.access.runner.read(mailboxes.list_mailboxes, self.user.id)
+        d = self.access.runner.read(mailboxes_and_subscriptions, self.user.id)
         return d.addCallback(self._entries, reference, patterns, subscribed_only, special_only,
                              return_subscribed, lsub)
 
-    def _entries(self, boxes: list[Mailbox], reference: str, patterns: Sequence[str],
-                 subscribed_only: bool, special_only: bool, return_subscribed: bool,
-                 lsub: bool) -> list[ListEntry]:
+    def _entries(self, found_boxes: tuple[list[Mailbox], list[str]], reference: str,
+                 patterns: Sequence[str], subscribed_only: bool, special_only: bool,
+                 return_subscribed: bool, lsub: bool) -> list[ListEntry]:
+        boxes, subscribed = found_boxes[0], set(found_boxes[1])
         by_name = {box.name: box for box in boxes}
         parents = {a for name in by_name for a in _ancestors(name)}
-        candidates = {b.name for b in boxes if b.subscribed or not subscribed_only}
+        # RFC 3501 §6.3.9: LSUB lists subscribed names, whether or not the mailbox exists
+        candidates = subscribed if subscribed_only else set(by_name)
         found: dict[str, tuple[str, ...]] = {}
         for pattern in patterns:
             regex = pattern_regex(reference + pattern)
             for name in candidates:
-                box = by_name[name]
+                box = by_name.get(name)
                 if regex.match(name):
-                    if not special_only or box.special_use is not None:
-                        found[name] = self._attributes(box, name in parents, return_subscribed,
-                                                       lsub)
+                    if box is None:  # a subscription without its mailbox
+                        if not special_only:
+                            found[name] = _missing_attributes(return_subscribed, lsub)
+                    elif not special_only or box.special_use is not None:
+                        found[name] = self._attributes(
+                            box, name in parents, return_subscribed and name in subscribed,
+                            lsub)
                     continue
                 if special_only:
                     continue
@@ -124,7 +139,7 @@ class IMAPAccount:
         attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
         if box.special_use:
             attributes.append(box.special_use)
-        if return_subscribed and box.subscribed:
+        if return_subscribed:
             attributes.append("\\Subscribed")
         return tuple(attributes)
 
@@ -157,7 +172,8 @@ class IMAPAccount:
             lambda _: box)
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.access.runner.write(set_subscribed, self.user.id, name, subscribed)
+        return self.access.runner.write(mailboxes.set_subscribed, self.user.id, name,
+                                        subscribed)
 
     def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
         """SELECT/EXAMINE: a view copied from the shared snapshot, brought up to date first
@@ -297,8 +313,8 @@ class IMAPAccount:
         return self.rename_mailbox(oldname, newname)
 
     def isSubscribed(self, name: str) -> Deferred[bool]:
-        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
-        return d.addCallback(lambda box: bool(box and box.subscribed))
+        d = self.access.runner.read(mailboxes.list_subscriptions, self.user.id)
+        return d.addCallback(lambda names: mailboxes.normalize_name(name) in names)
 
     def subscribe(self, name: str) -> Deferred[None]:
         return self.set_subscription(name, True)
