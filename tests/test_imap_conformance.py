@@ -3,10 +3,11 @@ real listener with a raw or real client."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from mailgosend.imap.factory import _ANY, IMAPServerProtocol
@@ -264,6 +265,59 @@ class ConformanceTestsMixin(IMAPFixture):
         yield self.in_thread(raw.command, b"t", b"RENAME Later Sooner")  # moves with it
         self.assertEqual((yield lsub(b"Later")), [])
         self.assertEqual((yield lsub(b"Sooner")), [b'* LSUB () "/" "Sooner"\r\n'])
+
+
+    @defer.inlineCallbacks
+    def test_sessions_logins_and_their_end_are_logged_without_secrets(self) -> Any:
+        # What an operator greps for, as Dovecot logs it; never a password or content
+        yield self.deliver(message("subject-marker-5e1", body="body-marker-77ab\r\n"))
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        yield self.listen()
+        raw = yield self.in_thread(RawClient, self.port)
+        self.addCleanup(raw.close)
+        wrong = "pw-SECRET-wrong-imap-31"
+        lines = yield self.in_thread(raw.command, b"a", b"LOGIN %s %s" % (ALICE.encode(),
+                                                                         wrong.encode()))
+        self.assertTrue(lines[-1].startswith(b"a NO [AUTHENTICATIONFAILED]"))
+        yield self.in_thread(raw.command, b"b", b"LOGIN %s %s" % (ALICE.encode(),
+                                                                 PASSWORD.encode()))
+        yield self.in_thread(raw.command, b"c", b"SELECT INBOX")
+        yield self.in_thread(raw.command, b"d", b"FETCH 1 (BODY[])")
+        yield self.in_thread(raw.command, b"e", b"LOGOUT")
+        for _ in range(500):
+            if any("disconnect" in formatEvent(e) for e in events):
+                break
+            yield deferLater(0.01)
+        text = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith(
+            "mailgosend.imap")]
+        sid = text[0].split()[1]
+        self.assertEqual(text, [
+            f"imap {sid} connect from 127.0.0.1",
+            f"imap {sid} login failed for '{ALICE}' from 127.0.0.1 (LOGIN): "
+            "authentication failed",
+            f"imap {sid} login {ALICE} from 127.0.0.1 (LOGIN)",
+            f"imap {sid} disconnect (logout) user={ALICE}"])
+        everything = "\n".join(formatEvent(e) for e in events)
+        for secret in [wrong, PASSWORD, "subject-marker-5e1", "body-marker-77ab"]:
+            self.assertNotIn(secret, everything)
+
+    @defer.inlineCallbacks
+    def test_a_tls_session_logs_its_tls_and_plain_login(self) -> Any:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        yield self.listen(implicit_tls=True)
+        raw = yield self.in_thread(RawClient, self.port, self.client_tls)
+        self.addCleanup(raw.close)
+        token = base64.b64encode(b"\0" + ALICE.encode() + b"\0" + PASSWORD.encode())
+        yield self.in_thread(raw.command, b"a", b"AUTHENTICATE PLAIN " + token)
+        text = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith(
+            "mailgosend.imap")]
+        self.assertRegex(text[0], r"^imap \w+ connect from 127.0.0.1 \(implicit TLS\)$")
+        self.assertRegex(text[1], r"^imap \w+ TLS TLSv1\.[23] \S+$")
+        self.assertRegex(text[2], rf"^imap \w+ login {ALICE} from 127.0.0.1 \(PLAIN, TLS\)$")
 
 
 class ConformanceSQLiteTests(SQLiteDatabaseMixin, ConformanceTestsMixin, unittest.TestCase):
