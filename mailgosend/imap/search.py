@@ -238,9 +238,9 @@ def search_fields(info: MessageInfo) -> Fields:
     def addresses(raw: Optional[str]) -> Optional[str]:
         # The header as written, then each address without its comments and folding
         # (RFC 5322 §3.2.2 CFWS), so FROM user@host finds "<user (c)@ (c) host>" too.
-        text = decoded(raw)
-        if text is None:
+        if raw is None:
             return None
+        text = _decode_header(raw.encode("utf-8", "surrogateescape"))
         specs = [f"{mailbox}@{host}" for _, _, mailbox, host in parse_address_list(raw)
                  if mailbox is not None and host is not None]
         return "\n".join([text] + specs).casefold()
