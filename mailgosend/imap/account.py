@@ -97,14 +97,20 @@ class IMAPAccount:
                      subscribed_only: bool = False, special_only: bool = False,
                      return_subscribed: bool = False, lsub: bool = False
                      ) -> Deferred[list[ListEntry]]:
-        d = self.access.runner.read(mailboxes_and_subscriptions, self.user.id)
+        d = self.mailboxes_and_subscriptions()
         return d.addCallback(self._entries, reference, patterns, subscribed_only, special_only,
                              return_subscribed, lsub)
 
-    def _entries(self, found_boxes: tuple[list[Mailbox], list[str]], reference: str,
+    def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
+        """Every mailbox, and the subscribed names, read in one transaction: a subscription
+        is a name (RFC 3501 §6.3.6), kept when its mailbox is deleted."""
+        d = self.access.runner.read(mailboxes_and_subscriptions, self.user.id)
+        return d.addCallback(lambda found: (found[0], set(found[1])))
+
+    def _entries(self, found_boxes: tuple[list[Mailbox], set[str]], reference: str,
                  patterns: Sequence[str], subscribed_only: bool, special_only: bool,
                  return_subscribed: bool, lsub: bool) -> list[ListEntry]:
-        boxes, subscribed = found_boxes[0], set(found_boxes[1])
+        boxes, subscribed = found_boxes
         by_name = {box.name: box for box in boxes}
         parents = {a for name in by_name for a in _ancestors(name)}
         # RFC 3501 §6.3.9: LSUB lists subscribed names, whether or not the mailbox exists
@@ -313,8 +319,8 @@ class IMAPAccount:
         return self.rename_mailbox(oldname, newname)
 
     def isSubscribed(self, name: str) -> Deferred[bool]:
-        d = self.access.runner.read(mailboxes.list_subscriptions, self.user.id)
-        return d.addCallback(lambda names: mailboxes.normalize_name(name) in names)
+        d = self.mailboxes_and_subscriptions()
+        return d.addCallback(lambda found: mailboxes.normalize_name(name) in found[1])
 
     def subscribe(self, name: str) -> Deferred[None]:
         return self.set_subscription(name, True)
