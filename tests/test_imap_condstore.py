@@ -53,7 +53,7 @@ class CondstoreImaplibTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
         typ, data = yield self.in_thread(client.uid, "FETCH", "1:*", "(FLAGS)",
                                          "(CHANGEDSINCE %d)" % before)
         self.assertEqual(len(data), 1)
-        self.assertIn(b"FLAGS (\\Flagged)", data[0])
+        self.assertIn(b"FLAGS (\\Flagged \\Recent)", data[0])  # first SELECT: \Recent
         self.assertEqual(list(modseqs(data)), [2])
         self.assertGreater(modseqs(data)[2], before)
 
@@ -67,7 +67,7 @@ class CondstoreImaplibTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
                                          "(\\Answered)")
         self.assertEqual(typ, "OK")
         self.assertEqual(len(data), 1)
-        self.assertRegex(data[0], rb"^2 \(FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$")
+        self.assertRegex(data[0], rb"^2 \(FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)$")
         tagged = client.untagged_responses.pop("MODIFIED", None)
         self.assertEqual(tagged, [b"1"])
         self.assertEqual([r.flags for r in self.rows("INBOX")][:2], [("\\Seen",), ("\\Answered",)])
@@ -101,7 +101,7 @@ class CondstoreImaplibTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
         yield self.in_thread(other.store, "3", "+FLAGS", "(\\Flagged)")
         yield self.in_thread(client.noop)
         self.assertRegex(client.untagged_responses.pop("FETCH")[0],
-                         rb"^3 \(FLAGS \(\\Flagged\) UID 3 MODSEQ \(\d+\)\)$")
+                         rb"^3 \(FLAGS \(\\Flagged \\Recent\) UID 3 MODSEQ \(\d+\)\)$")
 
 
 class CondstoreIMAPClientTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):

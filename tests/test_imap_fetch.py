@@ -9,6 +9,7 @@ from twisted.trial import unittest
 
 from mailgosend.imap.errors import ImapError
 from mailgosend.imap.fetch import parse_items
+from mailgosend.imap.storeops import raise_recent_floor
 from mailgosend.imap.tokens import tokenize
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import ALICE, BOB, PASSWORD, IMAPFixture, message
@@ -68,6 +69,8 @@ class SessionDataFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
     def test_flags_uid_size_and_modseq_in_the_order_asked(self) -> Any:
         yield self.deliver(message("one"), flags=("\\Seen",))
         yield self.deliver(message("two"))
+        # an earlier session has seen both, so neither is \Recent (RFC 3501 §2.3.2)
+        yield self.runner.write(raise_recent_floor, self.mailbox("INBOX").id, 2)
         yield self.listen()
         client = yield self.in_thread(self.raw)
         self.addCleanup(client.close)
@@ -153,7 +156,7 @@ class SealedBlobCacheFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestC
         yield self.body(alice, delivered.uid)  # now cached
         lines = yield self.in_thread(alice.command, b"g", b"UID FETCH %d (BODY[])"
                                      % delivered.uid)
-        self.assertIn(b"FLAGS (\\Seen)", lines[-2])
+        self.assertIn(b"FLAGS (\\Seen \\Recent)", lines[-2])  # first SELECT: \Recent
         self.assertEqual(lines[1], raw)
         self.assertEqual(self.rows("INBOX")[0].flags, ("\\Seen",))
 

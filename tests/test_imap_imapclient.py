@@ -85,7 +85,7 @@ class IMAPClientTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         yield self.in_thread(client.add_flags, [1], [b"\\Flagged", b"todo"])
         yield self.in_thread(client.remove_flags, [1], [b"todo"])
         flags = yield self.in_thread(client.get_flags, [1])
-        self.assertEqual(flags, {1: (b"\\Flagged",)})
+        self.assertEqual(flags, {1: (b"\\Flagged", b"\\Recent")})  # first SELECT: \Recent
         yield self.in_thread(client.set_flags, [1], [b"\\Seen"])
         self.assertEqual(self.rows("INBOX")[0].flags, ("\\Seen",))
 

@@ -143,7 +143,7 @@ class ImaplibTestsMixin(IMAPFixture):
         yield self.in_thread(client.select, "INBOX")
         yield self.in_thread(client.fetch, "1", "(BODY.PEEK[])")
         typ, data = yield self.in_thread(client.fetch, "2", "(BODY[TEXT])")
-        self.assertIn(b"FLAGS (\\Seen)", data[-1])
+        self.assertIn(b"FLAGS (\\Seen \\Recent)", data[-1])  # first session: \Recent
         self.assertEqual([r.flags for r in self.rows("INBOX")], [(), ("\\Seen",)])
         yield self.in_thread(client.fetch, "1", "(RFC822)")
         self.assertEqual([r.flags for r in self.rows("INBOX")], [("\\Seen",), ("\\Seen",)])
@@ -165,14 +165,15 @@ class ImaplibTestsMixin(IMAPFixture):
         client = yield self.connect()
         yield self.in_thread(client.select, "INBOX")
         typ, data = yield self.in_thread(client.store, "1", "+FLAGS", "(\\Flagged work)")
-        self.assertEqual(data, [b"1 (FLAGS (\\Flagged work))"])
+        # RFC 3501 §2.3.2: the first session to select sees the message as \Recent
+        self.assertEqual(data, [b"1 (FLAGS (\\Flagged work \\Recent))"])
         typ, data = yield self.in_thread(client.store, "1", "-FLAGS", "(work)")
-        self.assertEqual(data, [b"1 (FLAGS (\\Flagged))"])
+        self.assertEqual(data, [b"1 (FLAGS (\\Flagged \\Recent))"])
         typ, data = yield self.in_thread(client.store, "1", "FLAGS.SILENT", "(\\Answered)")
         self.assertEqual(data, [None])
         self.assertEqual(self.rows("INBOX")[0].flags, ("\\Answered",))
         typ, data = yield self.in_thread(client.uid, "STORE", "1", "+FLAGS", "(\\Seen)")
-        self.assertEqual(data, [b"1 (FLAGS (\\Answered \\Seen) UID 1)"])
+        self.assertEqual(data, [b"1 (FLAGS (\\Answered \\Seen \\Recent) UID 1)"])
         error = yield self.assertFailure(self.in_thread(client.store, "1", "+FLAGS", "(\\Bogus)"),
                                          imaplib.IMAP4.error)
         self.assertIn("BAD", str(error).upper() + "BAD")
@@ -228,6 +229,7 @@ class ImaplibTestsMixin(IMAPFixture):
     def test_lsub_subscribe_and_unsubscribe(self) -> Any:
         client = yield self.connect()
         yield self.in_thread(client.create, "Lists/dev")
+        yield self.in_thread(client.subscribe, "Lists/dev")  # CREATE does not (RFC 3501 §6.3.6)
         yield self.in_thread(client.unsubscribe, "Lists")
         typ, data = yield self.in_thread(client.lsub, '""', "%")
         self.assertIn(b'(\\Noselect) "/" "Lists"', data)
@@ -282,7 +284,7 @@ class ImaplibTestsMixin(IMAPFixture):
         typ, data = yield self.in_thread(client.status, "INBOX",
                                          "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY RECENT)")
         box = self.mailbox("INBOX")
-        self.assertEqual(data, [b'"INBOX" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 UIDVALIDITY %d RECENT 0)'
+        self.assertEqual(data, [b'"INBOX" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 UIDVALIDITY %d RECENT 2)'
                                 % box.uidvalidity])
 
     @defer.inlineCallbacks

@@ -40,7 +40,8 @@ CASES = [
     ("UID 2:3", [2, 3]), ("UID 3:*", [3, 4]), ("1,4", [1, 4]), ("2:*", [2, 3, 4]),
     ("NOT SEEN", [2, 3, 4]), ("OR FROM bob SUBJECT invoice", [1, 3]), ("SEEN FLAGGED", []),
     ("(SEEN) (UNFLAGGED)", [1]), ("NOT (OR SEEN FLAGGED)", [3, 4]),
-    ("NEW", []), ("OLD", [1, 2, 3, 4]), ("RECENT", []),
+    # RFC 3501 §2.3.2: delivered before the first SELECT, so \Recent to this session
+    ("NEW", [2, 3, 4]), ("OLD", []), ("RECENT", [1, 2, 3, 4]),
     ("CHARSET UTF-8 SUBJECT report", [2]), ("charset us-ascii FROM bob", [3]),
 ]
 

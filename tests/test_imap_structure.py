@@ -36,6 +36,12 @@ class AddressTests(unittest.TestCase):
             ("root", [(None, None, "root", MISSING_HOST)]),
             ("=?utf-8?q?J=C3=B6rg?= <j@x.org>", [("=?utf-8?q?J=C3=B6rg?=", None, "j", "x.org")]),
             ("", []),
+            # RFC 5322 §3.2.2: comments and folding whitespace inside the angle are CFWS
+            ("<user-from (comment)@ (comment) domain.org>",
+             [(None, None, "user-from", "domain.org")]),
+            ("Jo <jo\r\n (a) @ (b\r\n c) x.org (c)>, d@y.org",
+             [("Jo", None, "jo", "x.org"), (None, None, "d", "y.org")]),
+            ('<"a >b"@x.org>', [(None, None, '"a >b"', "x.org")]),
         ]
         for text, expected in cases:
             self.assertEqual(parse_address_list(text), expected, text)

@@ -22,8 +22,18 @@ class TokenizerTests(unittest.TestCase):
         tokens = tokenize([b'a FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM "To")]<0.10> UID)'])
         self.assertEqual(tokens[3], ['BODY.PEEK[HEADER.FIELDS (FROM "To")]<0.10>', "UID"])
 
+    def test_open_bracket_is_an_atom_char_outside_fetch_sections(self) -> None:
+        # RFC 3501 §9: only "]" is a resp-special; "[" is an ATOM-CHAR
+        self.assertEqual(tokenize([b"a SELECT foo[bar"]), ["a", "SELECT", "foo[bar"])
+        self.assertEqual(tokenize([b"a RENAME a[b c]d"]), ["a", "RENAME", "a[b", "c]d"])
+        self.assertEqual(tokenize([b"a LIST \"\" [Gmail]/%"]), ["a", "LIST", b"", "[Gmail]/%"])
+        self.assertEqual(tokenize([b"a FETCH 1 BODY[HEADER.FIELDS (A B)]"])[3],
+                         "BODY[HEADER.FIELDS (A B)]")
+        self.assertEqual(tokenize([b"a FETCH 1 (body.peek[1.MIME] BINARY[1 2] X[a b])"])[3],
+                         ["body.peek[1.MIME]", "BINARY[1 2]", "X[a", "b]"])
+
     def test_bad_syntax_is_bad(self) -> None:
-        for text in [b"a (b", b"a b)", b'a "open', b'a "bad \\x escape"', b"a [open",
+        for text in [b"a (b", b"a b)", b'a "open', b'a "bad \\x escape"',
                      b"a \x01", b"a (" * 40 + b")" * 40, b"a caf\xe9"]:
             error = self.assertRaises(ImapError, tokenize, [text])
             self.assertEqual(error.status, "BAD", text)

@@ -80,7 +80,10 @@ class MailboxTestsMixin(DatabaseTestBase):
         self.assertEqual(self.names(self.bob), [])
         for box in first:
             self.assertTrue(0 < box.uidvalidity < 2**32)
-            self.assertEqual((box.uidnext, box.subscribed), (1, True))
+            self.assertEqual(box.uidnext, 1)
+        # the defaults start subscribed (RFC 3501 §6.3.6: subscriptions are names)
+        self.assertEqual(sorted(self.read(mb.list_subscriptions, self.alice)),
+                         sorted(mb.DEFAULT_MAILBOXES.values()))
 
     def test_existing_mailbox_of_the_default_name_receives_the_role(self) -> None:
         own = self.write(mb.create_mailbox, self.alice, "Sent", NOW)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -168,10 +169,22 @@ mailboxes = Table(
     Column("uidvalidity", BigInteger(), nullable=False),
     Column("uidnext", BigInteger(), nullable=False, server_default=text("1")),
     Column("highestmodseq", BigInteger(), nullable=False, server_default=text("1")),
-    Column("subscribed", Boolean(), nullable=False, server_default=true()),
     _created_at(),
+    # RFC 3501 §2.3.2: the highest UID a session has already been shown as \Recent; the
+    # messages above it are \Recent to the next session that selects the mailbox.
+    Column("recent_floor", BigInteger(), nullable=False, server_default=text("0")),
     UniqueConstraint("user_id", "name"),
     sqlite_autoincrement=True,
+)
+
+# RFC 3501 §6.3.6: a subscription is a name, not a mailbox: CREATE does not add one, DELETE
+# keeps it, and a name may be subscribed whether or not such a mailbox exists.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(512), nullable=False),  # as mailboxes.name
+    PrimaryKeyConstraint("user_id", "name"),
 )
 
 messages = Table(

@@ -23,8 +23,9 @@ from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
 from mailgosend.imap.search import SearchScope, parse_search, run_search, search_cost
 from mailgosend.imap.selected import SelectedMailbox
 from mailgosend.imap.snapshot import MailboxSnapshot, live_uids_job, refresh_job
-from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status, quota_usage,
-                                      set_subscribed)
+from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status,
+                                      mailboxes_and_subscriptions, quota_usage,
+                                      raise_recent_floor)
 from mailgosend.imap.tokens import tokenize
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
@@ -66,6 +67,14 @@ def _ancestors(name: str) -> list[str]:
     return [DELIMITER.join(levels[:i]) for i in range(1, len(levels))]
 
 
+def _missing_attributes(return_subscribed: bool, lsub: bool) -> tuple[str, ...]:
+    """A subscribed name without a mailbox: \\Noselect in LSUB (as Dovecot), \\NonExistent
+    in LIST (SUBSCRIBED) (RFC 5258 §3.4, which implies \\Noselect)."""
+    if lsub:
+        return ("\\Noselect",)
+    return ("\\NonExistent", "\\Subscribed") if return_subscribed else ("\\NonExistent",)
+
+
 def _sort_key(name: str) -> tuple[bool, list[str]]:
     return (name != INBOX, name.split(DELIMITER))
 
@@ -89,25 +98,37 @@ class IMAPAccount:
                      subscribed_only: bool = False, special_only: bool = False,
                      return_subscribed: bool = False, lsub: bool = False
                      ) -> Deferred[list[ListEntry]]:
-        d = self.access.runner.read(mailboxes.list_mailboxes, self.user.id)
+        d = self.mailboxes_and_subscriptions()
         return d.addCallback(self._entries, reference, patterns, subscribed_only, special_only,
                              return_subscribed, lsub)
 
-    def _entries(self, boxes: list[Mailbox], reference: str, patterns: Sequence[str],
-                 subscribed_only: bool, special_only: bool, return_subscribed: bool,
-                 lsub: bool) -> list[ListEntry]:
+    def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
+        """Every mailbox, and the subscribed names, read in one transaction: a subscription
+        is a name (RFC 3501 §6.3.6), kept when its mailbox is deleted."""
+        d = self.access.runner.read(mailboxes_and_subscriptions, self.user.id)
+        return d.addCallback(lambda found: (found[0], set(found[1])))
+
+    def _entries(self, found_boxes: tuple[list[Mailbox], set[str]], reference: str,
+                 patterns: Sequence[str], subscribed_only: bool, special_only: bool,
+                 return_subscribed: bool, lsub: bool) -> list[ListEntry]:
+        boxes, subscribed = found_boxes
         by_name = {box.name: box for box in boxes}
         parents = {a for name in by_name for a in _ancestors(name)}
-        candidates = {b.name for b in boxes if b.subscribed or not subscribed_only}
+        # RFC 3501 §6.3.9: LSUB lists subscribed names, whether or not the mailbox exists
+        candidates = subscribed if subscribed_only else set(by_name)
         found: dict[str, tuple[str, ...]] = {}
         for pattern in patterns:
             regex = pattern_regex(reference + pattern)
             for name in candidates:
-                box = by_name[name]
+                box = by_name.get(name)
                 if regex.match(name):
-                    if not special_only or box.special_use is not None:
-                        found[name] = self._attributes(box, name in parents, return_subscribed,
-                                                       lsub)
+                    if box is None:  # a subscription without its mailbox
+                        if not special_only:
+                            found[name] = _missing_attributes(return_subscribed, lsub)
+                    elif not special_only or box.special_use is not None:
+                        found[name] = self._attributes(
+                            box, name in parents, return_subscribed and name in subscribed,
+                            lsub)
                     continue
                 if special_only:
                     continue
@@ -125,7 +146,7 @@ class IMAPAccount:
         attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
         if box.special_use:
             attributes.append(box.special_use)
-        if return_subscribed and box.subscribed:
+        if return_subscribed:
             attributes.append("\\Subscribed")
         return tuple(attributes)
 
@@ -169,7 +190,8 @@ class IMAPAccount:
             lambda _: box)
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.access.runner.write(set_subscribed, self.user.id, name, subscribed)
+        return self.access.runner.write(mailboxes.set_subscribed, self.user.id, name,
+                                        subscribed)
 
     def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
         """SELECT/EXAMINE: a view copied from the shared snapshot, brought up to date first
@@ -198,13 +220,19 @@ class IMAPAccount:
         finally:
             cache.release(self.user.id, lock)
 
+    def save_recent_floor(self, mailbox_id: int, floor: int) -> None:
+        """Store a raised \\Recent floor (hub.py); a failure only makes messages \\Recent
+        once more after a restart, so it is logged, not reported to the client."""
+        d = self.access.runner.write(raise_recent_floor, mailbox_id, floor)
+        d.addErrback(lambda f: log.failure("storing the \\Recent floor failed", f))
+
     def status(self, name: str) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
         d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
 
         def found(box: Optional[Mailbox]) -> Any:
             if box is None:
                 raise mailboxes.MailboxNotFound(f"mailbox {name} does not exist")
-            floor = self.access.hub.known_floor(box.id)
+            floor = self.access.hub.known_floor(box.id, box.recent_floor)
             return self.access.runner.read(mailbox_status, self.user.id, name, floor)
 
         return d.addCallback(found)
@@ -320,8 +348,8 @@ class IMAPAccount:
         return self.rename_mailbox(oldname, newname)
 
     def isSubscribed(self, name: str) -> Deferred[bool]:
-        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
-        return d.addCallback(lambda box: bool(box and box.subscribed))
+        d = self.mailboxes_and_subscriptions()
+        return d.addCallback(lambda found: mailboxes.normalize_name(name) in found[1])
 
     def subscribe(self, name: str) -> Deferred[None]:
         return self.set_subscription(name, True)

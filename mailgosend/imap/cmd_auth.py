@@ -15,6 +15,7 @@ import binascii
 from typing import TYPE_CHECKING
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import Logger
 
 from mailgosend.auth.checker import LoginBanned
 from mailgosend.auth.credentials import ClientCredentials
@@ -24,6 +25,8 @@ from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import Args
 
 __all__ = ["AuthCommands"]
+
+log = Logger()
 
 MAX_AUTH_FAILURES = 3
 
@@ -54,7 +57,7 @@ class AuthCommands(_Session):
     async def cmd_LOGIN(self, tag: bytes, args: Args) -> Reply:
         username, password = args.astring("user name"), args.astring("password")
         args.end()
-        return await self._login(tag, username, password)
+        return await self._login(tag, username, password, "LOGIN")
 
     async def cmd_AUTHENTICATE(self, tag: bytes, args: Args) -> Reply:
         """RFC 3501 §6.2.2 with RFC 4959 SASL-IR; PLAIN only (RFC 4616)."""
@@ -80,30 +83,43 @@ class AuthCommands(_Session):
         authzid, username, password = pieces
         if authzid and authzid != username:
             raise no("Authorization identity must be empty or the user", "AUTHORIZATIONFAILED")
-        return await self._login(tag, username, password)
+        return await self._login(tag, username, password, "PLAIN")
 
-    async def _login(self, tag: bytes, username: bytes, password: bytes) -> Reply:
+    def _log_login_failed(self, user: str, method: str, why: str) -> None:
+        # The name as given (an operator looks for guessed names), cut short; never the password
+        log.info("imap {sid} login failed for {user!r} from {ip} ({method}): {why}",
+                 sid=self.session_id, user=user[:64], ip=self.peer_ip, method=method, why=why)
+
+    async def _login(self, tag: bytes, username: bytes, password: bytes, method: str) -> Reply:
+        user = username.decode("utf-8", "replace")
         if not self.password_allowed():
+            self._log_login_failed(user, method, "plaintext without TLS")
             raise no("Plaintext authentication disallowed without TLS", "PRIVACYREQUIRED")
-        credentials = ClientCredentials(username.decode("utf-8", "replace"),
-                                        password.decode("utf-8", "replace"),
+        credentials = ClientCredentials(user, password.decode("utf-8", "replace"),
                                         self.peer_ip, "imap")
         try:
             _, avatar, logout = await self.factory.portal.login(credentials, None, IIMAPAccount)
         except LoginBanned:
+            self._log_login_failed(user, method, "banned")
+            self.end_reason = "banned after failed logins"
             self.send_tagged(tag, "NO", "Too many failed logins; try later", "UNAVAILABLE")
             self.send_untagged(b"BYE Too many failed logins")
             self.close()
             return Reply(None)
         except UnauthorizedLogin:
             self._auth_failures += 1
+            self._log_login_failed(user, method, "authentication failed")
             if self._auth_failures >= MAX_AUTH_FAILURES:
+                self.end_reason = "too many failed logins"
                 self.send_tagged(tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED")
                 self.send_untagged(b"BYE Too many failed logins on this connection")
                 self.close()
                 return Reply(None)
             raise no("Authentication failed", "AUTHENTICATIONFAILED") from None
         self.account = avatar.for_access(self.access)
+        log.info("imap {sid} login {user} from {ip} ({method}{tls})", sid=self.session_id,
+                 user=avatar.user.email, ip=self.peer_ip, method=method,
+                 tls=", TLS" if self.secure else "")
         self._onLogout = logout
         self.state = "auth"
         self._unsubscribe = self.factory.events.subscribe(avatar.user.id, self.new_mail)

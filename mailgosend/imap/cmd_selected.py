@@ -45,9 +45,11 @@ class SelectedCommands(_Session):
         if base not in modes:
             raise bad("Expected FLAGS, +FLAGS or -FLAGS")
         tokens = args.rest()
+        if not tokens:
+            raise bad("Expected a list of flags")
         if len(tokens) == 1 and isinstance(tokens[0], list):
-            tokens = tokens[0]
-        if (not tokens and base != "FLAGS") or not all(isinstance(t, Atom) for t in tokens):
+            tokens = tokens[0]  # RFC 3501 §9: flag-list = "(" [flag *(SP flag)] ")", may be empty
+        if not all(isinstance(t, Atom) for t in tokens):
             raise bad("Expected a list of flags")
         if view.readonly:
             raise no("The mailbox is read-only (EXAMINE)")
@@ -59,6 +61,8 @@ class SelectedCommands(_Session):
                                             modes[base], unchanged_since)
             modified = result.modified
             changed = {c.uid for c in result.changed}
+            for line in view.keyword_lines(view.rows[u] for u in changed if u in view.rows):
+                self.send_untagged(line)
         for seq, message_uid in pairs:
             if message_uid not in view.rows or message_uid in modified:
                 continue

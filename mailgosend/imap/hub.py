@@ -8,11 +8,12 @@ flag change travels with its new flags and MODSEQ, so the others need no query t
 
 \\Recent (RFC 3501 §2.3.2) is "first session to see the message".  The hub keeps, per
 mailbox, the highest UID some session has claimed; a read-write SELECT (and each new message
-it later sees) claims the UIDs above it.  The claim lives in memory, per process: after a
-restart the first SELECT of a mailbox starts from its current UIDNEXT, so messages that
-arrived while the server was down are not \\Recent, and sessions on other nodes do not
-share claims.  Clients treat \\Recent as a hint (IMAP4rev2 dropped it), so this is the
-documented simplification.
+it later sees) claims the UIDs above it.  The floor starts from the mailbox's stored
+``recent_floor`` and each raise is written back (selected.py), so messages that arrived before
+the first SELECT, or while the server was down, are \\Recent to the next session.  Sessions
+on other nodes do not share claims (each node claims from the stored floor it read first);
+clients treat \\Recent as a hint (IMAP4rev2 dropped it), so this is the documented
+simplification.
 """
 
 from __future__ import annotations
@@ -58,20 +59,22 @@ class MailboxHub:
             if session is not origin:
                 session.mailbox_changed(mailbox_id, changes)
 
-    def recent_floor(self, mailbox_id: int, uidnext: int) -> int:
-        """The highest claimed UID, starting at UIDNEXT - 1 for a mailbox not seen yet."""
-        return self._recent_floor.setdefault(mailbox_id, uidnext - 1)
+    def recent_floor(self, mailbox_id: int, stored: int) -> int:
+        """The highest claimed UID, starting at the stored floor for a mailbox not seen yet."""
+        return self._recent_floor.setdefault(mailbox_id, stored)
 
-    def known_floor(self, mailbox_id: int) -> Optional[int]:
-        return self._recent_floor.get(mailbox_id)
+    def known_floor(self, mailbox_id: int, stored: int) -> int:
+        """The floor without claiming: EXAMINE and STATUS."""
+        return self._recent_floor.get(mailbox_id, stored)
 
     def in_use(self, mailbox_id: int) -> bool:
         return mailbox_id in self._selected
 
-    def claim(self, mailbox_id: int, uids: Sequence[int], uidnext: int) -> set[int]:
+    def claim(self, mailbox_id: int, uids: Sequence[int], stored: int) -> set[int]:
         """Claim the UIDs above the floor for one session; they are \\Recent only there.
-        ``uids`` is ascending (a bisection, not a scan of a large mailbox)."""
-        floor = self.recent_floor(mailbox_id, uidnext)
+        ``uids`` is ascending (a bisection, not a scan of a large mailbox); ``stored`` is the
+        mailbox's ``recent_floor`` column, used when this process has no floor yet."""
+        floor = self.recent_floor(mailbox_id, stored)
         claimed = set(uids[bisect.bisect_right(uids, floor):])
         if claimed:
             self._recent_floor[mailbox_id] = max(claimed)

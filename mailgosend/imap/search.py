@@ -42,6 +42,7 @@ from mailgosend.imap.errors import bad, no
 from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
                                      StoredMessage, parse_header_block)
 from mailgosend.imap.seqset import SequenceSet
+from mailgosend.imap.structure import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
@@ -61,6 +62,9 @@ _ENVELOPE_KEYS = {"FROM": "from_", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJEC
 _DATE_KEYS = {"BEFORE": ("idate", "<"), "ON": ("idate", "="), "SINCE": ("idate", ">="),
               "SENTBEFORE": ("sdate", "<"), "SENTON": ("sdate", "="),
               "SENTSINCE": ("sdate", ">=")}
+# OR, NOT and parentheses nest at most this deep: the parser and the evaluator recurse once
+# per level, and a client's 500 nested ORs must get a BAD, not a RecursionError.
+MAX_SEARCH_DEPTH = 64
 PREFETCH_CHUNK = 500  # candidates whose sealed structures one query fetches
 _COST = {"env": 1, "sdate": 1, "header": 2, "body": 3, "text": 3}
 
@@ -79,7 +83,7 @@ def parse_search(tokens: list[Token]) -> Node:
     stream = list(tokens)
     nodes = []
     while stream:
-        nodes.append(_key(stream))
+        nodes.append(_key(stream, 0))
     return ("and", nodes)
 
 
@@ -90,14 +94,16 @@ def _text(stream: list[Token], key: str) -> str:
     return raw.decode("utf-8", "replace").casefold()
 
 
-def _key(stream: list[Token]) -> Node:
+def _key(stream: list[Token], depth: int) -> Node:
+    if depth > MAX_SEARCH_DEPTH:
+        raise bad("Search keys nested too deeply")
     token = stream.pop(0)
     if isinstance(token, list):
         if not token:
             raise bad("Empty parenthesized search key")
         inner, nodes = list(token), []
         while inner:
-            nodes.append(_key(inner))
+            nodes.append(_key(inner, depth + 1))
         return ("and", nodes)
     if not isinstance(token, Atom):
         raise bad("Invalid search key")
@@ -135,14 +141,14 @@ def _key(stream: list[Token]) -> Node:
     if key == "NOT":
         if not stream:
             raise bad("NOT needs a search key")
-        return ("not", _key(stream))
+        return ("not", _key(stream, depth + 1))
     if key == "OR":
         if not stream:
             raise bad("OR needs two search keys")
-        first = _key(stream)
+        first = _key(stream, depth + 1)
         if not stream:
             raise bad("OR needs two search keys")
-        return ("or", first, _key(stream))
+        return ("or", first, _key(stream, depth + 1))
     if key == "MODSEQ":  # RFC 7162 §3.1.5; the per-flag entry form is accepted and ignored
         if stream and isinstance(stream[0], Quoted):
             stream.pop(0)
@@ -230,7 +236,17 @@ def search_fields(info: MessageInfo) -> Fields:
     def decoded(raw: Optional[str]) -> Optional[str]:
         return None if raw is None else _decode_header(raw.encode("utf-8", "surrogateescape"))
 
-    return (decoded(env.from_), decoded(env.to), decoded(env.cc), decoded(env.bcc),
+    def addresses(raw: Optional[str]) -> Optional[str]:
+        # The header as written, then each address without its comments and folding
+        # (RFC 5322 §3.2.2 CFWS), so FROM user@host finds "<user (c)@ (c) host>" too.
+        if raw is None:
+            return None
+        text = _decode_header(raw.encode("utf-8", "surrogateescape"))
+        specs = [f"{mailbox}@{host}" for _, _, mailbox, host in parse_address_list(raw)
+                 if mailbox is not None and host is not None]
+        return "\n".join([text] + specs).casefold()
+
+    return (addresses(env.from_), addresses(env.to), addresses(env.cc), addresses(env.bcc),
             decoded(env.subject), _sent_date(env.date))
 
 

@@ -77,11 +77,18 @@ class SelectedMailbox:
         self.saved_uids: list[int] = []  # RFC 5182 "$", as UIDs; new views start empty
         self.synced_at = access.clock.seconds()  # the snapshot was current then
         if readonly:
-            floor = access.hub.known_floor(self.box.id)
-            self.recent = set() if floor is None else set(
-                self.uids[bisect.bisect_right(self.uids, floor):])
+            floor = access.hub.known_floor(self.box.id, self.box.recent_floor)
+            self.recent = set(self.uids[bisect.bisect_right(self.uids, floor):])
         else:
-            self.recent = access.hub.claim(self.box.id, self.uids, self.box.uidnext)
+            self.recent = self._claim(self.uids)
+
+    def _claim(self, uids: list[int]) -> set[int]:
+        """\\Recent for this session (hub.py); a raised floor is stored, so it outlives
+        the process (RFC 3501 §2.3.2)."""
+        claimed = self.access.hub.claim(self.box.id, uids, self.box.recent_floor)
+        if claimed:
+            self.account.save_recent_floor(self.box.id, max(claimed))
+        return claimed
 
     @staticmethod
     def _keywords(rows: Iterable[MessageRow]) -> set[str]:
@@ -125,13 +132,29 @@ class SelectedMailbox:
         unseen = None if self._first_unseen is None else self.seq_of(self._first_unseen)
         lines = [b"FLAGS " + flag_list(self.getFlags()),
                  b"%d EXISTS" % len(self.uids), b"%d RECENT" % len(self.recent),
-                 b"OK [PERMANENTFLAGS " + (b"()" if self.readonly else
-                                           flag_list(self.getFlags() + ["\\*"])) + b"] Limited",
+                 self._permanent_flags_line(),
                  b"OK [UIDVALIDITY %d] UIDs valid" % self.box.uidvalidity,
                  b"OK [UIDNEXT %d] Predicted next UID" % self.box.uidnext,
                  b"OK [HIGHESTMODSEQ %d] Highest" % self.modseq]  # >= every row's MODSEQ
         if unseen is not None:
             lines.insert(3, b"OK [UNSEEN %d] First unseen" % unseen)
+        return lines
+
+    def _permanent_flags_line(self) -> bytes:
+        return (b"OK [PERMANENTFLAGS " + (b"()" if self.readonly else
+                                          flag_list(self.getFlags() + ["\\*"])) + b"] Limited")
+
+    def keyword_lines(self, rows: Iterable[MessageRow]) -> list[bytes]:
+        """FLAGS and OK [PERMANENTFLAGS] when ``rows`` carry a keyword this session has not
+        been told of, to send before the FETCH or EXISTS that shows it (RFC 3501 §7.2.6,
+        as Dovecot does); nothing otherwise."""
+        keywords = self._keywords(rows)
+        if not keywords - self.keywords:
+            return []
+        self.keywords |= keywords
+        lines = [b"FLAGS " + flag_list(self.getFlags())]
+        if not self.readonly:
+            lines.append(self._permanent_flags_line())
         return lines
 
     # --- synchronisation -------------------------------------------------------------------
@@ -165,11 +188,8 @@ class SelectedMailbox:
         lines: list[bytes] = []
         if not self.local_changes:
             return lines
-        keywords = self._keywords(self.rows[uid] for uid in self.local_changes
-                                  if uid in self.rows)
-        if keywords - self.keywords:
-            self.keywords |= keywords
-            lines.append(b"FLAGS " + flag_list(self.getFlags()))
+        lines += self.keyword_lines(self.rows[uid] for uid in self.local_changes
+                                    if uid in self.rows)
         lines += [self.fetch_flags_line(uid) for uid in sorted(self.local_changes)
                   if uid in self.rows and uid not in self.pending_expunge]
         self.local_changes.clear()
@@ -218,18 +238,14 @@ class SelectedMailbox:
         lines: list[bytes] = []
         if allow_expunge:
             lines += self.announce_expunges()
-        keywords = self._keywords(live)  # only changed rows can bring a new keyword
-        if keywords - self.keywords:
-            self.keywords |= keywords
-            lines.append(b"FLAGS " + flag_list(self.getFlags()))
+        lines += self.keyword_lines(live)  # only changed rows can bring a new keyword
         if new:
             for row in sorted(new, key=lambda r: r.uid):
                 self.rows[row.uid] = row
                 bisect.insort(self.uids, row.uid)
             before = len(self.recent)
             if not self.readonly:
-                self.recent |= self.access.hub.claim(self.box.id, sorted(r.uid for r in new),
-                                                     self.box.uidnext)
+                self.recent |= self._claim(sorted(r.uid for r in new))
             lines.append(b"%d EXISTS" % len(self.uids))
             if len(self.recent) != before:
                 lines.append(b"%d RECENT" % len(self.recent))
@@ -274,9 +290,7 @@ class SelectedMailbox:
                 if change.uid in self.rows:
                     self.rows[change.uid] = replace(self.rows[change.uid], flags=change.flags,
                                                     modseq=change.modseq)
-            self.keywords |= self._keywords(self.rows[c.uid] for c in result.changed
-                                            if c.uid in self.rows)
-            if result.changed:
+            if result.changed:  # new keywords: the caller sends keyword_lines first
                 self.access.hub.changed(self.box.id, origin=self.origin,
                                         changes=result.changed)
             return result

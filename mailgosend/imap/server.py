@@ -13,17 +13,25 @@ Defects of the base class fixed here, each with a regression test in tests/test_
 
 Password logins (cmd_auth.py) need TLS, or ``allow_plaintext_loopback`` and a loopback peer;
 otherwise LOGINDISABLED is advertised.
+
+Logging, as Dovecot's: one line when a session starts (peer, implicit TLS or not), one when
+TLS is up (protocol and cipher), one per login result (user name, method; never the
+password), one when it ends (why, and who was logged in), and server errors.  All carry the
+session's random id, so an operator greps one session.  Never message content or commands.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
 from twisted.mail.imap4 import IMAP4Server
+from zope.interface import implementer
 
 from mailgosend.netopts import no_delay
 from mailgosend.imap.errors import ImapError, bad, no
@@ -33,6 +41,7 @@ from mailgosend.imap.tokens import Args, Atom, tokenize
 from mailgosend.store.accounts import AccountError
 from mailgosend.store.mailboxes import MailboxError
 from mailgosend.store.messages import InvalidFlag, MessageError
+from mailgosend.tls.context import tls_summary
 
 __all__ = ["Reply", "SessionCore"]
 
@@ -72,6 +81,7 @@ def _is_loopback(ip: str) -> bool:
         return False
 
 
+@implementer(IHandshakeListener)
 class SessionCore(IMAP4Server):
     """Framing, dispatch and the commands valid in any state; see the module docstring."""
 
@@ -85,6 +95,8 @@ class SessionCore(IMAP4Server):
         self.reader = CommandReader(self, spool_dir=factory.access.spool_dir)
         self.secure = bool(factory.implicit_tls)
         self.peer_ip = "unknown"
+        self.session_id = secrets.token_hex(4)  # correlates the log lines of one session
+        self.end_reason = ""  # for the disconnect log line; "" = the client closed
         self.account: Any = None
         self.selected: Any = None
         self.condstore = False  # RFC 7162 §3.1: set by the first CONDSTORE enabling command
@@ -109,10 +121,14 @@ class SessionCore(IMAP4Server):
         self.peer_ip = getattr(self.transport.getPeer(), "host", "unknown")
         self.factory.connections.add(self)
         if self.factory.bans.is_banned(self.peer_ip):
-            log.info("refused IMAP connection from banned {ip}", ip=self.peer_ip)
+            log.info("imap {sid} refused connection from banned {ip}", sid=self.session_id,
+                     ip=self.peer_ip)
+            self.end_reason = "banned address"
             self.send_untagged(b"BYE Too many failed logins from your address; try later")
             self.close()
             return
+        log.info("imap {sid} connect from {ip}{tls}", sid=self.session_id, ip=self.peer_ip,
+                 tls=" (implicit TLS)" if self.factory.implicit_tls else "")
         self.setTimeout(UNAUTH_TIMEOUT)
         self.send_untagged(b"OK [CAPABILITY " + self.capability_line() + b"] "
                            + self.factory.hostname.encode("ascii") + b" IMAP4rev1 ready")
@@ -126,7 +142,16 @@ class SessionCore(IMAP4Server):
             self._input_paused = True
             self.transport.pauseProducing()
 
+    def handshakeCompleted(self) -> None:
+        """IHandshakeListener: the TLS parameters, once per session (implicit or STARTTLS)."""
+        log.info("imap {sid} TLS {tls}", sid=self.session_id, tls=tls_summary(self.transport))
+
     def connectionLost(self, reason: Any = None) -> None:
+        if not self.lost:
+            user = self.account.user.email if self.account is not None else None
+            log.info("imap {sid} disconnect ({why}){user}", sid=self.session_id,
+                     why=self.end_reason or "connection closed",
+                     user=f" user={user}" if user else "")
         self.lost = True
         self.setTimeout(None)
         self.factory.connections.discard(self)
@@ -144,11 +169,13 @@ class SessionCore(IMAP4Server):
             self._onLogout = None
 
     def timeoutConnection(self) -> None:
+        self.end_reason = "autologout"
         self.send_untagged(b"BYE Autologout; idle for too long")
         self.close()
 
     def server_shutting_down(self) -> None:
         """listeners.IDrainable: BYE now if idle (IDLE counts), else after this command."""
+        self.end_reason = "server shutting down"
         if not self.busy or self.idling:
             self.send_untagged(b"BYE Server shutting down")
             self.close()
@@ -328,8 +355,15 @@ class SessionCore(IMAP4Server):
             self.send_failure(tag, no(str(exc), exc.imap_code))
         elif isinstance(exc, AccountError):
             self.send_failure(tag, no("Account unavailable", "UNAVAILABLE"))
+        elif isinstance(exc, RecursionError):
+            # Client input too deep for a parser the limits missed: its fault, not a server
+            # bug, and a traceback of a thousand lines per command would flood the log.
+            log.warn("imap {sid} command from {ip} too deeply nested", sid=self.session_id,
+                     ip=self.peer_ip)
+            self.send_failure(tag, bad("Command nested too deeply"))
         else:
-            log.failure("IMAP command failed for {ip}", ip=self.peer_ip)
+            log.failure("imap {sid} command failed for {ip}", sid=self.session_id,
+                        ip=self.peer_ip)
             self.send_failure(tag, no("Internal server error", "SERVERBUG"))
 
     def send_failure(self, tag: bytes, error: ImapError) -> None:
@@ -385,6 +419,7 @@ class SessionCore(IMAP4Server):
 
     async def cmd_LOGOUT(self, tag: bytes, args: Args) -> Reply:
         args.end()
+        self.end_reason = "logout"
         self.send_untagged(b"BYE Logging out")
         self.send_tagged(tag, "OK", "LOGOUT completed")
         self.close()

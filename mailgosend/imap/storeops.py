@@ -1,10 +1,9 @@
 """Database jobs of the IMAP layer, composed from the store's public functions.
 
 Each function runs inside one ``DatabaseRunner`` job (one transaction for writes).  Two needs
-are not covered by store/ yet and are met here with a direct query, to move into
-``store/messages.py`` and ``store/mailboxes.py`` (reported to the store's owner):
-reading a message's sealed ``meta`` to copy it (``copy_messages``), and changing a mailbox's
-``subscribed`` column (``set_subscribed``).
+is not covered by store/ yet and is met here with a direct query, to move into
+``store/messages.py`` (reported to the store's owner): reading a message's sealed ``meta`` to
+copy it (``copy_messages``).
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ from mailgosend.db.schema import messages as messages_table
 from mailgosend.store import accounts
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import (Mailbox, MailboxNotFound, get_mailbox,
-                                        get_mailbox_by_id)
+                                        get_mailbox_by_id, list_mailboxes, list_subscriptions)
 from mailgosend.store.messages import (DELETED, MailboxCounts, MessageRow, deliver, expunge,
                                        list_messages, mailbox_counts, set_flags)
 
 __all__ = ["CopyResult", "SyncState", "copy_messages", "live_uids", "mailbox_status",
-           "quota_usage", "set_subscribed", "sync_state"]
+           "mailboxes_and_subscriptions", "quota_usage", "raise_recent_floor", "sync_state"]
 
 _IN_BATCH = 500
 
@@ -116,13 +115,10 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
     return CopyResult(uidvalidity, pairs, expunged, blobs)
 
 
-def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool) -> None:
-    """SUBSCRIBE/UNSUBSCRIBE (RFC 3501 §6.3.6-7) of an existing mailbox."""
-    box = get_mailbox(conn, user_id, name)
-    if box is None:
-        raise MailboxNotFound(f"mailbox {name} does not exist")
-    conn.execute(update(mailboxes_table).where(mailboxes_table.c.id == box.id)
-                 .values(subscribed=subscribed))
+def mailboxes_and_subscriptions(conn: Connection, user_id: int
+                                ) -> tuple[list[Mailbox], list[str]]:
+    """LIST and LSUB: the mailboxes and the subscribed names, read in one transaction."""
+    return list_mailboxes(conn, user_id), list_subscriptions(conn, user_id)
 
 
 def quota_usage(conn: Connection, user_id: int) -> tuple[int, int]:
@@ -136,13 +132,19 @@ def quota_usage(conn: Connection, user_id: int) -> tuple[int, int]:
 def mailbox_status(conn: Connection, user_id: int, name: str, recent_after: Optional[int]
                    ) -> tuple[Mailbox, MailboxCounts, int]:
     """STATUS (RFC 3501 §6.3.10): the mailbox, its counts, and how many UIDs are above
-    ``recent_after`` (the \\Recent count; 0 when unknown)."""
+    ``recent_after`` (the \\Recent count), or above the stored floor when None."""
     box = get_mailbox(conn, user_id, name)
     if box is None:
         raise MailboxNotFound(f"mailbox {name} does not exist")
-    recent = 0
-    if recent_after is not None:
-        recent = int(conn.execute(select(func.count()).where(
-            messages_table.c.mailbox_id == box.id, messages_table.c.deleted_at.is_(None),
-            messages_table.c.uid > recent_after)).scalar_one())
+    floor = box.recent_floor if recent_after is None else recent_after
+    recent = int(conn.execute(select(func.count()).where(
+        messages_table.c.mailbox_id == box.id, messages_table.c.deleted_at.is_(None),
+        messages_table.c.uid > floor)).scalar_one())
     return box, mailbox_counts(conn, box.id), recent
+
+
+def raise_recent_floor(conn: Connection, mailbox_id: int, floor: int) -> None:
+    """Store a higher \\Recent floor (RFC 3501 §2.3.2); never lowers it."""
+    conn.execute(update(mailboxes_table).where(mailboxes_table.c.id == mailbox_id,
+                                               mailboxes_table.c.recent_floor < floor)
+                 .values(recent_floor=floor))

@@ -5,13 +5,15 @@ are sent raw, as the sender wrote them (RFC 2047 encoded words included; clients
 so 8-bit values go out as literals.
 
 Address lists are parsed with a small RFC 5322 §3.4 scanner: display names, quoted strings,
-comments, angle addresses with obsolete routes, and groups, which ENVELOPE represents with a
+comments (also inside an angle address, where they are CFWS and dropped), angle addresses
+with obsolete routes, and groups, which ENVELOPE represents with a
 start marker (NIL NIL "name" NIL) and an end marker (NIL NIL NIL NIL).  An address without
 "@" gets the host ".MISSING-HOST-NAME." as UW imapd and Dovecot send.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from mailgosend.imap.wireformat import nstring, plist, string
@@ -20,6 +22,9 @@ from mailgosend.store.mimeinfo import Envelope, MessageInfo, Part
 __all__ = ["body_structure", "envelope", "parse_address_list"]
 
 MISSING_HOST = ".MISSING-HOST-NAME."
+# Runs of ordinary characters, taken whole: a 5 MB address field stays a fast linear scan.
+_WORD_RUN = re.compile(r'[^"()<>:;,\\ \t\r\n]+')
+_ANGLE_RUN = re.compile(r'[^"()> \t\r\n]+')
 
 # (name, adl, mailbox, host); a group start is (None, None, name, None), its end all None.
 Address = tuple[Optional[str], Optional[str], Optional[str], Optional[str]]
@@ -85,11 +90,8 @@ def parse_address_list(value: str) -> list[Address]:
             current.comment = current.comment or text.strip() or None
             continue
         if ch == "<":
-            end = value.find(">", i + 1)
-            end = len(value) if end < 0 else end
             end_word()
-            current.angle = "".join(value[i + 1:end].split())
-            i = end + 1
+            current.angle, i = _angle(value, i + 1)
             continue
         if ch == ":" and not in_group and current.angle is None:
             end_word()
@@ -104,12 +106,40 @@ def parse_address_list(value: str) -> list[Address]:
         elif ch in " \t\r\n":
             end_word()
         else:
+            run = _WORD_RUN.match(value, i)
+            if run is not None:
+                word.append(run.group())
+                i = run.end()
+                continue
             word.append(ch)
         i += 1
     flush()
     if in_group:
         out.append((None, None, None, None))
     return out
+
+
+def _angle(value: str, i: int) -> tuple[str, int]:
+    """The addr-spec inside "<...>" without its CFWS (RFC 5322 §3.2.2, §3.4.1): comments and
+    folding whitespace around the local part, "@" and domain are dropped; quoted strings are
+    kept as written, so a ">" or "(" inside them does not end the address."""
+    out: list[str] = []
+    while i < len(value) and value[i] != ">":
+        ch = value[i]
+        if ch == "(":
+            _, i = _comment(value, i + 1)
+            continue
+        if ch == '"':
+            text, i = _delimited(value, i + 1, '"')
+            out.append('"' + text + '"')
+            continue
+        run = _ANGLE_RUN.match(value, i)
+        if run is not None:
+            out.append(run.group())
+            i = run.end()
+            continue
+        i += 1  # folding whitespace
+    return "".join(out), i + 1
 
 
 def _delimited(value: str, i: int, close: str) -> tuple[str, int]:

@@ -6,8 +6,11 @@ lists.  It is deliberately a little more liberal than the grammar where real cli
 take only the two escapes ``\\\\`` and ``\\"`` (Twisted's ``arg_astring`` splits on the first
 quote, so a password containing ``"`` fails), parentheses must balance, and nesting is capped.
 
-An atom may carry a bracketed part with spaces inside, as FETCH's ``BODY[HEADER.FIELDS (A B)]``
-and the RFC 6154 ``[Gmail]/Sent`` style names need; fetch.py parses the section itself.
+``[`` is an ordinary atom character and ``]`` is accepted too (RFC 3501 §9: ATOM-CHAR excludes only
+the resp-special ``]``, which ASTRING-CHAR and list-char allow), so ``foo[bar`` and the RFC 6154
+``[Gmail]/Sent`` style names are plain atoms.  Only after a FETCH section prefix (``BODY[``,
+``BODY.PEEK[``, ``BINARY[``...) does a bracketed part keep its spaces and quotes, as
+``BODY[HEADER.FIELDS (A B)]`` needs; fetch.py parses the section itself.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ __all__ = ["Args", "Atom", "Quoted", "Token", "decode_name", "parse_datetime", "
            "tokenize"]
 
 MAX_DEPTH = 32
+# fetch-att names followed by a section (RFC 3501 §9 "section", RFC 3516 "section-binary")
+_SECTION_PREFIXES = (b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
@@ -94,12 +99,11 @@ def _quoted(text: bytes, i: int) -> tuple[bytes, int]:
 def _atom(text: bytes, i: int) -> tuple[str, int]:
     start = i
     while i < len(text) and text[i:i + 1] not in (b" ", b"(", b")", b'"'):
-        if text[i] == 0x5B:  # "[": up to the matching "]", spaces and quotes included
-            close = _bracket_end(text, i + 1)
-            if close < 0:
-                raise bad("Unbalanced brackets")
-            i = close + 1
-            continue
+        if text[i] == 0x5B and text[start:i].upper() in _SECTION_PREFIXES:
+            close = _bracket_end(text, i + 1)  # a section: up to its "]", spaces and quotes included
+            if close >= 0:
+                i = close + 1
+                continue
         if text[i] < 0x20 or text[i] == 0x7F:
             raise bad("Control character in command")
         i += 1

@@ -25,13 +25,13 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import mailboxes, messages, meta, users
+from mailgosend.db.schema import mailboxes, messages, meta, subscriptions, users
 
 __all__ = ["DEFAULT_MAILBOXES", "ROLES", "CannotDeleteInbox", "InvalidMailboxName", "Mailbox",
            "MailboxError", "MailboxExists", "MailboxHasChildren", "MailboxNotFound",
            "SpecialUseInUse", "create_mailbox", "delete_mailbox", "ensure_default_mailboxes",
-           "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes", "normalize_name",
-           "rename_mailbox"]
+           "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes",
+           "list_subscriptions", "normalize_name", "rename_mailbox", "set_subscribed"]
 
 INBOX = "INBOX"
 DELIMITER = "/"
@@ -96,7 +96,7 @@ class Mailbox:
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    subscribed: bool
+    recent_floor: int = 0  # highest UID already \Recent to a session (RFC 3501 §2.3.2)
 
     @property
     def role(self) -> Optional[str]:
@@ -107,7 +107,7 @@ class Mailbox:
 
 def _mailbox(row: Any) -> Mailbox:
     return Mailbox(row.id, row.user_id, row.name, row.special_use, row.uidvalidity, row.uidnext,
-                   row.highestmodseq, row.subscribed)
+                   row.highestmodseq, row.recent_floor)
 
 
 def normalize_name(name: str) -> str:
@@ -194,7 +194,7 @@ def _insert(conn: Connection, user_id: int, name: str, now: datetime,
             special_use: Optional[str]) -> bool:
     """Create one mailbox unless the name exists; True if this call created it."""
     values = dict(user_id=user_id, name=name, special_use=special_use,
-                  uidvalidity=_next_uidvalidity(conn, now), subscribed=True, created_at=now)
+                  uidvalidity=_next_uidvalidity(conn, now), created_at=now)
     return _insert_ignoring_conflict(conn, mailboxes, values, ["user_id", "name"])
 
 
@@ -210,7 +210,11 @@ def ensure_default_mailboxes(conn: Connection, user_id: int, now: datetime) -> l
     for role, name in DEFAULT_MAILBOXES.items():
         if role in present:
             continue
-        if not _insert(conn, user_id, name, now, ROLES[role]) and ROLES[role] is not None:
+        created = _insert(conn, user_id, name, now, ROLES[role])
+        if created:  # the defaults start subscribed, so clients that list only those show them
+            _insert_ignoring_conflict(conn, subscriptions, dict(user_id=user_id, name=name),
+                                      ["user_id", "name"])
+        if not created and ROLES[role] is not None:
             conn.execute(update(mailboxes).where(
                 mailboxes.c.user_id == user_id, mailboxes.c.name == name,
                 mailboxes.c.special_use.is_(None)).values(special_use=ROLES[role]))
@@ -295,9 +299,41 @@ def rename_mailbox(conn: Connection, user_id: int, old: str, new: str,
     for child in children:
         conn.execute(update(mailboxes).where(mailboxes.c.id == child.id)
                      .values(name=new_name + child.name[len(old_name):]))
+    _rename_subscriptions(conn, user_id, [source.name] + [c.name for c in children],
+                          old_name, new_name)
     renamed = get_mailbox(conn, user_id, new_name)
     assert renamed is not None
     return renamed
+
+
+def _rename_subscriptions(conn: Connection, user_id: int, names: list[str], old: str,
+                          new: str) -> None:
+    """A renamed mailbox keeps its subscription under the new name, as Dovecot does; names
+    without a mailbox, and those of other mailboxes, are left alone (RFC 3501 §6.3.6)."""
+    subscribed = set(list_subscriptions(conn, user_id))
+    for name in names:
+        if name in subscribed:
+            set_subscribed(conn, user_id, name, False)
+            set_subscribed(conn, user_id, new + name[len(old):], True)
+
+
+def list_subscriptions(conn: Connection, user_id: int) -> list[str]:
+    """The subscribed names (RFC 3501 §6.3.6), whether or not such mailboxes exist."""
+    return [row.name for row in conn.execute(
+        select(subscriptions.c.name).where(subscriptions.c.user_id == user_id)
+        .order_by(subscriptions.c.name))]
+
+
+def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool) -> None:
+    """SUBSCRIBE/UNSUBSCRIBE a name (RFC 3501 §6.3.6-7): no mailbox of that name is needed,
+    so a deleted mailbox can be unsubscribed; both are idempotent."""
+    name = normalize_name(name)
+    if subscribed:
+        _insert_ignoring_conflict(conn, subscriptions, dict(user_id=user_id, name=name),
+                                  ["user_id", "name"])
+    else:
+        conn.execute(subscriptions.delete().where(subscriptions.c.user_id == user_id,
+                                                  subscriptions.c.name == name))
 
 
 def delete_mailbox(conn: Connection, user_id: int, name: str) -> Mailbox:
