@@ -150,13 +150,6 @@ class IMAPAccount:
             attributes.append("\\Subscribed")
         return tuple(attributes)
 
-    def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
-        """Every mailbox, and the subscribed names: a subscription is a name (RFC 3501
-        §6.3.6), and LIST (SUBSCRIBED) reports one whose mailbox is gone as \\NonExistent
-        (listext.py).  The one place LIST-EXTENDED reads subscriptions from."""
-        d = self.access.runner.read(mailboxes.list_mailboxes, self.user.id)
-        return d.addCallback(lambda boxes: (boxes, {b.name for b in boxes if b.subscribed}))
-
     def counts_by_mailbox(self) -> Deferred[dict[int, MailboxCounts]]:
         """MESSAGES/UNSEEN/SIZE of every mailbox in one query (RFC 5819 LIST-STATUS)."""
         return self.access.runner.read(mailbox_counts_by_mailbox, self.user.id)

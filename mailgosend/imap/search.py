@@ -32,7 +32,7 @@ from collections import OrderedDict
 import email.header
 import email.utils
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Generic, Optional, TypeVar
 
 from sqlalchemy.engine import Connection
