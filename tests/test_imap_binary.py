@@ -161,7 +161,8 @@ class BinaryFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertEqual(data[0][0], b"1 (BINARY[1] ~{%d}" % len(payload))
         self.assertEqual(data[0][1], payload)
-        self.assertEqual(data[1], b" BINARY.SIZE[1] %d FLAGS (\\Seen))" % len(payload))
+        # RFC 3501 §2.3.2: the first session to select the mailbox sees the APPENDed as \Recent
+        self.assertEqual(data[1], b" BINARY.SIZE[1] %d FLAGS (\\Seen \\Recent))" % len(payload))
         self.assertEqual(data[2][1], payload)
         self.assertEqual(whole[0][1], raw)  # stored byte for byte
 

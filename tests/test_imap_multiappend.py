@@ -72,9 +72,10 @@ class MultiAppendTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
                                        ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
         self.assertEqual([fetched[u][b"BODY[]"] for u in range(1, 6)],
                          [FIRST, SECOND, THIRD, FIRST, SECOND])
-        self.assertEqual(set(fetched[1][b"FLAGS"]), {b"\\Seen", b"$Label1"})
-        self.assertEqual(fetched[2][b"FLAGS"], ())
-        self.assertEqual(fetched[3][b"FLAGS"], (b"\\Flagged",))
+        # RFC 3501 §2.3.2: this first session to select Drafts sees the appended as \Recent
+        self.assertEqual(set(fetched[1][b"FLAGS"]), {b"\\Seen", b"$Label1", b"\\Recent"})
+        self.assertEqual(fetched[2][b"FLAGS"], (b"\\Recent",))
+        self.assertEqual(set(fetched[3][b"FLAGS"]), {b"\\Flagged", b"\\Recent"})
         stamp = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)
         for uid in (2, 3):
             self.assertEqual(fetched[uid][b"INTERNALDATE"], stamp)
