@@ -129,6 +129,24 @@ class ProtocolTests(SQLiteDatabaseMixin, POP3Fixture, unittest.TestCase):
         self.assertEqual(body, b"Subject: wire\r\n\r\n..dot\r\n..\r\nlast\r\n")
 
     @defer.inlineCallbacks
+    def test_retr_sends_a_bare_cr_as_a_line_end_and_stuffs_the_dot_after_it(self) -> Any:
+        # Regression: POP3 had its own stuffer that sent "first\r.\r\n" as stored, so a
+        # client that ends lines at CR read "." as the end of the message.
+        self.deliver(b"Subject: cr\r\n\r\nfirst\r.\r\nafter\r\n")
+        _, port = self.listen(implicit_tls=True)
+
+        def session() -> bytes:
+            client = self.logged_in(port)
+            client.send(b"RETR 1\r\n")
+            client.line()
+            body = client.multiline()
+            client.close()
+            return body
+
+        body = yield self.in_thread(session)
+        self.assertEqual(body, b"Subject: cr\r\n\r\nfirst\r\n..\r\nafter\r\n")
+
+    @defer.inlineCallbacks
     def test_a_50kb_command_line_is_refused_and_the_session_goes_on(self) -> Any:
         _, port = self.listen(implicit_tls=True)
 

@@ -22,7 +22,8 @@ timeouts and lost connections come back inside the
 This module opens sessions (greeting, EHLO/HELO, STARTTLS, AUTH); the rest
 lives beside it: ``clientprotocol`` (lines, replies, timeouts, flow control),
 ``transaction`` (MAIL/RCPT/DATA), ``envelope`` (what to send, pre-flight
-refusals), ``bodystream`` (dot-stuffing), ``clienttls``, ``reply``.
+refusals), ``bodystream`` (the message source; ``mailgosend.dotstuff`` stuffs it),
+``clienttls``, ``reply``.
 
 Nothing here logs: the caller records results, so no message content and no
 credential can reach a log through these modules.  A session that is

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from mailgosend.delivery.bodystream import DotStuffer, MessageSource, source_prefix
+from mailgosend.delivery.bodystream import MessageSource, source_prefix
 from mailgosend.delivery.clientprotocol import SessionLost, SMTPClientProtocol, Timeouts
 from mailgosend.delivery.envelope import (
     Envelope,
@@ -23,6 +23,7 @@ from mailgosend.delivery.envelope import (
     plan_transaction,
 )
 from mailgosend.delivery.reply import Reply, local_reply
+from mailgosend.dotstuff import DotStuffer
 
 
 class Transactions:

@@ -1,55 +1,17 @@
-"""A stored message as the body of a multi-line response (RFC 1939 §3, §7 TOP).
+"""TOP (RFC 1939 §7) as a pure, chunk-at-a-time filter over a stored message.
 
-Pure, chunk-at-a-time transforms: a 50 MB message passes through them one chunk at a time and
-the result never depends on where the chunks were cut.  That is exactly what twisted.mail.pop3
-gets wrong: its ``transformChunk`` works per 16 KiB chunk, so a line starting with "." right
-after a chunk boundary is not stuffed (the client takes it as the end of the message and reads
-the rest of the body as server replies), and it turns every CRLF into CR CR LF.
-
-Line ends: messages are stored exactly as received, normally with CRLF.  CRLF and a bare LF
-both end a line and are sent as CRLF, because the response is line-oriented and clients split
-on LF; other bytes (a bare CR, NUL, 8-bit) pass through unchanged.  LIST and STAT report the
-stored size, so only a message stored with bare LFs (none arrive that way over SMTP) is sent
-with more octets than LIST announced.
+The body of a multi-line response is dot-stuffed by ``mailgosend.dotstuff.DotStuffer``, the
+stuffer the SMTP client uses too: chunk at a time, so a 50 MB message passes through in
+pieces and the result never depends on where the chunks were cut.  That is exactly what
+twisted.mail.pop3 gets wrong: its ``transformChunk`` works per 16 KiB chunk, so a line
+starting with "." right after a chunk boundary is not stuffed (the client takes it as the end
+of the message and reads the rest of the body as server replies), and it turns every CRLF
+into CR CR LF.  Line ends (CRLF, bare LF, bare CR) are all sent as CRLF; see dotstuff.py.
 """
 
 from __future__ import annotations
 
-__all__ = ["DotStuffer", "TopFilter", "TERMINATOR"]
-
-TERMINATOR = b".\r\n"
-
-
-class DotStuffer:
-    """RFC 1939 §3 byte-stuffing: a line that starts with "." gets one more, lines end in CRLF,
-    and :meth:`finish` closes the response with "." CRLF."""
-
-    def __init__(self) -> None:
-        self._line_start = True
-        self._held_cr = False  # a CR at the end of a chunk: its LF may start the next one
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._held_cr:
-            chunk = b"\r" + chunk
-        self._held_cr = chunk.endswith(b"\r")
-        if self._held_cr:
-            chunk = chunk[:-1]
-        if not chunk:
-            return b""
-        data = chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..")
-        if self._line_start and data.startswith(b"."):
-            data = b"." + data
-        self._line_start = data.endswith(b"\r\n")
-        return data
-
-    def finish(self) -> bytes:
-        """The end of the response.  A message whose last line has no line end gets CRLF, so
-        the terminator is on a line of its own."""
-        tail = b"\r" if self._held_cr else b""
-        if tail or not self._line_start:
-            tail += b"\r\n"
-        self._held_cr, self._line_start = False, True
-        return tail + TERMINATOR
+__all__ = ["TopFilter"]
 
 
 class TopFilter:

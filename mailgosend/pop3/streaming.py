@@ -19,7 +19,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from mailgosend.pop3.multiline import DotStuffer, TopFilter
+from mailgosend.dotstuff import DotStuffer
+from mailgosend.pop3.multiline import TopFilter
 
 __all__ = ["MessageSender", "ReadRange"]
 
