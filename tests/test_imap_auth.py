@@ -134,6 +134,18 @@ class SASLTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(client.state, "AUTH")
 
     @defer.inlineCallbacks
+    def test_plain_not_utf8_or_without_password_is_malformed(self) -> Any:
+        # Regression: IMAP had its own PLAIN decoder that took any octets (decoded with
+        # replacement characters) and an empty password to the password check.
+        yield self.listen()
+        raw = yield self.in_thread(RawClient, self.port)
+        self.addCleanup(raw.close)
+        for message in (b"\0alice\0\xff\xfe", b"\0alice\0"):
+            lines = yield self.in_thread(raw.command, b"b",
+                                         b"AUTHENTICATE PLAIN " + base64.b64encode(message))
+            self.assertEqual(lines, [b"b BAD Malformed PLAIN response\r\n"])
+
+    @defer.inlineCallbacks
     def test_sasl_errors(self) -> Any:
         yield self.listen()
         raw = yield self.in_thread(RawClient, self.port)

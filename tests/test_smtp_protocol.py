@@ -773,6 +773,15 @@ class AuthTests(TestCase):
         self.assertFalse(h.closed)
         self.assertEqual(h.chat(b"NOOP\r\n"), ["250 2.0.0 OK"])
 
+    def test_auth_plain_malformed_as_imap_and_pop3_refuse_it(self) -> None:
+        # Regression: SMTP had its own PLAIN decoder that passed an empty password and fields
+        # over 255 octets on to the password check; now one decoder serves all three.
+        h = self.ready()
+        for raw in (b"\0alice\0", b"\0alice\0" + b"p" * 256):
+            self.assertEqual(h.chat(b"AUTH PLAIN " + base64.b64encode(raw) + b"\r\n"),
+                             ["501 5.5.2 Cannot decode response"])
+        self.assertFalse(h.closed)
+
     def test_auth_without_mechanism(self) -> None:
         # Stock server: IndexError, unhandled traceback, connection dropped.
         h = self.ready()

@@ -10,8 +10,6 @@ one connection end it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING
 
 from twisted.cred.error import UnauthorizedLogin
@@ -19,6 +17,7 @@ from twisted.logger import Logger
 
 from mailgosend.auth.checker import LoginBanned
 from mailgosend.auth.credentials import ClientCredentials
+from mailgosend.auth.saslplain import MalformedPlain, NotBase64, decode_plain
 from mailgosend.imap.errors import bad, no
 from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.server import Reply
@@ -74,16 +73,14 @@ class AuthCommands(_Session):
         if initial == b"*":
             raise bad("Authentication cancelled")
         try:
-            decoded = b"" if initial == b"=" else base64.b64decode(initial, validate=True)
-        except (binascii.Error, ValueError):
+            plain = decode_plain(initial)
+        except NotBase64:
             raise bad("Invalid base64 in authentication response") from None
-        pieces = decoded.split(b"\0")
-        if len(pieces) != 3:
-            raise bad("Malformed PLAIN response")
-        authzid, username, password = pieces
-        if authzid and authzid != username:
+        except MalformedPlain:
+            raise bad("Malformed PLAIN response") from None
+        if plain.acts_for_another:
             raise no("Authorization identity must be empty or the user", "AUTHORIZATIONFAILED")
-        return await self._login(tag, username, password, "PLAIN")
+        return await self._login(tag, plain.authcid.encode(), plain.password.encode(), "PLAIN")
 
     def _log_login_failed(self, user: str, method: str, why: str) -> None:
         # The name as given (an operator looks for guessed names), cut short; never the password

@@ -22,7 +22,7 @@ from mailgosend.auth.credentials import ClientCredentials, as_text
 from mailgosend.pop3.maildrop import IPOP3Maildrop, Maildrop
 from mailgosend.pop3.replies import (AUTH, SYS_PERM, SYS_TEMP, BadArguments, POP3Refusal, Reply,
                                      ok)
-from mailgosend.pop3.sasl import CANCEL, MECHANISMS, decode_plain
+from mailgosend.pop3.sasl import CANCEL, MECHANISMS, plain_credentials
 
 if TYPE_CHECKING:
     from mailgosend.pop3.protocol import POP3Server
@@ -125,8 +125,8 @@ class AuthorizationCommands:
         self.sasl_pending = False
 
     def _plain(self, response: bytes) -> Deferred[Optional[Reply]]:
-        credentials = decode_plain(response)
-        if credentials.authzid and credentials.authzid != credentials.authcid:
+        credentials = plain_credentials(response)
+        if credentials.acts_for_another:
             raise POP3Refusal("Logging in as another user is not supported", AUTH)
         return self._login(credentials.authcid, credentials.password)
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+from mailgosend.auth.saslplain import MalformedPlain, decode_plain
 from mailgosend.smtp.replies import SMTPReply
 
 MECHANISMS = ("PLAIN", "LOGIN")
@@ -62,7 +63,7 @@ def decode_response(line: bytes) -> bytes:
 
 
 def _text(raw: bytes) -> str:
-    """RFC 4616 §2: authcid and passwd are UTF-8, without NUL."""
+    """LOGIN's user name and password: UTF-8, as PLAIN's are (RFC 4616 §2)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -84,7 +85,8 @@ class Mechanism(abc.ABC):
 
 
 class PlainMechanism(Mechanism):
-    """RFC 4616: ``[authzid] NUL authcid NUL passwd``, as initial response or after ``334``."""
+    """RFC 4616: ``[authzid] NUL authcid NUL passwd``, as initial response or after ``334``;
+    the message is decoded by ``mailgosend.auth.saslplain`` as for IMAP and POP3."""
 
     name = "PLAIN"
 
@@ -94,11 +96,13 @@ class PlainMechanism(Mechanism):
         return self.respond(initial)
 
     def respond(self, line: bytes) -> Challenge | Credentials:
-        parts = decode_response(line).split(b"\x00")
-        if len(parts) != 3 or not parts[1]:
-            raise SASLError(MALFORMED)
-        authzid, authcid, passwd = (_text(p) for p in parts)
-        return Credentials(authcid, passwd, authzid)
+        if line == b"*":
+            raise SASLError(CANCELLED)
+        try:
+            plain = decode_plain(line)
+        except MalformedPlain as exc:
+            raise SASLError(MALFORMED) from exc
+        return Credentials(plain.authcid, plain.password, plain.authzid)
 
 
 class LoginMechanism(Mechanism):
