@@ -140,9 +140,9 @@ class SASLTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         yield self.listen()
         raw = yield self.in_thread(RawClient, self.port)
         self.addCleanup(raw.close)
-        for message in (b"\0alice\0\xff\xfe", b"\0alice\0"):
+        for plain in (b"\0alice\0\xff\xfe", b"\0alice\0"):
             lines = yield self.in_thread(raw.command, b"b",
-                                         b"AUTHENTICATE PLAIN " + base64.b64encode(message))
+                                         b"AUTHENTICATE PLAIN " + base64.b64encode(plain))
             self.assertEqual(lines, [b"b BAD Malformed PLAIN response\r\n"])
 
     @defer.inlineCallbacks
