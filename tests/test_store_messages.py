@@ -127,8 +127,10 @@ class MessagesTestsMixin(DatabaseTestBase):
         self.assertEqual((caught.exception.size, caught.exception.quota, caught.exception.used),
                          (len(big), 1000, 0))
         self.assertEqual(caught.exception.imap_code, "OVERQUOTA")
+        # What SMTP sends for a full mailbox (issue 10: it carried 552 5.2.2 and sent 452 4.2.2)
         self.assertEqual((caught.exception.smtp_code, caught.exception.enhanced_code),
-                         (552, "5.2.2"))
+                         (452, "4.2.2"))
+        self.assertEqual(self.user("bob@example.com").used_bytes, 0)
         self.assertEqual(self.count(messages), 0)
         self.assertEqual(self.count(blobs), 0)
         self.assertEqual(self.read(mailboxes.list_mailboxes, self.bob.id), [])
@@ -138,6 +140,7 @@ class MessagesTestsMixin(DatabaseTestBase):
         self.deliver(self.bob, raw=raw)
         self.assertEqual(self.user("bob@example.com").used_bytes, 1000)
         self.assertRaises(ms.QuotaExceeded, self.deliver, self.bob, raw=b"z")
+        self.assertEqual(self.user("bob@example.com").used_bytes, 1000)
 
     def test_meta_decrypts_only_for_its_user_and_blob(self) -> None:
         delivered = self.deliver(self.alice)

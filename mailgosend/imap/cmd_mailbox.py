@@ -26,6 +26,7 @@ from mailgosend.imap.listext import decode_pattern as _pattern
 from mailgosend.imap.wireformat import mailbox, plist
 from mailgosend.store.mailboxes import ROLES
 from mailgosend.store.messages import MailboxCounts
+from mailgosend.store.quota import fits
 
 __all__ = ["MailboxCommands"]
 
@@ -55,7 +56,7 @@ class MailboxCommands(_Session):
 
         def check(usage: tuple[int, int]) -> Optional[ImapError]:
             used, quota = usage
-            if quota and used + before + size > quota:
+            if not fits(used + before, quota, size):
                 return no("Message does not fit in the mailbox quota", "OVERQUOTA")
             return None
 

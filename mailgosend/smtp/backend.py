@@ -35,7 +35,7 @@ from mailgosend.auth.portal import IUser
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.smtp.interfaces import IMessageSink, ISMTPBackend
 from mailgosend.smtp.params import MailParams, RcptParams
-from mailgosend.smtp.pipeline.delivery import Targets, canonical_recipient
+from mailgosend.smtp.pipeline.delivery import Targets, canonical_recipient, mailbox_full
 from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.pipeline.spool import SpoolSink
 from mailgosend.smtp.replies import SMTPReply
@@ -43,6 +43,7 @@ from mailgosend.smtp.session import SMTPSession
 from mailgosend.spam.greylist import Action, Greylist
 from mailgosend.store import accounts
 from mailgosend.store.addresses import AddressError, parse_address
+from mailgosend.store.quota import fits
 
 log = Logger()
 
@@ -66,10 +67,10 @@ def _check_recipient(conn: Connection, address: str, size: int,
                                        "User unknown in local recipient table")
     users = []
     for user in resolution.users:
-        # Without SIZE= (RFC 1870) only a mailbox already full can be refused here.
-        if user.quota_bytes and (user.used_bytes + max(size, 0) > user.quota_bytes
-                                 or user.used_bytes >= user.quota_bytes):
-            return SMTPReply(452, "4.2.2", f"<{address}>: Mailbox full")
+        # Without SIZE= (RFC 1870) only a mailbox already full can be refused here: a message
+        # has at least one octet.
+        if not fits(user.used_bytes, user.quota_bytes, max(size, 1)):
+            return mailbox_full(f"<{address}>: Mailbox full")
         users.append(user)
     return Targets(tuple(users), resolution.remote)
 

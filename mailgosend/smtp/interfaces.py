@@ -76,7 +76,7 @@ class IMessageSink(Interface):
 
         ``chunk`` is ``bytes``: dot-unstuffed (RFC 5321 §4.5.2) message octets, CRLF line ends
         as sent. Chunk boundaries are arbitrary (not line-aligned). May raise SMTPReply (e.g.
-        ``552 5.2.2`` over quota): no further writes follow, the rest of the data is read and
+        ``452 4.2.2`` over quota): no further writes follow, the rest of the data is read and
         discarded, :meth:`abort` is called and that reply answers the final dot.
         """
 

@@ -4,9 +4,9 @@ A message is a ``messages`` row (UID, MODSEQ, flags, sizes and dates in clear, b
 server indexes them) pointing at a sealed blob (blobs.py) plus its ``MessageInfo`` sealed in
 ``messages.meta`` (purpose "meta", owner = the user's uuid, context ``b"blob:" + blob_id``).
 
-``deliver`` runs inside the caller's transaction and writes nothing when it refuses.  UID and
-MODSEQ come from one ``UPDATE mailboxes ... RETURNING``, atomic on its own; in practice the
-quota reservation (a conditional ``UPDATE users``) already serialises a user's deliveries on
+``deliver`` runs inside the caller's transaction and leaves nothing changed when it refuses.
+UID and MODSEQ come from one ``UPDATE mailboxes ... RETURNING``, atomic on its own; in practice
+the quota reservation (an ``UPDATE users``, checked by quota.fits) already serialises a user's deliveries on
 PostgreSQL for the rest of their transaction.  UIDs are strictly ascending and never reused
 (an expunge does not lower UIDNEXT).  Lock order is users row, meta counter, mailbox, messages
 (see mailboxes.py); ``deliver_to_users`` takes users in id order so two multi-recipient
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, Union
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, DeferredList, fail
 
@@ -37,6 +37,7 @@ from mailgosend.store.blobs import BlobStore, SealedBlob, blob_context
 from mailgosend.store.mailboxes import (MailboxError, MailboxNotFound, ensure_default_mailboxes,
                                         get_by_role, get_mailbox_by_id)
 from mailgosend.store.mimeinfo import MessageInfo, analyse
+from mailgosend.store.quota import fits
 
 __all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFlag",
            "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
@@ -62,11 +63,14 @@ class MessageError(Exception):
 
 
 class QuotaExceeded(MessageError):
-    """The message does not fit (RFC 9208 STORAGE).  SMTP: 552 5.2.2 (RFC 3463 mailbox full)."""
+    """The message does not fit (RFC 9208 STORAGE).  SMTP: ``452 4.2.2``, what every SMTP
+    refusal for a full mailbox sends (smtp/replies.py ``mailbox_full``): RFC 3463 §3.3 calls
+    X.2.2 "a persistent transient failure" (the user can make room) and RFC 5321 §4.2.3 has
+    452 for lack of storage; Dovecot's LMTP sends the same with ``quota_full_tempfail``."""
 
     imap_code = "OVERQUOTA"
-    smtp_code = 552
-    enhanced_code = "5.2.2"
+    smtp_code = 452
+    enhanced_code = "4.2.2"
 
     def __init__(self, size: int, quota: int, used: int) -> None:
         super().__init__(f"mailbox full: {size} bytes do not fit, {used} of {quota} bytes used")
@@ -226,18 +230,20 @@ def store_structures(conn: Connection, keyring: KeyRing, user: User,
 
 
 def _reserve_quota(conn: Connection, user_id: int, size: int) -> None:
-    """Add ``size`` to used_bytes if it fits, in one conditional UPDATE (exact under concurrent
-    deliveries); otherwise raise QuotaExceeded having written nothing."""
-    reserved = conn.execute(update(users).where(
-        users.c.id == user_id,
-        or_(users.c.quota_bytes == 0, users.c.used_bytes + size <= users.c.quota_bytes),
-    ).values(used_bytes=users.c.used_bytes + size).returning(users.c.id)).first()
-    if reserved is None:
-        row = conn.execute(select(users.c.quota_bytes, users.c.used_bytes)
-                           .where(users.c.id == user_id)).first()
-        if row is None:
-            raise UnknownUser(f"user {user_id} no longer exists")
-        raise QuotaExceeded(size, row.quota_bytes, row.used_bytes)
+    """Add ``size`` to used_bytes if it fits (quota.fits), else raise QuotaExceeded leaving
+    used_bytes as it was.  Exact under concurrent deliveries: the UPDATE locks the user's row
+    until the transaction ends (SQLite has one writer), so nobody reserves in between; the
+    common case, a fit, costs this one statement."""
+    row = conn.execute(update(users).where(users.c.id == user_id)
+                       .values(used_bytes=users.c.used_bytes + size)
+                       .returning(users.c.used_bytes, users.c.quota_bytes)).first()
+    if row is None:
+        raise UnknownUser(f"user {user_id} no longer exists")
+    used = int(row.used_bytes) - size
+    if not fits(used, int(row.quota_bytes), size):
+        conn.execute(update(users).where(users.c.id == user_id)
+                     .values(used_bytes=users.c.used_bytes - size))
+        raise QuotaExceeded(size, int(row.quota_bytes), used)
 
 
 def _bump_modseq(conn: Connection, mailbox_id: int, *, uid: bool = False) -> Any:

@@ -52,6 +52,11 @@ class Targets:
     remote: tuple[str, ...]
 
 
+def mailbox_full(text: str) -> SMTPReply:
+    """A full mailbox, at RCPT or at the end of DATA: the code QuotaExceeded carries."""
+    return SMTPReply(QuotaExceeded.smtp_code, QuotaExceeded.enhanced_code, text)
+
+
 def canonical_recipient(address: str, default_domain: str) -> str:
     """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
     return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
@@ -133,8 +138,8 @@ class Delivery:
             for blob, _ in sealed.values():
                 self._blobs.discard(blob, unreferenced=refused)
             if isinstance(exc, QuotaExceeded):
-                raise SMTPReply(452, "4.2.2", "Mailbox full: the message does not fit "
-                                              "in a recipient's quota") from None
+                raise mailbox_full("Mailbox full: the message does not fit "
+                                   "in a recipient's quota") from None
             raise
         for blob, _ in sealed.values():
             self._blobs.release(blob)
