@@ -323,7 +323,9 @@ def _add_imap_listeners(w: Wiring) -> None:
             keyring=w.keyring, blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
             hostname=w.config["HOSTNAME"], max_message_size=w.config["MAX_MESSAGE_SIZE"],
             clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
-            spam_trainer=trainer, allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
+            spam_trainer=trainer, allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"],
+            max_connections=w.config["MAX_CONNECTIONS"],
+            max_connections_per_ip=w.config["MAX_CONNECTIONS_PER_IP"])
     _mailbox_listeners(w, "imap", "imaps", build)
 
 

@@ -6,7 +6,8 @@ Wiring (service.py)::
                                  blob_store=blob_store, events=events, workers=workers,
                                  tls=tls, hostname=config["HOSTNAME"],
                                  max_message_size=config["MAX_MESSAGE_SIZE"], clock=reactor,
-                                 implicit_tls=False)
+                                 implicit_tls=False, max_connections=config["MAX_CONNECTIONS"],
+                                 max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
     ListenerService("imap", "IMAP_PORT", "IMAP_BIND", bind, port, factory, reactor)
     # IMAPS: a second factory with implicit_tls=True, and ListenerService(..., tls=tls)
 """
@@ -21,6 +22,7 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
+from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.account import IMAPAccount
 from mailgosend.imap.cmd_auth import AuthCommands
@@ -96,8 +98,8 @@ class IMAPServerFactory(Factory):
 
     def __init__(self, *, access: StoreAccess, portal: Any, bans: Any, events: Any,
                  tls: Optional[Any], hostname: str, clock: IReactorTime, implicit_tls: bool,
-                 allow_plaintext_loopback: bool = False, idle_poll_seconds: float = 30.0
-                 ) -> None:
+                 allow_plaintext_loopback: bool = False, idle_poll_seconds: float = 30.0,
+                 max_connections: int = 1000, max_connections_per_ip: int = 20) -> None:
         if implicit_tls and tls is None:
             raise ValueError("implicit TLS (IMAPS) needs a TLS configuration")
         if not hostname.isascii():
@@ -112,13 +114,19 @@ class IMAPServerFactory(Factory):
         self.implicit_tls = implicit_tls
         self.allow_plaintext_loopback = allow_plaintext_loopback
         self.idle_poll_seconds = idle_poll_seconds
-        self.connections: set[IMAPServerProtocol] = set()
+        self.limiter: ConnectionLimiter[IMAPServerProtocol] = ConnectionLimiter(
+            max_connections, max_connections_per_ip)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> IMAPServerProtocol:
         return IMAPServerProtocol(self)
 
+    @property
+    def connections(self) -> set[IMAPServerProtocol]:
+        """The sessions open on this listener."""
+        return self.limiter.open()
+
     def open_connections(self) -> Collection[IMAPServerProtocol]:
-        return set(self.connections)
+        return self.limiter.open()
 
 
 def _avatar_factory(runner: Any, access: StoreAccess) -> Any:
@@ -137,13 +145,16 @@ def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blo
                        allow_plaintext_loopback: bool = False,
                        spam_trainer: Optional[ISpamTrainer] = None,
                        hub: Optional[MailboxHub] = None, spool_dir: Optional[str] = None,
-                       idle_poll_seconds: float = 30.0) -> IMAPServerFactory:
+                       idle_poll_seconds: float = 30.0, max_connections: int = 1000,
+                       max_connections_per_ip: int = 20) -> IMAPServerFactory:
     """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory, and the IIMAPAccount
     avatar registered on the portal's realm.
 
     Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions see each other's
     changes at once (\\Recent claims are shared too); by default each factory has its own.
     ``spool_dir`` holds APPEND literals over 1 MiB (default: the system temp directory).
+    ``max_connections`` and ``max_connections_per_ip`` limit this listener's sessions
+    (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; see connlimit.py).
     """
     access = StoreAccess(runner=runner, keyring=keyring, blob_store=blob_store,
                          workers=workers, clock=clock, hub=hub or MailboxHub(),
@@ -154,4 +165,6 @@ def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blo
     return IMAPServerFactory(access=access, portal=portal, bans=bans, events=events, tls=tls,
                              hostname=hostname, clock=clock, implicit_tls=implicit_tls,
                              allow_plaintext_loopback=allow_plaintext_loopback,
-                             idle_poll_seconds=idle_poll_seconds)
+                             idle_poll_seconds=idle_poll_seconds,
+                             max_connections=max_connections,
+                             max_connections_per_ip=max_connections_per_ip)

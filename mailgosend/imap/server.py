@@ -119,7 +119,12 @@ class SessionCore(IMAP4Server):
     def connectionMade(self) -> None:
         no_delay(self.transport)
         self.peer_ip = getattr(self.transport.getPeer(), "host", "unknown")
-        self.factory.connections.add(self)
+        if not self.factory.limiter.admit(self, self.peer_ip):
+            # RFC 3501 §7.1.5: BYE as the greeting when the server will not serve the client
+            log.info("refused IMAP connection from {ip}: too many connections", ip=self.peer_ip)
+            self.send_untagged(b"BYE Too many connections; try again later")
+            self.close()
+            return
         if self.factory.bans.is_banned(self.peer_ip):
             log.info("imap {sid} refused connection from banned {ip}", sid=self.session_id,
                      ip=self.peer_ip)
@@ -154,7 +159,7 @@ class SessionCore(IMAP4Server):
                      user=f" user={user}" if user else "")
         self.lost = True
         self.setTimeout(None)
-        self.factory.connections.discard(self)
+        self.factory.limiter.release(self)
         self.reader.close()
         self.deselect()
         if self._unsubscribe is not None:

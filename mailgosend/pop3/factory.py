@@ -11,6 +11,7 @@ from twisted.internet.protocol import ServerFactory
 from zope.interface import implementer
 
 from mailgosend.auth.bans import BanCache
+from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
@@ -59,35 +60,29 @@ class POP3Factory(ServerFactory):
         self.implicit_tls = implicit_tls
         self.allow_plaintext_loopback = allow_plaintext_loopback
         self.limits = limits
-        self.connections: set[POP3Server] = set()
-        self._per_ip: dict[str, int] = {}
+        self.limiter: ConnectionLimiter[POP3Server] = ConnectionLimiter(
+            limits.max_connections, limits.max_connections_per_ip)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> POP3Server:
         return POP3Server(self)
 
+    @property
+    def connections(self) -> set[POP3Server]:
+        """The sessions open on this listener."""
+        return self.limiter.open()
+
     def register(self, session: POP3Server) -> Optional[Reply]:
         """Account for a new connection; the refusal to send if a limit is reached."""
-        ip = session.peer_ip
-        if (len(self.connections) >= self.limits.max_connections
-                or self._per_ip.get(ip, 0) >= self.limits.max_connections_per_ip):
+        if not self.limiter.admit(session, session.peer_ip):
             return err("Too many connections; try again later", SYS_TEMP)
-        self.connections.add(session)
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         return None
 
     def unregister(self, session: POP3Server) -> None:
-        if session not in self.connections:
-            return
-        self.connections.discard(session)
-        remaining = self._per_ip.get(session.peer_ip, 1) - 1
-        if remaining > 0:
-            self._per_ip[session.peer_ip] = remaining
-        else:
-            self._per_ip.pop(session.peer_ip, None)
+        self.limiter.release(session)
 
     def open_connections(self) -> Collection[POP3Server]:
         """IDrainable: the sessions still open."""
-        return set(self.connections)
+        return self.limiter.open()
 
 
 def build_pop3_factory(*, runner: DatabaseRunner, portal: Portal, bans: BanCache,

@@ -17,6 +17,7 @@ from twisted.mail import smtp as twisted_smtp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.listeners import IDrainable
 from mailgosend.smtp.interfaces import ISMTPBackend
 from mailgosend.smtp.replies import SMTPReply
@@ -92,8 +93,8 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
         self.tls = tls
         self.clock = clock
         self.limits = limits if limits is not None else SMTPLimits()
-        self.connections: set[SMTPServerProtocol] = set()
-        self._per_ip: dict[str, int] = {}
+        self.limiter: ConnectionLimiter[SMTPServerProtocol] = ConnectionLimiter(
+            self.limits.max_connections, self.limits.max_connections_per_ip)
 
     def buildProtocol(self, addr: IAddress | None) -> SMTPServerProtocol:  # type: ignore[override]
         # The override narrows the base class's protocol type; the protocol takes its
@@ -108,35 +109,25 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
             raise ValueError("no TLS configured for this listener")
         return TLSMemoryBIOFactory(self.tls, False, self)
 
+    @property
+    def connections(self) -> set[SMTPServerProtocol]:
+        """The sessions open on this listener."""
+        return self.limiter.open()
+
     def register(self, proto: SMTPServerProtocol) -> SMTPReply | None:
         """Account for a new connection; a refusal reply if a connection limit is reached."""
         assert proto.session is not None
-        ip = proto.session.peer_ip
-        if (
-            len(self.connections) >= self.limits.max_connections
-            or self._per_ip.get(ip, 0) >= self.limits.max_connections_per_ip
-        ):
+        if not self.limiter.admit(proto, proto.session.peer_ip):
             return SMTPReply(421, "4.7.0", f"{self.hostname} Error: too many connections")
-        self.connections.add(proto)
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         return None
 
     def unregister(self, proto: SMTPServerProtocol) -> None:
-        if proto not in self.connections:
-            return
-        self.connections.discard(proto)
-        assert proto.session is not None
-        ip = proto.session.peer_ip
-        remaining = self._per_ip.get(ip, 1) - 1
-        if remaining > 0:
-            self._per_ip[ip] = remaining
-        else:
-            self._per_ip.pop(ip, None)
+        self.limiter.release(proto)
 
     def open_connections(self) -> Collection[SMTPServerProtocol]:
         """IDrainable: the sessions still open."""
-        return set(self.connections)
+        return self.limiter.open()
 
     def close_all(self) -> Deferred[Any]:
         """Drain at shutdown: every connection gets ``421 4.3.2``; fires when all are gone."""
-        return DeferredList([proto.shutdown() for proto in list(self.connections)])
+        return DeferredList([proto.shutdown() for proto in self.limiter.open()])
