@@ -43,6 +43,13 @@ class PlainTests(TestCase):
                 PlainMechanism().start(response)
             self.assertEqual(caught.exception.reply, MALFORMED)
 
+    def test_cancel_after_the_challenge(self) -> None:
+        mechanism = PlainMechanism()
+        mechanism.start(None)
+        with self.assertRaises(SASLError) as caught:
+            mechanism.respond(b"*")
+        self.assertEqual(caught.exception.reply, CANCELLED)
+
     def test_password_not_in_repr(self) -> None:
         self.assertNotIn("hunter2", repr(Credentials("user", "hunter2")))
 
