@@ -142,6 +142,22 @@ class MessagesTestsMixin(DatabaseTestBase):
         self.assertRaises(ms.QuotaExceeded, self.deliver, self.bob, raw=b"z")
         self.assertEqual(self.user("bob@example.com").used_bytes, 1000)
 
+    async def test_concurrent_deliveries_fill_the_quota_exactly(self) -> None:
+        # The reservation adds first and takes back what does not fit (quota.fits): under
+        # concurrency exactly as many messages as fit are stored, and used_bytes is their sum.
+        self.deliver(self.bob)  # creates the mailboxes
+        size = len(RAW)
+        jobs = [self.prepared(self.bob) for _ in range(12)]
+        results = await DeferredList(
+            [self.runner.write(ms.deliver, self.bob, "inbox", sealed, meta, (), NOW, NOW,
+                               blob_store=self.store) for sealed, meta in jobs],
+            consumeErrors=True)
+        stored = [r for ok, r in results if ok]
+        refused = [r.value for ok, r in results if not ok]
+        self.assertEqual(len(stored) + 1, 1000 // size)
+        self.assertTrue(all(isinstance(e, ms.QuotaExceeded) for e in refused), refused)
+        self.assertEqual(self.user("bob@example.com").used_bytes, (len(stored) + 1) * size)
+
     def test_meta_decrypts_only_for_its_user_and_blob(self) -> None:
         delivered = self.deliver(self.alice)
         info = self.read(ms.load_info, KEYRING, self.alice, delivered.message_id)
