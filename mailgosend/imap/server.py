@@ -121,7 +121,9 @@ class SessionCore(IMAP4Server):
         self.peer_ip = getattr(self.transport.getPeer(), "host", "unknown")
         if not self.factory.limiter.admit(self, self.peer_ip):
             # RFC 3501 §7.1.5: BYE as the greeting when the server will not serve the client
-            log.info("refused IMAP connection from {ip}: too many connections", ip=self.peer_ip)
+            log.info("imap {sid} refused connection from {ip}: too many connections",
+                     sid=self.session_id, ip=self.peer_ip)
+            self.end_reason = "too many connections"
             self.send_untagged(b"BYE Too many connections; try again later")
             self.close()
             return
