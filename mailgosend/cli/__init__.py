@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend``: management commands, one module per command group.
 
     domain.py   domain add|remove|enable|disable|list

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend alias``: aliases and catch-alls.
 
     mailgosend alias add SOURCE DESTINATION     SOURCE is name@domain, or @domain (catch-all)

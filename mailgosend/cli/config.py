@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend config``: the configuration file.
 
     mailgosend config check        validate the file and report problems

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """What every command module of the CLI shares: the context a command runs in, the parser
 class, the error for bad input, and the small argument types.
 

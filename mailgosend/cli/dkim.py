@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_dkim -*-
 """``mailgosend dkim``: DKIM signing keys per domain (RFC 6376, RFC 8463).
 
     mailgosend dkim generate DOMAIN [--algo rsa2048|ed25519] [--selector S]

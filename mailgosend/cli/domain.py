@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend domain``: mail domains.
 
     mailgosend domain add|remove|enable|disable DOMAIN

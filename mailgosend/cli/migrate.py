@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend migrate``: bring the database schema up to date (opening it migrates it)."""
 
 from __future__ import annotations

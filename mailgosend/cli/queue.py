@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_queue -*-
 """``mailgosend queue``: look at and steer the outbound queue (Postfix's mailq/postqueue/postsuper).
 
 A running server picks up ``retry`` within its poll interval (60 s) or at the next queued

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 """``mailgosend user`` and ``mailgosend create-admin``: mail accounts.
 
     mailgosend user add EMAIL [--admin] [--quota SIZE] [--password-stdin]
