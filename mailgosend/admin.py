@@ -147,11 +147,12 @@ class AccountAdmin:
         """Add a user; ``quota`` None means DEFAULT_QUOTA.  With ``create_domain`` (the first
         administrator: ``mailgosend create-admin``) the address's domain is added too when it
         is not ours yet, in the same transaction."""
-        address = self.check_new_user(conn, email, create_domain=create_domain)
+        address = _address(email, "email")
         quota_bytes = self.policy.default_quota if quota is None else _quota(quota)
         domain = address.rpartition("@")[2]
         if create_domain and not accounts.is_local_domain(conn, domain):
             accounts.add_domain(conn, domain, now)
+        # Refuses, as check_new_user does, a taken address or a domain that is not ours.
         return accounts.add_user(conn, address, password_hash, now, quota_bytes=quota_bytes,
                                  is_admin=is_admin)
 
