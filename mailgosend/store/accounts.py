@@ -1,10 +1,13 @@
 """Domains, users and aliases.
 
-Plain functions over a SQLAlchemy Connection: the CLI calls them directly,
-the server through ``DatabaseRunner.read/write`` (which runs them in a
-thread), so there is one implementation of every rule.  Each function that
-changes data runs inside the caller's transaction and either does all its
-work or raises before writing anything.
+Plain functions over a SQLAlchemy Connection, run synchronously by the CLI or
+through ``DatabaseRunner.read/write`` (in a thread) by the server.  They keep
+the data consistent (one owner per address, aliases to addresses that exist,
+no domain removed under its users) and resolve recipients; changes made by
+people go through mailgosend.admin, which holds the administration rules.  Each
+function that changes data runs inside the caller's transaction and either does
+all its work or raises before writing anything; refusals are AccountError with
+the argument at fault.
 """
 
 from __future__ import annotations
