@@ -21,13 +21,13 @@ from typing import Any, Iterable, Mapping, Optional
 
 from mailgosend import __version__
 from mailgosend import config_keys as K
+from mailgosend.domains import DomainError, normalise_domain
 
 ENV_PREFIX = "MAILGO_"
 # MAILGO_ variables that are read elsewhere and are not configuration keys.
 ENV_NOT_KEYS = frozenset({"MAILGO_CONFIG", "MAILGO_TEST_PG_DSN"})
 PROFILES = ("standard", "local")
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)b?$", re.IGNORECASE)
 # Names of twisted.logger.LogLevel (log.py converts); kept as text so that loading the
 # configuration does not import Twisted (the CLI starts faster).
@@ -131,15 +131,11 @@ def parse_size(text: str) -> int:
 
 
 def parse_hostname(text: str) -> str:
-    name = text.strip().rstrip(".").lower()
+    """A host or domain name in the server's one canonical form (mailgosend.domains)."""
     try:
-        name = name.encode("idna").decode("ascii") if name else name
-    except UnicodeError:
-        raise ValueError("must be a valid DNS name") from None
-    labels = name.split(".")
-    if not name or len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise ValueError("must be a valid DNS name such as mail.example.com")
-    return name
+        return normalise_domain(text)
+    except DomainError:
+        raise ValueError("must be a valid DNS name such as mail.example.com") from None
 
 
 def parse_hostport(text: str, default_port: Optional[int] = None) -> tuple[str, int]:

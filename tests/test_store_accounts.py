@@ -35,6 +35,19 @@ class AccountsTestsMixin(DatabaseTestBase):
     def test_user_receives_at_exact_address_case_insensitively(self) -> None:
         self.assertEqual(self.resolve("Alice@EXAMPLE.com").local, ("alice@example.com",))
 
+    def test_domains_are_stored_in_their_idna_2008_form(self) -> None:
+        # Issue 10 item 5: Python's IDNA 2003 codec made straße.de strasse.de, a different
+        # domain from the one SMTP (IDNA 2008) looks up for mail sent to it.
+        self.write(accounts.add_domain, "Straße.de", NOW)
+        self.write(accounts.add_user, "anna@straße.de", "hash", NOW)
+        self.assertIn("xn--strae-oqa.de", [d.name for d in self.read(accounts.list_domains)])
+        self.assertTrue(self.read(accounts.is_local_domain, "xn--strae-oqa.de"))
+        self.assertFalse(self.read(accounts.is_local_domain, "strasse.de"))
+        self.assertEqual(self.resolve("anna@xn--strae-oqa.de").local,
+                         ("anna@xn--strae-oqa.de",))
+        self.assertEqual(self.resolve("anna@strasse.de").remote, ("anna@strasse.de",))
+        self.write(accounts.add_domain, "strasse.de", NOW)    # a domain of its own
+
     def test_subaddress_reaches_base_user(self) -> None:
         self.assertEqual(self.resolve("alice+lists@example.com").local, ("alice@example.com",))
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import random
 import secrets
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby, zip_longest
@@ -25,7 +24,8 @@ from typing import Any
 import dns.exception
 import dns.name
 import dns.resolver
-import idna
+
+from mailgosend.domains import DomainError, normalise_domain
 
 # Reply texts the worker turns into a DSN or a retry.  RFC 3463 codes:
 # X.1.2 bad destination system, X.4.4 unable to route, X.4.3 directory failure.
@@ -72,28 +72,18 @@ class Destinations:
 def ascii_domain(domain: str) -> str:
     """Lower-case A-label form of ``domain`` (RFC 5890), or a normalised address literal.
 
-    U-labels are mapped with UTS #46 and converted with IDNA 2008 (RFC 5891),
-    as mail servers do for SMTPUTF8 domains (RFC 6531 §3.2).  Raises
-    ValueError when the text cannot be a domain.
+    The server's one domain form (:func:`mailgosend.domains.normalise_domain`: U-labels
+    converted with IDNA 2008, RFC 5891, as mail servers do for SMTPUTF8 domains, RFC 6531
+    §3.2).  Raises ValueError when the text cannot be a domain.
     """
     text = domain.strip()
     if text.startswith("[") and text.endswith("]"):
         address = _literal_address(text)
         return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
-    text = text.rstrip(".")
-    if not text:
-        raise ValueError("empty domain")
-    if not text.isascii():
-        try:
-            text = idna.encode(unicodedata.normalize("NFC", text), uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise ValueError(f"invalid internationalised domain {domain!r}") from exc
-    text = text.lower()
     try:
-        dns.name.from_text(text + ".")
-    except dns.exception.DNSException as exc:
+        return normalise_domain(text)
+    except DomainError as exc:
         raise ValueError(f"invalid domain {domain!r}: {exc}") from exc
-    return text
 
 
 def _literal_address(literal: str) -> str:

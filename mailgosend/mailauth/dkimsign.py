@@ -38,10 +38,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
+from mailgosend.domains import DomainError, normalise_domain
 from mailgosend.mailauth.dmarc import from_domain
 from mailgosend.mailauth.headers import header_fields
 from mailgosend.store import dkimkeys
-from mailgosend.store.addresses import AddressError, normalize_domain
 from mailgosend.store.dkimkeys import SigningKey
 
 __all__ = ["DKIMSigner", "DKIMSigningError", "SIGNED_FIELDS", "sign", "signed_field_names",
@@ -228,8 +228,8 @@ class DKIMSigner:
             self._cache.clear()
             return
         try:
-            self._cache.pop(normalize_domain(domain), None)
-        except AddressError:
+            self._cache.pop(normalise_domain(domain), None)
+        except DomainError:
             pass
 
     def keys_for(self, domain: str) -> "Deferred[list[SigningKey]]":

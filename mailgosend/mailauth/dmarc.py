@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from email.errors import InvalidHeaderDefect
 from email.headerregistry import HeaderRegistry
 
-import dns.name
 import dns.resolver
 from publicsuffixlist import PublicSuffixList
 
+from mailgosend.domains import DomainError, normalise_domain
 from mailgosend.mailauth.dkim import DKIMResult
 from mailgosend.mailauth.headers import header_fields
 from mailgosend.mailauth.resolver import TEMPORARY_ERRORS, txt_records
@@ -46,12 +46,12 @@ def _public_suffix_list() -> PublicSuffixList:
 
 
 def _normalise(domain: str) -> str:
-    """Lower-case A-label form without the final dot, for comparisons and DNS."""
-    domain = domain.strip().rstrip(".").lower()
+    """The canonical domain (mailgosend.domains), for comparisons and DNS; a name that is
+    not a valid domain is only lower-cased, and simply compares unequal."""
     try:
-        return dns.name.from_unicode(domain).to_text(omit_final_dot=True).lower()
-    except Exception:  # noqa: BLE001 - an invalid name simply compares unequal
-        return domain
+        return normalise_domain(domain)
+    except DomainError:
+        return domain.strip().rstrip(".").lower()
 
 
 def organizational_domain(domain: str) -> str:

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import idna
+from mailgosend.domains import DomainError, to_ascii, to_unicode
 
 # RFC 5321 §4.5.3.1: size limits on the parts of a path.
 MAX_LOCAL_PART = 64
@@ -28,7 +28,6 @@ MAX_PATH = 256
 # allowed is checked apart). Surrogates stand for undecodable octets and are never allowed.
 _ATEXT = r"\-A-Za-z0-9!#$%&'*+/=?^_`{|}~" + r"\u0080-\ud7ff\ue000-\U0010ffff"
 _DOT_STRING_RE = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
-_LDH_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _GENERAL_LITERAL_RE = re.compile(r"^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$")
 
 
@@ -68,10 +67,7 @@ class Mailbox:
         """The domain with A-labels turned back into U-labels, for display only."""
         if not self.domain or self.domain.startswith("["):
             return self.domain
-        try:
-            return idna.decode(self.domain)
-        except idna.IDNAError:
-            return self.domain
+        return to_unicode(self.domain)
 
 
 def _quote(local: str) -> str:
@@ -160,9 +156,10 @@ def _parse_local(text: str) -> tuple[str, str]:
 def normalise_domain(domain: str, allow_utf8: bool) -> str:
     """Validate a domain or address literal and return its canonical ASCII form.
 
-    U-labels (RFC 6531 §3.3) are converted to A-labels with IDNA 2008 (RFC 5891) after NFC;
-    A-labels are checked and lower-cased. Raises :class:`NonASCIIAddress` for U-labels when
-    ``allow_utf8`` is false.
+    Domains take the server's one canonical form (:func:`mailgosend.domains.to_ascii`:
+    U-labels (RFC 6531 §3.3) to A-labels with IDNA 2008, RFC 5891); the same form the
+    accounts store keeps, so a local domain matches however the client spelled it. Raises
+    :class:`NonASCIIAddress` for U-labels when ``allow_utf8`` is false.
     """
     if not domain:
         raise AddressError("empty domain")
@@ -170,29 +167,12 @@ def normalise_domain(domain: str, allow_utf8: bool) -> str:
         return _normalise_literal(domain)
     if len(domain) > MAX_DOMAIN:
         raise AddressError("domain too long")
-    if not domain.isascii():
-        if not allow_utf8:
-            raise NonASCIIAddress("UTF-8 domain without SMTPUTF8")
-        try:
-            normalised = unicodedata.normalize("NFC", domain)
-            ascii_domain = idna.encode(normalised, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise AddressError("bad internationalised domain") from exc
-    else:
-        ascii_domain = domain
-    ascii_domain = ascii_domain.lower()
-    labels = ascii_domain.split(".")
-    for label in labels:
-        if not _LDH_LABEL_RE.match(label):
-            raise AddressError("bad domain label")
-        if label.startswith("xn--"):
-            try:
-                idna.decode(label)
-            except (idna.IDNAError, UnicodeError) as exc:
-                raise AddressError("bad A-label") from exc
-    if len(ascii_domain) > MAX_DOMAIN:
-        raise AddressError("domain too long")
-    return ascii_domain
+    if not domain.isascii() and not allow_utf8:
+        raise NonASCIIAddress("UTF-8 domain without SMTPUTF8")
+    try:
+        return to_ascii(domain)
+    except DomainError as exc:
+        raise AddressError(str(exc)) from exc
 
 
 def _normalise_literal(literal: str) -> str:

@@ -1,10 +1,13 @@
 """Domains, users and aliases.
 
-Plain functions over a SQLAlchemy Connection: the CLI calls them directly,
-the server through ``DatabaseRunner.read/write`` (which runs them in a
-thread), so there is one implementation of every rule.  Each function that
-changes data runs inside the caller's transaction and either does all its
-work or raises before writing anything.
+Plain functions over a SQLAlchemy Connection, run synchronously by the CLI or
+through ``DatabaseRunner.read/write`` (in a thread) by the server.  They keep
+the data consistent (one owner per address, aliases to addresses that exist,
+no domain removed under its users) and resolve recipients; changes made by
+people go through mailgosend.admin, which holds the administration rules.  Each
+function that changes data runs inside the caller's transaction and either does
+all its work or raises before writing anything; refusals are AccountError with
+the argument at fault.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ MAX_ALIAS_DEPTH = 10
 
 
 class AccountError(ValueError):
-    """A request that cannot be carried out; the message is for the operator."""
+    """A request that cannot be carried out; the message is for the operator, and
+    ``argument`` names the input at fault (``"email"``, ``"domain"``, ``"source"``...), so a
+    form can show the message beside its field; empty when no one input is to blame."""
+
+    def __init__(self, message: str, argument: str = "") -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class UnknownDomain(AccountError):
@@ -85,19 +94,20 @@ class Alias:
 
 # --- domains -----------------------------------------------------------------
 
-def _domain_row(conn: Connection, name: str) -> Domain:
+def get_domain(conn: Connection, name: str, argument: str = "domain") -> Domain:
+    """The local domain ``name`` (any spelling), or UnknownDomain blaming ``argument``."""
     domain = normalize_domain(name)
     row = conn.execute(select(domains).where(domains.c.name == domain)).first()
     if row is None:
         raise UnknownDomain(f"unknown domain {domain}: add it first with "
-                            f"'mailgosend domain add {domain}'")
+                            f"'mailgosend domain add {domain}'", argument)
     return Domain(row.id, row.name, row.enabled)
 
 
 def add_domain(conn: Connection, name: str, now: datetime) -> Domain:
     domain = normalize_domain(name)
     if conn.execute(select(domains.c.id).where(domains.c.name == domain)).first():
-        raise Duplicate(f"domain {domain} already exists")
+        raise Duplicate(f"domain {domain} already exists", "domain")
     result = conn.execute(insert(domains).values(name=domain, enabled=True, created_at=now))
     key = result.inserted_primary_key
     assert key is not None
@@ -119,19 +129,19 @@ def is_local_domain(conn: Connection, name: str) -> bool:
 
 
 def set_domain_enabled(conn: Connection, name: str, enabled: bool) -> Domain:
-    domain = _domain_row(conn, name)
+    domain = get_domain(conn, name)
     conn.execute(update(domains).where(domains.c.id == domain.id).values(enabled=enabled))
     return Domain(domain.id, domain.name, enabled)
 
 
 def remove_domain(conn: Connection, name: str) -> Domain:
     """Remove an empty domain (its aliases go with it); refuse while users remain."""
-    domain = _domain_row(conn, name)
+    domain = get_domain(conn, name)
     count = conn.execute(select(func.count()).select_from(users)
                          .where(users.c.domain_id == domain.id)).scalar_one()
     if count:
         raise InUse(f"domain {domain.name} still has {count} user(s); delete them first "
-                    f"('mailgosend user list --domain {domain.name}')")
+                    f"('mailgosend user list --domain {domain.name}')", "domain")
     conn.execute(delete(aliases).where(aliases.c.domain_id == domain.id))
     conn.execute(delete(domains).where(domains.c.id == domain.id))
     return domain
@@ -155,20 +165,26 @@ def _user(row: object) -> User:
 def add_user(conn: Connection, email: str, password_hash: str, now: datetime, *,
              quota_bytes: int = 0, is_admin: bool = False) -> User:
     address = parse_address(email)
-    domain = _domain_row(conn, address.domain)
-    if conn.execute(select(users.c.id).where(users.c.email == str(address))).first():
-        raise Duplicate(f"user {address} already exists")
-    if conn.execute(select(aliases.c.id).where(aliases.c.source == str(address))).first():
-        raise Duplicate(f"{address} is already an alias; remove the alias first "
-                        f"('mailgosend alias remove {address}')")
+    domain = get_domain(conn, address.domain, "email")
+    ensure_address_free(conn, str(address))
     if quota_bytes < 0:
-        raise AccountError("quota must not be negative")
+        raise AccountError("quota must not be negative", "quota")
     conn.execute(insert(users).values(
         uuid=secrets.token_hex(16), domain_id=domain.id, local_part=address.local,
         email=str(address), password_hash=password_hash, quota_bytes=quota_bytes,
         used_bytes=0, enabled=True, is_admin=is_admin, password_changed_at=now,
         created_at=now))
     return get_user(conn, str(address))
+
+
+def ensure_address_free(conn: Connection, email: str, argument: str = "email") -> None:
+    """Refuse (Duplicate) an address already taken by a user or an alias (``email`` is
+    canonical: from parse_address)."""
+    if conn.execute(select(users.c.id).where(users.c.email == email)).first():
+        raise Duplicate(f"user {email} already exists", argument)
+    if conn.execute(select(aliases.c.id).where(aliases.c.source == email)).first():
+        raise Duplicate(f"{email} is already an alias; remove the alias first "
+                        f"('mailgosend alias remove {email}')", argument)
 
 
 def find_user(conn: Connection, email: str) -> Optional[User]:
@@ -189,14 +205,14 @@ def get_user(conn: Connection, email: str) -> User:
     address = parse_address(email)
     user = find_user(conn, str(address))
     if user is None:
-        raise UnknownUser(f"unknown user {address}")
+        raise UnknownUser(f"unknown user {address}", "email")
     return user
 
 
 def list_users(conn: Connection, domain: Optional[str] = None) -> list[User]:
     query = _user_query().order_by(domains.c.name, users.c.local_part)
     if domain is not None:
-        query = query.where(domains.c.id == _domain_row(conn, domain).id)
+        query = query.where(domains.c.id == get_domain(conn, domain).id)
     return [_user(row) for row in conn.execute(query)]
 
 
@@ -221,7 +237,7 @@ def set_user_admin(conn: Connection, email: str, is_admin: bool) -> User:
 
 def set_quota(conn: Connection, email: str, quota_bytes: int) -> User:
     if quota_bytes < 0:
-        raise AccountError("quota must not be negative")
+        raise AccountError("quota must not be negative", "quota")
     user = get_user(conn, email)
     conn.execute(update(users).where(users.c.id == user.id).values(quota_bytes=quota_bytes))
     return get_user(conn, email)
@@ -239,19 +255,19 @@ def delete_user(conn: Connection, email: str) -> User:
 def add_alias(conn: Connection, source: str, destination: str, now: datetime) -> Alias:
     """``source`` is ``local@domain`` or ``@domain`` (catch-all for a local domain)."""
     source_text, source_domain = parse_alias_source(source)
-    domain = _domain_row(conn, source_domain)
+    domain = get_domain(conn, source_domain, "source")
     target = parse_address(destination)
     if conn.execute(select(users.c.id).where(users.c.email == source_text)).first():
         raise Duplicate(f"{source_text} is a user; an alias with the same address would "
-                        "never be used")
+                        "never be used", "source")
     if str(target) == source_text:
-        raise AccountError(f"alias {source_text} cannot point to itself")
+        raise AccountError(f"alias {source_text} cannot point to itself", "destination")
     if is_local_domain(conn, target.domain) and not _local_target_exists(conn, target):
         raise UnknownUser(f"destination {target} is in a local domain but is neither a user "
-                          "nor an alias")
+                          "nor an alias", "destination")
     if conn.execute(select(aliases.c.id).where(aliases.c.source == source_text,
                                                aliases.c.destination == str(target))).first():
-        raise Duplicate(f"alias {source_text} -> {target} already exists")
+        raise Duplicate(f"alias {source_text} -> {target} already exists", "destination")
     conn.execute(insert(aliases).values(domain_id=domain.id, source=source_text,
                                         destination=str(target), enabled=True,
                                         created_at=now))
@@ -270,7 +286,7 @@ def _local_target_exists(conn: Connection, target: Address) -> bool:
 def list_aliases(conn: Connection, domain: Optional[str] = None) -> list[Alias]:
     query = select(aliases).order_by(aliases.c.source, aliases.c.destination)
     if domain is not None:
-        query = query.where(aliases.c.domain_id == _domain_row(conn, domain).id)
+        query = query.where(aliases.c.domain_id == get_domain(conn, domain).id)
     return [Alias(r.source, r.destination, r.enabled) for r in conn.execute(query)]
 
 
@@ -283,7 +299,7 @@ def remove_alias(conn: Connection, source: str, destination: Optional[str] = Non
     removed = conn.execute(delete(aliases).where(condition)).rowcount
     if not removed:
         what = f"{source_text} -> {destination}" if destination else source_text
-        raise AccountError(f"no alias {what}")
+        raise AccountError(f"no alias {what}", "destination" if destination else "source")
     return int(removed)
 
 

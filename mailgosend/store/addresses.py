@@ -1,9 +1,9 @@
 """Mail address and domain normalisation, shared by the CLI, SMTP and the web.
 
 Local parts are compared case-insensitively (as every real server does,
-though RFC 5321 §2.4 allows otherwise); domains are stored as lower-case
-A-labels (RFC 5890), so ``Müller.example`` and ``xn--mller-kva.example`` are
-one domain.  UTF-8 local parts (RFC 6531) are accepted.
+though RFC 5321 §2.4 allows otherwise); domains are stored in the form
+mailgosend.domains gives them, lower-case A-labels (IDNA 2008), so
+``Müller.example`` and ``xn--mller-kva.example`` are one domain.  UTF-8 local parts (RFC 6531) are accepted.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailgosend.config import parse_hostname
+from mailgosend.domains import DomainError, normalise_domain
 
 
 class AddressError(ValueError):
@@ -24,10 +24,10 @@ SUBADDRESS_SEPARATOR = "+"
 
 
 def normalize_domain(text: str) -> str:
-    """Lower-case A-label form of a domain; AddressError when it is not a DNS name."""
+    """The canonical domain (mailgosend.domains); AddressError when it is not a DNS name."""
     try:
-        return parse_hostname(text)
-    except ValueError:
+        return normalise_domain(text)
+    except DomainError:
         raise AddressError(f"invalid domain {text!r}: must be a DNS name such as "
                            "example.com") from None
 

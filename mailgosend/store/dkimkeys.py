@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.schema import dkim_keys, domains
-from mailgosend.store.accounts import AccountError, Duplicate, UnknownDomain
+from mailgosend.store.accounts import AccountError, Duplicate, get_domain
 from mailgosend.store.addresses import AddressError, normalize_domain
 
 __all__ = [
@@ -70,10 +70,6 @@ _CHARSTRING = 255
 
 class DKIMKeyError(AccountError):
     """A DKIM key request that cannot be carried out; ``argument`` names the bad input."""
-
-    def __init__(self, message: str, argument: str = "") -> None:
-        super().__init__(message)
-        self.argument = argument
 
 
 class UnknownKey(DKIMKeyError):
@@ -172,12 +168,8 @@ def validate_selector(selector: str) -> str:
 
 
 def _domain(conn: Connection, name: str) -> tuple[int, str]:
-    domain = normalize_domain(name)
-    row = conn.execute(select(domains.c.id).where(domains.c.name == domain)).first()
-    if row is None:
-        raise UnknownDomain(f"unknown domain {domain}: add it first with "
-                            f"'mailgosend domain add {domain}'")
-    return int(row.id), domain
+    domain = get_domain(conn, name)
+    return domain.id, domain.name
 
 
 def _default_selector(conn: Connection, domain_id: int, algo: str, now: datetime) -> str:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_queue -*-
 """``mailgosend queue``: look at and steer the outbound queue (Postfix's mailq/postqueue/postsuper).
 
 A running server picks up ``retry`` within its poll interval (60 s) or at the next queued
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from typing import Any
 
+from mailgosend.cli.context import CLIError, Command, Context, now, subcommands
 from mailgosend.store import queue as queue_store
 
 
@@ -24,12 +25,8 @@ def _positive_id(text: str) -> int:
     return value
 
 
-def add_parsers(sub: Any) -> None:
-    from mailgosend.cli import _Parser
-
-    queue = sub.add_parser("queue", help="outbound mail queue").add_subparsers(
-        dest="action", metavar="ACTION", parser_class=_Parser)
-    queue.required = True
+def configure(parser: argparse.ArgumentParser) -> None:
+    queue = subcommands(parser)
     queue.add_parser("list", help="messages waiting, with their recipients")
     for action, text in (("show", "one message: recipients and every delivery attempt"),
                          ("retry", "attempt a message now"),
@@ -50,9 +47,7 @@ def _sender(sender: str) -> str:
     return f"<{sender}>"
 
 
-def cmd_queue(ctx: Any, args: argparse.Namespace) -> None:
-    from mailgosend.cli import CLIError, _now
-
+def run(ctx: Context, args: argparse.Namespace) -> None:
     try:
         if args.action == "list":
             entries = ctx.read(queue_store.list_entries)
@@ -90,19 +85,19 @@ def cmd_queue(ctx: Any, args: argparse.Namespace) -> None:
                 ctx.out(f"    {_when(line.attempted_at)}  <{line.recipient or ''}>  "
                         f"{line.status}{via}{tls}: {line.code or ''} {line.text or ''}".rstrip())
         elif args.action == "retry":
-            count = ctx.write(queue_store.retry_now, args.id, _now())
+            count = ctx.write(queue_store.retry_now, args.id, now())
             ctx.out(f"queue id {args.id}: {count} recipient(s) due now")
         elif args.action == "retry-all":
-            count = ctx.write(queue_store.retry_now, None, _now())
+            count = ctx.write(queue_store.retry_now, None, now())
             ctx.out(f"{count} recipient(s) due now")
         elif args.action == "delete":
-            count = ctx.write(queue_store.delete_entry, args.id, _now())
+            count = ctx.write(queue_store.delete_entry, args.id, now())
             ctx.out(f"deleted queue id {args.id} ({count} recipient(s) not delivered; "
                     "no bounce sent)")
         else:
             if args.hours <= 0:
                 raise CLIError(f"--hours: must be positive, not {args.hours:g}")
-            since = _now() - datetime.timedelta(hours=args.hours)
+            since = now() - datetime.timedelta(hours=args.hours)
             st = ctx.read(queue_store.stats, since)
             ctx.out(f"messages queued: {st.messages}")
             ctx.out(f"oldest:          {_when(st.oldest)}")
@@ -117,3 +112,6 @@ def cmd_queue(ctx: Any, args: argparse.Namespace) -> None:
     except queue_store.NoSuchEntry:
         raise CLIError(f"ID: no queue entry {args.id} (delivered, bounced or deleted "
                        "already? see 'mailgosend queue list')") from None
+
+
+COMMANDS = {"queue": Command(configure, run)}

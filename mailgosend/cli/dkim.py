@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_dkim -*-
 """``mailgosend dkim``: DKIM signing keys per domain (RFC 6376, RFC 8463).
 
     mailgosend dkim generate DOMAIN [--algo rsa2048|ed25519] [--selector S]
@@ -12,32 +13,26 @@ retires the old key (kept, so its record stays published while mail it signed is
 ``remove`` deletes a key; removing one that is still signing asks for ``--yes``.  The running
 server sees a change within dkimsign.CACHE_SECONDS.
 
-Same conventions as cli.py: errors exit 2 and name the argument, every change is one
-transaction, and no private key is ever printed.  Kept apart from cli.py so that file only
-wires it in.
+Same conventions as the other commands: errors exit 2 and name the argument, every change is
+one transaction, and no private key is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 from typing import TYPE_CHECKING, Any
 
+from mailgosend.cli.context import CLIError, Command, Context, now, subcommands
 from mailgosend.store import dkimkeys
 
 if TYPE_CHECKING:
-    from mailgosend.cli import Context
     from mailgosend.crypto import KeyRing
 
-__all__ = ["add_parsers", "cmd_dkim"]
+__all__ = ["COMMANDS"]
 
 
-def add_parsers(sub: Any) -> None:
-    """Add ``dkim`` and its actions to the top-level subparsers of cli.build_parser()."""
-    dkim = sub.add_parser("dkim", help="DKIM signing keys and their DNS records")
-    # The same parser class as the rest of the CLI (usage errors exit 2), without importing it.
-    actions = dkim.add_subparsers(dest="action", metavar="ACTION", parser_class=type(dkim))
-    actions.required = True
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = subcommands(parser)
     generate = actions.add_parser("generate", help="create a key and print its DNS record")
     generate.add_argument("domain")
     generate.add_argument("--algo", choices=tuple(dkimkeys.ALGORITHMS), default="rsa2048",
@@ -78,17 +73,13 @@ def _record(key: dkimkeys.DKIMKey) -> str:
     return dkimkeys.zone_file_record(key.record_name, key.txt_value)
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def cmd_dkim(ctx: Context, args: argparse.Namespace) -> None:
+def run(ctx: Context, args: argparse.Namespace) -> None:
     if args.action == "generate":
         if args.selector is not None:
             dkimkeys.validate_selector(args.selector)   # before the slow key generation
         material = dkimkeys.new_key_material(args.algo)
         key = ctx.write(dkimkeys.generate_key, _keyring(ctx), args.domain, args.algo,
-                        args.selector, now=_now(), material=material)
+                        args.selector, now=now(), material=material)
         if key.active:
             ctx.out(f"generated {key.algorithm} key {key.selector} for {key.domain}; "
                     "mail from the domain is signed with it from now on.")
@@ -129,8 +120,6 @@ def cmd_dkim(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _remove(ctx: Context, args: argparse.Namespace) -> None:
-    from mailgosend.cli import CLIError
-
     def remove(conn: Any) -> dkimkeys.DKIMKey:
         keys = dkimkeys.list_keys(conn, args.domain)
         selector = dkimkeys.validate_selector(args.selector)
@@ -145,3 +134,6 @@ def _remove(ctx: Context, args: argparse.Namespace) -> None:
     key = ctx.write(remove)
     ctx.out(f"removed key {key.selector} of {key.domain}; delete the DNS record "
             f"{key.record_name} too")
+
+
+COMMANDS = {"dkim": Command(configure, run)}

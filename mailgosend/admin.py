@@ -1,0 +1,211 @@
+# -*- test-case-name: tests.test_admin -*-
+"""Account administration: the rules every front end applies to domains, users and aliases.
+
+The CLI (``mailgosend.cli``) and the admin panel call this module, never ``store.accounts``
+directly for a change, so a rule lives once: which checks come before a password is asked
+for, creating the domain with the first administrator, the default quota, the password policy
+and its bcrypt cost, where postmaster@ mail goes, which inputs are refused and why.
+
+Implementation notes:
+
+1. Functions that touch the database take a SQLAlchemy Connection first, like ``store/``:
+   the CLI runs them with ``db.sync.run_sync``, the server with ``DatabaseRunner.read/write``
+   (in its database thread).  Each change is one transaction: a refusal writes nothing.
+2. Hashing a password is slow (bcrypt, DESIGN.md §5) and is never done inside a
+   transaction: :meth:`AccountAdmin.hash_password` is a separate step (the server runs it in
+   its worker pool), between :meth:`AccountAdmin.check_new_user` and
+   :meth:`AccountAdmin.add_user`, which checks again inside its transaction.
+3. Every refusal is an :class:`~mailgosend.store.accounts.AccountError` whose message is a
+   sentence for people and whose ``argument`` names the input at fault (``email``,
+   ``domain``, ``quota``, ``password``, ``source``, ``destination``), so a form shows it
+   beside its field and the CLI prints it as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Optional
+
+from sqlalchemy.engine import Connection
+
+from mailgosend import passwords
+from mailgosend.store import accounts
+from mailgosend.store.accounts import AccountError, Alias, Domain, User
+from mailgosend.store.addresses import (
+    AddressError,
+    normalize_domain,
+    parse_address,
+    parse_alias_source,
+)
+
+__all__ = ["AccountAdmin", "AccountPolicy", "BadInput", "DomainAdded", "PasswordRefused"]
+
+
+class BadInput(AccountError):
+    """An input that is not what it must be (an address, a domain, a size)."""
+
+
+class PasswordRefused(AccountError):
+    """The password policy refused a password; the message says which rule."""
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """What the rules take from the configuration."""
+
+    default_quota: int = 0                        # DEFAULT_QUOTA, bytes; 0 is unlimited
+    bcrypt_cost: int = passwords.DEFAULT_ROUNDS   # BCRYPT_COST
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AccountPolicy:
+        return cls(default_quota=config["DEFAULT_QUOTA"], bcrypt_cost=config["BCRYPT_COST"])
+
+
+@dataclass(frozen=True)
+class DomainAdded:
+    domain: Domain
+    postmaster: str   # where mail for postmaster@ the domain goes, in words (RFC 5321 §4.5.1)
+
+
+def _address(text: str, argument: str) -> str:
+    try:
+        return str(parse_address(text))
+    except AddressError as exc:
+        raise BadInput(str(exc), argument) from None
+
+
+def _quota(quota: int) -> int:
+    if isinstance(quota, bool) or not isinstance(quota, int):
+        raise BadInput(f"invalid quota {quota!r}: a number of bytes, 0 for unlimited", "quota")
+    if quota < 0:
+        raise BadInput("quota must not be negative", "quota")
+    return quota
+
+
+class AccountAdmin:
+    """The account rules under one configuration; one per process, shared by front ends."""
+
+    def __init__(self, policy: AccountPolicy) -> None:
+        self.policy = policy
+
+    # --- domains ---------------------------------------------------------------------
+
+    def add_domain(self, conn: Connection, name: str, now: datetime) -> DomainAdded:
+        """Add a mail domain and say where its postmaster@ mail goes (the address RFC 5321
+        §4.5.1 requires; without a postmaster user or alias it reaches the first
+        administrator)."""
+        domain = accounts.add_domain(conn, self._domain(name), now)
+        return DomainAdded(domain, accounts.postmaster_route(conn, domain.name))
+
+    def list_domains(self, conn: Connection) -> list[Domain]:
+        return accounts.list_domains(conn)
+
+    def set_domain_enabled(self, conn: Connection, name: str, enabled: bool) -> Domain:
+        """A disabled domain receives nothing and its users cannot log in; nothing is lost."""
+        return accounts.set_domain_enabled(conn, self._domain(name), enabled)
+
+    def remove_domain(self, conn: Connection, name: str) -> Domain:
+        """Remove an empty domain with its aliases; refused while it has users."""
+        return accounts.remove_domain(conn, self._domain(name))
+
+    @staticmethod
+    def _domain(name: str) -> str:
+        try:
+            return normalize_domain(name)
+        except AddressError as exc:
+            raise BadInput(str(exc), "domain") from None
+
+    # --- users -----------------------------------------------------------------------
+
+    def check_new_user(self, conn: Connection, email: str, *,
+                       create_domain: bool = False) -> str:
+        """The canonical address of a user about to be added, or the refusal, before anyone
+        is asked for a password: the address is free and, unless ``create_domain``, its
+        domain is ours.  Read only; :meth:`add_user` checks again in its transaction."""
+        address = _address(email, "email")
+        accounts.ensure_address_free(conn, address)
+        if not create_domain:
+            accounts.get_domain(conn, address.rpartition("@")[2], "email")
+        return address
+
+    @staticmethod
+    def check_password(password: str, email: str) -> None:
+        """The password policy (passwords.check_password_strength) for ``email``'s password."""
+        problem = passwords.check_password_strength(password, email=email)
+        if problem:
+            raise PasswordRefused(f"password refused: {problem}", "password")
+
+    def hash_password(self, password: str) -> str:
+        """The stored form of an accepted password, at the configured cost.  Slow (about
+        0.25 s at cost 12): not in a transaction, not on the reactor thread."""
+        return passwords.hash_password(password, self.policy.bcrypt_cost)
+
+    def add_user(self, conn: Connection, email: str, password_hash: str, now: datetime, *,
+                 quota: Optional[int] = None, is_admin: bool = False,
+                 create_domain: bool = False) -> User:
+        """Add a user; ``quota`` None means DEFAULT_QUOTA.  With ``create_domain`` (the first
+        administrator: ``mailgosend create-admin``) the address's domain is added too when it
+        is not ours yet, in the same transaction."""
+        address = _address(email, "email")
+        quota_bytes = self.policy.default_quota if quota is None else _quota(quota)
+        domain = address.rpartition("@")[2]
+        if create_domain and not accounts.is_local_domain(conn, domain):
+            accounts.add_domain(conn, domain, now)
+        # Refuses, as check_new_user does, a taken address or a domain that is not ours.
+        return accounts.add_user(conn, address, password_hash, now, quota_bytes=quota_bytes,
+                                 is_admin=is_admin)
+
+    def get_user(self, conn: Connection, email: str) -> User:
+        return accounts.get_user(conn, _address(email, "email"))
+
+    def list_users(self, conn: Connection, domain: Optional[str] = None) -> list[User]:
+        return accounts.list_users(conn, None if domain is None else self._domain(domain))
+
+    def set_password(self, conn: Connection, email: str, password_hash: str,
+                     now: datetime) -> User:
+        """Store a new password hash (checked with :meth:`check_password`, made with
+        :meth:`hash_password`)."""
+        return accounts.set_password(conn, _address(email, "email"), password_hash, now)
+
+    def set_user_enabled(self, conn: Connection, email: str, enabled: bool) -> User:
+        """A disabled user receives nothing and cannot log in; its mail is kept."""
+        return accounts.set_user_enabled(conn, _address(email, "email"), enabled)
+
+    def set_user_admin(self, conn: Connection, email: str, is_admin: bool) -> User:
+        """Administrators may use the admin panel; the oldest enabled one receives the
+        postmaster@ mail of domains without a postmaster user or alias."""
+        return accounts.set_user_admin(conn, _address(email, "email"), is_admin)
+
+    def set_quota(self, conn: Connection, email: str, quota: int) -> User:
+        """Set the quota in bytes; 0 is unlimited."""
+        return accounts.set_quota(conn, _address(email, "email"), _quota(quota))
+
+    def delete_user(self, conn: Connection, email: str) -> User:
+        """Delete a user with all of its mail (front ends ask for a confirmation first)."""
+        return accounts.delete_user(conn, _address(email, "email"))
+
+    # --- aliases ---------------------------------------------------------------------
+
+    def add_alias(self, conn: Connection, source: str, destination: str,
+                  now: datetime) -> Alias:
+        """``source`` is ``name@domain`` in a local domain, or ``@domain`` for a catch-all;
+        ``destination`` is any address, and must exist when it is in a local domain."""
+        return accounts.add_alias(conn, self._alias_source(source),
+                                  _address(destination, "destination"), now)
+
+    def list_aliases(self, conn: Connection, domain: Optional[str] = None) -> list[Alias]:
+        return accounts.list_aliases(conn, None if domain is None else self._domain(domain))
+
+    def remove_alias(self, conn: Connection, source: str,
+                     destination: Optional[str] = None) -> int:
+        """Remove one destination of an alias, or all of them; returns how many."""
+        target = None if destination is None else _address(destination, "destination")
+        return accounts.remove_alias(conn, self._alias_source(source), target)
+
+    @staticmethod
+    def _alias_source(source: str) -> str:
+        try:
+            return parse_alias_source(source)[0]
+        except AddressError as exc:
+            raise BadInput(str(exc), "source") from None
