@@ -22,7 +22,6 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 
 from mailgosend import __version__
-from mailgosend import log as mglog
 from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin

@@ -15,22 +15,18 @@ from twisted.trial import unittest
 from mailgosend.auth.bans import BanCache
 from mailgosend.config import ConfigError
 from tests.support.config import make_config
-from tests.support.mailserver import MailServer
+from tests.support.mailserver import MailServerTestCase
 from tests.test_smtp_receive import message
 
 ZONES = {"pass.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]}}
 
 
-class BanScopeTestBase(unittest.TestCase):
-    settings: dict[str, Any] = {}
+class BanScopeTestBase(MailServerTestCase):
+    zones = ZONES
 
     @defer.inlineCallbacks
     def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = MailServer(self.mktemp(), ZONES, **self.settings)
-        self.addCleanup(self.server.stop)
-        yield self.server.start()
-        self.server.add_domain("example.com")
-        self.server.add_user("alice@example.com")
+        yield super().setUp()
         self.server.root.components["bans"].note("127.0.0.1",
                                                  self.server.now() + timedelta(hours=1))
 

@@ -8,9 +8,8 @@ import smtplib
 from typing import Any
 
 from twisted.internet import defer, threads
-from twisted.trial import unittest
 
-from tests.support.mailserver import MailServer
+from tests.support.mailserver import MailServerTestCase
 from tests.test_smtp_receive import message
 
 ZONES = {"pass.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]}}
@@ -26,16 +25,8 @@ def folded_header(size: int) -> bytes:
     return b"\r\n".join(lines) + b"\r\n"
 
 
-class HeaderLimitTestBase(unittest.TestCase):
-    settings: dict[str, Any] = {}
-
-    @defer.inlineCallbacks
-    def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = MailServer(self.mktemp(), ZONES, **self.settings)
-        self.addCleanup(self.server.stop)
-        yield self.server.start()
-        self.server.add_domain("example.com")
-        self.server.add_user("alice@example.com")
+class HeaderLimitTestBase(MailServerTestCase):
+    zones = ZONES
 
     def send_two(self, first: bytes) -> Any:
         """Send ``first``, then a normal message in the same session; both outcomes."""

@@ -7,16 +7,14 @@ import base64
 import time
 import smtplib
 import subprocess
-from email.message import EmailMessage
 from typing import Any
 
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import defer, threads
-from twisted.trial import unittest
 
-from tests.support.mailserver import HOSTNAME, PASSWORD, MailServer
+from tests.support.mailserver import HOSTNAME, PASSWORD, MailServerTestCase
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PEM = RSA_KEY.private_bytes(serialization.Encoding.PEM,
@@ -65,17 +63,9 @@ def split(stored: bytes) -> tuple[list[str], bytes]:
     return added, rest
 
 
-class ReceiveTestBase(unittest.TestCase):
-    settings: dict[str, Any] = {}
-
-    @defer.inlineCallbacks
-    def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = MailServer(self.mktemp(), ZONES, **self.settings)
-        self.addCleanup(self.server.stop)
-        yield self.server.start()
-        self.server.add_domain("example.com")
-        for user in ("alice@example.com", "bob@example.com", "postmaster@example.com"):
-            self.server.add_user(user)
+class ReceiveTestBase(MailServerTestCase):
+    zones = ZONES
+    users = ("alice@example.com", "bob@example.com", "postmaster@example.com")
 
     def smtp(self, kind: str = "SMTP") -> smtplib.SMTP:
         port = self.server.ports[kind]

@@ -12,9 +12,8 @@ from typing import Any
 
 import dkim
 from twisted.internet import defer, threads
-from twisted.trial import unittest
 
-from tests.support.mailserver import MailServer
+from tests.support.mailserver import MailServerTestCase
 from tests.test_mailauth_dkim import ED_PRIVATE, ED_RECORD, RSA_PRIVATE, RSA_RECORD
 from tests.test_smtp_receive import message, split
 
@@ -46,16 +45,8 @@ def signed(raw: bytes, selector: bytes, domain: bytes, key: bytes = RSA_PRIVATE,
                      include_headers=[b"from", b"to", b"subject", b"date"]) + raw
 
 
-class CaseTestBase(unittest.TestCase):
-    settings: dict[str, Any] = {}
-
-    @defer.inlineCallbacks
-    def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = MailServer(self.mktemp(), ZONES, **self.settings)
-        self.addCleanup(self.server.stop)
-        yield self.server.start()
-        self.server.add_domain("example.com")
-        self.server.add_user("alice@example.com")
+class CaseTestBase(MailServerTestCase):
+    zones = ZONES
 
     def send(self, sender: str, raw: bytes, rcpt: str = "alice@example.com",
              **options: Any) -> Any:

@@ -36,7 +36,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from sqlalchemy import select
 from twisted.internet import defer, reactor
+from twisted.trial import unittest
 
 from mailgosend import passwords
 from mailgosend.db.runner import run_sync
@@ -121,3 +122,23 @@ class MailServer:
 
     def client_tls(self) -> Any:
         return client_context(self.ca)
+
+
+class MailServerTestCase(unittest.TestCase):
+    """A whole server per test, with the domain example.com and ``users`` in it.
+
+    Subclasses set ``zones`` (the test DNS), ``settings`` (configuration overrides) and
+    ``users``; ``self.server`` is running when a test starts and stopped at cleanup."""
+
+    zones: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    users: tuple[str, ...] = ("alice@example.com",)
+
+    @defer.inlineCallbacks
+    def setUp(self):  # type: ignore[no-untyped-def]
+        self.server = MailServer(self.mktemp(), self.zones, **self.settings)
+        self.addCleanup(self.server.stop)
+        yield self.server.start()
+        self.server.add_domain("example.com")
+        for user in self.users:
+            self.server.add_user(user)
