@@ -18,21 +18,9 @@ from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, deferLat
 
 class ConformanceTestsMixin(IMAPFixture):
     @defer.inlineCallbacks
-    def session(self, select: bool = True, listen: bool = True) -> Any:
-        if listen:
-            yield self.listen()
-        raw = yield self.in_thread(RawClient, self.port)
-        self.addCleanup(raw.close)
-        yield self.in_thread(raw.command, b"l", b"LOGIN %s %s" % (ALICE.encode(),
-                                                                 PASSWORD.encode()))
-        if select:
-            yield self.in_thread(raw.command, b"s", b"SELECT INBOX")
-        return raw
-
-    @defer.inlineCallbacks
     def test_open_bracket_in_mailbox_names_is_an_atom_char(self) -> Any:
         # RFC 3501 §9: "[" is an ATOM-CHAR, only "]" is a resp-special
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         for command in [b"CREATE foo[bar", b"SELECT foo[bar", b"CREATE a[b",
                         b"RENAME a[b c]d", b"SELECT c]d"]:
             lines = yield self.in_thread(raw.command, b"t", command)
@@ -52,7 +40,7 @@ class ConformanceTestsMixin(IMAPFixture):
         # RFC 5322 §3.2.2: CFWS around the local part, "@" and the domain
         yield self.deliver(message("cfws", sender="<user-from (comment)@ (comment) domain.org>"))
         yield self.deliver(message("other", sender="Bob <bob@domain.org>"))
-        raw = yield self.session()
+        raw = yield self.raw_session()
         lines = yield self.in_thread(raw.command, b"t", b"FETCH 1 ENVELOPE")
         self.assertIn(b'((NIL NIL "user-from" "domain.org"))', lines[0])
         lines = yield self.in_thread(raw.command, b"t", b"SEARCH FROM user-from@domain.org")
@@ -64,7 +52,7 @@ class ConformanceTestsMixin(IMAPFixture):
     def test_store_takes_an_empty_flag_list(self) -> Any:
         # RFC 3501 §9: flag-list = "(" [flag *(SP flag)] ")"
         yield self.deliver(message("flags"), flags=("\\Flagged",))
-        raw = yield self.session()
+        raw = yield self.raw_session()
         for item in [b"+FLAGS", b"-FLAGS", b"+FLAGS.SILENT", b"-FLAGS.SILENT"]:
             lines = yield self.in_thread(raw.command, b"t", b"STORE 1 %s ()" % item)
             self.assertEqual(lines[-1], b"t OK STORE completed\r\n", (item, lines))
@@ -85,7 +73,7 @@ class ConformanceTestsMixin(IMAPFixture):
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        raw = yield self.session()
+        raw = yield self.raw_session()
         for command in [b"SEARCH " + b"OR SUBJECT x " * 500 + b"ALL",
                         b"SEARCH " + b"NOT " * 5000 + b"ALL",
                         b"SEARCH " + b"OR (NOT " * 30 + b"ALL" + b") ALL" * 30]:
@@ -101,7 +89,7 @@ class ConformanceTestsMixin(IMAPFixture):
 
     @defer.inlineCallbacks
     def test_a_recursion_error_is_bad_and_logged_in_one_line(self) -> Any:
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
@@ -125,7 +113,7 @@ class ConformanceTestsMixin(IMAPFixture):
                + b"To: bob@example.com\r\n\r\nbody\r\n")
         yield self.deliver(raw)
         yield self.deliver(message("small"))
-        raw_client = yield self.session()
+        raw_client = yield self.raw_session()
         for command, expected in [(b"SEARCH HEADER X-Big word0079999", b"* SEARCH 1\r\n"),
                                   (b"SEARCH HEADER X-Big word0080000", b"* SEARCH\r\n"),
                                   (b'SEARCH TEXT "word0079999 folded"', b"* SEARCH 1\r\n"),
@@ -145,10 +133,10 @@ class ConformanceTestsMixin(IMAPFixture):
         yield self.deliver(message("one"))
         yield self.deliver(message("two"), flags=("\\Seen",))
         yield self.listen()
-        observer = yield self.session(select=False, listen=False)
+        observer = yield self.raw_session(select=False, listen=False)
         lines = yield self.in_thread(observer.command, b"t", b"STATUS INBOX (RECENT)")
         self.assertEqual(lines[0], b'* STATUS "INBOX" (RECENT 2)\r\n')
-        first = yield self.session(select=False, listen=False)
+        first = yield self.raw_session(select=False, listen=False)
         lines = yield self.in_thread(first.command, b"t", b"SELECT INBOX")
         self.assertIn(b"* 2 RECENT\r\n", lines)
         for command, expected in [(b"SEARCH NEW", b"* SEARCH 1\r\n"),
@@ -157,7 +145,7 @@ class ConformanceTestsMixin(IMAPFixture):
                                   (b"FETCH 1 FLAGS", b"* 1 FETCH (FLAGS (\\Recent))\r\n")]:
             lines = yield self.in_thread(first.command, b"t", command)
             self.assertEqual(lines[0], expected, command)
-        second = yield self.session(select=False, listen=False)
+        second = yield self.raw_session(select=False, listen=False)
         lines = yield self.in_thread(second.command, b"t", b"SELECT INBOX")
         self.assertIn(b"* 0 RECENT\r\n", lines)
         lines = yield self.in_thread(second.command, b"t", b"SEARCH OLD")
@@ -171,7 +159,7 @@ class ConformanceTestsMixin(IMAPFixture):
         yield self.wait_for_floor(2)
         yield self.deliver(message("three"))
         yield self.listen()
-        after = yield self.session(select=False, listen=False)
+        after = yield self.raw_session(select=False, listen=False)
         lines = yield self.in_thread(after.command, b"t", b"STATUS INBOX (RECENT)")
         self.assertEqual(lines[0], b'* STATUS "INBOX" (RECENT 1)\r\n')
         lines = yield self.in_thread(after.command, b"t", b"SELECT INBOX")
@@ -193,8 +181,8 @@ class ConformanceTestsMixin(IMAPFixture):
     def test_a_new_keyword_is_announced_before_the_fetch_that_uses_it(self) -> Any:
         # As Dovecot: untagged FLAGS and OK [PERMANENTFLAGS] first (RFC 3501 §7.2.6, §7.1)
         yield self.deliver(message("one"))
-        a = yield self.session()
-        b = yield self.session(listen=False)
+        a = yield self.raw_session()
+        b = yield self.raw_session(listen=False)
         system = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
         lines = yield self.in_thread(a.command, b"t", b"STORE 1 +FLAGS (hello)")
         self.assertEqual(lines, [b"* FLAGS (%s hello)\r\n" % system,
@@ -225,7 +213,7 @@ class ConformanceTestsMixin(IMAPFixture):
     @defer.inlineCallbacks
     def test_subscriptions_are_names_independent_of_mailboxes(self) -> Any:
         # RFC 3501 §6.3.6-7, §6.3.9
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
 
         @defer.inlineCallbacks
         def lsub(pattern: bytes) -> Any:

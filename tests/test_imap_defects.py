@@ -20,21 +20,10 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     max_message_size = 10_000
 
     @defer.inlineCallbacks
-    def session(self, select: bool = True, **options: Any) -> Any:
-        yield self.listen(**options)
-        raw = yield self.in_thread(RawClient, self.port)
-        self.addCleanup(raw.close)
-        yield self.in_thread(raw.command, b"l", b"LOGIN %s %s" % (ALICE.encode(),
-                                                                 PASSWORD.encode()))
-        if select:
-            yield self.in_thread(raw.command, b"s", b"SELECT INBOX")
-        return raw
-
-    @defer.inlineCallbacks
     def test_1_search_on_header_and_date_keys_works(self) -> Any:
         yield self.deliver(message("Invoice", sender="Alice <alice@example.com>"))
         yield self.deliver(message("café", sender="Bob <bob@example.org>"))
-        raw = yield self.session()
+        raw = yield self.raw_session()
         cases = [(b"SEARCH SUBJECT invoice", b"* SEARCH 1\r\n"),
                  (b"SEARCH OR FROM alice FROM bob", b"* SEARCH 1 2\r\n"),
                  (b"SEARCH SINCE 1-Jan-2020", b"* SEARCH 1 2\r\n"),
@@ -45,7 +34,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_2_append_without_a_flag_list(self) -> Any:
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         data = message("no flags")
         lines = yield self.in_thread(raw.command, b"a", b"APPEND INBOX {%d+}\r\n" % len(data)
                                      + data)
@@ -83,7 +72,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_5_a_closed_connection_leaves_no_listener_behind(self) -> Any:
-        raw = yield self.session()
+        raw = yield self.raw_session()
         box = self.mailbox("INBOX")
         self.assertEqual(self.factory.access.hub.watchers(box.id), 1)
         self.assertEqual(self.events.subscriber_count(self.alice.id), 1)
@@ -96,7 +85,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_6_list_shows_mailbox_attributes_not_message_flags(self) -> Any:
         yield self.deliver(message("seen"), flags=("\\Seen", "\\Answered"))
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         lines = yield self.in_thread(raw.command, b"l", b'LIST "" "*"')
         self.assertIn(b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n', lines)
         self.assertIn(b'* LIST (\\HasNoChildren \\Trash) "/" "Trash"\r\n', lines)
@@ -104,7 +93,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_7a_idle_ends_only_on_done(self) -> Any:
-        raw = yield self.session()
+        raw = yield self.raw_session()
 
         def idle() -> list[bytes]:
             raw.send(b"i IDLE\r\n")
@@ -121,7 +110,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_7b_append_literal_over_the_size_limit_is_refused_before_it_is_read(self) -> Any:
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         lines = yield self.in_thread(raw.command, b"a", b"APPEND INBOX {10001}")
         self.assertEqual(lines, [b"a NO [TOOBIG] Message too big (limit 10000 octets)\r\n"])
         lines = yield self.in_thread(raw.command, b"b", b"NOOP")
@@ -130,7 +119,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_7c_append_over_the_quota_is_refused_before_it_is_read(self) -> Any:
         run_sync(self.engine, accounts.set_quota, ALICE, 1000, write=True)
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
         lines = yield self.in_thread(raw.command, b"a", b"APPEND INBOX {1001}")
         self.assertEqual(lines, [b"a NO [OVERQUOTA] Message does not fit in the mailbox quota\r\n"])
         lines = yield self.in_thread(raw.command, b"b", b"APPEND INBOX {1001+}\r\n" + b"x" * 1001)
@@ -142,7 +131,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_8_copy_failures_are_no_not_bad(self) -> Any:
         yield self.deliver(message("one"))
-        raw = yield self.session()
+        raw = yield self.raw_session()
         lines = yield self.in_thread(raw.command, b"c", b"COPY 1 Missing")
         self.assertEqual(lines, [b"c NO [TRYCREATE] Mailbox does not exist\r\n"])
         lines = yield self.in_thread(raw.command, b"s", b"STATUS Missing (MESSAGES)")
@@ -152,7 +141,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     def test_uid_move_and_uid_expunge_are_uid_commands(self) -> Any:
         yield self.deliver(message("one"), flags=("\\Deleted",))
         yield self.deliver(message("two"))
-        raw = yield self.session()
+        raw = yield self.raw_session()
         lines = yield self.in_thread(raw.command, b"e", b"UID EXPUNGE 1")
         self.assertEqual(lines, [b"* 1 EXPUNGE\r\n", b"e OK EXPUNGE completed\r\n"])
         lines = yield self.in_thread(raw.command, b"m", b"UID MOVE 2 Archive")
@@ -173,7 +162,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_new_pipelined_commands_are_answered_in_order(self) -> Any:
         yield self.deliver(message("one"))
-        raw = yield self.session()
+        raw = yield self.raw_session()
 
         def pipeline() -> list[bytes]:
             raw.send(b"a FETCH 1 (BODY[])\r\nb STORE 1 +FLAGS (\\Flagged)\r\nc SEARCH FLAGGED\r\n")
@@ -185,7 +174,7 @@ class DefectTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_new_a_flood_of_pipelined_commands_is_answered(self) -> Any:
-        raw = yield self.session(select=False)
+        raw = yield self.raw_session(select=False)
 
         def flood() -> list[bytes]:
             raw.send(b"".join(b"n%d NOOP\r\n" % i for i in range(3000)))

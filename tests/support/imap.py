@@ -173,6 +173,20 @@ class IMAPFixture(DatabaseTestBase):
     def raw(self) -> RawClient:
         return RawClient(self.port)
 
+    @defer.inlineCallbacks
+    def raw_session(self, select: bool = True, listen: bool = True, **options: Any) -> Any:
+        """A raw client logged in as alice, with INBOX selected unless ``select`` is False;
+        the listener is started first (with ``options``) unless ``listen`` is False."""
+        if listen:
+            yield self.listen(**options)
+        raw = yield self.in_thread(RawClient, self.port)
+        self.addCleanup(raw.close)
+        yield self.in_thread(raw.command, b"l", b"LOGIN %s %s" % (ALICE.encode(),
+                                                                 PASSWORD.encode()))
+        if select:
+            yield self.in_thread(raw.command, b"s", b"SELECT INBOX")
+        return raw
+
     # --- mail ------------------------------------------------------------------------------
 
     @defer.inlineCallbacks
