@@ -43,6 +43,7 @@ from mailgosend.store.blobs import make_blob_store
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.mail.service import MailService
 from mailgosend.imap.factory import build_imap_factory
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
@@ -131,6 +132,7 @@ class Wiring:
     blob_store: Any
     events: Events
     spool_dir: str
+    mail: MailService
 
     def listen(self, name: str, factory: Any, tls: Optional[ServerTLS] = None) -> None:
         listener = self.config.listener(name)
@@ -184,14 +186,17 @@ def makeService(config: Config, *, reactor: Any = None,
                                  clock=reactor.seconds)
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
+    mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
+                       clock=reactor,
+                       trainer=BayesTrainer(runner, keyring, blob_store, reactor))
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
-                           workers=workers, blob_store=blob_store, events=events)
+                           workers=workers, blob_store=blob_store, events=events, mail=mail)
     if observer is not None:
         root.components["log"] = observer
 
     root.listeners.setServiceParent(root)
     wiring = Wiring(config, reactor, root, runner, keyring, workers, portal, bans, blob_store,
-                    events, spool_dir)
+                    events, spool_dir, mail)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
@@ -314,15 +319,14 @@ def _add_imap_listeners(w: Wiring) -> None:
     """IMAP (143, STARTTLS) and IMAPS (993, implicit TLS); one hub so sessions on both
     ports see each other's changes at once."""
     hub = MailboxHub()
-    trainer = BayesTrainer(w.runner, w.keyring, w.blob_store, w.reactor)
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_imap_factory(
-            runner=w.runner, portal=w.portal, bans=w.bans.for_service("imap"),
-            keyring=w.keyring, blob_store=w.blob_store, events=w.events, workers=w.workers, tls=tls,
-            hostname=w.config["HOSTNAME"], max_message_size=w.config["MAX_MESSAGE_SIZE"],
+            mail=w.mail, portal=w.portal, bans=w.bans.for_service("imap"), events=w.events,
+            tls=tls, hostname=w.config["HOSTNAME"],
+            max_message_size=w.config["MAX_MESSAGE_SIZE"],
             clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
-            spam_trainer=trainer, allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"],
+            allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"],
             max_connections=w.config["MAX_CONNECTIONS"],
             max_connections_per_ip=w.config["MAX_CONNECTIONS_PER_IP"])
     _mailbox_listeners(w, "imap", "imaps", build)
@@ -335,8 +339,8 @@ def _add_pop3_listeners(w: Wiring) -> None:
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_pop3_factory(
-            runner=w.runner, portal=w.portal, bans=w.bans.for_service("pop3"),
-            keyring=w.keyring, blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            mail=w.mail, portal=w.portal, bans=w.bans.for_service("pop3"),
+            tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)

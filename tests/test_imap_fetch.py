@@ -9,7 +9,7 @@ from twisted.trial import unittest
 
 from mailgosend.imap.errors import ImapError
 from mailgosend.imap.fetch import parse_items
-from mailgosend.imap.storeops import raise_recent_floor
+from mailgosend.mail.mailboxes import raise_recent_floor
 from mailgosend.imap.tokens import tokenize
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import ALICE, BOB, PASSWORD, IMAPFixture, message

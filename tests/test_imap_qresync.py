@@ -13,9 +13,10 @@ from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.imap.errors import ImapError
-from mailgosend.imap.qresync import (Vanished, fetch_modifiers, format_ranges, parse_qresync,
+from mailgosend.imap.qresync import (fetch_modifiers, format_ranges, parse_qresync,
                                      select_params, vanished_ranges)
 from mailgosend.imap.seqset import SequenceSet
+from mailgosend.mail.sync import Vanished
 from mailgosend.imap.tokens import Atom
 from mailgosend.store import messages as ms
 from tests.support.db import SQLiteDatabaseMixin

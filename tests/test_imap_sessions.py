@@ -215,9 +215,8 @@ class DeliveryToIdleTests(unittest.TestCase):
         server.add_user(ALICE)
         parts = server.root.components
         factory = build_imap_factory(
-            runner=server.root.runner, portal=parts["portal"], bans=parts["bans"],
-            keyring=parts["keyring"], blob_store=parts["blob_store"], events=parts["events"],
-            workers=parts["workers"], tls=None, hostname="imap.example.com",
+            mail=parts["mail"], portal=parts["portal"], bans=parts["bans"],
+            events=parts["events"], tls=None, hostname="imap.example.com",
             max_message_size=1 << 20, clock=reactor, implicit_tls=False,
             allow_plaintext_loopback=True)
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)

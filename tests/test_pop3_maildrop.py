@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
-from mailgosend.pop3.maildrop import Maildrop, MessageDeleted, load_snapshot
+from mailgosend.mail.messages import inbox_index
+from mailgosend.pop3.maildrop import Maildrop, MessageDeleted, snapshot_of
 from mailgosend.pop3.replies import NoSuchMessage
 from mailgosend.store import accounts, messages
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
-from tests.support.pop3 import EMAIL, KEYRING, POP3Fixture
+from tests.support.pop3 import EMAIL, POP3Fixture
 
 ONE = b"Subject: one\r\n\r\nfirst\r\n"
 TWO = b"Subject: two\r\n\r\nsecond message\r\n"
@@ -21,11 +22,11 @@ THREE = b"Subject: three\r\n\r\n" + b"".join(b"line %06d\r\n" % i for i in range
 
 class MaildropTestsMixin(POP3Fixture):
     def maildrop(self) -> Maildrop:
-        snapshot = run_sync(self.engine, load_snapshot, EMAIL, write=False)
-        return Maildrop(snapshot, self.runner, self.blob_store, KEYRING, reactor)
+        index = run_sync(self.engine, inbox_index, EMAIL, write=False)
+        return Maildrop(snapshot_of(index), self.mail_service().for_user(index.user))
 
     def test_user_without_inbox_has_an_empty_maildrop(self) -> None:
-        snapshot = run_sync(self.engine, load_snapshot, EMAIL, write=False)
+        snapshot = snapshot_of(run_sync(self.engine, inbox_index, EMAIL, write=False))
         self.assertEqual((snapshot.mailbox_id, snapshot.entries), (None, ()))
         self.assertEqual(self.maildrop().stat(), (0, 0))
 

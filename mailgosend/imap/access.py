@@ -1,4 +1,4 @@
-"""What every IMAP session of a listener shares: storage, keys, threads, clock, hub."""
+"""What every IMAP session of a listener shares: the mail service, clock, hub and caches."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.imap.fetch import ItemCache
 from mailgosend.imap.hub import MailboxHub
-from mailgosend.imap.interfaces import ISpamTrainer
 from mailgosend.imap.message import BoundedCache, InfoCache
 from mailgosend.imap.search import FieldCache, TextParts, search_fields, text_parts
 from mailgosend.imap.sort import OrderCache
 from mailgosend.imap.structure import envelope
+from mailgosend.mail.service import MailService
 from mailgosend.store.blobs import BlobStore, SealedBlobCache
 from mailgosend.store.mimeinfo import MessageInfo
 
@@ -25,13 +25,9 @@ __all__ = ["StoreAccess"]
 
 @dataclass(frozen=True)
 class StoreAccess:
-    runner: DatabaseRunner
-    keyring: KeyRing
-    blob_store: BlobStore
-    workers: Any  # mailgosend.workers.WorkerPool: run(fn, *args) -> Deferred
+    mail: MailService
     clock: IReactorTime
     hub: MailboxHub
-    trainer: ISpamTrainer
     max_message_size: int
     spool_dir: Optional[str] = None
     info_cache: InfoCache = field(default_factory=InfoCache)  # decrypted structures, bounded
@@ -59,6 +55,22 @@ class StoreAccess:
         if self.parts_cache.get(key) is None:
             self.parts_cache.put(key, text_parts(info.root))
         self.field_cache.put(key[0], key[1], {key[2]: search_fields(info)})
+
+    @property
+    def runner(self) -> DatabaseRunner:
+        return self.mail.runner
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.mail.keyring
+
+    @property
+    def blob_store(self) -> BlobStore:
+        return self.mail.blob_store
+
+    @property
+    def workers(self) -> Any:
+        return self.mail.workers
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

@@ -1,6 +1,8 @@
-"""A logged-in user's mailboxes (Twisted's IAccount over store/), the IMAP avatar.
+"""A logged-in user's mailboxes (Twisted's IAccount over the mail service), the IMAP avatar.
 
-Every call is one or two database jobs through the runner; nothing blocks the reactor.  Names
+Every call goes to the user's ``UserMail`` (mailgosend/mail/): one or two database jobs,
+nothing blocks the reactor.  What stays here is IMAP's own: LIST patterns and attributes,
+TRYCREATE, the hub (sessions of this listener and their snapshots, \Recent).  Names
 are Unicode here (the server decodes modified UTF-7) and validated by the store
 (``normalize_name``: no empty levels, no "." or "..", no wildcards or control characters).
 """
@@ -12,26 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional, Sequence, Union
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.mail import imap4
 from zope.interface import implementer
 
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.errors import no
-from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
+from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.search import SearchScope, parse_search, run_search, search_cost
 from mailgosend.imap.selected import SelectedMailbox
-from mailgosend.imap.snapshot import MailboxSnapshot, live_uids_job, refresh_job
-from mailgosend.imap.storeops import (CopyResult, copy_messages, mailbox_status,
-                                      mailboxes_and_subscriptions, quota_usage,
-                                      raise_recent_floor)
+from mailgosend.imap.snapshot import MailboxSnapshot
 from mailgosend.imap.tokens import tokenize
+from mailgosend.mail.moves import CopyResult
 from mailgosend.store import mailboxes
 from mailgosend.store.accounts import User
 from mailgosend.store.mailboxes import DELIMITER, INBOX, Mailbox
-from mailgosend.store.messages import (Delivered, MailboxCounts, deliver_all_or_nothing,
-                                       deliver_to_users, mailbox_counts_by_mailbox)
+from mailgosend.store.messages import Delivered, MailboxCounts
 
 __all__ = ["IMAPAccount", "ListEntry", "pattern_regex"]
 
@@ -86,6 +85,7 @@ class IMAPAccount:
     def __init__(self, user: User, access: StoreAccess) -> None:
         self.user = user
         self.access = access
+        self.mail = access.mail.for_user(user)
 
     def for_access(self, access: StoreAccess) -> IMAPAccount:
         """The same user on a listener's own shared state (the realm has one factory for
@@ -105,8 +105,7 @@ class IMAPAccount:
     def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
         """Every mailbox, and the subscribed names, read in one transaction: a subscription
         is a name (RFC 3501 §6.3.6), kept when its mailbox is deleted."""
-        d = self.access.runner.read(mailboxes_and_subscriptions, self.user.id)
-        return d.addCallback(lambda found: (found[0], set(found[1])))
+        return self.mail.mailboxes_and_subscriptions()
 
     def _entries(self, found_boxes: tuple[list[Mailbox], set[str]], reference: str,
                  patterns: Sequence[str], subscribed_only: bool, special_only: bool,
@@ -152,22 +151,20 @@ class IMAPAccount:
 
     def counts_by_mailbox(self) -> Deferred[dict[int, MailboxCounts]]:
         """MESSAGES/UNSEEN/SIZE of every mailbox in one query (RFC 5819 LIST-STATUS)."""
-        return self.access.runner.read(mailbox_counts_by_mailbox, self.user.id)
+        return self.mail.counts_by_mailbox()
 
     # --- mailbox management ----------------------------------------------------------------
 
     def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
         name = name[:-1] if name.endswith(DELIMITER) and len(name) > 1 else name  # §6.3.3
-        return self.access.runner.write(mailboxes.create_mailbox, self.user.id, name,
-                                        self.access.now(), special_use)
+        return self.mail.create_mailbox(name, special_use)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        d = self.access.runner.write(mailboxes.delete_mailbox, self.user.id, name)
+        d = self.mail.delete_mailbox(name)
         return d.addCallback(self._notify_box)
 
     def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
-        d = self.access.runner.write(mailboxes.rename_mailbox, self.user.id, old, new,
-                                     self.access.now())
+        d = self.mail.rename_mailbox(old, new)
         if mailboxes.normalize_name(old) == INBOX:
             d.addCallback(self._notify_inbox)
         return d
@@ -178,13 +175,12 @@ class IMAPAccount:
         return box
 
     def _notify_inbox(self, box: Mailbox) -> Deferred[Mailbox]:
-        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, INBOX)
+        d = self.mail.get_mailbox(INBOX)
         return d.addCallback(lambda inbox: inbox and self._notify_box(inbox)).addCallback(
             lambda _: box)
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.access.runner.write(mailboxes.set_subscribed, self.user.id, name,
-                                        subscribed)
+        return self.mail.set_subscription(name, subscribed)
 
     def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
         """SELECT/EXAMINE: a view copied from the shared snapshot, brought up to date first
@@ -202,13 +198,12 @@ class IMAPAccount:
         await lock.acquire()
         try:
             now = access.clock.seconds()
-            delta = await access.runner.read(refresh_job, self.user.id, name,
-                                             cache.known(self.user.id, now))
+            delta = await self.mail.refresh(name, cache.known(self.user.id, now))
             if delta.mailbox is None:
                 return None
             snapshot = cache.update(delta, access.clock.seconds(), access.hub.in_use)
             if snapshot.count_mismatch:
-                snapshot.reconcile(await access.runner.read(live_uids_job, snapshot.box.id))
+                snapshot.reconcile(await self.mail.live_uids(snapshot.box.id))
             return snapshot
         finally:
             cache.release(self.user.id, lock)
@@ -216,88 +211,58 @@ class IMAPAccount:
     def save_recent_floor(self, mailbox_id: int, floor: int) -> None:
         """Store a raised \\Recent floor (hub.py); a failure only makes messages \\Recent
         once more after a restart, so it is logged, not reported to the client."""
-        d = self.access.runner.write(raise_recent_floor, mailbox_id, floor)
+        d = self.mail.raise_recent_floor(mailbox_id, floor)
         d.addErrback(lambda f: log.failure("storing the \\Recent floor failed", f))
 
     def status(self, name: str) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
-        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, name)
+        d = self.mail.get_mailbox(name)
 
         def found(box: Optional[Mailbox]) -> Any:
             if box is None:
                 raise mailboxes.MailboxNotFound(f"mailbox {name} does not exist")
             floor = self.access.hub.known_floor(box.id, box.recent_floor)
-            return self.access.runner.read(mailbox_status, self.user.id, name, floor)
+            return self.mail.status(name, floor)
 
         return d.addCallback(found)
 
     def quota(self) -> Deferred[tuple[int, int]]:
-        return self.access.runner.read(quota_usage, self.user.id)
+        return self.mail.quota()
 
     # --- messages --------------------------------------------------------------------------
 
     async def append(self, name: str, source: Union[bytes, str], flags: Sequence[str],
                      date: Optional[datetime]) -> Delivered:
         """APPEND (RFC 3501 §6.3.11): TRYCREATE for a missing mailbox; quota enforced."""
-        runner = self.access.runner
-        box = await runner.read(mailboxes.get_mailbox, self.user.id, name)
+        box = await self.mail.get_mailbox(name)
         if box is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        now = self.access.now()
-        results = await deliver_to_users(
-            runner, self.access.keyring, self.access.blob_store, source,
-            [(self.user, box.id)], flags, date or now, self.access.workers, now=now)
-        outcome = results[0]
-        if isinstance(outcome, Exception):
-            raise outcome
+        delivered = await self.mail.append(box.id, source, flags, date)
         self.access.hub.changed(box.id)
-        return outcome
+        return delivered
 
     async def append_many(self, name: str,
                           messages: Sequence[tuple[Union[bytes, str], Sequence[str],
                                                    Optional[datetime]]]) -> list[Delivered]:
         """MULTIAPPEND (RFC 3502): every message stored, in order and with consecutive UIDs,
         or none (one transaction); TRYCREATE for a missing mailbox; quota enforced."""
-        runner = self.access.runner
-        box = await runner.read(mailboxes.get_mailbox, self.user.id, name)
+        box = await self.mail.get_mailbox(name)
         if box is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        now = self.access.now()
-        delivered = await deliver_all_or_nothing(
-            runner, self.access.keyring, self.access.blob_store, self.user, box.id,
-            [(source, flags, date or now) for source, flags, date in messages],
-            self.access.workers, now=now)
+        delivered = await self.mail.append_all(box.id, messages)
         self.access.hub.changed(box.id)
         return delivered
 
     async def copy(self, view: SelectedMailbox, uids: Sequence[int], target_name: str,
                    move: bool) -> CopyResult:
-        """COPY/MOVE with the spam-learning hook (DESIGN §6)."""
-        target = await self.access.runner.read(mailboxes.get_mailbox, self.user.id,
-                                               target_name)
+        """COPY/MOVE; the mail service applies the spam-filing rule and trains (DESIGN §6)."""
+        target = await self.mail.get_mailbox(target_name)
         if target is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        result = await self.access.runner.write(copy_messages, self.user.id, view.box.id,
-                                                list(uids), target.id, self.access.now(),
-                                                move=move)
+        result = await self.mail.copy(view.box, uids, target, move=move)
         self.access.hub.changed(target.id)
         if result.expunged:
             self.access.hub.changed(view.box.id, origin=view.origin)
-        self._train(view.box, target, result)
         return result
-
-    def _train(self, source: Mailbox, target: Mailbox, result: CopyResult) -> None:
-        if source.id == target.id:
-            return
-        if target.role == "junk" and source.role != "junk":
-            is_spam = True
-        elif source.role == "junk" and target.role not in ("junk", "trash"):
-            is_spam = False  # deleting spam is not "this is good mail"
-        else:
-            return
-        for _, new_uid in result.pairs:
-            ref = MessageRef(self.user.id, target.id, new_uid, result.blobs[new_uid])
-            maybeDeferred(self.access.trainer.learn, self.user.id, ref, is_spam).addErrback(
-                lambda f: log.failure("spam trainer failed", f))
 
     def search(self, view: SelectedMailbox, query: Any, uid: bool) -> Deferred[list[int]]:
         """SEARCH in database threads; ``query`` is a parsed tree or the key text."""

@@ -2,8 +2,7 @@
 
 Wiring (service.py)::
 
-    factory = build_imap_factory(runner=runner, portal=portal, bans=bans, keyring=keyring,
-                                 blob_store=blob_store, events=events, workers=workers,
+    factory = build_imap_factory(mail=mail_service, portal=portal, bans=bans, events=events,
                                  tls=tls, hostname=config["HOSTNAME"],
                                  max_message_size=config["MAX_MESSAGE_SIZE"], clock=reactor,
                                  implicit_tls=False, max_connections=config["MAX_CONNECTIONS"],
@@ -33,10 +32,10 @@ from mailgosend.imap.cmd_selected import SelectedCommands
 from mailgosend.imap.compress import CompressCommand
 from mailgosend.imap.cmd_sort import SortCommands
 from mailgosend.imap.hub import MailboxHub
-from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, NoSpamTraining
+from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.server import Command, SessionCore
 from mailgosend.listeners import IDrainable
-from mailgosend.store import accounts, mailboxes
+from mailgosend.mail.service import MailService
 
 __all__ = ["IMAPServerFactory", "IMAPServerProtocol", "build_imap_factory"]
 
@@ -129,21 +128,18 @@ class IMAPServerFactory(Factory):
         return self.limiter.open()
 
 
-def _avatar_factory(runner: Any, access: StoreAccess) -> Any:
-    async def make(email: str) -> IMAPAccount:
-        user = await runner.read(accounts.get_user, email)
-        if await runner.read(mailboxes.get_by_role, user.id, "inbox") is None:
-            await runner.write(mailboxes.ensure_default_mailboxes, user.id, access.now())
-        return IMAPAccount(user, access)
+def _avatar_factory(access: StoreAccess) -> Any:
+    def make(email: str) -> Deferred[IMAPAccount]:
+        d = access.mail.open_account(email)
+        return d.addCallback(lambda mail: IMAPAccount(mail.user, access))
 
-    return lambda email: Deferred.fromCoroutine(make(email))
+    return make
 
 
-def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blob_store: Any,
-                       events: Any, workers: Any, tls: Optional[Any], hostname: str,
-                       max_message_size: int, clock: IReactorTime, implicit_tls: bool,
+def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Any,
+                       tls: Optional[Any], hostname: str, max_message_size: int,
+                       clock: IReactorTime, implicit_tls: bool,
                        allow_plaintext_loopback: bool = False,
-                       spam_trainer: Optional[ISpamTrainer] = None,
                        hub: Optional[MailboxHub] = None, spool_dir: Optional[str] = None,
                        idle_poll_seconds: float = 30.0, max_connections: int = 1000,
                        max_connections_per_ip: int = 20) -> IMAPServerFactory:
@@ -156,12 +152,10 @@ def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blo
     ``max_connections`` and ``max_connections_per_ip`` limit this listener's sessions
     (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; see connlimit.py).
     """
-    access = StoreAccess(runner=runner, keyring=keyring, blob_store=blob_store,
-                         workers=workers, clock=clock, hub=hub or MailboxHub(),
-                         trainer=spam_trainer or NoSpamTraining(),
+    access = StoreAccess(mail=mail, clock=clock, hub=hub or MailboxHub(),
                          max_message_size=max_message_size,
                          spool_dir=spool_dir or tempfile.gettempdir())
-    portal.realm_registry.register(IIMAPAccount, _avatar_factory(runner, access))
+    portal.realm_registry.register(IIMAPAccount, _avatar_factory(access))
     return IMAPServerFactory(access=access, portal=portal, bans=bans, events=events, tls=tls,
                              hostname=hostname, clock=clock, implicit_tls=implicit_tls,
                              allow_plaintext_loopback=allow_plaintext_loopback,

@@ -21,17 +21,13 @@ import bisect
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
-from mailgosend.db.schema import messages as messages_table
 from mailgosend.imap.errors import bad
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.tokens import Atom, Token, as_number
+from mailgosend.mail.sync import Vanished
 
-__all__ = ["QresyncParams", "Vanished", "fetch_modifiers", "format_ranges", "parse_qresync",
-           "resync_lines", "select_params", "vanished_earlier", "vanished_job",
-           "vanished_ranges"]
+__all__ = ["QresyncParams", "fetch_modifiers", "format_ranges", "parse_qresync",
+           "resync_lines", "select_params", "vanished_earlier", "vanished_ranges"]
 
 Range = tuple[int, int]
 
@@ -43,15 +39,6 @@ class QresyncParams:
     uidvalidity: int
     modseq: int
     known_uids: Optional[SequenceSet]
-
-
-@dataclass(frozen=True)
-class Vanished:
-    """What ``vanished_job`` read: UIDs expunged after the MODSEQ (still kept as rows), and,
-    only when some UID below UIDNEXT has no row at all, every UID that has one."""
-
-    expunged: list[int]
-    present: Optional[list[int]]
 
 
 def parse_qresync(tokens: Sequence[Token]) -> QresyncParams:
@@ -78,22 +65,6 @@ def parse_qresync(tokens: Sequence[Token]) -> QresyncParams:
     if rest:
         raise bad("QRESYNC takes (uidvalidity modseq [known-uids [seq-match-data]])")
     return QresyncParams(uidvalidity, modseq, known)
-
-
-def vanished_job(conn: Connection, mailbox_id: int, since: int, uidnext: int) -> Vanished:
-    """Database thread: the expunged rows after MODSEQ ``since`` (the MODSEQ index), and all
-    UIDs only if the row count shows UIDs without a row."""
-    m = messages_table
-    expunged = [int(r[0]) for r in conn.execute(
-        select(m.c.uid).where(m.c.mailbox_id == mailbox_id, m.c.modseq > since,
-                              m.c.deleted_at.is_not(None)).order_by(m.c.uid))]
-    rows = int(conn.execute(select(func.count()).where(m.c.mailbox_id == mailbox_id))
-               .scalar_one())
-    present = None
-    if rows < uidnext - 1:
-        present = [int(r[0]) for r in conn.execute(
-            select(m.c.uid).where(m.c.mailbox_id == mailbox_id).order_by(m.c.uid))]
-    return Vanished(expunged, present)
 
 
 def _merge(ranges: list[Range]) -> list[Range]:
@@ -232,6 +203,6 @@ async def vanished_earlier(view: Any, since: int, known: Optional[SequenceSet]
     """``VANISHED (EARLIER) uids`` for the view's mailbox since MODSEQ ``since`` (or None):
     UIDs the view still shows are left to the ordinary announcements."""
     box = view.box
-    found = await view.access.runner.read(vanished_job, box.id, since, box.uidnext)
+    found = await view.mail.vanished(box.id, since, box.uidnext)
     ranges = vanished_ranges(found, box.uidnext, known, live=view.uids)
     return b"VANISHED (EARLIER) " + format_ranges(ranges) if ranges else None

@@ -36,11 +36,10 @@ from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.message import MessageSource, StoredMessage
 from mailgosend.imap.seqset import SequenceSet, compress
 from mailgosend.imap.snapshot import MailboxSnapshot
-from mailgosend.imap.storeops import SyncState, live_uids, sync_state
 from mailgosend.imap.wireformat import flag_list
+from mailgosend.mail.sync import SyncState
 from mailgosend.store.mailboxes import DELIMITER
-from mailgosend.store.messages import FlagChange, FlagsResult, MessageRow, set_flags
-from mailgosend.store.messages import expunge as store_expunge
+from mailgosend.store.messages import FlagChange, FlagsResult, MessageRow
 
 __all__ = ["MailboxGone", "SYSTEM_FLAGS", "SelectedMailbox"]
 
@@ -60,6 +59,7 @@ class SelectedMailbox:
         self.account = account  # the IMAPAccount that selected it
         self.access: StoreAccess = account.access
         self.user = account.user
+        self.mail = account.mail  # the user's UserMail (mailgosend/mail/)
         self.box, self.readonly = snapshot.box, readonly
         access = self.access
         self.rows = dict(snapshot.rows)
@@ -196,17 +196,16 @@ class SelectedMailbox:
         return lines
 
     async def _sync(self, allow_expunge: bool, full: bool) -> list[bytes]:
-        runner = self.access.runner
         self.dirty = False
         self.synced_at = self.access.clock.seconds()
-        state = await runner.read(sync_state, self.user.id, self.box.id, self.modseq, full)
+        state = await self.mail.changes_since(self.box.id, self.modseq, full)
         present = None
         if state.live_count is not None:
             known = set(self.uids) - self.pending_expunge
             known.update(r.uid for r in state.changed if r.deleted_at is None)
             known.difference_update(r.uid for r in state.changed if r.deleted_at is not None)
             if len(known) != state.live_count:
-                present = set(await runner.read(live_uids, self.box.id))
+                present = set(await self.mail.live_uids(self.box.id))
         return self._apply(state, allow_expunge, present)
 
     def _apply(self, state: SyncState, allow_expunge: bool,
@@ -282,8 +281,7 @@ class SelectedMailbox:
                     unchanged_since: Optional[int] = None) -> Deferred[FlagsResult]:
         """STORE through the store (one new MODSEQ; RFC 7162 UNCHANGEDSINCE); the view takes
         the new flags and MODSEQs."""
-        d = self.access.runner.write(set_flags, self.box.id, list(uids), list(flags), mode,
-                                     unchanged_since=unchanged_since)
+        d = self.mail.set_flags(self.box.id, uids, flags, mode, unchanged_since)
 
         def stored(result: FlagsResult) -> FlagsResult:
             for change in result.changed:
@@ -299,9 +297,7 @@ class SelectedMailbox:
 
     def expunge_uids(self, uids: Optional[Sequence[int]]) -> Deferred[list[bytes]]:
         """EXPUNGE / UID EXPUNGE: soft-delete, then announce (with anything pending)."""
-        d = self.access.runner.write(store_expunge, self.box.id,
-                                     None if uids is None else list(uids),
-                                     now=self.access.now())
+        d = self.mail.expunge(self.box.id, uids)
 
         def done(expunged: list[int]) -> list[bytes]:
             self.pending_expunge.update(u for u in expunged if u in self.rows)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_imap_snapshot -*-
 """Per-mailbox snapshots shared by a listener's sessions, so SELECT does not reload every row.
 
 A snapshot is what a SELECT needs of a mailbox (RFC 3501 §6.3.1): the live messages' rows
@@ -5,8 +6,8 @@ A snapshot is what a SELECT needs of a mailbox (RFC 3501 §6.3.1): the live mess
 and the HIGHESTMODSEQ (RFC 7162) they are current to.  Sessions copy it into their own view
 (selected.py), which then changes only when the session announces changes to its client.
 
-Keeping it current.  Every SELECT/EXAMINE runs one database job (``refresh_job``) that reads
-the mailbox row and compares its HIGHESTMODSEQ with the snapshot's.  Every change to a
+Keeping it current.  Every SELECT/EXAMINE runs one database job (``UserMail.refresh``, in
+mail/sync.py) that reads the mailbox row and compares its HIGHESTMODSEQ with the snapshot's.  Every change to a
 mailbox's messages (delivery, APPEND, COPY, STORE, EXPUNGE, from this node, another node or
 webmail) allocates a new MODSEQ, so equal values mean nothing changed and the snapshot is used
 as is (one indexed query).  Otherwise the job reads only the rows whose MODSEQ is above the
@@ -24,65 +25,18 @@ touched in the reactor thread only; the database jobs get and return plain value
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 from twisted.internet.defer import DeferredLock
 
-from mailgosend.db.schema import messages as messages_table
-from mailgosend.store.mailboxes import Mailbox, get_mailbox
-from mailgosend.store.messages import MessageRow, list_messages
+from mailgosend.mail.sync import SnapshotDelta
+from mailgosend.store.mailboxes import Mailbox
+from mailgosend.store.messages import MessageRow
 
-__all__ = ["MailboxSnapshot", "SnapshotCache", "SnapshotDelta", "VERIFY_SECONDS",
-           "live_uids_job", "refresh_job"]
+__all__ = ["MailboxSnapshot", "SnapshotCache", "VERIFY_SECONDS"]
 
 VERIFY_SECONDS = 3600.0  # far below EXPUNGE_RETENTION (one day)
 MAX_ROWS = 500_000  # rows kept over all snapshots; unselected mailboxes are dropped first
-
-
-@dataclass(frozen=True)
-class SnapshotDelta:
-    """What ``refresh_job`` found; ``rows`` is everything when ``full``, else the changes."""
-
-    mailbox: Optional[Mailbox]
-    full: bool
-    rows: list[MessageRow]
-    since: int  # the snapshot MODSEQ the changes are relative to
-    live_count: Optional[int]  # counted in the same job, when HIGHESTMODSEQ moved or due
-
-
-def _live_count(conn: Connection, mailbox_id: int) -> int:
-    return int(conn.execute(select(func.count()).where(
-        messages_table.c.mailbox_id == mailbox_id,
-        messages_table.c.deleted_at.is_(None))).scalar_one())
-
-
-def live_uids_job(conn: Connection, mailbox_id: int) -> list[int]:
-    """Every live UID of a mailbox, ascending (when a count disagreed with the snapshot)."""
-    return [int(row[0]) for row in conn.execute(
-        select(messages_table.c.uid).where(messages_table.c.mailbox_id == mailbox_id,
-                                           messages_table.c.deleted_at.is_(None))
-        .order_by(messages_table.c.uid))]
-
-
-def refresh_job(conn: Connection, user_id: int, name: str,
-                known: dict[int, tuple[int, int, bool]]) -> SnapshotDelta:
-    """Database thread: the mailbox ``name`` and what changed since the snapshot ``known``
-    holds for it (mailbox id -> (UIDVALIDITY, MODSEQ, count due)); everything if there is
-    none or its UIDVALIDITY differs (RFC 3501 §2.3.1.1: the old UIDs mean nothing)."""
-    box = get_mailbox(conn, user_id, name)
-    if box is None:
-        return SnapshotDelta(None, False, [], 0, None)
-    base = known.get(box.id)
-    if base is None or base[0] != box.uidvalidity:
-        return SnapshotDelta(box, True, list_messages(conn, box.id), 0, None)
-    _, since, due = base
-    if box.highestmodseq == since and not due:
-        return SnapshotDelta(box, False, [], since, None)
-    changed = list_messages(conn, box.id, changed_since=since, include_expunged=True)
-    return SnapshotDelta(box, False, changed, since, _live_count(conn, box.id))
 
 
 def _keywords(rows: Iterable[MessageRow]) -> set[str]:
@@ -181,7 +135,7 @@ class SnapshotCache:
             self._locks.pop(user_id, None)
 
     def known(self, user_id: int, now: float) -> dict[int, tuple[int, int, bool]]:
-        """What ``refresh_job`` compares against, for one user's snapshots."""
+        """What ``mail.sync.refresh`` compares against, for one user's snapshots."""
         return {box_id: (snap.box.uidvalidity, snap.modseq, now - snap.verified_at > VERIFY_SECONDS)
                 for box_id, snap in self._snapshots.items() if snap.user_id == user_id}
 

@@ -1,4 +1,4 @@
-"""The POP3 maildrop over the store: a session's numbered view of the user's INBOX.
+"""The POP3 maildrop over the mail service: a session's numbered view of the user's INBOX.
 
 Lazy by construction: login reads the plain index columns once (UID, size, blob id; nothing is
 decrypted), which answers STAT, LIST and UIDL.  RETR and TOP decrypt blob ranges of
@@ -25,24 +25,17 @@ across sessions and never reused, because UIDs are not.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
-from mailgosend.crypto import KeyRing
-from mailgosend.db.runner import DatabaseRunner
-from mailgosend.db.schema import users
+from mailgosend.mail.messages import InboxIndex
+from mailgosend.mail.service import MailService, UserMail
 from mailgosend.pop3.replies import NoSuchMessage, POP3Refusal
-from mailgosend.store import accounts, mailboxes, messages
-from mailgosend.store.blobs import BlobStore
 
 __all__ = ["IPOP3Maildrop", "Maildrop", "MaildropEntry", "MaildropSnapshot", "MessageDeleted",
-           "apply_update", "load_snapshot", "maildrop_factory", "read_range"]
+           "maildrop_factory", "snapshot_of"]
 
 
 class IPOP3Maildrop(Interface):
@@ -68,40 +61,13 @@ class MaildropSnapshot:
     entries: tuple[MaildropEntry, ...]
 
 
-def load_snapshot(conn: Connection, email: str) -> MaildropSnapshot:
-    """The INBOX index for a user who just logged in (one read job)."""
-    user = accounts.get_user(conn, email)
-    box = mailboxes.get_by_role(conn, user.id, "inbox")
+def snapshot_of(index: InboxIndex) -> MaildropSnapshot:
+    """The numbered view of a user who just logged in, from their INBOX rows."""
+    user, box = index.user, index.mailbox
     if box is None:
         return MaildropSnapshot(user.id, user.uuid, user.email, None, 0, ())
-    rows = messages.list_messages(conn, box.id)
-    entries = tuple(MaildropEntry(row.uid, row.size, row.blob_id) for row in rows)
+    entries = tuple(MaildropEntry(row.uid, row.size, row.blob_id) for row in index.rows)
     return MaildropSnapshot(user.id, user.uuid, user.email, box.id, box.uidvalidity, entries)
-
-
-def read_range(conn: Connection, blob_store: BlobStore, keyring: KeyRing, owner_uuid: str,
-               blob_id: str, offset: int, length: int) -> bytes:
-    """Plaintext octets [offset, offset + length) of one message, decrypting only the segments
-    they touch (a read job: database blobs are read through ``conn``)."""
-    with blob_store.open_blob(conn, keyring, owner_uuid, blob_id) as reader:
-        return reader.read_range(offset, length)
-
-
-def apply_update(conn: Connection, user_id: int, mailbox_id: int, deleted: Sequence[int],
-                 seen: Sequence[int], now: datetime) -> list[int]:
-    """RFC 1939 §6 UPDATE in one write transaction; returns the UIDs expunged.
-
-    The users row is locked first: ``set_flags`` would otherwise lock the mailbox before
-    ``expunge`` locks the user, against the order store/mailboxes.py fixes for PostgreSQL.
-    """
-    conn.execute(select(users.c.id).where(users.c.id == user_id)
-                 .with_for_update(key_share=True)).first()
-    if seen:
-        messages.set_flags(conn, mailbox_id, seen, [messages.SEEN], "add")
-    if not deleted:
-        return []
-    messages.set_flags(conn, mailbox_id, deleted, [messages.DELETED], "add")
-    return messages.expunge(conn, mailbox_id, deleted, now=now)
 
 
 class MessageDeleted(POP3Refusal):
@@ -115,13 +81,9 @@ class MessageDeleted(POP3Refusal):
 class Maildrop:
     """One session's maildrop.  Message numbers are 1-based, as on the wire."""
 
-    def __init__(self, snapshot: MaildropSnapshot, runner: DatabaseRunner,
-                 blob_store: BlobStore, keyring: KeyRing, clock: IReactorTime) -> None:
+    def __init__(self, snapshot: MaildropSnapshot, mail: UserMail) -> None:
         self.snapshot = snapshot
-        self._runner = runner
-        self._blob_store = blob_store
-        self._keyring = keyring
-        self._clock = clock
+        self._mail = mail
         self._deleted: set[int] = set()
         self._retrieved: set[int] = set()
 
@@ -165,8 +127,7 @@ class Maildrop:
     def read(self, number: int, offset: int, length: int) -> Deferred[bytes]:
         """Octets of one message, decrypted in a database thread."""
         entry = self._entry(number)
-        return self._runner.read(read_range, self._blob_store, self._keyring,
-                                 self.snapshot.owner_uuid, entry.blob_id, offset, length)
+        return self._mail.read_range(entry.blob_id, offset, length)
 
     def commit(self) -> Deferred[list[int]]:
         """Apply the marks (QUIT in the TRANSACTION state); fires once committed."""
@@ -177,9 +138,7 @@ class Maildrop:
             done: Deferred[list[int]] = Deferred()
             done.callback([])
             return done
-        now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
-        return self._runner.write(apply_update, self.snapshot.user_id, self.snapshot.mailbox_id,
-                                  deleted, seen, now)
+        return self._mail.delete_and_mark_seen(self.snapshot.mailbox_id, deleted, seen)
 
     def logout(self) -> None:
         """Realm logout hook: the marks die with the session (nothing was written)."""
@@ -187,12 +146,11 @@ class Maildrop:
         self._retrieved.clear()
 
 
-def maildrop_factory(runner: DatabaseRunner, blob_store: BlobStore, keyring: KeyRing,
-                     clock: IReactorTime) -> Callable[[str], Deferred[Maildrop]]:
+def maildrop_factory(mail: MailService) -> Callable[[str], Deferred[Maildrop]]:
     """The realm's avatar factory for :class:`IPOP3Maildrop`: email -> Deferred[Maildrop]."""
 
     def make(email: str) -> Deferred[Maildrop]:
-        return runner.read(load_snapshot, email).addCallback(
-            Maildrop, runner, blob_store, keyring, clock)
+        return mail.inbox_index(email).addCallback(
+            lambda index: Maildrop(snapshot_of(index), mail.for_user(index.user)))
 
     return make

@@ -31,6 +31,7 @@ from mailgosend.db.runner import run_sync
 from mailgosend.events import Events, NewMail
 from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory
 from mailgosend.imap.interfaces import ISpamTrainer
+from mailgosend.mail.service import MailService
 from mailgosend.store import accounts, mailboxes
 from mailgosend.store import messages as ms
 from mailgosend.store.blobs import BlobReader, DatabaseBlobs
@@ -121,13 +122,13 @@ class IMAPFixture(DatabaseTestBase):
     def make_factory(self, *, implicit_tls: bool = False, loopback: bool = True,
                      tls: Any = "default", clock: Any = reactor,
                      **extra: Any) -> IMAPServerFactory:
+        mail = MailService(runner=self.runner, keyring=KEYRING, blob_store=self.blobs,
+                           workers=self.workers, clock=clock, trainer=self.trainer)
         return build_imap_factory(
-            runner=self.runner, portal=self.portal, bans=self.bans, keyring=KEYRING,
-            blob_store=self.blobs, events=self.events, workers=self.workers,
+            mail=mail, portal=self.portal, bans=self.bans, events=self.events,
             tls=self.tls if tls == "default" else tls, hostname="imap.example.com",
             max_message_size=self.max_message_size, clock=clock, implicit_tls=implicit_tls,
-            allow_plaintext_loopback=loopback, spam_trainer=self.trainer,
-            spool_dir=self.spool, **extra)
+            allow_plaintext_loopback=loopback, spool_dir=self.spool, **extra)
 
     @defer.inlineCallbacks
     def listen(self, factory: Optional[IMAPServerFactory] = None, **options: Any) -> Any:

@@ -28,7 +28,8 @@ from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import login_attempts
 from mailgosend.db.schema import messages as messages_table
 from mailgosend.pop3 import POP3Factory, POP3Limits, build_pop3_factory
-from mailgosend.pop3.maildrop import read_range
+from mailgosend.mail.messages import read_range
+from mailgosend.mail.service import MailService
 from mailgosend.store import accounts, mailboxes, messages
 from mailgosend.store.blobs import BlobStore, DatabaseBlobs, FileBlobs
 from mailgosend.store.mimeinfo import analyse
@@ -91,8 +92,8 @@ class POP3Fixture(DatabaseTestBase):
                tls: Any = "default") -> tuple[POP3Factory, int]:
         """Start a listener on 127.0.0.1 port 0; it and its sessions end with the test."""
         factory = build_pop3_factory(
-            runner=runner or self.runner, portal=self.portal, bans=self.bans, keyring=KEYRING,
-            blob_store=self.blob_store, tls=self.tls if tls == "default" else tls,
+            mail=self.mail_service(runner, clock), portal=self.portal, bans=self.bans,
+            tls=self.tls if tls == "default" else tls,
             hostname=HOSTNAME, clock=clock or reactor, implicit_tls=implicit_tls,
             allow_plaintext_loopback=allow_plaintext_loopback, limits=limits)
         if implicit_tls:
@@ -102,6 +103,11 @@ class POP3Fixture(DatabaseTestBase):
         self.addCleanup(self.close_sessions, factory)
         self.addCleanup(port.stopListening)
         return factory, port.getHost().port
+
+    def mail_service(self, runner: Any = None, clock: Any = None) -> MailService:
+        return MailService(runner=runner or self.runner, keyring=KEYRING,
+                           blob_store=self.blob_store, workers=self.workers,
+                           clock=clock or reactor)
 
     @defer.inlineCallbacks
     def close_sessions(self, factory: POP3Factory) -> Any:

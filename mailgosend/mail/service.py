@@ -1,0 +1,228 @@
+# -*- test-case-name: tests.test_mail_service -*-
+"""The mail service: one object per process, and the per-user view every front end calls.
+
+``MailService`` holds what reaching mail needs (the database runner, the keyring, the blob
+store, the worker threads, the clock, the spam trainer); ``MailService.for_user`` hands out a
+``UserMail``, whose methods are the operations of a mail client: mailboxes and subscriptions,
+append, copy/move, flags, expunge, quota, status, and the reads that keep a view current.
+Every method returns a Deferred; the work runs in database or worker threads.
+
+Errors are the store's (``MailboxNotFound``, ``QuotaExceeded``, ...), each carrying the codes
+a front end maps once in its own place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal, Optional, Sequence
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from mailgosend.crypto import KeyRing
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.mail import mailboxes as mailbox_jobs
+from mailgosend.mail import messages as message_jobs
+from mailgosend.mail import sync
+from mailgosend.mail.filing import training_verdict
+from mailgosend.mail.moves import CopyResult, copy_messages
+from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
+from mailgosend.store import accounts
+from mailgosend.store import mailboxes as store_mailboxes
+from mailgosend.store import messages as store_messages
+from mailgosend.store.accounts import User
+from mailgosend.store.blobs import BlobStore
+from mailgosend.store.mailboxes import Mailbox
+from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
+                                       Workers)
+
+__all__ = ["MailService", "UserMail"]
+
+log = Logger()
+
+FlagMode = Literal["add", "remove", "replace"]
+
+class MailService:
+    """Everything a front end needs to reach mail, shared by a process's listeners."""
+
+    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                 workers: Workers, clock: IReactorTime,
+                 trainer: Optional[ISpamTrainer] = None) -> None:
+        self.runner = runner
+        self.keyring = keyring
+        self.blob_store = blob_store
+        self.workers = workers
+        self.clock = clock
+        self.trainer: ISpamTrainer = trainer or NoSpamTraining()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+
+    def for_user(self, user: User) -> UserMail:
+        return UserMail(self, user)
+
+    def open_account(self, email: str) -> Deferred[UserMail]:
+        """A user who just logged in: the view, with the default mailboxes created if the
+        account has none yet (first login before any delivery)."""
+        return Deferred.fromCoroutine(self._open_account(email))
+
+    async def _open_account(self, email: str) -> UserMail:
+        user = await self.runner.read(accounts.get_user, email)
+        if await self.runner.read(store_mailboxes.get_by_role, user.id, "inbox") is None:
+            await self.runner.write(store_mailboxes.ensure_default_mailboxes, user.id,
+                                    self.now())
+        return UserMail(self, user)
+
+    def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
+        """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""
+        return self.runner.read(message_jobs.inbox_index, email)
+
+class UserMail:
+    """One user's mail, as every front end sees it."""
+
+    def __init__(self, service: MailService, user: User) -> None:
+        self.service = service
+        self.user = user
+
+    # --- mailboxes -------------------------------------------------------------------------
+
+    def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
+        """Every mailbox, and the subscribed names, read in one transaction: a subscription
+        is a name (RFC 3501 §6.3.6), kept when its mailbox is deleted."""
+        d = self.service.runner.read(mailbox_jobs.mailboxes_and_subscriptions, self.user.id)
+        return d.addCallback(lambda found: (found[0], set(found[1])))
+
+    def counts_by_mailbox(self) -> Deferred[dict[int, MailboxCounts]]:
+        """MESSAGES/UNSEEN/SIZE of every mailbox in one query."""
+        return self.service.runner.read(store_messages.mailbox_counts_by_mailbox, self.user.id)
+
+    def get_mailbox(self, name: str) -> Deferred[Optional[Mailbox]]:
+        return self.service.runner.read(store_mailboxes.get_mailbox, self.user.id, name)
+
+    def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
+        return self.service.runner.write(store_mailboxes.create_mailbox, self.user.id, name,
+                                         self.service.now(), special_use)
+
+    def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
+        return self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+
+    def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
+        return self.service.runner.write(store_mailboxes.rename_mailbox, self.user.id, old,
+                                         new, self.service.now())
+
+    def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
+        return self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
+                                         subscribed)
+
+    def status(self, name: str, recent_after: Optional[int]
+               ) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
+        """The mailbox, its counts, and how many live UIDs are above ``recent_after`` (the
+        stored \\Recent floor when None)."""
+        return self.service.runner.read(mailbox_jobs.mailbox_status, self.user.id, name,
+                                        recent_after)
+
+    def quota(self) -> Deferred[tuple[int, int]]:
+        """(used bytes, limit bytes; 0 = unlimited) as of now."""
+        return self.service.runner.read(mailbox_jobs.quota_usage, self.user.id)
+
+    def raise_recent_floor(self, mailbox_id: int, floor: int) -> Deferred[None]:
+        return self.service.runner.write(mailbox_jobs.raise_recent_floor, mailbox_id, floor)
+
+    # --- keeping a view current ------------------------------------------------------------
+
+    def refresh(self, name: str, known: dict[int, tuple[int, int, bool]]
+                ) -> Deferred[sync.SnapshotDelta]:
+        """The mailbox ``name`` and its changes since a snapshot (mail/sync.py)."""
+        return self.service.runner.read(sync.refresh, self.user.id, name, known)
+
+    def changes_since(self, mailbox_id: int, modseq: int, full: bool
+                      ) -> Deferred[sync.SyncState]:
+        return self.service.runner.read(sync.sync_state, self.user.id, mailbox_id, modseq,
+                                        full)
+
+    def live_uids(self, mailbox_id: int) -> Deferred[list[int]]:
+        return self.service.runner.read(sync.live_uids, mailbox_id)
+
+    def vanished(self, mailbox_id: int, since: int, uidnext: int) -> Deferred[sync.Vanished]:
+        return self.service.runner.read(sync.vanished, mailbox_id, since, uidnext)
+
+    # --- messages --------------------------------------------------------------------------
+
+    def append(self, mailbox_id: int, source: RawSource, flags: Iterable[str],
+               date: Optional[datetime]) -> Deferred[Delivered]:
+        """Store one message (bytes, or a spool file's path) in one of the user's mailboxes;
+        quota enforced (QuotaExceeded)."""
+        service = self.service
+        now = service.now()
+        d = store_messages.deliver_to_users(
+            service.runner, service.keyring, service.blob_store, source,
+            [(self.user, mailbox_id)], flags, date or now, service.workers, now=now)
+
+        def only(results: list[Any]) -> Delivered:
+            if isinstance(results[0], Exception):
+                raise results[0]
+            return results[0]  # type: ignore[no-any-return]
+
+        return d.addCallback(only)
+
+    def append_all(self, mailbox_id: int,
+                   messages: Sequence[tuple[RawSource, Iterable[str], Optional[datetime]]]
+                   ) -> Deferred[list[Delivered]]:
+        """Store several messages in one mailbox, every one or none (one transaction), with
+        consecutive UIDs (IMAP MULTIAPPEND, RFC 3502)."""
+        service = self.service
+        now = service.now()
+        return store_messages.deliver_all_or_nothing(
+            service.runner, service.keyring, service.blob_store, self.user, mailbox_id,
+            [(source, flags, date or now) for source, flags, date in messages],
+            service.workers, now=now)
+
+    def copy(self, source: Mailbox, uids: Sequence[int], target: Mailbox, *, move: bool
+             ) -> Deferred[CopyResult]:
+        """Copy or move messages between two of the user's mailboxes (one transaction), then
+        teach the user's spam filter what the filing says (filing.py)."""
+        d = self.service.runner.write(copy_messages, self.user.id, source.id, list(uids),
+                                      target.id, self.service.now(), move=move)
+        return d.addCallback(self._train, source, target)
+
+    def _train(self, result: CopyResult, source: Mailbox, target: Mailbox) -> CopyResult:
+        """After the commit; a failing trainer is logged and never fails the move."""
+        is_spam = training_verdict(source.role, target.role, same_mailbox=source.id == target.id)
+        if is_spam is None:
+            return result
+        trainer = self.service.trainer
+        for _, new_uid in result.pairs:
+            ref = MessageRef(self.user.id, target.id, new_uid, result.blobs[new_uid])
+            maybeDeferred(trainer.learn, self.user.id, ref, is_spam).addErrback(
+                lambda f: log.failure("spam trainer failed", f))
+        return result
+
+    def set_flags(self, mailbox_id: int, uids: Optional[Sequence[int]], flags: Sequence[str],
+                  mode: FlagMode, unchanged_since: Optional[int] = None
+                  ) -> Deferred[FlagsResult]:
+        """Add, remove or replace flags (one new MODSEQ); RFC 7162 UNCHANGEDSINCE leaves the
+        messages modified since then alone and names them in ``FlagsResult.modified``."""
+        return self.service.runner.write(
+            store_messages.set_flags, mailbox_id, None if uids is None else list(uids),
+            list(flags), mode, unchanged_since=unchanged_since)
+
+    def expunge(self, mailbox_id: int, uids: Optional[Sequence[int]]) -> Deferred[list[int]]:
+        """Soft-delete the \\Deleted messages (of ``uids``, or all); the UIDs expunged."""
+        return self.service.runner.write(store_messages.expunge, mailbox_id,
+                                         None if uids is None else list(uids),
+                                         now=self.service.now())
+
+    def delete_and_mark_seen(self, mailbox_id: int, deleted: Sequence[int],
+                             seen: Sequence[int]) -> Deferred[list[int]]:
+        """\\Seen on ``seen``, expunge ``deleted``, in one transaction (POP3 UPDATE)."""
+        return self.service.runner.write(message_jobs.delete_and_mark_seen, self.user.id,
+                                         mailbox_id, list(deleted), list(seen),
+                                         self.service.now())
+
+    def read_range(self, blob_id: str, offset: int, length: int) -> Deferred[bytes]:
+        """Plaintext octets [offset, offset + length) of a message, decrypting only the
+        segments they touch."""
+        service = self.service
+        return service.runner.read(message_jobs.read_range, service.blob_store,
+                                   service.keyring, self.user.uuid, blob_id, offset, length)
