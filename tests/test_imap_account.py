@@ -16,8 +16,9 @@ from mailgosend.imap.account import IMAPAccount, pattern_regex
 from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.db.runner import run_sync
 from mailgosend.imap import cmd_fetch, search
-from mailgosend.imap.message import InfoCache, MessageSource, StoredMessage
+from mailgosend.imap.message import StoredMessage
 from mailgosend.listeners import IDrainable
+from mailgosend.mail.source import InfoCache, MessageSource
 from mailgosend.store import messages as ms
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import (ALICE, KEYRING, MULTIPART, PASSWORD, IMAPFixture, deferLater,
@@ -296,9 +297,9 @@ class HeaderBlockTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         calls: list[int] = []
         original = cmd_fetch.load_batch
 
-        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            calls.append(len(args[3]))
-            return original(conn, *args, **kwargs)
+        def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(len(args[0]))
+            return original(source, *args, **kwargs)
 
         self.patch(cmd_fetch, "load_batch", counting)
         client = yield self.in_thread(self.imaplib_client)

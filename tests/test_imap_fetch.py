@@ -110,7 +110,7 @@ class SealedBlobCacheFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestC
         theirs = yield self.deliver(same, user=self.bob)
         self.assertNotEqual(mine.blob_id, theirs.blob_id)  # two users never share a blob
         yield self.listen()
-        cache = self.factory.access.blob_cache
+        cache = self.factory.access.mail.blob_cache
         alice = yield self.session()
         first = yield self.body(alice, mine.uid)
         self.assertEqual(first, same)
@@ -134,7 +134,7 @@ class SealedBlobCacheFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestC
         his_raw = message("his", body="bob only\r\n")
         his = yield self.deliver(his_raw, user=self.bob)
         yield self.listen()
-        cache = self.factory.access.blob_cache
+        cache = self.factory.access.mail.blob_cache
         alice = yield self.session()
         yield self.body(alice, hers.uid)
         sealed = cache.get(hers.blob_id)
@@ -200,7 +200,7 @@ class SealedBlobCacheFetchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestC
         big_raw = message("big", body=("x" * 998 + "\r\n") * (SMALL_BLOB_BYTES // 1000 + 20))
         big = yield self.deliver(big_raw)
         yield self.listen()
-        cache = self.factory.access.blob_cache
+        cache = self.factory.access.mail.blob_cache
         alice = yield self.session()
         for _ in range(2):
             opened = self.blobs.opened

@@ -126,9 +126,9 @@ class SearchChunkTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         jobs: list[tuple[int, int]] = []
         original = search_module.run_search
 
-        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            jobs.append(args[5:7])
-            return original(conn, *args, **kwargs)
+        def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+            jobs.append(args[2:4])
+            return original(source, *args, **kwargs)
 
         self.patch(account, "run_search", counting)
         client = yield self.in_thread(self.imaplib_client)

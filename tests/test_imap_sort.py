@@ -144,9 +144,9 @@ class SortWireTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         calls: list[int] = []
         original = cmd_sort.load_order_job
 
-        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            calls.append(len(args[3]))
-            return original(conn, *args, **kwargs)
+        def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(len(args[0]))
+            return original(source, *args, **kwargs)
 
         self.patch(cmd_sort, "load_order_job", counting)
         yield self.in_thread(client.sort, "(SUBJECT)", "UTF-8", "ALL")

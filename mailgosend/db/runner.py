@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Callable, Concatenate, ContextManager, Generic, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from twisted.application.service import Service
@@ -109,6 +109,12 @@ class DatabaseRunner(Service):
     def engine(self) -> Engine:
         """The engine jobs run against."""
         return self._engine
+
+    def connect(self) -> ContextManager[Connection]:
+        """A connection for a moment, in the calling thread (never the reactor's): for readers
+        that stream across several worker calls (a blob read one range per call), where one
+        job per range would queue behind other sessions' jobs."""
+        return self._engine.connect()
 
     def startService(self) -> None:
         """Start the reader and writer pools; jobs are accepted from now on."""

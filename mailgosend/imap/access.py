@@ -8,16 +8,13 @@ from typing import Any, Optional
 
 from twisted.internet.interfaces import IReactorTime
 
-from mailgosend.crypto import KeyRing
-from mailgosend.db.runner import DatabaseRunner
 from mailgosend.imap.fetch import ItemCache
 from mailgosend.imap.hub import MailboxHub
-from mailgosend.imap.message import BoundedCache, InfoCache
 from mailgosend.imap.search import FieldCache, TextParts, search_fields, text_parts
 from mailgosend.imap.sort import OrderCache
 from mailgosend.imap.structure import envelope
 from mailgosend.mail.service import MailService
-from mailgosend.store.blobs import BlobStore, SealedBlobCache
+from mailgosend.mail.source import BoundedCache
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["StoreAccess"]
@@ -25,12 +22,14 @@ __all__ = ["StoreAccess"]
 
 @dataclass(frozen=True)
 class StoreAccess:
+    """IMAP's own shared state; message structures and small blobs are cached once per
+    process by the mail service (``MailService.info_cache``, ``blob_cache``)."""
+
     mail: MailService
     clock: IReactorTime
     hub: MailboxHub
     max_message_size: int
     spool_dir: Optional[str] = None
-    info_cache: InfoCache = field(default_factory=InfoCache)  # decrypted structures, bounded
     field_cache: FieldCache = field(default_factory=FieldCache)  # SEARCH envelope fields
     envelope_cache: BoundedCache[bytes] = field(  # encoded FETCH ENVELOPE items
         default_factory=lambda: BoundedCache(100_000))
@@ -40,8 +39,6 @@ class StoreAccess:
         default_factory=lambda: BoundedCache(100_000))
     item_cache: ItemCache = field(default_factory=ItemCache)  # BODY[HEADER.FIELDS ...] answers
     order_cache: OrderCache = field(default_factory=OrderCache)  # SORT/THREAD keys
-    blob_cache: SealedBlobCache = field(  # small sealed (still encrypted) blobs, 32 MB
-        default_factory=SealedBlobCache)
 
     def remember(self, key: tuple[int, int, int], info: MessageInfo) -> None:
         """Called (in a database thread) whenever a structure is decrypted: fill every compact
@@ -57,19 +54,8 @@ class StoreAccess:
         self.field_cache.put(key[0], key[1], {key[2]: search_fields(info)})
 
     @property
-    def runner(self) -> DatabaseRunner:
-        return self.mail.runner
-
-    @property
-    def keyring(self) -> KeyRing:
-        return self.mail.keyring
-
-    @property
-    def blob_store(self) -> BlobStore:
-        return self.mail.blob_store
-
-    @property
     def workers(self) -> Any:
+        """Worker threads for CPU work (SORT keys, THREAD) and blob readers."""
         return self.mail.workers
 
     def now(self) -> datetime:

@@ -281,11 +281,10 @@ class IMAPAccount:
         step = total if search_cost(tree) == 0 else SEARCH_JOB_SIZE
         found: list[int] = []
         for start in range(0, total, max(step, 1)):  # one at a time: they would share the GIL
-            found += await access.runner.read(
-                run_search, access.keyring, access.blob_store, self.user, scope, tree, start,
-                min(start + step, total), cache=access.info_cache, fields=access.field_cache,
-                headers=access.header_cache, parts=access.parts_cache, remember=access.remember,
-                blob_cache=access.blob_cache)
+            found += await self.mail.read_messages(
+                run_search, scope, tree, start, min(start + step, total),
+                uidvalidity=scope.uidvalidity, headers=access.header_cache,
+                remember=access.remember, fields=access.field_cache, parts=access.parts_cache)
         return [scope.rows[i].uid if uid else i + 1 for i in found]
 
     # --- Twisted's IAccount and INamespacePresenter ----------------------------------------

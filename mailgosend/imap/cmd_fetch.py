@@ -26,7 +26,7 @@ from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.server import Reply
 from mailgosend.imap.tokens import Args
 from mailgosend.imap.wireformat import flag_list, internal_date, literal
-from mailgosend.store.messages import MessageRow, store_structures
+from mailgosend.store.messages import MessageRow
 
 __all__ = ["FetchCommand", "STREAM_THRESHOLD"]
 
@@ -178,13 +178,11 @@ class FetchCommand(_Session):
             elif threaded and whole_only:
                 loaded, todo = self._bodies_from_cache(todo, items)
             if threaded and todo:
-                results = await access.runner.read(
-                    load_batch, access.keyring, access.blob_store, view.user,
-                    [view.rows[u] for u in todo], items, STREAM_THRESHOLD,
-                    cache=access.info_cache, uidvalidity=view.box.uidvalidity,
-                    envelopes=access.envelope_cache, headers=access.header_cache,
-                    remember=access.remember, items_cache=access.item_cache,
-                    blob_cache=access.blob_cache)
+                results = await view.mail.read_messages(
+                    load_batch, [view.rows[u] for u in todo], items, STREAM_THRESHOLD,
+                    uidvalidity=view.box.uidvalidity, headers=access.header_cache,
+                    remember=access.remember, envelopes=access.envelope_cache,
+                    items_cache=access.item_cache)
                 loaded.update((entry.uid, entry) for entry in results)
                 if results and results[-1].upgraded:
                     self._store_structures(results[-1].upgraded)
@@ -297,15 +295,14 @@ class FetchCommand(_Session):
         (store.blobs.SealedBlobCache: at most SMALL_BLOB_BYTES each), decrypted in the
         reactor thread; the others, and any that fails to open, go to a database job, which
         reports them as it always has (missing, or damaged and logged)."""
-        access, view = self.access, self.selected
-        blob_cache, keyring, owner = access.blob_cache, access.keyring, view.user.uuid
+        view = self.selected
         sections = [(index, item) for index, item in enumerate(items) if item.needs_thread]
         loaded: dict[int, Loaded] = {}
         missing: list[int] = []
         for uid in uids:
             row = view.rows[uid]
             try:
-                reader = blob_cache.open(keyring, owner, row.blob_id)
+                reader = view.mail.open_cached_blob(row.blob_id)
                 if reader is None:
                     missing.append(uid)
                     continue
@@ -325,9 +322,7 @@ class FetchCommand(_Session):
 
     def _store_structures(self, structures: list[Any]) -> None:
         """Persist header blocks read from old messages' blobs; a failure only costs speed."""
-        access = self.access
-        d = access.runner.write(store_structures, access.keyring, self.selected.user,
-                                structures)
+        d = self.selected.mail.store_structures(structures)
         d.addErrback(lambda f: log.failure("storing header blocks failed", f))
 
     def _fetch_line(self, seq: int, message_uid: int, items: list[FetchItem],
@@ -394,8 +389,7 @@ class FetchCommand(_Session):
                       ) -> None:
         """Send [start, end) of the blob, one chunk per worker call, at the reader's pace."""
         access, row = self.access, self.selected.rows[message_uid]
-        reader = await access.workers.run(access.blob_store.open_blob, access.runner.engine,
-                                          access.keyring, self.selected.user.uuid, row.blob_id)
+        reader = await self.selected.mail.open_blob(row.blob_id)
         try:
             position = start
             while position < end and not self.lost:

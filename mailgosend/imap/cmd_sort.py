@@ -97,10 +97,9 @@ class SortCommands(_Session):
         missing = [view.rows[uids[s - 1]] for s in seqs if uids[s - 1] not in known]
         loaded: dict[int, OrderFields] = {}
         for start in range(0, len(missing), JOB_SIZE):
-            loaded.update(await access.runner.read(
-                load_order_job, access.keyring, access.blob_store, view.user,
-                missing[start:start + JOB_SIZE], view.box.uidvalidity, cache,
-                blob_cache=access.blob_cache))
+            # no uidvalidity: the order keys fill no structure cache (see above)
+            loaded.update(await view.mail.read_messages(
+                load_order_job, missing[start:start + JOB_SIZE], view.box.uidvalidity, cache))
         if not loaded:
             get = known.get
             return [(s, f) for s in seqs if (f := get(uids[s - 1])) is not None]

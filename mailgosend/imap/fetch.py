@@ -19,19 +19,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from sqlalchemy.engine import Connection
 from twisted.logger import Logger
 
-from mailgosend.crypto import DecryptionError, KeyRing
+from mailgosend.crypto import DecryptionError
 from mailgosend.imap.binary import binary_literal, decode_content, parse_binary
 from mailgosend.imap.errors import bad
-from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
-                                     StoredMessage)
+from mailgosend.imap.message import StoredMessage
 from mailgosend.imap.structure import body_structure, envelope
 from mailgosend.imap.tokens import Atom, Token, as_bytes, tokenize
 from mailgosend.imap.wireformat import literal
-from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
+from mailgosend.mail.source import BoundedCache, MessageSource
+from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo, NoSuchSection
 
@@ -233,18 +231,13 @@ def _binary(message: StoredMessage, item: FetchItem) -> bytes:
     return data
 
 
-def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
-               rows: list[MessageRow], items: list[FetchItem], stream_threshold: int, *,
-               cache: Optional[InfoCache] = None, uidvalidity: Optional[int] = None,
-               envelopes: Optional[BoundedCache[bytes]] = None,
-               headers: Optional[BoundedCache[bytes]] = None,
-               remember: Optional[Remember] = None,
-               items_cache: Optional[ItemCache] = None,
-               blob_cache: Optional[SealedBlobCache] = None) -> list[Loaded]:
-    """Database thread: the thread-side items of ``items`` for each row.  Every such item needs
-    the structure, so the batch's sealed structures are fetched up front in one query."""
-    source = MessageSource(conn, keyring, blob_store, user, cache=cache, uidvalidity=uidvalidity,
-                           headers=headers, remember=remember, blob_cache=blob_cache)
+def load_batch(source: MessageSource, rows: list[MessageRow], items: list[FetchItem],
+               stream_threshold: int, *, envelopes: Optional[BoundedCache[bytes]] = None,
+               items_cache: Optional[ItemCache] = None) -> list[Loaded]:
+    """Database thread (``UserMail.read_messages``): the thread-side items of ``items`` for
+    each row.  Every such item needs the structure, so the batch's sealed structures are
+    fetched up front in one query."""
+    uidvalidity = source.mailbox_uidvalidity
     source.prefetch([row for row in rows if _needs_info(row, items, source, envelopes,
                                                         uidvalidity)])
     results = []
@@ -280,7 +273,7 @@ def load_batch(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: 
                 # skipped and the command ends NO [EXPUNGEISSUED] (RFC 5530 §3).
                 if isinstance(exc, DecryptionError):
                     log.error("message uid {uid} of user {user} does not decrypt",
-                              uid=row.uid, user=user.id)
+                              uid=row.uid, user=source.user.id)
                 loaded = Loaded(row.uid, missing=True)
             loaded.blob_opens = message.blob_opens
         results.append(loaded)

@@ -35,17 +35,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, Optional, TypeVar
 
-from sqlalchemy.engine import Connection
-
-from mailgosend.crypto import KeyRing
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
-                                     StoredMessage, parse_header_block)
+from mailgosend.imap.message import StoredMessage, parse_header_block
 from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.structure import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
-from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobNotFound, BlobStore, SealedBlobCache
+from mailgosend.mail.source import BoundedCache, MessageSource
+from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo, Part
 
@@ -510,19 +506,13 @@ class _Evaluator:
         return body
 
 
-def run_search(conn: Connection, keyring: KeyRing, blob_store: BlobStore, user: User,
-               scope: SearchScope, tree: Node, start: int = 0, end: Optional[int] = None, *,
-               cache: Optional[InfoCache] = None, fields: Optional[FieldCache] = None,
-               headers: Optional[BoundedCache[bytes]] = None,
-               parts: Optional[BoundedCache[TextParts]] = None,
-               remember: Optional[Remember] = None,
-               blob_cache: Optional[SealedBlobCache] = None) -> list[int]:
-    """Database thread: the indices in ``scope.rows[start:end]`` the tree matches, ascending.
-    A long search is run as several such jobs (account.py), so one SEARCH BODY over a large
-    mailbox does not hold a reader thread for seconds while other sessions wait."""
-    source = MessageSource(conn, keyring, blob_store, user, cache=cache,
-                           uidvalidity=scope.uidvalidity, headers=headers, remember=remember,
-                           blob_cache=blob_cache)
+def run_search(source: MessageSource, scope: SearchScope, tree: Node, start: int = 0,
+               end: Optional[int] = None, *, fields: Optional[FieldCache] = None,
+               parts: Optional[BoundedCache[TextParts]] = None) -> list[int]:
+    """Database thread (``UserMail.read_messages`` with ``scope.uidvalidity``): the indices in
+    ``scope.rows[start:end]`` the tree matches, ascending.  A long search is run as several
+    such jobs (account.py), so one SEARCH BODY over a large mailbox does not hold a reader
+    thread for seconds while other sessions wait."""
     evaluator = _Evaluator(source, scope, fields, parts)
     stop = len(scope.rows) if end is None else end
     found = evaluator.run(tree, list(range(start, stop)))

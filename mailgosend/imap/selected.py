@@ -33,7 +33,7 @@ from twisted.mail import imap4
 from zope.interface import implementer
 
 from mailgosend.imap.access import StoreAccess
-from mailgosend.imap.message import MessageSource, StoredMessage
+from mailgosend.imap.message import StoredMessage
 from mailgosend.imap.seqset import SequenceSet, compress
 from mailgosend.imap.snapshot import MailboxSnapshot
 from mailgosend.imap.wireformat import flag_list
@@ -373,10 +373,7 @@ class SelectedMailbox:
         """(sequence number, IMessage) pairs.  Their content accessors block (database and
         AES): call them in a thread, as fetch.load_batch does with its own connection."""
         seqset = SequenceSet.parse(str(messages))
-        access = self.access
-        source = MessageSource(access.runner.engine, access.keyring, access.blob_store,
-                               self.user, cache=access.info_cache,
-                               uidvalidity=self.box.uidvalidity, blob_cache=access.blob_cache)
+        source = self.mail.message_source(self.box.uidvalidity)
         return [(seq, StoredMessage(self.rows[u], source))
                 for seq, u in self.resolve(seqset, uid)]
 

@@ -16,19 +16,15 @@ thread: one stable sort per criterion, last criterion first, so ties keep sequen
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
-from sqlalchemy.engine import Connection
-
-from mailgosend.crypto import KeyRing
 from mailgosend.imap.errors import bad
-from mailgosend.imap.message import (BoundedCache, InfoCache, MessageSource, Remember,
-                                     StoredMessage)
+from mailgosend.imap.message import StoredMessage
 from mailgosend.imap.search import FieldCache
 from mailgosend.imap.sortkeys import OrderFields, order_fields
 from mailgosend.imap.tokens import Atom, Token
-from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobNotFound, SealedBlobCache
+from mailgosend.mail.source import MessageSource
+from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
 
 __all__ = ["Criterion", "OrderCache", "SortEntry", "load_order_job", "parse_criteria",
@@ -88,17 +84,11 @@ def sort_numbers(entries: Sequence[SortEntry], criteria: Sequence[Criterion]) ->
     return [e[0] for e in ordered]
 
 
-def load_order_job(conn: Connection, keyring: KeyRing, blob_store: Any, user: User,
-                   rows: Sequence[MessageRow], uidvalidity: int, cache: OrderCache, *,
-                   infos: Optional[InfoCache] = None,
-                   headers: Optional[BoundedCache[bytes]] = None,
-                   remember: Optional[Remember] = None,
-                   blob_cache: Optional[SealedBlobCache] = None) -> dict[int, OrderFields]:
-    """Database thread: the order fields of ``rows`` (one mailbox) by UID, also added to the
-    cache, a chunk of structures per query; messages purged meanwhile are left out."""
-    source = MessageSource(conn, keyring, blob_store, user, cache=infos,
-                           uidvalidity=uidvalidity, headers=headers, remember=remember,
-                           blob_cache=blob_cache)
+def load_order_job(source: MessageSource, rows: Sequence[MessageRow], uidvalidity: int,
+                   cache: OrderCache) -> dict[int, OrderFields]:
+    """Database thread (``UserMail.read_messages``): the order fields of ``rows`` (one
+    mailbox) by UID, also added to the cache, a chunk of structures per query; messages
+    purged meanwhile are left out."""
     loaded: dict[int, OrderFields] = {}
     for start in range(0, len(rows), PREFETCH_CHUNK):
         chunk = rows[start:start + PREFETCH_CHUNK]

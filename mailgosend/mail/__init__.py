@@ -4,7 +4,8 @@ admin and DAV reach mail data through here, never through ``db.schema`` or the k
 Modules: :mod:`~.service` (``MailService``, one per process, and the per-user ``UserMail``),
 :mod:`~.mailboxes` (listing, STATUS, quota, \\Recent floor jobs), :mod:`~.sync` (what changed
 since a MODSEQ), :mod:`~.moves` (copy/move in one transaction), :mod:`~.filing` (the pure
-spam-filing rule), :mod:`~.messages` (POP3 UPDATE, inbox index, plaintext ranges).  Below
+spam-filing rule), :mod:`~.messages` (POP3 UPDATE, inbox index, plaintext ranges),
+:mod:`~.source` (the one door to a message's structure and bytes; the keyring stays there).  Below
 this package, ``store/`` keeps the tables; above it, the protocols keep their own state
 (IMAP's \\Recent claims and snapshots, POP3's marks).
 
@@ -22,7 +23,10 @@ Implementation notes (the invariants this layer relies on and keeps):
    move fits in a full quota.
 4. Lock order on PostgreSQL: the users row (quota) before the mailbox row (UIDs, MODSEQ);
    a job that does both takes the user first (messages.py ``delete_and_mark_seen``).
-5. Spam training follows the commit, never precedes it, and its failure never fails the
+5. Structures and small sealed blobs are cached once per process (``MailService``), by
+   (mailbox id, UIDVALIDITY, UID): never stale, since a message's bytes never change and a
+   UID is never reused under one UIDVALIDITY.
+6. Spam training follows the commit, never precedes it, and its failure never fails the
    operation (service.py ``UserMail.copy``).
 """
 

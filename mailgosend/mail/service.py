@@ -14,7 +14,7 @@ a front end maps once in its own place.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal, Optional, Sequence
+from typing import Any, Callable, Iterable, Literal, Optional, Sequence, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -27,21 +27,24 @@ from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
 from mailgosend.mail.filing import training_verdict
 from mailgosend.mail.moves import CopyResult, copy_messages
+from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remember
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
-from mailgosend.store.blobs import BlobStore
+from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
                                        Workers)
+from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["MailService", "UserMail"]
 
 log = Logger()
 
 FlagMode = Literal["add", "remove", "replace"]
+_T = TypeVar("_T")
 
 class MailService:
     """Everything a front end needs to reach mail, shared by a process's listeners."""
@@ -55,6 +58,8 @@ class MailService:
         self.workers = workers
         self.clock = clock
         self.trainer: ISpamTrainer = trainer or NoSpamTraining()
+        self.info_cache = InfoCache()  # decrypted structures, bounded
+        self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -226,3 +231,56 @@ class UserMail:
         service = self.service
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
+
+    # --- the one door to message structures and bytes --------------------------------------
+
+    def read_messages(self, job: Callable[..., _T], *args: Any,
+                      uidvalidity: Optional[int] = None,
+                      headers: Optional[BoundedCache[bytes]] = None,
+                      remember: Optional[Remember] = None, **kwargs: Any) -> Deferred[_T]:
+        """Run ``job(source, *args, **kwargs)`` in a database reader thread, ``source`` a
+        MessageSource on that job's connection.  One job per call, so a front end batches as
+        it likes (FETCH per batch, SEARCH per chunk).  ``uidvalidity``: the rows are of one
+        mailbox, so decrypted structures are remembered across jobs, with the front end's
+        ``headers`` cache and ``remember`` hook (told of every structure decrypted)."""
+        service = self.service
+        return service.runner.read(_with_source, service, self.user, uidvalidity, headers,
+                                   remember, job, args, kwargs)
+
+    def message_source(self, uidvalidity: Optional[int] = None) -> MessageSource:
+        """A MessageSource for worker threads outside a job (Twisted's IMailbox.fetch): each
+        access borrows a connection from the runner for a moment."""
+        service = self.service
+        return MessageSource(service.runner, service.keyring, service.blob_store, self.user,
+                             cache=service.info_cache, uidvalidity=uidvalidity,
+                             blob_cache=service.blob_cache)
+
+    def open_blob(self, blob_id: str) -> Deferred[BlobReader]:
+        """A reader over one message's plaintext, opened in a worker thread; read its ranges
+        there too (``workers.run(reader.read_range, ...)``) and close it when done."""
+        service = self.service
+        return service.workers.run(service.blob_store.open_blob, service.runner,
+                                   service.keyring, self.user.uuid, blob_id)
+
+    def open_cached_blob(self, blob_id: str) -> Optional[BlobReader]:
+        """The message's reader if its sealed blob is in the process's small-blob cache (no
+        database access; decrypting at most SMALL_BLOB_BYTES is fine in the reactor thread),
+        else None."""
+        service = self.service
+        return service.blob_cache.open(service.keyring, self.user.uuid, blob_id)
+
+    def store_structures(self, structures: list[tuple[int, str, MessageInfo]]) -> Deferred[Any]:
+        """Re-seal structures a reader completed (header blocks of old messages)."""
+        service = self.service
+        return service.runner.write(store_messages.store_structures, service.keyring,
+                                    self.user, structures)
+
+
+def _with_source(conn: Any, service: MailService, user: User, uidvalidity: Optional[int],
+                 headers: Optional[BoundedCache[bytes]], remember: Optional[Remember],
+                 job: Callable[..., _T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _T:
+    """Database thread: ``job`` with a MessageSource bound to this job's connection."""
+    source = MessageSource(conn, service.keyring, service.blob_store, user,
+                           cache=service.info_cache, uidvalidity=uidvalidity, headers=headers,
+                           remember=remember, blob_cache=service.blob_cache)
+    return job(source, *args, **kwargs)

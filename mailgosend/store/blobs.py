@@ -35,16 +35,17 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import BinaryIO, Callable, Iterator, Optional, TypeVar, Union, cast
+from typing import (BinaryIO, Callable, ContextManager, Iterator, Optional, Protocol, TypeVar,
+                    Union, cast)
 
 from sqlalchemy import Integer, case, column, delete, exists, func, insert, null, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from mailgosend.crypto import (DEFAULT_SEGMENT_SIZE, DecryptionError, KeyRing, SegmentedReader,
                                SegmentedWriter)
 from mailgosend.db.schema import blobs, messages, queue
 
-__all__ = ["PURPOSE", "BlobNotFound", "BlobReader", "BlobStore", "DatabaseBlobs", "FileBlobs",
+__all__ = ["PURPOSE", "BlobNotFound", "Connectable", "BlobReader", "BlobStore", "DatabaseBlobs", "FileBlobs",
            "SealedBlob", "SealedBlobCache", "blob_context", "make_blob_store", "new_blob_id",
            "open_sealed", "seal_to_file"]
 
@@ -57,7 +58,16 @@ _BLOB_ID = re.compile(r"[0-9a-f]{32}")
 _ID_BATCH = 500
 
 Source = Union[BinaryIO, bytes]
-Storage = Union[Connection, Engine]
+
+
+class Connectable(Protocol):
+    """An Engine, or the DatabaseRunner (``connect``): lends a connection for a moment, so a
+    reader can read its ranges from whichever thread calls it next."""
+
+    def connect(self) -> ContextManager[Connection]: ...
+
+
+Storage = Union[Connection, Connectable]
 _T = TypeVar("_T")
 
 
@@ -527,8 +537,8 @@ def _slicer(whole: bytes) -> Callable[[int, int], bytes]:
 
 
 def _on_connection(storage: Storage, fn: Callable[[Connection], _T]) -> _T:
-    """Run ``fn`` on the caller's connection, or on a short-lived one from an Engine."""
-    if isinstance(storage, Engine):
+    """Run ``fn`` on the caller's connection, or on a short-lived one (Engine, runner)."""
+    if not isinstance(storage, Connection):
         with storage.connect() as conn:
             return fn(conn)
     return fn(storage)
