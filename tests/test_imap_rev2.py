@@ -278,6 +278,9 @@ class Rev2WireTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         # RFC 9051 §6.3.5: HASCHILDREN for rev2; rev1 sessions keep INUSE.
         self.assertTrue(out["delete"][0].startswith(b"d NO [HASCHILDREN] "), out["delete"])
         self.assertTrue(out["rev1 delete"][0].startswith(b"d NO [INUSE] "), out["rev1 delete"])
+        # RFC 9051 §9 text: non-ASCII only after ENABLE IMAP4rev2 (RFC 3501's TEXT-CHAR before).
+        self.assertIn("Entwürfe".encode(), out["delete"][0])
+        self.assertTrue(out["rev1 delete"][0].isascii(), out["rev1 delete"])
         # RFC 9051 §6.4.7: no target mailbox is created; TRYCREATE says it could be.
         self.assertTrue(out["copy"][-1].startswith(b"k NO [TRYCREATE] "), out["copy"])
 

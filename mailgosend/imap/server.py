@@ -231,7 +231,10 @@ class SessionCore(IMAP4Server):
         if self.lost:
             return
         coded = f"[{code}] " if code else ""
-        self.sendLine(tag + b" " + f"{status} {coded}{text}".encode("utf-8", "replace"))
+        # RFC 3501 §9 TEXT-CHAR is 7-bit; UTF-8 text only after ENABLE IMAP4rev2 (RFC 9051
+        # §9 "text", Appendix E item 24) or UTF8=ACCEPT (RFC 6855 §3).
+        encoding = "utf-8" if self.names_utf8 else "ascii"
+        self.sendLine(tag + b" " + f"{status} {coded}{text}".encode(encoding, "replace"))
 
     def send_continuation(self, text: bytes = b"Ready for literal data") -> None:
         self.sendLine(b"+ " + text)
