@@ -367,3 +367,41 @@ class Rev2ImaplibTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         self.assertEqual(out["status"][1],
                          ['"Gesendete Objekte/Entwürfe" (MESSAGES 0 DELETED 0)'.encode()])
 
+
+
+class Rev2IMAPClientTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
+    """IMAPClient, a second real client: ENABLE IMAP4rev2, then its own SELECT, STATUS and
+    FETCH parsers read the rev2 responses."""
+
+    @defer.inlineCallbacks
+    def test_imapclient_session(self) -> Any:
+        yield self.deliver(message("one"), flags=("\\Deleted",))
+        yield self.deliver(message("two"))
+        yield self.listen()
+
+        def scenario() -> dict[str, Any]:
+            client = self.imapclient_client()
+            client.use_uid = False  # sequence numbers: its UID SEARCH expects rev1 responses
+            try:
+                return {"caps": client.capabilities(),
+                        "enabled": client.enable("IMAP4rev2"),
+                        "status": client.folder_status("INBOX", ("MESSAGES", "DELETED")),
+                        "select": client.select_folder("INBOX"),
+                        "fetch": client.fetch([1, 2], ["FLAGS"]),
+                        "search": client._imap._simple_command("SEARCH", "UNDELETED"),
+                        "esearch": client._imap.untagged_responses.pop("ESEARCH", None)}
+            finally:
+                client.logout()
+
+        out = yield self.in_thread(scenario)
+        self.assertIn(b"IMAP4REV2", out["caps"])
+        self.assertEqual(out["enabled"], [b"IMAP4rev2"])
+        self.assertEqual(out["status"], {b"MESSAGES": 2, b"DELETED": 1})
+        self.assertEqual(out["select"][b"EXISTS"], 2)
+        self.assertEqual(out["select"][b"LIST"], [b'(\\HasNoChildren) "/" "INBOX"'])
+        self.assertNotIn(b"RECENT", out["select"])
+        self.assertEqual(out["fetch"], {1: {b"FLAGS": (b"\\Deleted",), b"SEQ": 1},
+                                        2: {b"FLAGS": (), b"SEQ": 2}})
+        self.assertEqual(out["search"][0], "OK")
+        self.assertEqual(len(out["esearch"]), 1)
+        self.assertTrue(out["esearch"][0].endswith(b'") ALL 2'), out["esearch"])

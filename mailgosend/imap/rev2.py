@@ -18,7 +18,12 @@ changes for a session once rev2 is enabled (the commands apply these rules):
   characters), else NO (§6.3.4); names are never normalised, so OLDNAME (§6.3.9.7) never
   applies;
 * DELETE of a mailbox with children answers NO [HASCHILDREN] (§6.3.5, §7.1);
-* STATUS DELETED (§6.3.11).
+* STATUS DELETED (§6.3.11);
+* response text may hold UTF-8 (§9 ``text``, Appendix E item 24; server.send_tagged).
+
+Not needed, so not done: OLDNAME (names are never normalised); literal8 for BODY[] (§9 has
+it only for BINARY[], which sends it); refusing the deprecated RFC822.* FETCH items and
+LSUB/CHECK (still answered: harmless, and rev1 clients share the code).
 
 Everything else RFC 9051 folds in was there before: NAMESPACE, UNSELECT, UIDPLUS, ESEARCH,
 SEARCHRES, ENABLE, IDLE, SASL-IR, LIST-EXTENDED with LIST-STATUS, MOVE, LITERAL+ (a superset
