@@ -11,7 +11,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.imap.errors import ImapError
-from mailgosend.imap.rev2 import check_net_unicode, reject_removed_keys, status_items
+from mailgosend.imap.rev2 import (check_net_unicode, oldname_item, reject_removed_keys,
+                                  status_items)
 from mailgosend.imap.search import parse_search
 from mailgosend.imap.tokens import Atom
 from tests.support.db import SQLiteDatabaseMixin
@@ -41,6 +42,14 @@ class RulesTests(unittest.TestCase):
             self.assertEqual(caught.exception.status, "BAD")
         for words in allowed:
             reject_removed_keys(parse_search(tokens(words)))
+
+    def test_oldname_item(self) -> None:
+        cases = [("INBOX", "INBOX", b""), ("Archiv/", "Archiv", b""), ("Archiv", "Archiv", b""),
+                 ("inbox", "INBOX", b' ("OLDNAME" ("inbox"))'),
+                 ("Inbox/Entwürfe", "INBOX/Entwürfe",
+                  ' ("OLDNAME" ("Inbox/Entwürfe"))'.encode())]
+        for supplied, name, expected in cases:
+            self.assertEqual(oldname_item(supplied, name), expected, supplied)
 
     def test_net_unicode_names(self) -> None:
         for name in ("INBOX", "Entwürfe", "日本語/メール", "Tom & Jerry"):
@@ -102,6 +111,9 @@ class Rev2WireTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
             client = self.session()
             try:
                 return {"select": client.command(b"s", b"SELECT inbox"),
+                        "create": client.command(b"c", b"CREATE inbox/Alt"),
+                        "plain": client.command(b"d", b"CREATE Projekte/"),
+                        "rename": client.command(b"r", b"RENAME Inbox/Alt Inbox/Neu"),
                         "examine": client.command(b"x", b"EXAMINE Sent"),
                         "fetch": _untagged(client.command(b"x2", b"FETCH 1:* FLAGS")),
                         "unselect": client.command(b"u", b"UNSELECT")}
@@ -118,8 +130,16 @@ class Rev2WireTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
             b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % box.uidvalidity,
             b"* OK [UIDNEXT 3] Predicted next UID\r\n",
             b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % box.highestmodseq,
-            b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n',
+            # RFC 9051 §6.3.9.7 (and the §8 sample): the name as the client wrote it.
+            b'* LIST (\\HasNoChildren) "/" "INBOX" ("OLDNAME" ("inbox"))\r\n',
             b"s OK [READ-WRITE] SELECT completed\r\n"])
+        self.assertEqual(out["create"], [
+            b'* LIST (\\HasNoChildren) "/" "INBOX/Alt" ("OLDNAME" ("inbox/Alt"))\r\n',
+            b"c OK CREATE completed\r\n"])
+        self.assertEqual(out["plain"], [b"d OK CREATE completed\r\n"])
+        self.assertEqual(out["rename"], [
+            b'* LIST (\\HasNoChildren) "/" "INBOX/Neu" ("OLDNAME" ("Inbox/Alt"))\r\n',
+            b"r OK RENAME completed\r\n"])
         # Switching mailboxes closes the first one (RFC 9051 §6.3.2); EXAMINE lists too.
         self.assertEqual(out["examine"][0], b"* OK [CLOSED] Previous mailbox closed\r\n")
         self.assertIn(b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"\r\n', out["examine"])

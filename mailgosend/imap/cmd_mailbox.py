@@ -17,9 +17,9 @@ from twisted.internet.defer import Deferred
 from mailgosend.imap.errors import ImapError, bad, no
 from mailgosend.imap.seqset import compress
 from mailgosend.imap.qresync import resync_lines, select_params
-from mailgosend.imap.rev2 import check_net_unicode, status_items
+from mailgosend.imap.rev2 import check_net_unicode, oldname_item, status_items
 from mailgosend.imap.server import Reply
-from mailgosend.imap.tokens import (Args, Atom, Quoted, mailbox_name,
+from mailgosend.imap.tokens import (Args, Atom, Quoted, decode_name, mailbox_name,
                                     parse_datetime)
 from mailgosend.imap.framing import Literal
 from mailgosend.imap.listext import ListRequest, extended_list, parse_list
@@ -69,8 +69,15 @@ class MailboxCommands(_Session):
     async def cmd_EXAMINE(self, tag: bytes, args: Args) -> Reply:
         return await self._select(args, readonly=True)
 
+    @staticmethod
+    def _named(args: Args) -> tuple[str, str]:
+        """A mailbox argument: (the name it means, the name as the client wrote it)."""
+        raw = args.astring("mailbox name")
+        name = mailbox_name(raw, args.utf8)
+        return name, decode_name(raw, args.utf8)
+
     async def _select(self, args: Args, readonly: bool) -> Reply:
-        name = args.mailbox()
+        name, supplied = self._named(args)
         resync = None
         if not args.at_end():  # RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC (...)
             params = args.parenthesized("SELECT parameters")
@@ -94,22 +101,22 @@ class MailboxCommands(_Session):
         for line in view.select_lines():
             self.send_untagged(line)
         if self.rev2:  # RFC 9051 §6.3.2: a LIST response with accurate attributes
-            await self._send_own_list(view.box.name)
+            await self._send_own_list(view.box.name, oldname_item(supplied, view.box.name))
         if resync is not None:
             for line in await resync_lines(view, resync):
                 self.send_untagged(line)
         verb = "EXAMINE" if readonly else "SELECT"
         return Reply(f"{verb} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
-    async def _send_own_list(self, name: str) -> None:
-        """The LIST response of one mailbox, as LIST would give it (its name may hold
-        wildcard characters, so the pattern's other matches are left out)."""
+    async def _send_own_list(self, name: str, extended: bytes = b"") -> None:
+        """The LIST response of one mailbox, as LIST would give it, with an extended data
+        item (rev2.oldname_item)."""
         for entry in await self.account.list_entries("", [name]):
             if entry.name == name:
-                self._list_line(b"LIST", entry)
+                self._list_line(b"LIST", entry, extended)
 
     async def cmd_CREATE(self, tag: bytes, args: Args) -> Reply:
-        name = args.mailbox()
+        name, supplied = self._named(args)
         if self.rev2:
             check_net_unicode(name)  # RFC 9051 §6.3.4
         special_use = None
@@ -123,7 +130,10 @@ class MailboxCommands(_Session):
             if len(uses) != 1 or uses[0] not in _SPECIAL_USES:
                 raise no("Unsupported special-use attribute", "USEATTR")
             special_use = _SPECIAL_USES[uses[0]]
-        await self.account.create_mailbox(name, special_use)
+        box = await self.account.create_mailbox(name, special_use)
+        oldname = oldname_item(supplied, box.name)
+        if self.rev2 and oldname:  # RFC 9051 §6.3.4
+            await self._send_own_list(box.name, oldname)
         return Reply("CREATE completed")
 
     async def cmd_DELETE(self, tag: bytes, args: Args) -> Reply:
@@ -140,11 +150,14 @@ class MailboxCommands(_Session):
         return Reply("DELETE completed")
 
     async def cmd_RENAME(self, tag: bytes, args: Args) -> Reply:
-        old, new = args.mailbox(), args.mailbox()
+        (old, supplied_old), (new, supplied_new) = self._named(args), self._named(args)
         args.end()
         if self.rev2:
             check_net_unicode(new)  # RFC 9051 §6.3.4, §6.3.6
-        await self.account.rename_mailbox(old, new)
+        box = await self.account.rename_mailbox(old, new)
+        if self.rev2 and (oldname_item(supplied_old, old) or oldname_item(supplied_new, new)):
+            # RFC 9051 §6.3.6: OLDNAME is the old name as given, the name the new one
+            await self._send_own_list(box.name, oldname_item(supplied_old, box.name))
         return Reply("RENAME completed")
 
     async def cmd_SUBSCRIBE(self, tag: bytes, args: Args) -> Reply:
@@ -208,10 +221,10 @@ class MailboxCommands(_Session):
             self._list_line(b"LSUB", entry)
         return Reply("LSUB completed")
 
-    def _list_line(self, verb: bytes, entry: Any) -> None:
+    def _list_line(self, verb: bytes, entry: Any, extended: bytes = b"") -> None:
         attributes = plist(a.encode("ascii") for a in entry.attributes)
         self.send_untagged(verb + b" " + attributes + b' "/" '
-                           + mailbox(entry.name, self.names_utf8))
+                           + mailbox(entry.name, self.names_utf8) + extended)
 
     async def cmd_STATUS(self, tag: bytes, args: Args) -> Reply:
         raw = args.astring("mailbox name")

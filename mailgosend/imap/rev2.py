@@ -15,14 +15,14 @@ changes for a session once rev2 is enabled (the commands apply these rules):
   is sent to every session already (§7.1);
 * mailbox names are UTF-8 on the wire, in and out (§5.1, Appendix A: no UTF-8 before the
   ENABLE); a new name (CREATE, RENAME) must be Net-Unicode (RFC 5198: NFC, no control
-  characters), else NO (§6.3.4); names are never normalised, so OLDNAME (§6.3.9.7) never
-  applies;
+  characters), else NO (§6.3.4); names are never Unicode-normalised, and when "INBOX" was
+  given in another case SELECT/EXAMINE, CREATE and RENAME add OLDNAME to their LIST response
+  (§6.3.9.7, as the §8 sample does);
 * DELETE of a mailbox with children answers NO [HASCHILDREN] (§6.3.5, §7.1);
 * STATUS DELETED (§6.3.11);
 * response text may hold UTF-8 (§9 ``text``, Appendix E item 24; server.send_tagged).
 
-Not needed, so not done: OLDNAME (names are never normalised); literal8 for BODY[] (§9 has
-it only for BINARY[], which sends it); refusing the deprecated RFC822.* FETCH items and
+Not needed, so not done: literal8 for BODY[] (§9 has it only for BINARY[], which sends it); refusing the deprecated RFC822.* FETCH items and
 LSUB/CHECK (still answered: harmless, and rev1 clients share the code).
 
 Everything else RFC 9051 folds in was there before: NAMESPACE, UNSELECT, UIDPLUS, ESEARCH,
@@ -39,8 +39,11 @@ import unicodedata
 from typing import Any
 
 from mailgosend.imap.errors import bad, no
+from mailgosend.imap.wireformat import mailbox
+from mailgosend.store.mailboxes import DELIMITER
 
-__all__ = ["REMOVED_SEARCH_KEYS", "check_net_unicode", "reject_removed_keys", "status_items"]
+__all__ = ["REMOVED_SEARCH_KEYS", "check_net_unicode", "oldname_item", "reject_removed_keys",
+           "status_items"]
 
 REMOVED_SEARCH_KEYS = ("new", "old", "recent")  # RFC 9051 §9 search-key has none of them
 
@@ -65,6 +68,16 @@ def reject_removed_keys(tree: Any) -> None:
             stack.extend(node)
         elif isinstance(node, list):
             stack.extend(node)
+
+
+def oldname_item(supplied: str, name: str, utf8: bool = True) -> bytes:
+    """The LIST extended data item ``("OLDNAME" ("supplied"))`` when the name a client gave
+    differs from the mailbox's canonical one (RFC 9051 §6.3.9.7, the §8 sample's ``select
+    inbox``): "INBOX" in another case, a CREATE name with the trailing delimiter dropped is
+    not a difference (§6.3.4); empty otherwise."""
+    if supplied == name or supplied.rstrip(DELIMITER) == name:
+        return b""
+    return b' ("OLDNAME" (' + mailbox(supplied, utf8) + b"))"
 
 
 def check_net_unicode(name: str) -> None:
