@@ -22,8 +22,9 @@ changes for a session once rev2 is enabled (the commands apply these rules):
 * STATUS DELETED (§6.3.11);
 * response text may hold UTF-8 (§9 ``text``, Appendix E item 24; server.send_tagged).
 
-Not needed, so not done: literal8 for BODY[] (§9 has it only for BINARY[], which sends it); refusing the deprecated RFC822.* FETCH items and
-LSUB/CHECK (still answered: harmless, and rev1 clients share the code).
+Not needed, so not done: literal8 for BODY[] (§9 has it only for BINARY[], which sends it);
+refusing the deprecated RFC822.* FETCH items and LSUB/CHECK (still answered: harmless, and
+rev1 clients share the code).
 
 Everything else RFC 9051 folds in was there before: NAMESPACE, UNSELECT, UIDPLUS, ESEARCH,
 SEARCHRES, ENABLE, IDLE, SASL-IR, LIST-EXTENDED with LIST-STATUS, MOVE, LITERAL+ (a superset
