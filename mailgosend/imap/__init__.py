@@ -1,4 +1,4 @@
-"""IMAP4rev1 server over the encrypted mailboxes (RFC 3501).
+"""IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051) server over the encrypted mailboxes.
 
 Built on ``twisted.mail.imap4.IMAP4Server`` (states, timeouts, line output) with its own
 framing, parser and command handlers, because the stock ones break with real clients (see
@@ -21,6 +21,9 @@ ESEARCH (RFC 4731: SEARCH RETURN MIN/MAX/ALL/COUNT) and SEARCHRES (RFC 5182: SAV
 SORT (RFC 5256) with SORT=DISPLAY (RFC 5957) and ESORT (RFC 5267 §3; not CONTEXT=SORT).
 THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3).
 QRESYNC (RFC 7162 §3.2: ENABLE QRESYNC, SELECT/EXAMINE (QRESYNC ...), VANISHED, CLOSED).
+IMAP4rev2 (RFC 9051) beside IMAP4rev1: rev2 semantics per session after ENABLE IMAP4rev2
+(ESEARCH for every SEARCH, no \\Recent, LIST in SELECT, UTF-8 names, HASCHILDREN, STATUS
+DELETED; rev2.py); sessions that do not enable it keep rev1 behaviour.
 
 Not implemented (and not advertised): CONTEXT=SEARCH/SORT, SETQUOTA (quotas are the
 administrator's), \\Recent shared across nodes (see hub.py).

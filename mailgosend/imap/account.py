@@ -182,14 +182,17 @@ class IMAPAccount:
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
         return self.mail.set_subscription(name, subscribed)
 
-    def open(self, name: str, readonly: bool) -> Deferred[Optional[SelectedMailbox]]:
+    def open(self, name: str, readonly: bool, rev2: bool = False
+             ) -> Deferred[Optional[SelectedMailbox]]:
         """SELECT/EXAMINE: a view copied from the shared snapshot, brought up to date first
-        (snapshot.py: one indexed query when nothing changed since another session's SELECT)."""
-        return Deferred.fromCoroutine(self._open(name, readonly))
+        (snapshot.py: one indexed query when nothing changed since another session's SELECT);
+        ``rev2``: for an IMAP4rev2 session (no \\Recent, rev2.py)."""
+        return Deferred.fromCoroutine(self._open(name, readonly, rev2))
 
-    async def _open(self, name: str, readonly: bool) -> Optional[SelectedMailbox]:
+    async def _open(self, name: str, readonly: bool, rev2: bool
+                    ) -> Optional[SelectedMailbox]:
         snapshot = await self.current_snapshot(name)
-        return None if snapshot is None else SelectedMailbox(self, snapshot, readonly)
+        return None if snapshot is None else SelectedMailbox(self, snapshot, readonly, rev2)
 
     async def current_snapshot(self, name: str) -> Optional[MailboxSnapshot]:
         """The shared snapshot of mailbox ``name``, current as of this call (or None)."""

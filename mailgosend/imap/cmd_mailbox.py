@@ -5,7 +5,7 @@ attributes (RFC 3348 CHILDREN, RFC 6154 SPECIAL-USE) and LIST-EXTENDED/LIST-STAT
 RFC 5819; listext.py), LSUB, STATUS (RFC 8438 SIZE, RFC 7889 APPENDLIMIT), APPEND (RFC 4315
 APPENDUID; RFC 3502 MULTIAPPEND; RFC 3516 literal8; RFC 6855 UTF8; size and quota checked
 before the literal is read), NAMESPACE (RFC 2342), QUOTA (RFC 9208 STORAGE) and ENABLE
-(RFC 5161: CONDSTORE, UTF8=ACCEPT).
+(RFC 5161: CONDSTORE, QRESYNC, UTF8=ACCEPT, IMAP4rev2 with its rules from rev2.py).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from twisted.internet.defer import Deferred
 from mailgosend.imap.errors import ImapError, bad, no
 from mailgosend.imap.seqset import compress
 from mailgosend.imap.qresync import resync_lines, select_params
+from mailgosend.imap.rev2 import check_net_unicode, oldname_item, status_items
 from mailgosend.imap.server import Reply
-from mailgosend.imap.tokens import (Args, Atom, Quoted, mailbox_name,
+from mailgosend.imap.tokens import (Args, Atom, Quoted, decode_name, mailbox_name,
                                     parse_datetime)
 from mailgosend.imap.framing import Literal
 from mailgosend.imap.listext import ListRequest, extended_list, parse_list
 from mailgosend.imap.listext import decode_pattern as _pattern
 from mailgosend.imap.wireformat import mailbox, plist
-from mailgosend.store.mailboxes import ROLES
+from mailgosend.store.mailboxes import ROLES, MailboxHasChildren
 from mailgosend.store.messages import MailboxCounts
 from mailgosend.store.quota import fits
 
@@ -69,8 +70,15 @@ class MailboxCommands(_Session):
     async def cmd_EXAMINE(self, tag: bytes, args: Args) -> Reply:
         return await self._select(args, readonly=True)
 
+    @staticmethod
+    def _named(args: Args) -> tuple[str, str]:
+        """A mailbox argument: (the name it means, the name as the client wrote it)."""
+        raw = args.astring("mailbox name")
+        name = mailbox_name(raw, args.utf8)
+        return name, decode_name(raw, args.utf8)
+
     async def _select(self, args: Args, readonly: bool) -> Reply:
-        name = args.mailbox()
+        name, supplied = self._named(args)
         resync = None
         if not args.at_end():  # RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC (...)
             params = args.parenthesized("SELECT parameters")
@@ -81,7 +89,7 @@ class MailboxCommands(_Session):
         if self.selected is not None:  # RFC 7162 §3.2.11: the old mailbox is closed
             self.send_untagged(b"OK [CLOSED] Previous mailbox closed")
         self.deselect()
-        view = await self.account.open(name, readonly)
+        view = await self.account.open(name, readonly, self.rev2)
         if view is None:
             raise no("Mailbox does not exist", "NONEXISTENT")
         view.origin = self
@@ -93,14 +101,25 @@ class MailboxCommands(_Session):
         self.access.hub.attach(view.id, self)
         for line in view.select_lines():
             self.send_untagged(line)
+        if self.rev2:  # RFC 9051 §6.3.2: a LIST response with accurate attributes
+            await self._send_own_list(view.box.name, oldname_item(supplied, view.box.name))
         if resync is not None:
             for line in await resync_lines(view, resync):
                 self.send_untagged(line)
         verb = "EXAMINE" if readonly else "SELECT"
         return Reply(f"{verb} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
+    async def _send_own_list(self, name: str, extended: bytes = b"") -> None:
+        """The LIST response of one mailbox, as LIST would give it, with an extended data
+        item (rev2.oldname_item)."""
+        for entry in await self.account.list_entries("", [name]):
+            if entry.name == name:
+                self._list_line(b"LIST", entry, extended)
+
     async def cmd_CREATE(self, tag: bytes, args: Args) -> Reply:
-        name = args.mailbox()
+        name, supplied = self._named(args)
+        if self.rev2:
+            check_net_unicode(name)  # RFC 9051 §6.3.4
         special_use = None
         if not args.at_end():  # RFC 6154 §3: CREATE name (USE (\Sent))
             params = args.parenthesized("CREATE parameters")
@@ -112,21 +131,34 @@ class MailboxCommands(_Session):
             if len(uses) != 1 or uses[0] not in _SPECIAL_USES:
                 raise no("Unsupported special-use attribute", "USEATTR")
             special_use = _SPECIAL_USES[uses[0]]
-        await self.account.create_mailbox(name, special_use)
+        box = await self.account.create_mailbox(name, special_use)
+        oldname = oldname_item(supplied, box.name)
+        if self.rev2 and oldname:  # RFC 9051 §6.3.4
+            await self._send_own_list(box.name, oldname)
         return Reply("CREATE completed")
 
     async def cmd_DELETE(self, tag: bytes, args: Args) -> Reply:
         name = args.mailbox()
         args.end()
-        box = await self.account.delete_mailbox(name)
+        try:
+            box = await self.account.delete_mailbox(name)
+        except MailboxHasChildren as exc:
+            if self.rev2:  # RFC 9051 §6.3.5, §7.1
+                raise no(str(exc), "HASCHILDREN") from None
+            raise
         if self.selected is not None and self.selected.id == box.id:
             self.deselect()
         return Reply("DELETE completed")
 
     async def cmd_RENAME(self, tag: bytes, args: Args) -> Reply:
-        old, new = args.mailbox(), args.mailbox()
+        (old, supplied_old), (new, supplied_new) = self._named(args), self._named(args)
         args.end()
-        await self.account.rename_mailbox(old, new)
+        if self.rev2:
+            check_net_unicode(new)  # RFC 9051 §6.3.4, §6.3.6
+        box = await self.account.rename_mailbox(old, new)
+        if self.rev2 and (oldname_item(supplied_old, old) or oldname_item(supplied_new, new)):
+            # RFC 9051 §6.3.6: OLDNAME is the old name as given, the name the new one
+            await self._send_own_list(box.name, oldname_item(supplied_old, box.name))
         return Reply("RENAME completed")
 
     async def cmd_SUBSCRIBE(self, tag: bytes, args: Args) -> Reply:
@@ -142,7 +174,7 @@ class MailboxCommands(_Session):
         return Reply("UNSUBSCRIBE completed")
 
     async def cmd_LIST(self, tag: bytes, args: Args) -> Reply:
-        request = parse_list(args, _STATUS_ITEMS)
+        request = parse_list(args, status_items(_STATUS_ITEMS, self.rev2))
         if request.patterns == ("",):  # RFC 3501 §6.3.8: the delimiter and root
             self.send_untagged(b'LIST (\\Noselect) "/" ""')
             return Reply("LIST completed")
@@ -167,7 +199,7 @@ class MailboxCommands(_Session):
             counts = await self.account.counts_by_mailbox()
         for entry in entries:
             line = (b"LIST " + plist(a.encode("ascii") for a in entry.attributes) + b' "/" '
-                    + mailbox(entry.name, self.utf8))
+                    + mailbox(entry.name, self.names_utf8))
             if entry.childinfo:  # RFC 5258 §3.5
                 line += b' ("CHILDINFO" (' + b" ".join(
                     b'"%s"' % c.encode("ascii") for c in entry.childinfo) + b"))"
@@ -190,10 +222,10 @@ class MailboxCommands(_Session):
             self._list_line(b"LSUB", entry)
         return Reply("LSUB completed")
 
-    def _list_line(self, verb: bytes, entry: Any) -> None:
+    def _list_line(self, verb: bytes, entry: Any, extended: bytes = b"") -> None:
         attributes = plist(a.encode("ascii") for a in entry.attributes)
         self.send_untagged(verb + b" " + attributes + b' "/" '
-                           + mailbox(entry.name, self.utf8))
+                           + mailbox(entry.name, self.names_utf8) + extended)
 
     async def cmd_STATUS(self, tag: bytes, args: Args) -> Reply:
         raw = args.astring("mailbox name")
@@ -201,9 +233,10 @@ class MailboxCommands(_Session):
         items = args.parenthesized("status items")
         args.end()
         wanted = [str(t).upper() for t in items]
+        allowed = status_items(_STATUS_ITEMS, self.rev2)  # RFC 9051: no RECENT, DELETED
         if not wanted or any(not isinstance(t, Atom) for t in items) or \
-                set(wanted) - set(_STATUS_ITEMS):
-            raise bad(f"STATUS items must be among {' '.join(_STATUS_ITEMS)}")
+                set(wanted) - set(allowed):
+            raise bad(f"STATUS items must be among {' '.join(allowed)}")
         if "HIGHESTMODSEQ" in wanted:
             self.enable_condstore()  # RFC 7162 §3.1.9
         box, counts, recent = await self.account.status(name)
@@ -215,13 +248,14 @@ class MailboxCommands(_Session):
         """``STATUS name (...)``, for STATUS and LIST-STATUS alike."""
         values = {"MESSAGES": counts.messages, "RECENT": recent, "UIDNEXT": box.uidnext,
                   "UIDVALIDITY": box.uidvalidity, "UNSEEN": counts.unseen,
+                  "DELETED": counts.deleted,  # RFC 9051 §6.3.11
                   "HIGHESTMODSEQ": box.highestmodseq,
                   # RFC 8438 §4: the sum of RFC822.SIZE, a SUM over the stored sizes.
                   "SIZE": counts.size,
                   # RFC 7889 §4: the same limit for every mailbox (also in CAPABILITY).
                   "APPENDLIMIT": self.access.max_message_size}
         pairs = b" ".join(b"%s %d" % (item.encode("ascii"), values[item]) for item in wanted)
-        return b"STATUS " + mailbox(name, self.utf8) + b" (" + pairs + b")"
+        return b"STATUS " + mailbox(name, self.names_utf8) + b" (" + pairs + b")"
 
     async def cmd_APPEND(self, tag: bytes, args: Args) -> Reply:
         """APPEND, and MULTIAPPEND (RFC 3502): several ``[flags] [date-time] literal``
@@ -282,9 +316,9 @@ class MailboxCommands(_Session):
         await self.account.status(name)  # NO [NONEXISTENT] for a missing mailbox
         used, limit = await self.account.quota()
         if not limit:  # RFC 9208 §4.3.2: no quota root at all
-            self.send_untagged(b"QUOTAROOT " + mailbox(name, self.utf8))
+            self.send_untagged(b"QUOTAROOT " + mailbox(name, self.names_utf8))
             return Reply("GETQUOTAROOT completed")
-        self.send_untagged(b"QUOTAROOT " + mailbox(name, self.utf8) + b' ""')
+        self.send_untagged(b"QUOTAROOT " + mailbox(name, self.names_utf8) + b' ""')
         self._quota_line(used, limit)
         return Reply("GETQUOTAROOT completed")
 
@@ -306,8 +340,8 @@ class MailboxCommands(_Session):
                            % ((used + 1023) // 1024, limit // 1024))
 
     async def cmd_ENABLE(self, tag: bytes, args: Args) -> Reply:
-        """RFC 5161: CONDSTORE, QRESYNC and UTF8=ACCEPT (RFC 6855) can be enabled; unknown
-        names are ignored, as §3.1 asks."""
+        """RFC 5161: CONDSTORE, QRESYNC, UTF8=ACCEPT (RFC 6855) and IMAP4rev2 (RFC 9051)
+        can be enabled; unknown names are ignored, as §3.1 asks."""
         if args.at_end():
             raise bad("ENABLE needs at least one capability")
         names = args.rest()
@@ -324,5 +358,8 @@ class MailboxCommands(_Session):
         if "UTF8=ACCEPT" in wanted:  # RFC 6855 §3
             self.utf8 = True
             enabled += b" UTF8=ACCEPT"
+        if "IMAP4REV2" in wanted and not self.rev2:  # RFC 9051 Appendix A, §6.3.1
+            self.rev2 = True
+            enabled += b" IMAP4rev2"
         self.send_untagged(b"ENABLED" + enabled)
         return Reply("ENABLE completed")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.esearch import bind_saved, esearch_line, parse_return, saved_part
+from mailgosend.imap.esearch import (ResultOptions, bind_saved, esearch_line, parse_return,
+                                     saved_part)
+from mailgosend.imap.rev2 import reject_removed_keys
 from mailgosend.imap.search import check_charset, parse_search, uses_modseq_key
 from mailgosend.imap.seqset import SequenceSet, compress
 from mailgosend.imap.server import Reply
@@ -78,6 +80,8 @@ class SelectedCommands(_Session):
 
     async def cmd_SEARCH(self, tag: bytes, args: Args, uid: bool = False) -> Reply:
         options = parse_return(args)  # RFC 4731 §3.1: RETURN comes before CHARSET
+        if self.rev2 and not options.extended:  # RFC 9051 §6.4.4: no option means ALL
+            options = ResultOptions(frozenset({"ALL"}))
         try:
             found, uses_modseq = await self._search(args, uid)
         except Exception:
@@ -111,6 +115,8 @@ class SelectedCommands(_Session):
             args.next()
             check_charset(args.astring("charset"))
         tree = parse_search(args.rest())
+        if self.rev2:
+            reject_removed_keys(tree)  # RFC 9051 §9: no NEW, OLD, RECENT
         bind_saved(tree, self.selected.saved_uids, self.selected.uids)
         uses_modseq = uses_modseq_key(tree)
         if uses_modseq:

@@ -53,9 +53,13 @@ class MailboxGone(Exception):
 
 @implementer(imap4.IMailbox, imap4.ISearchableMailbox)
 class SelectedMailbox:
-    def __init__(self, account: Any, snapshot: MailboxSnapshot, readonly: bool) -> None:
+    def __init__(self, account: Any, snapshot: MailboxSnapshot, readonly: bool,
+                 rev2: bool = False) -> None:
         """A view copied from the listener's shared snapshot (snapshot.py): the dict and list
-        are copied, the rows (immutable) are shared, so a SELECT costs no row loading."""
+        are copied, the rows (immutable) are shared, so a SELECT costs no row loading.
+        ``rev2``: the session enabled IMAP4rev2, which has no \\Recent (RFC 9051 Appendix
+        E item 12): the view claims none, so rev1 sessions still see them \\Recent, and
+        sends no RECENT response nor UNSEEN code."""
         self.account = account  # the IMAPAccount that selected it
         self.access: StoreAccess = account.access
         self.user = account.user
@@ -76,7 +80,10 @@ class SelectedMailbox:
         self.local_changes: set[int] = set()  # flag changes applied by note_change
         self.saved_uids: list[int] = []  # RFC 5182 "$", as UIDs; new views start empty
         self.synced_at = access.clock.seconds()  # the snapshot was current then
-        if readonly:
+        self.rev2 = rev2
+        if rev2:
+            self.recent: set[int] = set()
+        elif readonly:
             floor = access.hub.known_floor(self.box.id, self.box.recent_floor)
             self.recent = set(self.uids[bisect.bisect_right(self.uids, floor):])
         else:
@@ -136,7 +143,9 @@ class SelectedMailbox:
                  b"OK [UIDVALIDITY %d] UIDs valid" % self.box.uidvalidity,
                  b"OK [UIDNEXT %d] Predicted next UID" % self.box.uidnext,
                  b"OK [HIGHESTMODSEQ %d] Highest" % self.modseq]  # >= every row's MODSEQ
-        if unseen is not None:
+        if self.rev2:  # RFC 9051 §6.3.2: neither RECENT nor UNSEEN (Appendix E 11, 12)
+            del lines[2]
+        elif unseen is not None:
             lines.insert(3, b"OK [UNSEEN %d] First unseen" % unseen)
         return lines
 
@@ -243,7 +252,7 @@ class SelectedMailbox:
                 self.rows[row.uid] = row
                 bisect.insort(self.uids, row.uid)
             before = len(self.recent)
-            if not self.readonly:
+            if not self.readonly and not self.rev2:
                 self.recent |= self._claim(sorted(r.uid for r in new))
             lines.append(b"%d EXISTS" % len(self.uids))
             if len(self.recent) != before:

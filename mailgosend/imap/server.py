@@ -102,6 +102,7 @@ class SessionCore(IMAP4Server):
         self.condstore = False  # RFC 7162 §3.1: set by the first CONDSTORE enabling command
         self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT (UTF-8 mailbox names, UTF8 APPEND)
         self.qresync = False  # RFC 7162 §3.2: ENABLE QRESYNC; then VANISHED replaces EXPUNGE
+        self.rev2 = False  # RFC 9051 Appendix A: ENABLE IMAP4rev2 (rev2.py)
         self.busy = False
         self.closing = False
         self.shutdown_pending = False
@@ -213,6 +214,12 @@ class SessionCore(IMAP4Server):
         if self.selected is not None:
             self.selected.report_vanished = True
 
+    @property
+    def names_utf8(self) -> bool:
+        """Mailbox names are UTF-8 on the wire: after ENABLE UTF8=ACCEPT (RFC 6855 §3) or
+        ENABLE IMAP4rev2 (RFC 9051 §5.1, Appendix A); modified UTF-7 before."""
+        return self.utf8 or self.rev2
+
     def deselect(self) -> None:
         if self.selected is not None:
             self.access.hub.detach(self.selected.id, self)
@@ -231,7 +238,10 @@ class SessionCore(IMAP4Server):
         if self.lost:
             return
         coded = f"[{code}] " if code else ""
-        self.sendLine(tag + b" " + f"{status} {coded}{text}".encode("utf-8", "replace"))
+        # RFC 3501 §9 TEXT-CHAR is 7-bit; UTF-8 text only after ENABLE IMAP4rev2 (RFC 9051
+        # §9 "text", Appendix E item 24) or UTF8=ACCEPT (RFC 6855 §3).
+        encoding = "utf-8" if self.names_utf8 else "ascii"
+        self.sendLine(tag + b" " + f"{status} {coded}{text}".encode(encoding, "replace"))
 
     def send_continuation(self, text: bytes = b"Ready for literal data") -> None:
         self.sendLine(b"+ " + text)
@@ -243,7 +253,7 @@ class SessionCore(IMAP4Server):
                                and _is_loopback(self.peer_ip))
 
     def capability_names(self) -> list[str]:
-        names = ["IMAP4rev1"]
+        names = ["IMAP4rev1", "IMAP4rev2"]  # RFC 9051 Appendix A: both (rev2.py)
         if self.state == "unauth":
             if not self.secure and self.factory.tls is not None:
                 names.append("STARTTLS")
@@ -328,7 +338,7 @@ class SessionCore(IMAP4Server):
             return
         self.busy = True
         self.setTimeout(None)
-        d = Deferred.fromCoroutine(self._execute(tag, command, Args(tokens[2:], self.utf8)))
+        d = Deferred.fromCoroutine(self._execute(tag, command, Args(tokens[2:], self.names_utf8)))
         d.addBoth(lambda _: self._done(frame))
 
     def _state_error(self) -> str:

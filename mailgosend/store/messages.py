@@ -132,6 +132,7 @@ class MailboxCounts:
     messages: int
     unseen: int
     size: int
+    deleted: int = 0  # messages flagged \\Deleted (RFC 9051 §6.3.11 STATUS DELETED)
 
 
 def normalize_flags(flags: Iterable[str]) -> tuple[str, ...]:
@@ -530,26 +531,32 @@ def purge_expunged(conn: Connection, *, before: datetime) -> int:
 
 
 def mailbox_counts(conn: Connection, mailbox_id: int) -> MailboxCounts:
-    """STATUS MESSAGES/UNSEEN/SIZE (RFC 3501 §6.3.10, RFC 8438) in one query."""
+    """STATUS MESSAGES/UNSEEN/SIZE/DELETED (RFC 3501 §6.3.10, RFC 8438, RFC 9051 §6.3.11)
+    in one query."""
     unseen = ~messages.c.flags.contains(SEEN, autoescape=True)
+    deleted = messages.c.flags.contains(DELETED, autoescape=True)
     row = conn.execute(select(func.count(), func.count().filter(unseen),
-                              func.coalesce(func.sum(messages.c.size), 0))
+                              func.coalesce(func.sum(messages.c.size), 0),
+                              func.count().filter(deleted))
                        .where(messages.c.mailbox_id == mailbox_id,
                               messages.c.deleted_at.is_(None))).one()
-    return MailboxCounts(int(row[0]), int(row[1]), int(row[2]))
+    return MailboxCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 def mailbox_counts_by_mailbox(conn: Connection, user_id: int) -> dict[int, MailboxCounts]:
     """``mailbox_counts`` of every mailbox of a user in one grouped query (RFC 5819
     LIST-STATUS): plain columns only, nothing decrypted.  Empty mailboxes are absent."""
     unseen = ~messages.c.flags.contains(SEEN, autoescape=True)
+    deleted = messages.c.flags.contains(DELETED, autoescape=True)
     rows = conn.execute(select(messages.c.mailbox_id, func.count(), func.count().filter(unseen),
-                               func.coalesce(func.sum(messages.c.size), 0))
+                               func.coalesce(func.sum(messages.c.size), 0),
+                               func.count().filter(deleted))
                         .where(messages.c.mailbox_id.in_(  # the per-mailbox indexes serve it
                             select(mailboxes.c.id).where(mailboxes.c.user_id == user_id)),
                             messages.c.deleted_at.is_(None))
                         .group_by(messages.c.mailbox_id))
-    return {int(row[0]): MailboxCounts(int(row[1]), int(row[2]), int(row[3])) for row in rows}
+    return {int(row[0]): MailboxCounts(int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+            for row in rows}
 
 
 async def _deliver_all_or_nothing(runner: DatabaseRunner, keyring: KeyRing,
