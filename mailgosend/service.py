@@ -23,7 +23,7 @@ from twisted.python.components import Componentized
 
 from mailgosend import __version__
 from mailgosend.auth.bans import BanCache
-from mailgosend.auth.portal import build_portal
+from mailgosend.auth.portal import MailPortal, build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin
 from mailgosend.crypto import KeyRing
 from mailgosend.db.opening import open_database
@@ -39,15 +39,17 @@ from mailgosend.smtp.pipeline.checks import CheckSettings
 from mailgosend.smtp.pipeline.delivery import Delivery
 from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.session import ListenerKind
-from mailgosend.store.blobs import make_blob_store
+from mailgosend.store.blobs import BlobStore, make_blob_store
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
 from mailgosend.mail.service import MailService
-from mailgosend.imap.factory import build_imap_factory
+from mailgosend.imap.factory import build_imap_factory, imap_avatars
+from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
+from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
 from mailgosend.workers import WorkerPool
@@ -117,22 +119,32 @@ class MailgosendService(service.MultiService):
         log.info("reload done")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Core:
+    """What the services of one process share, built once in makeService.  The keyring is
+    here for the layers below the front ends (mail service, queue, DKIM, greylist, Bayes);
+    IMAP and POP3 get the mail service only."""
+
+    runner: DatabaseRunner
+    keyring: KeyRing
+    blob_store: BlobStore
+    workers: WorkerPool
+    events: Events
+    portal: MailPortal
+    bans: BanCache
+    security: SecurityStore
+    mail: MailService
+
+
+@dataclass(frozen=True)
 class Wiring:
-    """What the protocol listeners share; built once in makeService."""
+    """The core plus what adding listeners needs (configuration, reactor, the root)."""
 
     config: Config
     reactor: Any
     root: MailgosendService
-    runner: DatabaseRunner
-    keyring: KeyRing
-    workers: WorkerPool
-    portal: Any
-    bans: BanCache
-    blob_store: Any
-    events: Events
+    core: Core
     spool_dir: str
-    mail: MailService
 
     def listen(self, name: str, factory: Any, tls: Optional[ServerTLS] = None) -> None:
         listener = self.config.listener(name)
@@ -189,14 +201,20 @@ def makeService(config: Config, *, reactor: Any = None,
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                        clock=reactor,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
+    core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
+                events=events, portal=portal, bans=bans, security=security, mail=mail)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
-                           workers=workers, blob_store=blob_store, events=events, mail=mail)
+                           workers=workers, blob_store=blob_store, events=events, mail=mail,
+                           core=core)
     if observer is not None:
         root.components["log"] = observer
+    # The avatars every mail-access login asks the realm for (auth/portal.py): POP3's
+    # maildrop here; IMAP's with its first listener (an IMAP avatar carries its listener's
+    # hub, and each session rebinds it to its own: IMAPAccount.for_access).
+    portal.realm_registry.register(IPOP3Maildrop, maildrop_factory(mail))
 
     root.listeners.setServiceParent(root)
-    wiring = Wiring(config, reactor, root, runner, keyring, workers, portal, bans, blob_store,
-                    events, spool_dir, mail)
+    wiring = Wiring(config, reactor, root, core, spool_dir)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
@@ -239,19 +257,20 @@ def _add_smtp_listeners(w: Wiring) -> None:
         return
     resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
     install_spf_resolver(resolver)
-    delivery = Delivery(runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
-                        workers=w.workers, events=w.events,
+    core = w.core
+    delivery = Delivery(runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
+                        workers=core.workers, events=core.events,
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
-                               workers=w.workers, delivery=delivery, runner=w.runner,
-                               clock=w.reactor, spool_dir=w.spool_dir, keyring=w.keyring)
+                               workers=core.workers, delivery=delivery, runner=core.runner,
+                               clock=w.reactor, spool_dir=w.spool_dir, keyring=core.keyring)
     greylist = None
     if config["GREYLIST_ENABLED"] and config.listener("smtp").active:
         policy = GreylistPolicy.from_config(config)
-        greylist = Greylist(w.runner, w.keyring, policy, w.reactor)
+        greylist = Greylist(core.runner, core.keyring, policy, w.reactor)
         w.root.components["greylist"] = greylist
         w.root.getServiceNamed("maintenance").greylist_policy = policy
-    backend = MailBackend(runner=w.runner, portal=w.portal, bans=w.bans, pipeline=pipeline,
+    backend = MailBackend(runner=core.runner, portal=core.portal, bans=core.bans, pipeline=pipeline,
                           default_domain=config["DEFAULT_DOMAIN"], spool_dir=w.spool_dir,
                           greylist=greylist)
     limits = SMTPLimits(max_message_size=config["MAX_MESSAGE_SIZE"],
@@ -284,18 +303,21 @@ def _add_delivery(w: Wiring) -> None:
 
     config = w.config
     settings = DeliverySettings.from_config(config)
-    bouncer = Bouncer(runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
-                      workers=w.workers, events=w.events, hostname=config["HOSTNAME"],
+    core = w.core
+    bouncer = Bouncer(runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
+                      workers=core.workers, events=core.events, hostname=config["HOSTNAME"],
                       delay_warning_hours=config["DELAY_WARNING_HOURS"],
                       max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
     worker = QueueService(
-        settings=settings, runner=w.runner, keyring=w.keyring, blob_store=w.blob_store,
-        workers=w.workers, resolver=make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"]),
-        signer=DKIMSigner(w.runner, w.keyring, w.workers, clock=w.reactor), bouncer=bouncer,
+        settings=settings, runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
+        workers=core.workers,
+        resolver=make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"]),
+        signer=DKIMSigner(core.runner, core.keyring, core.workers, clock=w.reactor),
+        bouncer=bouncer,
         clock=w.reactor, node=node_name(config))
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
-    w.events.watch_queue(worker.wake)
+    core.events.watch_queue(worker.wake)
 
 
 def _mailbox_listeners(w: Wiring, plain: str, implicit: str,
@@ -319,16 +341,20 @@ def _add_imap_listeners(w: Wiring) -> None:
     """IMAP (143, STARTTLS) and IMAPS (993, implicit TLS); one hub so sessions on both
     ports see each other's changes at once."""
     hub = MailboxHub()
+    core, config = w.core, w.config
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
-        return build_imap_factory(
-            mail=w.mail, portal=w.portal, bans=w.bans.for_service("imap"), events=w.events,
-            tls=tls, hostname=w.config["HOSTNAME"],
-            max_message_size=w.config["MAX_MESSAGE_SIZE"],
+        factory = build_imap_factory(
+            mail=core.mail, portal=core.portal, bans=core.bans.for_service("imap"),
+            events=core.events, tls=tls, hostname=config["HOSTNAME"],
+            max_message_size=config["MAX_MESSAGE_SIZE"],
             clock=w.reactor, implicit_tls=implicit, hub=hub, spool_dir=w.spool_dir,
-            allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"],
-            max_connections=w.config["MAX_CONNECTIONS"],
-            max_connections_per_ip=w.config["MAX_CONNECTIONS_PER_IP"])
+            allow_plaintext_loopback=config["PLAINTEXT_AUTH_LOOPBACK"],
+            max_connections=config["MAX_CONNECTIONS"],
+            max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
+        if not implicit or not config.listener("imap").active:  # once, with the first
+            core.portal.realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
+        return factory
     _mailbox_listeners(w, "imap", "imaps", build)
 
 
@@ -339,8 +365,7 @@ def _add_pop3_listeners(w: Wiring) -> None:
 
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_pop3_factory(
-            mail=w.mail, portal=w.portal, bans=w.bans.for_service("pop3"),
-            tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            portal=w.core.portal, bans=w.core.bans.for_service("pop3"), tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)

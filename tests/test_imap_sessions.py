@@ -11,7 +11,8 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial import unittest
 
-from mailgosend.imap.factory import build_imap_factory
+from mailgosend.imap.factory import build_imap_factory, imap_avatars
+from mailgosend.imap.interfaces import IIMAPAccount
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, deferLater, message
 from tests.support.mailserver import PASSWORD as SERVER_PASSWORD
@@ -219,6 +220,7 @@ class DeliveryToIdleTests(unittest.TestCase):
             events=parts["events"], tls=None, hostname="imap.example.com",
             max_message_size=1 << 20, clock=reactor, implicit_tls=False,
             allow_plaintext_loopback=True)
+        parts["portal"].realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(port.stopListening)
 

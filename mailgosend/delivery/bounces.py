@@ -201,7 +201,7 @@ class Bouncer:
     # --- worker threads -------------------------------------------------------------------
     def _read_headers(self, blob_id: str) -> bytes:
         """The original's header block (the DSN returns headers, never the body: RFC 3462)."""
-        with self._blobs.open_blob(self._runner.engine, self._keyring, QUEUE_OWNER,
+        with self._blobs.open_blob(self._runner, self._keyring, QUEUE_OWNER,
                                    blob_id) as reader:
             data = b""
             for chunk in reader.iter_plaintext(0, min(reader.size, HEADER_LIMIT)):

@@ -515,7 +515,7 @@ class QueueService(Service):
         if small:
             return BlobSource(prefix, data, None, self._workers, lambda: None)
         del data
-        reader = await self._workers.run(self._blobs.open_blob, self._runner.engine,
+        reader = await self._workers.run(self._blobs.open_blob, self._runner,
                                          self._keyring, QUEUE_OWNER, message.blob_id)
         return BlobSource(prefix, None, iter(reader.iter_plaintext()), self._workers,
                           reader.close)
@@ -538,7 +538,7 @@ class QueueService(Service):
                     ) -> dict[str, tuple[bytes, Optional[str]]]:
         """Small queue blobs in one query (store/blobs.py open_small_blobs); those it does not
         return (file storage, larger blobs) are read one by one later."""
-        with self._runner.engine.connect() as conn:
+        with self._runner.connect() as conn:
             readers = self._blobs.open_small_blobs(conn, self._keyring, QUEUE_OWNER,
                                                    list(dict.fromkeys(blob_ids)))
         found = {}
@@ -549,7 +549,7 @@ class QueueService(Service):
         return found
 
     def _read_whole(self, blob_id: str) -> bytes:
-        with self._blobs.open_blob(self._runner.engine, self._keyring, QUEUE_OWNER,
+        with self._blobs.open_blob(self._runner, self._keyring, QUEUE_OWNER,
                                    blob_id) as reader:
             return b"".join(reader)
 

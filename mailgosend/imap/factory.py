@@ -7,6 +7,7 @@ Wiring (service.py)::
                                  max_message_size=config["MAX_MESSAGE_SIZE"], clock=reactor,
                                  implicit_tls=False, max_connections=config["MAX_CONNECTIONS"],
                                  max_connections_per_ip=config["MAX_CONNECTIONS_PER_IP"])
+    portal.realm_registry.register(IIMAPAccount, imap_avatars(factory.access))  # once
     ListenerService("imap", "IMAP_PORT", "IMAP_BIND", bind, port, factory, reactor)
     # IMAPS: a second factory with implicit_tls=True, and ListenerService(..., tls=tls)
 """
@@ -14,7 +15,7 @@ Wiring (service.py)::
 from __future__ import annotations
 
 import tempfile
-from typing import Any, Collection, Optional
+from typing import Any, Callable, Collection, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
@@ -32,12 +33,11 @@ from mailgosend.imap.cmd_selected import SelectedCommands
 from mailgosend.imap.compress import CompressCommand
 from mailgosend.imap.cmd_sort import SortCommands
 from mailgosend.imap.hub import MailboxHub
-from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.server import Command, SessionCore
 from mailgosend.listeners import IDrainable
 from mailgosend.mail.service import MailService
 
-__all__ = ["IMAPServerFactory", "IMAPServerProtocol", "build_imap_factory"]
+__all__ = ["IMAPServerFactory", "IMAPServerProtocol", "build_imap_factory", "imap_avatars"]
 
 _ANY = ("unauth", "auth", "select")
 _AUTHED = ("auth", "select")
@@ -128,7 +128,10 @@ class IMAPServerFactory(Factory):
         return self.limiter.open()
 
 
-def _avatar_factory(access: StoreAccess) -> Any:
+def imap_avatars(access: StoreAccess) -> Callable[[str], Deferred[IMAPAccount]]:
+    """The realm's avatar factory for IIMAPAccount (service.py registers it): a user's
+    account on ``access``, rebound by each session to its own listener's (for_access)."""
+
     def make(email: str) -> Deferred[IMAPAccount]:
         d = access.mail.open_account(email)
         return d.addCallback(lambda mail: IMAPAccount(mail.user, access))
@@ -143,8 +146,8 @@ def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Any
                        hub: Optional[MailboxHub] = None, spool_dir: Optional[str] = None,
                        idle_poll_seconds: float = 30.0, max_connections: int = 1000,
                        max_connections_per_ip: int = 20) -> IMAPServerFactory:
-    """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory, and the IIMAPAccount
-    avatar registered on the portal's realm.
+    """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory.  Logins need the
+    IIMAPAccount avatar on the portal's realm: ``imap_avatars(factory.access)``.
 
     Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions see each other's
     changes at once (\\Recent claims are shared too); by default each factory has its own.
@@ -155,7 +158,6 @@ def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Any
     access = StoreAccess(mail=mail, clock=clock, hub=hub or MailboxHub(),
                          max_message_size=max_message_size,
                          spool_dir=spool_dir or tempfile.gettempdir())
-    portal.realm_registry.register(IIMAPAccount, _avatar_factory(access))
     return IMAPServerFactory(access=access, portal=portal, bans=bans, events=events, tls=tls,
                              hostname=hostname, clock=clock, implicit_tls=implicit_tls,
                              allow_plaintext_loopback=allow_plaintext_loopback,

@@ -13,8 +13,6 @@ from zope.interface import implementer
 from mailgosend.auth.bans import BanCache
 from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.listeners import IDrainable
-from mailgosend.mail.service import MailService
-from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.pop3.protocol import POP3Server
 from mailgosend.pop3.replies import SYS_TEMP, Reply, err
 
@@ -83,23 +81,21 @@ class POP3Factory(ServerFactory):
         return self.limiter.open()
 
 
-def build_pop3_factory(*, mail: MailService, portal: Portal, bans: BanCache, tls: Optional[Any],
+def build_pop3_factory(*, portal: Portal, bans: BanCache, tls: Optional[Any],
                        hostname: str, clock: IReactorTime, implicit_tls: bool,
                        allow_plaintext_loopback: bool = False,
                        limits: Optional[POP3Limits] = None) -> POP3Factory:
     """The factory for one POP3 listener: ``implicit_tls=False`` for port 110 (STLS),
     ``True`` for 995, whose listener must wrap it in TLS (``ListenerService(..., tls=tls)``).
 
-    Registers the POP3 avatar on the portal's realm (once per portal is enough; a second
-    listener registers the same thing again).  ``tls`` None (TLS_MODE = off) leaves logins
+    Logins need the POP3 avatar on the portal's realm: ``IPOP3Maildrop`` ->
+    ``maildrop.maildrop_factory(mail)`` (service.py registers it).  ``tls`` None (TLS_MODE = off) leaves logins
     refused except from loopback with ``allow_plaintext_loopback``.
     """
     if implicit_tls and tls is None:
         raise ValueError("the implicit-TLS POP3 listener needs a TLS context")
     if not hostname.isascii():
         raise ValueError("hostname must be ASCII (use the A-label form)")
-    portal.realm_registry.register(  # type: ignore[attr-defined]
-        IPOP3Maildrop, maildrop_factory(mail))
     return POP3Factory(portal=portal, bans=bans, tls=tls, hostname=hostname, clock=clock,
                        implicit_tls=implicit_tls,
                        allow_plaintext_loopback=allow_plaintext_loopback,

@@ -29,8 +29,8 @@ from mailgosend.auth.portal import build_portal
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.events import Events, NewMail
-from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory
-from mailgosend.imap.interfaces import ISpamTrainer
+from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory, imap_avatars
+from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer
 from mailgosend.mail.service import MailService
 from mailgosend.store import accounts, mailboxes
 from mailgosend.store import messages as ms
@@ -124,11 +124,13 @@ class IMAPFixture(DatabaseTestBase):
                      **extra: Any) -> IMAPServerFactory:
         mail = MailService(runner=self.runner, keyring=KEYRING, blob_store=self.blobs,
                            workers=self.workers, clock=clock, trainer=self.trainer)
-        return build_imap_factory(
+        factory = build_imap_factory(
             mail=mail, portal=self.portal, bans=self.bans, events=self.events,
             tls=self.tls if tls == "default" else tls, hostname="imap.example.com",
             max_message_size=self.max_message_size, clock=clock, implicit_tls=implicit_tls,
             allow_plaintext_loopback=loopback, spool_dir=self.spool, **extra)
+        self.portal.realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
+        return factory
 
     @defer.inlineCallbacks
     def listen(self, factory: Optional[IMAPServerFactory] = None, **options: Any) -> Any:

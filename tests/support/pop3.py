@@ -28,6 +28,7 @@ from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import login_attempts
 from mailgosend.db.schema import messages as messages_table
 from mailgosend.pop3 import POP3Factory, POP3Limits, build_pop3_factory
+from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.mail.messages import read_range
 from mailgosend.mail.service import MailService
 from mailgosend.store import accounts, mailboxes, messages
@@ -91,9 +92,10 @@ class POP3Fixture(DatabaseTestBase):
                limits: Optional[POP3Limits] = None, clock: Any = None, runner: Any = None,
                tls: Any = "default") -> tuple[POP3Factory, int]:
         """Start a listener on 127.0.0.1 port 0; it and its sessions end with the test."""
+        self.portal.realm_registry.register(
+            IPOP3Maildrop, maildrop_factory(self.mail_service(runner, clock)))
         factory = build_pop3_factory(
-            mail=self.mail_service(runner, clock), portal=self.portal, bans=self.bans,
-            tls=self.tls if tls == "default" else tls,
+            portal=self.portal, bans=self.bans, tls=self.tls if tls == "default" else tls,
             hostname=HOSTNAME, clock=clock or reactor, implicit_tls=implicit_tls,
             allow_plaintext_loopback=allow_plaintext_loopback, limits=limits)
         if implicit_tls:
