@@ -199,7 +199,7 @@ def makeService(config: Config, *, reactor: Any = None,
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
-                       clock=reactor,
+                       clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                 events=events, portal=portal, bans=bans, security=security, mail=mail)
@@ -258,8 +258,7 @@ def _add_smtp_listeners(w: Wiring) -> None:
     resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
     install_spf_resolver(resolver)
     core = w.core
-    delivery = Delivery(runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
-                        workers=core.workers, events=core.events,
+    delivery = Delivery(runner=core.runner, local=core.mail.delivery, events=core.events,
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
                                workers=core.workers, delivery=delivery, runner=core.runner,
@@ -305,7 +304,7 @@ def _add_delivery(w: Wiring) -> None:
     settings = DeliverySettings.from_config(config)
     core = w.core
     bouncer = Bouncer(runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
-                      workers=core.workers, events=core.events, hostname=config["HOSTNAME"],
+                      local=core.mail.delivery, workers=core.workers, events=core.events, hostname=config["HOSTNAME"],
                       delay_warning_hours=config["DELAY_WARNING_HOURS"],
                       max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
     worker = QueueService(

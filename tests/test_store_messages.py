@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.trial import unittest
 
 from mailgosend.crypto import DecryptionError, KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import blobs, messages
+from mailgosend.mail.delivery import LocalDelivery, Placement
 from mailgosend.store import accounts, mailboxes
 from mailgosend.store import messages as ms
 from mailgosend.store.blobs import BlobStore, DatabaseBlobs, FileBlobs, SealedBlob
@@ -27,6 +28,16 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 KEYRING = KeyRing(bytes(range(32)))
 RAW = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: Hello\r\n"
        b"Content-Type: text/plain\r\n\r\nHi Bob,\r\nsee you.\r\n")
+
+
+def deliver_to_users(runner: Any, keyring: KeyRing, store: BlobStore, source: Any,
+                     recipients: list[tuple[Any, Any]], flags: Any, internal_date: datetime,
+                     workers: Any) -> Any:
+    """The one local-delivery path (mail/delivery.py), each refusal in its recipient's slot."""
+    local = LocalDelivery(runner=runner, keyring=keyring, blob_store=store, workers=workers)
+    return Deferred.fromCoroutine(local.deliver(
+        source, [Placement(user, target, tuple(flags), internal_date)
+                 for user, target in recipients], internal_date))
 
 
 class FailingCommit(DatabaseBlobs):
@@ -265,7 +276,7 @@ class MessagesTestsMixin(DatabaseTestBase):
     async def test_deliver_to_users_stores_every_copy_and_refuses_only_the_full_one(self) -> None:
         carol = self.write(accounts.add_user, "carol@example.com", "h", NOW, quota_bytes=10)
         self.deliver(self.bob, raw=RAW + b"b" * (1000 - 2 * len(RAW)))  # Bob has room for one
-        results: list[Any] = await ms.deliver_to_users(
+        results: list[Any] = await deliver_to_users(
             self.runner, KEYRING, self.store, RAW,
             [(self.alice, "inbox"), (carol, "inbox"), (self.bob, "inbox"), (self.alice, "junk")],
             ["\\Recent"], NOW, self.workers)
@@ -292,7 +303,7 @@ class MessagesTestsMixin(DatabaseTestBase):
         with open(path, "wb") as f:
             f.write(raw)
         delivered: Any
-        [delivered] = await ms.deliver_to_users(self.runner, KEYRING, self.store, path,
+        [delivered] = await deliver_to_users(self.runner, KEYRING, self.store, path,
                                                 [(self.alice, "inbox")], (), NOW, self.workers)
         self.assertEqual(delivered.size, len(raw))
         with self.store.open_blob(self.engine, KEYRING, self.alice.uuid,
@@ -304,7 +315,7 @@ class MessagesTestsMixin(DatabaseTestBase):
     async def test_deliver_to_users_commits_nothing_when_the_transaction_fails(self) -> None:
         store = FailingCommit(self.spool)
         with self.assertRaises(RuntimeError):
-            await ms.deliver_to_users(self.runner, KEYRING, store, RAW,
+            await deliver_to_users(self.runner, KEYRING, store, RAW,
                                       [(self.alice, "inbox"), (self.bob, "inbox")], (), NOW,
                                       self.workers)
         self.assertEqual((self.count(messages), self.count(blobs)), (0, 0))
@@ -313,7 +324,7 @@ class MessagesTestsMixin(DatabaseTestBase):
 
     async def test_deliver_to_users_refuses_invalid_flags(self) -> None:
         with self.assertRaises(ms.InvalidFlag):
-            await ms.deliver_to_users(self.runner, KEYRING, self.store, RAW,
+            await deliver_to_users(self.runner, KEYRING, self.store, RAW,
                                       [(self.alice, "inbox")], ["\\Bogus"], NOW, self.workers)
         self.assertEqual(self.count(messages), 0)
 
@@ -332,7 +343,7 @@ class FileStoreDeliveryTestsMixin(DatabaseTestBase):
                         quota_bytes=1, write=True)
         delivered: Any
         refused: Any
-        delivered, refused = await ms.deliver_to_users(
+        delivered, refused = await deliver_to_users(
             self.runner, KEYRING, store, RAW, [(alice, "inbox"), (full, "inbox")], (), NOW, workers)
         self.assertIsInstance(refused, ms.QuotaExceeded)
         files = [f for _, _, names in os.walk(root) for f in names]

@@ -1,4 +1,4 @@
-"""The store functions behind MULTIAPPEND (``deliver_all_or_nothing``) and LIST-STATUS
+"""What MULTIAPPEND stores (``LocalDelivery.deliver_all``, mail/delivery.py) and LIST-STATUS
 (``mailbox_counts_by_mailbox``), on SQLite and PostgreSQL: every message or none, and
 one grouped count per mailbox that agrees with ``mailbox_counts``."""
 
@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import blobs, messages
+from mailgosend.mail.delivery import LocalDelivery
 from mailgosend.store import accounts, mailboxes
 from mailgosend.store import messages as ms
 from mailgosend.store.blobs import DatabaseBlobs
@@ -29,6 +31,13 @@ KEYRING = KeyRing(bytes(range(32)))
 def raw(n: int, size: int = 0) -> bytes:
     return (f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {n}\r\n\r\n".encode()
             + b"x" * size + b"body\r\n")
+
+
+def deliver_all_or_nothing(runner: Any, keyring: KeyRing, store: Any, user: Any,
+                           mailbox_id: int, messages_in: Any, workers: Any, *,
+                           now: datetime) -> Any:
+    local = LocalDelivery(runner=runner, keyring=keyring, blob_store=store, workers=workers)
+    return Deferred.fromCoroutine(local.deliver_all(user, mailbox_id, messages_in, now))
 
 
 class MultiTestsMixin(DatabaseTestBase):
@@ -52,7 +61,7 @@ class MultiTestsMixin(DatabaseTestBase):
             select(func.count()).select_from(table)).scalar_one(), write=False)
 
     async def test_every_message_in_order_with_consecutive_uids(self) -> None:
-        done = await ms.deliver_all_or_nothing(
+        done = await deliver_all_or_nothing(
             self.runner, KEYRING, self.store, self.alice, self.inbox.id,
             [(raw(1), ["\\Seen"], EARLIER), (raw(2), [], NOW), (raw(3), ["$Work"], NOW)],
             self.workers, now=NOW)
@@ -65,7 +74,7 @@ class MultiTestsMixin(DatabaseTestBase):
 
     async def test_none_when_one_does_not_fit(self) -> None:
         with self.assertRaises(ms.QuotaExceeded):
-            await ms.deliver_all_or_nothing(
+            await deliver_all_or_nothing(
                 self.runner, KEYRING, self.store, self.alice, self.inbox.id,
                 [(raw(1, 400), [], NOW), (raw(2, 400), [], NOW), (raw(3, 400), [], NOW)],
                 self.workers, now=NOW)
@@ -74,18 +83,18 @@ class MultiTestsMixin(DatabaseTestBase):
         self.assertEqual(box.uidnext, 1)
         self.assertEqual(os.listdir(self.spool), [])
         with self.assertRaises(ms.InvalidFlag):
-            await ms.deliver_all_or_nothing(
+            await deliver_all_or_nothing(
                 self.runner, KEYRING, self.store, self.alice, self.inbox.id,
                 [(raw(1), [], NOW), (raw(2), ["\\Bogus"], NOW)], self.workers, now=NOW)
         self.assertEqual(self.count(messages), 0)
 
     async def test_counts_by_mailbox_agree_with_mailbox_counts(self) -> None:
         other = self.boxes[2]  # Drafts
-        await ms.deliver_all_or_nothing(
+        await deliver_all_or_nothing(
             self.runner, KEYRING, self.store, self.alice, self.inbox.id,
             [(raw(1), ["\\Seen"], NOW), (raw(2), [], NOW), (raw(3), ["\\Deleted"], NOW)],
             self.workers, now=NOW)
-        await ms.deliver_all_or_nothing(
+        await deliver_all_or_nothing(
             self.runner, KEYRING, self.store, self.alice, other.id, [(raw(4, 10), [], NOW)],
             self.workers, now=NOW)
         run_sync(self.engine, ms.expunge, self.inbox.id, now=NOW, write=True)

@@ -7,7 +7,8 @@ local sender's INBOX, or into the queue for a remote sender.  Never for a null-s
 or one from MAILER-DAEMON (dsn.should_bounce), never when NOTIFY asked for silence
 (RFC 3461 §4.1).  A success report ("relayed") only for NOTIFY=SUCCESS recipients handed to a
 server that does not advertise DSN (RFC 3461 §5.2.2); local deliveries report "delivered"
-from the SMTP pipeline (smtp/pipeline/process.py).
+from the SMTP pipeline (smtp/pipeline/process.py).  Reports are sealed and filed through the
+mail service's one local-delivery path (mail/delivery.py).
 """
 
 from __future__ import annotations
@@ -26,55 +27,16 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
                                         wants_failure_dsn, wants_success_dsn)
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events
+from mailgosend.mail.delivery import Envelope, LocalDelivery, Placement, Sealed
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.queue import QUEUE_OWNER
-from mailgosend.store.blobs import BlobStore, SealedBlob
-from mailgosend.store.messages import QuotaExceeded, deliver, seal_info
-from mailgosend.store.mimeinfo import analyse
+from mailgosend.store.blobs import BlobStore
 
 log = Logger()
 
 HEADER_LIMIT = 256 * 1024   # read at most this much of the original for its header block
-
-
-ReportCopy = tuple[accounts.User, SealedBlob, bytes]
-
-
-def seal_report_copies(blobs: BlobStore, keyring: KeyRing, raw: bytes,
-                       users: Sequence[accounts.User]) -> list[ReportCopy]:
-    """Worker thread: a report sealed once per local user who gets it (each under the
-    user's key), with its structure; ``blobs.discard`` them if they are not stored."""
-    info = analyse(raw).to_json()
-    copies: list[ReportCopy] = []
-    try:
-        for user in users:
-            blob = blobs.seal(keyring, user.uuid, raw)
-            copies.append((user, blob, seal_info(keyring, user.uuid, blob.blob_id, info)))
-    except BaseException:
-        for _user, blob, _meta in copies:
-            blobs.discard(blob, unreferenced=True)
-        raise
-    return copies
-
-
-def store_report_copies(conn: Connection, blobs: BlobStore, copies: Sequence[ReportCopy],
-                        now: datetime, about: str) -> list[tuple[int, int, int]]:
-    """In the caller's transaction: each copy into its user's INBOX; (user id, mailbox id,
-    uid) of those stored.  A mailbox over quota gets none (logged with ``about``), the rest
-    of the transaction goes on."""
-    delivered = []
-    for user, blob, meta in copies:
-        try:
-            with conn.begin_nested():
-                item = deliver(conn, user, "inbox", blob, meta, (), now, now, blob_store=blobs)
-            delivered.append((item.user_id, item.mailbox_id, item.uid))
-        except QuotaExceeded:
-            # The report cannot be stored; what it reports is still recorded and logged.
-            log.warn("delivery report {about} not stored: {user}'s mailbox is over quota",
-                     about=about, user=user.email)
-    return delivered
 
 
 @dataclass(frozen=True)
@@ -85,10 +47,9 @@ class _Report:
 
 @dataclass
 class _SealedReport:
-    local: list[tuple[accounts.User, SealedBlob, bytes]]
-    remote: Optional[SealedBlob]
-    remote_address: str
-    size: int
+    sealed: Sealed  # a copy per local user, or one for the queue (remote sender)
+    users: tuple[accounts.User, ...]
+    remote_address: Optional[str]  # the sender, when the report goes out through the queue
     smtputf8: bool
 
 
@@ -96,11 +57,12 @@ class Bouncer:
     """Writes outcomes; builds, seals and stores the DSNs they need."""
 
     def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
-                 workers: Any, events: Events, hostname: str,
+                 local: LocalDelivery, workers: Any, events: Events, hostname: str,
                  delay_warning_hours: float, max_age: timedelta) -> None:
         self._runner = runner
-        self._keyring = keyring
+        self._keyring = keyring  # reads the original's headers (the queue's copy)
         self._blobs = blob_store
+        self._local = local
         self._workers = workers
         self._events = events
         self._hostname = hostname
@@ -135,7 +97,7 @@ class Bouncer:
                                                       claim.message.sender))
         except BaseException:
             for item in sealed:
-                self._discard(item, unreferenced=True)
+                self._local.abandon(item.sealed, refused=True)
             raise
         try:
             delivered = await self._runner.write(self._commit, list(outcomes), sealed, now,
@@ -143,13 +105,11 @@ class Bouncer:
                                                  any(r.kind == "delay" for r in reports))
         except BaseException:
             for item in sealed:
-                self._discard(item, unreferenced=False)
+                self._local.abandon(item.sealed, refused=False)
             raise
-        for item in sealed:
-            self._release(item)
-        for user_id, mailbox_id, uid in delivered:
-            self._events.publish(NewMail(user_id, mailbox_id, uid))
-        if any(item.remote is not None for item in sealed):
+        for item, results in zip(sealed, delivered):
+            self._local.settle(item.sealed, results, queued=item.remote_address is not None)
+        if any(item.remote_address is not None for item in sealed):
             self._events.publish_queued()
 
     # --- which reports --------------------------------------------------------------------
@@ -212,47 +172,34 @@ class Bouncer:
             return data
 
     def _seal(self, raw: bytes, target: accounts.Resolution, sender: str) -> _SealedReport:
-        utf8 = not raw.isascii()
-        report = _SealedReport([], None, sender, len(raw), utf8)
-        report.local = seal_report_copies(self._blobs, self._keyring, raw, target.users)
-        try:
-            if not target.local_domain and not target.users:
-                report.remote = self._blobs.seal(self._keyring, QUEUE_OWNER, raw)
-        except BaseException:
-            self._discard(report, unreferenced=True)
-            raise
-        return report
+        """Worker thread: a copy per local user the sender reaches, or, for a sender of a
+        domain that is not ours, one for the queue."""
+        remote = not target.local_domain and not target.users
+        owners = [QUEUE_OWNER] if remote else [user.uuid for user in target.users]
+        return _SealedReport(self._local.seal(raw, owners), tuple(target.users),
+                             sender if remote else None, not raw.isascii())
 
     # --- the transaction ------------------------------------------------------------------
     def _commit(self, conn: Connection, outcomes: list[queue_store.Outcome],
                 reports: list[_SealedReport], now: datetime, queue_id: int,
-                delay_warned: bool) -> list[tuple[int, int, int]]:
+                delay_warned: bool) -> list[list[Any]]:
+        """One transaction: each report filed for its local users (a full mailbox gets
+        none) or queued for a remote sender, and the outcomes it reports on."""
         delivered = []
         for report in reports:
-            delivered += store_report_copies(conn, self._blobs, report.local, now,
-                                             f"for queue id {queue_id}")
-            if report.remote is not None:
-                self._blobs.commit(conn, report.remote, None, now)  # type: ignore[arg-type]
-                queue_store.enqueue(conn, sender="", user_id=None,
-                                    blob_id=report.remote.blob_id, size=report.size,
-                                    recipients=[report.remote_address], now=now,
+            placements = [Placement(user, "inbox") for user in report.users]
+            delivered.append(self._local.file(conn, report.sealed, placements, now,
+                                              refused="skip",
+                                              about=f"delivery report for queue id {queue_id}"))
+            if report.remote_address is not None:
+                envelope = Envelope(sender="", recipients=(report.remote_address,),
                                     smtputf8=report.smtputf8, body_8bit=report.smtputf8)
+                self._local.queue_copy(conn, envelope, [report.remote_address],
+                                       report.sealed[QUEUE_OWNER][0], now)
         if delay_warned:
             queue_store.mark_delay_warned(conn, queue_id)
         queue_store.record_outcomes(conn, outcomes, now)
         return delivered
-
-    def _discard(self, report: _SealedReport, *, unreferenced: bool) -> None:
-        for _user, blob, _meta in report.local:
-            self._blobs.discard(blob, unreferenced=unreferenced)
-        if report.remote is not None:
-            self._blobs.discard(report.remote, unreferenced=unreferenced)
-
-    def _release(self, report: _SealedReport) -> None:
-        for _user, blob, _meta in report.local:
-            self._blobs.release(blob)
-        if report.remote is not None:
-            self._blobs.release(report.remote)
 
 
 class OutcomeBatch:

@@ -25,6 +25,8 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
+from mailgosend.events import Events
+from mailgosend.mail.delivery import LocalDelivery, Placement
 from mailgosend.mail.filing import training_verdict
 from mailgosend.mail.moves import CopyResult, copy_messages
 from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remember
@@ -51,7 +53,8 @@ class MailService:
 
     def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
                  workers: Workers, clock: IReactorTime,
-                 trainer: Optional[ISpamTrainer] = None) -> None:
+                 trainer: Optional[ISpamTrainer] = None, events: Optional[Events] = None
+                 ) -> None:
         self.runner = runner
         self.keyring = keyring
         self.blob_store = blob_store
@@ -60,6 +63,10 @@ class MailService:
         self.trainer: ISpamTrainer = trainer or NoSpamTraining()
         self.info_cache = InfoCache()  # decrypted structures, bounded
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
+        self.events = events
+        # the one local-delivery path (SMTP receive, DSNs, APPEND): mail/delivery.py
+        self.delivery = LocalDelivery(runner=runner, keyring=keyring, blob_store=blob_store,
+                                      workers=workers, events=events)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -158,11 +165,10 @@ class UserMail:
                date: Optional[datetime]) -> Deferred[Delivered]:
         """Store one message (bytes, or a spool file's path) in one of the user's mailboxes;
         quota enforced (QuotaExceeded)."""
-        service = self.service
-        now = service.now()
-        d = store_messages.deliver_to_users(
-            service.runner, service.keyring, service.blob_store, source,
-            [(self.user, mailbox_id)], flags, date or now, service.workers, now=now)
+        now = self.service.now()
+        d = Deferred.fromCoroutine(self.service.delivery.deliver(
+            source, [Placement(self.user, mailbox_id, tuple(flags), date or now)], now,
+            publish=False))
 
         def only(results: list[Any]) -> Delivered:
             if isinstance(results[0], Exception):
@@ -176,12 +182,11 @@ class UserMail:
                    ) -> Deferred[list[Delivered]]:
         """Store several messages in one mailbox, every one or none (one transaction), with
         consecutive UIDs (IMAP MULTIAPPEND, RFC 3502)."""
-        service = self.service
-        now = service.now()
-        return store_messages.deliver_all_or_nothing(
-            service.runner, service.keyring, service.blob_store, self.user, mailbox_id,
-            [(source, flags, date or now) for source, flags, date in messages],
-            service.workers, now=now)
+        now = self.service.now()
+        return Deferred.fromCoroutine(self.service.delivery.deliver_all(
+            self.user, mailbox_id,
+            [(source, flags, date or now) for source, flags, date in messages], now,
+            publish=False))
 
     def copy(self, source: Mailbox, uids: Sequence[int], target: Mailbox, *, move: bool
              ) -> Deferred[CopyResult]:

@@ -9,17 +9,15 @@ UID and MODSEQ come from one ``UPDATE mailboxes ... RETURNING``, atomic on its o
 the quota reservation (an ``UPDATE users``, checked by quota.fits) already serialises a user's deliveries on
 PostgreSQL for the rest of their transaction.  UIDs are strictly ascending and never reused
 (an expunge does not lower UIDNEXT).  Lock order is users row, meta counter, mailbox, messages
-(see mailboxes.py); ``deliver_to_users`` takes users in id order so two multi-recipient
-deliveries cannot deadlock.
+(see mailboxes.py); ``LocalDelivery.file`` (mail/delivery.py) takes users in id order so two
+multi-recipient deliveries cannot deadlock.
 
-``deliver_to_users`` is the SMTP "250 only once committed" path (DESIGN §3): it seals one blob
-per recipient user in the worker pool, then records every copy in ONE ``runner.write`` job.
-Its Deferred fires after the COMMIT, so a success means every copy is durable.
+The one local-delivery path above this (mail/delivery.py) seals a blob per recipient user in
+the worker pool, then calls ``deliver`` for every copy in ONE ``runner.write`` job (DESIGN §3).
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,22 +25,21 @@ from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, Union
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred
 
 from mailgosend.crypto import KeyRing
-from mailgosend.db.runner import DatabaseRunner
 from mailgosend.db.schema import mailboxes, messages, users
 from mailgosend.store.accounts import UnknownUser, User
 from mailgosend.store.blobs import BlobStore, SealedBlob, blob_context
 from mailgosend.store.mailboxes import (MailboxError, MailboxNotFound, ensure_default_mailboxes,
                                         get_by_role, get_mailbox_by_id)
-from mailgosend.store.mimeinfo import MessageInfo, analyse
+from mailgosend.store.mimeinfo import MessageInfo
 from mailgosend.store.quota import fits
 
 __all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFlag",
            "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
            "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
-           "SealedInfo", "deliver_all_or_nothing", "deliver_to_users", "expunge",
+           "SealedInfo", "expunge",
            "list_messages", "load_info", "load_infos",
            "load_sealed_infos", "mailbox_counts", "mailbox_counts_by_mailbox",
            "normalize_flags", "open_info",
@@ -81,7 +78,7 @@ class InvalidFlag(MessageError, ValueError):
     """Not a flag a client may set (RFC 3501 §2.3.2); IMAP answers BAD."""
 
 
-#: Per-recipient refusals: ``deliver_to_users`` puts these in the recipient's slot.
+#: Per-recipient refusals: ``LocalDelivery.file`` can put these in the recipient's slot.
 RecipientRefused = (QuotaExceeded, MailboxError, UnknownUser)
 RefusedRecipient = Union[QuotaExceeded, MailboxError, UnknownUser]
 
@@ -310,104 +307,6 @@ class Workers(Protocol):
 RawSource = Union[bytes, str, "os.PathLike[str]"]
 
 
-def _analyse_source(raw_source: RawSource) -> bytes:
-    if isinstance(raw_source, bytes):
-        return analyse(raw_source).to_json()
-    with open(raw_source, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return analyse(b"").to_json()
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return analyse(mapped).to_json()
-
-
-def _prepare(keyring: KeyRing, blob_store: BlobStore, owner_uuid: str, raw_source: RawSource,
-             info_json: bytes) -> tuple[SealedBlob, bytes]:
-    if isinstance(raw_source, bytes):
-        sealed = blob_store.seal(keyring, owner_uuid, raw_source)
-    else:
-        with open(raw_source, "rb") as f:
-            sealed = blob_store.seal(keyring, owner_uuid, f)
-    try:
-        return sealed, seal_info(keyring, owner_uuid, sealed.blob_id, info_json)
-    except BaseException:
-        blob_store.discard(sealed, unreferenced=True)
-        raise
-
-
-def _record_all(conn: Connection, blob_store: BlobStore, recipients: Sequence[tuple[User, Any]],
-                prepared: dict[int, tuple[SealedBlob, bytes]], flags: tuple[str, ...],
-                internal_date: datetime, now: datetime) -> tuple[list[Any], set[int]]:
-    """The one write job of ``deliver_to_users``: every copy, each in its own savepoint so a
-    refused recipient leaves no trace while the others are stored."""
-    results: list[Any] = [None] * len(recipients)
-    recorded: set[int] = set()  # users whose blob row exists in this transaction
-    for i in sorted(range(len(recipients)), key=lambda i: recipients[i][0].id):
-        user, target = recipients[i]
-        sealed, meta = prepared[user.id]
-        try:
-            with conn.begin_nested():
-                results[i] = deliver(conn, user, target, sealed, meta, flags, internal_date, now,
-                                     blob_store=None if user.id in recorded else blob_store)
-        except RecipientRefused as refused:
-            results[i] = refused
-        else:
-            recorded.add(user.id)
-    return results, recorded
-
-
-async def _deliver_to_users(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
-                            raw_source: RawSource, recipients: Sequence[tuple[User, Any]],
-                            flags: tuple[str, ...], internal_date: datetime, workers: Workers,
-                            now: datetime) -> list[Any]:
-    info_json = await workers.run(_analyse_source, raw_source)
-    owners = {user.id: user for user, _ in recipients}
-    outcomes = await DeferredList(
-        [workers.run(_prepare, keyring, blob_store, user.uuid, raw_source, info_json)
-         for user in owners.values()], consumeErrors=True)
-    prepared = {uid: value for uid, (ok, value) in zip(owners, outcomes) if ok}
-    failures = [value for ok, value in outcomes if not ok]
-    if failures:
-        for sealed, _ in prepared.values():
-            blob_store.discard(sealed, unreferenced=True)
-        failures[0].raiseException()
-    try:
-        results, recorded = await runner.write(_record_all, blob_store, recipients, prepared,
-                                               flags, internal_date, now)
-    except BaseException:
-        for sealed, _ in prepared.values():
-            blob_store.discard(sealed)  # the COMMIT may have happened: files wait for purge
-        raise
-    for user_id, (sealed, _) in prepared.items():
-        if user_id in recorded:
-            blob_store.release(sealed)
-        else:
-            blob_store.discard(sealed, unreferenced=True)
-    return results
-
-
-def deliver_to_users(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
-                     raw_source: RawSource, recipients: Sequence[tuple[User, Union[str, int]]],
-                     flags: Iterable[str], internal_date: datetime, workers: Workers, *,
-                     now: Optional[datetime] = None
-                     ) -> Deferred[list[Union[Delivered, RefusedRecipient]]]:
-    """Deliver one message (bytes, or the path of a spool file) to local users.
-
-    ``recipients`` pairs each user with a role ("inbox", "junk", ...) or a mailbox id.  The
-    message is analysed once and sealed once per distinct user (each copy under its owner's
-    key) in ``workers``; then one transaction records all copies.  The result has one slot
-    per recipient: ``Delivered``, or the refusal (QuotaExceeded, MailboxError, UnknownUser)
-    for that recipient alone, with nothing stored for it.  Any other error fails the whole
-    Deferred, nothing is committed, and the SMTP layer answers 451.
-    """
-    try:
-        normalized = normalize_flags(flags)
-    except InvalidFlag:
-        return fail()
-    return Deferred.fromCoroutine(_deliver_to_users(
-        runner, keyring, blob_store, raw_source, list(recipients), normalized, internal_date,
-        workers, now or internal_date))
-
-
 def _row(row: Any) -> MessageRow:
     return MessageRow(row.id, row.mailbox_id, row.uid, row.modseq, _stored_flags(row.flags),
                       row.internal_date, row.size, row.blob_id, row.deleted_at)
@@ -557,55 +456,3 @@ def mailbox_counts_by_mailbox(conn: Connection, user_id: int) -> dict[int, Mailb
                         .group_by(messages.c.mailbox_id))
     return {int(row[0]): MailboxCounts(int(row[1]), int(row[2]), int(row[3]), int(row[4]))
             for row in rows}
-
-
-async def _deliver_all_or_nothing(runner: DatabaseRunner, keyring: KeyRing,
-                                  blob_store: BlobStore, user: User, mailbox_id: int,
-                                  messages_in: Sequence[tuple[RawSource, tuple[str, ...],
-                                                              datetime]],
-                                  workers: Workers, now: datetime) -> list[Delivered]:
-    async def prepare(raw_source: RawSource) -> tuple[SealedBlob, bytes]:
-        info_json = await workers.run(_analyse_source, raw_source)
-        return await workers.run(_prepare, keyring, blob_store, user.uuid, raw_source,
-                                 info_json)
-
-    outcomes = await DeferredList([Deferred.fromCoroutine(prepare(source))
-                                   for source, _, _ in messages_in], consumeErrors=True)
-    prepared = [value for ok, value in outcomes if ok]
-    failures = [value for ok, value in outcomes if not ok]
-    if failures:
-        for sealed, _ in prepared:
-            blob_store.discard(sealed, unreferenced=True)
-        failures[0].raiseException()
-
-    def record(conn: Connection) -> list[Delivered]:
-        return [deliver(conn, user, mailbox_id, sealed, meta, flags, date, now,
-                        blob_store=blob_store)
-                for (sealed, meta), (_, flags, date) in zip(prepared, messages_in)]
-
-    try:
-        results = await runner.write(record)
-    except BaseException:
-        for sealed, _ in prepared:
-            blob_store.discard(sealed)  # the COMMIT may have happened: files wait for purge
-        raise
-    for sealed, _ in prepared:
-        blob_store.release(sealed)
-    return results
-
-
-def deliver_all_or_nothing(runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
-                           user: User, mailbox_id: int,
-                           messages_in: Sequence[tuple[RawSource, Iterable[str], datetime]],
-                           workers: Workers, *, now: datetime) -> Deferred[list[Delivered]]:
-    """Store several messages in one mailbox in ONE transaction: every one or none (IMAP
-    MULTIAPPEND, RFC 3502 §6.3.11).  Each is analysed and sealed in ``workers``; their UIDs
-    are consecutive (the mailbox row stays locked by the first UID allocation).  A quota
-    refusal or any error commits nothing."""
-    try:
-        normalized = [(source, normalize_flags(flags), date)
-                      for source, flags, date in messages_in]
-    except InvalidFlag:
-        return fail()
-    return Deferred.fromCoroutine(_deliver_all_or_nothing(
-        runner, keyring, blob_store, user, mailbox_id, normalized, workers, now))

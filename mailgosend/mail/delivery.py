@@ -1,0 +1,316 @@
+# -*- test-case-name: tests.test_mail_delivery -*-
+"""The one local-delivery path: SMTP receive, delivery reports (DSNs), IMAP APPEND and
+MULTIAPPEND, and later webmail's Sent copy and Drafts, all file messages through here.
+
+Three steps, so a caller can put other rows in the same transaction (SMTP its queue row,
+the Bouncer the outcomes it reports on):
+
+1. ``seal`` (a worker thread): the message is analysed once and sealed once per owner (each
+   copy under its owner's key, DESIGN §4).  A copy may start with its own header lines (a
+   *variant prefix*, the per-user spam verdict), in which case it is analysed on its own.
+2. ``file`` (inside the caller's database job): a copy per placement (user, mailbox role or
+   id, flags, INTERNALDATE), users in id order so two multi-user deliveries cannot deadlock.
+   What a refused copy (full quota, missing mailbox) does is the caller's choice: fail the
+   whole transaction ("raise"), leave that copy out and log it ("skip"), or return the
+   refusal in its slot ("return").
+3. ``settle`` after the COMMIT (blobs released, unused ones discarded, new mail announced),
+   or ``abandon`` when the job failed.
+
+``deliver`` and ``deliver_all`` run the three steps for callers with nothing else to commit.
+Nothing here knows a protocol: the sender, recipients and their parameters arrive as a
+neutral ``Envelope``, and errors are the store's, carrying the codes each front end maps
+(``QuotaExceeded.smtp_code``/``imap_code``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import (IO, Any, BinaryIO, Iterable, Iterator, Literal, Mapping, Optional,
+                    Sequence, Union, cast)
+
+from sqlalchemy.engine import Connection
+from twisted.internet.defer import DeferredList
+from twisted.logger import Logger
+
+from mailgosend.crypto import KeyRing
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.events import Events, NewMail
+from mailgosend.store import accounts
+from mailgosend.store import queue as queue_store
+from mailgosend.store.accounts import User
+from mailgosend.store.blobs import BlobStore, SealedBlob
+from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecipient, Workers,
+                                       deliver, normalize_flags, seal_info)
+from mailgosend.store.mimeinfo import analyse
+
+__all__ = ["Envelope", "LocalDelivery", "Placement", "Sealed"]
+
+log = Logger()
+
+# A variant copy up to this size is assembled in memory; larger ones in a spool file.
+VARIANT_IN_MEMORY = 1024 * 1024
+
+Source = Union[bytes, str, "os.PathLike[str]", IO[bytes]]  # bytes, a spool file path, or open
+Sealed = dict[str, tuple[SealedBlob, bytes]]  # owner uuid -> (blob, sealed structure)
+Refusal = Literal["raise", "skip", "return"]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sent a message to whom, whatever brought it (SMTP, a DSN, webmail)."""
+
+    sender: str  # "" is the null reverse-path
+    recipients: tuple[str, ...]
+    smtputf8: bool = False
+    body_8bit: bool = False
+    authenticated: Optional[str] = None  # the login that submitted it, if any
+    peer: Optional[str] = None  # the client's address, for logs
+    envid: Optional[str] = None  # RFC 3461 ENVID
+    ret: Optional[str] = None  # RFC 3461 RET
+    # RFC 3461 NOTIFY and ORCPT by lower-cased recipient, for queued copies
+    notify: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One copy to file: whose, where (a role such as "inbox" or "junk", or a mailbox id),
+    with which flags, and its INTERNALDATE (None: the time of delivery)."""
+
+    user: User
+    mailbox: Union[str, int]
+    flags: tuple[str, ...] = ()
+    internal_date: Optional[datetime] = None
+
+
+class LocalDelivery:
+    """Seals and files messages into local mailboxes; one per process (the mail service's)."""
+
+    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, blob_store: BlobStore,
+                 workers: Workers, events: Optional[Events] = None) -> None:
+        self._runner = runner
+        self._keyring = keyring
+        self._blobs = blob_store
+        self._workers = workers
+        self._events = events
+
+    # --- 1. sealing (worker thread) ---------------------------------------------------------
+
+    def seal(self, source: Source, owners: Sequence[str], *,
+             variants: Optional[Mapping[str, bytes]] = None, shared_prefix: int = 0,
+             spool_dir: Optional[str] = None) -> Sealed:
+        """Worker thread: analyse ``source`` once and seal a copy per owner (user uuid, or
+        the queue's owner).  ``variants`` maps an owner to the header lines its copy starts
+        with instead of the source's first ``shared_prefix`` bytes; such a copy is assembled
+        (in memory, or in ``spool_dir`` when large) and analysed on its own.  On failure
+        nothing sealed is left behind."""
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                return self.seal(handle, owners, variants=variants,
+                                 shared_prefix=shared_prefix, spool_dir=spool_dir)
+        variants = variants or {}
+        info = _analysed(source)
+        sealed: Sealed = {}
+        try:
+            for owner in dict.fromkeys(owners):
+                prefix = variants.get(owner)
+                if prefix is None:
+                    blob = self._seal_source(owner, source)
+                    meta = info
+                else:
+                    with _variant(prefix, source, shared_prefix, spool_dir) as copy:
+                        meta = _analysed(copy)
+                        blob = self._seal_source(owner, copy)
+                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, meta))
+        except BaseException:
+            self.abandon(sealed, refused=True)
+            raise
+        return sealed
+
+    def _seal_source(self, owner: str, source: Union[bytes, IO[bytes]]) -> SealedBlob:
+        if isinstance(source, bytes):
+            return self._blobs.seal(self._keyring, owner, source)
+        source.seek(0)
+        return self._blobs.seal(self._keyring, owner, cast(BinaryIO, source))
+
+    # --- 2. filing (inside the caller's database job) ----------------------------------------
+
+    def file(self, conn: Connection, sealed: Sealed, placements: Sequence[Placement],
+             now: datetime, *, refused: Refusal = "raise", about: str = ""
+             ) -> list[Union[Delivered, RefusedRecipient, None]]:
+        """A copy per placement, in the caller's transaction; one slot per placement: the
+        ``Delivered``, or for a refused copy (QuotaExceeded, MailboxError, UnknownUser) the
+        refusal ("return") or None ("skip", logged with ``about``).  "raise" lets the
+        refusal fail the caller's transaction.  Copies of one owner share the sealed blob."""
+        results: list[Union[Delivered, RefusedRecipient, None]] = [None] * len(placements)
+        recorded: set[str] = set()  # owners whose blob row exists in this transaction
+        for i in sorted(range(len(placements)), key=lambda i: placements[i].user.id):
+            place = placements[i]
+            owner = place.user.uuid
+            blob, meta = sealed[owner]
+            store = None if owner in recorded else self._blobs
+            date = place.internal_date or now
+            if refused == "raise":
+                results[i] = deliver(conn, place.user, place.mailbox, blob, meta, place.flags,
+                                     date, now, blob_store=store)
+                recorded.add(owner)
+                continue
+            try:
+                with conn.begin_nested():
+                    results[i] = deliver(conn, place.user, place.mailbox, blob, meta,
+                                         place.flags, date, now, blob_store=store)
+            except RecipientRefused as refusal:
+                if refused == "return":
+                    results[i] = refusal
+                else:
+                    log.warn("message {about} not stored for {user}: {reason}", about=about,
+                             user=place.user.email, reason=str(refusal))
+            else:
+                recorded.add(owner)
+        return results
+
+    def queue_copy(self, conn: Connection, envelope: Envelope, recipients: Sequence[str],
+                   blob: SealedBlob, now: datetime) -> int:
+        """In the caller's transaction: the outbound queue's copy (sealed for the queue's
+        owner) with a row for ``recipients``; returns the queue id.  RFC 3461: what the
+        sender asked of each recipient travels with it."""
+        user_id: Optional[int] = None
+        if envelope.authenticated:
+            user = accounts.find_user(conn, envelope.authenticated)
+            user_id = user.id if user is not None else None
+        self._blobs.commit(conn, blob, user_id, now)  # type: ignore[arg-type]
+        notify = {rcpt: envelope.notify[rcpt.lower()] for rcpt in recipients
+                  if rcpt.lower() in envelope.notify}
+        return queue_store.enqueue(
+            conn, sender=envelope.sender, user_id=user_id, blob_id=blob.blob_id,
+            size=blob.size, recipients=recipients, now=now, smtputf8=envelope.smtputf8,
+            body_8bit=envelope.body_8bit, envid=envelope.envid, ret=envelope.ret,
+            notify=notify)
+
+    # --- 3. after the transaction (reactor thread) -------------------------------------------
+
+    def settle(self, sealed: Sealed, results: Iterable[Any], *, queued: bool = False,
+               publish: bool = True) -> None:
+        """After the COMMIT: the blobs that copies (or the queue) reference are released,
+        the others discarded; the new messages are announced (``publish``)."""
+        delivered = [item for item in results if isinstance(item, Delivered)]
+        used = {owner for owner, (blob, _) in sealed.items()
+                if any(item.blob_id == blob.blob_id for item in delivered)}
+        for owner, (blob, _) in sealed.items():
+            if owner in used or (queued and owner == queue_store.QUEUE_OWNER):
+                self._blobs.release(blob)
+            else:
+                self._blobs.discard(blob, unreferenced=True)
+        if publish and self._events is not None:
+            for item in delivered:
+                self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+
+    def abandon(self, sealed: Sealed, *, refused: bool) -> None:
+        """The message will not be stored: ``refused`` when its transaction was rolled back
+        for certain (or never ran); otherwise the COMMIT may have happened and the files
+        wait for the purge step."""
+        for blob, _ in sealed.values():
+            self._blobs.discard(blob, unreferenced=refused)
+
+    # --- the three steps in one call -----------------------------------------------------------
+
+    async def deliver(self, source: Source, placements: Sequence[Placement], now: datetime,
+                      *, refused: Refusal = "return", publish: bool = True, about: str = ""
+                      ) -> list[Union[Delivered, RefusedRecipient, None]]:
+        """Seal, file in one transaction and settle: one slot per placement (see ``file``).
+        Invalid flags fail before anything is sealed."""
+        placements = [Placement(p.user, p.mailbox, normalize_flags(p.flags), p.internal_date)
+                      for p in placements]
+        sealed = await self._workers.run(self.seal, source,
+                                         [p.user.uuid for p in placements])
+        try:
+            results = await self._runner.write(self.file, sealed, placements, now,
+                                               refused=refused, about=about)
+        except BaseException:
+            self.abandon(sealed, refused=False)
+            raise
+        self.settle(sealed, results, publish=publish)
+        return results
+
+    async def deliver_all(self, user: User, mailbox_id: int,
+                          messages: Sequence[tuple[Source, Iterable[str], datetime]],
+                          now: datetime, *, publish: bool = True) -> list[Delivered]:
+        """Several messages into one mailbox in ONE transaction, every one or none, with
+        consecutive UIDs (the mailbox row stays locked by the first allocation): IMAP
+        MULTIAPPEND (RFC 3502).  A refusal or any error commits nothing."""
+        placed = [(source, Placement(user, mailbox_id, normalize_flags(flags), date))
+                  for source, flags, date in messages]
+        done = await DeferredList([self._workers.run(self.seal, source, [user.uuid])
+                                   for source, _ in placed], consumeErrors=True)
+        outcomes: list[Sealed] = [value for ok, value in done if ok]
+        failures = [value for ok, value in done if not ok]
+        if failures:
+            for sealed in outcomes:
+                self.abandon(sealed, refused=True)
+            failures[0].raiseException()
+
+        def record(conn: Connection) -> list[Any]:
+            return [self.file(conn, sealed, [place], now)[0]
+                    for sealed, (_, place) in zip(outcomes, placed)]
+
+        try:
+            results = await self._runner.write(record)
+        except BaseException:
+            for sealed in outcomes:
+                self.abandon(sealed, refused=False)
+            raise
+        for sealed, item in zip(outcomes, results):
+            self.settle(sealed, [item], publish=publish)
+        return cast(list[Delivered], results)
+
+    async def deliver_report(self, raw: bytes, sender: str, now: datetime, about: str) -> int:
+        """A delivery report (RFC 3464) for ``sender``: into the INBOX of every local user
+        the address reaches; a full mailbox just gets none.  Returns how many were stored."""
+        resolution = await self._runner.read(accounts.resolve_recipient, sender)
+        if not resolution.users:
+            return 0
+        results = await self.deliver(raw, [Placement(user, "inbox")
+                                           for user in resolution.users],
+                                     now, refused="skip", about=about)
+        return sum(1 for item in results if isinstance(item, Delivered))
+
+
+def _analysed(source: Union[bytes, IO[bytes]]) -> bytes:
+    """The structure of a message, as stored JSON (a file is mapped: no copy in memory)."""
+    if isinstance(source, bytes):
+        return analyse(source).to_json()
+    source.seek(0, 2)
+    if source.tell() == 0:
+        return analyse(b"").to_json()
+    try:
+        fileno = source.fileno()
+    except (AttributeError, OSError):  # an in-memory file
+        source.seek(0)
+        return analyse(source.read()).to_json()
+    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
+        return analyse(mapped).to_json()  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _variant(prefix: bytes, source: Union[bytes, IO[bytes]], start: int,
+             spool_dir: Optional[str]) -> Iterator[Union[bytes, IO[bytes]]]:
+    """``prefix`` followed by the source from ``start``: bytes, or a spool file when large."""
+    if isinstance(source, bytes):
+        yield prefix + source[start:]
+        return
+    source.seek(0, 2)
+    size = len(prefix) + source.tell() - start
+    source.seek(start)
+    if size <= VARIANT_IN_MEMORY:
+        yield prefix + source.read()
+        return
+    with tempfile.TemporaryFile(dir=spool_dir or None) as out:
+        out.write(prefix)
+        while chunk := source.read(1024 * 1024):
+            out.write(chunk)
+        out.flush()
+        yield out
