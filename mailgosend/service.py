@@ -335,7 +335,7 @@ def _add_pop3_listeners(w: Wiring) -> None:
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_pop3_factory(
             runner=w.runner, portal=w.portal, bans=w.bans.for_service("pop3"),
-            keyring=w.keyring, blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            keyring=w.keyring, blob_store=w.blob_store, events=w.events, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)
