@@ -47,6 +47,7 @@ from mailgosend.listeners import ListenerService
 from mailgosend.imap.factory import build_imap_factory
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
+from mailgosend.pgnotify import ChangeRelay
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
@@ -185,6 +186,8 @@ def makeService(config: Config, *, reactor: Any = None,
                                  clock=reactor.seconds)
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
+    if engine.dialect.name == "postgresql":  # the feed crosses nodes (DESIGN.md §9)
+        ChangeRelay(engine, events, reactor).setServiceParent(root)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
                            workers=workers, blob_store=blob_store, events=events)
     if observer is not None:
