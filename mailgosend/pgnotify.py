@@ -51,6 +51,7 @@ _KINDS = {"n": "new", "f": "flags", "x": "expunge", "m": "mailbox"}
 _LETTERS = {name: letter for letter, name in _KINDS.items()}
 _WAIT_SLICE = 0.5  # seconds the listener waits before looking at the stop flag
 _MAX_PAUSE = 10.0  # seconds between reconnection attempts, at most
+_BURST = 100  # notifications sent in one pipeline
 
 
 def _summary(change: Change) -> Optional[tuple[str, int, int, int, int]]:
@@ -220,19 +221,39 @@ class ChangeRelay(Service):
                 self.connected.clear()
 
     def _send(self) -> None:
-        pending: Optional[str] = None
+        """Send what is queued, a burst at a time (psycopg pipelines ``executemany``)."""
+        pending: list[str] = []
         for conn in self._connections("NOTIFY"):
             try:
                 while True:
-                    if pending is None:
-                        pending = self._outbox.get()
-                    if pending is None:
+                    if not pending:
+                        pending = self._next_burst()
+                    if not pending or pending[-1] is None:
+                        pending = [p for p in pending if p is not None]
+                        if pending:
+                            self._notify(conn, pending)
                         return
-                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, pending))
-                    pending = None
+                    self._notify(conn, pending)
+                    pending = []
             except Exception as exc:
                 if self._stopping.is_set():
                     return
-                log.warn("change feed: a notification could not be sent ({error}); other "
+                log.warn("change feed: notifications could not be sent ({error}); other "
                          "nodes catch up at their next poll", error=exc.__class__.__name__)
-                pending = None
+                pending = []
+
+    def _next_burst(self) -> list[Any]:
+        """Block for one payload, then take whatever else is queued (up to ``_BURST``);
+        None (stop) ends a burst."""
+        burst = [self._outbox.get()]
+        while burst[-1] is not None and len(burst) < _BURST:
+            try:
+                burst.append(self._outbox.get_nowait())
+            except queue.Empty:
+                break
+        return burst
+
+    @staticmethod
+    def _notify(conn: Any, payloads: list[str]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, p) for p in payloads])

@@ -139,3 +139,16 @@ class RelayTests(PostgresDatabaseMixin, unittest.TestCase):
         other.publish(ChangeBatch(7, (new(3, 2, 6),)))
         yield self.wait_for(lambda: bool(heard_again))
         self.assertEqual(heard_again[0].changes, (RemoteChange("new", 3, 2, 2, 6),))
+
+    @defer.inlineCallbacks
+    def test_a_burst_arrives_whole_and_in_order(self) -> Any:
+        events_a, events_b = Events(), Events()
+        relay_a, relay_b = self.relay(events_a, "a"), self.relay(events_b, "b")
+        yield self.wait_for(lambda: relay_a.connected.is_set() and relay_b.connected.is_set())
+        heard: list[ChangeBatch] = []
+        events_b.subscribe(7, heard.append)
+        for uid in range(1, 301):
+            events_a.publish(ChangeBatch(7, (new(3, uid, uid + 10),)))
+        yield self.wait_for(lambda: len(heard) == 300)
+        self.assertEqual([b.changes[0].first_uid for b in heard],  # type: ignore[union-attr]
+                         list(range(1, 301)))
