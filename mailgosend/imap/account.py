@@ -158,9 +158,9 @@ class IMAPAccount:
 
     # --- mailbox management ----------------------------------------------------------------
 
-    def _publish(self, *changes: Change, origin: Any = None) -> None:
+    def _publish(self, *changes: Change) -> None:
         """After a commit: tell every front end (events.py)."""
-        self.access.events.publish(ChangeBatch(self.user.id, changes, origin))
+        self.access.events.publish(ChangeBatch(self.user.id, changes))
 
     def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
         name = name[:-1] if name.endswith(DELIMITER) and len(name) > 1 else name  # §6.3.3

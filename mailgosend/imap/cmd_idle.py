@@ -1,9 +1,10 @@
 """IDLE (RFC 2177): untagged updates pushed while the client waits, until it sends DONE.
 
 An idling session pushes what the change feed (events.py) reports for its selected mailbox at
-once, from the data the feed carries (no database read for a change made in this process),
-and reads the database every ``idle_poll_seconds`` for changes made outside the feed.  Only "DONE" ends
-IDLE: any other line gets an untagged BAD and IDLE goes on (Twisted ended it on any line).
+once, from the data the feed carries (no database read for a change made in this process; a
+change from another node is read), and reads the database every ``idle_poll_seconds`` for
+changes made outside the feed.  Only "DONE" ends IDLE: any other line gets an untagged BAD
+and IDLE goes on (Twisted ended it on any line).
 """
 
 from __future__ import annotations

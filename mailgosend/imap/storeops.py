@@ -21,8 +21,8 @@ from mailgosend.store import accounts
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import (Mailbox, MailboxNotFound, get_mailbox,
                                         get_mailbox_by_id, list_mailboxes, list_subscriptions)
-from mailgosend.store.messages import (DELETED, Delivered, MailboxCounts, MessageRow, deliver, expunge,
-                                       list_messages, mailbox_counts, set_flags)
+from mailgosend.store.messages import (DELETED, Delivered, MailboxCounts, MessageRow, deliver,
+                                       expunge, list_messages, mailbox_counts, set_flags)
 
 __all__ = ["CopyResult", "SyncState", "copy_messages", "live_uids", "mailbox_status",
            "mailboxes_and_subscriptions", "quota_usage", "raise_recent_floor", "sync_state"]
