@@ -161,6 +161,33 @@ class FeedToIdleMixin(IMAPFixture):
         self.assertIn((1, b"EXPUNGE"), responses)
 
 
+    @defer.inlineCallbacks
+    def test_a_gap_in_the_uids_makes_the_idle_session_read(self) -> Any:
+        yield self.deliver(message("first"))
+        yield self.listen()
+        client = yield self.idling()
+        reads = count_view_reads(self)
+        yield self.deliver(message("unannounced"), publish=False)  # as another node would
+        yield self.deliver(message("announced"))  # UID 3 while the view expects 2
+        responses = yield self.in_thread(wait_for_response, client,
+                                         lambda r: r == (3, b"EXISTS"))
+        self.assertIn((3, b"EXISTS"), responses)
+        self.assertEqual(reads, ["sync_state"])
+        yield self.in_thread(client.idle_done)
+        uids = yield self.in_thread(client.search, "ALL")
+        self.assertEqual(uids, [1, 2, 3])
+
+    @defer.inlineCallbacks
+    def test_a_resync_makes_idle_sessions_read(self) -> Any:
+        yield self.listen()
+        client = yield self.idling()
+        yield self.deliver(message("unannounced"), publish=False)
+        self.events.resync()  # what the cross-node relay does after a lost connection
+        responses = yield self.in_thread(wait_for_response, client,
+                                         lambda r: r == (1, b"EXISTS"))
+        self.assertIn((1, b"EXISTS"), responses)
+
+
 class FeedToIdleSQLiteTests(SQLiteDatabaseMixin, FeedToIdleMixin, unittest.TestCase):
     pass
 
