@@ -163,17 +163,17 @@ class Events:
     def __init__(self) -> None:
         self._subscribers: dict[int, list[Subscriber]] = defaultdict(list)
         self._followers: list[Subscriber] = []
-        self._queue_watchers: list[Callable[[], None]] = []
+        self._queue_watchers: list[Callable[[QueueChanged], None]] = []
 
-    def watch_queue(self, callback: Callable[[], None]) -> None:
-        """``callback()`` runs after every commit that added outbound queue rows, so the
-        queue worker attempts a new message at once instead of at its next poll."""
+    def watch_queue(self, callback: Callable[[QueueChanged], None]) -> None:
+        """``callback(change)`` runs after every commit that added outbound queue rows, so
+        the queue worker attempts a new message at once instead of at its next poll."""
         self._queue_watchers.append(callback)
 
-    def publish_queued(self, change: QueueChanged = QueueChanged()) -> None:
+    def publish_queued(self, change: QueueChanged) -> None:
         for callback in list(self._queue_watchers):
             try:
-                callback()
+                callback(change)
             except Exception:
                 log.failure("queue watcher failed")
 

@@ -294,7 +294,7 @@ def _add_delivery(w: Wiring) -> None:
         clock=w.reactor, node=node_name(config))
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
-    w.events.watch_queue(worker.wake)
+    w.events.watch_queue(lambda _change: worker.wake())
 
 
 def _mailbox_listeners(w: Wiring, plain: str, implicit: str,

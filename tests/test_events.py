@@ -10,8 +10,8 @@ from typing import Any
 from twisted.trial import unittest
 
 from mailgosend.events import (ChangeBatch, Events, Expunged, FlagsChanged, MailboxCreated,
-                               MailboxDeleted, MailboxRenamed, NewMessage, RemoteChange,
-                               Resync, new_message_batches)
+                               MailboxDeleted, MailboxRenamed, NewMessage, QueueChanged,
+                               RemoteChange, Resync, new_message_batches)
 from mailgosend.store.messages import Delivered, FlagChange
 
 WHEN = datetime(2026, 3, 14, 9, 26, 53, tzinfo=timezone.utc)
@@ -95,7 +95,7 @@ class EventsTests(unittest.TestCase):
 
     def test_queue_watchers_are_woken(self) -> None:
         events = Events()
-        woken: list[int] = []
-        events.watch_queue(lambda: woken.append(1))
-        events.publish_queued()
-        self.assertEqual(woken, [1])
+        woken: list[QueueChanged] = []
+        events.watch_queue(woken.append)
+        events.publish_queued(QueueChanged(12))
+        self.assertEqual(woken, [QueueChanged(12)])
