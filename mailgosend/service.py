@@ -46,6 +46,7 @@ from mailgosend.listeners import ListenerService
 from mailgosend.imap.factory import build_imap_factory
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
+from mailgosend.pgnotify import ChangeRelay
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.store.security import SecurityStore
 from mailgosend.web.health import health_site
@@ -184,6 +185,8 @@ def makeService(config: Config, *, reactor: Any = None,
                                  clock=reactor.seconds)
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
+    if engine.dialect.name == "postgresql":  # the feed crosses nodes (DESIGN.md §9)
+        ChangeRelay(engine, events, reactor).setServiceParent(root)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
                            workers=workers, blob_store=blob_store, events=events)
     if observer is not None:
@@ -290,7 +293,7 @@ def _add_delivery(w: Wiring) -> None:
         clock=w.reactor, node=node_name(config))
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
-    w.events.watch_queue(worker.wake)
+    w.events.watch_queue(lambda _change: worker.wake())
 
 
 def _mailbox_listeners(w: Wiring, plain: str, implicit: str,
@@ -336,7 +339,7 @@ def _add_pop3_listeners(w: Wiring) -> None:
     def build(implicit: bool, tls: Optional[ServerTLS]) -> Any:
         return build_pop3_factory(
             runner=w.runner, portal=w.portal, bans=w.bans.for_service("pop3"),
-            keyring=w.keyring, blob_store=w.blob_store, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
+            keyring=w.keyring, blob_store=w.blob_store, events=w.events, tls=tls, hostname=w.config["HOSTNAME"], clock=w.reactor,
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)

@@ -8,6 +8,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
+from mailgosend.events import Events
 from mailgosend.pop3.maildrop import Maildrop, MessageDeleted, load_snapshot
 from mailgosend.pop3.replies import NoSuchMessage
 from mailgosend.store import accounts, messages
@@ -22,7 +23,7 @@ THREE = b"Subject: three\r\n\r\n" + b"".join(b"line %06d\r\n" % i for i in range
 class MaildropTestsMixin(POP3Fixture):
     def maildrop(self) -> Maildrop:
         snapshot = run_sync(self.engine, load_snapshot, EMAIL, write=False)
-        return Maildrop(snapshot, self.runner, self.blob_store, KEYRING, reactor)
+        return Maildrop(snapshot, self.runner, self.blob_store, KEYRING, reactor, Events())
 
     def test_user_without_inbox_has_an_empty_maildrop(self) -> None:
         snapshot = run_sync(self.engine, load_snapshot, EMAIL, write=False)

@@ -26,12 +26,12 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
                                         wants_failure_dsn, wants_success_dsn)
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events, QueueChanged, new_message_batches
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.store.blobs import BlobStore, SealedBlob
-from mailgosend.store.messages import QuotaExceeded, deliver, seal_info
+from mailgosend.store.messages import Delivered, QuotaExceeded, deliver, seal_info
 from mailgosend.store.mimeinfo import analyse
 
 log = Logger()
@@ -60,16 +60,15 @@ def seal_report_copies(blobs: BlobStore, keyring: KeyRing, raw: bytes,
 
 
 def store_report_copies(conn: Connection, blobs: BlobStore, copies: Sequence[ReportCopy],
-                        now: datetime, about: str) -> list[tuple[int, int, int]]:
-    """In the caller's transaction: each copy into its user's INBOX; (user id, mailbox id,
-    uid) of those stored.  A mailbox over quota gets none (logged with ``about``), the rest
+                        now: datetime, about: str) -> list[Delivered]:
+    """In the caller's transaction: each copy into its user's INBOX; the copies stored.  A mailbox over quota gets none (logged with ``about``), the rest
     of the transaction goes on."""
     delivered = []
     for user, blob, meta in copies:
         try:
             with conn.begin_nested():
                 item = deliver(conn, user, "inbox", blob, meta, (), now, now, blob_store=blobs)
-            delivered.append((item.user_id, item.mailbox_id, item.uid))
+            delivered.append(item)
         except QuotaExceeded:
             # The report cannot be stored; what it reports is still recorded and logged.
             log.warn("delivery report {about} not stored: {user}'s mailbox is over quota",
@@ -147,10 +146,9 @@ class Bouncer:
             raise
         for item in sealed:
             self._release(item)
-        for user_id, mailbox_id, uid in delivered:
-            self._events.publish(NewMail(user_id, mailbox_id, uid))
+        self._events.publish_all(new_message_batches(delivered))
         if any(item.remote is not None for item in sealed):
-            self._events.publish_queued()
+            self._events.publish_queued(QueueChanged())
 
     # --- which reports --------------------------------------------------------------------
     def _reports(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
@@ -226,7 +224,7 @@ class Bouncer:
     # --- the transaction ------------------------------------------------------------------
     def _commit(self, conn: Connection, outcomes: list[queue_store.Outcome],
                 reports: list[_SealedReport], now: datetime, queue_id: int,
-                delay_warned: bool) -> list[tuple[int, int, int]]:
+                delay_warned: bool) -> list[Delivered]:
         delivered = []
         for report in reports:
             delivered += store_report_copies(conn, self._blobs, report.local, now,

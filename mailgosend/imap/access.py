@@ -1,4 +1,4 @@
-"""What every IMAP session of a listener shares: storage, keys, threads, clock, hub."""
+"""What every IMAP session of a listener shares: storage, keys, threads, clock, hub, feed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
+from mailgosend.events import Events
 from mailgosend.imap.fetch import ItemCache
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.interfaces import ISpamTrainer
@@ -31,6 +32,7 @@ class StoreAccess:
     workers: Any  # mailgosend.workers.WorkerPool: run(fn, *args) -> Deferred
     clock: IReactorTime
     hub: MailboxHub
+    events: Events  # the change feed: published after every commit (events.py)
     trainer: ISpamTrainer
     max_message_size: int
     spool_dir: Optional[str] = None

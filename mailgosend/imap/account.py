@@ -17,6 +17,8 @@ from twisted.logger import Logger
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from mailgosend.events import (Change, ChangeBatch, Expunged, MailboxCreated, MailboxDeleted,
+                               MailboxRenamed, NewMessage, new_message_batches)
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.errors import no
 from mailgosend.imap.interfaces import IIMAPAccount, MessageRef
@@ -156,31 +158,46 @@ class IMAPAccount:
 
     # --- mailbox management ----------------------------------------------------------------
 
+    def _publish(self, *changes: Change) -> None:
+        """After a commit: tell every front end (events.py)."""
+        self.access.events.publish(ChangeBatch(self.user.id, changes))
+
     def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
         name = name[:-1] if name.endswith(DELIMITER) and len(name) > 1 else name  # §6.3.3
-        return self.access.runner.write(mailboxes.create_mailbox, self.user.id, name,
-                                        self.access.now(), special_use)
+        d = self.access.runner.write(mailboxes.create_mailbox, self.user.id, name,
+                                     self.access.now(), special_use)
+
+        def created(box: Mailbox) -> Mailbox:
+            self._publish(MailboxCreated(box.id, box.name))
+            return box
+
+        return d.addCallback(created)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
         d = self.access.runner.write(mailboxes.delete_mailbox, self.user.id, name)
-        return d.addCallback(self._notify_box)
+
+        def deleted(box: Mailbox) -> Mailbox:
+            self._publish(MailboxDeleted(box.id, box.name))
+            return box
+
+        return d.addCallback(deleted)
 
     def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
-        d = self.access.runner.write(mailboxes.rename_mailbox, self.user.id, old, new,
-                                     self.access.now())
-        if mailboxes.normalize_name(old) == INBOX:
-            d.addCallback(self._notify_inbox)
-        return d
+        return Deferred.fromCoroutine(self._rename(old, new))
 
-    def _notify_box(self, box: Mailbox) -> Mailbox:
-        self.access.hub.snapshots.drop(box.id)
-        self.access.hub.changed(box.id)
+    async def _rename(self, old: str, new: str) -> Mailbox:
+        """RENAME; renaming INBOX empties it (store.mailboxes.rename_mailbox), which INBOX's
+        sessions learn from ``emptied_id``."""
+        runner = self.access.runner
+        box = await runner.write(mailboxes.rename_mailbox, self.user.id, old, new,
+                                 self.access.now())
+        emptied = None
+        old_name = mailboxes.normalize_name(old)
+        if old_name == INBOX:
+            inbox = await runner.read(mailboxes.get_mailbox, self.user.id, INBOX)
+            emptied = inbox.id if inbox is not None else None
+        self._publish(MailboxRenamed(box.id, old_name, box.name, emptied))
         return box
-
-    def _notify_inbox(self, box: Mailbox) -> Deferred[Mailbox]:
-        d = self.access.runner.read(mailboxes.get_mailbox, self.user.id, INBOX)
-        return d.addCallback(lambda inbox: inbox and self._notify_box(inbox)).addCallback(
-            lambda _: box)
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
         return self.access.runner.write(mailboxes.set_subscribed, self.user.id, name,
@@ -252,7 +269,7 @@ class IMAPAccount:
         outcome = results[0]
         if isinstance(outcome, Exception):
             raise outcome
-        self.access.hub.changed(box.id)
+        self.access.events.publish_all(new_message_batches([outcome]))
         return outcome
 
     async def append_many(self, name: str,
@@ -269,7 +286,7 @@ class IMAPAccount:
             runner, self.access.keyring, self.access.blob_store, self.user, box.id,
             [(source, flags, date or now) for source, flags, date in messages],
             self.access.workers, now=now)
-        self.access.hub.changed(box.id)
+        self.access.events.publish_all(new_message_batches(delivered))
         return delivered
 
     async def copy(self, view: SelectedMailbox, uids: Sequence[int], target_name: str,
@@ -282,9 +299,10 @@ class IMAPAccount:
         result = await self.access.runner.write(copy_messages, self.user.id, view.box.id,
                                                 list(uids), target.id, self.access.now(),
                                                 move=move)
-        self.access.hub.changed(target.id)
+        changes: list[Change] = [NewMessage.of(item) for item in result.delivered]
         if result.expunged:
-            self.access.hub.changed(view.box.id, origin=view.origin)
+            changes.append(Expunged(view.box.id, tuple(result.expunged)))
+        self._publish(*changes)
         self._train(view.box, target, result)
         return result
 

@@ -150,14 +150,17 @@ def build_imap_factory(*, runner: Any, portal: Any, bans: Any, keyring: Any, blo
     """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory, and the IIMAPAccount
     avatar registered on the portal's realm.
 
-    Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions see each other's
-    changes at once (\\Recent claims are shared too); by default each factory has its own.
+    Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions share \\Recent
+    claims and snapshots; by default each factory has its own.  Changes reach every session
+    of every listener through ``events`` (the change feed).
     ``spool_dir`` holds APPEND literals over 1 MiB (default: the system temp directory).
     ``max_connections`` and ``max_connections_per_ip`` limit this listener's sessions
     (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; see connlimit.py).
     """
+    hub = hub or MailboxHub()
+    hub.follow(events)
     access = StoreAccess(runner=runner, keyring=keyring, blob_store=blob_store,
-                         workers=workers, clock=clock, hub=hub or MailboxHub(),
+                         workers=workers, clock=clock, hub=hub, events=events,
                          trainer=spam_trainer or NoSpamTraining(),
                          max_message_size=max_message_size,
                          spool_dir=spool_dir or tempfile.gettempdir())

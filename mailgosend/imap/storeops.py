@@ -21,8 +21,8 @@ from mailgosend.store import accounts
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import (Mailbox, MailboxNotFound, get_mailbox,
                                         get_mailbox_by_id, list_mailboxes, list_subscriptions)
-from mailgosend.store.messages import (DELETED, MailboxCounts, MessageRow, deliver, expunge,
-                                       list_messages, mailbox_counts, set_flags)
+from mailgosend.store.messages import (DELETED, Delivered, MailboxCounts, MessageRow, deliver,
+                                       expunge, list_messages, mailbox_counts, set_flags)
 
 __all__ = ["CopyResult", "SyncState", "copy_messages", "live_uids", "mailbox_status",
            "mailboxes_and_subscriptions", "quota_usage", "raise_recent_floor", "sync_state"]
@@ -71,6 +71,7 @@ class CopyResult:
     pairs: list[tuple[int, int]]  # (source UID, new UID) in source order
     expunged: list[int]  # source UIDs removed (MOVE)
     blobs: dict[int, str]  # new UID -> blob id, for the spam trainer
+    delivered: list[Delivered]  # the copies' rows, for the change feed (events.py)
 
 
 def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence[int],
@@ -101,9 +102,11 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")
         expunged = expunge(conn, source_id, [row.uid for row in rows], now=now)
     pairs, blobs, uidvalidity = [], {}, None
+    delivered: list[Delivered] = []
     for row in rows:
         done = deliver(conn, user, target_id, SealedBlob(row.blob_id, row.size, 0),
                        metas[row.uid], row.flags, row.internal_date, now)
+        delivered.append(done)
         pairs.append((row.uid, done.uid))
         blobs[done.uid] = row.blob_id
         uidvalidity = done.uidvalidity
@@ -112,7 +115,7 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
         if target is None:
             raise MailboxNotFound(f"mailbox {target_id} does not exist")
         uidvalidity = target.uidvalidity
-    return CopyResult(uidvalidity, pairs, expunged, blobs)
+    return CopyResult(uidvalidity, pairs, expunged, blobs, delivered)
 
 
 def mailboxes_and_subscriptions(conn: Connection, user_id: int

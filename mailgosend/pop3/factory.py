@@ -14,6 +14,7 @@ from mailgosend.auth.bans import BanCache
 from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
+from mailgosend.events import Events
 from mailgosend.listeners import IDrainable
 from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.pop3.protocol import POP3Server
@@ -86,7 +87,8 @@ class POP3Factory(ServerFactory):
 
 
 def build_pop3_factory(*, runner: DatabaseRunner, portal: Portal, bans: BanCache,
-                       keyring: KeyRing, blob_store: BlobStore, tls: Optional[Any],
+                       keyring: KeyRing, blob_store: BlobStore, events: Events,
+                       tls: Optional[Any],
                        hostname: str, clock: IReactorTime, implicit_tls: bool,
                        allow_plaintext_loopback: bool = False,
                        limits: Optional[POP3Limits] = None) -> POP3Factory:
@@ -102,7 +104,7 @@ def build_pop3_factory(*, runner: DatabaseRunner, portal: Portal, bans: BanCache
     if not hostname.isascii():
         raise ValueError("hostname must be ASCII (use the A-label form)")
     portal.realm_registry.register(  # type: ignore[attr-defined]
-        IPOP3Maildrop, maildrop_factory(runner, blob_store, keyring, clock))
+        IPOP3Maildrop, maildrop_factory(runner, blob_store, keyring, clock, events))
     return POP3Factory(portal=portal, bans=bans, tls=tls, hostname=hostname, clock=clock,
                        implicit_tls=implicit_tls,
                        allow_plaintext_loopback=allow_plaintext_loopback,

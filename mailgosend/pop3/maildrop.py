@@ -8,8 +8,9 @@ held or decrypted in one piece.
 Numbering (RFC 1939 §5) is fixed at login and does not change during the session: messages
 delivered later appear in the next session, and DELE only marks.  The marks are applied at QUIT
 (RFC 1939 §6 UPDATE state) in one transaction: \\Deleted is set and the messages are expunged
-exactly as an IMAP EXPUNGE does (a soft delete, so IMAP sessions see them go), and the
-retrieved messages get \\Seen, as Dovecot does.  A session that ends any other way changes
+exactly as an IMAP EXPUNGE does (a soft delete), and the retrieved messages get \\Seen, as
+Dovecot does; both are then published on the change feed (events.py), so IMAP sessions, IDLE
+included, see them at once.  A session that ends any other way changes
 nothing.
 
 Concurrent sessions are allowed (Dovecot's default, ``pop3_lock_session = no``) instead of
@@ -37,6 +38,7 @@ from zope.interface import Interface, implementer
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.db.schema import users
+from mailgosend.events import Change, ChangeBatch, Events, Expunged, FlagsChanged
 from mailgosend.pop3.replies import NoSuchMessage, POP3Refusal
 from mailgosend.store import accounts, mailboxes, messages
 from mailgosend.store.blobs import BlobStore
@@ -88,20 +90,23 @@ def read_range(conn: Connection, blob_store: BlobStore, keyring: KeyRing, owner_
 
 
 def apply_update(conn: Connection, user_id: int, mailbox_id: int, deleted: Sequence[int],
-                 seen: Sequence[int], now: datetime) -> list[int]:
-    """RFC 1939 §6 UPDATE in one write transaction; returns the UIDs expunged.
+                 seen: Sequence[int], now: datetime
+                 ) -> tuple[list[messages.FlagChange], list[int]]:
+    """RFC 1939 §6 UPDATE in one write transaction; returns the \\Seen changes and the UIDs
+    expunged.
 
     The users row is locked first: ``set_flags`` would otherwise lock the mailbox before
     ``expunge`` locks the user, against the order store/mailboxes.py fixes for PostgreSQL.
     """
     conn.execute(select(users.c.id).where(users.c.id == user_id)
                  .with_for_update(key_share=True)).first()
+    changed = []
     if seen:
-        messages.set_flags(conn, mailbox_id, seen, [messages.SEEN], "add")
+        changed = messages.set_flags(conn, mailbox_id, seen, [messages.SEEN], "add").changed
     if not deleted:
-        return []
+        return changed, []
     messages.set_flags(conn, mailbox_id, deleted, [messages.DELETED], "add")
-    return messages.expunge(conn, mailbox_id, deleted, now=now)
+    return changed, messages.expunge(conn, mailbox_id, deleted, now=now)
 
 
 class MessageDeleted(POP3Refusal):
@@ -116,8 +121,10 @@ class Maildrop:
     """One session's maildrop.  Message numbers are 1-based, as on the wire."""
 
     def __init__(self, snapshot: MaildropSnapshot, runner: DatabaseRunner,
-                 blob_store: BlobStore, keyring: KeyRing, clock: IReactorTime) -> None:
+                 blob_store: BlobStore, keyring: KeyRing, clock: IReactorTime,
+                 events: Events) -> None:
         self.snapshot = snapshot
+        self._events = events
         self._runner = runner
         self._blob_store = blob_store
         self._keyring = keyring
@@ -169,7 +176,8 @@ class Maildrop:
                                  self.snapshot.owner_uuid, entry.blob_id, offset, length)
 
     def commit(self) -> Deferred[list[int]]:
-        """Apply the marks (QUIT in the TRANSACTION state); fires once committed."""
+        """Apply the marks (QUIT in the TRANSACTION state); fires with the UIDs expunged once
+        committed and announced on the change feed (IMAP sessions see them go)."""
         entries = self.snapshot.entries
         deleted = sorted(entries[n - 1].uid for n in self._deleted)
         seen = sorted(entries[n - 1].uid for n in self._retrieved - self._deleted)
@@ -178,8 +186,21 @@ class Maildrop:
             done.callback([])
             return done
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
-        return self._runner.write(apply_update, self.snapshot.user_id, self.snapshot.mailbox_id,
-                                  deleted, seen, now)
+        mailbox_id = self.snapshot.mailbox_id
+        d = self._runner.write(apply_update, self.snapshot.user_id, mailbox_id, deleted, seen,
+                               now)
+
+        def committed(result: tuple[list[messages.FlagChange], list[int]]) -> list[int]:
+            flagged, expunged = result
+            changes: list[Change] = []
+            if flagged:
+                changes.append(FlagsChanged(mailbox_id, tuple(flagged)))
+            if expunged:
+                changes.append(Expunged(mailbox_id, tuple(expunged)))
+            self._events.publish(ChangeBatch(self.snapshot.user_id, tuple(changes)))
+            return expunged
+
+        return d.addCallback(committed)
 
     def logout(self) -> None:
         """Realm logout hook: the marks die with the session (nothing was written)."""
@@ -188,11 +209,12 @@ class Maildrop:
 
 
 def maildrop_factory(runner: DatabaseRunner, blob_store: BlobStore, keyring: KeyRing,
-                     clock: IReactorTime) -> Callable[[str], Deferred[Maildrop]]:
+                     clock: IReactorTime, events: Events
+                     ) -> Callable[[str], Deferred[Maildrop]]:
     """The realm's avatar factory for :class:`IPOP3Maildrop`: email -> Deferred[Maildrop]."""
 
     def make(email: str) -> Deferred[Maildrop]:
         return runner.read(load_snapshot, email).addCallback(
-            Maildrop, runner, blob_store, keyring, clock)
+            Maildrop, runner, blob_store, keyring, clock, events)
 
     return make

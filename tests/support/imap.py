@@ -28,7 +28,7 @@ from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import build_portal
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events, new_message_batches
 from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory
 from mailgosend.imap.interfaces import ISpamTrainer
 from mailgosend.store import accounts, mailboxes
@@ -200,7 +200,7 @@ class IMAPFixture(DatabaseTestBase):
         delivered = yield self.runner.write(ms.deliver, user, target, sealed, meta, flags,
                                             internal_date, NOW, blob_store=self.blobs)
         if publish:
-            self.events.publish(NewMail(user.id, delivered.mailbox_id, delivered.uid))
+            self.events.publish_all(new_message_batches([delivered]))
         return delivered
 
     def mailbox(self, name: str, user: Any = None) -> Any:

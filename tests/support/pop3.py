@@ -27,6 +27,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import login_attempts
 from mailgosend.db.schema import messages as messages_table
+from mailgosend.events import Events
 from mailgosend.pop3 import POP3Factory, POP3Limits, build_pop3_factory
 from mailgosend.pop3.maildrop import read_range
 from mailgosend.store import accounts, mailboxes, messages
@@ -68,6 +69,7 @@ class POP3Fixture(DatabaseTestBase):
         self.blob_store: BlobStore = (FileBlobs(os.path.join(directory, "blobs"))
                                       if self.blob_backend == "fs"
                                       else DatabaseBlobs(os.path.join(directory, "spool")))
+        self.events = Events()
         self.security = SecurityStore(self.runner, settings(), reactor)
         self.bans = BanCache(self.security, reactor)
         self.workers = WorkerPool(reactor, 2)
@@ -92,7 +94,8 @@ class POP3Fixture(DatabaseTestBase):
         """Start a listener on 127.0.0.1 port 0; it and its sessions end with the test."""
         factory = build_pop3_factory(
             runner=runner or self.runner, portal=self.portal, bans=self.bans, keyring=KEYRING,
-            blob_store=self.blob_store, tls=self.tls if tls == "default" else tls,
+            blob_store=self.blob_store, events=self.events,
+            tls=self.tls if tls == "default" else tls,
             hostname=HOSTNAME, clock=clock or reactor, implicit_tls=implicit_tls,
             allow_plaintext_loopback=allow_plaintext_loopback, limits=limits)
         if implicit_tls:

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from mailgosend.crypto import KeyRing
 from mailgosend.delivery.bounces import seal_report_copies, store_report_copies
 from mailgosend.db.runner import DatabaseRunner
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events, QueueChanged, new_message_batches
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.store import accounts
@@ -143,10 +143,9 @@ class Delivery:
             raise
         for blob, _ in sealed.values():
             self._blobs.release(blob)
-        for item in delivered:
-            self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+        self._events.publish_all(new_message_batches(delivered))
         if targets.remote:
-            self._events.publish_queued()
+            self._events.publish_queued(QueueChanged(queue_id))
         if queue_id is not None:
             return str(queue_id)
         return session.transaction_id or session.session_id
@@ -170,8 +169,7 @@ class Delivery:
             raise
         for _user, blob, _meta in copies:
             self._blobs.release(blob)
-        for user_id, mailbox_id, uid in delivered:
-            self._events.publish(NewMail(user_id, mailbox_id, uid))
+        self._events.publish_all(new_message_batches(delivered))
         return len(delivered)
 
     def seal_all(self, handle: IO[bytes], targets: Targets,
