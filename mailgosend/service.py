@@ -48,6 +48,7 @@ from mailgosend.imap.factory import build_imap_factory, imap_avatars
 from mailgosend.imap.interfaces import IIMAPAccount
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.maintenance import MaintenanceService
+from mailgosend.pgnotify import ChangeRelay
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.store.security import SecurityStore
@@ -198,6 +199,8 @@ def makeService(config: Config, *, reactor: Any = None,
                                  clock=reactor.seconds)
     MaintenanceService(runner, blob_store, reactor).setServiceParent(root)
     events = Events()
+    if engine.dialect.name == "postgresql":  # the feed crosses nodes (DESIGN.md §9)
+        ChangeRelay(engine, events, reactor).setServiceParent(root)
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                        clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
@@ -316,7 +319,7 @@ def _add_delivery(w: Wiring) -> None:
         clock=w.reactor, node=node_name(config))
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
-    core.events.watch_queue(worker.wake)
+    core.events.watch_queue(lambda _change: worker.wake())
 
 
 def _mailbox_listeners(w: Wiring, plain: str, implicit: str,

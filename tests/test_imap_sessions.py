@@ -264,8 +264,9 @@ def deferToThreadAndCleanup(case: unittest.TestCase, fn: Any) -> Any:
 
 
 class SyncWithoutQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
-    """Flag changes by another session of the listener reach a view through the hub, without a
-    database query; anything else is read from the database (selected.SelectedMailbox.sync)."""
+    """Changes by another session of the listener reach a view through the change feed,
+    without a database query; changes made outside the feed are read from the database
+    (selected.SelectedMailbox.sync)."""
 
     @defer.inlineCallbacks
     def two_sessions(self) -> Any:
@@ -302,7 +303,7 @@ class SyncWithoutQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
         self.assertEqual(queries, [])
 
     @defer.inlineCallbacks
-    def test_new_mail_and_expunges_are_read_from_the_database(self) -> Any:
+    def test_new_mail_and_expunges_reach_the_other_session_at_its_next_command(self) -> Any:
         for n in range(3):
             yield self.deliver(message(f"m{n}"))
         a, b = yield self.two_sessions()
@@ -323,7 +324,7 @@ class SyncWithoutQueryTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase)
             yield self.deliver(message(f"m{n}"))
         a, b = yield self.two_sessions()
         box = self.mailbox("INBOX")
-        # As another node would: straight into the store, no hub.
+        # As another node would: straight into the store, no feed.
         yield self.runner.write(ms.set_flags, box.id, [2], ["\\Answered"], "add")
         typ, data = yield self.in_thread(a.fetch, "1", "(UID)")
         self.assertEqual(data, [b"1 (UID 1)"])  # not looked for yet

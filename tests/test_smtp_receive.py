@@ -137,7 +137,8 @@ class InboundTests(ReceiveTestBase):
         self.addCleanup(unsubscribe)
         yield self.send("someone@pass.test", ["carol@example.com"],
                         message("someone@pass.test", "carol@example.com"))
-        self.assertEqual([(e.user_id, e.uid) for e in seen], [(alice.id, 1)])
+        self.assertEqual([(batch.user_id, change.uid) for batch in seen
+                          for change in batch.changes], [(alice.id, 1)])
         self.assertEqual(len(self.server.stored("carol@example.com")), 1)
 
     @defer.inlineCallbacks

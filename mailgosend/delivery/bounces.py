@@ -27,12 +27,13 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
                                         wants_failure_dsn, wants_success_dsn)
-from mailgosend.events import Events
+from mailgosend.events import Events, QueueChanged, new_message_batches
 from mailgosend.mail.delivery import Envelope, LocalDelivery, Placement, Sealed
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.store.blobs import BlobStore
+from mailgosend.store.messages import Delivered
 
 log = Logger()
 
@@ -108,9 +109,12 @@ class Bouncer:
                 self._local.abandon(item.sealed, refused=False)
             raise
         for item, results in zip(sealed, delivered):
-            self._local.settle(item.sealed, results, queued=item.remote_address is not None)
+            self._local.settle(item.sealed, results, queued=item.remote_address is not None,
+                               publish=False)
+        self._events.publish_all(new_message_batches(
+            [d for results in delivered for d in results if isinstance(d, Delivered)]))
         if any(item.remote_address is not None for item in sealed):
-            self._events.publish_queued()
+            self._events.publish_queued(QueueChanged())
 
     # --- which reports --------------------------------------------------------------------
     def _reports(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],

@@ -160,24 +160,11 @@ class IMAPAccount:
         return self.mail.create_mailbox(name, special_use)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        d = self.mail.delete_mailbox(name)
-        return d.addCallback(self._notify_box)
+        return self.mail.delete_mailbox(name)
 
     def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
-        d = self.mail.rename_mailbox(old, new)
-        if mailboxes.normalize_name(old) == INBOX:
-            d.addCallback(self._notify_inbox)
-        return d
-
-    def _notify_box(self, box: Mailbox) -> Mailbox:
-        self.access.hub.snapshots.drop(box.id)
-        self.access.hub.changed(box.id)
-        return box
-
-    def _notify_inbox(self, box: Mailbox) -> Deferred[Mailbox]:
-        d = self.mail.get_mailbox(INBOX)
-        return d.addCallback(lambda inbox: inbox and self._notify_box(inbox)).addCallback(
-            lambda _: box)
+        """RENAME; renaming INBOX empties it, which INBOX's sessions learn from the feed."""
+        return self.mail.rename_mailbox(old, new)
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
         return self.mail.set_subscription(name, subscribed)
@@ -239,9 +226,7 @@ class IMAPAccount:
         box = await self.mail.get_mailbox(name)
         if box is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        delivered = await self.mail.append(box.id, source, flags, date)
-        self.access.hub.changed(box.id)
-        return delivered
+        return await self.mail.append(box.id, source, flags, date)
 
     async def append_many(self, name: str,
                           messages: Sequence[tuple[Union[bytes, str], Sequence[str],
@@ -251,9 +236,7 @@ class IMAPAccount:
         box = await self.mail.get_mailbox(name)
         if box is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        delivered = await self.mail.append_all(box.id, messages)
-        self.access.hub.changed(box.id)
-        return delivered
+        return await self.mail.append_all(box.id, messages)
 
     async def copy(self, view: SelectedMailbox, uids: Sequence[int], target_name: str,
                    move: bool) -> CopyResult:
@@ -261,11 +244,7 @@ class IMAPAccount:
         target = await self.mail.get_mailbox(target_name)
         if target is None:
             raise no("Mailbox does not exist", "TRYCREATE")
-        result = await self.mail.copy(view.box, uids, target, move=move)
-        self.access.hub.changed(target.id)
-        if result.expunged:
-            self.access.hub.changed(view.box.id, origin=view.origin)
-        return result
+        return await self.mail.copy(view.box, uids, target, move=move)
 
     def search(self, view: SelectedMailbox, query: Any, uid: bool) -> Deferred[list[int]]:
         """SEARCH in database threads; ``query`` is a parsed tree or the key text."""

@@ -1,9 +1,10 @@
 """IDLE (RFC 2177): untagged updates pushed while the client waits, until it sends DONE.
 
-An idling session synchronises its selected mailbox when the hub says another session changed
-it, when the SMTP pipeline announces a delivery (events.Events), and every
-``idle_poll_seconds`` for changes made elsewhere (webmail, another node).  Only "DONE" ends
-IDLE: any other line gets an untagged BAD and IDLE goes on (Twisted ended it on any line).
+An idling session pushes what the change feed (events.py) reports for its selected mailbox at
+once, from the data the feed carries (no database read for a change made in this process; a
+change from another node is read), and reads the database every ``idle_poll_seconds`` for
+changes made outside the feed.  Only "DONE" ends IDLE: any other line gets an untagged BAD
+and IDLE goes on (Twisted ended it on any line).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class IdleCommand(_Session):
 
     _idle_running: Optional[Deferred[Any]] = None
     _idle_again = False
+    _idle_full = False
     _idle_poll: Optional[LoopingCall] = None
 
     async def cmd_IDLE(self, tag: bytes, args: Args) -> Reply:
@@ -44,7 +46,7 @@ class IdleCommand(_Session):
         self.idling = True
         self.setTimeout(AUTH_TIMEOUT)
         try:
-            self._idle_poll = LoopingCall(self.idle_refresh)
+            self._idle_poll = LoopingCall(self.idle_refresh, True)
             self._idle_poll.clock = self.factory.clock
             self._idle_poll.start(self.factory.idle_poll_seconds, now=True)
             while True:
@@ -64,14 +66,16 @@ class IdleCommand(_Session):
             self._idle_poll.stop()
         self._idle_poll = None
 
-    def idle_refresh(self) -> None:
-        """Push what changed in the selected mailbox to an idling client."""
+    def idle_refresh(self, full: bool = False) -> None:
+        """Push what changed in the selected mailbox to an idling client; ``full``: read the
+        database (the poll), else only when the feed's changes call for it."""
         if not self.idling or self.selected is None or self.lost:
             return
         if self._idle_running is not None:
             self._idle_again = True
+            self._idle_full = self._idle_full or full
             return
-        d = self.selected.sync(True)
+        d = self.selected.sync(True, full, timed=False)
         d.addCallbacks(self._idle_lines, self._idle_failed)
         d.addBoth(self._idle_finished)
         if not d.called:
@@ -91,11 +95,11 @@ class IdleCommand(_Session):
     def _idle_finished(self, _: Any) -> None:
         self._idle_running = None
         if self._idle_again:
-            self._idle_again = False
-            self.idle_refresh()
+            full, self._idle_again, self._idle_full = self._idle_full, False, False
+            self.idle_refresh(full)
 
-    def mailbox_changed(self, mailbox_id: int, changes: Any = None) -> None:
+    def mailbox_changed(self, mailbox_id: int, changes: Any) -> None:
         if self.selected is not None and self.selected.id == mailbox_id:
-            self.selected.note_change(changes)
+            self.selected.note_changes(changes)
             if self.idling:
                 self.idle_refresh()

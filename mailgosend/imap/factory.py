@@ -149,13 +149,16 @@ def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Any
     """An IMAP (``implicit_tls=False``, STARTTLS) or IMAPS factory.  Logins need the
     IIMAPAccount avatar on the portal's realm: ``imap_avatars(factory.access)``.
 
-    Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions see each other's
-    changes at once (\\Recent claims are shared too); by default each factory has its own.
+    Pass the same ``hub`` to the IMAP and IMAPS factories so their sessions share \\Recent
+    claims and snapshots; by default each factory has its own.  Changes reach every session
+    of every listener through ``events`` (the change feed).
     ``spool_dir`` holds APPEND literals over 1 MiB (default: the system temp directory).
     ``max_connections`` and ``max_connections_per_ip`` limit this listener's sessions
     (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP; see connlimit.py).
     """
-    access = StoreAccess(mail=mail, clock=clock, hub=hub or MailboxHub(),
+    hub = hub or MailboxHub()
+    hub.follow(events)  # changes reach every session through the feed
+    access = StoreAccess(mail=mail, clock=clock, hub=hub,
                          max_message_size=max_message_size,
                          spool_dir=spool_dir or tempfile.gettempdir())
     return IMAPServerFactory(access=access, portal=portal, bans=bans, events=events, tls=tls,

@@ -1,10 +1,10 @@
-"""Sessions of one listener that share mailboxes: change notification and \\Recent.
+"""IMAP's own state shared by a listener's sessions: who selected what, \\Recent, snapshots.
 
-One hub per factory (no module state).  A session that changes a mailbox tells the hub, which
-pokes every other session with that mailbox selected; an idling session then synchronises at
-once and pushes EXISTS/EXPUNGE/FETCH (RFC 2177), the others do so at their next command.  A
-flag change travels with its new flags and MODSEQ, so the others need no query to report it
-(selected.py).  The hub also holds the per-mailbox snapshots SELECT copies (snapshot.py).
+One hub per factory (no module state).  Changes do not travel through here: every writer
+publishes on the change feed (events.py) after its commit, each session subscribes for its
+user and applies what concerns its selected mailbox (selected.py; an idling session pushes
+EXISTS/EXPUNGE/FETCH at once, RFC 2177).  The hub follows the feed only to forget the
+snapshot (snapshot.py) of a mailbox that was deleted or emptied by RENAME INBOX.
 
 \\Recent (RFC 3501 §2.3.2) is "first session to see the message".  The hub keeps, per
 mailbox, the highest UID some session has claimed; a read-write SELECT (and each new message
@@ -19,29 +19,42 @@ simplification.
 from __future__ import annotations
 
 import bisect
-from typing import Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+from mailgosend.events import ChangeBatch, Events, MailboxDeleted, MailboxRenamed
 from mailgosend.imap.snapshot import SnapshotCache
-from mailgosend.store.messages import FlagChange
 
 __all__ = ["MailboxHub"]
 
 
-class Listener(Protocol):
-    def mailbox_changed(self, mailbox_id: int,
-                        changes: Optional[Sequence[FlagChange]] = None) -> None: ...
-
-
 class MailboxHub:
     def __init__(self) -> None:
-        self._selected: dict[int, set[Listener]] = {}
+        self._selected: dict[int, set[Any]] = {}
         self._recent_floor: dict[int, int] = {}
         self.snapshots = SnapshotCache()  # what SELECT copies (snapshot.py)
+        self._followed: Optional[Events] = None
+        self._unfollow: Optional[Callable[[], None]] = None
 
-    def attach(self, mailbox_id: int, session: Listener) -> None:
+    def follow(self, events: Events) -> None:
+        """Watch the feed for mailboxes whose snapshot must go (once per feed: the IMAP and
+        IMAPS factories share a hub)."""
+        if self._followed is events:
+            return
+        if self._unfollow is not None:
+            self._unfollow()
+        self._followed, self._unfollow = events, events.follow(self._changed)
+
+    def _changed(self, batch: ChangeBatch) -> None:
+        for change in batch.changes:
+            if isinstance(change, MailboxDeleted):
+                self.snapshots.drop(change.mailbox_id)
+            elif isinstance(change, MailboxRenamed) and change.emptied_id is not None:
+                self.snapshots.drop(change.emptied_id)
+
+    def attach(self, mailbox_id: int, session: Any) -> None:
         self._selected.setdefault(mailbox_id, set()).add(session)
 
-    def detach(self, mailbox_id: int, session: Listener) -> None:
+    def detach(self, mailbox_id: int, session: Any) -> None:
         sessions = self._selected.get(mailbox_id)
         if sessions is not None:
             sessions.discard(session)
@@ -50,14 +63,6 @@ class MailboxHub:
 
     def watchers(self, mailbox_id: int) -> int:
         return len(self._selected.get(mailbox_id, ()))
-
-    def changed(self, mailbox_id: int, origin: Optional[Listener] = None,
-                changes: Optional[Sequence[FlagChange]] = None) -> None:
-        """Tell the other sessions; ``changes``: the change was only these flags (each
-        session applies them without a query), None: anything (they read the database)."""
-        for session in list(self._selected.get(mailbox_id, ())):
-            if session is not origin:
-                session.mailbox_changed(mailbox_id, changes)
 
     def recent_floor(self, mailbox_id: int, stored: int) -> int:
         """The highest claimed UID, starting at the stored floor for a mailbox not seen yet."""

@@ -6,15 +6,20 @@ change, so sequence numbers stay what the client believes:
 
 * a view starts as a copy of the listener's shared snapshot (snapshot.py), so SELECT loads
   no rows;
-* ``sync`` asks the store what changed since the view's MODSEQ (an indexed query, including
-  soft-deleted rows) and turns it into untagged responses: FLAGS for new keywords, EXISTS and
-  RECENT for new messages, FETCH FLAGS for changes made elsewhere, and EXPUNGE.  Expunges are
-  held back while the current command forbids them (FETCH, STORE, SEARCH by sequence number,
-  §7.4.1) and announced at the next command that allows them.  The query runs at NOOP, CHECK
-  and IDLE, after the hub reported a change it did not describe, and at least every
-  ``SYNC_INTERVAL`` for changes made outside this listener; flag changes by the listener's
-  other sessions arrive through the hub with their new flags (``note_change``) and need none
-  (§5.2: updates are sent for the changes the server has observed);
+* changes committed by this process arrive on the change feed (events.py) with their data:
+  new messages with their rows, flag changes with their flags and MODSEQ, expunges with their
+  UIDs; ``note_changes`` applies them to the view without a query and ``sync`` announces them
+  (§5.2: updates are sent for the changes the server has observed).  A new message is taken
+  from the feed only when its UID is the next one the view expects (UIDs of a mailbox are
+  committed in order, so a gap means the view missed something and reads instead);
+* ``sync`` also asks the store what changed since the view's MODSEQ (an indexed query,
+  including soft-deleted rows) and turns it into untagged responses: FLAGS for new keywords,
+  EXISTS and RECENT for new messages, FETCH FLAGS for changes made elsewhere, and EXPUNGE.
+  The query runs at NOOP and CHECK, after the feed reported a change it did not describe
+  (another node, a lost cross-node connection, RENAME INBOX), at IDLE's periodic poll, and at
+  least every ``SYNC_INTERVAL`` for changes made outside the feed.  Expunges are held back
+  while the current command forbids them (FETCH, STORE, SEARCH by sequence number, §7.4.1)
+  and announced at the next command that allows them;
 * changes this session makes (STORE, EXPUNGE, MOVE) update the view directly; a later sync
   sees those rows again but reports nothing because the flags match.
 
@@ -32,6 +37,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from mailgosend.events import (Change, Expunged, FlagsChanged, NewMessage,
+                               RemoteChange)
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.message import StoredMessage
 from mailgosend.imap.seqset import SequenceSet, compress
@@ -76,7 +83,10 @@ class SelectedMailbox:
         self.origin: Any = None  # the session showing this view; not poked by its own changes
         self.report_modseq = False  # RFC 7162 §3.1.4, once CONDSTORE is enabled
         self.report_vanished = False  # RFC 7162 §3.2.10: VANISHED, once QRESYNC is enabled
-        self.dirty = False  # the hub reported a change the view has not read yet
+        self.dirty = False  # the feed reported a change the view has not read yet
+        self.recount = False  # ... one the MODSEQ cannot show (read with a live count)
+        self.arrived: dict[int, MessageRow] = {}  # new rows from the feed, not announced yet
+        self.next_uid = max(self.box.uidnext, self.uids[-1] + 1 if self.uids else 1)
         self.local_changes: set[int] = set()  # flag changes applied by note_change
         self.saved_uids: list[int] = []  # RFC 5182 "$", as UIDs; new views start empty
         self.synced_at = access.clock.seconds()  # the snapshot was current then
@@ -168,11 +178,39 @@ class SelectedMailbox:
 
     # --- synchronisation -------------------------------------------------------------------
 
+    def note_changes(self, changes: Sequence[Change]) -> None:
+        """Changes of this mailbox from the feed (events.py), applied to the view at once and
+        announced at the next sync without a database query; a change without data (another
+        node's, a rename, a resync) makes the next sync read the database."""
+        for change in changes:
+            if isinstance(change, FlagsChanged):
+                self.note_change(change.changes)
+            elif isinstance(change, NewMessage):
+                self._arrive(change)
+            elif isinstance(change, Expunged):
+                self.pending_expunge.update(uid for uid in change.uids if uid in self.rows)
+                for uid in change.uids:
+                    self.arrived.pop(uid, None)
+            elif isinstance(change, RemoteChange) and change.kind != "mailbox":
+                self.dirty = True  # MODSEQ shows it
+            else:  # a rename, a deletion, a resync: read with a live count
+                self.dirty = self.recount = True
+
+    def _arrive(self, new: NewMessage) -> None:
+        if new.uid < self.next_uid:
+            return  # read already (or expunged since)
+        if new.uid > self.next_uid:
+            self.dirty = True  # a gap: the rows between were missed
+            return
+        self.arrived[new.uid] = MessageRow(new.message_id, new.mailbox_id, new.uid, new.modseq,
+                                           new.flags, new.internal_date, new.size, new.blob_id,
+                                           None)
+        self.next_uid = new.uid + 1
+
     def note_change(self, changes: Optional[Sequence[FlagChange]]) -> None:
-        """Another session of this listener changed the mailbox (hub.py).  Flag changes it
-        passes along are applied to the view at once and announced at the next sync (RFC
-        3501 §7.4.1 FETCH FLAGS) without a database query; anything else (new mail,
-        expunges) makes the next sync read the database."""
+        """Flag changes (from the feed) are applied to the view at once and announced at the
+        next sync (RFC 3501 §7.4.1 FETCH FLAGS) without a database query; None: anything may
+        have changed, the next sync reads the database."""
         if changes is None:
             self.dirty = True
             return
@@ -182,19 +220,31 @@ class SelectedMailbox:
             if row is not None and row.modseq < change.modseq:
                 rows[change.uid] = replace(row, flags=change.flags, modseq=change.modseq)
                 self.local_changes.add(change.uid)
+            elif change.uid in self.arrived and self.arrived[change.uid].modseq < change.modseq:
+                self.arrived[change.uid] = replace(self.arrived[change.uid], flags=change.flags,
+                                                   modseq=change.modseq)
 
-    def sync(self, allow_expunge: bool, full: bool = False) -> Deferred[list[bytes]]:
+    def sync(self, allow_expunge: bool, full: bool = False, timed: bool = True
+             ) -> Deferred[list[bytes]]:
         """Untagged updates for the end of a command.  The database is read when ``full``
-        (NOOP, CHECK, IDLE), when the hub reported changes it did not describe, and at least
-        every ``SYNC_INTERVAL`` seconds for changes made elsewhere (another node, webmail)."""
-        if (full or self.dirty or self.access.clock.seconds() - self.synced_at
-                >= SYNC_INTERVAL):
-            return Deferred.fromCoroutine(self._sync(allow_expunge, full))
-        return succeed(self._local_lines())
+        (NOOP, CHECK, IDLE's poll), when the feed reported changes it did not describe, and,
+        when ``timed``, at least every ``SYNC_INTERVAL`` seconds for changes made elsewhere
+        (webmail, a direct store call; IDLE has its own poll for those)."""
+        if full or self.dirty or (timed and self.access.clock.seconds() - self.synced_at
+                                  >= SYNC_INTERVAL):
+            return Deferred.fromCoroutine(self._sync(allow_expunge, full or self.recount))
+        return succeed(self._local_lines(allow_expunge))
 
-    def _local_lines(self) -> list[bytes]:
-        """FLAGS and FETCH FLAGS for changes ``note_change`` applied."""
+    def _local_lines(self, allow_expunge: bool) -> list[bytes]:
+        """EXPUNGE, EXISTS, FLAGS and FETCH FLAGS for changes ``note_changes`` applied."""
         lines: list[bytes] = []
+        if allow_expunge and self.pending_expunge:
+            lines += self.announce_expunges()
+        if self.arrived:
+            new = [row for uid, row in sorted(self.arrived.items()) if uid not in self.rows]
+            self.arrived.clear()
+            lines += self.keyword_lines(new)
+            lines += self._add_new(new)
         if not self.local_changes:
             return lines
         lines += self.keyword_lines(self.rows[uid] for uid in self.local_changes
@@ -204,8 +254,24 @@ class SelectedMailbox:
         self.local_changes.clear()
         return lines
 
+    def _add_new(self, new: list[MessageRow]) -> list[bytes]:
+        """EXISTS (and RECENT) for rows not in the view yet, ascending by UID."""
+        if not new:
+            return []
+        for row in sorted(new, key=lambda r: r.uid):
+            self.rows[row.uid] = row
+            bisect.insort(self.uids, row.uid)
+        self.next_uid = max(self.next_uid, self.uids[-1] + 1)
+        before = len(self.recent)
+        if not self.readonly and not self.rev2:  # RFC 9051: no \Recent in IMAP4rev2
+            self.recent |= self._claim(sorted(r.uid for r in new))
+        lines = [b"%d EXISTS" % len(self.uids)]
+        if len(self.recent) != before:
+            lines.append(b"%d RECENT" % len(self.recent))
+        return lines
+
     async def _sync(self, allow_expunge: bool, full: bool) -> list[bytes]:
-        self.dirty = False
+        self.dirty = self.recount = False
         self.synced_at = self.access.clock.seconds()
         state = await self.mail.changes_since(self.box.id, self.modseq, full)
         present = None
@@ -225,9 +291,11 @@ class SelectedMailbox:
         new: list[MessageRow] = []
         changed: list[int] = []
         live: list[MessageRow] = []
+        arrived, self.arrived = self.arrived, {}
         for row in state.changed:
             self.modseq = max(self.modseq, row.modseq)
             if row.deleted_at is not None:
+                arrived.pop(row.uid, None)
                 if row.uid in self.rows:
                     self.pending_expunge.add(row.uid)
                 continue
@@ -240,27 +308,28 @@ class SelectedMailbox:
                     changed.append(row.uid)
                 self.rows[row.uid] = row
             else:
+                early = arrived.pop(row.uid, None)
+                new.append(early if early is not None and early.modseq > row.modseq else row)
+        for row in arrived.values():  # from the feed, committed after this read began
+            if row.uid in self.rows:
+                continue
+            if present is None or row.uid in present:
                 new.append(row)
+                live.append(row)
+            else:
+                self.arrived[row.uid] = row  # committed after the UIDs were listed
         if present is not None:
             self.pending_expunge.update(uid for uid in self.uids if uid not in present)
+        self.next_uid = max(self.next_uid, self.box.uidnext)
         lines: list[bytes] = []
         if allow_expunge:
             lines += self.announce_expunges()
         lines += self.keyword_lines(live)  # only changed rows can bring a new keyword
-        if new:
-            for row in sorted(new, key=lambda r: r.uid):
-                self.rows[row.uid] = row
-                bisect.insort(self.uids, row.uid)
-            before = len(self.recent)
-            if not self.readonly and not self.rev2:
-                self.recent |= self._claim(sorted(r.uid for r in new))
-            lines.append(b"%d EXISTS" % len(self.uids))
-            if len(self.recent) != before:
-                lines.append(b"%d RECENT" % len(self.recent))
+        lines += self._add_new(new)
         lines += [self.fetch_flags_line(uid) for uid in changed
                   if uid not in self.pending_expunge and uid in self.rows
                   and uid not in self.local_changes]
-        lines += self._local_lines()
+        lines += self._local_lines(False)
         return lines
 
     def announce_expunges(self) -> list[bytes]:
@@ -290,28 +359,24 @@ class SelectedMailbox:
                     unchanged_since: Optional[int] = None) -> Deferred[FlagsResult]:
         """STORE through the store (one new MODSEQ; RFC 7162 UNCHANGEDSINCE); the view takes
         the new flags and MODSEQs."""
-        d = self.mail.set_flags(self.box.id, uids, flags, mode, unchanged_since)
+        d = self.mail.set_flags(self.box.id, uids, flags, mode, unchanged_since,
+                                origin=self.origin)  # published by the mail service
 
         def stored(result: FlagsResult) -> FlagsResult:
-            for change in result.changed:
+            for change in result.changed:  # new keywords: the caller sends keyword_lines first
                 if change.uid in self.rows:
                     self.rows[change.uid] = replace(self.rows[change.uid], flags=change.flags,
                                                     modseq=change.modseq)
-            if result.changed:  # new keywords: the caller sends keyword_lines first
-                self.access.hub.changed(self.box.id, origin=self.origin,
-                                        changes=result.changed)
             return result
 
         return d.addCallback(stored)
 
     def expunge_uids(self, uids: Optional[Sequence[int]]) -> Deferred[list[bytes]]:
         """EXPUNGE / UID EXPUNGE: soft-delete, then announce (with anything pending)."""
-        d = self.mail.expunge(self.box.id, uids)
+        d = self.mail.expunge(self.box.id, uids, origin=self.origin)
 
         def done(expunged: list[int]) -> list[bytes]:
             self.pending_expunge.update(u for u in expunged if u in self.rows)
-            if expunged:
-                self.access.hub.changed(self.box.id, origin=self.origin)
             return self.announce_expunges()
 
         return d.addCallback(done)
@@ -368,7 +433,7 @@ class SelectedMailbox:
         d = Deferred.fromCoroutine(self.account.append(self.box.name, data, list(flags), date))
 
         def appended(delivered: Any) -> int:
-            self.dirty = True  # the next sync reads it (the hub pokes sessions, not views)
+            self.dirty = True  # the next sync reads it (the feed pokes sessions, not views)
             return int(delivered.uid)
 
         return d.addCallback(appended)

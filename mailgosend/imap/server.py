@@ -6,7 +6,7 @@ Defects of the base class fixed here, each with a regression test in tests/test_
 
 * STARTTLS command injection: input buffered behind STARTTLS is dropped (RFC 3501 §6.2.1);
 * one command runs at a time; later commands wait in the buffer (pipelining stays correct);
-* ``connectionLost`` leaves the mailbox hub and the new-mail events (no leaked sessions);
+* ``connectionLost`` leaves the mailbox hub and the change feed (no leaked sessions);
 * IDLE ends only on "DONE" (RFC 2177);
 * errors map to NO with RFC 5530 codes in one place (``_failed``), never to BAD for a
   refused operation, and never drop the connection.
@@ -452,11 +452,16 @@ class SessionCore(IMAP4Server):
         self.send_untagged(b'ID ("name" "mailgosend")')
         return Reply("ID completed")
 
-    def new_mail(self, event: Any) -> None:
-        """events.Events subscriber: a delivery to this user."""
-        self.mailbox_changed(event.mailbox_id)
+    def new_mail(self, batch: Any) -> None:
+        """events.Events subscriber: what a commit changed for this user (its own changes
+        are in its view already)."""
+        if batch.origin is self or self.selected is None:
+            return
+        changes = batch.for_mailbox(self.selected.id)
+        if changes:
+            self.mailbox_changed(self.selected.id, changes)
 
-    def mailbox_changed(self, mailbox_id: int, changes: Any = None) -> None:
-        """hub.MailboxHub listener: the selected view takes note (extended for IDLE)."""
+    def mailbox_changed(self, mailbox_id: int, changes: Any) -> None:
+        """The selected view takes note of changes from the feed (extended for IDLE)."""
         if self.selected is not None and self.selected.id == mailbox_id:
-            self.selected.note_change(changes)
+            self.selected.note_changes(changes)

@@ -39,7 +39,7 @@ from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events, new_message_batches
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.accounts import User
@@ -206,8 +206,7 @@ class LocalDelivery:
             else:
                 self._blobs.discard(blob, unreferenced=True)
         if publish and self._events is not None:
-            for item in delivered:
-                self._events.publish(NewMail(item.user_id, item.mailbox_id, item.uid))
+            self._events.publish_all(new_message_batches(delivered))
 
     def abandon(self, sealed: Sealed, *, refused: bool) -> None:
         """The message will not be stored: ``refused`` when its transaction was rolled back
@@ -264,7 +263,9 @@ class LocalDelivery:
                 self.abandon(sealed, refused=False)
             raise
         for sealed, item in zip(outcomes, results):
-            self.settle(sealed, [item], publish=publish)
+            self.settle(sealed, [item], publish=False)
+        if publish and self._events is not None:  # one batch: the messages of one commit
+            self._events.publish_all(new_message_batches(results))
         return cast(list[Delivered], results)
 
     async def deliver_report(self, raw: bytes, sender: str, now: datetime, about: str) -> int:

@@ -51,18 +51,19 @@ def read_range(conn: Connection, blob_store: BlobStore, keyring: KeyRing, owner_
 
 def delete_and_mark_seen(conn: Connection, user_id: int, mailbox_id: int,
                          deleted: Sequence[int], seen: Sequence[int], now: datetime
-                         ) -> list[int]:
+                         ) -> tuple[list[messages.FlagChange], list[int]]:
     """\\Seen on ``seen``, then \\Deleted and expunge on ``deleted``, in one write transaction
-    (RFC 1939 §6 UPDATE); returns the UIDs expunged.
+    (RFC 1939 §6 UPDATE); returns the \\Seen changes and the UIDs expunged.
 
     The users row is locked first: ``set_flags`` would otherwise lock the mailbox before
     ``expunge`` locks the user, against the order store/mailboxes.py fixes for PostgreSQL.
     """
     conn.execute(select(users.c.id).where(users.c.id == user_id)
                  .with_for_update(key_share=True)).first()
+    changed: list[messages.FlagChange] = []
     if seen:
-        messages.set_flags(conn, mailbox_id, seen, [messages.SEEN], "add")
+        changed = messages.set_flags(conn, mailbox_id, seen, [messages.SEEN], "add").changed
     if not deleted:
-        return []
+        return changed, []
     messages.set_flags(conn, mailbox_id, deleted, [messages.DELETED], "add")
-    return messages.expunge(conn, mailbox_id, deleted, now=now)
+    return changed, messages.expunge(conn, mailbox_id, deleted, now=now)

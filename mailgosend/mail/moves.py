@@ -19,7 +19,8 @@ from mailgosend.db.schema import messages as messages_table
 from mailgosend.store import accounts
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import MailboxNotFound, get_mailbox_by_id
-from mailgosend.store.messages import DELETED, MessageRow, deliver, expunge, set_flags
+from mailgosend.store.messages import (DELETED, Delivered, MessageRow, deliver, expunge,
+                                       set_flags)
 
 __all__ = ["CopyResult", "copy_messages"]
 
@@ -32,6 +33,7 @@ class CopyResult:
     pairs: list[tuple[int, int]]  # (source UID, new UID) in source order
     expunged: list[int]  # source UIDs removed (MOVE)
     blobs: dict[int, str]  # new UID -> blob id, for the spam trainer
+    delivered: list[Delivered]  # the copies' rows, for the change feed (events.py)
 
 
 def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence[int],
@@ -62,15 +64,17 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")
         expunged = expunge(conn, source_id, [row.uid for row in rows], now=now)
     pairs, blobs, uidvalidity = [], {}, None
+    delivered: list[Delivered] = []
     for row in rows:
         done = deliver(conn, user, target_id, SealedBlob(row.blob_id, row.size, 0),
                        metas[row.uid], row.flags, row.internal_date, now)
         pairs.append((row.uid, done.uid))
         blobs[done.uid] = row.blob_id
+        delivered.append(done)
         uidvalidity = done.uidvalidity
     if uidvalidity is None:
         target = get_mailbox_by_id(conn, user_id, target_id)
         if target is None:
             raise MailboxNotFound(f"mailbox {target_id} does not exist")
         uidvalidity = target.uidvalidity
-    return CopyResult(uidvalidity, pairs, expunged, blobs)
+    return CopyResult(uidvalidity, pairs, expunged, blobs, delivered)

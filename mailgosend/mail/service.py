@@ -7,6 +7,11 @@ store, the worker threads, the clock, the spam trainer); ``MailService.for_user`
 append, copy/move, flags, expunge, quota, status, and the reads that keep a view current.
 Every method returns a Deferred; the work runs in database or worker threads.
 
+After each commit the service publishes what changed on the change feed (events.py): new
+messages with their rows, flag changes with their MODSEQ, expunges, mailbox changes; so every
+front end (IMAP IDLE, POP3, later webmail) hears every other.  ``origin`` names the session
+that made a change (its own view is already up to date).
+
 Errors are the store's (``MailboxNotFound``, ``QuotaExceeded``, ...), each carrying the codes
 a front end maps once in its own place.
 """
@@ -25,7 +30,8 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
-from mailgosend.events import Events
+from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
+                               MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
 from mailgosend.mail.filing import training_verdict
 from mailgosend.mail.moves import CopyResult, copy_messages
@@ -97,6 +103,12 @@ class UserMail:
         self.service = service
         self.user = user
 
+    def _publish(self, changes: Sequence[Change], origin: Any = None) -> None:
+        """After a commit: tell every front end (events.py)."""
+        events = self.service.events
+        if events is not None and changes:
+            events.publish(ChangeBatch(self.user.id, tuple(changes), origin))
+
     # --- mailboxes -------------------------------------------------------------------------
 
     def mailboxes_and_subscriptions(self) -> Deferred[tuple[list[Mailbox], set[str]]]:
@@ -113,15 +125,41 @@ class UserMail:
         return self.service.runner.read(store_mailboxes.get_mailbox, self.user.id, name)
 
     def create_mailbox(self, name: str, special_use: Optional[str] = None) -> Deferred[Mailbox]:
-        return self.service.runner.write(store_mailboxes.create_mailbox, self.user.id, name,
-                                         self.service.now(), special_use)
+        d = self.service.runner.write(store_mailboxes.create_mailbox, self.user.id, name,
+                                      self.service.now(), special_use)
+
+        def created(box: Mailbox) -> Mailbox:
+            self._publish([MailboxCreated(box.id, box.name)])
+            return box
+
+        return d.addCallback(created)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        return self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+
+        def deleted(box: Mailbox) -> Mailbox:
+            self._publish([MailboxDeleted(box.id, box.name)])
+            return box
+
+        return d.addCallback(deleted)
 
     def rename_mailbox(self, old: str, new: str) -> Deferred[Mailbox]:
-        return self.service.runner.write(store_mailboxes.rename_mailbox, self.user.id, old,
-                                         new, self.service.now())
+        return Deferred.fromCoroutine(self._rename(old, new))
+
+    async def _rename(self, old: str, new: str) -> Mailbox:
+        """Renaming INBOX empties it (store.mailboxes.rename_mailbox), which INBOX's sessions
+        learn from ``emptied_id``."""
+        runner = self.service.runner
+        box = await runner.write(store_mailboxes.rename_mailbox, self.user.id, old, new,
+                                 self.service.now())
+        emptied = None
+        old_name = store_mailboxes.normalize_name(old)
+        if old_name == store_mailboxes.INBOX:
+            inbox = await runner.read(store_mailboxes.get_mailbox, self.user.id,
+                                      store_mailboxes.INBOX)
+            emptied = inbox.id if inbox is not None else None
+        self._publish([MailboxRenamed(box.id, old_name, box.name, emptied)])
+        return box
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
         return self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
@@ -167,8 +205,7 @@ class UserMail:
         quota enforced (QuotaExceeded)."""
         now = self.service.now()
         d = Deferred.fromCoroutine(self.service.delivery.deliver(
-            source, [Placement(self.user, mailbox_id, tuple(flags), date or now)], now,
-            publish=False))
+            source, [Placement(self.user, mailbox_id, tuple(flags), date or now)], now))
 
         def only(results: list[Any]) -> Delivered:
             if isinstance(results[0], Exception):
@@ -185,8 +222,7 @@ class UserMail:
         now = self.service.now()
         return Deferred.fromCoroutine(self.service.delivery.deliver_all(
             self.user, mailbox_id,
-            [(source, flags, date or now) for source, flags, date in messages], now,
-            publish=False))
+            [(source, flags, date or now) for source, flags, date in messages], now))
 
     def copy(self, source: Mailbox, uids: Sequence[int], target: Mailbox, *, move: bool
              ) -> Deferred[CopyResult]:
@@ -194,10 +230,15 @@ class UserMail:
         teach the user's spam filter what the filing says (filing.py)."""
         d = self.service.runner.write(copy_messages, self.user.id, source.id, list(uids),
                                       target.id, self.service.now(), move=move)
-        return d.addCallback(self._train, source, target)
+        return d.addCallback(self._moved, source, target)
 
-    def _train(self, result: CopyResult, source: Mailbox, target: Mailbox) -> CopyResult:
-        """After the commit; a failing trainer is logged and never fails the move."""
+    def _moved(self, result: CopyResult, source: Mailbox, target: Mailbox) -> CopyResult:
+        """After the commit: published, then trained on; a failing trainer is logged and
+        never fails the move."""
+        changes: list[Change] = [NewMessage.of(item) for item in result.delivered]
+        if result.expunged:
+            changes.append(Expunged(source.id, tuple(result.expunged)))
+        self._publish(changes)
         is_spam = training_verdict(source.role, target.role, same_mailbox=source.id == target.id)
         if is_spam is None:
             return result
@@ -209,26 +250,54 @@ class UserMail:
         return result
 
     def set_flags(self, mailbox_id: int, uids: Optional[Sequence[int]], flags: Sequence[str],
-                  mode: FlagMode, unchanged_since: Optional[int] = None
-                  ) -> Deferred[FlagsResult]:
+                  mode: FlagMode, unchanged_since: Optional[int] = None, *,
+                  origin: Any = None) -> Deferred[FlagsResult]:
         """Add, remove or replace flags (one new MODSEQ); RFC 7162 UNCHANGEDSINCE leaves the
         messages modified since then alone and names them in ``FlagsResult.modified``."""
-        return self.service.runner.write(
+        d = self.service.runner.write(
             store_messages.set_flags, mailbox_id, None if uids is None else list(uids),
             list(flags), mode, unchanged_since=unchanged_since)
 
-    def expunge(self, mailbox_id: int, uids: Optional[Sequence[int]]) -> Deferred[list[int]]:
+        def stored(result: FlagsResult) -> FlagsResult:
+            if result.changed:
+                self._publish([FlagsChanged(mailbox_id, tuple(result.changed))], origin)
+            return result
+
+        return d.addCallback(stored)
+
+    def expunge(self, mailbox_id: int, uids: Optional[Sequence[int]], *,
+                origin: Any = None) -> Deferred[list[int]]:
         """Soft-delete the \\Deleted messages (of ``uids``, or all); the UIDs expunged."""
-        return self.service.runner.write(store_messages.expunge, mailbox_id,
-                                         None if uids is None else list(uids),
-                                         now=self.service.now())
+        d = self.service.runner.write(store_messages.expunge, mailbox_id,
+                                      None if uids is None else list(uids),
+                                      now=self.service.now())
+
+        def expunged(uids: list[int]) -> list[int]:
+            if uids:
+                self._publish([Expunged(mailbox_id, tuple(uids))], origin)
+            return uids
+
+        return d.addCallback(expunged)
 
     def delete_and_mark_seen(self, mailbox_id: int, deleted: Sequence[int],
                              seen: Sequence[int]) -> Deferred[list[int]]:
-        """\\Seen on ``seen``, expunge ``deleted``, in one transaction (POP3 UPDATE)."""
-        return self.service.runner.write(message_jobs.delete_and_mark_seen, self.user.id,
-                                         mailbox_id, list(deleted), list(seen),
-                                         self.service.now())
+        """\\Seen on ``seen``, expunge ``deleted``, in one transaction (POP3 UPDATE); fires
+        with the UIDs expunged once committed and published."""
+        d = self.service.runner.write(message_jobs.delete_and_mark_seen, self.user.id,
+                                      mailbox_id, list(deleted), list(seen),
+                                      self.service.now())
+
+        def committed(result: tuple[list[Any], list[int]]) -> list[int]:
+            flagged, expunged = result
+            changes: list[Change] = []
+            if flagged:
+                changes.append(FlagsChanged(mailbox_id, tuple(flagged)))
+            if expunged:
+                changes.append(Expunged(mailbox_id, tuple(expunged)))
+            self._publish(changes)
+            return expunged
+
+        return d.addCallback(committed)
 
     def read_range(self, blob_id: str, offset: int, length: int) -> Deferred[bytes]:
         """Plaintext octets [offset, offset + length) of a message, decrypting only the

@@ -8,8 +8,9 @@ held or decrypted in one piece.
 Numbering (RFC 1939 §5) is fixed at login and does not change during the session: messages
 delivered later appear in the next session, and DELE only marks.  The marks are applied at QUIT
 (RFC 1939 §6 UPDATE state) in one transaction: \\Deleted is set and the messages are expunged
-exactly as an IMAP EXPUNGE does (a soft delete, so IMAP sessions see them go), and the
-retrieved messages get \\Seen, as Dovecot does.  A session that ends any other way changes
+exactly as an IMAP EXPUNGE does (a soft delete), and the retrieved messages get \\Seen, as
+Dovecot does; the mail service then publishes both on the change feed (events.py), so IMAP
+sessions, IDLE included, see them at once.  A session that ends any other way changes
 nothing.
 
 Concurrent sessions are allowed (Dovecot's default, ``pop3_lock_session = no``) instead of
@@ -130,7 +131,8 @@ class Maildrop:
         return self._mail.read_range(entry.blob_id, offset, length)
 
     def commit(self) -> Deferred[list[int]]:
-        """Apply the marks (QUIT in the TRANSACTION state); fires once committed."""
+        """Apply the marks (QUIT in the TRANSACTION state); fires with the UIDs expunged once
+        committed and announced on the change feed (IMAP sessions see them go)."""
         entries = self.snapshot.entries
         deleted = sorted(entries[n - 1].uid for n in self._deleted)
         seen = sorted(entries[n - 1].uid for n in self._retrieved - self._deleted)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, Union
 
 from sqlalchemy import func, insert, select, update
@@ -93,6 +93,8 @@ class Delivered:
     modseq: int
     blob_id: str
     size: int
+    flags: tuple[str, ...]  # with the above: the row, for the change feed (events.py)
+    internal_date: datetime  # in UTC, as the row reads back
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,8 @@ def deliver(conn: Connection, user: User, mailbox: Union[str, int], sealed: Seal
     assert message_id is not None
     return Delivered(int(message_id[0]), user.id, box.id,
                      int(allocated.uidvalidity), int(uid), int(allocated.highestmodseq),
-                     sealed.blob_id, sealed.size)
+                     sealed.blob_id, sealed.size, _stored_flags(flag_text),
+                     internal_date.astimezone(timezone.utc))
 
 
 class Workers(Protocol):

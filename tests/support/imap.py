@@ -28,7 +28,7 @@ from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import build_portal
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
-from mailgosend.events import Events, NewMail
+from mailgosend.events import Events, new_message_batches
 from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory, imap_avatars
 from mailgosend.imap.interfaces import IIMAPAccount, ISpamTrainer
 from mailgosend.mail.service import MailService
@@ -123,7 +123,8 @@ class IMAPFixture(DatabaseTestBase):
                      tls: Any = "default", clock: Any = reactor,
                      **extra: Any) -> IMAPServerFactory:
         mail = MailService(runner=self.runner, keyring=KEYRING, blob_store=self.blobs,
-                           workers=self.workers, clock=clock, trainer=self.trainer)
+                           workers=self.workers, clock=clock, trainer=self.trainer,
+                           events=self.events)
         factory = build_imap_factory(
             mail=mail, portal=self.portal, bans=self.bans, events=self.events,
             tls=self.tls if tls == "default" else tls, hostname="imap.example.com",
@@ -203,7 +204,7 @@ class IMAPFixture(DatabaseTestBase):
         delivered = yield self.runner.write(ms.deliver, user, target, sealed, meta, flags,
                                             internal_date, NOW, blob_store=self.blobs)
         if publish:
-            self.events.publish(NewMail(user.id, delivered.mailbox_id, delivered.uid))
+            self.events.publish_all(new_message_batches([delivered]))
         return delivered
 
     def mailbox(self, name: str, user: Any = None) -> Any:

@@ -27,6 +27,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import login_attempts
 from mailgosend.db.schema import messages as messages_table
+from mailgosend.events import Events
 from mailgosend.pop3 import POP3Factory, POP3Limits, build_pop3_factory
 from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.mail.messages import read_range
@@ -70,6 +71,7 @@ class POP3Fixture(DatabaseTestBase):
         self.blob_store: BlobStore = (FileBlobs(os.path.join(directory, "blobs"))
                                       if self.blob_backend == "fs"
                                       else DatabaseBlobs(os.path.join(directory, "spool")))
+        self.events = Events()
         self.security = SecurityStore(self.runner, settings(), reactor)
         self.bans = BanCache(self.security, reactor)
         self.workers = WorkerPool(reactor, 2)
@@ -109,7 +111,7 @@ class POP3Fixture(DatabaseTestBase):
     def mail_service(self, runner: Any = None, clock: Any = None) -> MailService:
         return MailService(runner=runner or self.runner, keyring=KEYRING,
                            blob_store=self.blob_store, workers=self.workers,
-                           clock=clock or reactor)
+                           clock=clock or reactor, events=self.events)
 
     @defer.inlineCallbacks
     def close_sessions(self, factory: POP3Factory) -> Any:

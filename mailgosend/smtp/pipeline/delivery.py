@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.db.runner import DatabaseRunner
-from mailgosend.events import Events
+from mailgosend.events import Events, QueueChanged
 from mailgosend.mail.delivery import Envelope, LocalDelivery, Placement, Sealed
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
@@ -146,7 +146,7 @@ class Delivery:
             raise
         self._local.settle(sealed, delivered, queued=queue_id is not None)
         if targets.remote:
-            self._events.publish_queued()
+            self._events.publish_queued(QueueChanged(queue_id))
         if queue_id is not None:
             return str(queue_id)
         return session.transaction_id or session.session_id
