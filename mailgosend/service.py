@@ -265,7 +265,7 @@ def _add_smtp_listeners(w: Wiring) -> None:
                         default_domain=config["DEFAULT_DOMAIN"])
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
                                workers=core.workers, delivery=delivery, runner=core.runner,
-                               clock=w.reactor, spool_dir=w.spool_dir, keyring=core.keyring)
+                               clock=w.reactor, spool_dir=w.spool_dir, mail=core.mail)
     greylist = None
     if config["GREYLIST_ENABLED"] and config.listener("smtp").active:
         policy = GreylistPolicy.from_config(config)

@@ -5,7 +5,9 @@ Modules: :mod:`~.service` (``MailService``, one per process, and the per-user ``
 :mod:`~.mailboxes` (listing, STATUS, quota, \\Recent floor jobs), :mod:`~.sync` (what changed
 since a MODSEQ), :mod:`~.moves` (copy/move in one transaction), :mod:`~.filing` (the pure
 spam-filing rule), :mod:`~.messages` (POP3 UPDATE, inbox index, plaintext ranges),
-:mod:`~.source` (the one door to a message's structure and bytes; the keyring stays there).  Below
+:mod:`~.source` (the one door to a message's structure and bytes; the keyring stays there),
+:mod:`~.delivery` (the one local-delivery path: SMTP receive, DSNs, APPEND, MULTIAPPEND).
+After each commit the service publishes what changed on the change feed (events.py).  Below
 this package, ``store/`` keeps the tables; above it, the protocols keep their own state
 (IMAP's \\Recent claims and snapshots, POP3's marks).
 
@@ -26,8 +28,8 @@ Implementation notes (the invariants this layer relies on and keeps):
 5. Structures and small sealed blobs are cached once per process (``MailService``), by
    (mailbox id, UIDVALIDITY, UID): never stale, since a message's bytes never change and a
    UID is never reused under one UIDVALIDITY.
-6. Spam training follows the commit, never precedes it, and its failure never fails the
-   operation (service.py ``UserMail.copy``).
+6. Spam training and the change feed follow the commit, never precede it; a failing
+   trainer or subscriber never fails the operation (service.py, delivery.py ``settle``).
 """
 
 from mailgosend.mail.service import MailService, UserMail

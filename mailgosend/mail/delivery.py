@@ -34,7 +34,7 @@ from typing import (IO, Any, BinaryIO, Iterable, Iterator, Literal, Mapping, Opt
                     Sequence, Union, cast)
 
 from sqlalchemy.engine import Connection
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
@@ -48,7 +48,8 @@ from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecip
                                        deliver, normalize_flags, seal_info)
 from mailgosend.store.mimeinfo import analyse
 
-__all__ = ["Envelope", "LocalDelivery", "Placement", "Sealed"]
+__all__ = ["Envelope", "LocalDelivery", "Placement", "RecipientGone", "Sealed", "Targets",
+           "canonical_recipient", "merge_targets", "resolve_targets"]
 
 log = Logger()
 
@@ -85,6 +86,55 @@ class Placement:
     mailbox: Union[str, int]
     flags: tuple[str, ...] = ()
     internal_date: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where a message for some addresses goes: local users, and remote addresses (aliases
+    that forward) for the outbound queue."""
+
+    local: tuple[User, ...]
+    remote: tuple[str, ...]
+
+
+class RecipientGone(Exception):
+    """An address accepted earlier no longer resolves (deleted meanwhile): retry later."""
+
+    smtp_code = 451
+    enhanced_code = "4.3.0"
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"{address}: recipient changed")
+        self.address = address
+
+
+def canonical_recipient(address: str, default_domain: str) -> str:
+    """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
+    return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
+
+
+def merge_targets(parts: Sequence[Targets]) -> Targets:
+    """Several recipients' targets as one, each user and remote address once."""
+    users: dict[str, User] = {}
+    remote: list[str] = []
+    for part in parts:
+        for user in part.local:
+            users.setdefault(user.email, user)
+        remote += [r for r in part.remote if r not in remote]
+    return Targets(tuple(users.values()), tuple(remote))
+
+
+def resolve_targets(conn: Connection, recipients: Sequence[str],
+                    default_domain: str) -> Targets:
+    """Database job: the targets of ``recipients``; RecipientGone for one that no longer
+    resolves."""
+    parts = []
+    for rcpt in recipients:
+        resolution = accounts.resolve_recipient(conn, canonical_recipient(rcpt, default_domain))
+        if not resolution.deliverable:
+            raise RecipientGone(rcpt)
+        parts.append(Targets(tuple(resolution.users), tuple(resolution.remote)))
+    return merge_targets(parts)
 
 
 class LocalDelivery:
@@ -216,6 +266,34 @@ class LocalDelivery:
             self._blobs.discard(blob, unreferenced=refused)
 
     # --- the three steps in one call -----------------------------------------------------------
+
+    def resolve(self, recipients: Sequence[str], default_domain: str) -> Deferred[Targets]:
+        """Where mail for ``recipients`` goes (one read job); fails with RecipientGone."""
+        return self._runner.read(resolve_targets, recipients, default_domain)
+
+    async def commit(self, envelope: Envelope, placements: Sequence[Placement],
+                     sealed: Sealed, remote: Sequence[str], now: datetime
+                     ) -> tuple[list[Delivered], Optional[int]]:
+        """File every placement and queue the copy for ``remote`` in ONE transaction, all or
+        nothing (a refusal fails it: SMTP's "250 covers every recipient", DESIGN §3); then
+        settle.  Returns the copies and the queue id (None: nothing remote)."""
+        def record(conn: Connection) -> tuple[list[Any], Optional[int]]:
+            delivered = self.file(conn, sealed, placements, now)
+            queue_id = None
+            if remote:
+                queue_id = self.queue_copy(conn, envelope, remote,
+                                           sealed[queue_store.QUEUE_OWNER][0], now)
+            return delivered, queue_id
+
+        try:
+            delivered, queue_id = await self._runner.write(record)
+        except BaseException as exc:
+            # A refused job was rolled back for certain; after any other failure the COMMIT
+            # may still have happened, so files are left for the purge step.
+            self.abandon(sealed, refused=isinstance(exc, RecipientRefused))
+            raise
+        self.settle(sealed, delivered, queued=queue_id is not None)
+        return [d for d in delivered if isinstance(d, Delivered)], queue_id
 
     async def deliver(self, source: Source, placements: Sequence[Placement], now: datetime,
                       *, refused: Refusal = "return", publish: bool = True, about: str = ""

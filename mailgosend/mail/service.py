@@ -36,6 +36,7 @@ from mailgosend.mail.delivery import LocalDelivery, Placement
 from mailgosend.mail.filing import training_verdict
 from mailgosend.mail.moves import CopyResult, copy_messages
 from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remember
+from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
 from mailgosend.store import mailboxes as store_mailboxes
@@ -91,6 +92,13 @@ class MailService:
             await self.runner.write(store_mailboxes.ensure_default_mailboxes, user.id,
                                     self.now())
         return UserMail(self, user)
+
+    async def spam_probabilities(self, users: Sequence[User], tokens: Sequence[str], *,
+                                 min_messages: int) -> dict[int, float]:
+        """Each user's Bayes verdict on one message (spam/bayes.py), from its tokens: the
+        tokens are hashed under each user's key, which stays here."""
+        return await bayes.user_probabilities(self.runner, self.keyring, users, tokens,
+                                              min_messages=min_messages)
 
     def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
         """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""

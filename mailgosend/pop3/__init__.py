@@ -1,4 +1,4 @@
-"""POP3 over the shared realm and the message store.
+"""POP3 over the shared realm and the mail service (mailgosend/mail/).
 
 Implements RFC 1939 (all commands except APOP, plus the optional TOP, UIDL and USER/PASS),
 RFC 2449 (CAPA, PIPELINING, RESP-CODES), RFC 3206 (the SYS and AUTH response codes,
@@ -21,8 +21,8 @@ overriding nearly every method while its ``do_<CMD>`` lookup still reached APOP,
 
 Modules: :mod:`~.factory` (listener, limits, ``build_pop3_factory``), :mod:`~.protocol`
 (session, framing, dispatch), :mod:`~.authorization` and :mod:`~.transaction` (the commands),
-:mod:`~.maildrop` (the store adapter), :mod:`~.streaming` and :mod:`~.multiline` (RETR/TOP),
-:mod:`~.framing`, :mod:`~.sasl`, :mod:`~.replies`.
+:mod:`~.maildrop` (the maildrop over the mail service), :mod:`~.streaming` and
+:mod:`~.multiline` (RETR/TOP), :mod:`~.framing`, :mod:`~.sasl`, :mod:`~.replies`.
 """
 
 from mailgosend.pop3.factory import POP3Factory, POP3Limits, build_pop3_factory

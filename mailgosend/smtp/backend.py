@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional, Union
 
-from sqlalchemy.engine import Connection
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -50,14 +49,10 @@ log = Logger()
 SUBMISSION = ("submission", "smtps")
 
 
-def _check_recipient(conn: Connection, address: str, size: int,
-                     submission: bool) -> Union[SMTPReply, Targets]:
-    """The refusal for one RCPT, or where its mail goes when it is accepted."""
-    try:
-        addr = parse_address(address)
-    except AddressError:
-        return SMTPReply(501, "5.1.3", "Bad recipient address syntax")
-    resolution = accounts.resolve_recipient(conn, str(addr))
+def recipient_verdict(address: str, resolution: accounts.Resolution, size: int,
+                      submission: bool) -> Union[SMTPReply, Targets]:
+    """The refusal for one RCPT, or where its mail goes when it is accepted; pure, over
+    what the store resolved the address to."""
     if not resolution.local_domain:
         if submission:
             return Targets((), (address,))
@@ -127,8 +122,12 @@ class MailBackend:
                            params: RcptParams) -> Any:
         address = canonical_recipient(address, self._default_domain)
         size = session.mail_params.size or 0
-        result = yield self._runner.read(_check_recipient, address, size,
-                                         session.listener in SUBMISSION)
+        try:
+            addr = parse_address(address)
+        except AddressError:
+            raise SMTPReply(501, "5.1.3", "Bad recipient address syntax") from None
+        resolution = yield self._runner.read(accounts.resolve_recipient, str(addr))
+        result = recipient_verdict(address, resolution, size, session.listener in SUBMISSION)
         if isinstance(result, SMTPReply):
             raise result
         if self._greylist is not None:

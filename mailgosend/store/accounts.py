@@ -416,6 +416,12 @@ def _alias_targets(conn: Connection, source: str) -> list[str]:
     return [r.destination for r in rows]
 
 
+def first_not_owned(conn: Connection, user_email: str, addresses: Sequence[str]
+                    ) -> Optional[str]:
+    """The first of ``addresses`` the user may not send as (``may_send_as``), or None."""
+    return next((a for a in addresses if not may_send_as(conn, user_email, a)), None)
+
+
 def may_send_as(conn: Connection, user_email: str, address: str) -> bool:
     """Whether a logged-in user may use ``address`` as sender (MAIL FROM or From:).
 

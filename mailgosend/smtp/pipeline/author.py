@@ -11,10 +11,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Optional
 
-from sqlalchemy.engine import Connection
-
 from mailgosend.smtp.replies import SMTPReply
-from mailgosend.store import accounts
 
 
 def from_addresses(header_block: bytes) -> list[str]:
@@ -27,12 +24,13 @@ def from_addresses(header_block: bytes) -> list[str]:
         return []
 
 
-def check_author(conn: Connection, user_email: str, header_block: bytes) -> Optional[SMTPReply]:
-    authors = from_addresses(header_block)
+def author_refusal(user_email: str, authors: list[str], not_owned: Optional[str]
+                   ) -> Optional[SMTPReply]:
+    """The reply for a submission whose From: ``authors`` are these, ``not_owned`` the first
+    the user may not send as (store.accounts.first_not_owned); None: accepted."""
     if not authors:
         return SMTPReply(550, "5.6.0", "The message has no valid From: header")
-    for author in authors:
-        if not accounts.may_send_as(conn, user_email, author):
-            return SMTPReply(553, "5.7.1", f"From: header address <{author}> is not owned by "
-                                           f"{user_email}")
+    if not_owned is not None:
+        return SMTPReply(553, "5.7.1", f"From: header address <{not_owned}> is not owned by "
+                                       f"{user_email}")
     return None

@@ -6,7 +6,7 @@ The filing itself is the mail service's one local-delivery path
 (mail/delivery.py: seal in the worker pool, file in the transaction, settle
 after it); this module adds what is SMTP's: the recipients resolved at RCPT,
 the session turned into a neutral ``Envelope`` for the queue row, and the
-mapping of a refusal to its reply.  A local recipient whose quota no longer
+mapping of a refusal to its reply (from the codes the exceptions carry).  A local recipient whose quota no longer
 has room at this point fails the whole message with ``452 4.2.2`` and nothing
 is stored for anybody, so a retry by the client never duplicates mail for the
 others.
@@ -19,69 +19,27 @@ that copy's structure is analysed from its own bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, AbstractSet, Mapping, Optional, Sequence
+from typing import IO, AbstractSet, Any, Mapping, Optional
 
-from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.events import Events, QueueChanged
-from mailgosend.mail.delivery import Envelope, LocalDelivery, Placement, Sealed
+from mailgosend.mail.delivery import (Envelope, LocalDelivery, Placement, RecipientGone, Sealed,
+                                      Targets, canonical_recipient, merge_targets)
 from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
-from mailgosend.store import accounts
-from mailgosend.store.messages import Delivered, QuotaExceeded
+from mailgosend.store.messages import QuotaExceeded
 from mailgosend.store.queue import QUEUE_OWNER
 
 log = Logger()
 
 
-@dataclass(frozen=True)
-class Targets:
-    local: tuple[accounts.User, ...]
-    remote: tuple[str, ...]
-
-
 def mailbox_full(text: str) -> SMTPReply:
     """A full mailbox, at RCPT or at the end of DATA: the code QuotaExceeded carries."""
     return SMTPReply(QuotaExceeded.smtp_code, QuotaExceeded.enhanced_code, text)
-
-
-def canonical_recipient(address: str, default_domain: str) -> str:
-    """``<postmaster>`` without a domain means ours (RFC 5321 §4.5.1)."""
-    return f"postmaster@{default_domain}" if address.lower() == "postmaster" else address
-
-
-def resolve_targets(conn: Connection, recipients: Sequence[str],
-                    default_domain: str) -> Targets:
-    local: dict[str, accounts.User] = {}
-    remote: list[str] = []
-    for rcpt in recipients:
-        address = canonical_recipient(rcpt, default_domain)
-        resolution = accounts.resolve_recipient(conn, address)
-        if not resolution.deliverable:
-            # Accepted at RCPT, gone now (deleted meanwhile): let the client retry later.
-            raise SMTPReply(451, "4.3.0", f"<{rcpt}>: recipient changed during the "
-                                          "transaction; try again")
-        for user in resolution.users:
-            local.setdefault(user.email, user)
-        remote += [r for r in resolution.remote if r not in remote]
-    return Targets(tuple(local.values()), tuple(remote))
-
-
-def merge_targets(parts: Sequence[Targets]) -> Targets:
-    """Several recipients' targets as one, each user and remote address once."""
-    users: dict[str, accounts.User] = {}
-    remote: list[str] = []
-    for part in parts:
-        for user in part.local:
-            users.setdefault(user.email, user)
-        remote += [r for r in part.remote if r not in remote]
-    return Targets(tuple(users.values()), tuple(remote))
-
 
 
 def envelope_of(session: SMTPSession) -> Envelope:
@@ -115,7 +73,16 @@ class Delivery:
                  for r in session.recipients]
         if session.recipients and all(t is not None for t in known):
             return succeed(merge_targets(known))  # type: ignore[arg-type]
-        return self._runner.read(resolve_targets, session.recipients, self._default_domain)
+        d = self._local.resolve(session.recipients, self._default_domain)
+
+        def gone(failure: Any) -> Any:
+            failure.trap(RecipientGone)
+            exc = failure.value
+            raise SMTPReply(exc.smtp_code, exc.enhanced_code,
+                            f"<{exc.address}>: recipient changed during the transaction; "
+                            "try again")
+
+        return d.addErrback(gone)
 
     def discard(self, sealed: Sealed) -> None:
         """The message was refused before its transaction: nothing references these."""
@@ -130,21 +97,14 @@ class Delivery:
 
         ``junk``: the ids of the local users whose copy is filed in Junk (the spam verdict
         is per user: the shared score plus that user's Bayesian points)."""
-        envelope = envelope_of(session)
         placements = [Placement(user, "junk" if user.id in junk else "inbox")
                       for user in targets.local]
         try:
-            delivered, queue_id = await self._runner.write(
-                self._record, envelope, targets, placements, sealed, now)
-        except BaseException as exc:
-            # A refused job was rolled back for certain; after any other failure the COMMIT
-            # may still have happened, so files are left for the purge step.
-            self._local.abandon(sealed, refused=isinstance(exc, (QuotaExceeded, SMTPReply)))
-            if isinstance(exc, QuotaExceeded):
-                raise mailbox_full("Mailbox full: the message does not fit "
-                                   "in a recipient's quota") from None
-            raise
-        self._local.settle(sealed, delivered, queued=queue_id is not None)
+            _delivered, queue_id = await self._local.commit(
+                envelope_of(session), placements, sealed, targets.remote, now)
+        except QuotaExceeded:
+            raise mailbox_full("Mailbox full: the message does not fit "
+                               "in a recipient's quota") from None
         if targets.remote:
             self._events.publish_queued(QueueChanged(queue_id))
         if queue_id is not None:
@@ -168,13 +128,3 @@ class Delivery:
             owners.append(QUEUE_OWNER)
         return self._local.seal(handle, owners, variants=variants,
                                 shared_prefix=shared_prefix, spool_dir=spool_dir)
-
-    def _record(self, conn: Connection, envelope: Envelope, targets: Targets,
-                placements: Sequence[Placement], sealed: Sealed, now: datetime
-                ) -> tuple[list[Delivered], Optional[int]]:
-        delivered = self._local.file(conn, sealed, placements, now)
-        queue_id = None
-        if targets.remote:
-            queue_id = self._local.queue_copy(conn, envelope, targets.remote,
-                                              sealed[QUEUE_OWNER][0], now)
-        return [d for d in delivered if isinstance(d, Delivered)], queue_id

@@ -28,7 +28,8 @@ from twisted.logger import Logger
 
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import wants_success_dsn
-from mailgosend.smtp.pipeline.author import check_author
+from mailgosend.mail.service import MailService
+from mailgosend.smtp.pipeline.author import author_refusal, from_addresses
 from mailgosend.smtp.pipeline.checks import (
     FULL_CHECK_MAX_SIZE,
     CheckInput,
@@ -44,6 +45,7 @@ from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.spam import bayes
 from mailgosend.spam.rules import Hit
+from mailgosend.store import accounts
 from mailgosend.store import bayes as bayes_stats
 from mailgosend.store.accounts import User
 from mailgosend.store.mimeinfo import MessageInfo, analyse
@@ -157,9 +159,10 @@ def prepare(session: SMTPSession, message: SpooledMessage, settings: CheckSettin
 class ReceivePipeline:
     def __init__(self, *, settings: CheckSettings, resolver: Any, workers: Any,
                  delivery: Delivery, runner: Any, clock: Any,
-                 spool_dir: Optional[str] = None, keyring: Any = None) -> None:
+                 spool_dir: Optional[str] = None, mail: Optional[MailService] = None
+                 ) -> None:
         self._runner = runner
-        self._keyring = keyring  # None: no per-user Bayes scoring
+        self._mail = mail  # per-user Bayes scoring through the mail service; None: none
         self._settings = settings
         self._resolver = resolver
         self._workers = workers
@@ -174,8 +177,12 @@ class ReceivePipeline:
     async def _process(self, session: SMTPSession, message: SpooledMessage) -> SMTPReply:
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         if session.listener != "inbound" and session.authenticated:
-            refusal = await self._runner.read(check_author, session.authenticated,
-                                              message.header_block())
+            authors = from_addresses(message.header_block())
+            not_owned = None
+            if authors:
+                not_owned = await self._runner.read(accounts.first_not_owned,
+                                                    session.authenticated, authors)
+            refusal = author_refusal(session.authenticated, authors, not_owned)
             if refusal is not None:
                 raise refusal
         targets = await self._delivery.targets(session)
@@ -240,7 +247,7 @@ class ReceivePipeline:
     async def _trained(self, session: SMTPSession, targets: Targets) -> list[User]:
         """The local recipients whose classifier has an opinion (usually none)."""
         settings = self._settings
-        if (session.listener != "inbound" or self._keyring is None or not targets.local
+        if (session.listener != "inbound" or self._mail is None or not targets.local
                 or settings.bayes_max_points <= 0):
             return []
         try:
@@ -265,9 +272,9 @@ class ReceivePipeline:
             return Prepared(message.size, frozenset(), checked.outcome, {})
         hits: dict[int, Hit] = {}
         try:
-            found = await bayes.user_probabilities(self._runner, self._keyring, trained,
-                                                   checked.tokens,
-                                                   min_messages=settings.bayes_min_trained)
+            assert self._mail is not None
+            found = await self._mail.spam_probabilities(trained, checked.tokens,
+                                                        min_messages=settings.bayes_min_trained)
         except Exception:
             log.failure("{id}: Bayes lookup failed; scoring without Bayes",
                         id=session.transaction_id)
