@@ -35,6 +35,7 @@ from mailgosend.imap.cmd_sort import SortCommands
 from mailgosend.imap.hub import MailboxHub
 from mailgosend.imap.server import Command, SessionCore
 from mailgosend.listeners import IDrainable
+from mailgosend.events import Events
 from mailgosend.mail.service import MailService
 
 __all__ = ["IMAPServerFactory", "IMAPServerProtocol", "build_imap_factory", "imap_avatars"]
@@ -139,7 +140,7 @@ def imap_avatars(access: StoreAccess) -> Callable[[str], Deferred[IMAPAccount]]:
     return make
 
 
-def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Any,
+def build_imap_factory(*, mail: MailService, portal: Any, bans: Any, events: Events,
                        tls: Optional[Any], hostname: str, max_message_size: int,
                        clock: IReactorTime, implicit_tls: bool,
                        allow_plaintext_loopback: bool = False,
