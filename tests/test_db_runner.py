@@ -11,6 +11,7 @@ from sqlalchemy.pool import QueuePool
 from twisted.internet import reactor as global_reactor
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from mailgosend.db import schema as s
@@ -83,6 +84,16 @@ class RunnerTestsMixin(_RunnerTestBase):
     async def test_write_returns_the_job_result(self) -> None:
         self.assertEqual(await self.runner.write(put, "k", value="x"), "k")
         self.assertEqual(self.committed_keys(), ["k"])
+
+    async def test_connect_lends_a_connection_to_the_calling_thread(self) -> None:
+        """What blob readers use across worker calls (store/blobs.py Connectable)."""
+        await self.runner.write(put, "lent")
+
+        def read_here() -> list[str]:
+            with self.runner.connect() as conn:
+                return keys(conn)
+
+        self.assertEqual(await deferToThread(read_here), ["lent"])
 
     async def test_read_failure_reaches_its_deferred(self) -> None:
         def boom(conn: sa.Connection) -> None:
