@@ -199,6 +199,14 @@ class CheckerTestsMixin(CheckerFixture):
         yield self.sign_in(PASSWORD)
 
     @defer.inlineCallbacks
+    def test_app_password_of_a_disabled_account_is_refused_and_counted(self):  # type: ignore[no-untyped-def]
+        shown = self.app_password("phone", "imap")
+        run_sync(self.engine, accounts.set_user_enabled, ALICE, False, write=True)
+        failure = yield self.assertFailure(self.sign_in(shown), LoginRefused)
+        self.assertNotIsInstance(failure, (AppPasswordRequired, AppPasswordOutOfScope))
+        self.assertEqual(self.failures(), 1)
+
+    @defer.inlineCallbacks
     def test_unknown_user_with_an_app_password_shape_is_refused(self):  # type: ignore[no-untyped-def]
         yield self.assertFailure(self.sign_in(new_password(), user="nobody@example.com"),
                                  LoginRefused)

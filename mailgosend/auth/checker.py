@@ -158,7 +158,10 @@ class AccountChecker:
 
         if facts is not None and app_password is not None and protocol is not None:
             matched = yield self._app_password(facts, app_password)
-            if matched is not None and facts.user.can_log_in:
+            if matched is not None and not facts.user.can_log_in:
+                yield self._failed(ip, username, service, "account disabled")
+                raise LoginRefused("authentication failed")
+            if matched is not None:
                 if protocol not in matched.protocols:
                     yield self._security.refused("login_refused_app_password_scope", ip,
                                                  username, service,
@@ -193,6 +196,15 @@ class AccountChecker:
 
         reason = ("unknown account" if user is None else
                   "account disabled" if ok else "wrong password")
+        yield self._failed(ip, username, service, reason)
+        if mfa_blocks:
+            raise AppPasswordRequired()
+        raise LoginRefused("authentication failed")
+
+    @defer.inlineCallbacks
+    def _failed(self, ip: str, username: str, service: str, reason: str) -> Any:
+        """Count a failed login; ban the address or suspend the account when it is one
+        too many (bruteforce.py)."""
         outcome = yield self._security.login_failed(ip, username, service, reason)
         if outcome.ip_until is not None:
             self._bans.note(ip, outcome.ip_until)
@@ -201,9 +213,6 @@ class AccountChecker:
         if outcome.account_until is not None:
             log.warn("suspended password logins to {user} until {until} after repeated "
                      "failures", user=username, until=outcome.account_until.isoformat())
-        if mfa_blocks:
-            raise AppPasswordRequired()
-        raise LoginRefused("authentication failed")
 
     @defer.inlineCallbacks
     def _app_password(self, facts: apppasswords.LoginFacts, app_password: str) -> Any:

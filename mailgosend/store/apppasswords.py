@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admin_apppasswords -*-
+# -*- test-case-name: tests.test_auth_apppasswords -*-
 """App passwords of a user: named, bcrypt-hashed, scoped to protocols (auth/apppasswords.py).
 
 Plain functions over a SQLAlchemy Connection.  Revoking deletes the row, so the checker,
