@@ -106,6 +106,32 @@ def normalize_login(username: str, default_domain: str) -> Optional[str]:
         return None
 
 
+@defer.inlineCallbacks
+def ip_ban(security: SecurityStore, bans: BanCache, ip: str) -> Any:
+    """When ``ip`` is banned, the end of its ban (the cache first, then the database)."""
+    until = bans.banned_until(ip)
+    if until is None:
+        until = yield security.ip_ban_for(ip)
+        if until is not None:
+            bans.note(ip, until)
+    return until
+
+
+@defer.inlineCallbacks
+def record_failure(security: SecurityStore, bans: BanCache, ip: str, username: str,
+                   service: str, reason: str) -> Any:
+    """Count a failed login (or a wrong second-factor code); ban the address or suspend
+    the account when it is one too many (bruteforce.py)."""
+    outcome = yield security.login_failed(ip, username, service, reason)
+    if outcome.ip_until is not None:
+        bans.note(ip, outcome.ip_until)
+        log.warn("banned {ip} until {until} after repeated failed logins", ip=ip,
+                 until=outcome.ip_until.isoformat())
+    if outcome.account_until is not None:
+        log.warn("suspended password logins to {user} until {until} after repeated "
+                 "failures", user=username, until=outcome.account_until.isoformat())
+
+
 @implementer(ICredentialsChecker)
 class AccountChecker:
     credentialInterfaces = (IClientCredentials, IUsernamePassword)
@@ -132,11 +158,7 @@ class AccountChecker:
         password = as_text(credentials.password)
         username = normalize_login(raw_name, self._default_domain) or raw_name.strip().lower()
 
-        until = self._bans.banned_until(ip)
-        if until is None:
-            until = yield self._security.ip_ban_for(ip)
-            if until is not None:
-                self._bans.note(ip, until)
+        until = yield ip_ban(self._security, self._bans, ip)
         if until is not None:
             yield self._security.refused("login_refused_banned_ip", ip, username, service)
             raise LoginBanned("too many failed logins from this address", until)
@@ -201,18 +223,8 @@ class AccountChecker:
             raise AppPasswordRequired()
         raise LoginRefused("authentication failed")
 
-    @defer.inlineCallbacks
     def _failed(self, ip: str, username: str, service: str, reason: str) -> Any:
-        """Count a failed login; ban the address or suspend the account when it is one
-        too many (bruteforce.py)."""
-        outcome = yield self._security.login_failed(ip, username, service, reason)
-        if outcome.ip_until is not None:
-            self._bans.note(ip, outcome.ip_until)
-            log.warn("banned {ip} until {until} after repeated failed logins", ip=ip,
-                     until=outcome.ip_until.isoformat())
-        if outcome.account_until is not None:
-            log.warn("suspended password logins to {user} until {until} after repeated "
-                     "failures", user=username, until=outcome.account_until.isoformat())
+        return record_failure(self._security, self._bans, ip, username, service, reason)
 
     @defer.inlineCallbacks
     def _app_password(self, facts: apppasswords.LoginFacts, app_password: str) -> Any:
