@@ -23,14 +23,16 @@ Implementation notes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
 from mailgosend import passwords
-from mailgosend.store import accounts
+from mailgosend.auth import apppasswords as app_rules
+from mailgosend.store import accounts, apppasswords
+from mailgosend.store import mfa as mfa_store
 from mailgosend.store.accounts import AccountError, Alias, Domain, User
 from mailgosend.store.addresses import (
     AddressError,
@@ -39,7 +41,10 @@ from mailgosend.store.addresses import (
     parse_alias_source,
 )
 
-__all__ = ["AccountAdmin", "AccountPolicy", "BadInput", "DomainAdded", "PasswordRefused"]
+__all__ = ["AccountAdmin", "AccountPolicy", "BadInput", "DomainAdded", "NewAppPassword",
+           "PasswordRefused", "UnknownAppPassword"]
+
+MAX_APP_PASSWORD_NAME = 64
 
 
 class BadInput(AccountError):
@@ -48,6 +53,29 @@ class BadInput(AccountError):
 
 class PasswordRefused(AccountError):
     """The password policy refused a password; the message says which rule."""
+
+
+class UnknownAppPassword(AccountError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewAppPassword:
+    """An app password made by :meth:`AccountAdmin.make_app_password`: ``password`` is shown
+    to the user once (formatted ``xxxx-xxxx-...``) and never stored."""
+
+    name: str
+    protocols: tuple[str, ...]
+    password: str = field(repr=False)
+    password_hash: str = field(repr=False)
+
+    @property
+    def prefix(self) -> str:
+        return self.password[:app_rules.PREFIX_LENGTH]
+
+    @property
+    def shown(self) -> str:
+        return app_rules.format_app_password(self.password)
 
 
 @dataclass(frozen=True)
@@ -184,6 +212,50 @@ class AccountAdmin:
     def delete_user(self, conn: Connection, email: str) -> User:
         """Delete a user with all of its mail (front ends ask for a confirmation first)."""
         return accounts.delete_user(conn, _address(email, "email"))
+
+    # --- second factor and app passwords (auth/mfa.py, auth/apppasswords.py) ----------
+
+    def reset_mfa(self, conn: Connection, email: str) -> bool:
+        """Turn two-factor authentication off for a locked-out user (``mailgosend user
+        mfa-reset``): secret and recovery codes go; True if it was on or being set up.
+        Their app passwords stay."""
+        user = self.get_user(conn, email)
+        return mfa_store.clear(conn, user.id)
+
+    def make_app_password(self, name: str, protocols: Sequence[str]) -> NewAppPassword:
+        """A new app password for the protocols named, hashed (slow, like
+        :meth:`hash_password`: not in a transaction); store it with :meth:`add_app_password`."""
+        clean = " ".join(name.split())
+        if not clean:
+            raise BadInput("an app password needs a name (e.g. the device it is for)", "name")
+        if len(clean) > MAX_APP_PASSWORD_NAME or not clean.isprintable():
+            raise BadInput(f"app password names are at most {MAX_APP_PASSWORD_NAME} "
+                           "printable characters", "name")
+        try:
+            scope = app_rules.parse_protocols(protocols)
+        except ValueError as exc:
+            raise BadInput(str(exc), "protocols") from None
+        password = app_rules.new_app_password()
+        return NewAppPassword(clean, scope, password,
+                              passwords.hash_password(password, self.policy.bcrypt_cost))
+
+    def add_app_password(self, conn: Connection, email: str, new: NewAppPassword,
+                         now: datetime) -> apppasswords.AppPassword:
+        user = self.get_user(conn, email)
+        return apppasswords.add(conn, user.id, new.name, new.prefix, new.password_hash,
+                                new.protocols, now)
+
+    def list_app_passwords(self, conn: Connection, email: str) -> list[apppasswords.AppPassword]:
+        """Name, prefix, protocols, created, last used and from where; never the hash."""
+        user = self.get_user(conn, email)
+        return apppasswords.list_for_user(conn, user.id)
+
+    def revoke_app_password(self, conn: Connection, email: str, name: str) -> None:
+        """Delete one app password: the next login with it fails, cached or not."""
+        user = self.get_user(conn, email)
+        if not apppasswords.revoke(conn, user.id, " ".join(name.split())):
+            raise UnknownAppPassword(f"{user.email} has no app password named {name!r}",
+                                     "name")
 
     # --- aliases ---------------------------------------------------------------------
 

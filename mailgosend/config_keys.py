@@ -235,6 +235,11 @@ KEYS: tuple[Key, ...] = tuple([
         "Allow IMAP and POP3 logins without TLS from loopback addresses (127.0.0.1, ::1), "
         "for local tools such as a webmail or fetchmail on the same machine. Elsewhere "
         "passwords are only accepted under TLS.", "security"),
+    Key("MFA_PROTECTS_PROTOCOLS", BOOL, "true",
+        "Once a user turns on two-factor authentication, refuse their account password on "
+        "IMAP, POP3, SMTP AUTH and DAV: mail clients then sign in with app passwords, so "
+        "the second factor cannot be bypassed through a mail client. The refusal tells the "
+        "user to create an app password.", "security"),
     Key("BCRYPT_COST", INT, "12",
         "bcrypt work factor for new password hashes. Lower values are for test suites only.",
         "security", minimum=4, maximum=16),

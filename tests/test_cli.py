@@ -300,6 +300,78 @@ class UserTests(CLITestCase):
         self.assertEqual([u.email for u in self.snapshot()[1]], ["carol@example.com"])
 
 
+class SecondFactorCLITests(CLITestCase):
+    """``user mfa-reset`` and ``user app-password add|list|revoke`` (rules: mailgosend.admin)."""
+
+    def test_app_password_add_shows_it_once_and_stores_only_a_hash(self) -> None:
+        self.populate()
+        out = self.ok("user", "app-password", "add", "carol@example.com", "phone",
+                      "--protocols", "imap,smtp")
+        shown = re.search(r"\(imap, submission\): ([a-z2-9]{4}(?:-[a-z2-9]{4}){4})$",
+                          out.splitlines()[0])
+        self.assertIsNotNone(shown, out)
+        assert shown is not None
+        listed = self.ok("user", "app-password", "list", "carol@example.com")
+        self.assertRegex(listed, rf"^phone\t{shown.group(1)[:4]}-...\timap,submission\t"
+                                 r"created \d{4}-\d\d-\d\d \d\d:\d\d UTC\tnever used\n$")
+        self.assertNotIn(shown.group(1)[5:], listed)
+        rows = run_sync(self.engine(), lambda c: c.exec_driver_sql(
+            "SELECT password_hash FROM app_passwords").all(), write=False)
+        self.assertTrue(verify_password(shown.group(1).replace("-", ""), rows[0][0]))
+
+    def test_app_password_revoke_then_list_is_empty(self) -> None:
+        self.populate()
+        self.ok("user", "app-password", "add", "carol@example.com", "phone",
+                "--protocols", "pop3")
+        self.assertEqual(self.ok("user", "app-password", "revoke", "carol@example.com",
+                                 "phone"), "revoked app password 'phone' of carol@example.com\n")
+        self.assertEqual(self.ok("user", "app-password", "list", "carol@example.com"),
+                         "no app passwords\n")
+
+    def test_app_password_refusals_name_the_problem(self) -> None:
+        self.populate()
+        for argv, why in [
+            (("add", "carol@example.com", "phone", "--protocols", "web"),
+             "unknown protocol 'web'"),
+            (("add", "nobody@example.com", "phone", "--protocols", "imap"),
+             "unknown user nobody@example.com"),
+            (("revoke", "carol@example.com", "tablet"), "no app password named 'tablet'"),
+        ]:
+            with self.subTest(argv):
+                status, out, err = self.run_cli("user", "app-password", *argv)
+                self.assertEqual((status, out), (2, ""))
+                self.assertIn(why, err)
+        self.ok("user", "app-password", "add", "carol@example.com", "phone", "--protocols",
+                "imap")
+        status, _, err = self.run_cli("user", "app-password", "add", "carol@example.com",
+                                      "phone", "--protocols", "imap")
+        self.assertEqual(status, 2)
+        self.assertIn("already exists", err)
+
+    def test_mfa_reset_turns_it_off(self) -> None:
+        from mailgosend.store import mfa
+
+        self.populate()
+        self.assertEqual(self.ok("user", "mfa-reset", "carol@example.com"),
+                         "carol@example.com had no two-factor authentication; nothing "
+                         "changed\n")
+        carol = self.user("carol@example.com")
+        engine = self.engine()
+        run_sync(engine, mfa.begin_enrolment, carol.id, b"sealed", write=True)
+        run_sync(engine, mfa.enable, carol.id, cli_now(), [b"h" * 32], write=True)
+        self.assertEqual(self.ok("user", "mfa-reset", "carol@example.com"),
+                         "two-factor authentication of carol@example.com is now off\n")
+        state = run_sync(engine, mfa.state, carol.id, write=False)
+        self.assertEqual((state.enabled, state.sealed_secret), (False, None))
+        self.assertEqual(run_sync(engine, mfa.recovery_left, carol.id, write=False), 0)
+
+
+def cli_now() -> Any:
+    from mailgosend.cli.context import now
+
+    return now()
+
+
 class AliasTests(CLITestCase):
     def setUp(self) -> None:
         super().setUp()

@@ -2,9 +2,13 @@
 (Thunderbird: one per folder) pays bcrypt once, not on every connection.
 
 Dovecot's auth_cache does the same.  Nothing reversible is kept: an entry is
-HMAC(process key, address, stored hash, password) → expiry, the key is random
-per process, and the stored hash is part of the entry, so a password change
-(new hash) invalidates every entry for the old password at once.
+HMAC(process key, address, credential, stored hash, password) → expiry, the key is
+random per process, and the stored hash is part of the entry, so a password change
+(new hash) invalidates every entry for the old password at once.  ``credential`` names
+what was checked: ``account`` or ``account+mfa`` for the account password (so turning MFA
+on or off starts afresh), ``app:<id>`` for an app password.  An entry only says "this
+password matches this hash"; the checker finds the hash afresh on every login, so a revoked
+app password (its row gone) has no hash to match and is refused at once.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ class VerifiedLogins:
         self._key = secrets.token_bytes(32)
         self._entries: OrderedDict[bytes, float] = OrderedDict()
 
-    def _digest(self, email: str, stored_hash: str, password: str) -> bytes:
-        message = b"\0".join(part.encode("utf-8") for part in (email, stored_hash, password))
+    def _digest(self, email: str, credential: str, stored_hash: str, password: str) -> bytes:
+        message = b"\0".join(part.encode("utf-8")
+                             for part in (email, credential, stored_hash, password))
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def hit(self, email: str, stored_hash: str, password: str) -> bool:
-        key = self._digest(email, stored_hash, password)
+    def hit(self, email: str, stored_hash: str, password: str, *,
+            credential: str = "account") -> bool:
+        key = self._digest(email, credential, stored_hash, password)
         expires = self._entries.get(key)
         if expires is None:
             return False
@@ -42,8 +48,9 @@ class VerifiedLogins:
             return False
         return True
 
-    def remember(self, email: str, stored_hash: str, password: str) -> None:
-        key = self._digest(email, stored_hash, password)
+    def remember(self, email: str, stored_hash: str, password: str, *,
+                 credential: str = "account") -> None:
+        key = self._digest(email, credential, stored_hash, password)
         self._entries[key] = self._clock.seconds() + self._ttl
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:

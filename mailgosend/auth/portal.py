@@ -76,5 +76,6 @@ def build_portal(runner: DatabaseRunner, security: SecurityStore, bans: BanCache
     realm.register(IUser, lambda email: runner.read(accounts.get_user, email))
     checker = AccountChecker(runner, security, bans, workers,
                              default_domain=config["DEFAULT_DOMAIN"],
-                             bcrypt_cost=config["BCRYPT_COST"])
+                             bcrypt_cost=config["BCRYPT_COST"],
+                             mfa_protects_protocols=config["MFA_PROTECTS_PROTOCOLS"])
     return MailPortal(realm, [checker])

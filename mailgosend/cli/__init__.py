@@ -2,7 +2,8 @@
 """``mailgosend``: management commands, one module per command group.
 
     domain.py   domain add|remove|enable|disable|list
-    user.py     user add|list|passwd|enable|disable|quota|delete, create-admin
+    user.py     user add|list|passwd|enable|disable|quota|delete|mfa-reset|app-password,
+                create-admin
     alias.py    alias add|list|remove
     dkim.py     dkim generate|dns|list|activate|remove
     queue.py    queue list|show|retry|retry-all|delete|stats

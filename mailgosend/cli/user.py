@@ -7,6 +7,10 @@
     mailgosend user enable|disable EMAIL
     mailgosend user quota EMAIL SIZE
     mailgosend user delete EMAIL --yes
+    mailgosend user mfa-reset EMAIL                      turn two-factor authentication off
+    mailgosend user app-password add EMAIL NAME --protocols imap,submission,...
+    mailgosend user app-password list EMAIL
+    mailgosend user app-password revoke EMAIL NAME
     mailgosend create-admin EMAIL [--password-stdin]     the first administrator, with its domain
 
 The rules (checks before a password is asked for, the default quota, the password policy,
@@ -20,7 +24,7 @@ import argparse
 import getpass
 from typing import TYPE_CHECKING
 
-from mailgosend.cli.context import CLIError, Command, Context, now, size, subcommands
+from mailgosend.cli.context import CLIError, Command, Context, Parser, now, size, subcommands
 
 if TYPE_CHECKING:
     from mailgosend.store.accounts import User
@@ -46,6 +50,21 @@ def configure_user(parser: argparse.ArgumentParser) -> None:
     delete = actions.add_parser("delete")
     delete.add_argument("email")
     delete.add_argument("--yes", action="store_true", help="confirm: all of its mail is lost")
+    actions.add_parser("mfa-reset", help="turn two-factor authentication off for a user "
+                       "locked out of it").add_argument("email")
+    app = actions.add_parser("app-password", help="passwords for mail clients, one per "
+                             "device, limited to chosen protocols")
+    app_actions = app.add_subparsers(dest="app_action", metavar="ACTION", parser_class=Parser)
+    app_actions.required = True
+    app_add = app_actions.add_parser("add")
+    app_add.add_argument("email")
+    app_add.add_argument("name", help="what it is for, e.g. 'phone'")
+    app_add.add_argument("--protocols", required=True,
+                         help="comma-separated: imap, pop3, submission (SMTP AUTH), dav")
+    app_actions.add_parser("list").add_argument("email")
+    app_revoke = app_actions.add_parser("revoke")
+    app_revoke.add_argument("email")
+    app_revoke.add_argument("name")
 
 
 def configure_create_admin(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +141,36 @@ def run_user(ctx: Context, args: argparse.Namespace) -> None:
                            "to confirm")
         user = ctx.write(admin.delete_user, args.email)
         ctx.out(f"deleted user {user.email} and all of its mail")
+    elif args.action == "mfa-reset":
+        was_on = ctx.write(admin.reset_mfa, args.email)
+        ctx.out(f"two-factor authentication of {args.email} is now off"
+                if was_on else f"{args.email} had no two-factor authentication; nothing changed")
+    elif args.action == "app-password":
+        _run_app_password(ctx, args)
+
+
+def _run_app_password(ctx: Context, args: argparse.Namespace) -> None:
+    admin = ctx.admin
+    if args.app_action == "add":
+        user = ctx.read(admin.get_user, args.email)   # refuse an unknown user before bcrypt
+        new = admin.make_app_password(args.name, [args.protocols])
+        ctx.write(admin.add_app_password, user.email, new, now())
+        ctx.out(f"app password {new.name!r} for {user.email} "
+                f"({', '.join(new.protocols)}): {new.shown}")
+        ctx.out("it is shown only now: enter it in the mail client instead of the account "
+                "password")
+    elif args.app_action == "list":
+        rows = ctx.read(admin.list_app_passwords, args.email)
+        if not rows:
+            ctx.out("no app passwords")
+        for row in rows:
+            used = (f"last used {row.last_used_at:%Y-%m-%d %H:%M} UTC from {row.last_ip}"
+                    if row.last_used_at else "never used")
+            ctx.out(f"{row.name}\t{row.prefix}-...\t{','.join(row.protocols)}\t"
+                    f"created {row.created_at:%Y-%m-%d %H:%M} UTC\t{used}")
+    elif args.app_action == "revoke":
+        ctx.write(admin.revoke_app_password, args.email, args.name)
+        ctx.out(f"revoked app password {args.name!r} of {args.email}")
 
 
 def run_create_admin(ctx: Context, args: argparse.Namespace) -> None:

@@ -63,6 +63,8 @@ __all__ = [
     "dkim_keys",
     "greylist",
     "messages_live",
+    "recovery_codes",
+    "app_passwords",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -120,7 +122,12 @@ users = Table(
     Column("used_bytes", BigInteger(), nullable=False, server_default=text("0")),
     Column("enabled", Boolean(), nullable=False, server_default=true()),
     Column("is_admin", Boolean(), nullable=False, server_default=false()),
+    # TOTP (RFC 6238, auth/totp.py): the sealed secret (purpose "totp"), set at enrolment;
+    # MFA is on once totp_enabled_at is set; totp_last_step is the last time step accepted,
+    # so a code is accepted once (migration 0007).
     Column("totp_secret", LargeBinary(), nullable=True),  # encrypted
+    Column("totp_enabled_at", UTCDateTime(), nullable=True),
+    Column("totp_last_step", BigInteger(), nullable=True),
     Column("locked_until", UTCDateTime(), nullable=True),
     Column("password_changed_at", UTCDateTime(), nullable=False),
     _created_at(),
@@ -425,4 +432,40 @@ messages_live = Index(
     messages.c.uid,
     sqlite_where=messages.c.deleted_at.is_(None),
     postgresql_where=messages.c.deleted_at.is_(None),
+)
+
+# --- second factor and app passwords (migration 0007) ----------------------------------------
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    # HMAC-SHA256 of the normalised code under a per-user key (purpose "recovery"): a database
+    # leak alone does not let anyone test guesses offline.  A used code is deleted.
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("code_hash", LargeBinary(32), primary_key=True),
+    _created_at(),
+)
+
+app_passwords = Table(
+    "app_passwords",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    # The first characters of the password, shown in lists and used to find the one row to
+    # check with bcrypt, so a login costs one bcrypt however many app passwords a user has.
+    Column("prefix", String(8), nullable=False),
+    Column("password_hash", String(255), nullable=False),  # bcrypt
+    Column("protocols", String(64), nullable=False),  # comma-separated: imap,pop3,submission,dav
+    _created_at(),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("last_ip", String(45), nullable=True),
+    UniqueConstraint("user_id", "name"),
+    sqlite_autoincrement=True,
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
 
-from mailgosend.auth.checker import LoginBanned
+from mailgosend.auth.checker import LoginBanned, refusal_text
 from mailgosend.auth.credentials import ClientCredentials
 from mailgosend.auth.saslplain import MalformedPlain, NotBase64, decode_plain
 from mailgosend.imap.errors import bad, no
@@ -103,16 +103,17 @@ class AuthCommands(_Session):
             self.send_untagged(b"BYE Too many failed logins")
             self.close()
             return Reply(None)
-        except UnauthorizedLogin:
+        except UnauthorizedLogin as refused:
             self._auth_failures += 1
             self._log_login_failed(user, method, "authentication failed")
+            text = refusal_text(refused, "Authentication failed")
             if self._auth_failures >= MAX_AUTH_FAILURES:
                 self.end_reason = "too many failed logins"
-                self.send_tagged(tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED")
+                self.send_tagged(tag, "NO", text, "AUTHENTICATIONFAILED")
                 self.send_untagged(b"BYE Too many failed logins on this connection")
                 self.close()
                 return Reply(None)
-            raise no("Authentication failed", "AUTHENTICATIONFAILED") from None
+            raise no(text, "AUTHENTICATIONFAILED") from None
         self.account = avatar.for_access(self.access)
         log.info("imap {sid} login {user} from {ip} ({method}{tls})", sid=self.session_id,
                  user=avatar.user.email, ip=self.peer_ip, method=method,

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from mailgosend.auth.checker import LoginBanned
+from mailgosend.auth.checker import LoginBanned, refusal_text
 from mailgosend.auth.credentials import ClientCredentials, as_text
 from mailgosend.pop3.maildrop import IPOP3Maildrop, Maildrop
 from mailgosend.pop3.replies import (AUTH, SYS_PERM, SYS_TEMP, BadArguments, POP3Refusal, Reply,
@@ -151,7 +151,7 @@ class AuthorizationCommands:
             self._auth_failures += 1
             log.info("pop3 {sid} login failed from {ip}", sid=self.session.session_id,
                      ip=self.session.peer_ip)
-            raise POP3Refusal("Authentication failed", AUTH,
+            raise POP3Refusal(refusal_text(failure.value, "Authentication failed"), AUTH,
                               close=self._auth_failures >= self.session.limits.max_auth_failures)
         failure.raiseException()
         raise AssertionError("unreachable")

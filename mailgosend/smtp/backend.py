@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mailgosend.auth.bans import BanCache
-from mailgosend.auth.checker import LoginBanned
+from mailgosend.auth.checker import LoginBanned, refusal_text
 from mailgosend.auth.credentials import ClientCredentials
 from mailgosend.auth.portal import IUser
 from mailgosend.db.runner import DatabaseRunner
@@ -99,8 +99,9 @@ class MailBackend:
             _, user, _ = yield self._portal.login(credentials, None, IUser)
         except LoginBanned:
             raise SMTPReply(454, "4.7.0", "Too many failed logins; try again later") from None
-        except UnauthorizedLogin:
-            raise SMTPReply(535, "5.7.8", "Authentication credentials invalid") from None
+        except UnauthorizedLogin as refused:
+            raise SMTPReply(535, "5.7.8", refusal_text(
+                refused, "Authentication credentials invalid")) from None
         return user.email
 
     @defer.inlineCallbacks

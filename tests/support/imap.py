@@ -98,7 +98,7 @@ class IMAPFixture(DatabaseTestBase):
         self.bob = run_sync(self.engine, accounts.add_user, BOB, hashed, self.now, write=True)
         config = {"BRUTE_MAX_TRIES": 5, "BRUTE_ACCOUNT_MAX_TRIES": 50, "BRUTE_WINDOW_MIN": 15,
                   "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
-                  "BCRYPT_COST": 4}
+                  "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
         self.security = SecurityStore(self.runner, config, reactor)
         self.bans = BanCache(self.security, reactor)
         self.workers = WorkerPool(reactor, 4)

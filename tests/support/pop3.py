@@ -54,7 +54,7 @@ _T = TypeVar("_T")
 def settings() -> dict[str, Any]:
     return {"BRUTE_MAX_TRIES": 50, "BRUTE_ACCOUNT_MAX_TRIES": 50, "BRUTE_WINDOW_MIN": 15,
             "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
-            "BCRYPT_COST": 4}
+            "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
 
 
 class POP3Fixture(DatabaseTestBase):
