@@ -49,7 +49,6 @@ from mailgosend.maintenance import MaintenanceService
 from mailgosend.pgnotify import ChangeRelay
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.store.security import SecurityStore
-from mailgosend.web.health import health_site
 from mailgosend.workers import WorkerPool
 
 log = Logger()
@@ -199,8 +198,7 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
     _add_delivery(wiring)
-    if config.listener("admin").active:
-        wiring.listen("admin", health_site(runner))
+    _add_web_listeners(wiring)
     return root
 
 
@@ -343,6 +341,30 @@ def _add_pop3_listeners(w: Wiring) -> None:
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)
+
+
+def _add_web_listeners(w: Wiring) -> None:
+    """The web port (8080) and the admin port (8081, /healthz): one Site each, HTTPS when
+    WEB_TLS is on (WEB_TLS_CERT/WEB_TLS_KEY or the global certificate)."""
+    from mailgosend.web.settings import WebSettings
+    from mailgosend.web.site import build_site
+
+    wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
+    if not wanted:
+        return
+    tls = None
+    if w.config["WEB_TLS"]:
+        tls = w.tls_for("WEB")
+        if tls is None:
+            raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = file or "
+                               "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
+                               "TRUSTED_PROXIES)")
+    for name in wanted:
+        site = build_site(settings=WebSettings.from_config(w.config, name), runner=w.runner,
+                          portal=w.portal, security=w.root.components["security"],
+                          bans=w.bans.for_service("web"), clock=w.reactor)
+        w.root.components[f"{name}_site"] = site
+        w.listen(name, site, tls)
 
 
 def install_startup_excepthook() -> None:

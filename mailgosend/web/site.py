@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.test_web_http -*-
+"""One twisted.web Site per web listener (DESIGN.md §12): the web port and the admin port
+each get the account pages (web/account.py) with their own sessions, rate limit and, on the
+admin port, /healthz."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.web import server
+
+from mailgosend.auth.bans import ListenerBans
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.web.account import AccountPages
+from mailgosend.web.assets import asset_dir
+from mailgosend.web.health import HealthResource
+from mailgosend.web.login import LoginFlow, SecondStep
+from mailgosend.web.ratelimit import RateLimiter
+from mailgosend.web.request import WebRequest
+from mailgosend.web.sessions import SessionManager
+from mailgosend.web.settings import WebSettings
+from mailgosend.web.static import StaticFiles
+from mailgosend.web.templates import make_environment
+
+
+class WebSite(server.Site):
+    """A Site whose requests are WebRequests; what they check comes from here."""
+
+    requestFactory = WebRequest
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
+                 bans: ListenerBans, clock: Any) -> None:
+        super().__init__(resource, reactor=clock)
+        self.web_settings = settings
+        self.web_limiter = limiter
+        self.web_bans = bans
+        self.pages: Optional[AccountPages] = None
+
+
+def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
+               bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
+               templates: Any = None, steps: tuple[SecondStep, ...] = ()) -> WebSite:
+    """The Site of one web listener (``settings.kind``: "web" or "admin")."""
+    static = static if static is not None else StaticFiles(asset_dir("static"))
+    templates = templates if templates is not None else make_environment(static)
+    pages = AccountPages(
+        kind=settings.kind, runner=runner, sessions=SessionManager(runner, settings, clock),
+        flow=LoginFlow(portal, security, settings.kind, steps), static=static,
+        templates=templates,
+        health=HealthResource(runner) if settings.kind == "admin" else None)
+    site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
+                   bans, clock)
+    site.pages = pages
+    return site
