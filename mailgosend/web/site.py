@@ -5,12 +5,14 @@ admin port, /healthz."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
-from twisted.web import server
+from twisted.web import http, server
+from zope.interface import implementer
 
 from mailgosend.auth.bans import ListenerBans
 from mailgosend.db.runner import DatabaseRunner
+from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
 from mailgosend.web.health import HealthResource
@@ -23,10 +25,31 @@ from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
 
 
+class WebChannel(http.HTTPChannel):
+    """HTTP/1.1 with keep-alive, known to its Site so shutdown can close it (IDrainable)."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.factory.channels.add(self)
+
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.channels.discard(self)
+        super().connectionLost(reason)
+
+    def server_shutting_down(self) -> None:
+        """Close an idle keep-alive connection now; a busy one after its response."""
+        if self.requests:
+            self.persistent = False
+        else:
+            self.transport.loseConnection()
+
+
+@implementer(IDrainable)
 class WebSite(server.Site):
     """A Site whose requests are WebRequests; what they check comes from here."""
 
     requestFactory = WebRequest
+    protocol = WebChannel
     displayTracebacks = False
     noisy = False
 
@@ -37,6 +60,10 @@ class WebSite(server.Site):
         self.web_limiter = limiter
         self.web_bans = bans
         self.pages: Optional[AccountPages] = None
+        self.channels: set[WebChannel] = set()
+
+    def open_connections(self) -> Collection[WebChannel]:
+        return set(self.channels)
 
 
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,

@@ -29,11 +29,14 @@ class WebClient:
     def __init__(self, base: str, verify: Any = True) -> None:
         self.base = base
         self.http = requests.Session()
-        self.http.verify = verify
+        # Passed with each request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE
+        # (psf/requests#3829).
+        self.verify = verify
 
     def get(self, path: str, **kwargs: Any) -> Any:
         kwargs.setdefault("allow_redirects", False)
-        return threads.deferToThread(self.http.get, self.base + path, timeout=30, **kwargs)
+        return threads.deferToThread(self.http.get, self.base + path, timeout=30,
+                                     verify=self.verify, **kwargs)
 
     def post(self, path: str, data: Optional[dict[str, str]] = None,
              origin: Optional[str] = "same", **kwargs: Any) -> Any:
@@ -44,7 +47,8 @@ class WebClient:
             headers["Origin"] = origin
         kwargs.setdefault("allow_redirects", False)
         return threads.deferToThread(self.http.post, self.base + path, data=data,
-                                     headers=headers, timeout=30, **kwargs)
+                                     headers=headers, timeout=30, verify=self.verify,
+                                     **kwargs)
 
     def sign_in(self, email: str, password: str) -> Any:
         """GET /login for the token, then POST it; the Deferred fires with the POST answer."""
@@ -65,7 +69,9 @@ class WebServerTestCase(MailServerTestCase):
         return super().setUp()
 
     def client(self, admin: bool = False) -> WebClient:
-        return WebClient(self.admin_base if admin else self.web_base)
+        made = WebClient(self.admin_base if admin else self.web_base)
+        self.addCleanup(made.http.close)
+        return made
 
 
 __all__ = ["MailServer", "WebClient", "WebServerTestCase", "csrf_from", "CHROMIUM"]
