@@ -33,6 +33,9 @@ def settings(**changes: Any) -> WebSettings:
 class Browser:
     """The few Request methods SessionManager uses, with a cookie jar like a browser's."""
 
+    web_session_loaded = False
+    web_session: Any = None
+
     def __init__(self, ip: str = "192.0.2.1", agent: str = "Firefox/128.0") -> None:
         self.client_ip = ip
         self.agent = agent

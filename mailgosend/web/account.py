@@ -40,8 +40,12 @@ log = Logger()
 THEMES = ("dark", "light")
 
 
+def _args(request: WebRequest) -> dict[bytes, list[bytes]]:
+    return request.args or {}
+
+
 def _field(request: WebRequest, name: str) -> str:
-    values = request.args.get(name.encode(), [])
+    values = _args(request).get(name.encode(), [])
     return values[0].decode("utf-8", "replace") if values else ""
 
 
@@ -161,13 +165,14 @@ class AccountPages:
             yield self.sessions.end(request)
             return self._see_other(request, "/login")
         name = session.pending_step
+        assert name is not None
         form = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
-                for k, v in request.args.items() if v}
+                for k, v in _args(request).items() if v}
         outcome = yield self.flow.step(user, name, form, request.client_ip)
         if outcome.user is None:
             request.setResponseCode(403)
-            return self.render(request, self.flow.steps[name].template,  # type: ignore[index]
-                               session, error=outcome.error)
+            return self.render(request, self.flow.steps[name].template, session,
+                               error=outcome.error)
         yield self.sessions.start(request, user.id, user.email, outcome.next_step)
         return self._see_other(request, "/" if outcome.next_step is None else "/login/step")
 
@@ -217,7 +222,7 @@ class AccountPages:
         return self._health
 
     # --- errors: our page, never a traceback ---------------------------------
-    @app.handle_errors(HTTPException)
+    @app.handle_errors(HTTPException)  # type: ignore[arg-type]
     def http_error(self, request: WebRequest, failure: Failure) -> Any:
         error = failure.value
         request.setResponseCode(error.code)
@@ -228,7 +233,7 @@ class AccountPages:
                            message="There is nothing at this address." if error.code == 404
                            else error.description)
 
-    @app.handle_errors(Exception)
+    @app.handle_errors(Exception)  # type: ignore[arg-type]
     def server_error(self, request: WebRequest, failure: Failure) -> Any:
         log.failure("web: {method} {path} failed", failure, method=request.method.decode(),
                     path=request.path.decode("latin-1"))

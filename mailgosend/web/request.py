@@ -31,13 +31,16 @@ def _text(request: http.Request, name: bytes) -> list[str]:
 
 class WebRequest(SecureRequest):
     origin: Optional[ClientOrigin] = None
+    # The session found for this request (web/sessions.py), looked up once.
+    web_session_loaded = False
+    web_session: Any = None
     _body_limit = FORM_BODY_LIMIT
     _body_seen = 0
     _too_large = False
 
     @property
     def settings(self) -> WebSettings:
-        return self.channel.site.web_settings  # type: ignore[no-any-return]
+        return self.channel.site.web_settings  # type: ignore[attr-defined, no-any-return]
 
     def gotLength(self, length: Optional[int]) -> None:
         # The channel has parsed the request line by now; the path picks the limit.
@@ -88,7 +91,7 @@ class WebRequest(SecureRequest):
         if not settings.host_allowed(self.host_name()):
             # RFC 9110 §15.5.20: 421, this server does not answer for that name.
             return self._refuse(421, "This server does not answer for that host name.")
-        site = self.channel.site
+        site = self.channel.site  # type: ignore[attr-defined]
         if site.web_bans.is_banned(self.client_ip):
             return self._refuse(403, "Too many failed sign-ins from your address. Wait a "
                                      "while, then try again.")

@@ -82,8 +82,9 @@ class SessionManager:
     @defer.inlineCallbacks
     def load(self, request: WebRequest) -> Any:
         """The request's live session, or None; cached on the request."""
-        if hasattr(request, "web_session"):
+        if request.web_session_loaded:
             return request.web_session
+        request.web_session_loaded = True
         request.web_session = None
         raw = self._cookie(request, "session")
         token = _decode_token(raw)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Collection, Optional
 
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http, server
 from zope.interface import implementer
 
@@ -32,7 +34,7 @@ class WebChannel(http.HTTPChannel):
         super().connectionMade()
         self.factory.channels.add(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.channels.discard(self)
         super().connectionLost(reason)
 
@@ -40,7 +42,7 @@ class WebChannel(http.HTTPChannel):
         """Close an idle keep-alive connection now; a busy one after its response."""
         if self.requests:
             self.persistent = False
-        else:
+        elif self.transport is not None:
             self.transport.loseConnection()
 
 
@@ -49,7 +51,7 @@ class WebSite(server.Site):
     """A Site whose requests are WebRequests; what they check comes from here."""
 
     requestFactory = WebRequest
-    protocol = WebChannel
+    protocol = WebChannel  # type: ignore[assignment]
     displayTracebacks = False
     noisy = False
 

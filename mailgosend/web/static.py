@@ -53,7 +53,8 @@ class StaticFiles:
         etag = f'"{found.digest}"'.encode()
         request.setHeader(b"Content-Type", found.content_type)
         request.setHeader(b"ETag", etag)
-        versions = request.args.get(b"v", [])
+        args: dict[bytes, list[bytes]] = request.args or {}
+        versions = args.get(b"v", [])
         if versions and versions[0].decode("latin-1") == found.digest:
             request.setHeader(b"Cache-Control", b"public, max-age=%d, immutable" % YEAR)
         else:
