@@ -115,7 +115,7 @@ class AccountPages:
     def home(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is None or not session.signed_in:
-            return self._see_other(request, "/login")
+            return self._see_other(request, "/login" if session is None else "/login/step")
         rows = yield self.sessions.list_for(session)
         listed = [{"id": r.id, "device": device_label(r.user_agent or ""),
                    "ip": r.ip or "", "last_seen": _when(r.last_seen_at),
