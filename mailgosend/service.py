@@ -141,7 +141,7 @@ class Wiring:
                         ).setServiceParent(self.root.listeners)
 
     def tls_for(self, group: str) -> Optional[ServerTLS]:
-        """One ServerTLS per group (SMTP, IMAP, POP3), reloaded on SIGHUP."""
+        """One ServerTLS per group (SMTP, IMAP, POP3, WEB), reloaded on SIGHUP."""
         key = f"tls_{group.lower()}"
         if key not in self.root.components:
             now = datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
@@ -203,7 +203,7 @@ def makeService(config: Config, *, reactor: Any = None,
 
 
 def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
-    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3); ``now`` from the
+    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3, WEB); ``now`` from the
     reactor's clock decides whether a self-signed certificate is renewed."""
     mode = config["TLS_MODE"]
     if mode == "off":

@@ -152,6 +152,25 @@ class SignInTests(WebServerTestCase):
         self.assertIn("(administrator)", home.text)
 
     @defer.inlineCallbacks
+    def test_sign_ins_are_recorded_as_login_attempts_and_security_events(self) -> Any:
+        from sqlalchemy import select
+
+        from mailgosend.db.schema import login_attempts, security_events
+        yield self.client().sign_in(ALICE, "wrong")
+        yield self.client().sign_in(ALICE, PASSWORD)
+        yield self.client(admin=True).sign_in(ALICE, PASSWORD)
+        yield self.client(admin=True).sign_in(ADMIN, PASSWORD)
+        attempts = run_sync(self.server.engine, lambda c: [tuple(r) for r in c.execute(
+            select(login_attempts.c.username, login_attempts.c.service,
+                   login_attempts.c.success).order_by(login_attempts.c.id))], write=False)
+        self.assertEqual(attempts, [(ALICE, "web", False), (ALICE, "web", True),
+                                    (ALICE, "admin", True), (ADMIN, "admin", True)])
+        events = run_sync(self.server.engine, lambda c: [tuple(r) for r in c.execute(
+            select(security_events.c.kind, security_events.c.username,
+                   security_events.c.service))], write=False)
+        self.assertIn(("login_refused_not_admin", ALICE, "admin"), events)
+
+    @defer.inlineCallbacks
     def test_admin_and_web_sessions_are_separate(self) -> Any:
         # One cookie jar for both ports, as a browser has (cookies ignore ports).
         web = self.client()
