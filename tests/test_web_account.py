@@ -77,7 +77,8 @@ class AccountPagesTests(SQLiteDatabaseMixin, unittest.TestCase):
         self.portal = build_portal(self.runner, self.security, self.bans, workers, config)
         return d
 
-    def serve(self, portal: Any = None, steps: tuple[Any, ...] = ()) -> WebClient:
+    def serve(self, portal: Any = None, steps: tuple[Any, ...] = (),
+              upload_prefixes: tuple[bytes, ...] = ()) -> WebClient:
         static = StaticFiles(asset_dir("static"))
         templates = make_environment(static)
         templates.loader = jinja2.ChoiceLoader([
@@ -85,7 +86,8 @@ class AccountPagesTests(SQLiteDatabaseMixin, unittest.TestCase):
         site = build_site(settings=settings(hostnames=frozenset({"localhost"})),
                           runner=self.runner, portal=portal or self.portal,
                           security=self.security, bans=self.bans.for_service("web"),
-                          clock=reactor, static=static, templates=templates, steps=steps)
+                          clock=reactor, static=static, templates=templates, steps=steps,
+                          upload_prefixes=upload_prefixes)
         self.addCleanup(self.close_channels, site)
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -137,3 +139,16 @@ class AccountPagesTests(SQLiteDatabaseMixin, unittest.TestCase):
         self.assertIn("Content-Security-Policy", response.headers)
         errors.extend(self.flushLoggedErrors(RuntimeError))
         self.assertEqual(len(errors), 1)
+
+    @defer.inlineCallbacks
+    def test_upload_routes_take_bodies_up_to_max_message_size_and_forms_do_not(self) -> Any:
+        web = self.serve(upload_prefixes=(b"/upload/",))   # MAX_MESSAGE_SIZE 1024 here
+        big_form = yield web.post("/login", data={"email": "x" * 70_000})
+        self.assertEqual(big_form.status_code, 413)
+        upload = yield web.post("/upload/file", data={"part": "x" * 900})
+        self.assertEqual(upload.status_code, 404)            # accepted, then routed
+        too_big = yield web.post("/upload/file", data={"part": "x" * 2000})
+        self.assertEqual(too_big.status_code, 413)
+        # Chunked bodies (no Content-Length) are counted as they arrive.
+        chunked = yield web.post("/login", data=iter([b"email=", b"x" * 70_000]))
+        self.assertEqual(chunked.status_code, 413)

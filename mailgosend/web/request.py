@@ -4,7 +4,8 @@ behind trusted proxies (proxy.py), Host checking and request-body limits.
 
 The checks run in ``process`` before any resource sees the request, so no route can
 forget them.  Bodies above twisted.web's 100 KB threshold are already streamed to a
-temporary file; past the route's limit the rest is discarded, never kept.
+temporary file; past the route's limit (FORM_BODY_LIMIT, or MAX_MESSAGE_SIZE under the
+Site's ``upload_prefixes``) the rest is discarded, never kept.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from mailgosend.web.settings import FORM_BODY_LIMIT, WebSettings
 # Sign-ins and changes (every non-safe method) count toward the rate limit; reading pages
 # and static files does not.
 SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
-
-# Route prefixes that accept large bodies (uploads, up to MAX_MESSAGE_SIZE).
-UPLOAD_PREFIXES: tuple[bytes, ...] = ()
 
 
 def _text(request: http.Request, name: bytes) -> list[str]:
@@ -45,7 +43,8 @@ class WebRequest(SecureRequest):
     def gotLength(self, length: Optional[int]) -> None:
         # The channel has parsed the request line by now; the path picks the limit.
         path = getattr(self.channel, "_path", b"") or b""
-        if any(path.startswith(prefix) for prefix in UPLOAD_PREFIXES):
+        uploads = self.channel.site.upload_prefixes  # type: ignore[attr-defined]
+        if any(path.startswith(prefix) for prefix in uploads):
             self._body_limit = self.settings.max_upload
         if length is not None and length > self._body_limit:
             self._too_large = True

@@ -56,8 +56,11 @@ class WebSite(server.Site):
     noisy = False
 
     def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
-                 bans: ListenerBans, clock: Any) -> None:
+                 bans: ListenerBans, clock: Any,
+                 upload_prefixes: tuple[bytes, ...] = ()) -> None:
         super().__init__(resource, reactor=clock)
+        # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
+        self.upload_prefixes = upload_prefixes
         self.web_settings = settings
         self.web_limiter = limiter
         self.web_bans = bans
@@ -70,7 +73,8 @@ class WebSite(server.Site):
 
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
-               templates: Any = None, steps: tuple[SecondStep, ...] = ()) -> WebSite:
+               templates: Any = None, steps: tuple[SecondStep, ...] = (),
+               upload_prefixes: tuple[bytes, ...] = ()) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin")."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
@@ -80,6 +84,6 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         templates=templates,
         health=HealthResource(runner) if settings.kind == "admin" else None)
     site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
-                   bans, clock)
+                   bans, clock, upload_prefixes)
     site.pages = pages
     return site
