@@ -569,11 +569,16 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                     problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                     "readable file")
-    for name in ("TRUSTED_PROXIES",):
+    try:
+        parse_networks(values.get("TRUSTED_PROXIES") or ())
+    except ValueError as exc:
+        problems.append(f"{_where(entries, 'TRUSTED_PROXIES')}: TRUSTED_PROXIES: {exc}")
+    for item in values.get("WEB_HOSTNAMES") or ():
         try:
-            parse_networks(values.get(name) or ())
+            parse_hostname(item)
         except ValueError as exc:
-            problems.append(f"{_where(entries, name)}: {name}: {exc}")
+            problems.append(f"{_where(entries, 'WEB_HOSTNAMES')}: WEB_HOSTNAMES: {item!r}: "
+                            f"{exc}")
     if values["DB_DRIVER"] == "postgres" and not values["DB_DSN"]:
         problems.append(f"{_where(entries, 'DB_DSN')}: DB_DSN is empty but DB_DRIVER = "
                         "postgres needs it, e.g. postgresql://mailgosend@127.0.0.1/mailgosend")
