@@ -1,4 +1,5 @@
-"""``/healthz`` on the admin port (routed by web/account.py): is the process up and is the database answering?
+"""``/healthz`` on the admin port (routed by web/account.py): is the process up and is
+the database answering?
 
 For load balancers and monitoring (Kubernetes probes, Uptime Kuma, Nagios):
 200 with {"status": "ok"} or 503 with the failing part; no secrets, no counts.
