@@ -290,7 +290,14 @@ class ProxyTests(WebServerTestCase):
 
     @defer.inlineCallbacks
     def test_a_trusted_proxy_names_the_client_and_its_scheme(self) -> Any:
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        lines: list[str] = []
+        observer = lambda event: lines.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
         form = yield self.through_proxy("GET", "/login", {})
+        self.assertIn('"198.51.100.7" - - [', "\n".join(lines))
         self.assertEqual(form.headers["Strict-Transport-Security"], "max-age=31536000")
         cookies = {"__Host-mailgosend-web-pre": form.cookies["__Host-mailgosend-web-pre"]}
         response = yield self.through_proxy(

@@ -27,6 +27,16 @@ from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
 
 
+def access_log_line(timestamp: str, request: Any) -> str:
+    """The combined log format, with the client behind a trusted proxy (the address bans
+    and rate limits use), not the proxy's own."""
+    line: str = http.combinedLogFormatter(timestamp, request)
+    client = getattr(request, "origin", None)
+    if client is None or not line.startswith('"'):
+        return line
+    return f'"{client.ip}"' + line[line.index('"', 1) + 1:]
+
+
 class WebChannel(http.HTTPChannel):
     """HTTP/1.1 with keep-alive, known to its Site so shutdown can close it (IDrainable)."""
 
@@ -58,7 +68,7 @@ class WebSite(server.Site):
     def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
                  bans: ListenerBans, clock: Any,
                  upload_prefixes: tuple[bytes, ...] = ()) -> None:
-        super().__init__(resource, reactor=clock)
+        super().__init__(resource, reactor=clock, logFormatter=access_log_line)
         # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
         self.upload_prefixes = upload_prefixes
         self.web_settings = settings
