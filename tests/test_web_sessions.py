@@ -175,6 +175,22 @@ class SessionManagerTestsMixin(DatabaseTestBase):
         self.assertIsNone((yield self.load(b)))
 
     @defer.inlineCallbacks
+    def test_maintenance_removes_sessions_past_their_lifetime(self) -> Any:
+        from mailgosend.maintenance import MaintenanceService
+        from mailgosend.store.blobs import DatabaseBlobs
+
+        old, recent = Browser(), Browser()
+        yield self.sign_in(old)
+        self.clock.advance(1800)
+        yield self.sign_in(recent)
+        self.clock.advance(1800)                       # the first is now 3600 s old
+        yield MaintenanceService(self.runner, DatabaseBlobs(self.mktemp()),
+                                 self.clock).run_once()
+        count = run_sync(self.engine, lambda c: len(c.execute(
+            store.sessions.select()).all()), write=False)
+        self.assertEqual(count, 1)                     # the recent one is kept
+
+    @defer.inlineCallbacks
     def test_a_web_session_does_not_open_the_admin_port(self) -> Any:
         browser = Browser()
         yield self.sign_in(browser)
