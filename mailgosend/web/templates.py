@@ -13,6 +13,7 @@ def make_environment(static: StaticFiles) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(asset_dir("templates")),
         autoescape=True,            # every template, whatever its name
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,          # no stat() on the reactor per page: templates are fixed
         trim_blocks=True, lstrip_blocks=True)
     env.globals["static"] = static.url
     return env
