@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from mailgosend import __version__
 from mailgosend import config_keys as K
+from mailgosend.auth.bruteforce import parse_networks
 from mailgosend.domains import DomainError, normalise_domain
 
 ENV_PREFIX = "MAILGO_"
@@ -555,7 +556,7 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                 problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                 "readable file")
-    for group in ("SMTP", "IMAP", "POP3"):
+    for group in ("SMTP", "IMAP", "POP3", "WEB"):
         pair = [f"{group}_TLS_CERT", f"{group}_TLS_KEY"]
         given = [name for name in pair if values.get(name)]
         if given and len(given) == 1:
@@ -568,6 +569,16 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                     problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                     "readable file")
+    try:
+        parse_networks(values.get("TRUSTED_PROXIES") or ())
+    except ValueError as exc:
+        problems.append(f"{_where(entries, 'TRUSTED_PROXIES')}: TRUSTED_PROXIES: {exc}")
+    for item in values.get("WEB_HOSTNAMES") or ():
+        try:
+            parse_hostname(item)
+        except ValueError as exc:
+            problems.append(f"{_where(entries, 'WEB_HOSTNAMES')}: WEB_HOSTNAMES: {item!r}: "
+                            f"{exc}")
     if values["DB_DRIVER"] == "postgres" and not values["DB_DSN"]:
         problems.append(f"{_where(entries, 'DB_DSN')}: DB_DSN is empty but DB_DRIVER = "
                         "postgres needs it, e.g. postgresql://mailgosend@127.0.0.1/mailgosend")

@@ -68,6 +68,7 @@ SECTIONS = (
     ("tls", "TLS"),
     ("secrets", "Secrets (generated on first run; keep a copy: without ENCRYPTION_KEY stored mail is unreadable)"),
     ("database", "Database and storage"),
+    ("web", "Web and admin ports"),
     ("security", "Security"),
     ("limits", "Limits"),
     ("spam", "Spam and mail authentication"),
@@ -84,14 +85,14 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
     ("IMAPS", 993, 10993, "IMAP over implicit TLS"),
     ("POP3", 110, 10110, "POP3 (STLS)"),
     ("POP3S", 995, 10995, "POP3 over implicit TLS"),
-    ("WEB", 8080, 8080, "webmail (HTTP; also serves /caldav/ and /carddav/)"),
-    ("ADMIN", 8081, 8081, "admin panel and /healthz"),
+    ("WEB", 8080, 8080, "the web sign-in and account pages (HTTPS when WEB_TLS is on)"),
+    ("ADMIN", 8081, 8081, "the admin sign-in pages and /healthz"),
     ("DAV", 5232, 5232, "CalDAV/CardDAV for clients set up with /dav/calendars/<user>/"),
 )
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a listener that does nothing).
-SERVED = {"ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
+SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
 
 
 def _service_keys() -> list[Key]:
@@ -174,8 +175,13 @@ KEYS: tuple[Key, ...] = tuple([
           f"{group}_TLS_KEY).", "tls",
           pending="")
       for group, what in (("SMTP", "SMTP, submission and SMTPS"), ("IMAP", "IMAP and IMAPS"),
-                          ("POP3", "POP3 and POP3S"))
+                          ("POP3", "POP3 and POP3S"), ("WEB", "the web and admin ports"))
       for part in ("CERT", "KEY")],
+    Key("WEB_TLS", BOOL, "true",
+        "Serve the web and admin ports over HTTPS, with WEB_TLS_CERT/WEB_TLS_KEY or the "
+        "certificate of TLS_MODE. Turn it off behind a reverse proxy that terminates TLS "
+        "(see TRUSTED_PROXIES) or for local trials.", "tls",
+        profile_defaults=(("local", "false"),)),
     Key("TLS_MIN_VERSION", CHOICE, "1.2",
         "Oldest TLS version accepted.", "tls", choices=("1.2", "1.3")),
     # --- secrets ------------------------------------------------------------
@@ -189,6 +195,32 @@ KEYS: tuple[Key, ...] = tuple([
     Key("SESSION_SECRET", SECRET, "",
         "Secret (64 hex characters) for web session and CSRF tokens. Generated on first run.",
         "secrets", generate=_random_secret),
+    # --- web ----------------------------------------------------------------
+    Key("WEB_HOSTNAMES", LIST, "",
+        "Comma-separated host names the web and admin ports answer to besides HOSTNAME, "
+        "localhost and the literal addresses they listen on; a request for any other Host "
+        "is refused with 421.", "web"),
+    Key("TRUSTED_PROXIES", LIST, "",
+        "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the web "
+        "and admin ports: only their X-Forwarded-For and X-Forwarded-Proto headers are "
+        "believed (for bans, rate limits, session lists and secure cookies). Empty: no "
+        "proxy, the headers are ignored.", "web"),
+    Key("SECURE_COOKIE", BOOL, "false",
+        "Mark session cookies Secure even when the web port itself speaks plain HTTP (set "
+        "it behind a TLS-terminating proxy that is not in TRUSTED_PROXIES). Under HTTPS "
+        "cookies are always Secure.", "web"),
+    Key("SESSION_MAX_AGE", INT, "604800",
+        "Lifetime of a web sign-in, in seconds, however active it is.", "web",
+        minimum=300, maximum=31536000),
+    Key("SESSION_IDLE_TIMEOUT", INT, "7200",
+        "A web sign-in unused for this many seconds ends.", "web",
+        minimum=60, maximum=31536000),
+    Key("WEB_RATE_PER_MIN", INT, "60",
+        "Sign-in attempts and other changes (POST) per minute from one address on the web "
+        "port; more get 429 with Retry-After. Pages and static files are not counted.",
+        "web", minimum=1, maximum=100000),
+    Key("ADMIN_RATE_PER_MIN", INT, "10",
+        "The same limit on the admin port.", "web", minimum=1, maximum=100000),
     # --- database -----------------------------------------------------------
     Key("DB_DRIVER", CHOICE, "sqlite",
         "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "

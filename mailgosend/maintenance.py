@@ -2,8 +2,8 @@
 rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
 until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
 any more (and spool files of crashed deliveries) are removed.  Greylist rows
-past their retry window or expiry go in the same hourly run (RFC 6647 §6), and delivery
-attempts older than DELIVERY_LOG_RETENTION.
+past their retry window or expiry go in the same hourly run (RFC 6647 §6), delivery
+attempts older than DELIVERY_LOG_RETENTION, and web sessions past their lifetime.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
 from mailgosend.store.messages import purge_expunged
 from mailgosend.store.queue import purge_delivery_log
+from mailgosend.store.sessions import purge_expired
 
 log = Logger()
 
@@ -60,11 +61,13 @@ class MaintenanceService(Service):
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
             triplets = yield self._runner.write(greylist.purge, now, self.greylist_policy)
             attempts = yield self._runner.write(purge_delivery_log, now - DELIVERY_LOG_RETENTION)
+            sessions = yield self._runner.write(purge_expired, now)
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
-        if rows or blobs or triplets or attempts:
+        if rows or blobs or triplets or attempts or sessions:
             log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
-                     "{triplets} greylist entries, {attempts} delivery log entries", rows=rows,
-                     blobs=blobs, triplets=triplets, attempts=attempts)
+                     "{triplets} greylist entries, {attempts} delivery log entries, "
+                     "{sessions} expired web session(s)", rows=rows, blobs=blobs,
+                     triplets=triplets, attempts=attempts, sessions=sessions)
         return rows, blobs

@@ -52,7 +52,6 @@ from mailgosend.pgnotify import ChangeRelay
 from mailgosend.pop3.factory import POP3Limits, build_pop3_factory
 from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from mailgosend.store.security import SecurityStore
-from mailgosend.web.health import health_site
 from mailgosend.workers import WorkerPool
 
 log = Logger()
@@ -156,7 +155,7 @@ class Wiring:
                         ).setServiceParent(self.root.listeners)
 
     def tls_for(self, group: str) -> Optional[ServerTLS]:
-        """One ServerTLS per group (SMTP, IMAP, POP3), reloaded on SIGHUP."""
+        """One ServerTLS per group (SMTP, IMAP, POP3, WEB), reloaded on SIGHUP."""
         key = f"tls_{group.lower()}"
         if key not in self.root.components:
             now = datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
@@ -222,13 +221,12 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
     _add_delivery(wiring)
-    if config.listener("admin").active:
-        wiring.listen("admin", health_site(runner))
+    _add_web_listeners(wiring)
     return root
 
 
 def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
-    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3); ``now`` from the
+    """The TLS contexts for one group of listeners (SMTP, IMAP, POP3, WEB); ``now`` from the
     reactor's clock decides whether a self-signed certificate is renewed."""
     mode = config["TLS_MODE"]
     if mode == "off":
@@ -371,6 +369,30 @@ def _add_pop3_listeners(w: Wiring) -> None:
             implicit_tls=implicit, limits=limits,
             allow_plaintext_loopback=w.config["PLAINTEXT_AUTH_LOOPBACK"])
     _mailbox_listeners(w, "pop3", "pop3s", build)
+
+
+def _add_web_listeners(w: Wiring) -> None:
+    """The web port (8080) and the admin port (8081, /healthz): one Site each, HTTPS when
+    WEB_TLS is on (WEB_TLS_CERT/WEB_TLS_KEY or the global certificate)."""
+    from mailgosend.web.settings import WebSettings
+    from mailgosend.web.site import build_site
+
+    wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
+    if not wanted:
+        return
+    tls = None
+    if w.config["WEB_TLS"]:
+        tls = w.tls_for("WEB")
+        if tls is None:
+            raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = file or "
+                               "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
+                               "TRUSTED_PROXIES)")
+    for name in wanted:
+        site = build_site(settings=WebSettings.from_config(w.config, name), runner=w.runner,
+                          portal=w.portal, security=w.root.components["security"],
+                          bans=w.bans.for_service("web"), clock=w.reactor)
+        w.root.components[f"{name}_site"] = site
+        w.listen(name, site, tls)
 
 
 def install_startup_excepthook() -> None:

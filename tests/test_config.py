@@ -584,6 +584,16 @@ class ValidationTests(_ConfigTestCase):
                                 problems):
             self.assertIn(key, problem)
 
+    def test_web_proxies_and_host_names_are_checked(self) -> None:
+        path = self.generate()
+        self.edit(path, TRUSTED_PROXIES="10.0.0.0/8, proxy.example",
+                  WEB_HOSTNAMES="ok.example, bad host!")
+        problems = self.problems(path)
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("TRUSTED_PROXIES: 'proxy.example' is not an IP address or network",
+                      problems[0])
+        self.assertIn("WEB_HOSTNAMES: 'bad host!'", problems[1])
+
     def test_error_text_lists_every_problem(self) -> None:
         path = self.generate()
         self.edit(path, SMTP_PORT="70000", HOSTNAME="bad host!")

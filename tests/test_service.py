@@ -99,6 +99,14 @@ class ServiceTests(unittest.TestCase):
         # Which file and profile the port came from: --profile does not change an existing file.
         self.assertIn(f"settings from {config.path}, generated with PROFILE = local", message)
 
+    def test_web_tls_without_a_certificate_refuses_to_start_and_says_why(self) -> None:
+        config = make_config(self.mktemp(), WEB_PORT=free_port(), WEB_TLS="true",
+                             TLS_MODE="off")
+        with self.assertRaises(StartupError) as caught:
+            makeService(config, reactor=reactor)
+        self.assertIn("WEB_TLS = true needs a certificate", str(caught.exception))
+        self.assertIn("TLS_MODE = file or selfsigned", str(caught.exception))
+
     def test_bind_error_messages_name_key_and_fix(self) -> None:
         import errno
 

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import stat
 import urllib.request
 from typing import Any
@@ -28,7 +29,13 @@ READY = r"mailgosend \S+ started"
 
 
 def _health(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+    # The standard profile serves the admin port over HTTPS (WEB_TLS) with the self-signed
+    # certificate of TLS_MODE = selfsigned, which no client trusts.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=10,
+                                context=context) as r:
         return r.status
 
 

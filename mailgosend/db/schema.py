@@ -154,7 +154,8 @@ sessions = Table(
     Column("id", Integer(), primary_key=True),
     # Only a hash of the cookie token is stored, so a database leak does not leak sessions.
     Column("token_hash", LargeBinary(32), nullable=False, unique=True),
-    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
     Column("csrf_secret", LargeBinary(32), nullable=False),
     _created_at(),
     Column("last_seen_at", UTCDateTime(), nullable=False),
@@ -162,6 +163,10 @@ sessions = Table(
     Column("ip", String(45), nullable=True),
     Column("user_agent", String(300), nullable=True),
     Column("mfa_passed", Boolean(), nullable=False, server_default=false()),
+    # "web" or "admin": a session opens only the port it was made on.
+    Column("kind", String(8), nullable=False, server_default=text("'web'")),
+    # The sign-in step still owed (e.g. "totp"); NULL once the sign-in is complete.
+    Column("pending_step", String(16), nullable=True),
     sqlite_autoincrement=True,
 )
 

@@ -1,1 +1,20 @@
-"""mailgosend.web"""
+"""mailgosend.web: the HTTP listeners (DESIGN.md §5, §12).
+
+Implemented:
+- site.py: one twisted.web Site per listener (web port, admin port), Klein apps bound to
+  instances; request.py: the Request that refuses unknown Host headers (421), bodies over
+  the route's limit (413), banned addresses (403) and too many changes (429, ratelimit.py),
+  and reads the client behind TRUSTED_PROXIES (proxy.py); headers.py: the security headers
+  on every response (CSP, HSTS under HTTPS, nosniff, Referrer-Policy, Permissions-Policy,
+  COOP, frame-ancestors).
+- sessions.py over store/sessions.py: database sessions with hashed tokens, HttpOnly
+  SameSite=Strict cookies (``__Host-`` and Secure under HTTPS), lifetime and idle timeout,
+  a new token at every privilege change; csrf.py: tokens HMAC-bound to the session, and the
+  Origin check.
+- login.py: sign-in through the one Portal as a state machine with pluggable second steps;
+  account.py: the sign-in, sign-out and account pages (session list) on both ports and
+  ``/healthz`` (health.py) on the admin port; static.py and templates.py: hashed static files
+  and the autoescaping Jinja2 environment.
+Not yet: webmail (JMAP), the admin panel's management pages, TOTP and passkeys (second steps),
+app passwords, DAV and client autoconfiguration.
+"""

@@ -1,4 +1,5 @@
-"""``/healthz`` on the admin port: is the process up and is the database answering?
+"""``/healthz`` on the admin port (routed by web/account.py): is the process up and is
+the database answering?
 
 For load balancers and monitoring (Kubernetes probes, Uptime Kuma, Nagios):
 200 with {"status": "ok"} or 503 with the failing part; no secrets, no counts.
@@ -15,7 +16,6 @@ from twisted.web import resource, server
 
 from mailgosend import __version__
 from mailgosend.db.runner import DatabaseRunner
-from mailgosend.web.headers import SecureRequest
 
 log = Logger()
 
@@ -54,20 +54,3 @@ class HealthResource(resource.Resource):
 
     def render_HEAD(self, request: server.Request) -> Any:
         return self.render_GET(request)
-
-
-class _Root(resource.Resource):
-    def __init__(self, runner: DatabaseRunner) -> None:
-        super().__init__()
-        self.putChild(b"healthz", HealthResource(runner))
-
-    def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
-        return resource.NoResource("Not found. The admin port serves /healthz.")
-
-
-def health_site(runner: DatabaseRunner) -> server.Site:
-    site = server.Site(_Root(runner))
-    site.requestFactory = SecureRequest
-    site.displayTracebacks = False
-    site.noisy = False
-    return site

@@ -1,7 +1,7 @@
 """Second factor (TOTP) state, recovery codes and app passwords.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 00:00:00
 
 ``users.totp_secret`` exists since 0001; MFA is on once ``totp_enabled_at`` is set, and
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0007"
-down_revision: Union[str, Sequence[str], None] = "0005"
+down_revision: Union[str, Sequence[str], None] = "0006"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

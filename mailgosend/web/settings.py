@@ -1,0 +1,51 @@
+"""What one web listener needs from the configuration, read once (DESIGN.md §12)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from mailgosend.auth.bruteforce import Network, parse_networks
+
+# Form posts are small; routes that take uploads (up to MAX_MESSAGE_SIZE) say so.
+FORM_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    kind: str                       # "web" or "admin": the port, the session kind
+    secret: bytes                   # SESSION_SECRET
+    hostnames: frozenset[str]       # Host names answered (IP literals always are)
+    trusted_proxies: tuple[Network, ...]
+    tls: bool                       # this listener speaks HTTPS itself
+    secure_cookie: bool             # SECURE_COOKIE: Secure even over plain HTTP
+    max_age: int                    # SESSION_MAX_AGE, seconds
+    idle_timeout: int               # SESSION_IDLE_TIMEOUT, seconds
+    rate_per_min: int
+    max_upload: int                 # MAX_MESSAGE_SIZE
+
+    @classmethod
+    def from_config(cls, config: Any, kind: str) -> "WebSettings":
+        names = {config["HOSTNAME"].lower(), "localhost"}
+        names.update(name.lower().rstrip(".") for name in config["WEB_HOSTNAMES"])
+        return cls(kind=kind, secret=config["SESSION_SECRET"], hostnames=frozenset(names),
+                   trusted_proxies=parse_networks(config["TRUSTED_PROXIES"]),
+                   tls=config["WEB_TLS"], secure_cookie=config["SECURE_COOKIE"],
+                   max_age=config["SESSION_MAX_AGE"],
+                   idle_timeout=config["SESSION_IDLE_TIMEOUT"],
+                   rate_per_min=config["WEB_RATE_PER_MIN" if kind == "web"
+                                       else "ADMIN_RATE_PER_MIN"],
+                   max_upload=config["MAX_MESSAGE_SIZE"])
+
+    def host_allowed(self, host: str) -> bool:
+        """Refusing unknown Host headers defeats DNS rebinding: a hostile name pointed at
+        us never reaches a page.  IP literals cannot be rebound, so they are answered."""
+        name = host.strip().lower().rstrip(".")
+        if name in self.hostnames:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True

@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.test_web_http -*-
+"""One twisted.web Site per web listener (DESIGN.md §12): the web port and the admin port
+each get the account pages (web/account.py) with their own sessions, rate limit and, on the
+admin port, /healthz."""
+
+from __future__ import annotations
+
+from typing import Any, Collection, Optional
+
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web import http, server
+from zope.interface import implementer
+
+from mailgosend.auth.bans import ListenerBans
+from mailgosend.db.runner import DatabaseRunner
+from mailgosend.listeners import IDrainable
+from mailgosend.web.account import AccountPages
+from mailgosend.web.assets import asset_dir
+from mailgosend.web.health import HealthResource
+from mailgosend.web.login import LoginFlow, SecondStep
+from mailgosend.web.ratelimit import RateLimiter
+from mailgosend.web.request import WebRequest
+from mailgosend.web.sessions import SessionManager
+from mailgosend.web.settings import WebSettings
+from mailgosend.web.static import StaticFiles
+from mailgosend.web.templates import make_environment
+
+
+def access_log_line(timestamp: str, request: Any) -> str:
+    """The combined log format, with the client behind a trusted proxy (the address bans
+    and rate limits use), not the proxy's own."""
+    line: str = http.combinedLogFormatter(timestamp, request)
+    client = getattr(request, "origin", None)
+    if client is None or not line.startswith('"'):
+        return line
+    return f'"{client.ip}"' + line[line.index('"', 1) + 1:]
+
+
+class WebChannel(http.HTTPChannel):
+    """HTTP/1.1 with keep-alive, known to its Site so shutdown can close it (IDrainable)."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.factory.channels.add(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.channels.discard(self)
+        super().connectionLost(reason)
+
+    def server_shutting_down(self) -> None:
+        """Close an idle keep-alive connection now; a busy one after its response."""
+        if self.requests:
+            self.persistent = False
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+
+@implementer(IDrainable)
+class WebSite(server.Site):
+    """A Site whose requests are WebRequests; what they check comes from here."""
+
+    requestFactory = WebRequest
+    protocol = WebChannel  # type: ignore[assignment]
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
+                 bans: ListenerBans, clock: Any,
+                 upload_prefixes: tuple[bytes, ...] = ()) -> None:
+        super().__init__(resource, reactor=clock, logFormatter=access_log_line)
+        # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
+        self.upload_prefixes = upload_prefixes
+        self.web_settings = settings
+        self.web_limiter = limiter
+        self.web_bans = bans
+        self.pages: Optional[AccountPages] = None
+        self.channels: set[WebChannel] = set()
+
+    def open_connections(self) -> Collection[WebChannel]:
+        return set(self.channels)
+
+
+def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
+               bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
+               templates: Any = None, steps: tuple[SecondStep, ...] = (),
+               upload_prefixes: tuple[bytes, ...] = ()) -> WebSite:
+    """The Site of one web listener (``settings.kind``: "web" or "admin")."""
+    static = static if static is not None else StaticFiles(asset_dir("static"))
+    templates = templates if templates is not None else make_environment(static)
+    pages = AccountPages(
+        kind=settings.kind, runner=runner, sessions=SessionManager(runner, settings, clock),
+        flow=LoginFlow(portal, security, settings.kind, steps), static=static,
+        templates=templates,
+        health=HealthResource(runner) if settings.kind == "admin" else None)
+    site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
+                   bans, clock, upload_prefixes)
+    site.pages = pages
+    return site
