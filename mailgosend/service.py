@@ -249,7 +249,6 @@ def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[
     return tls
 
 
-
 def _add_smtp_listeners(w: Wiring) -> None:
     """Inbound SMTP (25), submission (587, STARTTLS) and SMTPS (465, implicit TLS)."""
     config = w.config
@@ -388,9 +387,10 @@ def _add_web_listeners(w: Wiring) -> None:
                                "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
                                "TRUSTED_PROXIES)")
     for name in wanted:
-        site = build_site(settings=WebSettings.from_config(w.config, name), runner=w.runner,
-                          portal=w.portal, security=w.root.components["security"],
-                          bans=w.bans.for_service("web"), clock=w.reactor)
+        site = build_site(settings=WebSettings.from_config(w.config, name),
+                          runner=w.core.runner, portal=w.core.portal,
+                          security=w.core.security, bans=w.core.bans.for_service("web"),
+                          clock=w.reactor)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
 

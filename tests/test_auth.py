@@ -22,17 +22,14 @@ from mailgosend.store import accounts
 from mailgosend.store.security import SecurityStore
 from mailgosend.workers import WorkerPool
 from tests.support.db import DatabaseTestBase, PostgresDatabaseMixin, SQLiteDatabaseMixin
+from tests.support.config import auth_settings
 
 PASSWORD = "pw-SECRET-correct-horse-7"
 START = 1_795_000_000.0  # a fixed "now" for the injected clock
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
-    values = {"BRUTE_MAX_TRIES": 3, "BRUTE_ACCOUNT_MAX_TRIES": 5, "BRUTE_WINDOW_MIN": 15,
-              "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
-              "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
-    values.update(overrides)
-    return values
+    return auth_settings(**{"BRUTE_MAX_TRIES": 3, "BRUTE_ACCOUNT_MAX_TRIES": 5, **overrides})
 
 
 class PortalFixture(DatabaseTestBase):

@@ -23,6 +23,7 @@ from mailgosend.web.templates import make_environment
 from mailgosend.workers import WorkerPool
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.web import WebClient, csrf_from
+from tests.support.config import auth_settings
 from tests.test_web_sessions import settings
 
 ALICE = "alice@example.com"
@@ -66,9 +67,7 @@ class AccountPagesTests(SQLiteDatabaseMixin, unittest.TestCase):
         run_sync(self.engine, accounts.add_domain, "example.com", now, write=True)
         run_sync(self.engine, accounts.add_user, ALICE, passwords.hash_password(PASSWORD, 4),
                  now, write=True)
-        config = {"BRUTE_MAX_TRIES": 50, "BRUTE_ACCOUNT_MAX_TRIES": 50,
-                  "BRUTE_WINDOW_MIN": 15, "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (),
-                  "DEFAULT_DOMAIN": "example.com", "BCRYPT_COST": 4}
+        config = auth_settings()
         self.security = SecurityStore(self.runner, config, reactor)
         self.bans = BanCache(self.security, reactor)
         workers = WorkerPool(reactor, 2)

@@ -23,3 +23,14 @@ def make_config(directory: str, **values: Any) -> Config:
     os.makedirs(directory, exist_ok=True)
     env = {f"MAILGO_{k}": str(v) for k, v in {**TEST_DEFAULTS, **values}.items()}
     return load(os.path.join(directory, "app_config.conf"), profile="local", environ=env)
+
+
+def auth_settings(**overrides: Any) -> dict[str, Any]:
+    """The settings the Portal, SecurityStore and BanCache read, for tests that build them
+    without a whole Config: generous limits unless a test overrides them."""
+    values: dict[str, Any] = {
+        "BRUTE_MAX_TRIES": 50, "BRUTE_ACCOUNT_MAX_TRIES": 50, "BRUTE_WINDOW_MIN": 15,
+        "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
+        "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
+    values.update(overrides)
+    return values

@@ -41,6 +41,7 @@ from mailgosend.tls.context import ServerTLS
 from mailgosend.workers import WorkerPool
 from tests.support.certs import client_context, make_ca, make_cert
 from tests.support.db import DatabaseTestBase
+from tests.support.config import auth_settings
 
 PASSWORD = "pw-SECRET-imap-fixture-7"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -96,9 +97,7 @@ class IMAPFixture(DatabaseTestBase):
         self.alice = run_sync(self.engine, accounts.add_user, ALICE, hashed, self.now,
                               quota_bytes=self.quota, write=True)
         self.bob = run_sync(self.engine, accounts.add_user, BOB, hashed, self.now, write=True)
-        config = {"BRUTE_MAX_TRIES": 5, "BRUTE_ACCOUNT_MAX_TRIES": 50, "BRUTE_WINDOW_MIN": 15,
-                  "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
-                  "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
+        config = auth_settings(BRUTE_MAX_TRIES=5)
         self.security = SecurityStore(self.runner, config, reactor)
         self.bans = BanCache(self.security, reactor)
         self.workers = WorkerPool(reactor, 4)

@@ -40,6 +40,7 @@ from mailgosend.tls.context import ServerTLS
 from mailgosend.workers import WorkerPool
 from tests.support.certs import client_context, make_ca, make_cert
 from tests.support.db import DatabaseTestBase
+from tests.support.config import auth_settings
 
 __all__ = ["EMAIL", "KEYRING", "PASSWORD", "POP3Fixture", "RawClient", "RecordingRunner",
            "command"]
@@ -52,9 +53,7 @@ _T = TypeVar("_T")
 
 
 def settings() -> dict[str, Any]:
-    return {"BRUTE_MAX_TRIES": 50, "BRUTE_ACCOUNT_MAX_TRIES": 50, "BRUTE_WINDOW_MIN": 15,
-            "BRUTE_BAN_HOURS": 1, "BAN_EXEMPT_IPS": (), "DEFAULT_DOMAIN": "example.com",
-            "BCRYPT_COST": 4, "MFA_PROTECTS_PROTOCOLS": True}
+    return auth_settings()
 
 
 class POP3Fixture(DatabaseTestBase):
