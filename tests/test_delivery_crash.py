@@ -58,7 +58,7 @@ class CrashTests(unittest.TestCase):
     def setUp(self):  # type: ignore[no-untyped-def]
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(os.path.join(self.dir, "alpha"))
-        self.port = free_ports(1)[0]
+        self.port = free_ports(1, BETA_IP, also=(ALPHA_IP,))[0]
         self.dns = TestDNSServer(zone())
         self.dns.start()
         self.addCleanup(self.dns.stop)

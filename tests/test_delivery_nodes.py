@@ -35,7 +35,7 @@ class SharedQueueTests(unittest.TestCase):
 
     async def _shared(self) -> None:
         base = os.path.abspath(self.mktemp())
-        port = free_ports(1)[0]
+        port = free_ports(1, BETA_IP)[0]
         dns = TestDNSServer(zone())
         dns.start()
         self.addCleanup(dns.stop)

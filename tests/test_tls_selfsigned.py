@@ -102,7 +102,7 @@ class ServiceSelfSignedTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_client_checking_the_bound_address_accepts_the_certificate(
             self):  # type: ignore[no-untyped-def]
-        port = free_port()
+        port = free_port("127.0.0.2")
         config = make_config(self.mktemp(), TLS_MODE="selfsigned", HOSTNAME="mx.example.test",
                              IMAPS_BIND="127.0.0.2", IMAPS_PORT=port)
         self.assertEqual(config.bind_addresses(), ("127.0.0.2",))

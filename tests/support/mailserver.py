@@ -45,7 +45,7 @@ class MailServer:
         self.hostname = hostname
         self.bind = bind
         names = ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
-        self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names), bind)))
         self.ports.update(ports or {})
         self.settings = settings
         self.root: Any = None

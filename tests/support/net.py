@@ -17,25 +17,36 @@ LOW, HIGH = 20000, 32000
 _random = random.SystemRandom()
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free a moment ago (all held while chosen)."""
-    sockets: list[socket.socket] = []
+def free_ports(count: int, host: str = "127.0.0.1", *, also: tuple[str, ...] = ()) -> list[int]:
+    """``count`` distinct ports that were free a moment ago on ``host`` and on every address
+    in ``also`` (all held while chosen).  Check the address the server will bind: a port
+    free on 127.0.0.1 may be taken on 127.0.0.2 by a parallel test's server."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
     try:
         for _ in range(200 * count):
-            if len(sockets) == count:
+            if len(ports) == count:
                 break
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, _random.randrange(LOW, HIGH)))
-            except OSError:
-                sock.close()
+            port = _random.randrange(LOW, HIGH)
+            if port in ports:
                 continue
-            sockets.append(sock)
-        if len(sockets) != count:
+            sockets = []
+            try:
+                for address in (host, *also):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sockets.append(sock)
+                    sock.bind((address, port))
+            except OSError:
+                for sock in sockets:
+                    sock.close()
+                continue
+            held.extend(sockets)
+            ports.append(port)
+        if len(ports) != count:
             raise RuntimeError(f"could not find {count} free ports in {LOW}-{HIGH}")
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        return ports
     finally:
-        for sock in sockets:
+        for sock in held:
             sock.close()
 
 

@@ -37,7 +37,7 @@ class TwoServers:
     def __init__(self, directory: str, *, alpha_settings: Optional[dict[str, Any]] = None,
                  beta_settings: Optional[dict[str, Any]] = None) -> None:
         self.directory = os.path.abspath(directory)
-        self.smtp_port = free_ports(1)[0]
+        self.smtp_port = free_ports(1, ALPHA_IP, also=(BETA_IP,))[0]
         self.dns = TestDNSServer(zone())
         common = dict(DELIVERY_PORT=str(self.smtp_port), DELIVERY_PAUSED="false",
                       QUEUE_RETRY_MINS="1,2", SPAM_CHECK_SPF="true")

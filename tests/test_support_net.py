@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.test_support_net -*-
+"""The test helper that chooses listener ports: a port is free only if it is free on every
+address the servers will bind (a flake in test_delivery_e2e: a port chosen on 127.0.0.1
+was already taken on 127.0.0.2 by a parallel test's server)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.trial import unittest
+
+from tests.support import net
+
+
+class Scripted:
+    """Stands in for the random source: hands out the given ports in order."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = list(ports)
+
+    def randrange(self, low: int, high: int) -> int:
+        return self.ports.pop(0)
+
+
+class FreePortsTests(unittest.TestCase):
+    def listen(self, address: str) -> int:
+        """A listening socket on ``address`` at a port of the helper's range."""
+        for port in range(net.LOW, net.HIGH):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((address, port))
+            except OSError:
+                sock.close()
+                continue
+            sock.listen(1)
+            self.addCleanup(sock.close)
+            return port
+        raise RuntimeError("no port")
+
+    def scripted(self, ports: list[int]) -> Any:
+        self.patch(net, "_random", Scripted(ports))
+
+    def test_a_port_taken_on_the_bound_address_is_skipped(self) -> None:
+        taken = self.listen("127.0.0.2")
+        other = taken + 1 if taken + 1 < net.HIGH else taken - 1
+        self.scripted([taken, other])
+        self.assertEqual(net.free_ports(1, "127.0.0.2"), [other])
+
+    def test_a_port_taken_on_another_address_of_the_pair_is_skipped(self) -> None:
+        taken = self.listen("127.0.0.3")
+        other = taken + 1 if taken + 1 < net.HIGH else taken - 1
+        self.scripted([taken, other])
+        self.assertEqual(net.free_ports(1, "127.0.0.2", also=("127.0.0.3",)), [other])
+
+    def test_ports_are_distinct(self) -> None:
+        self.scripted([20001, 20001, 20002])
+        self.assertEqual(net.free_ports(2), [20001, 20002])
