@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Concatenate, ContextManager, Generic, ParamSpec, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -149,6 +150,10 @@ class DatabaseRunner(Service):
         self._read_pool.callInThread(self._run_read, job)
         return job.deferred
 
+    def ping(self) -> Deferred[None]:
+        """``SELECT 1`` in a reader thread: is the database answering?  (/healthz)"""
+        return self.read(_ping)
+
     def write(
         self, fn: Callable[Concatenate[Connection, _P], _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> Deferred[_T]:
@@ -251,3 +256,7 @@ class DatabaseRunner(Service):
 
         threading.Thread(target=stop_everything, name="mailgosend-db-stop", daemon=True).start()
         return done
+
+
+def _ping(conn: Connection) -> None:
+    conn.execute(text("SELECT 1"))

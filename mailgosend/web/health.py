@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import text
 from twisted.logger import Logger
 from twisted.web import resource, server
 
@@ -18,10 +17,6 @@ from mailgosend import __version__
 from mailgosend.db.runner import DatabaseRunner
 
 log = Logger()
-
-
-def _ping(conn: Any) -> None:
-    conn.execute(text("SELECT 1"))
 
 
 class HealthResource(resource.Resource):
@@ -47,7 +42,7 @@ class HealthResource(resource.Resource):
                      error=failure.getErrorMessage())
             answer(503, {"status": "error", "database": "unavailable"})
 
-        d = self._runner.read(_ping)
+        d = self._runner.ping()
         d.addCallbacks(lambda _: answer(200, {"status": "ok", "database": "ok",
                                               "version": __version__}), failed)
         return server.NOT_DONE_YET
