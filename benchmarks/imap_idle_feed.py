@@ -36,8 +36,6 @@ from twisted.internet import reactor, threads  # noqa: E402
 from twisted.internet.defer import ensureDeferred  # noqa: E402
 from twisted.internet.endpoints import TCP4ServerEndpoint  # noqa: E402
 
-from mailgosend.imap.factory import build_imap_factory, imap_avatars  # noqa: E402
-from mailgosend.imap.interfaces import IIMAPAccount  # noqa: E402
 from tests.support.mailserver import PASSWORD, MailServer  # noqa: E402
 
 USER = "idle@example.com"
@@ -136,14 +134,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             server.add_domain("example.com")
             server.add_user(USER)
-            parts = server.root.components
-            factory = build_imap_factory(
-                mail=parts["mail"], portal=parts["portal"], bans=parts["bans"],
-                events=parts["events"], tls=None, hostname="imap.example.com",
-                max_message_size=1 << 20, clock=reactor, implicit_tls=False,
-                allow_plaintext_loopback=True)
-            parts["portal"].realm_registry.register(IIMAPAccount,
-                                                    imap_avatars(factory.access))
+            factory = server.imap_factory()
             port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
             try:
                 result = await threads.deferToThread(run, args, server,

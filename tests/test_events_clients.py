@@ -14,8 +14,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial import unittest
 
-from mailgosend.imap.factory import IMAPServerFactory, build_imap_factory, imap_avatars
-from mailgosend.imap.interfaces import IIMAPAccount
+from mailgosend.imap.factory import IMAPServerFactory
 from mailgosend.pop3 import build_pop3_factory
 from mailgosend.pop3.maildrop import IPOP3Maildrop, maildrop_factory
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
@@ -210,13 +209,7 @@ class SMTPDeliveryToIdleTests(unittest.TestCase):
         self.addCleanup(server.stop)
         server.add_domain("example.com")
         server.add_user(ALICE)
-        parts = server.root.components
-        factory = build_imap_factory(
-            mail=parts["mail"], portal=parts["portal"], bans=parts["bans"],
-            events=parts["events"], tls=None, hostname="imap.example.com",
-            max_message_size=1 << 20, clock=reactor, implicit_tls=False,
-            allow_plaintext_loopback=True)
-        parts["portal"].realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
+        factory = server.imap_factory()
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(port.stopListening)
         client = yield deferToThread(idle_client, port.getHost().port, ALICE, SERVER_PASSWORD)

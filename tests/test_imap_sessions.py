@@ -11,8 +11,6 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial import unittest
 
-from mailgosend.imap.factory import build_imap_factory, imap_avatars
-from mailgosend.imap.interfaces import IIMAPAccount
 from tests.support.db import SQLiteDatabaseMixin
 from tests.support.imap import ALICE, PASSWORD, IMAPFixture, RawClient, deferLater, message
 from tests.support.mailserver import PASSWORD as SERVER_PASSWORD
@@ -214,13 +212,7 @@ class DeliveryToIdleTests(unittest.TestCase):
         self.addCleanup(server.stop)
         server.add_domain("example.com")
         server.add_user(ALICE)
-        parts = server.root.components
-        factory = build_imap_factory(
-            mail=parts["mail"], portal=parts["portal"], bans=parts["bans"],
-            events=parts["events"], tls=None, hostname="imap.example.com",
-            max_message_size=1 << 20, clock=reactor, implicit_tls=False,
-            allow_plaintext_loopback=True)
-        parts["portal"].realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
+        factory = server.imap_factory()
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(port.stopListening)
 

@@ -72,6 +72,21 @@ class MailServer:
         self.engine = self.root.runner.engine
         yield None
 
+    def imap_factory(self) -> Any:
+        """A plaintext (loopback) IMAP factory over this server's own mail service, with its
+        realm registered: for tests that watch the factory's sessions (its ``access``)."""
+        from mailgosend.imap.factory import build_imap_factory, imap_avatars
+        from mailgosend.imap.interfaces import IIMAPAccount
+
+        parts = self.root.components
+        factory = build_imap_factory(
+            mail=parts["mail"], portal=parts["portal"], bans=parts["bans"],
+            events=parts["events"], tls=None, hostname="imap.example.com",
+            max_message_size=1 << 20, clock=reactor, implicit_tls=False,
+            allow_plaintext_loopback=True)
+        parts["portal"].realm_registry.register(IIMAPAccount, imap_avatars(factory.access))
+        return factory
+
     @defer.inlineCallbacks
     def stop(self) -> Any:
         if self.root is not None and self.root.running:
