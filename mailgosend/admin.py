@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -78,6 +78,12 @@ class NewAppPassword:
         return app_rules.format_app_password(self.password)
 
 
+class _Settings(Protocol):
+    """A Config, or any mapping of setting names (tests)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class AccountPolicy:
     """What the rules take from the configuration."""
@@ -86,7 +92,7 @@ class AccountPolicy:
     bcrypt_cost: int = passwords.DEFAULT_ROUNDS   # BCRYPT_COST
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> AccountPolicy:
+    def from_config(cls, config: _Settings) -> AccountPolicy:
         return cls(default_quota=config["DEFAULT_QUOTA"], bcrypt_cost=config["BCRYPT_COST"])
 
 

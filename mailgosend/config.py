@@ -250,14 +250,14 @@ def _parse_value(key: K.Key, raw: str, base_dir: str, data_dir: Optional[str]) -
             raise ValueError("must list at least one positive number, e.g. 5,10,30")
         return items
     if kind == K.LIST:
-        items = tuple(part.strip() for part in text.split(",") if part.strip())
+        names = tuple(part.strip() for part in text.split(",") if part.strip())
         if key.choices:  # a list of names from a fixed set (BAN_SCOPE)
-            items = tuple(item.lower() for item in items)
-            unknown = [item for item in items if item not in key.choices]
+            names = tuple(name.lower() for name in names)
+            unknown = [name for name in names if name not in key.choices]
             if unknown:
                 raise ValueError(f"unknown {', '.join(unknown)}: each item must be one of: "
                                  + ", ".join(key.choices))
-        return items
+        return names
     if kind == K.LOGLEVEL:
         if low not in _LOG_LEVELS:
             raise ValueError("must be one of: debug, info, warn, error, critical")

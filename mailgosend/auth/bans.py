@@ -13,7 +13,7 @@ a banned address everywhere (auth/checker.py), whatever the scope.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Protocol
 
 from twisted.application.service import Service
 from twisted.internet import task
@@ -30,6 +30,12 @@ PURGE_SECONDS = 3600.0
 # port 25, "submission" both 587 and 465.
 BAN_SCOPES = ("smtp", "submission", "imap", "pop3", "web", "dav")
 DEFAULT_BAN_SCOPE = ("submission", "imap", "pop3", "web", "dav")
+
+
+class BanCheck(Protocol):
+    """What a listener asks of the bans (a BanCache, or its per-listener ListenerBans)."""
+
+    def is_banned(self, ip: str) -> bool: ...
 
 
 class ListenerBans:

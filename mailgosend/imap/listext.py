@@ -109,11 +109,12 @@ def parse_list(args: Args, status_items: Sequence[str]) -> ListRequest:
             returns.add(name)
             position += 1
             if name == "STATUS":  # RFC 5819: STATUS (status-att ...)
-                if position >= len(options) or not isinstance(options[position], list):
+                wanted = options[position] if position < len(options) else None
+                if not isinstance(wanted, list):
                     raise bad("Expected STATUS (items)")
-                items = [str(t).upper() for t in options[position]]
+                items = [str(t).upper() for t in wanted]
                 position += 1
-                if not items or not all(isinstance(t, Atom) for t in options[position - 1]) \
+                if not items or not all(isinstance(t, Atom) for t in wanted) \
                         or set(items) - set(status_items):
                     raise bad(f"STATUS items must be among {' '.join(status_items)}")
     args.end()

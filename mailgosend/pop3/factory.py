@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from zope.interface import implementer
 
-from mailgosend.auth.bans import BanCache
+from mailgosend.auth.bans import BanCheck
 from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.listeners import IDrainable
 from mailgosend.pop3.protocol import POP3Server
@@ -45,7 +45,7 @@ class POP3Factory(ServerFactory):
 
     noisy = False  # the protocol logs what matters, without addresses twice
 
-    def __init__(self, *, portal: Portal, bans: BanCache, tls: Optional[Any], hostname: str,
+    def __init__(self, *, portal: Portal, bans: BanCheck, tls: Optional[Any], hostname: str,
                  clock: IReactorTime, implicit_tls: bool, allow_plaintext_loopback: bool,
                  limits: POP3Limits) -> None:
         self.portal = portal
@@ -81,7 +81,7 @@ class POP3Factory(ServerFactory):
         return self.limiter.open()
 
 
-def build_pop3_factory(*, portal: Portal, bans: BanCache, tls: Optional[Any],
+def build_pop3_factory(*, portal: Portal, bans: BanCheck, tls: Optional[Any],
                        hostname: str, clock: IReactorTime, implicit_tls: bool,
                        allow_plaintext_loopback: bool = False,
                        limits: Optional[POP3Limits] = None) -> POP3Factory:
