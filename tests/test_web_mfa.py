@@ -5,6 +5,7 @@ CSRF refusal of every new POST over raw HTTP."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from mailgosend.db.runner import run_sync
 from mailgosend.store import mfa as mfa_store
 from mailgosend.store import accounts
 from tests.support.mailserver import PASSWORD
-from tests.support.web import csrf_from
+from tests.support.web import WebServerTestCase, csrf_from
 from tests.test_web_browser import ADMIN, ALICE, BrowserTestCase
 
 try:
@@ -149,3 +150,88 @@ def enable_mfa(server: Any, email: str) -> Codes:
     run_sync(server.engine, factor.confirm_enrolment, email, codes.next(),
              datetime.now(timezone.utc), write=True)
     return codes
+
+
+SECRET_SHOWN = re.compile(r'aria-label="Secret">([A-Z2-7]+)<')
+SESSION_COOKIE = "mailgosend-web-session"
+
+
+class MFAFormsOverHTTPTests(WebServerTestCase):
+    """Raw HTTP: every MFA form is refused (403) without the session's CSRF token or with a
+    foreign Origin, and changes nothing; turning MFA on or off issues a new session token."""
+
+    def state(self) -> mfa_store.MFAState:
+        def read(conn: Any) -> mfa_store.MFAState:
+            return mfa_store.state(conn, accounts.get_user(conn, ALICE).id)
+        return run_sync(self.server.engine, read, write=False)
+
+    @defer.inlineCallbacks
+    def signed_in(self) -> Any:
+        client = self.client()
+        answer = yield client.sign_in(ALICE, PASSWORD)
+        self.assertEqual(answer.status_code, 303)
+        page = yield client.get("/account/mfa/")
+        self.assertEqual(page.status_code, 200)
+        return client, csrf_from(page.text)
+
+    @defer.inlineCallbacks
+    def assert_refused(self, client: Any, path: str, token: str,
+                       fields: dict[str, str]) -> Any:
+        for data, origin in (({**fields}, "same"),
+                             ({**fields, "csrf_token": "0" * len(token)}, "same"),
+                             ({**fields, "csrf_token": token}, "https://evil.example")):
+            answer = yield client.post(path, data, origin=origin)
+            self.assertEqual(answer.status_code, 403, (path, origin, data.keys()))
+            self.assertIn("Request refused", answer.text)
+
+    @defer.inlineCallbacks
+    def test_forms_refused_without_token_or_with_foreign_origin(self) -> Any:
+        client, token = yield self.signed_in()
+        yield self.assert_refused(client, "/account/mfa/start", token, {})
+        self.assertIsNone(self.state().sealed_secret)
+
+        page = yield client.post("/account/mfa/start", {"csrf_token": token})
+        self.assertEqual(page.status_code, 200)
+        codes = Codes(SECRET_SHOWN.search(page.text).group(1))
+        token = csrf_from(page.text)
+        code = codes.next()
+        yield self.assert_refused(client, "/account/mfa/confirm", token, {"code": code})
+        self.assertFalse(self.state().enabled)
+
+        before = client.http.cookies.get(SESSION_COOKIE)
+        page = yield client.post("/account/mfa/confirm", {"csrf_token": token, "code": code})
+        self.assertEqual(page.status_code, 200)
+        self.assertTrue(self.state().enabled)
+        after = client.http.cookies.get(SESSION_COOKIE)
+        self.assertNotEqual(before, after)       # a privilege change: a new token
+        stale = self.client()
+        stale.http.cookies.set(SESSION_COOKIE, before)
+        answer = yield stale.get("/")
+        self.assertEqual(answer.headers["Location"], "/login")
+
+        token = csrf_from(page.text)
+        yield self.assert_refused(client, "/account/mfa/recovery-codes", token,
+                                  {"code": codes.next()})
+        left = run_sync(self.server.engine, SecondFactor(
+            self.server.root.components["keyring"]).recovery_codes_left, ALICE, write=False)
+        self.assertEqual(left, 10)
+        last_step = self.state().last_step
+        code = codes.next()
+        yield self.assert_refused(client, "/account/mfa/disable", token,
+                                  {"password": PASSWORD, "code": code})
+        self.assertTrue(self.state().enabled)
+        self.assertEqual(self.state().last_step, last_step)
+
+        page = yield client.post("/account/mfa/disable", {
+            "csrf_token": token, "password": PASSWORD, "code": code})
+        self.assertEqual(page.status_code, 200, page.text)
+        self.assertFalse(self.state().enabled)
+        self.assertNotEqual(client.http.cookies.get(SESSION_COOKIE), after)
+
+    @defer.inlineCallbacks
+    def test_mfa_pages_need_a_signed_in_session(self) -> Any:
+        client = self.client()
+        answer = yield client.get("/account/mfa/")
+        self.assertEqual((answer.status_code, answer.headers["Location"]), (303, "/login"))
+        answer = yield client.get("/account/nothing/")
+        self.assertEqual(answer.status_code, 404)
