@@ -26,6 +26,7 @@ from mailgosend.auth.mfa import MFAError, SecondFactor
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.web.account import AccountPages, _changes_state, _field
+from mailgosend.web.replies import see_other, sentence
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -66,7 +67,7 @@ class MFAPages:
     def overview(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is None or not session.signed_in:
-            return _to_sign_in(request)
+            return see_other(request, "/login")
         page = yield self._overview(request, session)
         return page
 
@@ -75,11 +76,11 @@ class MFAPages:
     @defer.inlineCallbacks
     def start(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
-            return _to_sign_in(request)
+            return see_other(request, "/login")
         try:
             enrolment = yield self._runner.write(self._factor.start_enrolment, session.email)
         except MFAError as exc:
-            page = yield self._overview(request, session, error=_sentence(exc))
+            page = yield self._overview(request, session, error=sentence(exc))
             return page
         return self.render(request, "account/mfa_enrol.html", session,
                            qr_svg=enrolment.qr_svg, secret=enrolment.secret)
@@ -89,14 +90,14 @@ class MFAPages:
     @defer.inlineCallbacks
     def confirm(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
-            return _to_sign_in(request)
+            return see_other(request, "/login")
         try:
             codes = yield self._runner.write(self._factor.confirm_enrolment, session.email,
                                              _field(request, "code").strip(), self._now())
         except MFAError as exc:
             page = yield self._overview(
                 request, session,
-                error=_sentence(exc) + " Set up two-factor authentication again.")
+                error=sentence(exc) + " Set up two-factor authentication again.")
             return page
         session = yield self.sessions.start(request, session.user_id, session.email, None)
         return self.render(request, "account/mfa_codes.html", session, codes=codes,
@@ -107,12 +108,12 @@ class MFAPages:
     @defer.inlineCallbacks
     def recovery_codes(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
-            return _to_sign_in(request)
+            return see_other(request, "/login")
         try:
             codes = yield self._runner.write(self._factor.new_recovery_codes, session.email,
                                              _field(request, "code").strip(), self._now())
         except MFAError as exc:
-            page = yield self._overview(request, session, error=_sentence(exc))
+            page = yield self._overview(request, session, error=sentence(exc))
             return page
         return self.render(request, "account/mfa_codes.html", session, codes=codes,
                            enabled_now=False)
@@ -122,7 +123,7 @@ class MFAPages:
     @defer.inlineCallbacks
     def disable(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
-            return _to_sign_in(request)
+            return see_other(request, "/login")
         user = yield self._runner.read(accounts.get_user, session.email)
         try:
             # bcrypt runs in the worker pool, outside the transaction (auth/mfa.py note 4).
@@ -131,22 +132,10 @@ class MFAPages:
             yield self._runner.write(self._factor.disable, proof,
                                      _field(request, "code").strip(), self._now())
         except MFAError as exc:
-            page = yield self._overview(request, session, error=_sentence(exc))
+            page = yield self._overview(request, session, error=sentence(exc))
             return page
         session = yield self.sessions.start(request, session.user_id, session.email, None)
         page = yield self._overview(request, session,
                                     notice="Two-factor authentication is now off.")
         return page
 
-
-def _to_sign_in(request: WebRequest) -> bytes:
-    request.setResponseCode(303)
-    request.setHeader(b"Location", b"/login")
-    request.setHeader(b"Cache-Control", b"no-store")
-    return b""
-
-
-def _sentence(exc: Exception) -> str:
-    text = str(exc.args[0]) if exc.args else str(exc)
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith(".") else text + "."
