@@ -70,7 +70,13 @@ class MFABrowserTests(BrowserTestCase):
             page.get_by_role("link", name="Two-factor authentication").click()
             page.get_by_role("button", name="Set up two-factor authentication").click()
             expect(page.get_by_role("img", name="TOTP QR code")).to_be_visible()
-            codes = Codes(page.get_by_label("Secret").inner_text().strip())
+            secret = page.get_by_label("Secret").inner_text().strip()
+            codes = Codes(secret)
+            page.get_by_role("textbox", name="Authentication code").fill("12345")
+            page.get_by_role("button", name="Verify").click()
+            expect(page.get_by_role("alert")).to_have_text(
+                "The authentication code is wrong or was already used.")
+            expect(page.get_by_label("Secret")).to_have_text(secret)   # the same secret
             page.get_by_role("textbox", name="Authentication code").fill(codes.next())
             page.get_by_role("button", name="Verify").click()
             recovery = self.recovery_codes(page)

@@ -5,7 +5,8 @@
   POST /account/mfa/start            a new secret: the QR code (inline SVG made by segno,
                                      which the CSP allows) and the secret as text
   POST /account/mfa/confirm          a code from the app turns MFA on; the 10 recovery
-                                     codes are shown this once
+                                     codes are shown this once (a wrong code shows the
+                                     same secret again)
   POST /account/mfa/recovery-codes   a code from the app; new recovery codes, old ones void
   POST /account/mfa/disable          the password and a code turn MFA off
 
@@ -83,7 +84,7 @@ class MFAPages:
             page = yield self._overview(request, session, error=sentence(exc))
             return page
         return self.render(request, "account/mfa_enrol.html", session,
-                           qr_svg=enrolment.qr_svg, secret=enrolment.secret)
+                           qr_svg=enrolment.qr_svg, secret=enrolment.secret, error="")
 
     @app.route("/confirm", methods=["POST"])
     @_changes_state
@@ -95,10 +96,15 @@ class MFAPages:
             codes = yield self._runner.write(self._factor.confirm_enrolment, session.email,
                                              _field(request, "code").strip(), self._now())
         except MFAError as exc:
-            page = yield self._overview(
-                request, session,
-                error=sentence(exc) + " Set up two-factor authentication again.")
-            return page
+            # The app may already hold the secret: show the same one again.
+            pending = yield self._runner.read(self._factor.pending_enrolment, session.email)
+            if pending is None:
+                page = yield self._overview(request, session, error=sentence(exc))
+                return page
+            request.setResponseCode(400)
+            return self.render(request, "account/mfa_enrol.html", session,
+                               qr_svg=pending.qr_svg, secret=pending.secret,
+                               error=sentence(exc))
         session = yield self.sessions.start(request, session.user_id, session.email, None)
         return self.render(request, "account/mfa_codes.html", session, codes=codes,
                            enabled_now=True)
