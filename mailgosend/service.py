@@ -373,8 +373,12 @@ def _add_pop3_listeners(w: Wiring) -> None:
 def _add_web_listeners(w: Wiring) -> None:
     """The web port (8080) and the admin port (8081, /healthz): one Site each, HTTPS when
     WEB_TLS is on (WEB_TLS_CERT/WEB_TLS_KEY or the global certificate)."""
+    from mailgosend.admin import AccountAdmin, AccountPolicy
+    from mailgosend.auth.mfa import SecondFactor
+    from mailgosend.auth.secondstep import SecondStep
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.site import build_site
+    from mailgosend.web.totp_step import TOTPStep
 
     wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
     if not wanted:
@@ -386,13 +390,34 @@ def _add_web_listeners(w: Wiring) -> None:
             raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = file or "
                                "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
                                "TRUSTED_PROXIES)")
+    core = w.core
+    factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
+    second = SecondStep(core.runner, core.security, core.bans, factor)
+    # Config reads like a Mapping (``[key]``), which is all from_config uses.
+    admin = AccountAdmin(AccountPolicy.from_config(w.config))  # type: ignore[arg-type]
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
-                          runner=w.core.runner, portal=w.core.portal,
-                          security=w.core.security, bans=w.core.bans.for_service("web"),
-                          clock=w.reactor)
+                          runner=core.runner, portal=core.portal,
+                          security=core.security, bans=core.bans.for_service("web"),
+                          clock=w.reactor,
+                          steps=(TOTPStep(core.runner, factor, second, name),),
+                          sections=_account_sections(name, core, factor, admin))
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
+
+
+def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:
+    """The pages under /account/<name>/: MFA on both ports; app passwords (for mail
+    clients) on the web port."""
+    from mailgosend.web.apppasswords_pages import AppPasswordPages
+    from mailgosend.web.mfa_pages import MFAPages
+
+    sections: dict[str, Any] = {
+        "mfa": lambda pages: MFAPages(pages, core.runner, factor, core.workers)}
+    if kind == "web":
+        sections["app-passwords"] = lambda pages: AppPasswordPages(pages, core.runner, admin,
+                                                                   core.workers)
+    return sections
 
 
 def install_startup_excepthook() -> None:

@@ -71,6 +71,16 @@ class MFATestsMixin(DatabaseTestBase):
         self.assertEqual(len(codes), 10)
         self.assertEqual(self.read(self.mfa.recovery_codes_left, ALICE), 10)
 
+    def test_pending_enrolment_shows_the_same_secret_until_confirmed(self) -> None:
+        self.assertIsNone(self.read(self.mfa.pending_enrolment, ALICE))
+        enrolment = self.write(self.mfa.start_enrolment, ALICE)
+        again = self.read(self.mfa.pending_enrolment, ALICE)
+        self.assertEqual((again.secret, again.uri, again.qr_svg),
+                         (enrolment.secret, enrolment.uri, enrolment.qr_svg))
+        self.write(self.mfa.confirm_enrolment, ALICE, self.code(enrolment.secret, self.now),
+                   self.now)
+        self.assertIsNone(self.read(self.mfa.pending_enrolment, ALICE))
+
     def test_secret_is_sealed_for_its_owner_and_codes_are_stored_hashed(self) -> None:
         secret, codes = self.enrolled()
         stored = self.read(lambda c: c.execute(select(users.c.totp_secret)).scalar_one())

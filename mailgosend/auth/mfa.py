@@ -97,6 +97,17 @@ class SecondFactor:
         uri = totp.provisioning_uri(secret, user.email, self._issuer)
         return Enrolment(secret, uri, totp.qr_svg(uri))
 
+    def pending_enrolment(self, conn: Connection, email: str) -> Optional[Enrolment]:
+        """The enrolment started and not yet confirmed, to show again after a wrong code
+        (the app may already hold this secret); None when there is none or MFA is on."""
+        user = accounts.get_user(conn, email)
+        state = store.state(conn, user.id)
+        if state.enabled or state.sealed_secret is None:
+            return None
+        secret = self._open_secret(user, state.sealed_secret)
+        uri = totp.provisioning_uri(secret, user.email, self._issuer)
+        return Enrolment(secret, uri, totp.qr_svg(uri))
+
     def confirm_enrolment(self, conn: Connection, email: str, code: str,
                           now: datetime) -> list[str]:
         """Turn MFA on if ``code`` is right for the pending secret; the recovery codes, to
@@ -171,11 +182,14 @@ class SecondFactor:
     def _accept_totp(self, conn: Connection, user: User, state: store.MFAState, code: str,
                      now: datetime) -> None:
         assert state.sealed_secret is not None
-        secret = self._keyring.open(state.sealed_secret, purpose=PURPOSE_SECRET,
-                                    owner=user.uuid, context=_context(user)).decode("ascii")
+        secret = self._open_secret(user, state.sealed_secret)
         step = totp.matching_step(secret, code, now.timestamp(), state.last_step)
         if step is None or not store.accept_step(conn, user.id, step):
             raise WrongCode()
+
+    def _open_secret(self, user: User, sealed: bytes) -> str:
+        return self._keyring.open(sealed, purpose=PURPOSE_SECRET, owner=user.uuid,
+                                  context=_context(user)).decode("ascii")
 
     def _recovery_hash(self, user: User, code: str) -> bytes:
         normalized: Optional[str] = totp.normalize_recovery_code(code)

@@ -15,6 +15,10 @@ Implemented:
   account.py: the sign-in, sign-out and account pages (session list) on both ports and
   ``/healthz`` (health.py) on the admin port; static.py and templates.py: hashed static files
   and the autoescaping Jinja2 environment.
-Not yet: webmail (JMAP), the admin panel's management pages, TOTP and passkeys (second steps),
-app passwords, DAV and client autoconfiguration.
+- totp_step.py: TOTP (or a recovery code) as the sign-in second step on both ports;
+  mfa_pages.py: enrolment (inline SVG QR code), recovery codes, disabling, under
+  /account/mfa/; apppasswords_pages.py: app passwords (create, list, revoke) under
+  /account/app-passwords/ on the web port.
+Not yet: webmail (JMAP), the admin panel's management pages, passkeys (a second step),
+DAV and client autoconfiguration.
 """

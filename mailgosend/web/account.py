@@ -10,6 +10,7 @@ Routes (one Klein app bound to each instance, so the two ports run side by side)
   POST /theme                dark (default) or light
   GET  /static/<name>        hashed static files (web/static.py)
   GET  /healthz              admin port only (web/health.py)
+  /account/<section>/...     a section mounted by build_site (e.g. web/mfa_pages.py)
 Every POST passes ``_changes_state``: the rate limit is the Request's; here the Origin
 check and the CSRF token bound to the session (web/csrf.py), else 403 and nothing changes.
 """
@@ -86,6 +87,7 @@ class AccountPages:
         self.static = static
         self._templates = templates
         self._health = health
+        self.sections: dict[str, Any] = {}      # name -> object with .resource()
 
     def resource(self) -> Any:
         return self.app.resource()
@@ -207,6 +209,13 @@ class AccountPages:
                               sameSite="strict")
         back = _field(request, "next")
         return self._see_other(request, back if back in ("/", "/login") else "/")
+
+    @app.route("/account/<section>/", branch=True)
+    def section(self, request: WebRequest, section: str) -> Any:
+        mounted = self.sections.get(section)
+        if mounted is None:
+            raise NotFound()
+        return mounted.resource()
 
     @app.route("/static/<path:name>", methods=["GET", "HEAD"])
     def static_file(self, request: WebRequest, name: str) -> Any:

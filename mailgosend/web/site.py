@@ -5,7 +5,7 @@ admin port, /healthz."""
 
 from __future__ import annotations
 
-from typing import Any, Collection, Optional
+from typing import Any, Callable, Collection, Mapping, Optional
 
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -84,8 +84,11 @@ class WebSite(server.Site):
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
-               upload_prefixes: tuple[bytes, ...] = ()) -> WebSite:
-    """The Site of one web listener (``settings.kind``: "web" or "admin")."""
+               upload_prefixes: tuple[bytes, ...] = (),
+               sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None
+               ) -> WebSite:
+    """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
+    makes the pages mounted under /account/<name>/ from the AccountPages."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -93,6 +96,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         flow=LoginFlow(portal, security, settings.kind, steps), static=static,
         templates=templates,
         health=HealthResource(runner) if settings.kind == "admin" else None)
+    for name, make in (sections or {}).items():
+        pages.sections[name] = make(pages)
     site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
