@@ -394,7 +394,7 @@ def _add_web_listeners(w: Wiring) -> None:
     factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
     second = SecondStep(core.runner, core.security, core.bans, factor)
     # Config reads like a Mapping (``[key]``), which is all from_config uses.
-    admin = AccountAdmin(AccountPolicy.from_config(w.config))  # type: ignore[arg-type]
+    admin = AccountAdmin(AccountPolicy.from_config(w.config))
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
