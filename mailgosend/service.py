@@ -373,6 +373,7 @@ def _add_pop3_listeners(w: Wiring) -> None:
 def _add_web_listeners(w: Wiring) -> None:
     """The web port (8080) and the admin port (8081, /healthz): one Site each, HTTPS when
     WEB_TLS is on (WEB_TLS_CERT/WEB_TLS_KEY or the global certificate)."""
+    from mailgosend.auth.passkeys import PasskeyStep
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.site import build_site
 
@@ -390,7 +391,9 @@ def _add_web_listeners(w: Wiring) -> None:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=w.core.runner, portal=w.core.portal,
                           security=w.core.security, bans=w.core.bans.for_service("web"),
-                          clock=w.reactor)
+                          clock=w.reactor,
+                          steps=(PasskeyStep(w.core.runner, w.reactor, w.core.security,
+                                             w.core.bans, name),))
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
 

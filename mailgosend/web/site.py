@@ -18,7 +18,9 @@ from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
 from mailgosend.web.health import HealthResource
+from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.web.login import LoginFlow, SecondStep
+from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import SessionManager
@@ -93,6 +95,9 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         flow=LoginFlow(portal, security, settings.kind, steps), static=static,
         templates=templates,
         health=HealthResource(runner) if settings.kind == "admin" else None)
+    for step in steps:
+        if isinstance(step, PasskeyStep):
+            pages.passkeys = PasskeyPages(pages=pages, runner=runner, step=step, clock=clock)
     site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
