@@ -20,6 +20,7 @@ from mailgosend.store import passkeys as store
 from tests.support.authenticator import SoftAuthenticator, b64url
 from tests.support.mailserver import PASSWORD
 from tests.support.web import WebClient, WebServerTestCase, csrf_from
+from tests.test_mfa_clients import HINT, MFAClientTestBase
 from tests.test_web_browser import BrowserTestCase
 
 try:
@@ -279,3 +280,25 @@ class PasskeyBrowserTests(BrowserTestCase):
             expect(page).to_have_url(base + "/login/step")
 
         yield self.in_browser(scenario)
+
+
+class PasskeyProtectsTheMailboxTests(MFAClientTestBase):
+    """A passkey is a second factor like TOTP: once a user has one, the account password
+    alone no longer opens the mailbox over IMAP (MFA_PROTECTS_PROTOCOLS)."""
+
+    @defer.inlineCallbacks
+    def test_account_password_refused_on_imap_once_a_passkey_exists(self) -> Any:
+        said = yield self.imap(PASSWORD)
+        self.assertTrue(said.startswith("OK"), said)
+
+        def enrolled(conn: Any) -> None:
+            user = accounts.find_user(conn, ALICE)
+            store.add(conn, user.id, "Key", SoftAuthenticator().credential_id, b"\xa0", 0,
+                      (), "localhost", datetime.now(timezone.utc))
+        self.write(enrolled)
+        said = yield self.imap(PASSWORD)
+        self.assertTrue(said.startswith("NO"), said)
+        self.assertIn(HINT, said)
+        shown = self.app_password("laptop", "imap")
+        said = yield self.imap(shown)
+        self.assertTrue(said.startswith("OK"), said)

@@ -74,6 +74,8 @@ class PasskeyPages:
 
     @staticmethod
     def _body(request: WebRequest) -> dict[str, Any]:
+        if request.content is None:
+            return {}
         try:
             request.content.seek(0)
             value = json.loads(request.content.read() or b"{}")

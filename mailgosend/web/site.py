@@ -13,12 +13,12 @@ from twisted.web import http, server
 from zope.interface import implementer
 
 from mailgosend.auth.bans import ListenerBans
+from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
 from mailgosend.web.health import HealthResource
-from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
