@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from mailgosend.admin import AccountAdmin, AccountPolicy
 from mailgosend.auth.passkeys import rp_id_for
 from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
@@ -198,6 +199,17 @@ class PasskeyHTTPTests(WebServerTestCase):
         self.assertEqual(rows, [])
         fresh = self.web()
         answer = yield fresh.sign_in(ALICE, PASSWORD)
+        self.assertEqual(answer.headers["Location"], "/")
+
+    @defer.inlineCallbacks
+    def test_mfa_reset_removes_the_passkeys_of_a_locked_out_user(self) -> Any:
+        yield self.signed_in(SoftAuthenticator())
+        admin = AccountAdmin(AccountPolicy(bcrypt_cost=4))
+        was_on = run_sync(self.server.engine, admin.reset_mfa, ALICE, write=True)
+        self.assertTrue(was_on)
+        rows = yield self.passkeys_of(ALICE)
+        self.assertEqual(rows, [])
+        answer = yield self.web().sign_in(ALICE, PASSWORD)
         self.assertEqual(answer.headers["Location"], "/")
 
     @defer.inlineCallbacks

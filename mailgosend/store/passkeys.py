@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from mailgosend.db.schema import passkey_challenges, passkeys
 
 __all__ = ["Challenge", "Passkey", "NameTaken", "add", "find", "has_any", "list_for",
-           "put_challenge", "record_use", "remove", "take_challenge"]
+           "put_challenge", "record_use", "remove", "remove_all", "take_challenge"]
 
 
 class NameTaken(Exception):
@@ -88,6 +88,11 @@ def remove(conn: Connection, user_id: int, passkey_id: int) -> bool:
     result = conn.execute(delete(passkeys).where(passkeys.c.id == passkey_id,
                                                  passkeys.c.user_id == user_id))
     return result.rowcount == 1
+
+
+def remove_all(conn: Connection, user_id: int) -> int:
+    """Every passkey of a locked-out user goes (``mailgosend user mfa-reset``)."""
+    return int(conn.execute(delete(passkeys).where(passkeys.c.user_id == user_id)).rowcount)
 
 
 def record_use(conn: Connection, passkey_id: int, sign_count: int, now: datetime) -> None:

@@ -15,6 +15,10 @@ Implemented:
   account.py: the sign-in, sign-out and account pages (session list) on both ports and
   ``/healthz`` (health.py) on the admin port; static.py and templates.py: hashed static files
   and the autoescaping Jinja2 environment.
-Not yet: webmail (JMAP), the admin panel's management pages, TOTP and passkeys (second steps),
-app passwords, DAV and client autoconfiguration.
+- passkeys.py over auth/passkeys.py and store/passkeys.py: passkeys and security keys
+  (WebAuthn) added, listed and removed at /passkeys, and the sign-in step "Use your passkey"
+  (static/js/passkeys.js is the browser side).
+Not yet: webmail (JMAP), the admin panel's management pages, the TOTP pages, the app
+password pages, passkeys as the only factor (usernameless sign-in), DAV and client
+autoconfiguration.
 """
