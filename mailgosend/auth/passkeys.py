@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auth_passkeys -*-
+# -*- test-case-name: tests.test_web_passkeys -*-
 """Passkeys and security keys (W3C WebAuthn Level 3) as a sign-in factor, with the Duo Labs
 ``webauthn`` library doing the ceremony checks (§7.1 registration, §7.2 authentication).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_web_passkeys -*-
+# -*- test-case-name: tests.test_store_passkeys -*-
 """Registered passkeys and outstanding WebAuthn challenges (auth/passkeys.py holds the rules).
 
 Plain functions over a SQLAlchemy Connection, like store/mfa.py.  ``take_challenge`` is one

@@ -131,8 +131,8 @@ class PasskeyPages:
         if session is None or not session.signed_in:
             return self._refuse(request, 403, "Sign in first.")
         body = self._body(request)
-        name = str(body.get("name", "")).strip()
-        if not name or len(name) > NAME_MAX:
+        name = " ".join(str(body.get("name", "")).split())
+        if not name or len(name) > NAME_MAX or not name.isprintable():
             return self._refuse(request, 400, f"Give the passkey a name of 1 to {NAME_MAX} "
                                               "characters.")
         credential = body.get("credential")
