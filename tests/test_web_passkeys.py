@@ -213,6 +213,17 @@ class PasskeyHTTPTests(WebServerTestCase):
         self.assertEqual(answer.headers["Location"], "/")
 
     @defer.inlineCallbacks
+    def test_unknown_paths_and_methods_get_our_error_pages(self) -> Any:
+        web = self.web()
+        missing = yield web.get("/passkeys/no/such/page")
+        self.assertEqual(missing.status_code, 404)
+        self.assertIn("There is nothing at this address.", missing.text)
+        wrong = yield web.get("/passkeys/register")
+        self.assertEqual(wrong.status_code, 405)
+        self.assertEqual(wrong.headers["Allow"], "POST")
+        self.assertNotIn("Traceback", wrong.text)
+
+    @defer.inlineCallbacks
     def test_an_ip_address_cannot_be_a_relying_party(self) -> Any:
         web = self.client()        # http://127.0.0.1:port
         yield web.sign_in(ALICE, PASSWORD)
