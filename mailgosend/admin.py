@@ -33,6 +33,7 @@ from mailgosend import passwords
 from mailgosend.auth import apppasswords as app_rules
 from mailgosend.store import accounts, apppasswords
 from mailgosend.store import mfa as mfa_store
+from mailgosend.store import passkeys as passkey_store
 from mailgosend.store.accounts import AccountError, Alias, Domain, User
 from mailgosend.store.addresses import (
     AddressError,
@@ -223,10 +224,11 @@ class AccountAdmin:
 
     def reset_mfa(self, conn: Connection, email: str) -> bool:
         """Turn two-factor authentication off for a locked-out user (``mailgosend user
-        mfa-reset``): secret and recovery codes go; True if it was on or being set up.
+        mfa-reset``): secret, recovery codes and passkeys go; True if any was there.
         Their app passwords stay."""
         user = self.get_user(conn, email)
-        return mfa_store.clear(conn, user.id)
+        totp_was_on = mfa_store.clear(conn, user.id)
+        return passkey_store.remove_all(conn, user.id) > 0 or totp_was_on
 
     def make_app_password(self, name: str, protocols: Sequence[str]) -> NewAppPassword:
         """A new app password for the protocols named, hashed (slow, like

@@ -376,6 +376,7 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.admin import AccountAdmin, AccountPolicy
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
+    from mailgosend.auth.passkeys import PasskeyStep
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.site import build_site
     from mailgosend.web.totp_step import TOTPStep
@@ -400,7 +401,10 @@ def _add_web_listeners(w: Wiring) -> None:
                           runner=core.runner, portal=core.portal,
                           security=core.security, bans=core.bans.for_service("web"),
                           clock=w.reactor,
-                          steps=(TOTPStep(core.runner, factor, second, name),),
+                          # A user with both factors is asked for both, in this order.
+                          steps=(TOTPStep(core.runner, factor, second, name),
+                                 PasskeyStep(core.runner, w.reactor, core.security,
+                                             core.bans, name)),
                           sections=_account_sections(name, core, factor, admin))
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)

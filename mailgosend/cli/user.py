@@ -8,6 +8,7 @@
     mailgosend user quota EMAIL SIZE
     mailgosend user delete EMAIL --yes
     mailgosend user mfa-reset EMAIL                      turn two-factor authentication off
+                                                         (TOTP and passkeys)
     mailgosend user app-password add EMAIL NAME --protocols imap,submission,...
     mailgosend user app-password list EMAIL
     mailgosend user app-password revoke EMAIL NAME

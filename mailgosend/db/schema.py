@@ -65,6 +65,8 @@ __all__ = [
     "messages_live",
     "recovery_codes",
     "app_passwords",
+    "passkeys",
+    "passkey_challenges",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -473,4 +475,40 @@ app_passwords = Table(
     Column("last_ip", String(45), nullable=True),
     UniqueConstraint("user_id", "name"),
     sqlite_autoincrement=True,
+)
+
+# --- passkeys / security keys, WebAuthn (migration 0009) --------------------------------------
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("name", String(64), nullable=False),
+    # The credential id and COSE public key the authenticator gave at registration; public
+    # by nature (WebAuthn §6.5), so stored plain.
+    Column("credential_id", LargeBinary(1023), nullable=False, unique=True),
+    Column("public_key", LargeBinary(), nullable=False),
+    Column("sign_count", BigInteger(), nullable=False),
+    Column("transports", String(64), nullable=False),  # comma-separated hints for the browser
+    Column("rp_id", String(253), nullable=False),
+    _created_at(),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("user_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+passkey_challenges = Table(
+    "passkey_challenges",
+    metadata,
+    # One WebAuthn challenge handed to one session's browser; deleted when used (single use).
+    Column("challenge", LargeBinary(32), primary_key=True),
+    Column("session_id", Integer(), ForeignKey("sessions.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(8), nullable=False),  # "register" or "login"
+    Column("rp_id", String(253), nullable=False),
+    Column("origin", String(300), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import app_passwords, users
+from mailgosend.store import passkeys
 from mailgosend.store.accounts import AccountError, Duplicate, User, find_user
 
 __all__ = ["AppPassword", "LoginFacts", "MAX_PER_USER", "add", "count", "list_for_user",
@@ -94,8 +95,10 @@ def login_facts(conn: Connection, email: str, prefix: Optional[str]) -> Optional
     user = find_user(conn, email)
     if user is None:
         return None
+    # A second factor is TOTP or a passkey (store/passkeys.py): either protects the mailbox.
     enabled = conn.execute(select(users.c.totp_enabled_at)
-                           .where(users.c.id == user.id)).scalar_one() is not None
+                           .where(users.c.id == user.id)).scalar_one() is not None \
+        or passkeys.has_any(conn, user.id)
     candidates: tuple[AppPassword, ...] = ()
     if prefix is not None:
         rows = conn.execute(select(app_passwords).where(

@@ -19,6 +19,9 @@ Implemented:
   mfa_pages.py: enrolment (inline SVG QR code), recovery codes, disabling, under
   /account/mfa/; apppasswords_pages.py: app passwords (create, list, revoke) under
   /account/app-passwords/ on the web port.
-Not yet: webmail (JMAP), the admin panel's management pages, passkeys (a second step),
-DAV and client autoconfiguration.
+- passkeys.py over auth/passkeys.py and store/passkeys.py: passkeys and security keys
+  (WebAuthn) added, listed and removed at /passkeys, and the sign-in step "Use your passkey"
+  (static/js/passkeys.js is the browser side).
+Not yet: webmail (JMAP), the admin panel's management pages, passkeys as the only factor
+(usernameless sign-in), DAV and client autoconfiguration.
 """

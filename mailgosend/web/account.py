@@ -8,6 +8,7 @@ Routes (one Klein app bound to each instance, so the two ports run side by side)
   POST /logout               ends this session on the server
   POST /sessions/<id>/end    ends one of the user's own sessions
   POST /theme                dark (default) or light
+  /passkeys/...              passkeys, when that step is wired (web/passkeys.py)
   GET  /static/<name>        hashed static files (web/static.py)
   GET  /healthz              admin port only (web/health.py)
   /account/<section>/...     a section mounted by build_site (e.g. web/mfa_pages.py)
@@ -80,6 +81,7 @@ class AccountPages:
     def __init__(self, *, kind: str, runner: DatabaseRunner, sessions: SessionManager,
                  flow: LoginFlow, static: StaticFiles, templates: Any,
                  health: Any = None) -> None:
+        self.passkeys: Any = None       # web/passkeys.py, set by build_site
         self.kind = kind
         self._runner = runner
         self.sessions = sessions
@@ -122,7 +124,8 @@ class AccountPages:
         listed = [{"id": r.id, "device": device_label(r.user_agent or ""),
                    "ip": r.ip or "", "last_seen": _when(r.last_seen_at),
                    "current": r.id == session.id} for r in rows]
-        return self.render(request, "account/home.html", session, sessions=listed)
+        return self.render(request, "account/home.html", session, sessions=listed,
+                           passkeys=self.passkeys is not None)
 
     @app.route("/login", methods=["GET", "HEAD"])
     @defer.inlineCallbacks
@@ -216,6 +219,18 @@ class AccountPages:
         if mounted is None:
             raise NotFound()
         return mounted.resource()
+
+    @app.route("/passkeys", methods=["GET", "HEAD"])
+    def passkey_list(self, request: WebRequest) -> Any:
+        if self.passkeys is None:
+            raise NotFound()
+        return self.passkeys.list_page(request)
+
+    @app.route("/passkeys/", branch=True)
+    def passkey_pages(self, request: WebRequest) -> Any:
+        if self.passkeys is None or not any(request.postpath or ()):
+            raise NotFound()
+        return self.passkeys.resource()
 
     @app.route("/static/<path:name>", methods=["GET", "HEAD"])
     def static_file(self, request: WebRequest, name: str) -> Any:

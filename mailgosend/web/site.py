@@ -13,12 +13,14 @@ from twisted.web import http, server
 from zope.interface import implementer
 
 from mailgosend.auth.bans import ListenerBans
+from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
+from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import SessionManager
@@ -98,6 +100,9 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         health=HealthResource(runner) if settings.kind == "admin" else None)
     for name, make in (sections or {}).items():
         pages.sections[name] = make(pages)
+    for step in steps:
+        if isinstance(step, PasskeyStep):
+            pages.passkeys = PasskeyPages(pages=pages, runner=runner, step=step, clock=clock)
     site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
