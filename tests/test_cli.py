@@ -29,7 +29,7 @@ from mailgosend.store import accounts
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "Tr0ub4dor and three more"
-WEAK_PASSWORD = "Sh0rt!pw"
+WEAK_PASSWORD = "Sh0rt!p"
 PASSWORDS = (PASSWORD, NEW_PASSWORD, WEAK_PASSWORD, "another good passphrase", "a different one!")
 
 
@@ -549,7 +549,7 @@ class RefusalTests(CLITestCase):
             (("user", "add", "dan@example.com", "--password-stdin"), "\n",
              ("password refused", "empty")),
             (("user", "add", "dan@example.com", "--password-stdin"), WEAK_PASSWORD,
-             ("password refused", "at least 10")),
+             ("password refused", "at least 8")),
             (("user", "add", "dan@example.com", "--password-stdin"), "password123",
              ("password refused", "commonly used")),
             (("user", "add", "dan@example.com", "--password-stdin"), "dan@example.com",
