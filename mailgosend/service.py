@@ -373,7 +373,10 @@ def _add_pop3_listeners(w: Wiring) -> None:
 def _add_web_listeners(w: Wiring) -> None:
     """The web port (8080) and the admin port (8081, /healthz): one Site each, HTTPS when
     WEB_TLS is on (WEB_TLS_CERT/WEB_TLS_KEY or the global certificate)."""
+    from mailgosend.admin import AccountAdmin, AccountPolicy
+    from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
+    from mailgosend.web.setup import FirstAdminAnnouncer
     from mailgosend.web.site import build_site
 
     wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
@@ -386,13 +389,24 @@ def _add_web_listeners(w: Wiring) -> None:
             raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = file or "
                                "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
                                "TRUSTED_PROXIES)")
+    admin = AccountAdmin(AccountPolicy.from_config(w.config))
+    endpoints = client_endpoints(w.config)
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=w.core.runner, portal=w.core.portal,
                           security=w.core.security, bans=w.core.bans.for_service("web"),
-                          clock=w.reactor)
+                          clock=w.reactor, admin=admin, workers=w.core.workers,
+                          endpoints=endpoints)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
+        if site.setup is not None:
+            listener = w.config.listener(name)
+            host = (w.config["HOSTNAME"] if listener.bind in ("", "0.0.0.0", "::")
+                    else f"[{listener.bind}]" if ":" in listener.bind else listener.bind)
+            url = f"{'https' if tls else 'http'}://{host}:{listener.port}/setup"
+            announcer = FirstAdminAnnouncer(site.setup, url)
+            announcer.setServiceParent(w.root)
+            w.root.components["first_admin_setup"] = announcer
 
 
 def install_startup_excepthook() -> None:

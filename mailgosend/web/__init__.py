@@ -15,6 +15,10 @@ Implemented:
   account.py: the sign-in, sign-out and account pages (session list) on both ports and
   ``/healthz`` (health.py) on the admin port; static.py and templates.py: hashed static files
   and the autoescaping Jinja2 environment.
+- settings_pages.py: the account settings page on the web port (display name, password
+  change ending the other sessions, aliases, mail-client settings from mailclients.py);
+  setup.py: the first administrator on the admin port with a one-time token from the log;
+  sections.py mounts both beside the account pages.
 Not yet: webmail (JMAP), the admin panel's management pages, TOTP and passkeys (second steps),
 app passwords, DAV and client autoconfiguration.
 """

@@ -21,7 +21,10 @@ from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
+from mailgosend.web.sections import Sections
 from mailgosend.web.sessions import SessionManager
+from mailgosend.web.settings_pages import SettingsPages
+from mailgosend.web.setup import SetupPages, SetupToken
 from mailgosend.web.settings import WebSettings
 from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
@@ -75,6 +78,7 @@ class WebSite(server.Site):
         self.web_limiter = limiter
         self.web_bans = bans
         self.pages: Optional[AccountPages] = None
+        self.setup: Optional[SetupPages] = None
         self.channels: set[WebChannel] = set()
 
     def open_connections(self) -> Collection[WebChannel]:
@@ -84,8 +88,11 @@ class WebSite(server.Site):
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
-               upload_prefixes: tuple[bytes, ...] = ()) -> WebSite:
-    """The Site of one web listener (``settings.kind``: "web" or "admin")."""
+               upload_prefixes: tuple[bytes, ...] = (), admin: Any = None, workers: Any = None,
+               endpoints: tuple[Any, ...] = ()) -> WebSite:
+    """The Site of one web listener (``settings.kind``: "web" or "admin").  With ``admin``
+    (AccountAdmin) and ``workers``: the settings page on the web port, the
+    first-administrator setup on the admin port (``site.setup``)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -93,7 +100,17 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         flow=LoginFlow(portal, security, settings.kind, steps), static=static,
         templates=templates,
         health=HealthResource(runner) if settings.kind == "admin" else None)
-    site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
+    sections: dict[bytes, Any] = {}
+    setup = None
+    if admin is not None and settings.kind == "web":
+        sections[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
+                                              workers=workers, endpoints=endpoints).resource()
+    elif admin is not None:
+        setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
+        sections[b"setup"] = setup.resource()
+    root = Sections(pages.resource(), sections) if sections else pages.resource()
+    site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
+    site.setup = setup
     return site
