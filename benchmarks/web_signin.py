@@ -1,4 +1,5 @@
-"""Response times of the web sign-in and of the signed-in account page: figures only.
+"""Response times of the web sign-in, the signed-in account page and the settings page:
+figures only.
 
 Starts the server from this checkout under twistd (local profile, plain HTTP, default
 BCRYPT_COST 12, SQLite in a temporary directory), adds one user with the CLI, then, one
@@ -7,6 +8,7 @@ request at a time from one client (requests):
   time per address and password; later sign-ins hit the verified-login cache, as a person
   signing in again within minutes does), measured separately for the first and the rest;
 - account page: GET / while signed in (session lookup, session list, template);
+- settings page: GET /settings while signed in (display name, aliases, template);
 and prints p50/p95 in milliseconds, with the size of the shipped CSS (raw and gzipped).
 
 Run from the repository root: python3 benchmarks/web_signin.py [--rounds N]
@@ -79,6 +81,7 @@ def main() -> None:
             first: list[float] = []
             again: list[float] = []
             page: list[float] = []
+            settings: list[float] = []
             for n in range(args.rounds):
                 client = requests.Session()
                 started = time.perf_counter()
@@ -93,6 +96,10 @@ def main() -> None:
                 home = client.get(base + "/")
                 assert home.status_code == 200
                 page.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                shown = client.get(base + "/settings")
+                assert shown.status_code == 200
+                settings.append(time.perf_counter() - started)
                 client.close()
         finally:
             server.terminate()
@@ -104,6 +111,8 @@ def main() -> None:
           f"p95 {percentile(again, 95) * ms:.1f} ms")
     print(f"account page ({len(page)}): p50 {statistics.median(page) * ms:.1f} ms, "
           f"p95 {percentile(page, 95) * ms:.1f} ms")
+    print(f"settings page ({len(settings)}): p50 {statistics.median(settings) * ms:.1f} ms, "
+          f"p95 {percentile(settings, 95) * ms:.1f} ms")
     print(f"static/css/app.css: {len(css)} bytes, {len(gzip.compress(css, 9))} gzipped; "
           "no JavaScript is shipped")
 

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from mailgosend import passwords
 from mailgosend.auth import apppasswords as app_rules
 from mailgosend.store import accounts, apppasswords
+from mailgosend.store import sessions as session_store
 from mailgosend.store import mfa as mfa_store
 from mailgosend.store import passkeys as passkey_store
 from mailgosend.store.accounts import AccountError, Alias, Domain, User
@@ -42,10 +43,11 @@ from mailgosend.store.addresses import (
     parse_alias_source,
 )
 
-__all__ = ["AccountAdmin", "AccountPolicy", "BadInput", "DomainAdded", "NewAppPassword",
-           "PasswordRefused", "UnknownAppPassword"]
+__all__ = ["AccountAdmin", "AccountPolicy", "AdminExists", "BadInput", "DomainAdded",
+           "NewAppPassword", "PasswordRefused", "UnknownAppPassword"]
 
 MAX_APP_PASSWORD_NAME = 64
+MAX_DISPLAY_NAME = 100
 
 
 class BadInput(AccountError):
@@ -58,6 +60,10 @@ class PasswordRefused(AccountError):
 
 class UnknownAppPassword(AccountError):
     pass
+
+
+class AdminExists(AccountError):
+    """The first-administrator setup is over: an administrator exists."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,52 @@ class AccountAdmin:
         """Store a new password hash (checked with :meth:`check_password`, made with
         :meth:`hash_password`)."""
         return accounts.set_password(conn, _address(email, "email"), password_hash, now)
+
+    @staticmethod
+    def clean_display_name(name: str) -> str:
+        """The display name as stored: spaces collapsed, at most MAX_DISPLAY_NAME printable
+        characters (it ends up in From: headers, so no control characters); "" for none."""
+        clean = " ".join(name.split())
+        if len(clean) > MAX_DISPLAY_NAME or not clean.isprintable():
+            raise BadInput(f"a display name is at most {MAX_DISPLAY_NAME} printable "
+                           "characters", "display_name")
+        return clean
+
+    def set_display_name(self, conn: Connection, email: str, name: str) -> str:
+        """Set (or with "" clear) the user's display name; returns it as stored."""
+        clean = self.clean_display_name(name)
+        accounts.set_display_name(conn, self.get_user(conn, email).id, clean)
+        return clean
+
+    def display_name(self, conn: Connection, email: str) -> str:
+        return accounts.get_display_name(conn, self.get_user(conn, email).id)
+
+    def has_admin(self, conn: Connection) -> bool:
+        return accounts.has_admin(conn)
+
+    def aliases_of(self, conn: Connection, email: str) -> list[str]:
+        """The aliases that deliver to the user (read-only on the settings page)."""
+        return accounts.aliases_to(conn, self.get_user(conn, email).email)
+
+    def change_password(self, conn: Connection, email: str, password_hash: str,
+                        now: datetime, *, keep_session: Optional[int] = None) -> User:
+        """A user changed their own password: store the new hash and end every other web
+        session of theirs (a thief's included), keeping ``keep_session`` (the one that made
+        the change).  Verified-login cache entries name the old hash, so they stop
+        matching at once (auth/cache.py)."""
+        user = self.set_password(conn, email, password_hash, now)
+        session_store.end_user_sessions(conn, user.id, keep=keep_session)
+        return user
+
+    def add_first_admin(self, conn: Connection, email: str, password_hash: str,
+                        now: datetime) -> User:
+        """The first administrator, from the admin port's setup page: like ``mailgosend
+        create-admin`` (the domain is created when needed), refused once any administrator
+        exists, checked in the same transaction so two setups cannot both succeed."""
+        if accounts.has_admin(conn):
+            raise AdminExists("an administrator already exists", "email")
+        return self.add_user(conn, email, password_hash, now, is_admin=True,
+                             create_domain=True)
 
     def set_user_enabled(self, conn: Connection, email: str, enabled: bool) -> User:
         """A disabled user receives nothing and cannot log in; its mail is kept."""

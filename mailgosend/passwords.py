@@ -28,8 +28,12 @@ import unicodedata
 
 import bcrypt
 
+from mailgosend.common_passwords import COMMON_PASSWORDS
+
 DEFAULT_ROUNDS = 12
-MIN_LENGTH = 10
+# NIST SP 800-63B §3.1.1.2: at least 8 characters, no composition rules, refuse known-common
+# passwords (the rule, the same for the CLI and the web pages).
+MIN_LENGTH = 8
 _PREFIX = "$bcrypt-sha256$v=1$"
 _PREHASH_KEY = b"mailgosend-bcrypt-v1"
 # Modular crypt bcrypt: $2a$/$2b$/$2y$, two-digit cost, 22 salt + 31 hash characters. $2x$ is
@@ -40,9 +44,9 @@ _MIN_ROUNDS, _MAX_ROUNDS = 4, 31
 # Local parts shorter than this are too common as substrings to refuse ("containing" check).
 _MIN_LOCAL_PART_MATCH = 3
 
-# Passwords of at least MIN_LENGTH characters from public breach top lists; compared
-# case-insensitively. Shorter ones are already refused by the length rule.
-_COMMON_PASSWORDS = frozenset(
+# Passwords of at least MIN_LENGTH characters from public breach top lists, compared
+# case-insensitively: the shipped list (common_passwords.py) and a few variants it lacks.
+_COMMON_PASSWORDS = COMMON_PASSWORDS | frozenset(
     {
         "password123", "password1234", "password12", "password1!", "passw0rd123",
         "p@ssw0rd123", "p@ssword123", "passwordpassword", "1234567890", "0987654321",

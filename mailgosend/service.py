@@ -377,7 +377,9 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
     from mailgosend.auth.passkeys import PasskeyStep
+    from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
+    from mailgosend.web.setup import FirstAdminAnnouncer
     from mailgosend.web.site import build_site
     from mailgosend.web.totp_step import TOTPStep
 
@@ -394,8 +396,8 @@ def _add_web_listeners(w: Wiring) -> None:
     core = w.core
     factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
     second = SecondStep(core.runner, core.security, core.bans, factor)
-    # Config reads like a Mapping (``[key]``), which is all from_config uses.
     admin = AccountAdmin(AccountPolicy.from_config(w.config))
+    endpoints = client_endpoints(w.config)
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
@@ -405,9 +407,18 @@ def _add_web_listeners(w: Wiring) -> None:
                           steps=(TOTPStep(core.runner, factor, second, name),
                                  PasskeyStep(core.runner, w.reactor, core.security,
                                              core.bans, name)),
-                          sections=_account_sections(name, core, factor, admin))
+                          sections=_account_sections(name, core, factor, admin),
+                          admin=admin, workers=core.workers, endpoints=endpoints)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
+        if site.setup is not None:
+            listener = w.config.listener(name)
+            host = (w.config["HOSTNAME"] if listener.bind in ("", "0.0.0.0", "::")
+                    else f"[{listener.bind}]" if ":" in listener.bind else listener.bind)
+            url = f"{'https' if tls else 'http'}://{host}:{listener.port}/setup"
+            announcer = FirstAdminAnnouncer(site.setup, url)
+            announcer.setServiceParent(w.root)
+            w.root.components["first_admin_setup"] = announcer
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:

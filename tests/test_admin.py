@@ -12,7 +12,13 @@ from typing import Any, Callable
 from twisted.trial import unittest
 
 from mailgosend import passwords
-from mailgosend.admin import AccountAdmin, AccountPolicy, BadInput, PasswordRefused
+from mailgosend.admin import (
+    AccountAdmin,
+    AccountPolicy,
+    AdminExists,
+    BadInput,
+    PasswordRefused,
+)
 from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
 from tests.support.db import DatabaseTestBase, PostgresDatabaseMixin, SQLiteDatabaseMixin
@@ -186,7 +192,7 @@ class AdminTestsMixin(DatabaseTestBase):
     def test_password_policy(self) -> None:
         cases = [
             ("", "empty"),
-            ("Sh0rt!pw", "at least 10"),
+            ("Sh0rt!p", "at least 8"),
             ("password123", "commonly used"),
             ("dan@example.com", "email address"),
             ("my name is dan!", "mailbox name"),
@@ -241,6 +247,63 @@ class AdminTestsMixin(DatabaseTestBase):
         self.assertEqual([a.source for a in self.read(self.admin.list_aliases, "example.com")],
                          ["@example.com"])
 
+
+    # --- settings page: display name, aliases, first administrator -------------------
+
+    def test_display_name_is_cleaned_stored_and_cleared(self) -> None:
+        self.assertEqual(self.read(self.admin.display_name, "carol@example.com"), "")
+        stored = self.write(self.admin.set_display_name, "carol@example.com",
+                            "  Carol   Jones ")
+        self.assertEqual(stored, "Carol Jones")
+        self.assertEqual(self.read(self.admin.display_name, "Carol@example.com"), "Carol Jones")
+        self.write(self.admin.set_display_name, "carol@example.com", "")
+        self.assertEqual(self.read(self.admin.display_name, "carol@example.com"), "")
+
+    def test_display_name_refusals(self) -> None:
+        self.write(self.admin.set_display_name, "carol@example.com", "Carol")
+        for bad in ("x" * 101, "Carol\x00", "Carol\x1b[31m"):
+            with self.assertRaises(BadInput) as raised:
+                self.write(self.admin.set_display_name, "carol@example.com", bad)
+            self.assertEqual(raised.exception.argument, "display_name")
+        self.assertEqual(self.read(self.admin.display_name, "carol@example.com"), "Carol")
+
+    def test_aliases_of_a_user(self) -> None:
+        self.write(self.admin.add_alias, "@example.com", "carol@example.com", NOW)
+        self.write(self.admin.add_alias, "sales@example.com", "carol@example.com", NOW)
+        self.assertEqual(self.read(self.admin.aliases_of, "carol@example.com"),
+                         ["@example.com", "sales@example.com"])
+        self.assertEqual(self.read(self.admin.aliases_of, "bob@example.com"),
+                         ["info@example.com"])
+
+    def test_change_password_ends_the_other_sessions(self) -> None:
+        from mailgosend.store import sessions as store
+
+        carol = self.read(self.admin.get_user, "carol@example.com")
+        bob = self.read(self.admin.get_user, "bob@example.com")
+        made = [self.write(store.create_session, token=bytes([n]) * 32, user_id=user.id,
+                           kind=kind, csrf_secret=b"c" * 32, now=NOW, expires_at=NOW,
+                           ip="127.0.0.1", user_agent="", pending_step=None)
+                for n, (user, kind) in enumerate([(carol, "web"), (carol, "web"),
+                                                  (carol, "admin"), (bob, "web")])]
+        changed = self.write(self.admin.change_password, "carol@example.com", "new-hash", NOW,
+                             keep_session=made[0])
+        self.assertEqual(changed.password_hash, "new-hash")
+        left = [self.read(store.find_session, bytes([n]) * 32, kind) is not None
+                for n, kind in enumerate(["web", "web", "admin", "web"])]
+        self.assertEqual(left, [True, False, False, True])
+
+    def test_first_admin_only_while_there_is_none(self) -> None:
+        with self.assertRaises(AdminExists):
+            self.write(self.admin.add_first_admin, "root@new.example", HASH, NOW)
+        self.write(self.admin.set_user_admin, "bob@example.com", False)
+        root = self.write(self.admin.add_first_admin, "Root@New.example", HASH, NOW)
+        self.assertEqual((root.email, root.is_admin), ("root@new.example", True))
+        self.assertIn("new.example", [d.name for d in self.read(self.admin.list_domains)])
+
+    def test_has_admin(self) -> None:
+        self.assertTrue(self.read(self.admin.has_admin))
+        self.write(self.admin.set_user_admin, "bob@example.com", False)
+        self.assertFalse(self.read(self.admin.has_admin))
 
 class AdminSQLiteTests(SQLiteDatabaseMixin, AdminTestsMixin, unittest.TestCase):
     pass

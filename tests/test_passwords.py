@@ -145,9 +145,13 @@ class PasswordStrengthTests(SynchronousTestCase):
         # (password, email, expected reason fragment or None when acceptable)
         cases: list[tuple[str, str, str | None]] = [
             ("", "", "empty"),
-            ("short", "", "at least 10"),
-            ("nine char", "", "at least 10"),
-            ("ten chars!", "", None),
+            ("short", "", "at least 8"),
+            ("7 chars", "", "at least 8"),
+            ("8 chars!", "", None),
+            ("lowercaseonly", "", None),          # no composition rules
+            ("password", "", "commonly used"),    # the shipped list (common_passwords.py)
+            ("Sunshine", "", "commonly used"),
+            ("trustno1", "", "commonly used"),
             ("correct horse battery staple", "", None),
             ("aaaaaaaaaaaa", "", "repeated"),
             ("############", "", "repeated"),

@@ -127,8 +127,9 @@ def run_user(ctx: Context, args: argparse.Namespace) -> None:
     elif args.action == "passwd":
         user = ctx.read(admin.get_user, args.email)
         password_hash = admin.hash_password(_read_password(ctx, args, user.email))
-        ctx.write(admin.set_password, user.email, password_hash, now())
-        ctx.out(f"changed the password of {user.email}")
+        # As on the settings page: the user's web sessions end with the old password.
+        ctx.write(admin.change_password, user.email, password_hash, now())
+        ctx.out(f"changed the password of {user.email}; their web sessions were ended")
     elif args.action in ("enable", "disable"):
         user = ctx.write(admin.set_user_enabled, args.email, args.action == "enable")
         ctx.out(f"{args.action}d user {user.email}")

@@ -132,6 +132,8 @@ users = Table(
     Column("totp_last_step", BigInteger(), nullable=True),
     Column("locked_until", UTCDateTime(), nullable=True),
     Column("password_changed_at", UTCDateTime(), nullable=False),
+    # The name shown with the address (account settings page; migration 0008); NULL: none.
+    Column("display_name", String(100), nullable=True),
     _created_at(),
     sqlite_autoincrement=True,
 )

@@ -223,6 +223,33 @@ def set_password(conn: Connection, email: str, password_hash: str, now: datetime
     return get_user(conn, email)
 
 
+def get_display_name(conn: Connection, user_id: int) -> str:
+    """The user's display name, "" when none is set."""
+    name = conn.execute(select(users.c.display_name).where(users.c.id == user_id)).scalar()
+    return name or ""
+
+
+def set_display_name(conn: Connection, user_id: int, name: str) -> None:
+    """Store the display name (checked by admin.AccountAdmin); "" clears it."""
+    conn.execute(update(users).where(users.c.id == user_id).values(display_name=name or None))
+
+
+def has_admin(conn: Connection) -> bool:
+    """Whether any administrator account exists (enabled or not): the first-administrator
+    setup page is offered only while none does."""
+    return conn.execute(select(users.c.id).where(users.c.is_admin.is_(True)).limit(1)
+                        ).first() is not None
+
+
+def aliases_to(conn: Connection, email: str) -> list[str]:
+    """The enabled alias sources (addresses and ``@domain`` catch-alls) that deliver
+    straight to ``email``, sorted."""
+    rows = conn.execute(select(aliases.c.source).where(
+        aliases.c.destination == email, aliases.c.enabled.is_(True))
+        .order_by(aliases.c.source))
+    return [r.source for r in rows]
+
+
 def set_user_enabled(conn: Connection, email: str, enabled: bool) -> User:
     user = get_user(conn, email)
     conn.execute(update(users).where(users.c.id == user.id).values(enabled=enabled))

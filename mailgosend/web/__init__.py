@@ -22,6 +22,10 @@ Implemented:
 - passkeys.py over auth/passkeys.py and store/passkeys.py: passkeys and security keys
   (WebAuthn) added, listed and removed at /passkeys, and the sign-in step "Use your passkey"
   (static/js/passkeys.js is the browser side).
+- settings_pages.py: the account settings page on the web port (display name, password
+  change ending the other sessions, aliases, mail-client settings from mailclients.py);
+  setup.py: the first administrator on the admin port with a one-time token from the log;
+  sections.py mounts both beside the account pages.
 Not yet: webmail (JMAP), the admin panel's management pages, passkeys as the only factor
 (usernameless sign-in), DAV and client autoconfiguration.
 """

@@ -23,7 +23,10 @@ from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
+from mailgosend.web.sections import Sections
 from mailgosend.web.sessions import SessionManager
+from mailgosend.web.settings_pages import SettingsPages
+from mailgosend.web.setup import SetupPages, SetupToken
 from mailgosend.web.settings import WebSettings
 from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
@@ -77,6 +80,7 @@ class WebSite(server.Site):
         self.web_limiter = limiter
         self.web_bans = bans
         self.pages: Optional[AccountPages] = None
+        self.setup: Optional[SetupPages] = None
         self.channels: set[WebChannel] = set()
 
     def open_connections(self) -> Collection[WebChannel]:
@@ -87,10 +91,13 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
                upload_prefixes: tuple[bytes, ...] = (),
-               sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None
+               sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
+               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = ()
                ) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
-    makes the pages mounted under /account/<name>/ from the AccountPages."""
+    makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
+    (AccountAdmin) and ``workers``: the settings page on the web port, the
+    first-administrator setup on the admin port (``site.setup``)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -103,7 +110,17 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     for step in steps:
         if isinstance(step, PasskeyStep):
             pages.passkeys = PasskeyPages(pages=pages, runner=runner, step=step, clock=clock)
-    site = WebSite(pages.resource(), settings, RateLimiter(settings.rate_per_min, clock),
+    mounted: dict[bytes, Any] = {}
+    setup = None
+    if admin is not None and settings.kind == "web":
+        mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
+                                             workers=workers, endpoints=endpoints).resource()
+    elif admin is not None:
+        setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
+        mounted[b"setup"] = setup.resource()
+    root = Sections(pages.resource(), mounted) if mounted else pages.resource()
+    site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
+    site.setup = setup
     return site

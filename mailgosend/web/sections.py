@@ -1,0 +1,27 @@
+# -*- test-case-name: tests.test_web_settings -*-
+"""Page groups with their own Klein app mounted beside the account pages (web/account.py) on
+one listener: ``/settings`` (web/settings_pages.py), ``/setup`` (web/setup.py).  Each group's
+app sees the full path, so its routes read as the URLs they serve."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from twisted.web.resource import Resource
+
+
+class Sections(Resource):
+    """Send a request to the resource of its first path segment, else to ``default``."""
+
+    def __init__(self, default: Any, sections: Mapping[bytes, Any]) -> None:
+        super().__init__()
+        self._default = default
+        self._sections = dict(sections)
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> Any:
+        # Undo the traversal step: the chosen Klein resource routes on the whole path.
+        request.postpath.insert(0, request.prepath.pop())
+        return self._sections.get(name, self._default)
+
+    def render(self, request: Any) -> Any:   # no segment at all: the default's "/"
+        return self._default.render(request)
