@@ -130,7 +130,7 @@ class PasskeyHTTPTests(WebServerTestCase):
         self.assertEqual(done.headers["Location"], "/")
         home = yield web.get("/")
         self.assertEqual(home.status_code, 200)
-        self.assertIn(f"Signed in as <strong", home.text)
+        self.assertIn("Signed in as <strong", home.text)
         rows = yield self.passkeys_of(ALICE)
         self.assertEqual(rows[0].sign_count, 1)
         self.assertIsNotNone(rows[0].last_used_at)

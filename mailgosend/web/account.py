@@ -12,15 +12,13 @@ Routes (one Klein app bound to each instance, so the two ports run side by side)
   GET  /static/<name>        hashed static files (web/static.py)
   GET  /healthz              admin port only (web/health.py)
   /account/<section>/...     a section mounted by build_site (e.g. web/mfa_pages.py)
-Every POST passes ``_changes_state``: the rate limit is the Request's; here the Origin
+Every POST passes ``changes_state``: the rate limit is the Request's; here the Origin
 check and the CSRF token bound to the session (web/csrf.py), else 403 and nothing changes.
 """
 
 from __future__ import annotations
 
-import functools
-from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from klein import Klein
 from twisted.internet import defer
@@ -30,7 +28,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
-from mailgosend.web.csrf import csrf_token, csrf_valid, origin_allowed
+from mailgosend.web.csrf import csrf_token
+from mailgosend.web.forms import changes_state, form_args, form_field, when_text
 from mailgosend.web.device import device_label
 from mailgosend.web.login import LoginFlow
 from mailgosend.web.request import WebRequest
@@ -40,39 +39,6 @@ from mailgosend.web.static import StaticFiles
 log = Logger()
 
 THEMES = ("dark", "light")
-
-
-def _args(request: WebRequest) -> dict[bytes, list[bytes]]:
-    return request.args or {}
-
-
-def _field(request: WebRequest, name: str) -> str:
-    values = _args(request).get(name.encode(), [])
-    return values[0].decode("utf-8", "replace") if values else ""
-
-
-def _changes_state(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse a state change without our Origin and the session's CSRF token (403)."""
-    @functools.wraps(handler)
-    @defer.inlineCallbacks
-    def guarded(self: "AccountPages", request: WebRequest, **kwargs: Any) -> Any:
-        session = yield self.sessions.load(request)
-        origin_ok = origin_allowed(request.getHeader("origin"), request.getHeader("referer"),
-                                   [request.own_origin()])
-        given = _field(request, "csrf_token") or request.getHeader("x-csrf-token")
-        binding = self.sessions.csrf_binding(request, session)
-        if not origin_ok or not csrf_valid(self.sessions.settings.secret, binding, given):
-            log.info("web: refused a {method} to {path} from {ip}: bad CSRF token or Origin",
-                     method=request.method.decode(), path=request.path.decode("latin-1"),
-                     ip=request.client_ip)
-            request.setResponseCode(403)
-            return self.render(request, "error.html", session=None,
-                               title="Request refused",
-                               message="This form has expired or did not come from this "
-                                       "site. Go back, reload the page and try again.")
-        result = yield handler(self, request, session, **kwargs)
-        return result
-    return guarded
 
 
 class AccountPages:
@@ -122,7 +88,7 @@ class AccountPages:
             return self._see_other(request, "/login" if session is None else "/login/step")
         rows = yield self.sessions.list_for(session)
         listed = [{"id": r.id, "device": device_label(r.user_agent or ""),
-                   "ip": r.ip or "", "last_seen": _when(r.last_seen_at),
+                   "ip": r.ip or "", "last_seen": when_text(r.last_seen_at),
                    "current": r.id == session.id} for r in rows]
         return self.render(request, "account/home.html", session, sessions=listed,
                            passkeys=self.passkeys is not None)
@@ -136,11 +102,11 @@ class AccountPages:
         return self.render(request, "account/login.html", None, error="", email="")
 
     @app.route("/login", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def login(self, request: WebRequest, session: Optional[Session]) -> Any:
-        email = _field(request, "email").strip()
-        outcome = yield self.flow.password(email, _field(request, "password"),
+        email = form_field(request, "email").strip()
+        outcome = yield self.flow.password(email, form_field(request, "password"),
                                            request.client_ip)
         if outcome.user is None:
             request.setResponseCode(403)
@@ -160,7 +126,7 @@ class AccountPages:
         return self.render(request, step.template, session, error="")
 
     @app.route("/login/step", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def step(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or session.signed_in:
@@ -172,7 +138,7 @@ class AccountPages:
         name = session.pending_step
         assert name is not None
         form = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
-                for k, v in _args(request).items() if v}
+                for k, v in form_args(request).items() if v}
         outcome = yield self.flow.step(user, name, form, request.client_ip)
         if outcome.user is None:
             request.setResponseCode(403)
@@ -182,14 +148,14 @@ class AccountPages:
         return self._see_other(request, "/" if outcome.next_step is None else "/login/step")
 
     @app.route("/logout", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def logout(self, request: WebRequest, session: Optional[Session]) -> Any:
         yield self.sessions.end(request)
         return self._see_other(request, "/login")
 
     @app.route("/sessions/<int:session_id>/end", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def end_session(self, request: WebRequest, session: Optional[Session],
                     session_id: int) -> Any:
@@ -202,15 +168,15 @@ class AccountPages:
         return self._see_other(request, "/")
 
     @app.route("/theme", methods=["POST"])
-    @_changes_state
+    @changes_state
     def theme(self, request: WebRequest, session: Optional[Session]) -> Any:
-        theme = _field(request, "theme")
+        theme = form_field(request, "theme")
         if theme in THEMES:
             request.addCookie(b"mailgosend-theme", theme.encode(), path=b"/",
                               max_age=str(365 * 24 * 3600).encode(),
                               secure=request.isSecure() or None, httpOnly=True,
                               sameSite="strict")
-        back = _field(request, "next")
+        back = form_field(request, "next")
         return self._see_other(request, back if back in ("/", "/login") else "/")
 
     @app.route("/account/<section>/", branch=True)
@@ -265,7 +231,3 @@ class AccountPages:
         return self.render(request, "error.html", None, title="Something went wrong",
                            message="The server could not complete this request. It has "
                                    "been logged; try again in a moment.")
-
-
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -24,7 +24,8 @@ from mailgosend.admin import AccountAdmin
 from mailgosend.auth.apppasswords import PROTOCOLS
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store.accounts import AccountError
-from mailgosend.web.account import AccountPages, _args, _changes_state, _field, _when
+from mailgosend.web.account import AccountPages
+from mailgosend.web.forms import changes_state, form_args, form_field, when_text
 from mailgosend.web.replies import see_other, sentence
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
@@ -43,7 +44,7 @@ class AppPasswordPages:
         self._runner = runner
         self._admin = admin
         self._workers = workers
-        self.sessions = pages.sessions          # what _changes_state needs
+        self.sessions = pages.sessions          # what changes_state needs
         self.render = pages.render
 
     def resource(self) -> Any:
@@ -56,8 +57,8 @@ class AppPasswordPages:
         rows = yield self._runner.read(self._admin.list_app_passwords, session.email)
         listed = [{"name": r.name, "prefix": r.prefix,
                    "protocols": ", ".join(PROTOCOL_LABELS[p] for p in r.protocols),
-                   "created": _when(r.created_at),
-                   "last_used": _when(r.last_used_at) if r.last_used_at else "Never",
+                   "created": when_text(r.created_at),
+                   "last_used": when_text(r.last_used_at) if r.last_used_at else "Never",
                    "last_ip": r.last_ip or ""} for r in rows]
         if error:
             request.setResponseCode(400)
@@ -75,14 +76,14 @@ class AppPasswordPages:
         return page
 
     @app.route("/create", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def create(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
             return see_other(request, "/login")
-        name = _field(request, "name")
+        name = form_field(request, "name")
         chosen = tuple(v.decode("utf-8", "replace")
-                       for v in _args(request).get(b"protocol", []))
+                       for v in form_args(request).get(b"protocol", []))
         try:
             # bcrypt in the worker pool, outside the transaction (admin.py note 2).
             new = yield self._workers.run(self._admin.make_app_password, name, chosen)
@@ -97,14 +98,14 @@ class AppPasswordPages:
         return page
 
     @app.route("/revoke", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def revoke(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
             return see_other(request, "/login")
         try:
             yield self._runner.write(self._admin.revoke_app_password, session.email,
-                                     _field(request, "name"))
+                                     form_field(request, "name"))
         except AccountError:
             page = yield self._page(request, session,
                                     error="That app password does not exist (any more).")

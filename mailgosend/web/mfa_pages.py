@@ -26,7 +26,8 @@ from twisted.internet import defer
 from mailgosend.auth.mfa import MFAError, SecondFactor
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
-from mailgosend.web.account import AccountPages, _changes_state, _field
+from mailgosend.web.account import AccountPages
+from mailgosend.web.forms import changes_state, form_field
 from mailgosend.web.replies import see_other, sentence
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
@@ -42,7 +43,7 @@ class MFAPages:
         self._factor = factor
         self._workers = workers
         self._runner = runner
-        self.sessions = pages.sessions          # what _changes_state needs
+        self.sessions = pages.sessions          # what changes_state needs
         self.render = pages.render
 
     def resource(self) -> Any:
@@ -73,7 +74,7 @@ class MFAPages:
         return page
 
     @app.route("/start", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def start(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
@@ -87,14 +88,14 @@ class MFAPages:
                            qr_svg=enrolment.qr_svg, secret=enrolment.secret, error="")
 
     @app.route("/confirm", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def confirm(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
             return see_other(request, "/login")
         try:
             codes = yield self._runner.write(self._factor.confirm_enrolment, session.email,
-                                             _field(request, "code").strip(), self._now())
+                                             form_field(request, "code").strip(), self._now())
         except MFAError as exc:
             # The app may already hold the secret: show the same one again.
             pending = yield self._runner.read(self._factor.pending_enrolment, session.email)
@@ -110,14 +111,14 @@ class MFAPages:
                            enabled_now=True)
 
     @app.route("/recovery-codes", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def recovery_codes(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
             return see_other(request, "/login")
         try:
             codes = yield self._runner.write(self._factor.new_recovery_codes, session.email,
-                                             _field(request, "code").strip(), self._now())
+                                             form_field(request, "code").strip(), self._now())
         except MFAError as exc:
             page = yield self._overview(request, session, error=sentence(exc))
             return page
@@ -125,7 +126,7 @@ class MFAPages:
                            enabled_now=False)
 
     @app.route("/disable", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def disable(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
@@ -134,9 +135,9 @@ class MFAPages:
         try:
             # bcrypt runs in the worker pool, outside the transaction (auth/mfa.py note 4).
             proof = yield self._workers.run(self._factor.prove_password, user,
-                                            _field(request, "password"))
+                                            form_field(request, "password"))
             yield self._runner.write(self._factor.disable, proof,
-                                     _field(request, "code").strip(), self._now())
+                                     form_field(request, "code").strip(), self._now())
         except MFAError as exc:
             page = yield self._overview(request, session, error=sentence(exc))
             return page

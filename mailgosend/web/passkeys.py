@@ -30,7 +30,7 @@ from mailgosend.auth import passkeys as rules
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.store import passkeys as store
-from mailgosend.web.account import _changes_state
+from mailgosend.web.forms import changes_state
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -95,8 +95,8 @@ class PasskeyPages:
     def _list(self, request: WebRequest, session: Session, error: str = "",
               notice: str = "") -> Any:
         rows = yield self._runner.read(store.list_for, session.user_id)
-        listed = [{"id": p.id, "name": p.name, "created": _when(p.created_at),
-                   "last_used": _when(p.last_used_at) if p.last_used_at else "never"}
+        listed = [{"id": p.id, "name": p.name, "created": when_text(p.created_at),
+                   "last_used": when_text(p.last_used_at) if p.last_used_at else "never"}
                   for p in rows]
         usable = rules.rp_id_for(request.host_name()) is not None
         return self.render(request, "account/passkeys.html", session, passkeys=listed,
@@ -105,7 +105,7 @@ class PasskeyPages:
 
     # --- registration --------------------------------------------------------
     @app.route("/register/options", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def register_options(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
@@ -125,7 +125,7 @@ class PasskeyPages:
         return rules.registration_options(challenge, rp_id, user, existing).encode()
 
     @app.route("/register", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def register(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or not session.signed_in:
@@ -163,7 +163,7 @@ class PasskeyPages:
         return self._json(request, 200, {"ok": True})
 
     @app.route("/<int:passkey_id>/remove", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def remove(self, request: WebRequest, session: Optional[Session],
                passkey_id: int) -> Any:
@@ -176,7 +176,7 @@ class PasskeyPages:
 
     # --- sign-in -------------------------------------------------------------
     @app.route("/login/options", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def login_options(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or session.pending_step != self._step.name:
@@ -202,6 +202,6 @@ class PasskeyPages:
         return self._pages.server_error(request, failure)
 
 
-def _when(moment: datetime) -> str:
+def when_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 

@@ -29,7 +29,8 @@ from mailgosend.auth.checker import LoginBanned
 from mailgosend.auth.credentials import ClientCredentials
 from mailgosend.auth.portal import IUser
 from mailgosend.store.accounts import AccountError
-from mailgosend.web.account import AccountPages, _changes_state, _field
+from mailgosend.web.account import AccountPages
+from mailgosend.web.forms import changes_state, form_field
 from mailgosend.web.mailclients import ClientEndpoint
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
@@ -94,19 +95,19 @@ class SettingsPages:
         away = self._signed_in(request, session)
         if away is not None:
             return away
-        done = _field(request, "done")
+        done = form_field(request, "done")
         page = yield self._page(request, session, notice=NOTICES.get(done, ""))
         return page
 
     @app.route("/settings/profile", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def profile(self, request: WebRequest, session: Optional[Session]) -> Any:
         away = self._signed_in(request, session)
         if away is not None:
             return away
         assert session is not None
-        name = _field(request, "display_name")
+        name = form_field(request, "display_name")
         try:
             yield self._runner.write(self._admin.set_display_name, session.email, name)
         except AccountError as exc:
@@ -117,17 +118,17 @@ class SettingsPages:
         return self._pages._see_other(request, "/settings?done=profile")
 
     @app.route("/settings/password", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def password(self, request: WebRequest, session: Optional[Session]) -> Any:
         away = self._signed_in(request, session)
         if away is not None:
             return away
         assert session is not None
-        current = _field(request, "current_password")
-        new = _field(request, "new_password")
+        current = form_field(request, "current_password")
+        new = form_field(request, "new_password")
         error = ""
-        if new != _field(request, "new_password_again"):
+        if new != form_field(request, "new_password_again"):
             error = "The two new passwords differ."
         else:
             try:

@@ -29,7 +29,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from mailgosend.admin import AccountAdmin
 from mailgosend.store.accounts import AccountError
-from mailgosend.web.account import AccountPages, _changes_state, _field
+from mailgosend.web.account import AccountPages
+from mailgosend.web.forms import changes_state, form_field
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -118,15 +119,15 @@ class SetupPages:
         return self.render(request, "admin/setup.html", session, error="", email="")
 
     @app.route("/setup", methods=["POST"])
-    @_changes_state
+    @changes_state
     @defer.inlineCallbacks
     def setup(self, request: WebRequest, session: Optional[Session]) -> Any:
         is_open = yield self._still_open()
         if not is_open:
             raise NotFound()
-        email = _field(request, "email").strip()
-        password = _field(request, "password")
-        if not self.token.matches(_field(request, "setup_token")):
+        email = form_field(request, "email").strip()
+        password = form_field(request, "password")
+        if not self.token.matches(form_field(request, "setup_token")):
             log.info("web: wrong first-administrator setup token from {ip}",
                      ip=request.client_ip)
             request.setResponseCode(403)
@@ -135,7 +136,7 @@ class SetupPages:
         try:
             address = yield self._runner.read(self._admin.check_new_user, email,
                                               create_domain=True)
-            if password != _field(request, "password_again"):
+            if password != form_field(request, "password_again"):
                 raise AccountError("the two passwords differ", "password")
             self._admin.check_password(password, address)
             password_hash = yield self._workers.run(self._admin.hash_password, password)
