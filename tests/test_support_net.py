@@ -56,3 +56,20 @@ class FreePortsTests(unittest.TestCase):
     def test_ports_are_distinct(self) -> None:
         self.scripted([20001, 20001, 20002])
         self.assertEqual(net.free_ports(2), [20001, 20002])
+
+
+class WorkerRangeTests(unittest.TestCase):
+    def test_each_trial_worker_has_its_own_slice(self) -> None:
+        first = net.worker_range("/repo/_trial_temp/0")
+        second = net.worker_range("/repo/_trial_temp/1")
+        self.assertEqual(first, (net.LOW, net.LOW + net.WORKER_SPAN))
+        self.assertEqual(second, (net.LOW + net.WORKER_SPAN, net.LOW + 2 * net.WORKER_SPAN))
+        self.assertLessEqual(net.worker_range("/repo/_trial_temp/3")[1], net.HIGH)
+
+    def test_outside_a_worker_the_whole_range(self) -> None:
+        self.assertEqual(net.worker_range("/repo/_trial_temp"), (net.LOW, net.HIGH))
+
+    def test_chosen_ports_stay_in_the_slice(self) -> None:
+        low, high = net.worker_range()
+        for port in net.free_ports(5):
+            self.assertTrue(low <= port < high, port)

@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import defer
 
 from mailgosend.auth.mfa import SecondFactor
-from mailgosend.auth.totp import code_at, time_step
+from mailgosend.auth.totp import STEP_SECONDS, code_at, time_step
 from mailgosend.db.runner import run_sync
 from mailgosend.store import mfa as mfa_store
 from mailgosend.store import accounts
@@ -29,15 +29,29 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
 
 class Codes:
     """Codes from the app, each for a time step later than the last one used: the server
-    accepts a step once (no replay), and any step within ±1 of its clock, so three codes
-    (the previous, current and next step) can be used without waiting."""
+    accepts a step once (no replay), and any step within ±1 of its clock.
+
+    A code of the previous step is used only early in the current step: late in it, the
+    step may change before the browser's request reaches the server and the code would be
+    two steps old (a flake under load).  A step more than one ahead waits for its time."""
+
+    FRESH_SECONDS = 15  # a previous-step code stays usable at least this long
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.last = time_step(time.time()) - 2
 
     def next(self) -> str:
-        self.last = max(self.last + 1, time_step(time.time()) - 1)
+        while True:
+            now = time.time()
+            current = time_step(now)
+            step = max(self.last + 1, current - 1)
+            if step == current - 1 and now % STEP_SECONDS > STEP_SECONDS - self.FRESH_SECONDS:
+                step = current
+            if step <= current + 1:
+                break
+            time.sleep(0.5)
+        self.last = step
         return code_at(self.secret, self.last)
 
     def again(self) -> str:
