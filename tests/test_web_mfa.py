@@ -255,3 +255,14 @@ class MFAFormsOverHTTPTests(WebServerTestCase):
         self.assertEqual((answer.status_code, answer.headers["Location"]), (303, "/login"))
         answer = yield client.get("/account/nothing/")
         self.assertEqual(answer.status_code, 404)
+        # A state change with a valid (pre-sign-in) token but no signed-in session goes to
+        # the sign-in page and changes nothing (forms.signed_in, below changes_state).
+        page = yield client.get("/login")
+        token = csrf_from(page.text)
+        for path in ("/account/mfa/start", "/account/mfa/disable",
+                     "/account/app-passwords/create"):
+            answer = yield client.post(path, {"csrf_token": token, "name": "x",
+                                              "protocol": "imap"})
+            self.assertEqual((answer.status_code, answer.headers["Location"]), (303, "/login"),
+                             path)
+        self.assertFalse(self.state().enabled)

@@ -29,9 +29,10 @@ from werkzeug.exceptions import HTTPException, NotFound
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.web.csrf import csrf_token
-from mailgosend.web.forms import changes_state, form_args, form_field, when_text
+from mailgosend.web.forms import changes_state, form_args, form_field, signed_in, when_text
 from mailgosend.web.device import device_label
 from mailgosend.web.login import LoginFlow
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session, SessionManager
 from mailgosend.web.static import StaticFiles
@@ -73,19 +74,13 @@ class AccountPages:
             session=session, path=request.path.decode("latin-1"), **context)
         return page.encode("utf-8")
 
-    def _see_other(self, request: WebRequest, location: str) -> bytes:
-        request.setResponseCode(303)
-        request.setHeader(b"Location", location.encode())
-        request.setHeader(b"Cache-Control", b"no-store")
-        return b""
-
     # --- pages ---------------------------------------------------------------
     @app.route("/", methods=["GET", "HEAD"])
     @defer.inlineCallbacks
     def home(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is None or not session.signed_in:
-            return self._see_other(request, "/login" if session is None else "/login/step")
+            return see_other(request, "/login" if session is None else "/login/step")
         rows = yield self.sessions.list_for(session)
         listed = [{"id": r.id, "device": device_label(r.user_agent or ""),
                    "ip": r.ip or "", "last_seen": when_text(r.last_seen_at),
@@ -98,7 +93,7 @@ class AccountPages:
     def login_page(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is not None:
-            return self._see_other(request, "/" if session.signed_in else "/login/step")
+            return see_other(request, "/" if session.signed_in else "/login/step")
         return self.render(request, "account/login.html", None, error="", email="")
 
     @app.route("/login", methods=["POST"])
@@ -114,14 +109,14 @@ class AccountPages:
                                email=email)
         yield self.sessions.start(request, outcome.user.id, outcome.user.email,
                                   outcome.next_step)
-        return self._see_other(request, "/" if outcome.next_step is None else "/login/step")
+        return see_other(request, "/" if outcome.next_step is None else "/login/step")
 
     @app.route("/login/step", methods=["GET", "HEAD"])
     @defer.inlineCallbacks
     def step_page(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is None or session.signed_in:
-            return self._see_other(request, "/" if session else "/login")
+            return see_other(request, "/" if session else "/login")
         step = self.flow.steps[session.pending_step]  # type: ignore[index]
         return self.render(request, step.template, session, error="")
 
@@ -130,11 +125,11 @@ class AccountPages:
     @defer.inlineCallbacks
     def step(self, request: WebRequest, session: Optional[Session]) -> Any:
         if session is None or session.signed_in:
-            return self._see_other(request, "/" if session else "/login")
+            return see_other(request, "/" if session else "/login")
         user = yield self._runner.read(accounts.find_user_by_id, session.user_id)
         if user is None or not user.can_log_in:
             yield self.sessions.end(request)
-            return self._see_other(request, "/login")
+            return see_other(request, "/login")
         name = session.pending_step
         assert name is not None
         form = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
@@ -145,27 +140,26 @@ class AccountPages:
             return self.render(request, self.flow.steps[name].template, session,
                                error=outcome.error)
         yield self.sessions.start(request, user.id, user.email, outcome.next_step)
-        return self._see_other(request, "/" if outcome.next_step is None else "/login/step")
+        return see_other(request, "/" if outcome.next_step is None else "/login/step")
 
     @app.route("/logout", methods=["POST"])
     @changes_state
     @defer.inlineCallbacks
     def logout(self, request: WebRequest, session: Optional[Session]) -> Any:
         yield self.sessions.end(request)
-        return self._see_other(request, "/login")
+        return see_other(request, "/login")
 
     @app.route("/sessions/<int:session_id>/end", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def end_session(self, request: WebRequest, session: Optional[Session],
+    def end_session(self, request: WebRequest, session: Session,
                     session_id: int) -> Any:
-        if session is None or not session.signed_in:
-            return self._see_other(request, "/login")
         if session_id == session.id:
             yield self.sessions.end(request)
-            return self._see_other(request, "/login")
+            return see_other(request, "/login")
         yield self.sessions.end_other(session, session_id)
-        return self._see_other(request, "/")
+        return see_other(request, "/")
 
     @app.route("/theme", methods=["POST"])
     @changes_state
@@ -177,7 +171,7 @@ class AccountPages:
                               secure=request.isSecure() or None, httpOnly=True,
                               sameSite="strict")
         back = form_field(request, "next")
-        return self._see_other(request, back if back in ("/", "/login") else "/")
+        return see_other(request, back if back in ("/", "/login") else "/")
 
     @app.route("/account/<section>/", branch=True)
     def section(self, request: WebRequest, section: str) -> Any:

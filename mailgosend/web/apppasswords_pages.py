@@ -25,7 +25,7 @@ from mailgosend.auth.apppasswords import PROTOCOLS
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store.accounts import AccountError
 from mailgosend.web.account import AccountPages
-from mailgosend.web.forms import changes_state, form_args, form_field, when_text
+from mailgosend.web.forms import changes_state, form_args, form_field, signed_in, when_text
 from mailgosend.web.replies import see_other, sentence
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
@@ -77,10 +77,9 @@ class AppPasswordPages:
 
     @app.route("/create", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def create(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def create(self, request: WebRequest, session: Session) -> Any:
         name = form_field(request, "name")
         chosen = tuple(v.decode("utf-8", "replace")
                        for v in form_args(request).get(b"protocol", []))
@@ -99,10 +98,9 @@ class AppPasswordPages:
 
     @app.route("/revoke", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def revoke(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def revoke(self, request: WebRequest, session: Session) -> Any:
         try:
             yield self._runner.write(self._admin.revoke_app_password, session.email,
                                      form_field(request, "name"))

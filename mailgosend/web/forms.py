@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailgosend.web.csrf import csrf_valid, origin_allowed
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 
 log = Logger()
@@ -54,3 +55,14 @@ def changes_state(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 def when_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Below ``changes_state``: a state change by a browser that is not (fully) signed in
+    goes to the sign-in page, and the handler is not called."""
+    @functools.wraps(handler)
+    def guarded(self: Any, request: WebRequest, session: Any, **kwargs: Any) -> Any:
+        if session is None or not session.signed_in:
+            return see_other(request, "/login")
+        return handler(self, request, session, **kwargs)
+    return guarded

@@ -18,7 +18,7 @@ token (web/sessions.py ``start``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from klein import Klein
 from twisted.internet import defer
@@ -27,7 +27,7 @@ from mailgosend.auth.mfa import MFAError, SecondFactor
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.web.account import AccountPages
-from mailgosend.web.forms import changes_state, form_field
+from mailgosend.web.forms import changes_state, form_field, signed_in
 from mailgosend.web.replies import see_other, sentence
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
@@ -75,10 +75,9 @@ class MFAPages:
 
     @app.route("/start", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def start(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def start(self, request: WebRequest, session: Session) -> Any:
         try:
             enrolment = yield self._runner.write(self._factor.start_enrolment, session.email)
         except MFAError as exc:
@@ -89,10 +88,9 @@ class MFAPages:
 
     @app.route("/confirm", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def confirm(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def confirm(self, request: WebRequest, session: Session) -> Any:
         try:
             codes = yield self._runner.write(self._factor.confirm_enrolment, session.email,
                                              form_field(request, "code").strip(), self._now())
@@ -112,10 +110,9 @@ class MFAPages:
 
     @app.route("/recovery-codes", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def recovery_codes(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def recovery_codes(self, request: WebRequest, session: Session) -> Any:
         try:
             codes = yield self._runner.write(self._factor.new_recovery_codes, session.email,
                                              form_field(request, "code").strip(), self._now())
@@ -127,10 +124,9 @@ class MFAPages:
 
     @app.route("/disable", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def disable(self, request: WebRequest, session: Optional[Session]) -> Any:
-        if session is None or not session.signed_in:
-            return see_other(request, "/login")
+    def disable(self, request: WebRequest, session: Session) -> Any:
         user = yield self._runner.read(accounts.get_user, session.email)
         try:
             # bcrypt runs in the worker pool, outside the transaction (auth/mfa.py note 4).

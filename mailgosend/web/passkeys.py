@@ -30,7 +30,8 @@ from mailgosend.auth import passkeys as rules
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.store import passkeys as store
-from mailgosend.web.forms import changes_state
+from mailgosend.web.forms import changes_state, signed_in
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -88,7 +89,7 @@ class PasskeyPages:
     def list_page(self, request: WebRequest) -> Any:
         session = yield self.sessions.load(request)
         if session is None or not session.signed_in:
-            return self._pages._see_other(request, "/login")
+            return see_other(request, "/login")
         return (yield self._list(request, session))
 
     @defer.inlineCallbacks
@@ -164,15 +165,14 @@ class PasskeyPages:
 
     @app.route("/<int:passkey_id>/remove", methods=["POST"])
     @changes_state
+    @signed_in
     @defer.inlineCallbacks
-    def remove(self, request: WebRequest, session: Optional[Session],
+    def remove(self, request: WebRequest, session: Session,
                passkey_id: int) -> Any:
-        if session is None or not session.signed_in:
-            return self._pages._see_other(request, "/login")
         removed = yield self._runner.write(store.remove, session.user_id, passkey_id)
         if removed:
             log.info("web: {user} removed a passkey", user=session.email)
-        return self._pages._see_other(request, "/passkeys")
+        return see_other(request, "/passkeys")
 
     # --- sign-in -------------------------------------------------------------
     @app.route("/login/options", methods=["POST"])

@@ -32,6 +32,7 @@ from mailgosend.store.accounts import AccountError
 from mailgosend.web.account import AccountPages
 from mailgosend.web.forms import changes_state, form_field
 from mailgosend.web.mailclients import ClientEndpoint
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -86,7 +87,7 @@ class SettingsPages:
         """None when signed in, else the redirect to the sign-in step owed."""
         if session is not None and session.signed_in:
             return None
-        return self._pages._see_other(request, "/login" if session is None else "/login/step")
+        return see_other(request, "/login" if session is None else "/login/step")
 
     @app.route("/settings", methods=["GET", "HEAD"])
     @defer.inlineCallbacks
@@ -115,7 +116,7 @@ class SettingsPages:
             page = yield self._page(request, session, profile_error=_sentence(exc),
                                     display_name=name)
             return page
-        return self._pages._see_other(request, "/settings?done=profile")
+        return see_other(request, "/settings?done=profile")
 
     @app.route("/settings/password", methods=["POST"])
     @changes_state
@@ -150,7 +151,7 @@ class SettingsPages:
         yield self.sessions.start(request, session.user_id, session.email, None)
         log.info("web: {email} changed their password from {ip}; other sessions ended",
                  email=session.email, ip=request.client_ip)
-        return self._pages._see_other(request, "/settings?done=password")
+        return see_other(request, "/settings?done=password")
 
     @defer.inlineCallbacks
     def _current_password_ok(self, session: Session, password: str, client_ip: str) -> Any:

@@ -31,6 +31,7 @@ from mailgosend.admin import AccountAdmin
 from mailgosend.store.accounts import AccountError
 from mailgosend.web.account import AccountPages
 from mailgosend.web.forms import changes_state, form_field
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 
@@ -150,7 +151,7 @@ class SetupPages:
         self.token.forget()
         log.info("web: first administrator {email} created from {ip}", email=user.email,
                  ip=request.client_ip)
-        return self._pages._see_other(request, "/login")
+        return see_other(request, "/login")
 
     @app.handle_errors(HTTPException)  # type: ignore[arg-type]
     def http_error(self, request: WebRequest, failure: Failure) -> Any:
