@@ -377,6 +377,7 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
     from mailgosend.auth.passkeys import PasskeyStep
+    from mailgosend.web.autoconfig import ClientSetup
     from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.setup import FirstAdminAnnouncer
@@ -408,7 +409,8 @@ def _add_web_listeners(w: Wiring) -> None:
                                  PasskeyStep(core.runner, w.reactor, core.security,
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
-                          admin=admin, workers=core.workers, endpoints=endpoints)
+                          admin=admin, workers=core.workers, endpoints=endpoints,
+                          client_setup=ClientSetup.from_config(w.config))
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:
