@@ -40,7 +40,7 @@ class PolicyServerMixin:
         cert, key = make_cert(pki, ["mta-sts.beta.test"], ca=self.policy_ca, name="mta-sts")
         with open(cert, "rb") as c, open(key, "rb") as k:
             certificate = ssl.PrivateCertificate.loadPEM(c.read() + k.read())
-        root = resource.Resource()
+        root = self.policy_root = resource.Resource()
         well_known = resource.Resource()
         root.putChild(b".well-known", well_known)
         self.policy = static.Data(policy_text(self.mode), self.content_type)
