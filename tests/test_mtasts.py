@@ -192,3 +192,32 @@ class PolicyFormatTests(SynchronousTestCase):
     def test_wildcard_matches_one_label(self) -> None:
         self.assertTrue(mx_matches("*.example.com", "a.example.com"))
         self.assertFalse(mx_matches("*.example.com", "a.b.example.com"))
+
+
+class PolicyChangeTests(MTASTSTestBase):
+    mode = "testing"
+
+    def test_a_new_id_fetches_the_new_policy(self) -> Any:
+        return defer.Deferred.fromCoroutine(self._change())
+
+    async def _change(self) -> None:
+        self.publish_policy("one")
+        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
+               message("alice@alpha.test", "bob@beta.test", "first"))
+        await wait_for(lambda: self.beta.stored("bob@beta.test"))
+        await self.queue_drained(self.alpha)
+        # Same id: the cached policy is used even if the file changed meanwhile.
+        self.policy.data = policy_text("enforce")
+        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
+               message("alice@alpha.test", "bob@beta.test", "second"))
+        await wait_for(lambda: len(self.beta.stored("bob@beta.test")) == 2)
+        await self.queue_drained(self.alpha)
+        # A new id in DNS: fetched again, now enforce: deferred.
+        self.publish_policy("two")
+        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
+               message("alice@alpha.test", "bob@beta.test", "third"))
+        await wait_for(lambda: any(r.status == "deferred" for r in self.log_rows(self.alpha)))
+        cached = run_sync(self.alpha.engine, sts_store.cached_policy, "beta.test",
+                          write=False)
+        self.assertEqual((cached.policy_id, cached.policy.mode), ("two", "enforce"))
+        self.assertEqual(len(self.beta.stored("bob@beta.test")), 2)

@@ -37,6 +37,19 @@ class Collector(resource.Resource):
 class DailyReportTests(MTASTSTestBase):
     mode = "testing"
 
+    async def a_day_of_deliveries(self) -> str:
+        """One delivery counted under the testing policy, its day then over: the counters
+        are moved to yesterday (UTC), whose date is returned."""
+        self.publish_policy()
+        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
+               message("alice@alpha.test", "bob@beta.test", "counted"))
+        await wait_for(lambda: self.beta.stored("bob@beta.test"))
+        await self.queue_drained(self.alpha)
+        yesterday = (self.alpha.now() - timedelta(days=1)).strftime("%Y-%m-%d")
+        run_sync(self.alpha.engine, lambda c: c.execute(
+            update(tls_results).values(day=yesterday)).rowcount, write=True)
+        return yesterday
+
     def test_daily_report_to_mailto_and_https(self) -> Any:
         return defer.Deferred.fromCoroutine(self._report())
 
@@ -45,15 +58,7 @@ class DailyReportTests(MTASTSTestBase):
         self.policy_root.putChild(b"tlsrpt", collector)
         self.servers.publish_dkim(self.alpha, "alpha.test", "rsa2048")
         self.servers.beta.add_user("reports@beta.test")
-        self.publish_policy()
-        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
-               message("alice@alpha.test", "bob@beta.test", "counted"))
-        await wait_for(lambda: self.beta.stored("bob@beta.test"))
-        await self.queue_drained(self.alpha)
-        # The day is over: move the counters to yesterday (UTC) and report.
-        yesterday = (self.alpha.now() - timedelta(days=1)).strftime("%Y-%m-%d")
-        run_sync(self.alpha.engine, lambda c: c.execute(
-            update(tls_results).values(day=yesterday)).rowcount, write=True)
+        yesterday = await self.a_day_of_deliveries()
         port = self.policy_port.getHost().port
         self.servers.dns.update_records({"_smtp._tls.beta.test": {"TXT": [
             f"v=TLSRPTv1; rua=mailto:reports@beta.test,"
@@ -112,13 +117,6 @@ class DailyReportTests(MTASTSTestBase):
         return defer.Deferred.fromCoroutine(self._no_record())
 
     async def _no_record(self) -> None:
-        self.publish_policy()
-        inject(self.alpha, "alice@alpha.test", ["bob@beta.test"],
-               message("alice@alpha.test", "bob@beta.test", "counted"))
-        await wait_for(lambda: self.beta.stored("bob@beta.test"))
-        await self.queue_drained(self.alpha)
-        yesterday = (self.alpha.now() - timedelta(days=1)).strftime("%Y-%m-%d")
-        run_sync(self.alpha.engine, lambda c: c.execute(
-            update(tls_results).values(day=yesterday)).rowcount, write=True)
+        await self.a_day_of_deliveries()
         self.assertEqual(await self.alpha.root.components["tlsrpt"].report_due(), 0)
         self.assertEqual(self.tls_results(), [])

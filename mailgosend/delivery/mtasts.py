@@ -37,7 +37,6 @@ log = Logger()
 __all__ = ["MTASTS", "StsLookup", "classify_tls"]
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
-REFRESH_SECONDS = 3600.0   # a cached policy is checked against DNS at most this often per job
 
 
 @dataclass(frozen=True)
