@@ -221,3 +221,25 @@ class PolicyChangeTests(MTASTSTestBase):
                           write=False)
         self.assertEqual((cached.policy_id, cached.policy.mode), ("two", "enforce"))
         self.assertEqual(len(self.beta.stored("bob@beta.test")), 2)
+
+
+class ClassifyTests(SynchronousTestCase):
+    """Session outcomes as RFC 8460 §4.3 result types (the notes come from clienttls.py)."""
+
+    def test_result_types(self) -> None:
+        from mailgosend.delivery.mtasts import StsLookup, classify_tls
+
+        self.assertEqual(classify_tls("TLSv1.3", True, None), "success")
+        self.assertEqual(classify_tls(None, False, None), "starttls-not-supported")
+        self.assertEqual(classify_tls("TLSv1.3", False, "certificate name mismatch: not "
+                                      "valid for mx.example.net"), "certificate-host-mismatch")
+        self.assertEqual(classify_tls("TLSv1.3", False, "certificate verify failed: "
+                                      "certificate has expired"), "certificate-expired")
+        self.assertEqual(classify_tls(None, False, "TLS certificate of mx.example.net not "
+                                      "verified: certificate verify failed: self-signed "
+                                      "certificate"), "certificate-not-trusted")
+        self.assertEqual(classify_tls(None, False, "TLS is required, but was not offered "
+                                      "by the server"), "starttls-not-supported")
+        none = StsLookup("example.net")
+        self.assertEqual((none.policy_type, none.enforced, none.policy_lines),
+                         ("no-policy-found", False, ()))
