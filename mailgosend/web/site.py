@@ -18,6 +18,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
+from mailgosend.web.autoconfig import AutoconfigPages, ClientSetup
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
@@ -92,12 +93,13 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
-               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = ()
-               ) -> WebSite:
+               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
+               client_setup: Optional[ClientSetup] = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
-    first-administrator setup on the admin port (``site.setup``)."""
+    first-administrator setup on the admin port (``site.setup``).  With ``client_setup``
+    too, the web port serves client autoconfiguration and MTA-STS (web/autoconfig.py)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -114,7 +116,14 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     setup = None
     if admin is not None and settings.kind == "web":
         mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
-                                             workers=workers, endpoints=endpoints).resource()
+                                             workers=workers, endpoints=endpoints,
+                                             client_setup=client_setup).resource()
+        if client_setup is not None:
+            public = AutoconfigPages(setup=client_setup, runner=runner,
+                                     serves_domain=admin.serves_domain, clock=clock,
+                                     pages=pages).resource()
+            for segment in (b".well-known", b"mail", b"autodiscover", b"Autodiscover"):
+                mounted[segment] = public
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
