@@ -300,6 +300,10 @@ def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
             canonical = K.canonical_name(name)
+            if canonical is None and name.upper().startswith(K.LEXICON_PREFIX):
+                # A DNS provider's credential for dns-lexicon (TLS_MODE = dns01): its names
+                # depend on the provider, so they are passed through, never listed as keys.
+                canonical = name.upper()
             if canonical is None:
                 problems.append(f"{where}: unknown key {name}" + _suggest(name))
                 continue
@@ -528,6 +532,9 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     for key in K.KEYS:
         if key.name != "DATA_DIR":
             convert(key, data_dir)
+    values["LEXICON_OPTIONS"] = MappingProxyType(
+        {name: entry.value for name, entry in entries.items()
+         if name.startswith(K.LEXICON_PREFIX)})
     problems.extend(_cross_checks(values, entries))
     if problems:
         raise ConfigError(problems)
@@ -563,7 +570,7 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             missing = next(name for name in pair if name not in given)
             problems.append(f"{_where(entries, given[0])}: {given[0]} is set but {missing} is "
                             "not; set both or neither")
-        if given and values["TLS_MODE"] == "file":
+        if given and values["TLS_MODE"] != "off":
             for name in given:
                 file_path = values[name]
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
