@@ -547,6 +547,37 @@ def _where(entries: Mapping[str, _Entry], name: str) -> str:
     return entry.where if entry else "default"
 
 
+def _tls_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
+    """TLS_SNI_CERTS pairs and what the ACME modes need (tls/acme.py)."""
+    problems: list[str] = []
+    mode = values.get("TLS_MODE")
+    for item in values.get("TLS_SNI_CERTS") or ():
+        cert, colon, key = item.partition(":")
+        if not colon or not cert.strip() or not key.strip():
+            problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: {item!r} must "
+                            "be cert.pem:key.pem")
+            continue
+        for file_path in (cert.strip(), key.strip()):
+            if mode != "off" and not (os.path.isfile(file_path) and os.access(file_path, os.R_OK)):
+                problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: "
+                                f"{file_path!r}: not a readable file")
+    provider = (values.get("ACME_DNS_PROVIDER") or "").strip().lower()
+    if mode == "dns01" and not provider:
+        problems.append(f"{_where(entries, 'ACME_DNS_PROVIDER')}: ACME_DNS_PROVIDER is empty but "
+                        "TLS_MODE = dns01 needs it: a dns-lexicon provider (e.g. cloudflare) or "
+                        "hook")
+    if mode == "dns01" and provider == "hook" and not values.get("ACME_DNS_HOOK"):
+        problems.append(f"{_where(entries, 'ACME_DNS_HOOK')}: ACME_DNS_HOOK is empty but "
+                        "ACME_DNS_PROVIDER = hook needs the program to run")
+    if mode == "http01":
+        wildcards = [n for n in values.get("ACME_DOMAINS") or () if n.strip().startswith("*")]
+        if wildcards:
+            problems.append(f"{_where(entries, 'ACME_DOMAINS')}: ACME_DOMAINS: "
+                            f"{', '.join(wildcards)}: wildcard names can only be proven through "
+                            "DNS; use TLS_MODE = dns01")
+    return problems
+
+
 def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
     """Rules between keys; a rule whose inputs already failed to parse is skipped."""
     problems: list[str] = []
@@ -576,6 +607,7 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                     problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                     "readable file")
+    problems.extend(_tls_checks(values, entries))
     try:
         parse_networks(values.get("TRUSTED_PROXIES") or ())
     except ValueError as exc:

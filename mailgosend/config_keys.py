@@ -170,7 +170,7 @@ KEYS: tuple[Key, ...] = tuple([
         "not served and IMAP/POP3 logins are refused. ACME certificates are renewed 30 days "
         "before expiry and swapped in without a restart; `mailgosend tls status` shows them.",
         "tls", choices=("dns01", "http01", "file", "selfsigned", "off"),
-        value_aliases=(("manual", "file"), ("acme", "http01"))),
+        value_aliases=(("manual", "file"),)),
     Key("TLS_CERT", FILE, "",
         "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
     Key("TLS_KEY", FILE, "",

@@ -9,6 +9,7 @@
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
+    tls.py      tls status
 
 The rules of account administration are not here but in mailgosend.admin, which the admin
 panel calls too; these modules read arguments and passwords and print results.
@@ -53,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config", "configuration file"),
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
+    "tls": ("tls", "TLS certificates and ACME renewal state"),
 }
 
 

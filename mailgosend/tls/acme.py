@@ -745,6 +745,9 @@ class HTTPPort(resource.Resource):
         self.https = https
 
     def render(self, request: Any) -> bytes:
+        # One request per connection: validators and redirected browsers never come back on
+        # it, and no idle connection outlives a stop.
+        request.setHeader(b"connection", b"close")
         path = request.path or b"/"
         prefix = b"/" + CHALLENGE_PATH + b"/" + _CHALLENGE_DIR + b"/"
         if path.startswith(prefix):

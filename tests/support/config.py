@@ -14,7 +14,7 @@ TEST_DEFAULTS = {
     "TLS_MODE": "off",
     "DNSBL_ZONES": "",
     **{f"{name}_PORT": "0" for name in ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3",
-                                         "POP3S", "WEB", "ADMIN", "DAV")},
+                                         "POP3S", "WEB", "ADMIN", "DAV", "HTTP")},
 }
 
 
