@@ -274,27 +274,31 @@ class LexiconProvider:
         self.zone_for = zone_for
         self.options = dict(options)
 
-    def _config(self, zone: str) -> Any:
-        from lexicon.config import ConfigResolver
+    def _client(self, zone: str) -> Any:
+        from lexicon.client import Client
+        from lexicon.config import ConfigResolver, DictConfigSource
 
         prefix = f"LEXICON_{self.provider.upper()}_"
         provider_options = {name[len(prefix):].lower(): value
                             for name, value in self.options.items() if name.startswith(prefix)}
-        return (ConfigResolver()
-                .with_dict({"provider_name": self.provider, "domain": zone,
-                            "delegated": zone, "ttl": 60, self.provider: provider_options})
-                .with_env())
+        config = (ConfigResolver()
+                  .with_dict({"provider_name": self.provider, "domain": zone, "ttl": 60,
+                              self.provider: provider_options})
+                  .with_env())
+        client = Client(config)
+        # Lexicon guesses the zone from the public suffix list, which fails for private or
+        # delegated zones (example.test became "example."); we know the zone: it wins.
+        client.config.add_config_source(DictConfigSource({"domain": zone}), 0)
+        return client
 
     def _relative(self, fqdn: str, zone: str) -> str:
         name = fqdn.rstrip(".")
         return name[: -len(zone) - 1] if name.endswith("." + zone) else name
 
     def add(self, fqdn: str, value: str) -> None:
-        from lexicon.client import Client
-
         zone = self.zone_for(fqdn)
         try:
-            with Client(self._config(zone)) as operations:
+            with self._client(zone) as operations:
                 operations.create_record("TXT", self._relative(fqdn, zone), value)
         except Exception as exc:  # providers raise anything; never show their request bodies
             raise ACMEError(f"dns-lexicon {self.provider}: adding TXT {fqdn} failed: "
@@ -302,11 +306,9 @@ class LexiconProvider:
                             ) from None
 
     def remove(self, fqdn: str, value: str) -> None:
-        from lexicon.client import Client
-
         zone = self.zone_for(fqdn)
         try:
-            with Client(self._config(zone)) as operations:
+            with self._client(zone) as operations:
                 operations.delete_record(None, "TXT", self._relative(fqdn, zone), value)
         except Exception as exc:
             raise ACMEError(f"dns-lexicon {self.provider}: removing TXT {fqdn} failed: "
