@@ -24,6 +24,7 @@ written key first, then chain, and ``on_change`` (the SIGHUP reload) swaps it in
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import subprocess
@@ -379,7 +380,7 @@ def _unique_servers(servers: Sequence[tuple[str, int]]) -> list[tuple[str, int]]
 
 
 def wait_for_txt(fqdn: str, value: str, servers: Sequence[tuple[str, int]], timeout: float,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, stop: Optional[threading.Event] = None) -> None:
     """Block until every server answers ``value`` among the TXT records of ``fqdn`` (asked
     directly, no cache), or raise ACMEError after ``timeout`` seconds."""
     import dns.exception
@@ -407,7 +408,10 @@ def wait_for_txt(fqdn: str, value: str, servers: Sequence[tuple[str, int]], time
             shown = ", ".join(f"{host}:{port}" for host, port in waiting)
             raise ACMEError(f"TXT {fqdn} not served by {shown} after {timeout:g} s "
                             "(ACME_DNS_PROPAGATION_SECONDS)")
-        time.sleep(interval)
+        if stop is not None and stop.wait(interval):
+            raise ACMEError("the server is stopping; the attempt was abandoned")
+        if stop is None:
+            time.sleep(interval)
 
 
 def make_provider(settings: ACMESettings) -> DNSProvider:
@@ -488,7 +492,7 @@ class Issued:
 
 
 def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeStore,
-          provider: Optional[DNSProvider]) -> Issued:
+          provider: Optional[DNSProvider], stop: Optional[threading.Event] = None) -> Issued:
     """One complete order (RFC 8555 §7.4): account, order, challenges, finalize, download.
     Blocking; run it in a thread."""
     from acme import challenges as acme_challenges
@@ -534,13 +538,14 @@ def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeSto
                     assert provider is not None
                     fqdn = challb.chall.validation_domain_name(domain)
                     provider.add(fqdn, validation)
-                    cleanup.append(lambda f=fqdn, v=validation: provider.remove(f, v))
+                    cleanup.append(functools.partial(provider.remove, fqdn, validation))
                     servers = authoritative_servers(fqdn, settings.dns_primary)
-                    wait_for_txt(fqdn, validation, servers, settings.propagation_timeout)
+                    wait_for_txt(fqdn, validation, servers, settings.propagation_timeout,
+                                 stop=stop)
                 else:
                     token = challb.chall.encode("token")
                     challenges.add(token, validation)
-                    cleanup.append(lambda t=token: challenges.remove(t))
+                    cleanup.append(functools.partial(challenges.remove, token))
                 acme_client.answer_challenge(challb, response)
             deadline = datetime.datetime.now() + datetime.timedelta(seconds=ORDER_TIMEOUT)
             done = acme_client.poll_and_finalize(order, deadline)
@@ -574,12 +579,11 @@ def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeSto
 class ACMEService(service.Service):
     """Keeps the live certificate issued and renewed; swaps it in through ``on_change``."""
 
-    name = "acme"
-
     def __init__(self, settings: ACMESettings, *, reactor: Any, clock: Clock,
                  on_change: Callable[[], Any],
                  local_domains: Callable[[], Any] = lambda: defer.succeed([]),
                  config: Any = None) -> None:
+        self.setName("acme")
         self.settings = settings
         self.reactor = reactor
         self.clock = clock
@@ -599,7 +603,7 @@ class ACMEService(service.Service):
         self._refresh_from_file()
         self._timer: Any = None
         self._running: Optional[defer.Deferred[None]] = None
-        self._lock = threading.Lock()
+        self._stop = threading.Event()  # ends a propagation wait when the server stops
 
     # -- status --
     def _refresh_from_file(self) -> None:
@@ -623,10 +627,21 @@ class ACMEService(service.Service):
     # -- scheduling --
     def startService(self) -> None:
         super().startService()
-        self._running = self.check()
+        self._stop.clear()
+        self._start_check()
+
+    def _start_check(self) -> None:
+        running: defer.Deferred[None] = self.check()
+        running.addErrback(self._crashed)
+        self._running = running
+
+    def _crashed(self, failure: Any) -> None:
+        """An error outside the attempt (writing the files): reported and retried like one."""
+        self._failed(f"{failure.type.__name__}: {failure.getErrorMessage()}")
 
     def stopService(self) -> Any:
         super().stopService()
+        self._stop.set()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -635,10 +650,15 @@ class ACMEService(service.Service):
 
     def pending(self) -> defer.Deferred[None]:
         """Fires when the check in progress (if any) is done: for tests and the CLI."""
-        if self._running is None:
+        running = self._running
+        if running is None or running.called:
             return defer.succeed(None)
         waiting: defer.Deferred[None] = defer.Deferred()
-        self._running.addBoth(lambda result: (waiting.callback(None), result)[1])
+
+        def done(result: Any) -> Any:
+            waiting.callback(None)
+            return result
+        running.addBoth(done)
         return waiting
 
     def _schedule(self, delay: float) -> None:
@@ -651,7 +671,7 @@ class ACMEService(service.Service):
 
     def _fire(self) -> None:
         self._timer = None
-        self._running = self.check()
+        self._start_check()
 
     def _now(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
@@ -697,7 +717,7 @@ class ACMEService(service.Service):
             provider = make_provider(self.settings) if self.settings.mode == "dns01" else None
             issued = yield threads.deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), issue, self.settings, names,
-                self.challenges, provider)
+                self.challenges, provider, self._stop)
         except ACMEError as exc:
             self._failed(str(exc))
             return
