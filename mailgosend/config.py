@@ -594,7 +594,7 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                 problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                 "readable file")
-    for group in ("SMTP", "IMAP", "POP3", "WEB"):
+    for group in K.TLS_GROUPS:
         pair = [f"{group}_TLS_CERT", f"{group}_TLS_KEY"]
         given = [name for name in pair if values.get(name)]
         if given and len(given) == 1:

@@ -92,6 +92,11 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
      "everything else redirected to HTTPS on WEB_PORT (served unless TLS_MODE = off)"),
 )
 
+# Listener groups that may have their own certificate (<GROUP>_TLS_CERT/_KEY).
+TLS_GROUPS = ("SMTP", "IMAP", "POP3", "WEB")
+# TLS modes whose certificate comes from an ACME CA (mailgosend/tls/acme.py).
+ACME_MODES = ("http01", "dns01")
+
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a listener that does nothing).
 SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP"}

@@ -25,6 +25,7 @@ from mailgosend import __version__
 from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import MailPortal, build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin
+from mailgosend.config_keys import ACME_MODES, TLS_GROUPS
 from mailgosend.crypto import KeyRing
 from mailgosend.db.opening import open_database
 from mailgosend.db.runner import DatabaseRunner
@@ -227,10 +228,6 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_web_listeners(wiring)
     _add_acme(wiring, clock if clock is not None else reactor)
     return root
-
-
-ACME_MODES = ("http01", "dns01")
-TLS_GROUPS = ("SMTP", "IMAP", "POP3", "WEB")
 
 
 def _global_pair(config: Config, now: datetime.datetime) -> tuple[str, str]:
