@@ -569,6 +569,10 @@ def _tls_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> lis
     if mode == "dns01" and provider == "hook" and not values.get("ACME_DNS_HOOK"):
         problems.append(f"{_where(entries, 'ACME_DNS_HOOK')}: ACME_DNS_HOOK is empty but "
                         "ACME_DNS_PROVIDER = hook needs the program to run")
+    if mode == "http01" and (not values.get("HTTP_ENABLED") or not values.get("HTTP_PORT")):
+        problems.append(f"{_where(entries, 'HTTP_PORT')}: TLS_MODE = http01 needs HTTP_PORT "
+                        "(the CA fetches its challenge there; 80 from the internet), or use "
+                        "TLS_MODE = dns01")
     if mode == "http01":
         wildcards = [n for n in values.get("ACME_DOMAINS") or () if n.strip().startswith("*")]
         if wildcards:

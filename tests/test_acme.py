@@ -267,12 +267,14 @@ class HTTP01FailureTests(unittest.TestCase):
     def test_challenge_not_served_is_retried_with_backoff_and_shown_by_tls_status(self) -> Any:
         _skip_without_pebble()
         directory = os.path.abspath(self.mktemp())
-        (nothing_listens, smtp_port) = free_ports(2)
+        # pebble's VA asks a port where nothing listens; ours is elsewhere.
+        (nothing_listens, smtp_port, http_port) = free_ports(3)
         ca = pebble.Pebble(os.path.join(directory, "pebble"), nothing_listens).start()
         self.addCleanup(ca.stop)
         config = server_config(os.path.join(directory, "server"), TLS_MODE="http01",
                              HOSTNAME=HOST, ACME_DIRECTORY=ca.directory_url,
-                             ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port)
+                             ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port,
+                             HTTP_PORT=http_port)
         clock = task.Clock()
         clock.advance(1_800_000_000)
         root = makeService(config, reactor=reactor, clock=clock)

@@ -141,3 +141,15 @@ class PropagationTests(unittest.TestCase):
         found: Any = acme.authoritative_servers("_acme-challenge.example.test",
                                                 f"127.0.0.1:{server.port}")
         self.assertEqual(found, [("127.0.0.1", server.port)])
+
+
+class NamesTests(unittest.TestCase):
+    def test_acme_domains_win_else_hostname_and_the_enabled_feature_names(self) -> None:
+        base = {"ACME_DOMAINS": (), "HOSTNAME": "mail.a.test"}
+        self.assertEqual(acme.default_names(base, ["b.test", "a.test"]), ["mail.a.test"])
+        features = {**base, "AUTOCONFIG_ENABLED": True, "MTA_STS_MODE": "testing"}
+        self.assertEqual(acme.default_names(features, ["b.test", "a.test"]),
+                         ["mail.a.test", "autoconfig.a.test", "mta-sts.a.test",
+                          "autoconfig.b.test", "mta-sts.b.test"])
+        chosen = {**features, "ACME_DOMAINS": ("Mail.A.test.", "*.a.test", "mail.a.test")}
+        self.assertEqual(acme.default_names(chosen, ["b.test"]), ["mail.a.test", "*.a.test"])

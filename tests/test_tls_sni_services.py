@@ -114,8 +114,9 @@ class ACMEConfigTests(unittest.TestCase):
             ({"TLS_MODE": "dns01"}, "ACME_DNS_PROVIDER is empty but TLS_MODE = dns01 needs it"),
             ({"TLS_MODE": "dns01", "ACME_DNS_PROVIDER": "hook"},
              "ACME_DNS_HOOK is empty but ACME_DNS_PROVIDER = hook"),
-            ({"TLS_MODE": "http01", "ACME_DOMAINS": "*.example.com"},
+            ({"TLS_MODE": "http01", "ACME_DOMAINS": "*.example.com", "HTTP_PORT": "10080"},
              "ACME_DOMAINS: *.example.com: wildcard names can only be proven through DNS"),
+            ({"TLS_MODE": "http01", "HTTP_PORT": "0"}, "TLS_MODE = http01 needs HTTP_PORT"),
         ]
         for values, message in cases:
             with self.assertRaises(ConfigError) as caught:

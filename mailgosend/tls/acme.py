@@ -77,7 +77,9 @@ def default_names(config: Mapping[str, Any], domains: Iterable[str]) -> list[str
     if config["ACME_DOMAINS"]:
         return _unique(name.strip().lower().rstrip(".") for name in config["ACME_DOMAINS"])
     names = [config["HOSTNAME"].lower()]
-    values = getattr(config, "values", config)
+    values = getattr(config, "values", None)
+    if not isinstance(values, Mapping):  # a plain mapping rather than a Config
+        values = config
     autoconfig = bool(values.get("AUTOCONFIG_ENABLED", False))
     mta_sts = str(values.get("MTA_STS_MODE", "none") or "none").lower() not in ("none", "off")
     for domain in sorted(domains):
