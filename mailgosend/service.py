@@ -43,6 +43,7 @@ from mailgosend.smtp.session import ListenerKind
 from mailgosend.store.blobs import BlobStore, make_blob_store
 from mailgosend.tls import acme
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
+from mailgosend.tls.http01 import http_port_site
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
 from mailgosend.mail.service import MailService
@@ -301,8 +302,8 @@ def _add_acme(w: Wiring, clock: Any) -> None:
         challenges = service.challenges
     if config.listener("http").active and config["TLS_MODE"] != "off":
         web = config.listener("web")
-        w.listen("http", acme.http_port_site(challenges, web.port if web.active else 443,
-                                             https=config["WEB_TLS"]))
+        w.listen("http", http_port_site(challenges, web.port if web.active else 443,
+                                        https=config["WEB_TLS"]))
 
 
 def _add_smtp_listeners(w: Wiring) -> None:
@@ -447,8 +448,8 @@ def _add_web_listeners(w: Wiring) -> None:
         tls = w.tls_for("WEB")
         if tls is None:
             raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = dns01, "
-                               "http01, file or selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
-                               "TRUSTED_PROXIES)")
+                               "http01, file or selfsigned, or WEB_TLS = false (behind a TLS "
+                               "proxy, see TRUSTED_PROXIES)")
     core = w.core
     factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
     second = SecondStep(core.runner, core.security, core.bans, factor)

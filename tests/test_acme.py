@@ -1,8 +1,9 @@
 """TLS_MODE = http01 / dns01 against Debian's pebble: issuance, renewal, swap, failures, status.
 
-Every test starts its own pebble and pebble-challtestsrv on loopback ports (tests/support/pebble.py),
-with PEBBLE_VA_NOSLEEP=1.  Certificates are checked with real clients (smtplib STARTTLS, imaplib
-over implicit TLS, an HTTPS request over ssl) that trust only the root of that pebble.
+Every test starts its own pebble and pebble-challtestsrv on loopback ports
+(tests/support/pebble.py), with PEBBLE_VA_NOSLEEP=1.  Certificates are checked with real
+clients (smtplib STARTTLS, imaplib over implicit TLS, an HTTPS request over ssl) that trust
+only the root of that pebble.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import smtplib
 import socket
 import ssl
+import sys
 import time
 from typing import Any
 
@@ -25,7 +27,7 @@ from twisted.trial import unittest
 
 from mailgosend.cli import main as cli_main
 from mailgosend.service import makeService
-from mailgosend.tls import acme
+from mailgosend.tls import acme, http01
 from tests.support import pebble
 from tests.support.config import make_config
 from tests.support.net import free_ports
@@ -183,8 +185,8 @@ class DNS01Tests(unittest.TestCase):
                  **changes: Any) -> acme.ACMESettings:
         hook = os.path.join(directory, "hook.sh")
         with open(hook, "w", encoding="utf-8") as handle:
-            handle.write(f"#!/bin/sh\nCHALLTESTSRV_API={ca.api} exec python3 {pebble.HOOK} "
-                         '"$@"\n')
+            handle.write(f"#!/bin/sh\nCHALLTESTSRV_API={ca.api} exec {sys.executable} "
+                         f'{pebble.HOOK} "$@"\n')
         os.chmod(hook, 0o755)
         cache = os.path.join(directory, "acme")
         acme.ensure_placeholder(cache, "localhost", datetime.datetime.now(datetime.timezone.utc))
@@ -226,6 +228,39 @@ class DNS01Tests(unittest.TestCase):
             requests.post, f"{ca.api}/clear-txt", json={"host": "_acme-challenge.example.test."},
             timeout=10)
         self.assertEqual(reply.status_code, 200)
+
+    @defer.inlineCallbacks
+    def test_whole_server_serves_the_wildcard_to_any_name_of_the_domain(self) -> Any:
+        """TLS_MODE = dns01 through makeService: the wildcard reaches IMAP and SMTP clients
+        asking for different names, without a restart."""
+        _skip_without_pebble()
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        unused_http, smtp_port, imaps_port = free_ports(3)
+        ca = pebble.Pebble(os.path.join(directory, "pebble"), unused_http).start()
+        self.addCleanup(ca.stop)
+        hook = self.settings(directory, ca, ()).dns_hook
+        config = make_config(os.path.join(directory, "server"), TLS_MODE="dns01",
+                             HOSTNAME="mail.example.test",
+                             ACME_DOMAINS="example.test, *.example.test",
+                             ACME_DNS_PROVIDER="hook", ACME_DNS_HOOK=hook,
+                             DNS_PRIMARY=ca.dns, ACME_DIRECTORY=ca.directory_url,
+                             ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port,
+                             IMAPS_PORT=imaps_port)
+        root = makeService(config, reactor=reactor, clock=task.Clock())
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+        yield root.getServiceNamed("acme").pending()
+        status = root.components["acme_status"]()[0]
+        self.assertIsNone(status["last_error"], ca.logs()[-3000:])
+        context = yield threads.deferToThread(ca.client_context)
+        expected = int(status["serial"], 16)
+        for name in ("imap.example.test", "mail.example.test"):
+            got = yield threads.deferToThread(imap_serial, imaps_port, context, name)
+            self.assertEqual(got, expected, name)
+        got = yield threads.deferToThread(smtp_serial, smtp_port, context, "mx.example.test")
+        self.assertEqual(got, expected)
 
     @defer.inlineCallbacks
     def test_a_failing_hook_is_reported_and_retried_with_backoff(self) -> Any:
@@ -328,9 +363,9 @@ class HTTPPortTests(unittest.TestCase):
         return request
 
     def test_token_served_then_gone(self) -> None:
-        store = acme.ChallengeStore()
+        store = http01.ChallengeStore()
         store.add("tok-1", "tok-1.thumbprint")
-        page = acme.HTTPPort(store, 443)
+        page = http01.HTTPPort(store, 443)
         request = self.request(b"/.well-known/acme-challenge/tok-1")
         self.assertEqual(page.render(request), b"tok-1.thumbprint")
         store.remove("tok-1")
@@ -339,7 +374,7 @@ class HTTPPortTests(unittest.TestCase):
         self.assertEqual(request.responseCode, 404)
 
     def test_redirect_omits_the_default_port(self) -> None:
-        page = acme.HTTPPort(None, 443)
+        page = http01.HTTPPort(None, 443)
         request = self.request(b"/login?next=/")
         page.render(request)
         self.assertEqual(request.responseCode, 301)

@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 from twisted.trial import unittest
 
-from mailgosend.tls import acme
+from mailgosend.tls import acme, dns01
 
 ZONE = """$ORIGIN example.test.
 $TTL 3600
@@ -30,7 +30,7 @@ class LexiconProviderTests(unittest.TestCase):
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(ZONE)
         # Credentials come as LEXICON_<PROVIDER>_<OPTION>, here the zone file's name.
-        provider = acme.LexiconProvider("localzone", lambda fqdn: "example.test",
+        provider = dns01.LexiconProvider("localzone", lambda fqdn: "example.test",
                                         {"LEXICON_LOCALZONE_FILENAME": path})
         provider.add("_acme-challenge.mail.example.test", "validation-value-1")
         with open(path, encoding="utf-8") as handle:
@@ -42,9 +42,9 @@ class LexiconProviderTests(unittest.TestCase):
             self.assertNotIn("validation-value-1", handle.read())
 
     def test_provider_errors_name_the_provider_and_the_record(self) -> None:
-        provider = acme.LexiconProvider("localzone", lambda fqdn: "example.test",
+        provider = dns01.LexiconProvider("localzone", lambda fqdn: "example.test",
                                         {"LEXICON_LOCALZONE_FILENAME": "/nonexistent/zone"})
-        with self.assertRaises(acme.ACMEError) as caught:
+        with self.assertRaises(dns01.DNS01Error) as caught:
             provider.add("_acme-challenge.example.test", "v")
         self.assertIn("dns-lexicon localzone: adding TXT _acme-challenge.example.test failed",
                       str(caught.exception))
@@ -52,9 +52,9 @@ class LexiconProviderTests(unittest.TestCase):
     def test_settings_choose_the_provider(self) -> None:
         base = dict(mode="dns01", cache_dir="/tmp", directory="https://ca.invalid/dir")
         self.assertIsInstance(acme.make_provider(acme.ACMESettings(
-            **base, dns_provider="hook", dns_hook="/bin/true")), acme.HookProvider)
+            **base, dns_provider="hook", dns_hook="/bin/true")), dns01.HookProvider)
         self.assertIsInstance(acme.make_provider(acme.ACMESettings(
-            **base, dns_provider="cloudflare")), acme.LexiconProvider)
+            **base, dns_provider="cloudflare")), dns01.LexiconProvider)
         with self.assertRaises(acme.ACMEError):
             acme.make_provider(acme.ACMESettings(**base))
 
@@ -69,7 +69,7 @@ class HookProviderTests(unittest.TestCase):
 
     def test_arguments_and_success(self) -> None:
         seen = os.path.abspath(self.mktemp())
-        hook = acme.HookProvider(self.hook(f'echo "$@" >> {seen}\n'), timeout=10)
+        hook = dns01.HookProvider(self.hook(f'echo "$@" >> {seen}\n'), timeout=10)
         hook.add("_acme-challenge.example.test", "VALUE")
         hook.remove("_acme-challenge.example.test", "VALUE")
         with open(seen, encoding="utf-8") as handle:
@@ -78,8 +78,8 @@ class HookProviderTests(unittest.TestCase):
                               "remove _acme-challenge.example.test VALUE"])
 
     def test_timeout_is_an_error_naming_the_key(self) -> None:
-        hook = acme.HookProvider(self.hook("sleep 5\n"), timeout=0.5)
-        with self.assertRaises(acme.ACMEError) as caught:
+        hook = dns01.HookProvider(self.hook("sleep 5\n"), timeout=0.5)
+        with self.assertRaises(dns01.DNS01Error) as caught:
             hook.add("_acme-challenge.example.test", "VALUE")
         self.assertIn("ACME_DNS_HOOK_TIMEOUT", str(caught.exception))
 
@@ -122,15 +122,15 @@ class PropagationTests(unittest.TestCase):
         self.addCleanup(server.close)
         name = "_acme-challenge.example.test"
         threading.Timer(0.5, server.records.__setitem__, (name, ["old", "new-value"])).start()
-        acme.wait_for_txt(name, "new-value", [("127.0.0.1", server.port)], timeout=10,
+        dns01.wait_for_txt(name, "new-value", [("127.0.0.1", server.port)], timeout=10,
                           interval=0.1)
         self.assertIn("new-value", server.records[name])
 
     def test_gives_up_naming_the_servers_still_waited_for(self) -> None:
         server = _TXTServer()
         self.addCleanup(server.close)
-        with self.assertRaises(acme.ACMEError) as caught:
-            acme.wait_for_txt("_acme-challenge.example.test", "never",
+        with self.assertRaises(dns01.DNS01Error) as caught:
+            dns01.wait_for_txt("_acme-challenge.example.test", "never",
                               [("127.0.0.1", server.port)], timeout=0.3, interval=0.1)
         self.assertIn(f"127.0.0.1:{server.port}", str(caught.exception))
         self.assertIn("ACME_DNS_PROPAGATION_SECONDS", str(caught.exception))
@@ -138,7 +138,7 @@ class PropagationTests(unittest.TestCase):
     def test_without_ns_records_dns_primary_is_asked(self) -> None:
         server = _TXTServer()
         self.addCleanup(server.close)
-        found: Any = acme.authoritative_servers("_acme-challenge.example.test",
+        found: Any = dns01.authoritative_servers("_acme-challenge.example.test",
                                                 f"127.0.0.1:{server.port}")
         self.assertEqual(found, [("127.0.0.1", server.port)])
 

@@ -3,7 +3,8 @@
 certbot's ``acme`` library speaks the protocol (txacme only speaks ACME v1, which Let's Encrypt
 switched off: research/library-notes.md §3).  It is synchronous (requests), so every exchange with
 the CA, every DNS provider call and every propagation check runs in a thread of the reactor's
-pool; the reactor only schedules, serves HTTP-01 tokens and swaps contexts.
+pool; the reactor only schedules, serves HTTP-01 tokens and swaps contexts.  The challenge
+helpers are beside it: http01.py (HTTP_PORT) and dns01.py (TXT records, propagation).
 
 Files under ACME_CACHE_DIR (DATA_DIR/acme by default), the directory mode 0700:
 
@@ -27,9 +28,7 @@ import datetime
 import functools
 import json
 import os
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
@@ -40,8 +39,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.application import service
 from twisted.internet import defer, threads
 from twisted.logger import Logger
-from twisted.web import resource, server
 
+from mailgosend.tls import dns01
+from mailgosend.tls.http01 import ChallengeStore
 from mailgosend.tls.selfsigned import self_signed_pem, write_pair, write_private
 
 log = Logger()
@@ -51,10 +51,8 @@ LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 RENEW_BEFORE = datetime.timedelta(days=30)
 CHECK_INTERVAL = 12 * 3600.0
 BACKOFF = (60.0, 300.0, 900.0, 3600.0, 3 * 3600.0, 12 * 3600.0)
-BAD_NONCE_TRIES = 10
+BAD_NONCE_TRIES = 20  # pebble refuses a share of good nonces; a real CA rarely any
 ORDER_TIMEOUT = 180.0
-CHALLENGE_PATH = b".well-known"
-_CHALLENGE_DIR = b"acme-challenge"
 
 
 class Clock(Protocol):
@@ -219,235 +217,23 @@ def read_state(directory: str) -> list[CertificateStatus]:
     return found
 
 
-# --- DNS-01 providers -------------------------------------------------------------------------
+# --- DNS-01 providers ---------------------------------------------------------------------
 
-class DNSProvider(Protocol):
-    """Adds and removes ``_acme-challenge`` TXT records; blocking, called in a thread."""
-
-    def add(self, fqdn: str, value: str) -> None: ...
-
-    def remove(self, fqdn: str, value: str) -> None: ...
-
-
-class HookProvider:
-    """ACME_DNS_PROVIDER = hook: ``program add|remove FQDN VALUE``; exit 0 means done."""
-
-    def __init__(self, program: str, timeout: float) -> None:
-        self.program = program
-        self.timeout = timeout
-
-    def _run(self, action: str, fqdn: str, value: str) -> None:
-        try:
-            done = subprocess.run([self.program, action, fqdn, value], capture_output=True,
-                                  timeout=self.timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ACMEError(f"ACME_DNS_HOOK {action} {fqdn}: no exit within "
-                            f"{self.timeout:g} s (ACME_DNS_HOOK_TIMEOUT)") from None
-        except OSError as exc:
-            raise ACMEError(f"ACME_DNS_HOOK {self.program}: cannot run: {exc.strerror}") from None
-        output = _redact((done.stdout + done.stderr).decode("utf-8", "replace"), value)
-        if output.strip():
-            log.info("ACME_DNS_HOOK {action} {fqdn}: {output}", action=action, fqdn=fqdn,
-                     output=output.strip()[:2000])
-        if done.returncode != 0:
-            raise ACMEError(f"ACME_DNS_HOOK {action} {fqdn}: exit status {done.returncode}")
-
-    def add(self, fqdn: str, value: str) -> None:
-        self._run("add", fqdn, value)
-
-    def remove(self, fqdn: str, value: str) -> None:
-        self._run("remove", fqdn, value)
-
-
-def _redact(text: str, *secrets: str) -> str:
-    """Hook output with the challenge value and any credentials it may echo taken out."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-class LexiconProvider:
-    """Any DNS provider dns-lexicon supports; credentials from LEXICON_<PROVIDER>_<OPTION>
-    (configuration keys first, then environment variables, as lexicon reads them)."""
-
-    def __init__(self, provider: str, zone_for: Callable[[str], str],
-                 options: Mapping[str, str]) -> None:
-        self.provider = provider
-        self.zone_for = zone_for
-        self.options = dict(options)
-
-    def _client(self, zone: str) -> Any:
-        from lexicon.client import Client
-        from lexicon.config import ConfigResolver, DictConfigSource
-
-        prefix = f"LEXICON_{self.provider.upper()}_"
-        provider_options = {name[len(prefix):].lower(): value
-                            for name, value in self.options.items() if name.startswith(prefix)}
-        config = (ConfigResolver()
-                  .with_dict({"provider_name": self.provider, "domain": zone, "ttl": 60,
-                              self.provider: provider_options})
-                  .with_env())
-        client = Client(config)
-        # Lexicon guesses the zone from the public suffix list, which fails for private or
-        # delegated zones (example.test became "example."); we know the zone: it wins.
-        client.config.add_config_source(DictConfigSource({"domain": zone}), 0)
-        return client
-
-    def _relative(self, fqdn: str, zone: str) -> str:
-        name = fqdn.rstrip(".")
-        return name[: -len(zone) - 1] if name.endswith("." + zone) else name
-
-    def add(self, fqdn: str, value: str) -> None:
-        zone = self.zone_for(fqdn)
-        try:
-            with self._client(zone) as operations:
-                operations.create_record("TXT", self._relative(fqdn, zone), value)
-        except Exception as exc:  # providers raise anything; never show their request bodies
-            raise ACMEError(f"dns-lexicon {self.provider}: adding TXT {fqdn} failed: "
-                            f"{type(exc).__name__}: {_redact(str(exc), *self.options.values())[:300]}"
-                            ) from None
-
-    def remove(self, fqdn: str, value: str) -> None:
-        zone = self.zone_for(fqdn)
-        try:
-            with self._client(zone) as operations:
-                operations.delete_record(None, "TXT", self._relative(fqdn, zone), value)
-        except Exception as exc:
-            raise ACMEError(f"dns-lexicon {self.provider}: removing TXT {fqdn} failed: "
-                            f"{type(exc).__name__}") from None
-
-
-def _resolver(primary: str) -> Any:
-    import dns.nameserver
-    import dns.resolver
-
-    from mailgosend.mailauth.resolver import parse_nameserver
-
-    if primary:
-        host, port = parse_nameserver(primary)
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
-    else:
-        resolver = dns.resolver.Resolver(configure=True)
-    resolver.lifetime = 10.0
-    return resolver
-
-
-def zone_of(fqdn: str, primary: str) -> str:
-    """The zone holding ``fqdn`` (the closest enclosing SOA), found through DNS_PRIMARY."""
-    import dns.exception
-    import dns.resolver
-
-    try:
-        zone = dns.resolver.zone_for_name(fqdn, resolver=_resolver(primary))
-    except dns.exception.DNSException as exc:
-        raise ACMEError(f"cannot find the DNS zone of {fqdn} (set ACME_DNS_ZONE): "
-                        f"{type(exc).__name__}") from None
-    return zone.to_text(omit_final_dot=True).lower()
-
-
-def authoritative_servers(fqdn: str, primary: str) -> list[tuple[str, int]]:
-    """The addresses of the zone's NS hosts; DNS_PRIMARY's port is kept (test servers listen on
-    one port).  When no NS can be found (a private test zone), DNS_PRIMARY itself."""
-    import dns.exception
-    import dns.resolver
-
-    from mailgosend.mailauth.resolver import parse_nameserver
-
-    resolver = _resolver(primary)
-    port = parse_nameserver(primary)[1] if primary else 53
-    servers: list[tuple[str, int]] = []
-    try:
-        zone = dns.resolver.zone_for_name(fqdn, resolver=resolver)
-        for ns in resolver.resolve(zone, "NS"):
-            for kind in ("A", "AAAA"):
-                try:
-                    servers.extend((str(a), port) for a in resolver.resolve(ns.target, kind))
-                except dns.exception.DNSException:
-                    continue
-    except dns.exception.DNSException:
-        servers = []
-    if not servers and primary:
-        servers = [parse_nameserver(primary)]
-    return _unique_servers(servers)
-
-
-def _unique_servers(servers: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    found: list[tuple[str, int]] = []
-    for item in servers:
-        if item not in found:
-            found.append(item)
-    return found
-
-
-def wait_for_txt(fqdn: str, value: str, servers: Sequence[tuple[str, int]], timeout: float,
-                 interval: float = 2.0, stop: Optional[threading.Event] = None) -> None:
-    """Block until every server answers ``value`` among the TXT records of ``fqdn`` (asked
-    directly, no cache), or raise ACMEError after ``timeout`` seconds."""
-    import dns.exception
-    import dns.message
-    import dns.query
-    import dns.rdatatype
-
-    deadline = time.monotonic() + timeout
-    waiting = list(servers)
-    while waiting:
-        for host, port in list(waiting):
-            query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
-            try:
-                answer = dns.query.udp(query, host, port=port, timeout=3.0)
-            except (dns.exception.DNSException, OSError):
-                continue
-            values = {b"".join(rdata.strings).decode("ascii", "replace")
-                      for rrset in answer.answer for rdata in rrset
-                      if rrset.rdtype == dns.rdatatype.TXT}
-            if value in values:
-                waiting.remove((host, port))
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            shown = ", ".join(f"{host}:{port}" for host, port in waiting)
-            raise ACMEError(f"TXT {fqdn} not served by {shown} after {timeout:g} s "
-                            "(ACME_DNS_PROPAGATION_SECONDS)")
-        if stop is not None and stop.wait(interval):
-            raise ACMEError("the server is stopping; the attempt was abandoned")
-        if stop is None:
-            time.sleep(interval)
-
-
-def make_provider(settings: ACMESettings) -> DNSProvider:
+def make_provider(settings: ACMESettings) -> dns01.DNSProvider:
     if settings.dns_provider == "hook":
         if not settings.dns_hook:
             raise ACMEError("ACME_DNS_PROVIDER = hook needs ACME_DNS_HOOK")
-        return HookProvider(settings.dns_hook, settings.dns_hook_timeout)
+        return dns01.HookProvider(settings.dns_hook, settings.dns_hook_timeout)
     if not settings.dns_provider:
         raise ACMEError("TLS_MODE = dns01 needs ACME_DNS_PROVIDER (a dns-lexicon provider name "
                         "or hook)")
 
     def zone_for(fqdn: str) -> str:
-        return settings.dns_zone or zone_of(fqdn, settings.dns_primary)
-    return LexiconProvider(settings.dns_provider, zone_for, settings.lexicon_options)
+        return settings.dns_zone or dns01.zone_of(fqdn, settings.dns_primary)
+    return dns01.LexiconProvider(settings.dns_provider, zone_for, settings.lexicon_options)
 
 
 # --- the protocol, in a thread -------------------------------------------------------------------
-
-class ChallengeStore:
-    """HTTP-01 tokens being validated: token → key authorization (RFC 8555 §8.3).  Written by
-    the issuing thread, read by the reactor; single dict operations, atomic under the GIL."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[str, str] = {}
-
-    def add(self, token: str, key_authorization: str) -> None:
-        self._tokens[token] = key_authorization
-
-    def remove(self, token: str) -> None:
-        self._tokens.pop(token, None)
-
-    def get(self, token: str) -> Optional[str]:
-        return self._tokens.get(token)
-
 
 def _network_class() -> Any:
     from acme import client, messages
@@ -494,7 +280,7 @@ class Issued:
 
 
 def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeStore,
-          provider: Optional[DNSProvider], stop: Optional[threading.Event] = None) -> Issued:
+          provider: Optional[dns01.DNSProvider], stop: Optional[threading.Event] = None) -> Issued:
     """One complete order (RFC 8555 §7.4): account, order, challenges, finalize, download.
     Blocking; run it in a thread."""
     from acme import challenges as acme_challenges
@@ -541,8 +327,8 @@ def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeSto
                     fqdn = challb.chall.validation_domain_name(domain)
                     provider.add(fqdn, validation)
                     cleanup.append(functools.partial(provider.remove, fqdn, validation))
-                    servers = authoritative_servers(fqdn, settings.dns_primary)
-                    wait_for_txt(fqdn, validation, servers, settings.propagation_timeout,
+                    servers = dns01.authoritative_servers(fqdn, settings.dns_primary)
+                    dns01.wait_for_txt(fqdn, validation, servers, settings.propagation_timeout,
                                  stop=stop)
                 else:
                     token = challb.chall.encode("token")
@@ -562,7 +348,8 @@ def issue(settings: ACMESettings, names: Sequence[str], challenges: ChallengeSto
         for authz in exc.failed_authzrs:
             for challb in authz.body.challenges:
                 if challb.error is not None:
-                    problems.append(f"{authz.body.identifier.value}: {challb.error.detail or challb.error.typ}")
+                    detail = challb.error.detail or challb.error.typ
+                    problems.append(f"{authz.body.identifier.value}: {detail}")
         raise ACMEError("validation failed: " + "; ".join(problems or ["(no detail)"])) from None
     except messages.Error as exc:
         raise ACMEError(f"the ACME server refused: {exc.typ}: {exc.detail}") from None
@@ -720,7 +507,7 @@ class ACMEService(service.Service):
             issued = yield threads.deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), issue, self.settings, names,
                 self.challenges, provider, self._stop)
-        except ACMEError as exc:
+        except (ACMEError, dns01.DNS01Error) as exc:
             self._failed(str(exc))
             return
         except Exception as exc:  # a library bug must not stop renewal for good
@@ -750,51 +537,3 @@ class ACMEService(service.Service):
                   n=self.status.failures, error=message, delay=delay)
         self._schedule(delay)
         self._save_state()
-
-
-# --- HTTP_PORT: challenges and the redirect --------------------------------------------------------
-
-class HTTPPort(resource.Resource):
-    """Port 80: ``/.well-known/acme-challenge/<token>`` from the ACME service's current
-    challenges (RFC 8555 §8.3); every other request is sent to HTTPS on the web port with a
-    301 to the same host and path."""
-
-    isLeaf = True
-
-    def __init__(self, challenges: Optional[ChallengeStore], web_port: int,
-                 https: bool = True) -> None:
-        super().__init__()
-        self.challenges = challenges
-        self.web_port = web_port
-        self.https = https
-
-    def render(self, request: Any) -> bytes:
-        # One request per connection: validators and redirected browsers never come back on
-        # it, and no idle connection outlives a stop.
-        request.setHeader(b"connection", b"close")
-        path = request.path or b"/"
-        prefix = b"/" + CHALLENGE_PATH + b"/" + _CHALLENGE_DIR + b"/"
-        if path.startswith(prefix):
-            token = path[len(prefix):].decode("ascii", "replace")
-            answer = self.challenges.get(token) if self.challenges is not None else None
-            if answer is None or "/" in token:
-                request.setResponseCode(404)
-                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                return b"no such challenge\n"
-            request.setHeader(b"content-type", b"text/plain")
-            return answer.encode("ascii")
-        host = (request.getRequestHostname() or b"localhost").decode("ascii", "replace")
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        scheme = "https" if self.https else "http"
-        default = 443 if self.https else 80
-        port = "" if self.web_port == default else f":{self.web_port}"
-        location = f"{scheme}://{host}{port}".encode("ascii", "replace") + request.uri
-        request.setResponseCode(301)
-        request.setHeader(b"location", location)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"moved to " + location + b"\n"
-
-
-def http_port_site(challenges: Optional[ChallengeStore], web_port: int, https: bool) -> Any:
-    return server.Site(HTTPPort(challenges, web_port, https))
