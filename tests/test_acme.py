@@ -29,7 +29,7 @@ from mailgosend.cli import main as cli_main
 from mailgosend.service import makeService
 from mailgosend.tls import acme, http01
 from tests.support import pebble
-from tests.support.config import make_config
+from tests.support.config import make_config, make_config_file
 from tests.support.net import free_ports
 
 HOST = "mail.example.test"
@@ -83,19 +83,6 @@ def https_serial(port: int, context: ssl.SSLContext, name: str = HOST) -> int:
             return _serial(tls.getpeercert(binary_form=True))
 
 
-def server_config(directory: str, **values: Any) -> Any:
-    """make_config, with the values also written into the file: `mailgosend tls status`
-    reads the file, not the test's environment."""
-    config = make_config(directory, **values)
-    with open(config.path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
-    wanted = {key: str(value) for key, value in values.items()}
-    kept = [line for line in lines if line.split("=", 1)[0].strip() not in wanted]
-    with open(config.path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(kept + [f"{k} = {v}" for k, v in wanted.items()]) + "\n")
-    return config
-
-
 def tls_status(config_path: str) -> tuple[int, str]:
     out = io.StringIO()
     code = cli_main(["--config", config_path, "tls", "status"], stdout=out, stderr=out)
@@ -114,7 +101,7 @@ class HTTP01ServiceTests(unittest.TestCase):
         http_port, smtp_port, imaps_port, web_port = free_ports(4)
         ca = pebble.Pebble(os.path.join(directory, "pebble"), http_port, nonce_reject=30).start()
         self.addCleanup(ca.stop)
-        config = server_config(os.path.join(directory, "server"), TLS_MODE="http01",
+        config = make_config_file(os.path.join(directory, "server"), TLS_MODE="http01",
                              HOSTNAME=HOST, ACME_DIRECTORY=ca.directory_url,
                              ACME_CA_FILE=ca.ca_file, ACME_EMAIL="postmaster@example.test",
                              HTTP_PORT=http_port, SMTP_PORT=smtp_port, IMAPS_PORT=imaps_port,
@@ -134,6 +121,13 @@ class HTTP01ServiceTests(unittest.TestCase):
         self.assertIn("Pebble", status["issuer"])
         key_mode = os.stat(os.path.join(acme.cache_dir(config), "account.key")).st_mode & 0o777
         self.assertEqual(key_mode, 0o600)
+
+        # A restart finds the certificate valid: nothing is requested.
+        again = acme.ACMEService(acme.ACMESettings.from_config(config), reactor=reactor,
+                                 clock=clock, on_change=lambda: None, config=config)
+        self.assertIsNone(again.needs_issuance([HOST]))
+        self.assertEqual(again.needs_issuance([HOST, "new.example.test"]),
+                         "names missing: new.example.test")
 
         context = yield threads.deferToThread(ca.client_context)
 
@@ -306,7 +300,7 @@ class HTTP01FailureTests(unittest.TestCase):
         (nothing_listens, smtp_port, http_port) = free_ports(3)
         ca = pebble.Pebble(os.path.join(directory, "pebble"), nothing_listens).start()
         self.addCleanup(ca.stop)
-        config = server_config(os.path.join(directory, "server"), TLS_MODE="http01",
+        config = make_config_file(os.path.join(directory, "server"), TLS_MODE="http01",
                              HOSTNAME=HOST, ACME_DIRECTORY=ca.directory_url,
                              ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port,
                              HTTP_PORT=http_port)

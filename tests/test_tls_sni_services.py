@@ -21,7 +21,7 @@ from mailgosend.config import ConfigError
 from mailgosend.service import makeService
 from mailgosend.tls import sni
 from tests.support.certs import client_context, make_ca, make_cert
-from tests.support.config import make_config
+from tests.support.config import make_config, make_config_file
 from tests.support.net import free_ports
 
 
@@ -86,6 +86,29 @@ class PerServiceAndSNITests(unittest.TestCase):
         root.reload()
         got = yield threads.deferToThread(ask, imaps_port, "mail.b.test")
         self.assertEqual(got, serial_of(renewed[0]))
+
+    def test_tls_status_lists_every_configured_certificate(self) -> None:
+        import io
+
+        from mailgosend.cli import main as cli_main
+
+        directory = os.path.abspath(self.mktemp())
+        pki = os.path.join(directory, "pki")
+        ca = make_ca(pki)
+        main = make_cert(pki, ["mail.a.test"], ca=ca, name="main")
+        smtp = make_cert(pki, ["mx.a.test"], ca=ca, name="smtp")
+        path = make_config_file(os.path.join(directory, "server"), TLS_MODE="file",
+                                TLS_CERT=main[0], TLS_KEY=main[1], SMTP_TLS_CERT=smtp[0],
+                                SMTP_TLS_KEY=smtp[1]).path
+        out = io.StringIO()
+        self.assertEqual(cli_main(["--config", path, "tls", "status"], stdout=out), 0,
+                         out.getvalue())
+        text = out.getvalue()
+        self.assertIn(f"TLS_CERT: {main[0]}", text)
+        self.assertIn(f"SMTP_TLS_CERT: {smtp[0]}", text)
+        self.assertIn("names:       mail.a.test", text)
+        self.assertIn("names:       mx.a.test", text)
+        self.assertIn("expires:", text)
 
     def test_bad_sni_pairs_are_refused_naming_the_key(self) -> None:
         directory = os.path.abspath(self.mktemp())
