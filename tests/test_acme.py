@@ -26,6 +26,8 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.trial import unittest
 
 from mailgosend.cli import main as cli_main
+from mailgosend.db.runner import run_sync
+from mailgosend.store import accounts
 from mailgosend.service import makeService
 from mailgosend.tls import acme, http01
 from tests.support import pebble
@@ -101,14 +103,18 @@ class HTTP01ServiceTests(unittest.TestCase):
         http_port, smtp_port, imaps_port, web_port = free_ports(4)
         ca = pebble.Pebble(os.path.join(directory, "pebble"), http_port, nonce_reject=30).start()
         self.addCleanup(ca.stop)
-        config = make_config_file(os.path.join(directory, "server"), TLS_MODE="http01",
-                             HOSTNAME=HOST, ACME_DIRECTORY=ca.directory_url,
-                             ACME_CA_FILE=ca.ca_file, ACME_EMAIL="postmaster@example.test",
-                             HTTP_PORT=http_port, SMTP_PORT=smtp_port, IMAPS_PORT=imaps_port,
-                             WEB_PORT=web_port, WEB_TLS="true")
+        config = make_config_file(
+            os.path.join(directory, "server"), TLS_MODE="http01", HOSTNAME=HOST,
+            DNS_PRIMARY=ca.dns, ACME_DIRECTORY=ca.directory_url, ACME_CA_FILE=ca.ca_file,
+            ACME_EMAIL="postmaster@example.test", HTTP_PORT=http_port, SMTP_PORT=smtp_port,
+            IMAPS_PORT=imaps_port, WEB_PORT=web_port, WEB_TLS="true")
         clock = task.Clock()
         clock.advance(time.time())
         root = makeService(config, reactor=reactor, clock=clock)
+        # A local domain: its client setup names join the certificate (challtestsrv resolves
+        # every name to 127.0.0.1, so they exist in DNS).
+        run_sync(root.runner.engine, accounts.add_domain, "example.test",
+                 datetime.datetime.now(datetime.timezone.utc), write=True)
         service = root.getServiceNamed("acme")
         root.privilegedStartService()
         root.startService()
@@ -117,7 +123,8 @@ class HTTP01ServiceTests(unittest.TestCase):
         status = root.components["acme_status"]()[0]
         self.assertIsNone(status["last_error"], ca.logs()[-3000:])
         self.assertFalse(status["placeholder"])
-        self.assertEqual(status["names"], [HOST])
+        self.assertEqual(status["names"], [HOST, "autoconfig.example.test",
+                                           "autodiscover.example.test"])
         self.assertIn("Pebble", status["issuer"])
         key_mode = os.stat(os.path.join(acme.cache_dir(config), "account.key")).st_mode & 0o777
         self.assertEqual(key_mode, 0o600)
@@ -125,7 +132,7 @@ class HTTP01ServiceTests(unittest.TestCase):
         # A restart finds the certificate valid: nothing is requested.
         again = acme.ACMEService(acme.ACMESettings.from_config(config), reactor=reactor,
                                  clock=clock, on_change=lambda: None, config=config)
-        self.assertIsNone(again.needs_issuance([HOST]))
+        self.assertIsNone(again.needs_issuance(status["names"]))
         self.assertEqual(again.needs_issuance([HOST, "new.example.test"]),
                          "names missing: new.example.test")
 
@@ -300,10 +307,10 @@ class HTTP01FailureTests(unittest.TestCase):
         (nothing_listens, smtp_port, http_port) = free_ports(3)
         ca = pebble.Pebble(os.path.join(directory, "pebble"), nothing_listens).start()
         self.addCleanup(ca.stop)
-        config = make_config_file(os.path.join(directory, "server"), TLS_MODE="http01",
-                             HOSTNAME=HOST, ACME_DIRECTORY=ca.directory_url,
-                             ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port,
-                             HTTP_PORT=http_port)
+        config = make_config_file(
+            os.path.join(directory, "server"), TLS_MODE="http01", HOSTNAME=HOST,
+            ACME_DIRECTORY=ca.directory_url, ACME_CA_FILE=ca.ca_file, SMTP_PORT=smtp_port,
+            HTTP_PORT=http_port)
         clock = task.Clock()
         clock.advance(1_800_000_000)
         root = makeService(config, reactor=reactor, clock=clock)

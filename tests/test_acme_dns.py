@@ -89,6 +89,7 @@ class _TXTServer:
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.addresses: dict[str, str] = {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -105,7 +106,12 @@ class _TXTServer:
             reply = dns.message.make_response(query)
             name = query.question[0].name.to_text(omit_final_dot=True)
             values = self.records.get(name, [])
-            if values:
+            if query.question[0].rdtype == dns.rdatatype.A and name in self.addresses:
+                reply.answer.append(dns.rrset.from_text(
+                    query.question[0].name, 60, "IN", "A", self.addresses[name]))
+            elif query.question[0].rdtype != dns.rdatatype.TXT:
+                reply.set_rcode(dns.rcode.NXDOMAIN)
+            elif values:
                 reply.answer.append(dns.rrset.from_text_list(
                     query.question[0].name, 60, "IN", "TXT", [f'"{v}"' for v in values]))
             else:
@@ -144,12 +150,22 @@ class PropagationTests(unittest.TestCase):
 
 
 class NamesTests(unittest.TestCase):
-    def test_acme_domains_win_else_hostname_and_the_enabled_feature_names(self) -> None:
-        base = {"ACME_DOMAINS": (), "HOSTNAME": "mail.a.test"}
+    def test_acme_domains_win_else_hostname_and_the_names_of_the_features_on(self) -> None:
+        base = {"ACME_DOMAINS": (), "HOSTNAME": "mail.a.test", "WEB_ENABLED": True,
+                "WEB_PORT": 0, "MTA_STS_MODE": "none"}
         self.assertEqual(acme.default_names(base, ["b.test", "a.test"]), ["mail.a.test"])
-        features = {**base, "AUTOCONFIG_ENABLED": True, "MTA_STS_MODE": "testing"}
+        features = {**base, "WEB_PORT": 443, "MTA_STS_MODE": "testing"}
         self.assertEqual(acme.default_names(features, ["b.test", "a.test"]),
-                         ["mail.a.test", "autoconfig.a.test", "mta-sts.a.test",
-                          "autoconfig.b.test", "mta-sts.b.test"])
+                         ["mail.a.test", "autoconfig.a.test", "autodiscover.a.test",
+                          "mta-sts.a.test", "autoconfig.b.test", "autodiscover.b.test",
+                          "mta-sts.b.test"])
         chosen = {**features, "ACME_DOMAINS": ("Mail.A.test.", "*.a.test", "mail.a.test")}
         self.assertEqual(acme.default_names(chosen, ["b.test"]), ["mail.a.test", "*.a.test"])
+
+    def test_only_names_with_an_address_are_kept(self) -> None:
+        server = _TXTServer()
+        self.addCleanup(server.close)
+        server.addresses["autoconfig.a.test"] = "192.0.2.1"
+        found = dns01.existing_names(["autoconfig.a.test", "mta-sts.a.test"],
+                                     f"127.0.0.1:{server.port}")
+        self.assertEqual(found, ["autoconfig.a.test"])

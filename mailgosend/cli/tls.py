@@ -42,6 +42,8 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
             ctx.out(f"  issuer:      {entry['issuer']}")
         else:
             ctx.out("  (no readable certificate)")
+        if entry.get("skipped_names"):
+            ctx.out(f"  not in DNS yet (left out): {', '.join(entry['skipped_names'])}")
         if entry["source"].startswith("ACME"):
             ctx.out(f"  last attempt: {entry.get('last_attempt') or 'never'}")
             ctx.out(f"  last success: {entry.get('last_success') or 'never'}")

@@ -69,22 +69,27 @@ class ACMEError(Exception):
 
 # --- settings -----------------------------------------------------------------------------
 
+# Names clients look up on each local domain, served by the web port (web/autoconfig.py):
+# Thunderbird's autoconfig, Outlook's autodiscover; MTA-STS senders fetch mta-sts.<domain>.
+CLIENT_SETUP_PREFIXES = ("autoconfig.", "autodiscover.")
+MTA_STS_PREFIX = "mta-sts."
+
+
 def default_names(config: Mapping[str, Any], domains: Iterable[str]) -> list[str]:
-    """ACME_DOMAINS, or HOSTNAME plus the autoconfig./mta-sts. names of the local domains when
-    those features are on (their keys belong to the autoconf feature; absent means off)."""
+    """ACME_DOMAINS; or HOSTNAME, then the names of the features on each local domain: the
+    client setup names while the web port is served, mta-sts.<domain> while MTA_STS_MODE is
+    not none.  The caller keeps only those of the feature names that exist in DNS."""
     if config["ACME_DOMAINS"]:
         return _unique(name.strip().lower().rstrip(".") for name in config["ACME_DOMAINS"])
     names = [config["HOSTNAME"].lower()]
     values = getattr(config, "values", None)
     if not isinstance(values, Mapping):  # a plain mapping rather than a Config
         values = config
-    autoconfig = bool(values.get("AUTOCONFIG_ENABLED", False))
-    mta_sts = str(values.get("MTA_STS_MODE", "none") or "none").lower() not in ("none", "off")
+    web = bool(values.get("WEB_ENABLED", False)) and bool(values.get("WEB_PORT", 0))
+    mta_sts = str(values.get("MTA_STS_MODE", "none") or "none").lower() != "none"
+    prefixes = (CLIENT_SETUP_PREFIXES if web else ()) + ((MTA_STS_PREFIX,) if mta_sts else ())
     for domain in sorted(domains):
-        if autoconfig:
-            names.append(f"autoconfig.{domain}")
-        if mta_sts:
-            names.append(f"mta-sts.{domain}")
+        names.extend(prefix + domain for prefix in prefixes)
     return _unique(names)
 
 
@@ -172,6 +177,7 @@ class CertificateStatus:
     failures: int = 0
     next_check: Optional[str] = None
     bad_nonce_retries: int = 0
+    skipped_names: list[str] = field(default_factory=list)  # feature names not in DNS yet
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -490,8 +496,16 @@ class ACMEService(service.Service):
             except Exception as exc:
                 log.warn("ACME: cannot list local domains: {error}", error=exc)
                 domains = []
-            names = default_names(self.config or {"ACME_DOMAINS": (),
-                                                  "HOSTNAME": self.settings.hostname}, domains)
+            wanted = default_names(self.config or {"ACME_DOMAINS": (),
+                                                   "HOSTNAME": self.settings.hostname}, domains)
+            # One name the CA cannot validate fails the whole order: a feature name without a
+            # DNS record yet (the admin has not published it) is left out until it has one.
+            extras = wanted[1:]
+            present = (yield threads.deferToThreadPool(
+                self.reactor, self.reactor.getThreadPool(), dns01.existing_names, extras,
+                self.settings.dns_primary)) if extras else []
+            names = wanted[:1] + present
+            self.status.skipped_names = [name for name in extras if name not in present]
         self.status.names = names
         reason = self.needs_issuance(names)
         if reason is None:

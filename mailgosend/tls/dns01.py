@@ -219,3 +219,20 @@ def wait_for_txt(fqdn: str, value: str, servers: Sequence[tuple[str, int]], time
             raise DNS01Error("the server is stopping; the attempt was abandoned")
         if stop is None:
             time.sleep(interval)
+
+
+def existing_names(names: Sequence[str], primary: str) -> list[str]:
+    """The names that have an address (A or AAAA, through CNAMEs) in DNS, in order."""
+    import dns.exception
+
+    resolver = _resolver(primary)
+    found = []
+    for name in names:
+        for kind in ("A", "AAAA"):
+            try:
+                resolver.resolve(name, kind)
+            except dns.exception.DNSException:
+                continue
+            found.append(name)
+            break
+    return found
