@@ -216,8 +216,9 @@ KEYS: tuple[Key, ...] = tuple([
         "empty means DATA_DIR/acme.", "tls"),
     Key("ACME_DOMAINS", LIST, "",
         "Names of the ACME certificate, comma-separated (*.example.com needs TLS_MODE = "
-        "dns01); empty means HOSTNAME plus autoconfig.<domain> and mta-sts.<domain> of each "
-        "local domain when those features are on.", "tls"),
+        "dns01); empty means HOSTNAME plus, for each local domain, autoconfig.<domain> and "
+        "autodiscover.<domain> (while the web port is served) and mta-sts.<domain> (while "
+        "MTA_STS_MODE is not none), each once it has an address in DNS.", "tls"),
     Key("ACME_DNS_PROVIDER", STR, "",
         "TLS_MODE = dns01: a dns-lexicon provider name (cloudflare, route53, ovh, ...; its "
         "credentials as LEXICON_<PROVIDER>_<OPTION> keys in this file or environment "
