@@ -2,6 +2,7 @@
 """``mailgosend``: management commands, one module per command group.
 
     domain.py   domain add|remove|enable|disable|list
+    tls.py      tls status
     user.py     user add|list|passwd|enable|disable|quota|delete|mfa-reset|app-password,
                 create-admin
     alias.py    alias add|list|remove
@@ -9,7 +10,6 @@
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
-    tls.py      tls status
 
 The rules of account administration are not here but in mailgosend.admin, which the admin
 panel calls too; these modules read arguments and passwords and print results.
@@ -51,10 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alias": ("alias", "aliases and catch-alls"),
     "create-admin": ("user", "first administrator (creates the domain)"),
     "migrate": ("migrate", "bring the database schema up to date"),
+    "tls": ("tls", "TLS certificates and ACME renewal state"),
     "config": ("config", "configuration file"),
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
-    "tls": ("tls", "TLS certificates and ACME renewal state"),
 }
 
 
