@@ -2,7 +2,6 @@
 """``mailgosend``: management commands, one module per command group.
 
     domain.py   domain add|remove|enable|disable|list
-    tls.py      tls status
     user.py     user add|list|passwd|enable|disable|quota|delete|mfa-reset|app-password,
                 create-admin
     alias.py    alias add|list|remove
@@ -10,6 +9,7 @@
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
+    tls.py      tls status
 
 The rules of account administration are not here but in mailgosend.admin, which the admin
 panel calls too; these modules read arguments and passwords and print results.
