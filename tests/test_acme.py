@@ -123,8 +123,10 @@ class HTTP01ServiceTests(unittest.TestCase):
         status = root.components["acme_status"]()[0]
         self.assertIsNone(status["last_error"], ca.logs()[-3000:])
         self.assertFalse(status["placeholder"])
+        mta_sts = config.values.get("MTA_STS_MODE", "none") != "none"  # a key of autoconf's
         self.assertEqual(status["names"], [HOST, "autoconfig.example.test",
-                                           "autodiscover.example.test"])
+                                           "autodiscover.example.test"]
+                         + (["mta-sts.example.test"] if mta_sts else []))
         self.assertIn("Pebble", status["issuer"])
         key_mode = os.stat(os.path.join(acme.cache_dir(config), "account.key")).st_mode & 0o777
         self.assertEqual(key_mode, 0o600)
