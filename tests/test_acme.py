@@ -101,7 +101,8 @@ class HTTP01ServiceTests(unittest.TestCase):
         _skip_without_pebble()
         directory = os.path.abspath(self.mktemp())
         http_port, smtp_port, imaps_port, web_port = free_ports(4)
-        ca = pebble.Pebble(os.path.join(directory, "pebble"), http_port, nonce_reject=30).start()
+        ca = pebble.Pebble(os.path.join(directory, "pebble"), http_port, nonce_reject=30,
+                           taken=(smtp_port, imaps_port, web_port)).start()
         self.addCleanup(ca.stop)
         config = make_config_file(
             os.path.join(directory, "server"), TLS_MODE="http01", HOSTNAME=HOST,
@@ -240,7 +241,8 @@ class DNS01Tests(unittest.TestCase):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         unused_http, smtp_port, imaps_port = free_ports(3)
-        ca = pebble.Pebble(os.path.join(directory, "pebble"), unused_http).start()
+        ca = pebble.Pebble(os.path.join(directory, "pebble"), unused_http,
+                           taken=(smtp_port, imaps_port)).start()
         self.addCleanup(ca.stop)
         hook = self.settings(directory, ca, ()).dns_hook
         config = make_config(os.path.join(directory, "server"), TLS_MODE="dns01",
@@ -307,7 +309,8 @@ class HTTP01FailureTests(unittest.TestCase):
         directory = os.path.abspath(self.mktemp())
         # pebble's VA asks a port where nothing listens; ours is elsewhere.
         (nothing_listens, smtp_port, http_port) = free_ports(3)
-        ca = pebble.Pebble(os.path.join(directory, "pebble"), nothing_listens).start()
+        ca = pebble.Pebble(os.path.join(directory, "pebble"), nothing_listens,
+                           taken=(smtp_port, http_port)).start()
         self.addCleanup(ca.stop)
         config = make_config_file(
             os.path.join(directory, "server"), TLS_MODE="http01", HOSTNAME=HOST,

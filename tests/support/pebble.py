@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from typing import Optional
+from typing import Optional, Sequence
 
 from tests.support.certs import make_ca, make_cert
 from tests.support.net import free_ports
@@ -47,13 +47,19 @@ class Pebble:
     """One pebble and one challtestsrv; ``http_port`` is where pebble's VA fetches HTTP-01
     tokens (our HTTP_PORT), ``nonce_reject`` the percentage of valid nonces it refuses."""
 
-    def __init__(self, directory: str, http_port: int, nonce_reject: int = 0) -> None:
+    def __init__(self, directory: str, http_port: int, nonce_reject: int = 0,
+                 taken: Sequence[int] = ()) -> None:
+        """``taken``: the ports the test chose for its own listeners (chosen in another
+        call, so free_ports could hand them out again); pebble's never include them."""
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.http_port = http_port
         self.nonce_reject = nonce_reject
-        (self.acme_port, self.mgmt_port, self.dns_port, self.api_port,
-         self.tls_port) = free_ports(5)
+        avoid = {http_port, *taken}
+        ports = free_ports(5)
+        while avoid & set(ports):
+            ports = free_ports(5)
+        self.acme_port, self.mgmt_port, self.dns_port, self.api_port, self.tls_port = ports
         self.processes: list[subprocess.Popen[bytes]] = []
         self.log_paths: list[str] = []
 
