@@ -146,6 +146,22 @@ class ACMEConfigTests(unittest.TestCase):
                 make_config(directory, **values)
             self.assertIn(message, str(caught.exception))
 
+    def test_directory_defaults_to_lets_encrypt_staging_on_request(self) -> None:
+        from mailgosend.tls import acme
+
+        directory = os.path.abspath(self.mktemp())
+        values = {"TLS_MODE": "dns01", "ACME_DNS_PROVIDER": "cloudflare"}
+        production = acme.ACMESettings.from_config(make_config(directory, **values))
+        self.assertEqual(production.directory, acme.LETS_ENCRYPT)
+        self.assertEqual(production.cache_dir, os.path.join(directory, "data", "acme"))
+        staging = acme.ACMESettings.from_config(
+            make_config(directory, ACME_STAGING="true", **values))
+        self.assertEqual(staging.directory, acme.LETS_ENCRYPT_STAGING)
+        private = acme.ACMESettings.from_config(
+            make_config(directory, ACME_STAGING="true",
+                        ACME_DIRECTORY="https://ca.internal/dir", **values))
+        self.assertEqual(private.directory, "https://ca.internal/dir")
+
     def test_lexicon_credentials_in_the_file_are_passed_through(self) -> None:
         directory = os.path.abspath(self.mktemp())
         config = make_config(directory)
