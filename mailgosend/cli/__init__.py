@@ -10,6 +10,7 @@
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
+    tls.py      tls status
 
 The rules of account administration are not here but in mailgosend.admin, which the admin
 panel calls too; these modules read arguments and passwords and print results.
@@ -51,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alias": ("alias", "aliases and catch-alls"),
     "create-admin": ("user", "first administrator (creates the domain)"),
     "migrate": ("migrate", "bring the database schema up to date"),
+    "tls": ("tls", "TLS certificates and ACME renewal state"),
     "config": ("config", "configuration file"),
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
