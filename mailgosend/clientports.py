@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClientPort", "client_ports"]
+__all__ = ["ClientPort", "client_ports", "CLIENT_SETUP_PREFIXES", "MTA_STS_PREFIX",
+           "PUBLIC_HOST_PREFIXES"]
+
+# Names clients look up on each local domain, served by the web port (web/autoconfig.py):
+# Thunderbird's autoconfig, Outlook's autodiscover; MTA-STS senders fetch mta-sts.<domain>
+# (RFC 8461 §3.3).  The web port's host check and the ACME names (tls/acme.py) use these.
+CLIENT_SETUP_PREFIXES = ("autoconfig.", "autodiscover.")
+MTA_STS_PREFIX = "mta-sts."
+PUBLIC_HOST_PREFIXES = CLIENT_SETUP_PREFIXES + (MTA_STS_PREFIX,)
 
 # (listener, protocol, kind, security when TLS is off or None: not listening)
 #   kind "ssl": implicit TLS (RFC 8314 §3), "starttls": plain then STARTTLS/STLS.

@@ -40,6 +40,7 @@ from twisted.application import service
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from mailgosend.clientports import CLIENT_SETUP_PREFIXES, MTA_STS_PREFIX
 from mailgosend.tls import dns01
 from mailgosend.tls.http01 import ChallengeStore
 from mailgosend.tls.selfsigned import self_signed_pem, write_pair, write_private
@@ -69,10 +70,6 @@ class ACMEError(Exception):
 
 # --- settings -----------------------------------------------------------------------------
 
-# Names clients look up on each local domain, served by the web port (web/autoconfig.py):
-# Thunderbird's autoconfig, Outlook's autodiscover; MTA-STS senders fetch mta-sts.<domain>.
-CLIENT_SETUP_PREFIXES = ("autoconfig.", "autodiscover.")
-MTA_STS_PREFIX = "mta-sts."
 
 
 def default_names(config: Mapping[str, Any], domains: Iterable[str]) -> list[str]:

@@ -6,13 +6,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from mailgosend.clientports import PUBLIC_HOST_PREFIXES
 from mailgosend.auth.bruteforce import Network, parse_networks
 
 # Client setup (web/autoconfig.py) and MTA-STS are asked for at autoconfig.<domain>,
 # autodiscover.<domain> and mta-sts.<domain> of every local domain: names not in
 # WEB_HOSTNAMES, answered for these public paths only, so no page with a session is
 # reachable under them (no DNS-rebinding target).
-PUBLIC_HOST_PREFIXES = ("autoconfig.", "autodiscover.", "mta-sts.")
 PUBLIC_PATHS = frozenset((b"/.well-known/autoconfig/mail/config-v1.1.xml",
                           b"/mail/config-v1.1.xml", b"/autodiscover/autodiscover.xml",
                           b"/Autodiscover/Autodiscover.xml", b"/.well-known/mta-sts.txt"))
