@@ -138,6 +138,10 @@ KEYS: tuple[Key, ...] = tuple([
         "Authentication-Results authserv-id, TLS certificate name. Its A/AAAA record "
         "and the PTR of its address should point at each other.",
         "identity", profile_defaults=(("local", "localhost"),)),
+    Key("PUBLIC_IP", ADDRESS, "",
+        "The server's public IP address, for the DNS check (mailgosend doctor, the admin "
+        "panel): its reverse DNS, blocklist listings and SPF; empty uses the A record of "
+        "HOSTNAME.", "identity"),
     Key("DEFAULT_DOMAIN", DOMAIN, "example.com",
         "Mail domain used when a login or address is given without @domain.",
         "identity", aliases=("DOMAIN_DEFAULT",),
@@ -345,6 +349,10 @@ KEYS: tuple[Key, ...] = tuple([
         "empty uses /etc/resolv.conf.", "spam"),
     Key("DNS_SECONDARY", NAMESERVER, "", "Second DNS server, tried when the first fails.",
         "spam"),
+    Key("DOCTOR_PORT25_PROBE", HOSTPORT, "gmail-smtp-in.l.google.com:25",
+        "A mail server (host or host:port) the DNS check (mailgosend doctor, the admin "
+        "panel) connects to, to tell whether outbound port 25 is open here; empty skips "
+        "that check. Only a TCP connect, closed at once: nothing is sent.", "delivery"),
     # --- delivery -----------------------------------------------------------
     Key("QUEUE_RETRY_MINS", INTLIST, "5,10,30,60,120,240",
         "Minutes to wait before each retry of a temporarily failed delivery; the last "

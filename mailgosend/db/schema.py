@@ -67,6 +67,7 @@ __all__ = [
     "app_passwords",
     "passkeys",
     "passkey_challenges",
+    "domain_admins",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -262,7 +263,7 @@ queue_recipients = Table(
     Column("queue_id", BigInteger(), ForeignKey("queue.id", ondelete="CASCADE"), nullable=False),
     Column("recipient", String(320), nullable=False),
     Column("domain", String(253), nullable=False),
-    # queued | delivering | delivered | failed | expired
+    # queued | delivering | held (by an administrator) | delivered | failed | expired
     Column("status", String(16), nullable=False, server_default=text("'queued'")),
     Column("attempts", Integer(), nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
@@ -294,6 +295,10 @@ delivery_log = Table(
     Column("text", Text(), nullable=True),
     Column("mx_host", String(255), nullable=True),
     Column("tls_version", String(32), nullable=True),
+    # The admin panel's delivery log pages newest first by (attempted_at, id) keyset
+    # (migration 0015): a page is an index range scan, whatever the log's size.
+    Index("ix_delivery_log_attempted_at_id", "attempted_at", "id"),
+    Index("ix_delivery_log_recipient", "recipient"),
     sqlite_autoincrement=True,
 )
 
@@ -513,4 +518,18 @@ passkey_challenges = Table(
     Column("rp_id", String(253), nullable=False),
     Column("origin", String(300), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# --- per-domain administrators (migration 0015) ----------------------------------------------
+
+domain_admins = Table(
+    "domain_admins",
+    metadata,
+    # A user who may manage the users and aliases of one domain in the admin panel (and
+    # nothing else there); a full administrator is users.is_admin.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", Integer(), ForeignKey("domains.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "domain_id"),
 )
