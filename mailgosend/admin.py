@@ -43,8 +43,8 @@ from mailgosend.store.addresses import (
     parse_alias_source,
 )
 
-__all__ = ["AccountAdmin", "AccountPolicy", "AdminExists", "BadInput", "DomainAdded",
-           "NewAppPassword", "PasswordRefused", "UnknownAppPassword"]
+__all__ = ["AccountAdmin", "AccountPolicy", "Actor", "AdminExists", "BadInput", "DomainAdded",
+           "NewAppPassword", "NotPermitted", "PasswordRefused", "UnknownAppPassword"]
 
 MAX_APP_PASSWORD_NAME = 64
 MAX_DISPLAY_NAME = 100
@@ -60,6 +60,10 @@ class PasswordRefused(AccountError):
 
 class UnknownAppPassword(AccountError):
     pass
+
+
+class NotPermitted(AccountError):
+    """An administrator acted outside their rights (a domain admin on another domain)."""
 
 
 class AdminExists(AccountError):
@@ -122,6 +126,25 @@ def _quota(quota: int) -> int:
     if quota < 0:
         raise BadInput("quota must not be negative", "quota")
     return quota
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts in the admin panel and what they may manage: a full administrator
+    (``full``) manages everything; a domain administrator only ``domains``."""
+
+    user_id: int
+    email: str
+    full: bool
+    domains: frozenset[str] = frozenset()
+
+    def may_manage(self, domain: str) -> bool:
+        return self.full or domain.lower() in self.domains
+
+    def require(self, domain: str) -> None:
+        """Refuse (403 in the panel) an action on a domain this actor does not manage."""
+        if not self.may_manage(domain):
+            raise NotPermitted(f"you do not administer the domain {domain}", "domain")
 
 
 class AccountAdmin:
@@ -230,6 +253,17 @@ class AccountAdmin:
 
     def has_admin(self, conn: Connection) -> bool:
         return accounts.has_admin(conn)
+
+    def rights(self, conn: Connection, user_id: int) -> Optional[Actor]:
+        """What the user may do on the admin port, or None (not an administrator, disabled
+        or gone).  Asked at sign-in and on every admin request, so a demotion or a
+        disabled account takes effect on the next click."""
+        user = accounts.find_user_by_id(conn, user_id)
+        if user is None or not user.can_log_in:
+            return None
+        if user.is_admin:
+            return Actor(user.id, user.email, True)
+        return None
 
     def aliases_of(self, conn: Connection, email: str) -> list[str]:
         """The aliases that deliver to the user (read-only on the settings page)."""

@@ -408,7 +408,9 @@ def _add_web_listeners(w: Wiring) -> None:
                                  PasskeyStep(core.runner, w.reactor, core.security,
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
-                          admin=admin, workers=core.workers, endpoints=endpoints)
+                          admin=admin, workers=core.workers, endpoints=endpoints,
+                          admin_groups=_admin_groups, config=w.config,
+                          components=w.root.components)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:
@@ -419,6 +421,16 @@ def _add_web_listeners(w: Wiring) -> None:
             announcer = FirstAdminAnnouncer(site.setup, url)
             announcer.setServiceParent(w.root)
             w.root.components["first_admin_setup"] = announcer
+
+
+def _admin_groups(panel: Any) -> dict[bytes, Any]:
+    """The admin panel's page groups (web/admin_guard.py AdminRouter), by the second
+    segment of /admin/<name>/...; b"" is /admin itself, keys starting with "/" are
+    top-level routes of the admin port.  Every page group gets the same AdminPanel."""
+    from mailgosend.web.admin_dashboard import DashboardPages
+
+    dashboard = DashboardPages(panel).resource()
+    return {b"": dashboard}
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:

@@ -68,6 +68,8 @@ __all__ = [
     "passkeys",
     "passkey_challenges",
     "domain_admins",
+    "audit_log",
+    "counter_buckets",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -532,4 +534,38 @@ domain_admins = Table(
            nullable=False, index=True),
     _created_at(),
     PrimaryKeyConstraint("user_id", "domain_id"),
+# --- the admin panel (web/admin_*.py): who did what, and the dashboard's counters ------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # One administrative action (panel or CLI): kept as text, so deleting the acting or the
+    # target account keeps its history readable.  ``detail`` never holds a secret.
+    Column("id", BigId, primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("detail", Text(), nullable=False, server_default=text("''")),
+    Column("ip", String(45), nullable=False, server_default=text("''")),
+    # The mail domain concerned, when there is one: what a domain administrator may see.
+    Column("domain", String(253), nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_domain_at", "domain", "at"),
+    sqlite_autoincrement=True,
+)
+
+counter_buckets = Table(
+    "counter_buckets",
+    metadata,
+    # Server counters (counters.py) rolled into hourly buckets: one row per hour, counter,
+    # label and node, so each node only ever updates its own rows (no write races across
+    # nodes on PostgreSQL) and the dashboard sums over nodes.
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("name", String(48), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("value", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("hour", "name", "label", "node"),
+    Index("ix_counter_buckets_name_hour", "name", "hour"),
 )

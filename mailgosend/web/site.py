@@ -17,6 +17,7 @@ from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
+from mailgosend.web.admin_guard import AdminPanel, AdminRouter
 from mailgosend.web.assets import asset_dir
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
@@ -81,6 +82,7 @@ class WebSite(server.Site):
         self.web_bans = bans
         self.pages: Optional[AccountPages] = None
         self.setup: Optional[SetupPages] = None
+        self.admin_panel: Optional[AdminPanel] = None
         self.channels: set[WebChannel] = set()
 
     def open_connections(self) -> Collection[WebChannel]:
@@ -92,12 +94,17 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
-               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = ()
+               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
+               admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
+               config: Any = None, components: Optional[Mapping[str, Any]] = None
                ) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
-    first-administrator setup on the admin port (``site.setup``)."""
+    first-administrator setup on the admin port (``site.setup``) and the admin panel
+    (``site.admin_panel``): ``admin_groups(panel)`` gives the page groups' resources by
+    the second segment of ``/admin/<name>/...`` (``b""``: the dashboard, for ``/admin``)
+    and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -112,15 +119,24 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
             pages.passkeys = PasskeyPages(pages=pages, runner=runner, step=step, clock=clock)
     mounted: dict[bytes, Any] = {}
     setup = None
+    panel = None
     if admin is not None and settings.kind == "web":
         mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
                                              workers=workers, endpoints=endpoints).resource()
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
+        panel = AdminPanel(pages=pages, admin=admin, runner=runner, clock=clock,
+                           workers=workers, config=config, components=components)
+        pages.flow.admin_rights = panel.rights
+        groups = dict(admin_groups(panel)) if admin_groups is not None else {}
+        for name in [n for n in groups if n.startswith(b"/")]:
+            mounted[name[1:]] = groups.pop(name)
+        mounted[b"admin"] = AdminRouter(groups.pop(b"", None) or pages.resource(), groups)
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes)
     site.pages = pages
     site.setup = setup
+    site.admin_panel = panel
     return site

@@ -1,0 +1,84 @@
+"""The admin panel's shell (web/admin_guard.py) over HTTP: every page of admin-dash for a
+signed-in administrator, the redirect to sign in, a 403 for a signed-in non-administrator
+whose rights were removed, the navigation; and the pages' content (dashboard, settings,
+TLS, logs, audit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+
+from mailgosend.db.runner import run_sync
+from mailgosend.store import accounts
+from tests.support.mailserver import PASSWORD
+from tests.support.web import WebServerTestCase
+
+ADMIN = "root@example.com"
+ALICE = "alice@example.com"
+PAGES = ("/admin", "/admin/settings", "/admin/tls", "/admin/logs", "/admin/audit")
+
+
+class AdminTestCase(WebServerTestCase):
+    users = (ALICE, ADMIN)
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        d = super().setUp()
+        d.addCallback(lambda _: run_sync(self.server.engine, accounts.set_user_admin, ADMIN,
+                                         True, write=True))
+        return d
+
+    @defer.inlineCallbacks
+    def admin_client(self) -> Any:
+        web = self.client(admin=True)
+        answer = yield web.sign_in(ADMIN, PASSWORD)
+        self.assertEqual(answer.status_code, 303)
+        self.assertEqual(answer.headers["Location"], "/")
+        return web
+
+
+class ShellTests(AdminTestCase):
+    PAGES = ("/admin", "/admin/")
+
+    @defer.inlineCallbacks
+    def test_anonymous_goes_to_sign_in(self) -> Any:
+        web = self.client(admin=True)
+        for path in self.PAGES:
+            answer = yield web.get(path)
+            self.assertEqual((path, answer.status_code, answer.headers.get("Location")),
+                             (path, 303, "/login"))
+
+    @defer.inlineCallbacks
+    def test_every_page_has_the_navigation(self) -> Any:
+        web = yield self.admin_client()
+        for path in self.PAGES:
+            answer = yield web.get(path)
+            self.assertEqual(answer.status_code, 200, path)
+            for label in ("Dashboard", "Domains", "Users", "Queue", "Delivery log",
+                          "Security", "Settings", "TLS", "Logs", "Audit"):
+                self.assertIn(f">{label}</a>", answer.text)
+            self.assertIn('aria-current="page"', answer.text)
+
+    @defer.inlineCallbacks
+    def test_a_demoted_admin_is_refused_at_the_next_request(self) -> Any:
+        web = yield self.admin_client()
+        run_sync(self.server.engine, accounts.set_user_admin, ADMIN, False, write=True)
+        for path in self.PAGES:
+            answer = yield web.get(path)
+            self.assertEqual(answer.status_code, 403, path)
+            self.assertIn("may not use this page", answer.text)
+
+    @defer.inlineCallbacks
+    def test_a_user_cannot_sign_in_to_the_admin_port(self) -> Any:
+        web = self.client(admin=True)
+        answer = yield web.sign_in(ALICE, PASSWORD)
+        self.assertEqual(answer.status_code, 403)
+        answer = yield web.get("/admin")
+        self.assertEqual(answer.headers.get("Location"), "/login")
+
+    @defer.inlineCallbacks
+    def test_unknown_admin_path_is_the_sites_404(self) -> Any:
+        web = yield self.admin_client()
+        answer = yield web.get("/admin/no-such-page")
+        self.assertEqual(answer.status_code, 404)
+        self.assertIn("Page not found", answer.text)
