@@ -73,6 +73,7 @@ SECTIONS = (
     ("limits", "Limits"),
     ("spam", "Spam and mail authentication"),
     ("delivery", "Outbound delivery"),
+    ("mtasts", "MTA-STS and TLS reporting (RFC 8461, RFC 8460)"),
     ("logging", "Logging and debugging"),
 )
 
@@ -386,6 +387,37 @@ KEYS: tuple[Key, ...] = tuple([
     Key("DELAY_WARNING_HOURS", FLOAT, "4",
         "Send the sender a delay notice after this many hours (0 = never).", "delivery",
         minimum=0, maximum=8760),
+    # --- MTA-STS and TLS-RPT -------------------------------------------------
+    Key("MTA_STS_MODE", CHOICE, "testing",
+        "Mode of the MTA-STS policy (RFC 8461) served for every local domain at "
+        "https://mta-sts.<domain>/.well-known/mta-sts.txt: testing (senders deliver anyway "
+        "and report TLS problems), enforce (senders refuse to deliver without a verified "
+        "TLS connection to a listed MX), none (withdraws an earlier policy). Start with "
+        "testing; switch to enforce once reports show no failures.",
+        "mtasts", choices=("none", "testing", "enforce")),
+    Key("MTA_STS_MAX_AGE", INT, "604800",
+        "How long (seconds) senders may cache the MTA-STS policy; one week by default "
+        "(RFC 8461 §3.2 allows up to a year).", "mtasts", minimum=60, maximum=31557600),
+    Key("MTA_STS_MX", LIST, "",
+        "Comma-separated MX host names (or *.example.com patterns) listed in the MTA-STS "
+        "policy; empty: HOSTNAME, the name the published MX records point at.", "mtasts"),
+    Key("TLSRPT_RUA", STR, "",
+        "Where other servers send their daily TLS reports about mail to your domains: the "
+        "rua of the published _smtp._tls record (RFC 8460 §3), a mailto: or https: URI. "
+        "Empty: mailto:postmaster@<domain>; off: no record is suggested.", "mtasts"),
+    Key("MTA_STS_OUTBOUND", BOOL, "true",
+        "Fetch, cache and obey the MTA-STS policies of recipient domains: under enforce, "
+        "mail waits in the queue rather than going to an MX whose name is not in the "
+        "policy or whose certificate does not verify.", "mtasts"),
+    Key("MTA_STS_CA_FILE", PATH, "",
+        "Extra CA certificates (PEM) trusted for MTA-STS policy servers and MX hosts, "
+        "besides the system store (private PKIs and tests).", "mtasts"),
+    Key("MTA_STS_HTTPS_PORT", PORT, "443",
+        "Port used to fetch recipient domains' MTA-STS policies (443 everywhere but in "
+        "test setups).", "mtasts", minimum=1, maximum=65535),
+    Key("TLSRPT_SEND", BOOL, "true",
+        "Send a daily TLS report (RFC 8460) of our outbound TLS results to each recipient "
+        "domain that publishes an _smtp._tls record.", "mtasts"),
     # --- logging ------------------------------------------------------------
     Key("LOG_LEVEL", LOGLEVEL, "info", "debug, info, warn, error or critical.", "logging"),
     Key("LOG_FILE", PATH, "",

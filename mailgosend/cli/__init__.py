@@ -6,6 +6,7 @@
                 create-admin
     alias.py    alias add|list|remove
     dkim.py     dkim generate|dns|list|activate|remove
+    dns.py      dns records
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
@@ -53,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config", "configuration file"),
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
+    "dns": ("dns", "every DNS record a domain should publish"),
 }
 
 
