@@ -23,6 +23,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Protocol, Sequence
@@ -169,9 +170,29 @@ class AccountAdmin:
         """A disabled domain receives nothing and its users cannot log in; nothing is lost."""
         return accounts.set_domain_enabled(conn, self._domain(name), enabled)
 
-    def remove_domain(self, conn: Connection, name: str) -> Domain:
-        """Remove an empty domain with its aliases; refused while it has users."""
-        return accounts.remove_domain(conn, self._domain(name))
+    def remove_domain(self, conn: Connection, name: str, *,
+                      with_users: bool = False) -> Domain:
+        """Remove a domain with its aliases and DKIM keys; refused while it has users
+        unless ``with_users`` (the admin panel, once :meth:`domain_contents` was shown and
+        confirmed): then its users and all their mail go too."""
+        return accounts.remove_domain(conn, self._domain(name), with_users=with_users)
+
+    def domain_contents(self, conn: Connection, name: str) -> accounts.DomainContents:
+        """What removing the domain would delete: users, aliases, messages, DKIM keys."""
+        return accounts.domain_contents(conn, self._domain(name))
+
+    # --- per-domain administrators (seed plan decision 3) ----------------------------
+
+    def add_domain_admin(self, conn: Connection, email: str, domain: str,
+                         now: datetime) -> None:
+        """Let a user of any domain manage ``domain``'s users and aliases in the panel."""
+        accounts.add_domain_admin(conn, _address(email, "email"), self._domain(domain), now)
+
+    def remove_domain_admin(self, conn: Connection, email: str, domain: str) -> None:
+        accounts.remove_domain_admin(conn, _address(email, "email"), self._domain(domain))
+
+    def domain_admins(self, conn: Connection, domain: str) -> list[str]:
+        return accounts.domain_admins_of(conn, self._domain(domain))
 
     @staticmethod
     def _domain(name: str) -> str:
@@ -223,6 +244,20 @@ class AccountAdmin:
     def get_user(self, conn: Connection, email: str) -> User:
         return accounts.get_user(conn, _address(email, "email"))
 
+    def search_users(self, conn: Connection, domains: Optional[Sequence[str]], text: str = "",
+                     after: Optional[str] = None, limit: int = 50) -> list[User]:
+        """A page of users by address (keyset ``after``), of ``domains`` (None: all)."""
+        return accounts.search_users(conn, None if domains is None else
+                                     [self._domain(d) for d in domains],
+                                     text.strip(), after, limit)
+
+    @staticmethod
+    def random_password() -> str:
+        """A password an administrator hands over once (the user changes it): 4 groups of
+        5 letters and digits, about 103 bits; passes the password policy."""
+        alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+        return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
+
     def list_users(self, conn: Connection, domain: Optional[str] = None) -> list[User]:
         return accounts.list_users(conn, None if domain is None else self._domain(domain))
 
@@ -263,6 +298,9 @@ class AccountAdmin:
             return None
         if user.is_admin:
             return Actor(user.id, user.email, True)
+        managed = accounts.domains_administered(conn, user.id)
+        if managed:
+            return Actor(user.id, user.email, False, frozenset(managed))
         return None
 
     def aliases_of(self, conn: Connection, email: str) -> list[str]:

@@ -25,11 +25,13 @@ import dns.name
 import dns.resolver
 import dns.reversename
 
+from mailgosend.dnsrecords import DnsRecord, domain_records
 from mailgosend.mailauth.dnsbl import query_dnsbls
+from mailgosend.store import accounts, dkimkeys
 from mailgosend.mailauth.resolver import ABSENT, TEMPORARY_ERRORS, txt_records
 
-__all__ = ["DoctorSettings", "Finding", "ExpectedKey", "Report", "check_domain",
-           "check_server"]
+__all__ = ["DoctorSettings", "DomainInputs", "ExpectedKey", "Finding", "Report",
+           "all_domain_inputs", "check_domain", "check_server", "domain_inputs", "run_checks"]
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 
@@ -67,7 +69,6 @@ class DoctorSettings:
     dnsbl_zones: tuple[str, ...] = ()               # DNSBL_ZONES
     port25_probe: Optional[tuple[str, int]] = None  # DOCTOR_PORT25_PROBE (None: skip)
     timeout: float = 5.0
-    dmarc_record: str = "v=DMARC1; p=quarantine"
 
     @classmethod
     def from_config(cls, config: Any) -> DoctorSettings:
@@ -122,19 +123,67 @@ def _host(name: Any) -> str:
 
 # --- one domain ------------------------------------------------------------------------------
 
-def check_domain(resolver: dns.resolver.Resolver, settings: DoctorSettings, domain: str,
-                 keys: Sequence[ExpectedKey],
-                 records: Optional[dict[str, str]] = None) -> list[Finding]:
-    """The MX, SPF, DKIM and DMARC findings of ``domain`` (an A-label).  ``records``
-    maps "MX", "SPF", "DMARC" to the zone-file line to suggest (from the DNS record list,
-    mailgosend/dnsrecords.py); without it the fix names the values in words."""
+@dataclass(frozen=True)
+class DomainInputs:
+    """What the checks of one domain compare DNS with, read from the database in one job:
+    the record list (dnsrecords.py, the one generator) and the domain's DKIM keys."""
+
+    domain: str
+    records: tuple[DnsRecord, ...]
+    keys: tuple[ExpectedKey, ...]
+
+
+def domain_inputs(conn: Any, domain: str, config: Any) -> DomainInputs:
+    """A read job: the inputs of one local domain (``AccountError`` naming ``domain``)."""
+    records = domain_records(conn, domain, config)
+    name = records[0].name          # the MX record's owner: the canonical domain
+    keys = dkimkeys.list_keys(conn, name)
+    expected = tuple(ExpectedKey(k.selector, k.record_name, k.txt_value,
+                                 dkimkeys.key_state(k, keys))
+                     for k in keys if dkimkeys.key_state(k, keys) != "retired")
+    return DomainInputs(name, tuple(records), expected)
+
+
+def all_domain_inputs(conn: Any, config: Any) -> list[DomainInputs]:
+    """A read job: the inputs of every enabled domain."""
+    return [domain_inputs(conn, d.name, config) for d in accounts.list_domains(conn)
+            if d.enabled]
+
+
+def run_checks(resolver: dns.resolver.Resolver, settings: DoctorSettings,
+               inputs: Sequence[DomainInputs], *, server: bool = True,
+               connect: Callable[..., Any] = socket.create_connection) -> Report:
+    """Every check (blocking: a thread, never the reactor)."""
+    report = Report()
+    for one in inputs:
+        report.domains[one.domain] = check_domain(resolver, settings, one)
+    if server:
+        report.server = check_server(resolver, settings, connect)
+    return report
+
+
+def _suggested(records: Sequence[DnsRecord], rtype: str, name: str, prefix: str) -> str:
+    for record in records:
+        if record.type == rtype and record.name == name and record.value.startswith(prefix):
+            return record.zone_line()
+    return ""
+
+
+def check_domain(resolver: dns.resolver.Resolver, settings: DoctorSettings,
+                 inputs: DomainInputs) -> list[Finding]:
+    """The MX, SPF, DKIM and DMARC findings of one domain, then the optional records
+    (MTA-STS, TLS-RPT, client discovery) of the record list."""
     look = _Lookups(resolver, settings.timeout)
-    records = records or {}
+    domain, keys = inputs.domain, inputs.keys
+    records = {"MX": _suggested(inputs.records, "MX", domain, ""),
+               "SPF": _suggested(inputs.records, "TXT", domain, "v=spf1"),
+               "DMARC": _suggested(inputs.records, "TXT", f"_dmarc.{domain}", "v=DMARC1")}
     found: list[Finding] = []
     found += _guarded("MX", domain, lambda: _check_mx(look, settings, domain, records))
     found += _guarded("SPF", domain, lambda: _check_spf(look, settings, domain, records))
     for key in keys:
-        found += _guarded(f"DKIM {key.selector}", key.name, lambda key=key: _check_dkim(look, key))
+        found += _guarded(f"DKIM {key.selector}", key.name,
+                          lambda key=key: _check_dkim(look, key))  # type: ignore[misc]
     if not keys:
         found.append(Finding("DKIM", FAIL, "no DKIM key on this server",
                              "Without a DKIM signature, receivers cannot tell your mail from "
@@ -143,12 +192,44 @@ def check_domain(resolver: dns.resolver.Resolver, settings: DoctorSettings, doma
                              f"generate {domain}') and publish the TXT record it shows."))
     found += _guarded("DMARC", f"_dmarc.{domain}",
                       lambda: _check_dmarc(look, settings, domain, records))
+    for record in inputs.records:
+        if not record.required:
+            found += _guarded(record.name, record.name,
+                              lambda record=record: _check_optional(look, record))  # type: ignore[misc]
     return found
+
+
+def _normal(rtype: str, value: str) -> str:
+    text = " ".join(value.split()).lower()
+    return text.rstrip(".") if rtype in ("CNAME", "SRV", "MX") else text
+
+
+def _check_optional(look: _Lookups, record: DnsRecord) -> list[Finding]:
+    """A record that helps (MTA-STS, TLS-RPT, client discovery): missing is a warning."""
+    check = f"{record.type} {record.name}"
+    if record.type == "TXT":
+        values = look.txt(record.name)
+    else:
+        values = [r.to_text() for r in look.query(record.name, record.type)]
+    if record.type == "TXT":
+        prefix = record.value.split(";")[0].split("=")[0]
+        values = [v for v in values if v.split(";")[0].split("=")[0] == prefix] or values
+    if not values:
+        return [Finding(check, WARN, "not published", record.purpose[:1].upper()
+                        + record.purpose[1:] + " (optional: mail flows without it).",
+                        "Publish the record shown.", record.zone_line())]
+    if _normal(record.type, record.value) not in {_normal(record.type, v) for v in values}:
+        return [Finding(check, WARN, "; ".join(values)[:160],
+                        "Published, but not with the value this server expects: "
+                        + record.purpose + ".", "Replace it with the record shown.",
+                        record.zone_line())]
+    return [Finding(check, OK, "published", record.purpose[:1].upper() + record.purpose[1:]
+                    + ".")]
 
 
 def _check_mx(look: _Lookups, settings: DoctorSettings, domain: str,
               records: dict[str, str]) -> list[Finding]:
-    record = records.get("MX", f"{domain}. MX 10 {settings.hostname}.")
+    record = records["MX"]
     mx = sorted(look.query(domain, "MX"), key=lambda r: r.preference)
     hosts = [_host(r.exchange) for r in mx]
     if not hosts:
@@ -169,7 +250,7 @@ def _check_mx(look: _Lookups, settings: DoctorSettings, domain: str,
 
 def _check_spf(look: _Lookups, settings: DoctorSettings, domain: str,
                records: dict[str, str]) -> list[Finding]:
-    record = records.get("SPF", f'{domain}. TXT "v=spf1 mx -all"')
+    record = records["SPF"]
     spf = [t for t in look.txt(domain) if t.lower().startswith("v=spf1")]
     if not spf:
         return [Finding("SPF", FAIL, "no SPF record",
@@ -207,7 +288,7 @@ def _check_spf(look: _Lookups, settings: DoctorSettings, domain: str,
 
 def _check_dkim(look: _Lookups, key: ExpectedKey) -> list[Finding]:
     check = f"DKIM {key.selector}"
-    zone_line = f'{key.name}. TXT "{key.txt}"'
+    zone_line = dkimkeys.zone_file_record(key.name, key.txt)
     published = look.txt(key.name)
     wanted = _tag(key.txt, "p")
     if not published:
@@ -237,7 +318,7 @@ def _tag(record: str, name: str) -> str:
 def _check_dmarc(look: _Lookups, settings: DoctorSettings, domain: str,
                  records: dict[str, str]) -> list[Finding]:
     name = f"_dmarc.{domain}"
-    record = records.get("DMARC", f'{name}. TXT "{settings.dmarc_record}"')
+    record = records["DMARC"]
     found = [t for t in look.txt(name) if t.lower().replace(" ", "").startswith("v=dmarc1")]
     if not found:
         return [Finding("DMARC", FAIL, "no DMARC record",
@@ -373,7 +454,6 @@ class Report:
     domains: dict[str, list[Finding]] = field(default_factory=dict)
     server: list[Finding] = field(default_factory=list)
 
-    @property
-    def problems(self) -> int:
+    def count(self, status: str) -> int:
         every = [f for fs in self.domains.values() for f in fs] + self.server
-        return sum(1 for f in every if f.status in (FAIL, WARN))
+        return sum(1 for f in every if f.status == status)

@@ -534,6 +534,8 @@ domain_admins = Table(
            nullable=False, index=True),
     _created_at(),
     PrimaryKeyConstraint("user_id", "domain_id"),
+)
+
 # --- the admin panel (web/admin_*.py): who did what, and the dashboard's counters ------------
 
 audit_log = Table(

@@ -1,7 +1,7 @@
 """Per-domain administrators; indexes for the admin panel's delivery log.
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0014 (0009 in the task; chained after admin-dash's 0014, merged here, so one head)
 Create Date: 2026-12-05 00:00:00
 
 ``domain_admins`` names the users who may manage one domain's users and aliases in the admin
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0015"
-down_revision: Union[str, Sequence[str], None] = "0009"
+down_revision: Union[str, Sequence[str], None] = "0014"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
