@@ -428,9 +428,17 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
     segment of /admin/<name>/...; b"" is /admin itself, keys starting with "/" are
     top-level routes of the admin port.  Every page group gets the same AdminPanel."""
     from mailgosend.web.admin_dashboard import DashboardPages
+    from mailgosend.web.admin_domains import DomainPages
+    from mailgosend.web.admin_queue import QueuePages
+    from mailgosend.web.admin_security import SecurityPages
+    from mailgosend.web.admin_users import UserPages
 
     dashboard = DashboardPages(panel).resource()
-    return {b"": dashboard}
+    users = UserPages(panel).resource()
+    queue = QueuePages(panel).resource()
+    return {b"": dashboard, b"domains": DomainPages(panel).resource(), b"users": users,
+            b"aliases": users, b"queue": queue, b"deliveries": queue,
+            b"security": SecurityPages(panel).resource()}
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:
