@@ -73,3 +73,18 @@ class WorkerRangeTests(unittest.TestCase):
         low, high = net.worker_range()
         for port in net.free_ports(5):
             self.assertTrue(low <= port < high, port)
+
+
+class MailServerPortTests(unittest.TestCase):
+    """Regression: the web/admin ports chosen by WebServerTestCase were sometimes chosen
+    again by MailServer for another listener ('WEB_PORT = ... is also POP3_PORT')."""
+
+    def test_ports_given_are_not_chosen_again(self) -> None:
+        from tests.support import mailserver
+
+        def colliding(count: int, host: str = "127.0.0.1", **kwargs: object) -> list[int]:
+            return list(range(30000, 30000 + count))
+        self.patch(mailserver, "free_ports", colliding)
+        server = mailserver.MailServer(self.mktemp(), ports={"WEB": 30000, "ADMIN": 30003})
+        values = list(server.ports.values())
+        self.assertEqual(len(values), len(set(values)), server.ports)

@@ -45,7 +45,11 @@ class MailServer:
         self.hostname = hostname
         self.bind = bind
         names = ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
-        self.ports = dict(zip(names, free_ports(len(names), bind)))
+        # Ports chosen by the caller (the web and admin ports of WebServerTestCase) are
+        # never chosen again for another listener: two free_ports calls may pick one port.
+        taken = set((ports or {}).values())
+        chosen = [p for p in free_ports(len(names) + len(taken), bind) if p not in taken]
+        self.ports = dict(zip(names, chosen))
         self.ports.update(ports or {})
         self.settings = settings
         self.root: Any = None
