@@ -73,6 +73,9 @@ class Config:
     appended: tuple[str, ...] = field(default=())
     # True when this load generated the file, with a new ENCRYPTION_KEY (see new_file_notice).
     created: bool = False
+    # The MAILGO_<KEY> variables that were applied (name -> value): they win over the file,
+    # also when the settings page rewrites it (edit_file validates with them).
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -97,7 +100,7 @@ class Config:
         values = dict(self.values)
         values.update(changes)
         return Config(self.path, MappingProxyType(values), self.profile, self.warnings,
-                      self.appended, self.created)
+                      self.appended, self.created, self.overrides)
 
 
 def new_file_notice(config: Config) -> str:
@@ -476,11 +479,14 @@ def load(path: str, *, profile: Optional[str] = None,
         warnings.extend(append_warnings)
         if appended:
             entries = _read_file(path, problems)
+    overrides = {}
     for key in K.KEYS:
         env_name = _env_name(key, env)
         if env_name:
             entries[key.name] = _Entry(env[env_name], "environment", env_name)
-    return _validate(path, entries, profile, warnings, appended, problems, created)
+            overrides[env_name] = env[env_name]
+    return _validate(path, entries, profile, warnings, appended, problems, created,
+                     overrides)
 
 
 def _profile_mismatch(path: str, asked: str, profile: str) -> str:
@@ -508,7 +514,8 @@ def _unknown_environment(env: Mapping[str, str]) -> list[str]:
 
 
 def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: list[str],
-              appended: list[str], problems: list[str], created: bool = False) -> Config:
+              appended: list[str], problems: list[str], created: bool = False,
+              overrides: Optional[Mapping[str, str]] = None) -> Config:
     """Check every value; syntax problems found while reading come first in the report."""
     base_dir = os.path.dirname(path)
     values: dict[str, Any] = {}
@@ -539,7 +546,7 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     if problems:
         raise ConfigError(problems)
     return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended),
-                  created)
+                  created, MappingProxyType(dict(overrides or {})))
 
 
 def _where(entries: Mapping[str, _Entry], name: str) -> str:
@@ -622,13 +629,28 @@ def _overlap(a: str, b: str) -> bool:
 _ASSIGNMENT = re.compile(r"^(\s*)([A-Za-z0-9_]+)(\s*=\s*)(.*?)(\s*)$")
 
 
+def file_values(path: str) -> dict[str, str]:
+    """The raw ``KEY = value`` texts of the file, by canonical name (the settings page)."""
+    return {name: entry.value for name, entry in _read_file(path, []).items()}
+
+
+def environment_overrides(config: Config) -> dict[str, str]:
+    """Keys set by a MAILGO_ variable at load, with the variable's name: not the file."""
+    env = config.overrides
+    found = {}
+    for key in K.KEYS:
+        name = _env_name(key, env)
+        if name:
+            found[key.name] = name
+    return found
+
+
 def editable(name: str) -> bool:
     """Keys the settings page may change: every key but the secrets."""
     return name in K.BY_NAME and name not in K.SECRET_KEYS
 
 
-def edit_file(config: Config, changes: Mapping[str, str],
-              environ: Optional[Mapping[str, str]] = None) -> Config:
+def edit_file(config: Config, changes: Mapping[str, str]) -> Config:
     """Write new values for some keys into ``config.path`` and return the new Config.
 
     Each value is checked exactly as at start-up (the same parsers and cross-checks, on the
@@ -637,9 +659,10 @@ def edit_file(config: Config, changes: Mapping[str, str],
     rewritten in place (its spelling, an alias, and every comment, blank line and the order
     of the file are kept; a key missing from the file is appended with its documentation),
     and the new file replaces the old one atomically with the same permissions.  A key set
-    by a MAILGO_ environment variable is refused: the file's value would not be used.
+    by a MAILGO_ environment variable is refused: the file's value would not be used (the
+    variables are those the running Config was loaded with, and they still win).
     """
-    env = os.environ if environ is None else environ
+    env = config.overrides
     problems: list[str] = []
     wanted: dict[str, str] = {}
     for name, value in changes.items():
@@ -687,7 +710,8 @@ def edit_file(config: Config, changes: Mapping[str, str],
         env_name = _env_name(key, env)
         if env_name:
             entries[key.name] = _Entry(env[env_name], "environment", env_name)
-    new = _validate(path, entries, config.profile, list(config.warnings), [], problems)
+    new = _validate(path, entries, config.profile, list(config.warnings), [], problems,
+                    overrides=env)
     directory = os.path.dirname(path)
     fd, temporary = tempfile.mkstemp(prefix=".app_config.", dir=directory)
     try:

@@ -27,6 +27,7 @@ from mailgosend.auth.portal import MailPortal, build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin
 from mailgosend.counters import Counters
 from mailgosend.crypto import KeyRing
+from mailgosend.servercontrol import ServerControl
 from mailgosend.db.opening import open_database
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
@@ -246,6 +247,7 @@ def makeService(config: Config, *, reactor: Any = None,
 
     root.listeners.setServiceParent(root)
     root.components["listeners"] = root.listeners
+    root.components["control"] = ServerControl(root, workers, reactor)
     wiring = Wiring(config, reactor, root, core, spool_dir)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
@@ -476,6 +478,7 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
     top-level routes of the admin port.  Every page group gets the same AdminPanel."""
     from mailgosend.web.admin_dashboard import DashboardPages
     from mailgosend.web.admin_metrics import MetricsResource, ReadyResource
+    from mailgosend.web.admin_settings import SettingsPages
 
     components = panel.components
     dashboard = DashboardPages(panel).resource()
@@ -483,7 +486,8 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
     def listeners_up() -> list[tuple[str, bool]]:
         return [(listener.name, listener.listening is not None)
                 for listener in components["listeners"]]
-    return {b"": dashboard,
+    settings = SettingsPages(panel).resource()
+    return {b"": dashboard, b"settings": settings,
             b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
             b"/readyz": ReadyResource(panel.runner, listeners_up)}
 
