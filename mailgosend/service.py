@@ -479,6 +479,7 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
     from mailgosend.web.admin_dashboard import DashboardPages
     from mailgosend.web.admin_metrics import MetricsResource, ReadyResource
     from mailgosend.web.admin_settings import SettingsPages
+    from mailgosend.web.admin_tls import TLSPages
 
     components = panel.components
     dashboard = DashboardPages(panel).resource()
@@ -487,7 +488,8 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
         return [(listener.name, listener.listening is not None)
                 for listener in components["listeners"]]
     settings = SettingsPages(panel).resource()
-    return {b"": dashboard, b"settings": settings,
+    tls = TLSPages(panel).resource()
+    return {b"": dashboard, b"settings": settings, b"tls": tls,
             b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
             b"/readyz": ReadyResource(panel.runner, listeners_up)}
 
