@@ -46,6 +46,7 @@ from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.inventory import certificates_in_use
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.logring import LogRing
 from mailgosend.mail.service import MailService
 from mailgosend.imap.factory import build_imap_factory, imap_avatars
 from mailgosend.imap.interfaces import IIMAPAccount
@@ -240,6 +241,9 @@ def makeService(config: Config, *, reactor: Any = None,
                            core=core, counters=counters)
     if observer is not None:
         root.components["log"] = observer
+    ring = LogRing(config)
+    ring.setServiceParent(root)
+    root.components["log_ring"] = ring
     # The avatars every mail-access login asks the realm for (auth/portal.py): POP3's
     # maildrop here; IMAP's with its first listener (an IMAP avatar carries its listener's
     # hub, and each session rebinds it to its own: IMAPAccount.for_access).
@@ -476,22 +480,27 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
     """The admin panel's page groups (web/admin_guard.py AdminRouter), by the second
     segment of /admin/<name>/...; b"" is /admin itself, keys starting with "/" are
     top-level routes of the admin port.  Every page group gets the same AdminPanel."""
+    from mailgosend.web.admin_audit import AuditPages
     from mailgosend.web.admin_dashboard import DashboardPages
+    from mailgosend.web.admin_logs import LogsPages
     from mailgosend.web.admin_metrics import MetricsResource, ReadyResource
     from mailgosend.web.admin_settings import SettingsPages
     from mailgosend.web.admin_tls import TLSPages
 
     components = panel.components
-    dashboard = DashboardPages(panel).resource()
 
     def listeners_up() -> list[tuple[str, bool]]:
         return [(listener.name, listener.listening is not None)
                 for listener in components["listeners"]]
-    settings = SettingsPages(panel).resource()
-    tls = TLSPages(panel).resource()
-    return {b"": dashboard, b"settings": settings, b"tls": tls,
-            b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
-            b"/readyz": ReadyResource(panel.runner, listeners_up)}
+    return {
+        b"": DashboardPages(panel).resource(),
+        b"settings": SettingsPages(panel).resource(),
+        b"tls": TLSPages(panel).resource(),
+        b"logs": LogsPages(panel).resource(),
+        b"audit": AuditPages(panel).resource(),
+        b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
+        b"/readyz": ReadyResource(panel.runner, listeners_up),
+    }
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:
