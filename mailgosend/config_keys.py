@@ -226,6 +226,14 @@ KEYS: tuple[Key, ...] = tuple([
         "web", minimum=1, maximum=100000),
     Key("ADMIN_RATE_PER_MIN", INT, "10",
         "The same limit on the admin port.", "web", minimum=1, maximum=100000),
+    Key("METRICS_ALLOW", LIST, "127.0.0.0/8, ::1/128",
+        "Comma-separated addresses or networks (CIDR) allowed to read the Prometheus "
+        "metrics at /metrics on the admin port without signing in; empty: none (then only "
+        "METRICS_TOKEN opens it). The admin port may be reachable from elsewhere: keep this "
+        "to the scraper's address.", "web"),
+    Key("METRICS_TOKEN", STR, "",
+        "A bearer token that also opens /metrics (Authorization: Bearer <token>) from any "
+        "address, at least 32 characters; empty: no token.", "web"),
     # --- database -----------------------------------------------------------
     Key("DB_DRIVER", CHOICE, "sqlite",
         "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "
@@ -429,7 +437,17 @@ BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 
 ALIASES: dict[str, str] = {alias: k.name for k in KEYS for alias in k.aliases}
 
-SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {"RELAY_PASSWORD"}
+SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {
+    "RELAY_PASSWORD", "METRICS_TOKEN"}
+
+# Keys the running server applies at once when the admin panel's settings page saves them
+# (MailgosendService.apply_config); every other key takes effect at the next start.
+LIVE_KEYS = frozenset({
+    "LOG_LEVEL", "WEB_RATE_PER_MIN", "ADMIN_RATE_PER_MIN", "METRICS_ALLOW",
+    "BRUTE_MAX_TRIES", "BRUTE_ACCOUNT_MAX_TRIES", "BRUTE_WINDOW_MIN", "BRUTE_BAN_HOURS",
+    "BAN_EXEMPT_IPS", "SPAM_THRESHOLD", "SPAM_CHECK_SPF", "SPAM_CHECK_DKIM",
+    "SPAM_CHECK_DMARC", "DNSBL_ZONES", "DNSBL_CHECK_PRIVATE", "BAYES_MIN_TRAINED",
+    "BAYES_MAX_POINTS"})
 
 
 def canonical_name(name: str) -> Optional[str]:

@@ -38,7 +38,8 @@ class AdminTestCase(WebServerTestCase):
 
 
 class ShellTests(AdminTestCase):
-    PAGES = ("/admin", "/admin/")
+    PAGES = ("/admin", "/admin/", "/admin/api/dashboard") + PAGES[1:] + (
+        "/admin/settings/MAX_RECIPIENTS", "/admin/logs/stream")
 
     @defer.inlineCallbacks
     def test_anonymous_goes_to_sign_in(self) -> Any:
@@ -51,7 +52,7 @@ class ShellTests(AdminTestCase):
     @defer.inlineCallbacks
     def test_every_page_has_the_navigation(self) -> Any:
         web = yield self.admin_client()
-        for path in self.PAGES:
+        for path in PAGES:
             answer = yield web.get(path)
             self.assertEqual(answer.status_code, 200, path)
             for label in ("Dashboard", "Domains", "Users", "Queue", "Delivery log",
@@ -82,3 +83,33 @@ class ShellTests(AdminTestCase):
         answer = yield web.get("/admin/no-such-page")
         self.assertEqual(answer.status_code, 404)
         self.assertIn("Page not found", answer.text)
+
+
+class DashboardTests(AdminTestCase):
+    @defer.inlineCallbacks
+    def test_the_dashboard_shows_the_servers_numbers(self) -> Any:
+        web = yield self.admin_client()
+        counters = self.server.root.components["counters"]
+        counters.add("messages_received", "inbound", n=3)
+        counters.add("messages_rejected", "policy")
+        yield counters.flush()           # one part from the database,
+        counters.add("messages_received", "submission")   # one still in memory
+        yield counters.refresh_gauges()   # views reuse a reading up to 5 s old
+        data = (yield web.get("/admin/api/dashboard")).json()
+        self.assertEqual(data["totals_24h"], {"received": 4, "sent": 0, "bounced": 0,
+                                              "rejected": 1})
+        self.assertEqual((len(data["hourly"]["t"]), len(data["daily"]["t"])), (24, 30))
+        self.assertEqual(data["hourly"]["received"][-1], 4)
+        self.assertEqual(data["daily"]["received"][-1], 4)
+        self.assertEqual(data["queue"]["messages"], 0)
+        self.assertEqual([s["domain"] for s in data["storage"]], ["example.com"])
+        self.assertIn("smtp", data["connections"])
+        self.assertEqual({c["service"] for c in data["certificates"]}, {"SMTP", "IMAP", "POP3"})
+        # A failed admin-port sign-in is a security event on the dashboard.
+        yield self.client(admin=True).sign_in(ALICE, PASSWORD)
+        page = yield web.get("/admin")
+        self.assertIn("login_refused_not_admin", page.text)
+        self.assertIn('id="chart-hourly"', page.text)
+        self.assertIn("/static/vendor/uplot/uPlot.esm.js?v=", page.text)
+        self.assertNotIn("<script>", page.text)
+        self.assertIn("mx.mailgo.test", page.text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.engine import Connection
@@ -60,7 +60,7 @@ def record(conn: Connection, *, actor: str, action: str, target: str, ip: str,
 
 def search(conn: Connection, query: AuditQuery) -> list[AuditEntry]:
     """Newest first, at most ``query.limit`` (<= MAX_PAGE) rows older than the cursor."""
-    conditions = []
+    conditions: list[Any] = []
     if query.actor:
         conditions.append(audit_log.c.actor.ilike(_like(query.actor), escape="\\"))
     if query.action:

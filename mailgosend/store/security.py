@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 
+from mailgosend.counters import NULL as NULL_COUNTERS
 from mailgosend.auth.bruteforce import BanDecision, BrutePolicy, decide
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.db.schema import (
@@ -235,6 +236,11 @@ class SecurityStore:
         self.runner = runner
         self.policy = BrutePolicy.from_config(config)
         self._clock = clock
+        self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
+
+    def apply_config(self, config: Any) -> None:
+        """BRUTE_* and BAN_EXEMPT_IPS saved on the settings page apply at once."""
+        self.policy = BrutePolicy.from_config(config)
 
     @property
     def clock(self) -> Any:
@@ -245,10 +251,12 @@ class SecurityStore:
 
     def login_failed(self, ip: str, username: str, service: str,
                      reason: str) -> "Deferred[FailureOutcome]":
+        self.counters.add("logins", service, "failure")
         return self.runner.write(login_failed, self.now(), self.policy, ip, username,
                                  service, reason)
 
     def login_succeeded(self, ip: str, username: str, service: str) -> "Deferred[None]":
+        self.counters.add("logins", service, "success")
         return self.runner.write(record_attempt, self.now(), ip, username, service, True)
 
     def refused(self, kind: str, ip: str, username: str, service: str,
@@ -275,3 +283,22 @@ class SecurityStore:
 
     def purge_old(self) -> "Deferred[None]":
         return self.runner.write(purge_old, self.now())
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    id: int
+    kind: str
+    ip: Optional[str]
+    username: Optional[str]
+    service: Optional[str]
+    detail: str
+    created_at: datetime
+
+
+def recent_events(conn: Connection, limit: int = 10) -> list[SecurityEvent]:
+    """The newest security events (the dashboard's list; index on created_at)."""
+    rows = conn.execute(select(security_events).order_by(
+        security_events.c.created_at.desc(), security_events.c.id.desc()).limit(limit))
+    return [SecurityEvent(r.id, r.kind, r.ip, r.username, r.service, r.detail, r.created_at)
+            for r in rows]

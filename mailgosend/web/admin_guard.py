@@ -93,8 +93,10 @@ class AdminGroup:
     def resource(self) -> Any:
         return self.app.resource()
 
-    def render(self, request: WebRequest, template: str, actor: Optional[Actor],
-               **context: Any) -> bytes:
+    def render(self, request: WebRequest, template: str, actor: Optional[Actor] = None,
+               session: Any = None, **context: Any) -> bytes:
+        """A page in the panel's layout (``session``: accepted for web/forms.py's refusal
+        page; the request's own session is used)."""
         nav = [{"path": path, "label": label, "current": _current(request, path)}
                for path, label, full in NAVIGATION if actor is None or actor.full or not full]
         return self.panel.pages.render(request, template, request.web_session, actor=actor,

@@ -88,6 +88,12 @@ class WebSite(server.Site):
     def open_connections(self) -> Collection[WebChannel]:
         return set(self.channels)
 
+    def apply_config(self, config: Any) -> None:
+        """WEB_RATE_PER_MIN / ADMIN_RATE_PER_MIN saved on the settings page apply at once."""
+        self.web_limiter.set_rate(config[f"{self.web_settings.kind.upper()}_RATE_PER_MIN"])
+        if self.admin_panel is not None:
+            self.admin_panel.config = config
+
 
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
@@ -130,8 +136,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                            workers=workers, config=config, components=components)
         pages.flow.admin_rights = panel.rights
         groups = dict(admin_groups(panel)) if admin_groups is not None else {}
-        for name in [n for n in groups if n.startswith(b"/")]:
-            mounted[name[1:]] = groups.pop(name)
+        for key in [k for k in groups if k.startswith(b"/")]:
+            mounted[key[1:]] = groups.pop(key)
         mounted[b"admin"] = AdminRouter(groups.pop(b"", None) or pages.resource(), groups)
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
