@@ -194,6 +194,15 @@ class AccountAdmin:
     def domain_admins(self, conn: Connection, domain: str) -> list[str]:
         return accounts.domain_admins_of(conn, self._domain(domain))
 
+    def serves_domain(self, conn: Connection, name: str) -> Optional[str]:
+        """The canonical name of ``name`` if it is a local, enabled domain, else None: the
+        public client-setup and MTA-STS answers are given for those only."""
+        try:
+            domain = accounts.get_domain(conn, name)
+        except AccountError:
+            return None
+        return domain.name if domain.enabled else None
+
     @staticmethod
     def _domain(name: str) -> str:
         try:

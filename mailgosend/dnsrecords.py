@@ -82,7 +82,7 @@ def records_for(domain: str, config: Any, dkim_keys: Sequence[DKIMKey]) -> list[
         DnsRecord(domain, "MX", f"{MX_PREFERENCE} {host}.",
                   f"other mail servers deliver mail for {domain} to {host}", True),
         # RFC 7208: "mx" authorises the host the MX names, which is where we send from.
-        DnsRecord(domain, "TXT", "v=spf1 mx ~all",
+        DnsRecord(domain, "TXT", "v=spf1 mx -all",
                   "SPF: receivers accept mail from your MX host as sent by this domain "
                   "(add your smarthost if RELAY_HOST is set)", True),
     ]
@@ -92,7 +92,7 @@ def records_for(domain: str, config: Any, dkim_keys: Sequence[DKIMKey]) -> list[
                                  f"DKIM {key.algorithm} public key ({state}): receivers "
                                  "verify the signatures on your mail", key.active))
     records.append(DnsRecord(
-        f"_dmarc.{domain}", "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r",
+        f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}",
         "DMARC: receivers treat mail that fails SPF and DKIM for this domain as spam", True))
     policy = own_policy(config)
     records.append(DnsRecord(f"mta-sts.{domain}", "CNAME", f"{host}.",

@@ -349,6 +349,9 @@ def _add_delivery(w: Wiring) -> None:
     from datetime import timedelta
 
     from mailgosend.delivery.bounces import Bouncer
+    from mailgosend.delivery.https import HTTPSClient
+    from mailgosend.delivery.mtasts import MTASTS
+    from mailgosend.delivery.tlsrpt import TLSReporter
     from mailgosend.delivery.worker import DeliverySettings, QueueService, node_name
     from mailgosend.mailauth.dkimsign import DKIMSigner
 
@@ -360,15 +363,31 @@ def _add_delivery(w: Wiring) -> None:
                       delay_warning_hours=config["DELAY_WARNING_HOURS"],
                       max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
     bouncer.counters = core.counters
+    resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
+    # MTA-STS (RFC 8461) policies of recipient domains and TLS-RPT (RFC 8460) reports.
+    https = HTTPSClient(reactor=w.reactor, workers=core.workers, resolver=resolver,
+                        ca_file=config["MTA_STS_CA_FILE"] or None,
+                        port=config["MTA_STS_HTTPS_PORT"])
+    mta_sts = None
+    if config["MTA_STS_OUTBOUND"]:
+        mta_sts = MTASTS(runner=core.runner, workers=core.workers, resolver=resolver,
+                         https=https, clock=w.reactor,
+                         ca_file=config["MTA_STS_CA_FILE"] or None)
     worker = QueueService(
         settings=settings, runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
-        workers=core.workers,
-        resolver=make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"]),
+        workers=core.workers, resolver=resolver,
         signer=DKIMSigner(core.runner, core.keyring, core.workers, clock=w.reactor),
         bouncer=bouncer,
-        clock=w.reactor, node=node_name(config))
+        clock=w.reactor, node=node_name(config), mta_sts=mta_sts)
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
+    if config["TLSRPT_SEND"] and mta_sts is not None:
+        reporter = TLSReporter(runner=core.runner, workers=core.workers, resolver=resolver,
+                               https=https, local=core.mail.delivery, events=core.events,
+                               clock=w.reactor, hostname=config["HOSTNAME"],
+                               sender=f"postmaster@{config['DEFAULT_DOMAIN']}")
+        reporter.setServiceParent(w.root)
+        w.root.components["tlsrpt"] = reporter
     core.events.watch_queue(lambda _change: worker.wake())
 
 
@@ -430,6 +449,7 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
     from mailgosend.auth.passkeys import PasskeyStep
+    from mailgosend.web.autoconfig import ClientSetup
     from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.setup import FirstAdminAnnouncer
@@ -463,7 +483,8 @@ def _add_web_listeners(w: Wiring) -> None:
                           sections=_account_sections(name, core, factor, admin),
                           admin=admin, workers=core.workers, endpoints=endpoints,
                           admin_groups=_admin_groups, config=w.config,
-                          components=w.root.components)
+                          components=w.root.components,
+                          client_setup=ClientSetup.from_config(w.config))
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:

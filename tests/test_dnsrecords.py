@@ -36,7 +36,7 @@ class RecordsTests(SynchronousTestCase):
         r = self.records()
         self.assertEqual(r["example.com", "MX"].value, "10 mail.example.net.")
         self.assertTrue(r["example.com", "MX"].required)
-        self.assertEqual(r["example.com", "TXT"].value, "v=spf1 mx ~all")
+        self.assertEqual(r["example.com", "TXT"].value, "v=spf1 mx -all")
         self.assertEqual(r["mg202612._domainkey.example.com", "TXT"].value, KEY.txt_value)
         self.assertTrue(r["_dmarc.example.com", "TXT"].value.startswith("v=DMARC1; p="))
 
