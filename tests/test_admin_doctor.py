@@ -23,7 +23,7 @@ IP = "192.0.2.10"
 
 def good_zone(key: dkimkeys.DKIMKey) -> dict[str, Any]:
     return {
-        "example.com": {"MX": [[10, "mail.example.com"]], "TXT": ["v=spf1 mx ~all"]},
+        "example.com": {"MX": [[10, "mail.example.com"]], "TXT": ["v=spf1 mx -all"]},
         "mail.example.com": {"A": [IP]},
         key.record_name: {"TXT": [key.txt_value]},
         "_dmarc.example.com": {"TXT": ["v=DMARC1; p=quarantine; adkim=r; aspf=r"]},
@@ -73,7 +73,7 @@ class DoctorCLITests(CLITestCase, unittest.TestCase):
         self.start_dns(zone, f"127.0.0.1:{closed}")
         out = yield self.doctor()
         self.assertIn("[FAIL] SPF: no SPF record", out)
-        self.assertIn('example.com. IN TXT ( "v=spf1 mx ~all" )', out)
+        self.assertIn('example.com. IN TXT ( "v=spf1 mx -all" )', out)
         self.assertIn(f"[FAIL] DKIM {self.key.selector}:", out)
         self.assertIn("not the key this server signs with", out)
         self.assertIn(f'"p={self.key.public_key}" )', out)              # the record to publish

@@ -98,7 +98,7 @@ class DomainPageTests(OpsTestCase):
         self.assertIn(first.public_key, page.text)
         # The DNS record list (dnsrecords.py): MX to this host, SPF, the key, DMARC.
         self.assertIn(f"10 {HOSTNAME}.", page.text)
-        self.assertIn("v=spf1 mx ~all", page.text)
+        self.assertIn("v=spf1 mx -all", page.text)
         self.assertIn("_dmarc.example.com", page.text)
         answer = yield submit(web, base, base + "/dkim", {"algo": "ed25519", "selector": "next"})
         keys = {k.selector: k for k in self.read(dkimkeys.list_keys, "example.com")}
@@ -158,5 +158,5 @@ class DomainCheckTests(OpsTestCase):
         self.assertIn("OK MX: 10 " + HOSTNAME, text)
         self.assertIn("OK Reverse DNS", text)
         self.assertIn("Skipped Outbound port 25", text)
-        self.assertIn('example.com. IN TXT ( "v=spf1 mx ~all" )', page.text.replace("&#34;", '"'))
+        self.assertIn('example.com. IN TXT ( "v=spf1 mx -all" )', page.text.replace("&#34;", '"'))
         self.assertIn("mailgosend doctor example.com", text)

@@ -84,13 +84,11 @@ class SecurityPages(OpsGroup):
     def unban(self, request: WebRequest, actor: Actor) -> Any:
         kind, target = self.field(request, "kind"), self.field(request, "target")
         try:
+            if kind not in ("ip", "account"):
+                raise AccountError("kind: choose ip or account", "kind")
             if kind == "ip":
                 target = _ip(target)
-                unban = security_store.unban_ip
-            elif kind == "account":
-                unban = security_store.unban_account
-            else:
-                raise AccountError("kind: choose ip or account", "kind")
+            unban = security_store.unban_ip if kind == "ip" else security_store.unban_account
 
             def lift(conn: Any, who: str, now: Any) -> int:
                 removed = unban(conn, who, now)
