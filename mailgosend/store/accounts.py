@@ -28,6 +28,7 @@ from mailgosend.store.addresses import (
     parse_address,
     parse_alias_source,
 )
+from mailgosend.store.like import ESCAPE, escape_like
 
 MAX_ALIAS_DEPTH = 10
 
@@ -255,8 +256,8 @@ def search_users(conn: Connection, domain_names: Optional[Sequence[str]], text: 
     if domain_names is not None:
         query = query.where(domains.c.name.in_(list(domain_names)))
     if text:
-        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(users.c.email.like(f"%{escaped}%", escape="\\"))
+        query = query.where(users.c.email.like(f"%{escape_like(text.lower())}%",
+                                               escape=ESCAPE))
     if after:
         query = query.where(users.c.email > after)
     return [_user(row) for row in conn.execute(query)]

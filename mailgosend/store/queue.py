@@ -26,6 +26,7 @@ from sqlalchemy import (and_, bindparam, delete, func, insert, or_, select, true
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import delivery_log, queue, queue_recipients
+from mailgosend.store.like import ESCAPE, escape_like
 
 QUEUE_OWNER = "queue"   # the crypto owner of queue blobs (sealed under no user's key)
 HELD = "held"
@@ -458,7 +459,7 @@ def search_log(conn: Connection, which: LogFilter, limit: int,
     if which.domain:
         # Recipients are stored as given; the domain part is matched case-blind.
         query = query.where(func.lower(delivery_log.c.recipient)
-                            .like("%@" + _escape_like(which.domain.lower()), escape="\\"))
+                            .like("%@" + escape_like(which.domain.lower()), escape=ESCAPE))
     if which.since is not None:
         query = query.where(delivery_log.c.attempted_at >= which.since)
     if which.until is not None:
@@ -472,6 +473,3 @@ def search_log(conn: Connection, which: LogFilter, limit: int,
                      r.text, r.mx_host, r.tls_version)
             for r in conn.execute(query.limit(limit))]
 
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
