@@ -166,6 +166,10 @@ class AccountAdmin:
     def list_domains(self, conn: Connection) -> list[Domain]:
         return accounts.list_domains(conn)
 
+    def get_domain(self, conn: Connection, name: str) -> Domain:
+        """A local domain by any spelling (``UnknownDomain`` naming ``domain``)."""
+        return accounts.get_domain(conn, self._domain(name))
+
     def set_domain_enabled(self, conn: Connection, name: str, enabled: bool) -> Domain:
         """A disabled domain receives nothing and its users cannot log in; nothing is lost."""
         return accounts.set_domain_enabled(conn, self._domain(name), enabled)

@@ -85,7 +85,7 @@ class DomainPages(OpsGroup):
     # --- one domain --------------------------------------------------------------------
 
     def _read_domain(self, conn: Any, name: str) -> dict[str, Any]:
-        canonical = self.admin.domain_contents(conn, name).domain.name  # or UnknownDomain
+        canonical = self.admin.get_domain(conn, name).name      # or UnknownDomain: 404
         domain = next(d for d in self.admin.list_domains(conn) if d.name == canonical)
         keys = dkimkeys.list_keys(conn, domain.name)
         return {"domain": domain,
@@ -163,7 +163,7 @@ class DomainPages(OpsGroup):
             if algo not in dkimkeys.ALGORITHMS:
                 raise AccountError(f"unknown algorithm {algo!r}: choose "
                                    f"{' or '.join(dkimkeys.ALGORITHMS)}", "algo")
-            yield self.runner.read(self.admin.domain_contents, name)   # a domain of ours?
+            yield self.runner.read(self.admin.get_domain, name)   # a domain of ours?
             # RSA key generation is CPU-bound: a worker, not the reactor or the DB writer.
             material = yield self.panel.workers.run(dkimkeys.new_key_material, algo)
             key = yield self.change(
