@@ -81,7 +81,33 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-class NullCounters:
+class CounterFeed:
+    """What the feeding code calls; everything goes through ``add``."""
+
+    def add(self, name: str, *labels: str, n: int = 1) -> None:
+        raise NotImplementedError
+
+    def refusal(self, command: str, status: str) -> None:
+        reason = rejection_reason(command, status)
+        if reason is not None:
+            self.add("messages_rejected", reason)
+
+    def delivery_outcomes(self, outcomes: Sequence[Any], bounces: int) -> None:
+        """The delivery worker's results for one claim (queue Outcomes), and how many
+        non-delivery reports they caused."""
+        for outcome in outcomes:
+            self.add("delivery_attempts", outcome.status)
+            domain = outcome.recipient.rpartition("@")[2] or "-"
+            if outcome.status == "delivered":
+                self.add("messages_sent")
+                self.add("delivery_domain_ok", domain)
+            else:
+                self.add("delivery_domain_not_ok", domain)
+        if bounces:
+            self.add("messages_bounced", n=bounces)
+
+
+class NullCounters(CounterFeed):
     """Counts nothing: the default of components built without a server (tests, CLI)."""
 
     def add(self, name: str, *labels: str, n: int = 1) -> None:
@@ -126,7 +152,7 @@ class _Gauges:
         yield expiry
 
 
-class Counters(Service):
+class Counters(CounterFeed, Service):
     def __init__(self, runner: Any, clock: Any, node: str = "",
                  flush_seconds: float = FLUSH_SECONDS) -> None:
         self.setName("counters")
@@ -168,25 +194,6 @@ class Counters(Service):
 
     def observe_db(self, kind: str, seconds: float) -> None:
         self.db_latency.labels(kind).observe(seconds)
-
-    def refusal(self, command: str, status: str) -> None:
-        reason = rejection_reason(command, status)
-        if reason is not None:
-            self.add("messages_rejected", reason)
-
-    def delivery_outcomes(self, outcomes: Sequence[Any], bounces: int) -> None:
-        """The delivery worker's results for one claim (queue Outcomes), and how many
-        non-delivery reports they caused."""
-        for outcome in outcomes:
-            self.add("delivery_attempts", outcome.status)
-            domain = outcome.recipient.rpartition("@")[2] or "-"
-            if outcome.status == "delivered":
-                self.add("messages_sent")
-                self.add("delivery_domain_ok", domain)
-            else:
-                self.add("delivery_domain_not_ok", domain)
-        if bounces:
-            self.add("messages_bounced", n=bounces)
 
     # --- service -------------------------------------------------------------------------
     def startService(self) -> None:
