@@ -36,6 +36,8 @@ from mailgosend.store import counters as store
 log = Logger()
 
 FLUSH_SECONDS = 60
+# Buckets of hours that ended this long ago are complete on every node (flushed).
+SETTLED = timedelta(hours=1)
 KEEP_DAYS = 35
 
 # name -> (help, label names).  Prometheus exports ``mailgosend_<name>_total``.
@@ -171,6 +173,9 @@ class Counters(CounterFeed, Service):
         self._pending: dict[tuple[datetime, str, str], int] = defaultdict(int)
         self._in_flight: dict[tuple[datetime, str, str], int] = {}
         self._loop: Optional[task.LoopingCall] = None
+        # (names, group, since) -> (settled-before hour, its buckets): see recent_history.
+        self._settled: dict[tuple[tuple[str, ...], str, datetime],
+                            tuple[datetime, dict[tuple[datetime, str, str], int]]] = {}
         self._flushing: Optional[defer.Deferred[Any]] = None
         self.gauges: Optional[store.Gauges] = None
         self._gauges_at = 0.0
@@ -258,15 +263,41 @@ class Counters(CounterFeed, Service):
 
     # --- reading (the dashboard) ---------------------------------------------------------
     @defer.inlineCallbacks
-    def history(self, names: Sequence[str], since: datetime) -> Any:
-        """Hourly buckets of ``names`` from ``since`` (all nodes), with what this node
-        counted and has not written yet: {(hour, name, label): value}."""
-        rows = yield self.runner.read(store.buckets, list(names), since)
+    def history(self, names: Sequence[str], since: datetime, group: str = "all") -> Any:
+        """Buckets of ``names`` from ``since`` (all nodes, grouped as store.buckets), with
+        what this node counted and has not written yet: {(hour, name, label): value}."""
+        rows = yield self.runner.read(store.buckets, list(names), since, group)
         found: dict[tuple[datetime, str, str], int] = defaultdict(int)
         for row in rows:
             found[(row.hour, row.name, row.label)] += row.value
         for source in (self._in_flight, self._pending):
             for (hour, name, label), n in list(source.items()):
                 if name in names and hour >= since:
-                    found[(hour, name, label)] += n
+                    key = (since if group == "label" else hour, name,
+                           "" if group == "hour" else label)
+                    found[key] += n
+        return dict(found)
+
+    @defer.inlineCallbacks
+    def recent_history(self, names: Sequence[str], since: datetime,
+                       group: str = "hour") -> Any:
+        """As ``history``, for views repeated often (the dashboard): the buckets of hours
+        that ended more than SETTLED ago no longer change (every node has flushed them),
+        so they are read once an hour; each call reads only the last hours.  ``group`` is
+        "hour" (per hour, labels summed) or "label" (per label, hours summed)."""
+        now = self.now()
+        settled = hour_of(now) - SETTLED
+        key = (tuple(names), group, since)
+        cached = self._settled.get(key)
+        if cached is None or cached[0] != settled:
+            every = yield self.history(names, since, "all")
+            old = {k: v for k, v in every.items() if k[0] < settled}
+            self._settled = {k: v for k, v in self._settled.items() if k[2] >= since}
+            self._settled[key] = cached = (settled, old)
+        fresh = yield self.history(names, max(since, settled), "all")
+        found: dict[tuple[datetime, str, str], int] = defaultdict(int)
+        for source in (cached[1], fresh):
+            for (hour, name, label), value in source.items():
+                found[(since if group == "label" else hour, name,
+                       "" if group == "hour" else label)] += value
         return dict(found)

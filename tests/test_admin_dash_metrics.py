@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import smtplib
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -155,3 +156,35 @@ class MetricsAccessTests(MetricsTestCase):
         self.assertEqual(answer.status_code, 403)
         found = yield self.scrape(headers={"Authorization": "Bearer " + TOKEN})
         self.assertIn(("mailgosend_queue_messages", ()), found)
+
+
+class RecentHistoryTests(MetricsTestCase):
+    """Counters.recent_history: settled hours read once an hour, recent hours and this
+    node's unwritten counts every time (the injected clock decides which is which)."""
+
+    @defer.inlineCallbacks
+    def test_settled_hours_are_cached_recent_ones_are_not(self) -> Any:
+        clock = task.Clock()
+        start = datetime(2026, 12, 5, 9, 30, tzinfo=timezone.utc)
+        clock.advance(start.timestamp())
+        counters = Counters(self.server.root.runner, clock, "node-x")
+        since = datetime(2026, 12, 5, 0, 0, tzinfo=timezone.utc)
+        names = ["messages_sent"]
+        counters.add("messages_sent", n=2)               # 09:00, written
+        yield counters.flush()
+        clock.advance(3 * 3600)                           # 12:30
+        counters.add("messages_sent", n=5)               # 12:00, not written yet
+        found = yield counters.recent_history(names, since)
+        nine, noon = start.replace(minute=0), start.replace(hour=12, minute=0)
+        self.assertEqual(found, {(nine, "messages_sent", ""): 2,
+                                 (noon, "messages_sent", ""): 5})
+        # Another node writes late into a settled hour: seen from the next hour on.
+        run_sync(self.server.engine, counter_store.add_counts, "node-y",
+                 [(nine, "messages_sent", "", 1)], write=True)
+        found = yield counters.recent_history(names, since)
+        self.assertEqual(found[(nine, "messages_sent", "")], 2)
+        clock.advance(3600)
+        found = yield counters.recent_history(names, since)
+        self.assertEqual(found[(nine, "messages_sent", "")], 3)
+        totals = yield counters.recent_history(names, since, group="label")
+        self.assertEqual(totals, {(since, "messages_sent", ""): 8})
