@@ -17,36 +17,22 @@ Run from the repository root: python3 benchmarks/admin_dashboard.py [--rounds N]
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webserver import ROOT, percentile, sign_in, web_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 ADMIN = "admin@bench.test"
 PASSWORD = "correct-horse-staple-9"
 DESTINATIONS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def fill_counters(conf: str, env: dict[str, str]) -> int:
@@ -84,56 +70,26 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    bindir = pathlib.Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILGO_PROFILE": "local",
-               "MAILGO_ADMIN_PORT": str(port), "MAILGO_TLS_MODE": "off",
-               "MAILGO_DNSBL_ZONES": "", "MAILGO_ADMIN_RATE_PER_MIN": "100000",
-               **{f"MAILGO_{n}_PORT": "0" for n in ("SMTP", "SUBMIT", "SMTPS", "IMAP",
-                                                    "IMAPS", "POP3", "POP3S", "WEB", "DAV")}}
-        conf = os.path.join(tmp, "app_config.conf")
-        subprocess.run([str(bindir / "mailgosend"), "--config", conf, "config", "init",
-                        "--profile", "local"], env=env, check=True, capture_output=True)
-        subprocess.run([str(bindir / "mailgosend"), "--config", conf, "create-admin", ADMIN,
-                        "--password-stdin"], input=PASSWORD + "\n", text=True, env=env,
-                       check=True, capture_output=True)
-        rows = fill_counters(conf, env)
-        server = subprocess.Popen([str(bindir / "twistd"), "-n", "--pidfile=", "mailgosend",
-                                   "--config", conf], cwd=tmp, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    requests.get(base + "/login", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            client = requests.Session()
-            form = client.get(base + "/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-            answer = client.post(base + "/login", data={
-                "csrf_token": token, "email": ADMIN, "password": PASSWORD},
-                headers={"Origin": base}, allow_redirects=False)
-            assert answer.status_code == 303, answer.status_code
-            page: list[float] = []
-            data: list[float] = []
-            for _ in range(args.rounds):
-                started = time.perf_counter()
-                shown = client.get(base + "/admin")
-                assert shown.status_code == 200, shown.status_code
-                page.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                answer = client.get(base + "/admin/api/dashboard")
-                assert answer.status_code == 200
-                data.append(time.perf_counter() - started)
-            totals = answer.json()["totals_24h"]
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    rows: list[int] = []
+    setup = [(["create-admin", ADMIN, "--password-stdin"], PASSWORD + "\n")]
+    with web_server("ADMIN", setup,
+                    lambda conf, env: rows.append(fill_counters(conf, env))) as base:
+        client = requests.Session()
+        sign_in(client, base, ADMIN, PASSWORD)
+        page: list[float] = []
+        data: list[float] = []
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            shown = client.get(base + "/admin")
+            assert shown.status_code == 200, shown.status_code
+            page.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            answer = client.get(base + "/admin/api/dashboard")
+            assert answer.status_code == 200
+            data.append(time.perf_counter() - started)
+        totals = answer.json()["totals_24h"]
     ms = 1000
-    print(f"counter rows: {rows}; last 24 h as shown: {totals}")
+    print(f"counter rows: {rows[0]}; last 24 h as shown: {totals}")
     print(f"dashboard page /admin ({len(page)}): p50 {statistics.median(page) * ms:.1f} ms, "
           f"p95 {percentile(page, 95) * ms:.1f} ms")
     print(f"data endpoint /admin/api/dashboard ({len(data)}): p50 "

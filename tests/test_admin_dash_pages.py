@@ -12,29 +12,15 @@ from twisted.internet import defer
 from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
 from tests.support.mailserver import PASSWORD
-from tests.support.web import WebServerTestCase
+from tests.support.web import AdminServerTestCase
 
 ADMIN = "root@example.com"
 ALICE = "alice@example.com"
 PAGES = ("/admin", "/admin/settings", "/admin/tls", "/admin/logs", "/admin/audit")
 
 
-class AdminTestCase(WebServerTestCase):
-    users = (ALICE, ADMIN)
-
-    def setUp(self):  # type: ignore[no-untyped-def]
-        d = super().setUp()
-        d.addCallback(lambda _: run_sync(self.server.engine, accounts.set_user_admin, ADMIN,
-                                         True, write=True))
-        return d
-
-    @defer.inlineCallbacks
-    def admin_client(self) -> Any:
-        web = self.client(admin=True)
-        answer = yield web.sign_in(ADMIN, PASSWORD)
-        self.assertEqual(answer.status_code, 303)
-        self.assertEqual(answer.headers["Location"], "/")
-        return web
+class AdminTestCase(AdminServerTestCase):
+    """The admin panel's tests: root@example.com is an administrator."""
 
 
 class ShellTests(AdminTestCase):
