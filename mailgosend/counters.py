@@ -55,6 +55,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
                                "expired), per destination domain", ("domain",)),
     "logins": ("Sign-in attempts, per service and result", ("service", "result")),
 }
+# Kept for the dashboard only, not exported to Prometheus: one label per destination
+# domain would be an unbounded number of time series there.
+DASHBOARD_ONLY = frozenset({"delivery_domain_ok", "delivery_domain_not_ok"})
 # The dashboard's four message series.
 MESSAGE_SERIES = ("messages_received", "messages_sent", "messages_bounced",
                   "messages_rejected")
@@ -165,7 +168,8 @@ class Counters(CounterFeed, Service):
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics = {name: Counter(f"mailgosend_{name}", text, list(labels),
                                        registry=self.registry)
-                         for name, (text, labels) in COUNTERS.items()}
+                         for name, (text, labels) in COUNTERS.items()
+                         if name not in DASHBOARD_ONLY}
         self.db_latency = Histogram(
             "mailgosend_db_job_seconds", "Database jobs, submission to result",
             ["kind"], registry=self.registry,
@@ -193,8 +197,9 @@ class Counters(CounterFeed, Service):
         values = tuple(str(v)[:80].lower() for v in labels)
         if len(values) != len(names):
             raise ValueError(f"counter {name} takes labels {names}")
-        metric = self._metrics[name]
-        (metric.labels(*values) if values else metric).inc(n)
+        metric = self._metrics.get(name)
+        if metric is not None:
+            (metric.labels(*values) if values else metric).inc(n)
         self._pending[(hour_of(self.now()), name, "/".join(values))] += n
 
     def observe_db(self, kind: str, seconds: float) -> None:
