@@ -79,6 +79,8 @@ def rejection_reason(command: str, status: str) -> Optional[str]:
     verb = command.split(" ", 1)[0].upper()
     if verb not in REFUSAL_COMMANDS:
         return None
+    if status.startswith("5.5.") and status not in REASONS:
+        return None   # a command out of sequence or malformed: the client's, not mail's
     return REASONS.get(status, "other")
 
 

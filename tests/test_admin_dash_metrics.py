@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, task, threads
+from twisted.trial import unittest
 from twisted.internet import reactor
 
 from mailgosend.counters import Counters
@@ -188,3 +189,19 @@ class RecentHistoryTests(MetricsTestCase):
         self.assertEqual(found[(nine, "messages_sent", "")], 3)
         totals = yield counters.recent_history(names, since, group="label")
         self.assertEqual(totals, {(since, "messages_sent", ""): 8})
+
+
+class RejectionReasonTests(unittest.TestCase):
+    def test_reasons_of_refused_commands(self) -> None:
+        from mailgosend.counters import rejection_reason
+
+        self.assertEqual(rejection_reason("RCPT TO:<x@example.com>", "5.1.1"),
+                         "unknown_recipient")
+        self.assertEqual(rejection_reason("RCPT TO:<x@elsewhere.org>", "5.7.1"), "policy")
+        self.assertEqual(rejection_reason("CONNECT", "4.7.0"), "limits")
+        self.assertEqual(rejection_reason("DATA", "5.3.4"), "too_large")
+        self.assertEqual(rejection_reason("DATA", "5.9.9"), "other")
+        # Not about mail: protocol errors and AUTH (counted as logins).
+        self.assertIsNone(rejection_reason("DATA", "5.5.1"))
+        self.assertIsNone(rejection_reason("AUTH PLAIN", "5.7.8"))
+        self.assertIsNone(rejection_reason("EHLO", "5.5.2"))
