@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_admin_dash_audit -*-
-"""The audit log for front ends (admin panel, CLI): they call these, never the store.
+"""The audit log for front ends (the admin panel records; the CLI could too): they call
+these, never the store.
 
 Every administrative action is recorded with ``record`` INSIDE the job that makes the
 change, e.g.::

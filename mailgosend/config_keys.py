@@ -230,7 +230,8 @@ KEYS: tuple[Key, ...] = tuple([
         "Comma-separated addresses or networks (CIDR) allowed to read the Prometheus "
         "metrics at /metrics on the admin port without signing in; empty: none (then only "
         "METRICS_TOKEN opens it). The admin port may be reachable from elsewhere: keep this "
-        "to the scraper's address.", "web"),
+        "to the scraper's address. Behind a reverse proxy on the same machine, list the "
+        "proxy in TRUSTED_PROXIES, or every request seems to come from loopback.", "web"),
     Key("METRICS_TOKEN", STR, "",
         "A bearer token that also opens /metrics (Authorization: Bearer <token>) from any "
         "address, at least 32 characters; empty: no token.", "web"),

@@ -36,6 +36,8 @@ from mailgosend.store import counters as store
 log = Logger()
 
 FLUSH_SECONDS = 60
+# Buckets of hours that ended this long ago are complete on every node (flushed).
+SETTLED = timedelta(hours=1)
 KEEP_DAYS = 35
 
 # name -> (help, label names).  Prometheus exports ``mailgosend_<name>_total``.
@@ -53,6 +55,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
                                "expired), per destination domain", ("domain",)),
     "logins": ("Sign-in attempts, per service and result", ("service", "result")),
 }
+# Kept for the dashboard only, not exported to Prometheus: one label per destination
+# domain would be an unbounded number of time series there.
+DASHBOARD_ONLY = frozenset({"delivery_domain_ok", "delivery_domain_not_ok"})
 # The dashboard's four message series.
 MESSAGE_SERIES = ("messages_received", "messages_sent", "messages_bounced",
                   "messages_rejected")
@@ -74,6 +79,8 @@ def rejection_reason(command: str, status: str) -> Optional[str]:
     verb = command.split(" ", 1)[0].upper()
     if verb not in REFUSAL_COMMANDS:
         return None
+    if status.startswith("5.5.") and status not in REASONS:
+        return None   # a command out of sequence or malformed: the client's, not mail's
     return REASONS.get(status, "other")
 
 
@@ -81,7 +88,33 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-class NullCounters:
+class CounterFeed:
+    """What the feeding code calls; everything goes through ``add``."""
+
+    def add(self, name: str, *labels: str, n: int = 1) -> None:
+        raise NotImplementedError
+
+    def refusal(self, command: str, status: str) -> None:
+        reason = rejection_reason(command, status)
+        if reason is not None:
+            self.add("messages_rejected", reason)
+
+    def delivery_outcomes(self, outcomes: Sequence[Any], bounces: int) -> None:
+        """The delivery worker's results for one claim (queue Outcomes), and how many
+        non-delivery reports they caused."""
+        for outcome in outcomes:
+            self.add("delivery_attempts", outcome.status)
+            domain = outcome.recipient.rpartition("@")[2] or "-"
+            if outcome.status == "delivered":
+                self.add("messages_sent")
+                self.add("delivery_domain_ok", domain)
+            else:
+                self.add("delivery_domain_not_ok", domain)
+        if bounces:
+            self.add("messages_bounced", n=bounces)
+
+
+class NullCounters(CounterFeed):
     """Counts nothing: the default of components built without a server (tests, CLI)."""
 
     def add(self, name: str, *labels: str, n: int = 1) -> None:
@@ -126,7 +159,7 @@ class _Gauges:
         yield expiry
 
 
-class Counters(Service):
+class Counters(CounterFeed, Service):
     def __init__(self, runner: Any, clock: Any, node: str = "",
                  flush_seconds: float = FLUSH_SECONDS) -> None:
         self.setName("counters")
@@ -137,7 +170,8 @@ class Counters(Service):
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics = {name: Counter(f"mailgosend_{name}", text, list(labels),
                                        registry=self.registry)
-                         for name, (text, labels) in COUNTERS.items()}
+                         for name, (text, labels) in COUNTERS.items()
+                         if name not in DASHBOARD_ONLY}
         self.db_latency = Histogram(
             "mailgosend_db_job_seconds", "Database jobs, submission to result",
             ["kind"], registry=self.registry,
@@ -145,6 +179,9 @@ class Counters(Service):
         self._pending: dict[tuple[datetime, str, str], int] = defaultdict(int)
         self._in_flight: dict[tuple[datetime, str, str], int] = {}
         self._loop: Optional[task.LoopingCall] = None
+        # (names, group, since) -> (settled-before hour, its buckets): see recent_history.
+        self._settled: dict[tuple[tuple[str, ...], str, datetime],
+                            tuple[datetime, dict[tuple[datetime, str, str], int]]] = {}
         self._flushing: Optional[defer.Deferred[Any]] = None
         self.gauges: Optional[store.Gauges] = None
         self._gauges_at = 0.0
@@ -162,31 +199,13 @@ class Counters(Service):
         values = tuple(str(v)[:80].lower() for v in labels)
         if len(values) != len(names):
             raise ValueError(f"counter {name} takes labels {names}")
-        metric = self._metrics[name]
-        (metric.labels(*values) if values else metric).inc(n)
+        metric = self._metrics.get(name)
+        if metric is not None:
+            (metric.labels(*values) if values else metric).inc(n)
         self._pending[(hour_of(self.now()), name, "/".join(values))] += n
 
     def observe_db(self, kind: str, seconds: float) -> None:
         self.db_latency.labels(kind).observe(seconds)
-
-    def refusal(self, command: str, status: str) -> None:
-        reason = rejection_reason(command, status)
-        if reason is not None:
-            self.add("messages_rejected", reason)
-
-    def delivery_outcomes(self, outcomes: Sequence[Any], bounces: int) -> None:
-        """The delivery worker's results for one claim (queue Outcomes), and how many
-        non-delivery reports they caused."""
-        for outcome in outcomes:
-            self.add("delivery_attempts", outcome.status)
-            domain = outcome.recipient.rpartition("@")[2] or "-"
-            if outcome.status == "delivered":
-                self.add("messages_sent")
-                self.add("delivery_domain_ok", domain)
-            else:
-                self.add("delivery_domain_not_ok", domain)
-        if bounces:
-            self.add("messages_bounced", n=bounces)
 
     # --- service -------------------------------------------------------------------------
     def startService(self) -> None:
@@ -251,15 +270,41 @@ class Counters(Service):
 
     # --- reading (the dashboard) ---------------------------------------------------------
     @defer.inlineCallbacks
-    def history(self, names: Sequence[str], since: datetime) -> Any:
-        """Hourly buckets of ``names`` from ``since`` (all nodes), with what this node
-        counted and has not written yet: {(hour, name, label): value}."""
-        rows = yield self.runner.read(store.buckets, list(names), since)
+    def history(self, names: Sequence[str], since: datetime, group: str = "all") -> Any:
+        """Buckets of ``names`` from ``since`` (all nodes, grouped as store.buckets), with
+        what this node counted and has not written yet: {(hour, name, label): value}."""
+        rows = yield self.runner.read(store.buckets, list(names), since, group)
         found: dict[tuple[datetime, str, str], int] = defaultdict(int)
         for row in rows:
             found[(row.hour, row.name, row.label)] += row.value
         for source in (self._in_flight, self._pending):
             for (hour, name, label), n in list(source.items()):
                 if name in names and hour >= since:
-                    found[(hour, name, label)] += n
+                    key = (since if group == "label" else hour, name,
+                           "" if group == "hour" else label)
+                    found[key] += n
+        return dict(found)
+
+    @defer.inlineCallbacks
+    def recent_history(self, names: Sequence[str], since: datetime,
+                       group: str = "hour") -> Any:
+        """As ``history``, for views repeated often (the dashboard): the buckets of hours
+        that ended more than SETTLED ago no longer change (every node has flushed them),
+        so they are read once an hour; each call reads only the last hours.  ``group`` is
+        "hour" (per hour, labels summed) or "label" (per label, hours summed)."""
+        now = self.now()
+        settled = hour_of(now) - SETTLED
+        key = (tuple(names), group, since)
+        cached = self._settled.get(key)
+        if cached is None or cached[0] != settled:
+            every = yield self.history(names, since, "all")
+            old = {k: v for k, v in every.items() if k[0] < settled}
+            self._settled = {k: v for k, v in self._settled.items() if k[2] >= since}
+            self._settled[key] = cached = (settled, old)
+        fresh = yield self.history(names, max(since, settled), "all")
+        found: dict[tuple[datetime, str, str], int] = defaultdict(int)
+        for source in (cached[1], fresh):
+            for (hour, name, label), value in source.items():
+                found[(since if group == "label" else hour, name,
+                       "" if group == "hour" else label)] += value
         return dict(found)

@@ -51,7 +51,9 @@ class RedactingObserver:
     def apply_config(self, config: Config) -> None:
         """LOG_LEVEL changed on the admin panel's settings page: applies at once."""
         if self._levels is not None:
-            self._levels.defaultLogLevel = LogLevel.levelWithName(config["LOG_LEVEL"])
+            level = LogLevel.levelWithName(config["LOG_LEVEL"])
+            self._levels.defaultLogLevel = level
+            self._levels.setLogLevelForNamespace("", level)
 
     def __call__(self, event: LogEvent) -> None:
         if self._secrets:

@@ -6,8 +6,9 @@ One object, given to the panel as ``components["control"]``; every file write ru
 worker pool (never on the reactor thread); the live part runs on the reactor thread:
 
 - ``save_settings(changes)``: ``config.edit_file`` (the one writer: validated as at
-  start-up, comments and order kept), then ``MailgosendService.apply_config`` hands the new
-  Config to every component that applies keys live (config_keys.LIVE_KEYS).
+  start-up, comments and order kept), then ``MailgosendService.apply_config`` hands the
+  running Config with the new values of config_keys.LIVE_KEYS to every component that
+  applies them; the other keys wait in the file for the next start.
 - ``install_certificate(cert_pem, key_pem)``: checked by tls/upload.py, written over the
   TLS_CERT/TLS_KEY files atomically, then every TLS context reloads as on SIGHUP.
 """
@@ -42,7 +43,10 @@ class ServerControl:
         """Write and apply; ConfigError (file unchanged) when a value is refused.  Returns
         (new Config, the changed keys that wait for a restart)."""
         new = yield self._workers.run(edit_file, self.config, dict(changes))
-        self._root.apply_config(new)
+        # The running server takes the live keys only: a restart key (HOSTNAME, a port...)
+        # must not reach half of the components before the restart.
+        running = self.config.replace(**{name: new[name] for name in K.LIVE_KEYS})
+        self._root.apply_config(running)
         later = sorted(name for name in changes if name not in K.LIVE_KEYS)
         log.info("settings: {keys} saved from the admin panel{later}",
                  keys=", ".join(sorted(changes)),

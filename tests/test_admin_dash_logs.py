@@ -92,3 +92,31 @@ class LogsPageTests(AdminTestCase):
                 break
             yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(ring.subscribers, set())
+
+
+class LiveTailShutdownTests(AdminTestCase):
+    @defer.inlineCallbacks
+    def test_server_shutdown_ends_an_open_live_tail(self) -> Any:
+        """A stream never ends by itself: the admin port's drain ends it, so stopping the
+        server does not wait SHUTDOWN_GRACE_SECONDS for an open Logs page."""
+        import threading
+
+        web = yield self.admin_client()
+        opened = threading.Event()
+
+        def tail() -> bool:
+            answer = web.http.get(f"{web.base}/admin/logs/stream", stream=True, timeout=20)
+            with answer:
+                for raw in answer.iter_lines():
+                    if raw.startswith(b"retry:"):
+                        opened.set()
+            return True     # the server ended the response
+
+        ended = threads.deferToThread(tail)
+        yield threads.deferToThread(opened.wait, 20)
+        site = self.server.root.components["admin_site"]
+        for channel in site.open_connections():
+            channel.server_shutting_down()
+        finished = yield ended
+        self.assertTrue(finished)
+        self.assertEqual(self.server.root.components["log_ring"].subscribers, set())

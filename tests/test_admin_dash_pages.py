@@ -12,29 +12,15 @@ from twisted.internet import defer
 from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
 from tests.support.mailserver import PASSWORD
-from tests.support.web import WebServerTestCase
+from tests.support.web import AdminServerTestCase, csrf_from
 
 ADMIN = "root@example.com"
 ALICE = "alice@example.com"
 PAGES = ("/admin", "/admin/settings", "/admin/tls", "/admin/logs", "/admin/audit")
 
 
-class AdminTestCase(WebServerTestCase):
-    users = (ALICE, ADMIN)
-
-    def setUp(self):  # type: ignore[no-untyped-def]
-        d = super().setUp()
-        d.addCallback(lambda _: run_sync(self.server.engine, accounts.set_user_admin, ADMIN,
-                                         True, write=True))
-        return d
-
-    @defer.inlineCallbacks
-    def admin_client(self) -> Any:
-        web = self.client(admin=True)
-        answer = yield web.sign_in(ADMIN, PASSWORD)
-        self.assertEqual(answer.status_code, 303)
-        self.assertEqual(answer.headers["Location"], "/")
-        return web
+class AdminTestCase(AdminServerTestCase):
+    """The admin panel's tests: root@example.com is an administrator."""
 
 
 class ShellTests(AdminTestCase):
@@ -113,3 +99,59 @@ class DashboardTests(AdminTestCase):
         self.assertIn("/static/vendor/uplot/uPlot.esm.js?v=", page.text)
         self.assertNotIn("<script>", page.text)
         self.assertIn("mx.mailgo.test", page.text)
+
+
+class DomainAdminHookTests(AdminTestCase):
+    """The hook admin-ops fills (AccountAdmin.rights giving a domain administrator's Actor):
+    such a user signs in on the admin port, reaches only ``admin_page(full=False)`` routes,
+    and the audit page shows them their domains' entries only."""
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        from mailgosend.admin import Actor
+
+        d = super().setUp()
+
+        def as_domain_admin(_: Any) -> None:
+            admin = self.server.root.components["admin_site"].admin_panel.admin
+            full_rights = admin.rights
+
+            def rights(conn: Any, user_id: int) -> Any:
+                user = accounts.find_user_by_id(conn, user_id)
+                if user is not None and user.email == ALICE:
+                    return Actor(user.id, user.email, False, frozenset({"example.net"}))
+                return full_rights(conn, user_id)
+            admin.rights = rights
+        return d.addCallback(as_domain_admin)
+
+    @defer.inlineCallbacks
+    def test_a_domain_admin_reaches_only_their_pages(self) -> Any:
+        from mailgosend import audit
+        from datetime import datetime, timezone
+
+        def entries(conn: Any) -> None:
+            for domain in ("example.net", "example.com", None):
+                audit.record(conn, actor=ADMIN, action="user.add", target=f"x@{domain}",
+                             ip="192.0.2.9", at=datetime.now(timezone.utc), domain=domain)
+        run_sync(self.server.engine, entries, write=True)
+        web = self.client(admin=True)
+        answer = yield web.sign_in(ALICE, PASSWORD)
+        self.assertEqual(answer.status_code, 303)
+        for path in ("/admin", "/admin/settings", "/admin/tls", "/admin/logs",
+                     "/admin/api/dashboard", "/admin/settings/MAX_RECIPIENTS", "/metrics"):
+            answer = yield web.get(path)
+            self.assertEqual(answer.status_code, 403 if path != "/metrics" else 200, path)
+        page = yield web.get("/admin/audit")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("x@example.net", page.text)
+        self.assertNotIn("x@example.com", page.text)
+        self.assertNotIn("x@None", page.text)
+        self.assertIn(">Users</a>", page.text)
+        self.assertNotIn(">Settings</a>", page.text)
+        self.assertIn("(domain administrator)", page.text)
+        with open(self.server.config.path, encoding="utf-8") as handle:
+            before = handle.read()
+        for path in ("/admin/settings/MAX_RECIPIENTS", "/admin/tls/upload"):
+            answer = yield web.post(path, {"csrf_token": csrf_from(page.text), "value": "3"})
+            self.assertEqual(answer.status_code, 403, path)
+        with open(self.server.config.path, encoding="utf-8") as handle:
+            self.assertEqual(handle.read(), before)

@@ -192,3 +192,40 @@ class SettingsPageTests(AdminTestCase):
         answer = yield web.post("/admin/settings/MAX_RECIPIENTS", {"value": "3"})
         self.assertEqual(answer.status_code, 403)
         self.assertEqual(self.file_text(), before)
+
+
+class LiveKeysTests(AdminTestCase):
+    """What "applies at once" means for each group of LIVE_KEYS, and that a restart key
+    saved in the same server reaches no component."""
+
+    @defer.inlineCallbacks
+    def test_live_keys_reach_their_components_restart_keys_do_not(self) -> Any:
+        control = self.server.root.components["control"]
+        components = self.server.root.components
+        yield control.save_settings({"SPAM_THRESHOLD": "7.5", "WEB_RATE_PER_MIN": "33",
+                                     "BRUTE_WINDOW_MIN": "4", "MAX_RECIPIENTS": "42"})
+        self.assertEqual(components["receive_pipeline"]._settings.spam_threshold, 7.5)
+        self.assertEqual(components["web_site"].web_limiter.capacity, 33.0)
+        self.assertEqual(components["security"].policy.window.total_seconds(), 240)
+        self.assertEqual(self.server.root.config["SPAM_THRESHOLD"], 7.5)
+        # MAX_RECIPIENTS is in the file, not in the running configuration.
+        self.assertEqual(self.server.root.config["MAX_RECIPIENTS"],
+                         self.server.config["MAX_RECIPIENTS"])
+        with open(self.server.config.path, encoding="utf-8") as handle:
+            self.assertIn("\nMAX_RECIPIENTS = 42\n", handle.read())
+
+    def test_log_level_applies_to_the_log_file_observer(self) -> None:
+        import io
+
+        from twisted.logger import Logger
+
+        from mailgosend.log import make_observer
+
+        stream = io.StringIO()
+        observer = make_observer(self.server.config, stream)
+        log = Logger(observer=observer, namespace="test")
+        log.debug("hidden debug line")
+        observer.apply_config(self.server.config.replace(LOG_LEVEL="debug"))
+        log.debug("shown debug line")
+        self.assertNotIn("hidden debug line", stream.getvalue())
+        self.assertIn("shown debug line", stream.getvalue())

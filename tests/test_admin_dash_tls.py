@@ -133,3 +133,45 @@ class TLSPageTests(AdminTestCase):
                            write=False)
         self.assertEqual([(e.actor, e.action, e.target) for e in entries],
                          [(ADMIN, "tls.upload", f"{HOSTNAME}, localhost")])
+
+
+class Renewer:
+    def __init__(self) -> None:
+        self.renewed = 0
+
+    def renew_now(self) -> Any:
+        self.renewed += 1
+        return defer.succeed(None)
+
+
+class ACMEHookTests(AdminTestCase):
+    """The TLS page's hook for the ACME service: its status and "Renew now"."""
+
+    @defer.inlineCallbacks
+    def test_acme_status_and_renew_now(self) -> Any:
+        from datetime import datetime, timezone
+
+        web = yield self.admin_client()
+        page = yield web.get("/admin/tls")
+        self.assertNotIn("ACME (automatic certificates)", page.text)
+        answer = yield web.post("/admin/tls/acme/renew", {"csrf_token": csrf_from(page.text)})
+        self.assertEqual(answer.status_code, 404)
+        renewer = Renewer()
+        components = self.server.root.components
+        components["acme"] = renewer
+        components["acme_status"] = lambda: [{
+            "names": ["mx.mailgo.test", "autoconfig.example.com"],
+            "not_after": datetime(2027, 3, 1, tzinfo=timezone.utc),
+            "last_success": None, "last_error": "rateLimited: too many certificates"}]
+        page = yield web.get("/admin/tls")
+        self.assertIn("mx.mailgo.test, autoconfig.example.com", page.text)
+        self.assertIn("2027-03-01 00:00 UTC", page.text)
+        self.assertIn("rateLimited: too many certificates", page.text)
+        self.assertIn(">failing<", page.text)
+        answer = yield web.post("/admin/tls/acme/renew", {"csrf_token": csrf_from(page.text)})
+        self.assertEqual((answer.status_code, answer.headers["Location"]),
+                         (303, "/admin/tls?done=renewing"))
+        self.assertEqual(renewer.renewed, 1)
+        entries = run_sync(self.server.engine, audit_store.search, audit_store.AuditQuery(),
+                           write=False)
+        self.assertEqual([e.action for e in entries], ["tls.acme_renew"])

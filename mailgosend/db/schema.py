@@ -541,7 +541,7 @@ domain_admins = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    # One administrative action (panel or CLI): kept as text, so deleting the acting or the
+    # One administrative action (recorded by the admin panel): kept as text, so deleting the acting or the
     # target account keeps its history readable.  ``detail`` never holds a secret.
     Column("id", BigId, primary_key=True),
     Column("at", UTCDateTime(), nullable=False),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -37,13 +37,21 @@ def add_counts(conn: Connection, node: str,
                                                         node=node, value=value))
 
 
-def buckets(conn: Connection, names: Sequence[str], since: datetime) -> list[Bucket]:
-    """Every bucket of ``names`` from ``since`` on, summed over nodes (index name, hour)."""
-    total = func.sum(counter_buckets.c.value)
-    rows = conn.execute(
-        select(counter_buckets.c.hour, counter_buckets.c.name, counter_buckets.c.label, total)
-        .where(counter_buckets.c.name.in_(list(names)), counter_buckets.c.hour >= since)
-        .group_by(counter_buckets.c.hour, counter_buckets.c.name, counter_buckets.c.label))
+def buckets(conn: Connection, names: Sequence[str], since: datetime,
+            group: str = "all") -> list[Bucket]:
+    """Buckets of ``names`` from ``since`` on, summed over nodes (index name, hour), and
+    with ``group="hour"`` over labels too (label ""), with ``group="label"`` over hours
+    (hour = ``since``): the database adds up, the caller gets few rows."""
+    c = counter_buckets.c
+    total = func.sum(c.value)
+    keys: list[Any] = {"all": [c.hour, c.name, c.label], "hour": [c.hour, c.name],
+                       "label": [c.name, c.label]}[group]
+    rows = conn.execute(select(*keys, total)
+                        .where(c.name.in_(list(names)), c.hour >= since).group_by(*keys))
+    if group == "hour":
+        return [Bucket(r[0], r[1], "", int(r[2] or 0)) for r in rows]
+    if group == "label":
+        return [Bucket(since, r[0], r[1], int(r[2] or 0)) for r in rows]
     return [Bucket(r[0], r[1], r[2], int(r[3] or 0)) for r in rows]
 
 

@@ -69,7 +69,7 @@ class DashboardPages(AdminGroup):
         day_start = this_hour.replace(hour=0)
         first_day = day_start - timedelta(days=29)
         since = min(first_day, this_hour - timedelta(hours=23))
-        found = yield self.counters.history(MESSAGE_SERIES, since)
+        found = yield self.counters.recent_history(MESSAGE_SERIES, since, group="hour")
         hours = [this_hour - timedelta(hours=23 - i) for i in range(24)]
         days = [first_day + timedelta(days=i) for i in range(30)]
         hourly: dict[str, list[int]] = {short: [0] * 24 for short in SERIES_NAMES.values()}
@@ -117,8 +117,8 @@ class DashboardPages(AdminGroup):
     @defer.inlineCallbacks
     def _destinations(self, now: datetime) -> Any:
         since = hour_of(now) - timedelta(days=DESTINATION_DAYS)
-        found = yield self.counters.history(("delivery_domain_ok", "delivery_domain_not_ok"),
-                                            since)
+        found = yield self.counters.recent_history(
+            ("delivery_domain_ok", "delivery_domain_not_ok"), since, group="label")
         per: dict[str, list[int]] = {}
         for (_hour, name, domain), value in found.items():
             per.setdefault(domain, [0, 0])[0 if name == "delivery_domain_ok" else 1] += value

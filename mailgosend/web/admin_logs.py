@@ -69,6 +69,11 @@ class LogStream(resource.Resource):
             if state["timer"].active():
                 state["timer"].cancel()
 
+        def end() -> None:   # server shutdown (WebChannel.server_shutting_down)
+            if not request.finished and not request._disconnected:
+                request.finish()
+
+        request.end_stream = end
         request.write(b"retry: 3000\n\n")
         if after:
             for line in self._ring.lines(self._level, self._text, MAX_LINES, after=after):

@@ -11,15 +11,16 @@
                                   (ServerControl.install_certificate); audited as tls.upload
   POST /admin/tls/acme/renew      "Renew now", when the ACME service is wired
 
-The ACME hook: the ACME service (tls/acme.py, another change) registers itself as
-``components["acme"]`` with ``status() -> list[dict]`` (keys: name, state, not_after
-(datetime or None), detail) and ``renew_now() -> Deferred``; this page shows both when the
-component exists and says nothing about ACME otherwise.
+The ACME hook (tls/acme.py is another change): ``components["acme_status"]()`` (or
+``components["acme"].status()``) gives one dict per ACME certificate (``names`` or
+``name``, ``not_after``, ``last_success``, ``last_error``, ``next_check``; missing keys are
+left blank), shown in an "ACME" table; when ``components["acme"]`` has ``renew_now()``, a
+"Renew now" button calls it.  Without either the page says nothing about ACME.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from klein import Klein
 from twisted.internet import defer
@@ -43,6 +44,35 @@ def _upload(request: WebRequest, name: str) -> bytes:
     return values[0] if values else b""
 
 
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value or "")
+
+
+def _acme_rows(components: Any) -> Optional[list[dict[str, str]]]:
+    """ACME's status as table rows, or None when no ACME service runs."""
+    status = components.get("acme_status")
+    acme = components.get("acme")
+    if status is not None:
+        entries = status()
+    elif hasattr(acme, "status"):
+        entries = acme.status()
+    else:
+        return None
+    rows = []
+    for entry in entries:
+        names = entry.get("names") or entry.get("served_names") or entry.get("name") or ""
+        error = entry.get("last_error") or ""
+        rows.append({
+            "name": names if isinstance(names, str) else ", ".join(names),
+            "state": "failing" if error else str(entry.get("state") or "ok"),
+            "expires": _when(entry.get("not_after")),
+            "last_success": _when(entry.get("last_success")),
+            "detail": str(error or entry.get("detail") or (
+                f"next check {_when(entry['next_check'])}" if entry.get("next_check")
+                else ""))})
+    return rows
+
+
 class TLSPages(AdminGroup):
     app = Klein()
 
@@ -56,12 +86,13 @@ class TLSPages(AdminGroup):
         rows = [{**c.as_dict(), "days_left": int((c.not_after - now).total_seconds() // 86400),
                  "expires": c.not_after.strftime("%Y-%m-%d %H:%M UTC")}
                 for c in certificates_in_use(self.panel.components)]
-        acme = self.panel.components.get("acme")
+        acme = _acme_rows(self.panel.components)
+        renewer = self.panel.components.get("acme")
         config = self.control.config
         return self.render(request, "admin/tls.html", actor, certificates=rows,
                            mode=config["TLS_MODE"], hostname=config["HOSTNAME"],
                            cert_path=config["TLS_CERT"], key_path=config["TLS_KEY"],
-                           acme=acme.status() if acme is not None else None,
+                           acme=acme, can_renew=hasattr(renewer, "renew_now"),
                            error=error, error_field=error_field, notice=notice)
 
     @app.route("/admin/tls", methods=["GET", "HEAD"])
@@ -89,8 +120,8 @@ class TLSPages(AdminGroup):
     @admin_action()
     @defer.inlineCallbacks
     def renew(self, request: WebRequest, actor: Actor) -> Any:
-        acme = self.panel.components.get("acme")
-        if acme is None:
+        acme: Any = self.panel.components.get("acme")
+        if not hasattr(acme, "renew_now"):
             raise NotFound()
         yield self.panel.runner.write(
             audit.record, actor=actor.email, action="tls.acme_renew", target="acme",

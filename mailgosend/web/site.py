@@ -56,7 +56,12 @@ class WebChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def server_shutting_down(self) -> None:
-        """Close an idle keep-alive connection now; a busy one after its response."""
+        """Close an idle keep-alive connection now; a busy one after its response; a
+        response that never ends by itself (a live tail's event stream) is ended now."""
+        for request in list(self.requests):
+            end_stream = getattr(request, "end_stream", None)
+            if end_stream is not None:
+                end_stream()
         if self.requests:
             self.persistent = False
         elif self.transport is not None:
