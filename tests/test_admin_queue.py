@@ -11,14 +11,19 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from mailgosend import audit
+from mailgosend.db.runner import run_sync
 from mailgosend.store import queue as queue_store
 from tests.support.adminpanel import OpsTestCase, submit
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
+from tests.support.peers import PeerScript
 from tests.support.queueing import queue_raw
+from tests.test_delivery_e2e import message, wait_for
+from tests.test_delivery_worker import WorkerTestCase
 from tests.test_store_queue import NOW, QueueStoreHelpers
 
 RAW = b"From: a@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -191,3 +196,32 @@ class HoldSQLiteTests(SQLiteDatabaseMixin, HoldStoreTestsMixin, unittest.TestCas
 
 class HoldPostgresTests(PostgresDatabaseMixin, HoldStoreTestsMixin, unittest.TestCase):
     pass
+
+
+class WorkerRespectsHoldTests(WorkerTestCase):
+    """The delivery worker (a whole server delivering to a scripted peer) leaves a held
+    message alone, however often it is woken, and delivers it once released."""
+
+    def test_held_mail_waits_until_released(self) -> Any:
+        return defer.Deferred.fromCoroutine(self._held())
+
+    async def _held(self) -> None:
+        await self.start(PeerScript())
+        parts = self.alpha.root.components
+        qid = queue_raw(self.alpha.engine, parts["blob_store"], parts["keyring"],
+                        "alice@alpha.test", ["bob@peer.test"],
+                        message("alice@alpha.test", "bob@peer.test", "held"), self.alpha.now())
+        run_sync(self.alpha.engine, queue_store.set_held, [qid], True, self.alpha.now(),
+                 write=True)
+        for _ in range(5):
+            self.worker.wake()
+            await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(self.peer.received, [])
+        self.assertEqual([r.status for r in self.entries()[0].recipients], ["held"])
+        self.assertEqual(self.log_rows(), [])
+        run_sync(self.alpha.engine, queue_store.set_held, [qid], False, self.alpha.now(),
+                 write=True)
+        self.worker.wake()
+        await wait_for(lambda: self.peer.received)
+        await wait_for(lambda: not self.entries())
+        self.assertEqual([r.status for r in self.log_rows()], ["delivered"])
