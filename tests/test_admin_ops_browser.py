@@ -47,7 +47,9 @@ class OperationsBrowserTests(BrowserTestCase):
                  now + timedelta(hours=1), "test", now, write=True)
 
         def scenario(browser: Any, errors: list[str]) -> None:
-            page = self.watch(browser.new_page(viewport={"width": 1280, "height": 900}), errors)
+            page = self.watch(browser.new_page(
+                viewport={"width": 1280, "height": 900},
+                permissions=["clipboard-read", "clipboard-write"]), errors)
             self.sign_in(page, base, ADMIN, PASSWORD)
             page.goto(base + "/admin/domains")
             nav = page.get_by_role("navigation", name="Administration")
@@ -56,13 +58,20 @@ class OperationsBrowserTests(BrowserTestCase):
             page.get_by_role("textbox", name="Domain name").fill("shop.example")
             page.get_by_role("button", name="Add domain").click()
             expect(page.get_by_role("heading", name="shop.example")).to_be_visible()
-            expect(page.get_by_role("status")).to_have_text("Domain added.")
+            expect(page.get_by_role("status").filter(has_text="Domain added.")).to_be_visible()
             page.get_by_role("combobox", name="Algorithm").select_option("ed25519")
             page.get_by_role("button", name="Generate DKIM key").click()
-            expect(page.get_by_role("status")).to_have_text("DKIM key generated.")
+            expect(page.get_by_role("status").filter(has_text="DKIM key generated.")
+                   ).to_be_visible()
             record = page.get_by_role("textbox", name="TXT record to publish")
             expect(record).to_contain_text("._domainkey.shop.example. IN TXT")
             expect(record).to_contain_text("k=ed25519")
+            # Copy it (static/js/admin-copy.js): the clipboard holds the zone-file record.
+            page.get_by_role("button", name=re.compile(r"^Copy record of ")).click()
+            expect(page.get_by_role("status").filter(has_text="Copied the record of")
+                   ).to_have_count(1)
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert copied == record.input_value(), copied
 
             # A user of the new domain, with a random password shown once.
             nav.get_by_role("link", name="Users").click()
