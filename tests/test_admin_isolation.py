@@ -109,6 +109,14 @@ class DomainAdminIsolationTests(OpsTestCase):
             self.assertIn(answer.status_code, (403, 404), (method, path, answer.text[-800:]))
         self.assertEqual(self.state(), before)
         self.assertIn(("POST", f"/admin/users/{ALICE}/delete", 403), tried)
+        # Whether another domain's user exists is not told either: 403, not 404 or
+        # "already exists".
+        for path in ("/admin/users/nobody@example.com", "/admin/users/nobody@example.com/delete"):
+            self.assertEqual((yield web.get(path)).status_code, 403, path)
+        answer = yield web.post("/admin/users", {"csrf_token": token, "email": ALICE,
+                                                 "password": "x-Strong-pass-1234"})
+        self.assertEqual(answer.status_code, 403)
+        self.assertNotIn("already", answer.text)
         self.assertIn(("POST", f"/admin/queue/{qid}/retry", 403), tried)
 
     @defer.inlineCallbacks

@@ -48,6 +48,18 @@ def _domain_of(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
 
+def _require_address(actor: Actor, email: str) -> None:
+    """Refuse (403) an address outside the actor's domains before anything is looked up,
+    so a domain administrator cannot even learn whether another domain's user exists."""
+    if actor.full:
+        return
+    try:
+        domain = normalize_domain(_domain_of(email))
+    except AddressError:
+        domain = _domain_of(email)
+    actor.require(domain)
+
+
 def _canonical_domain(text: str) -> str:
     try:
         return normalize_domain(text)
@@ -104,6 +116,7 @@ class UserPages(OpsGroup):
         password = self.field(request, "password")
         form = {"email": email, "quota": self.field(request, "quota")}
         try:
+            _require_address(actor, email)
             address = yield self.runner.read(self.admin.check_new_user, email)
             actor.require(_domain_of(address))
             quota = self._quota(form["quota"]) if form["quota"] else None
@@ -136,6 +149,7 @@ class UserPages(OpsGroup):
     # --- one user ------------------------------------------------------------------------
 
     def _read_user(self, conn: Any, email: str) -> dict[str, Any]:
+        # The caller has checked the address's domain (_require_address).
         user = self.admin.get_user(conn, email)
         return {"user": user, "display_name": self.admin.display_name(conn, user.email),
                 "app_passwords": self.admin.list_app_passwords(conn, user.email),
@@ -144,6 +158,7 @@ class UserPages(OpsGroup):
     @defer.inlineCallbacks
     def _user_page(self, request: WebRequest, actor: Actor, email: str, *,
                    error: Optional[dict[str, str]] = None, password: str = "") -> Any:
+        _require_address(actor, email)
         data = yield self.runner.read(self._read_user, email)
         actor.require(data["user"].domain)
         if error:
@@ -155,6 +170,7 @@ class UserPages(OpsGroup):
     @defer.inlineCallbacks
     def _target(self, actor: Actor, email: str) -> Any:
         """The user an action is about, once the actor may manage its domain."""
+        _require_address(actor, email)
         user = yield self.runner.read(self.admin.get_user, email)
         actor.require(user.domain)
         return user
