@@ -5,6 +5,7 @@ honours at once, login attempts and security events with filters, bad input refu
 from __future__ import annotations
 
 import imaplib
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -86,3 +87,22 @@ class SecurityPageTests(OpsTestCase):
         self.assertEqual(self.bans(), [])
         self.assertEqual([e for e in self.read(audit.search, audit.AuditQuery())
                           if e.action.startswith("ban.")], [])
+
+    @defer.inlineCallbacks
+    def test_login_attempts_page_by_cursor(self) -> Any:
+        now = datetime.now(timezone.utc)
+
+        def record(conn: Any) -> None:
+            for n in range(150):
+                security_store.record_attempt(conn, now, f"198.51.100.{n}", "x@example.com",
+                                              "imap", False)
+        self.write(record)
+        web = yield self.admin_client()
+        page = yield web.get("/admin/security?username=x@example.com")
+        first = re.findall(r"198\.51\.100\.(\d+)</span> · x@example.com", page.text)
+        self.assertEqual(first, [str(n) for n in range(149, 49, -1)])
+        older = re.search(r'href="([^"]*attempts_before=\d+)"', page.text).group(1)
+        page = yield web.get(older.replace("&amp;", "&"))
+        rest = re.findall(r"198\.51\.100\.(\d+)</span> · x@example.com", page.text)
+        self.assertEqual(rest, [str(n) for n in range(49, -1, -1)])
+        self.assertNotIn("attempts_before=", page.text)

@@ -53,20 +53,26 @@ class SecurityPages(OpsGroup):
         filters = {n: self.field(request, n) for n in ("ip", "username", "kind", "result")}
         now = self.panel.now()
         success = {"success": True, "failure": False}.get(filters["result"])
+        # Keyset cursors of the two lists ("Older attempts", "Older events").
+        cursors = {n: int(v) if v.isdigit() else None
+                   for n in ("attempts_before", "events_before")
+                   for v in [self.field(request, n)]}
 
         def read(conn: Any) -> dict[str, Any]:
             return {
                 "bans": security_store.list_bans(conn, now),
                 "attempts": security_store.list_attempts(
                     conn, ip=filters["ip"], username=filters["username"], success=success,
-                    limit=LIST_SIZE),
+                    before_id=cursors["attempts_before"], limit=LIST_SIZE),
                 "events": security_store.list_events(
                     conn, kind=filters["kind"], ip=filters["ip"],
-                    username=filters["username"], limit=LIST_SIZE)}
+                    username=filters["username"], before_id=cursors["events_before"],
+                    limit=LIST_SIZE)}
         data = yield self.runner.read(read)
         if error:
             request.setResponseCode(400)
         return self.render(request, "admin/security.html", actor, filters=filters,
+                           page_size=LIST_SIZE,
                            error=error or {}, form=form or {},
                            notice=NOTICES.get(self.field(request, "done"), ""), **data)
 
