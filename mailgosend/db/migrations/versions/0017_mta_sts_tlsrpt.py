@@ -18,7 +18,8 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0017"
-down_revision: Union[str, Sequence[str], None] = "0009"
+# 0009 on branch autoconf; chained after 0015 on branch admin-ops so there is one head.
+down_revision: Union[str, Sequence[str], None] = "0015"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
