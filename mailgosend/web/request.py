@@ -89,7 +89,7 @@ class WebRequest(SecureRequest):
                                     settings.trusted_proxies)
         if self._too_large:
             return self._refuse(413, "The request is too large.", close=True)
-        if not settings.host_allowed(self.host_name()):
+        if not settings.host_allowed(self.host_name(), self.path):
             # RFC 9110 §15.5.20: 421, this server does not answer for that name.
             return self._refuse(421, "This server does not answer for that host name.")
         site = self.channel.site  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.admin_guard import AdminPanel, AdminRouter
 from mailgosend.web.assets import asset_dir
+from mailgosend.web.autoconfig import AutoconfigPages, ClientSetup
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
@@ -107,15 +108,17 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
                admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
-               config: Any = None, components: Optional[Mapping[str, Any]] = None
-               ) -> WebSite:
+               config: Any = None, components: Optional[Mapping[str, Any]] = None,
+               client_setup: Optional[ClientSetup] = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
     first-administrator setup on the admin port (``site.setup``) and the admin panel
     (``site.admin_panel``): ``admin_groups(panel)`` gives the page groups' resources by
     the second segment of ``/admin/<name>/...`` (``b""``: the dashboard, for ``/admin``)
-    and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level."""
+    and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level.
+    With ``client_setup`` too, the web port serves client autoconfiguration and MTA-STS
+    (web/autoconfig.py)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -133,7 +136,14 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     panel = None
     if admin is not None and settings.kind == "web":
         mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
-                                             workers=workers, endpoints=endpoints).resource()
+                                             workers=workers, endpoints=endpoints,
+                                             client_setup=client_setup).resource()
+        if client_setup is not None:
+            public = AutoconfigPages(setup=client_setup, runner=runner,
+                                     serves_domain=admin.serves_domain, clock=clock,
+                                     pages=pages).resource()
+            for segment in (b".well-known", b"mail", b"autodiscover", b"Autodiscover"):
+                mounted[segment] = public
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()

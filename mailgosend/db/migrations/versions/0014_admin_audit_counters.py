@@ -1,7 +1,7 @@
 """The admin panel: the audit log and the dashboard's hourly counters.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0017
 Create Date: 2026-12-05 00:00:00
 
 ``audit_log`` records every administrative action (who, what, target, when, from where);
@@ -20,7 +20,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0014"
-down_revision: Union[str, Sequence[str], None] = "0009"
+down_revision: Union[str, Sequence[str], None] = "0017"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
