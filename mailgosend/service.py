@@ -348,6 +348,7 @@ def _add_acme(w: Wiring, clock: Any) -> None:
                                    local_domains=local_domains, config=config)
         service.setServiceParent(w.root)
         w.root.components["acme_status"] = service.certificate_status
+        w.root.components["acme"] = service   # the admin panel's "Renew now" (renew_now)
         challenges = service.challenges
     if config.listener("http").active and config["TLS_MODE"] != "off":
         web = config.listener("web")

@@ -15,8 +15,11 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.logger import Logger
+from twisted.trial import unittest
 
+from tests import test_web_setup
 from tests.support.mailserver import PASSWORD
+from tests.support.web import CHROMIUM
 from tests.test_web_browser import ADMIN, BrowserTestCase
 from tests.test_web_mfa import enable_mfa
 
@@ -115,3 +118,38 @@ class AdminPanelBrowserTests(BrowserTestCase):
         yield self.in_browser(scenario)
         answer = yield self.client(admin=True).get("/metrics")
         self.assertEqual(answer.status_code, 403)   # METRICS_ALLOW applied, no restart
+
+
+class FirstSetupWalkthroughTests(test_web_setup.SetupTestBase, BrowserTestCase):
+    """README's walkthrough: the token from the log, /setup, sign in, the panel."""
+
+    users = ()
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        # BrowserTestCase makes root@example.com an administrator; here none may exist.
+        if expect is None or not os.path.exists(CHROMIUM):
+            raise unittest.SkipTest("needs playwright and /usr/bin/chromium")
+        return test_web_setup.SetupTestBase.setUp(self)
+
+    @defer.inlineCallbacks
+    def test_from_the_setup_token_to_the_dashboard(self) -> Any:
+        base = self.admin_base
+        token = self.token_from_log()
+        root, password = test_web_setup.ROOT, test_web_setup.ROOT_PASSWORD
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.watch(browser.new_page(viewport={"width": 1000, "height": 760}), errors)
+            page.goto(base + "/setup")
+            page.get_by_label("Setup token").fill(token)
+            page.get_by_role("textbox", name="Email").fill(root)
+            page.get_by_label("Password", exact=True).fill(password)
+            page.get_by_label("Password again").fill(password)
+            shoot(page, "admin-first-setup")
+            page.get_by_role("button", name="Create administrator").click()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            self.sign_in(page, base, root, password)
+            page.get_by_role("link", name="Open the administration panel").click()
+            expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+            expect(page.locator("#chart-daily")).to_have_attribute("data-rendered", "true")
+
+        yield self.in_browser(scenario)

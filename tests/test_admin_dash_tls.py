@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 from typing import Any
 
 from cryptography import x509
 from twisted.internet import defer, threads
+from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.store import audit as audit_store
@@ -175,3 +177,26 @@ class ACMEHookTests(AdminTestCase):
         entries = run_sync(self.server.engine, audit_store.search, audit_store.AuditQuery(),
                            write=False)
         self.assertEqual([e.action for e in entries], ["tls.acme_renew"])
+
+
+class InstallFilesTests(unittest.TestCase):
+    """tls/upload.install where the files cannot be written: a clear refusal, nothing left."""
+
+    def test_an_unwritable_place_is_a_clear_refusal(self) -> None:
+        from mailgosend.tls.upload import UploadError, install
+
+        pki = self.mktemp()
+        ca = make_ca(pki)
+        cert, key = make_cert(pki, [HOSTNAME], ca=ca)
+        blocker = os.path.join(pki, "not-a-directory")
+        with open(blocker, "w", encoding="utf-8") as handle:
+            handle.write("a file where a directory should be\n")
+        config = {"TLS_MODE": "file", "HOSTNAME": HOSTNAME,
+                  "TLS_CERT": os.path.join(blocker, "server.crt"),
+                  "TLS_KEY": os.path.join(blocker, "server.key")}
+        before = sorted(os.listdir(pki))
+        with self.assertRaises(UploadError) as caught:
+            install(config, read(cert), read(key), time.time())
+        self.assertIn("The server cannot write the certificate files", str(caught.exception))
+        self.assertIn("Nothing was changed", str(caught.exception))
+        self.assertEqual(sorted(os.listdir(pki)), before)

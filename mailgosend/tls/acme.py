@@ -396,6 +396,7 @@ class ACMEService(service.Service):
         self._timer: Any = None
         self._running: Optional[defer.Deferred[None]] = None
         self._stop = threading.Event()  # ends a propagation wait when the server stops
+        self._forced = False   # renew_now: the next check issues even for a good certificate
 
     # -- status --
     def _refresh_from_file(self) -> None:
@@ -440,6 +441,18 @@ class ACMEService(service.Service):
         running = self._running
         return running if running is not None else None
 
+    def renew_now(self) -> None:
+        """The admin panel's "Renew now": a new certificate at once, even if the current one
+        is good for months (after a key compromise, a CA change).  A check already running
+        is left to finish; the panel shows the outcome in the status."""
+        if not self.running or (self._running is not None and not self._running.called):
+            return
+        self._forced = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._start_check()
+
     def pending(self) -> defer.Deferred[None]:
         """Fires when the check in progress (if any) is done: for tests and the CLI."""
         running = self._running
@@ -470,6 +483,9 @@ class ACMEService(service.Service):
 
     def needs_issuance(self, names: Sequence[str]) -> Optional[str]:
         """Why a new certificate is needed now, or None (valid, all names, > 30 days left)."""
+        if self._forced:
+            self._forced = False
+            return "renewal asked for on the admin panel"
         info = describe_certificate(self.cert_path)
         if not info:
             return "no certificate"

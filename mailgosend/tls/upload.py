@@ -109,23 +109,41 @@ def install(config: Any, cert_pem: bytes, key_pem: bytes, now_seconds: float) ->
             raise UploadError(f"The {field} file is not a PEM {what}.", field)
     cert_path, key_path = config["TLS_CERT"], config["TLS_KEY"]
     now = datetime.datetime.fromtimestamp(now_seconds, datetime.timezone.utc)
-    made = []
+    made: list[str] = []
     try:
-        cert_tmp = _write_temporary(cert_path, cert_pem, 0o644)
-        made.append(cert_tmp)
-        key_tmp = _write_temporary(key_path, key_pem, 0o600)
-        made.append(key_tmp)
-        checked = check_files(cert_tmp, key_tmp, config["HOSTNAME"], now)
-        for path in (cert_path, key_path):
-            if os.path.exists(path):
-                shutil.copy2(path, path + ".previous")
-        # Key first: a reload between the two sees the old pair refused as mismatched
-        # and keeps serving the previous certificates (ServerTLS.reload is all or nothing).
-        os.replace(key_tmp, key_path)
-        os.replace(cert_tmp, cert_path)
-        made.clear()
-        return checked
+        return _install(cert_path, key_path, cert_pem, key_pem, config["HOSTNAME"], now,
+                        made)
+    except OSError as exc:
+        where = exc.filename or os.path.dirname(cert_path)
+        raise UploadError(f"The server cannot write the certificate files ({where}: "
+                          f"{exc.strerror}). Nothing was changed; check the permissions of "
+                          "the directories of TLS_CERT and TLS_KEY.", "certificate") from None
     finally:
         for path in made:
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def _install(cert_path: str, key_path: str, cert_pem: bytes, key_pem: bytes, hostname: str,
+             now: datetime.datetime, made: list[str]) -> Checked:
+    """Write, check, swap; ``made`` lists the temporary files still to remove."""
+    cert_tmp = _write_temporary(cert_path, cert_pem, 0o644)
+    made.append(cert_tmp)
+    key_tmp = _write_temporary(key_path, key_pem, 0o600)
+    made.append(key_tmp)
+    checked = check_files(cert_tmp, key_tmp, hostname, now)
+    for path in (cert_path, key_path):
+        if os.path.exists(path):
+            shutil.copy2(path, path + ".previous")
+    # Key first: a reload between the two sees the old pair refused as mismatched
+    # and keeps serving the previous certificates (ServerTLS.reload is all or nothing).
+    os.replace(key_tmp, key_path)
+    made.remove(key_tmp)
+    try:
+        os.replace(cert_tmp, cert_path)
+    except OSError:
+        if os.path.exists(key_path + ".previous"):   # keep the old pair together
+            shutil.copy2(key_path + ".previous", key_path)
+        raise
+    made.clear()
+    return checked

@@ -26,6 +26,14 @@ Implemented:
   change ending the other sessions, aliases, mail-client settings from mailclients.py);
   setup.py: the first administrator on the admin port with a one-time token from the log;
   sections.py mounts both beside the account pages.
-Not yet: webmail (JMAP), the admin panel's management pages, passkeys as the only factor
+- The admin panel under /admin on the admin port: admin_guard.py (router of page groups,
+  the guard asking AccountAdmin.rights on every request, the layout's navigation);
+  admin_dashboard.py (counters.py's numbers, charts by static/js/admin-dashboard.js with the
+  vendored uPlot), admin_settings.py (config.edit_file, live keys), admin_tls.py
+  (certificates in use, upload through tls/upload.py, the ACME hook), admin_logs.py (log
+  lines from logring.py, live tail over server-sent events), admin_audit.py (the audit
+  log); admin_metrics.py: /metrics (Prometheus) and /readyz.
+Not yet: webmail (JMAP), the admin panel's management pages (domains, users, queue,
+delivery log, security: another change), passkeys as the only factor
 (usernameless sign-in), DAV and client autoconfiguration.
 """
