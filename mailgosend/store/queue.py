@@ -264,7 +264,10 @@ QueueEntry = Claim
 
 
 @dataclass(frozen=True)
-class LogLine:
+class LogEntry:
+    """One delivery attempt (delivery_log): a queue entry's history, a delivery-log row."""
+    id: int
+    queue_id: Optional[int]
     attempted_at: datetime
     recipient: Optional[str]
     status: Optional[str]
@@ -328,15 +331,14 @@ def list_entries(conn: Connection, limit: int = 1000,
     return [QueueEntry(m, tuple(rcpts[m.id])) for m in messages]
 
 
-def history(conn: Connection, queue_id: int) -> list[LogLine]:
+def history(conn: Connection, queue_id: int) -> list[LogEntry]:
     """Every attempt logged for ``queue_id``; it outlives the queue row."""
-    return [LogLine(r.attempted_at, r.recipient, r.status, r.code, r.text, r.mx_host,
-                    r.tls_version)
-            for r in conn.execute(select(delivery_log).where(delivery_log.c.queue_id == queue_id)
-                                  .order_by(delivery_log.c.id))]
+    return [_log_entry(r) for r in conn.execute(
+        select(delivery_log).where(delivery_log.c.queue_id == queue_id)
+        .order_by(delivery_log.c.id))]
 
 
-def get_entry(conn: Connection, queue_id: int) -> tuple[QueueEntry, list[LogLine]]:
+def get_entry(conn: Connection, queue_id: int) -> tuple[QueueEntry, list[LogEntry]]:
     row = conn.execute(select(queue).where(queue.c.id == queue_id)).first()
     if row is None:
         raise NoSuchEntry(queue_id)
@@ -433,17 +435,6 @@ class LogFilter:
     until: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    id: int
-    queue_id: Optional[int]
-    attempted_at: datetime
-    recipient: Optional[str]
-    status: Optional[str]
-    code: Optional[int]
-    text: Optional[str]
-    mx_host: Optional[str]
-    tls_version: Optional[str]
 
 
 def search_log(conn: Connection, which: LogFilter, limit: int,
@@ -469,7 +460,10 @@ def search_log(conn: Connection, which: LogFilter, limit: int,
                             < tuple_(bindparam("a_at", after[0], type_=delivery_log.c.attempted_at.type),
                                      bindparam("a_id", after[1])))
     query = query.order_by(delivery_log.c.attempted_at.desc(), delivery_log.c.id.desc())
-    return [LogEntry(int(r.id), r.queue_id, r.attempted_at, r.recipient, r.status, r.code,
-                     r.text, r.mx_host, r.tls_version)
-            for r in conn.execute(query.limit(limit))]
+    return [_log_entry(r) for r in conn.execute(query.limit(limit))]
+
+
+def _log_entry(r: Any) -> LogEntry:
+    return LogEntry(int(r.id), r.queue_id, r.attempted_at, r.recipient, r.status, r.code,
+                    r.text, r.mx_host, r.tls_version)
 

@@ -285,20 +285,9 @@ class SecurityStore:
         return self.runner.write(purge_old, self.now())
 
 
-@dataclass(frozen=True)
-class SecurityEvent:
-    id: int
-    kind: str
-    ip: Optional[str]
-    username: Optional[str]
-    service: Optional[str]
-    detail: str
-    created_at: datetime
-
-
-def recent_events(conn: Connection, limit: int = 10) -> list[SecurityEvent]:
+def recent_events(conn: Connection, limit: int = 10) -> list[Event]:
     """The newest security events (the dashboard's list; index on created_at)."""
     rows = conn.execute(select(security_events).order_by(
         security_events.c.created_at.desc(), security_events.c.id.desc()).limit(limit))
-    return [SecurityEvent(r.id, r.kind, r.ip, r.username, r.service, r.detail, r.created_at)
+    return [Event(int(r.id), r.kind, r.ip, r.username, r.service, r.detail, r.created_at)
             for r in rows]
