@@ -30,6 +30,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
+from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
@@ -313,6 +314,14 @@ class UserMail:
         service = self.service
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
+
+    # --- JMAP emails (RFC 8621 §4) ------------------------------------------------------------
+
+    def emails(self, numbers: Sequence[int], *, raw: bool = False
+               ) -> Deferred[dict[int, EmailRecord]]:
+        """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
+        rows and structures, and the plaintext when ``raw``."""
+        return self.read_messages(load_emails, list(numbers), raw=raw)
 
     # --- the one door to message structures and bytes --------------------------------------
 
