@@ -43,6 +43,7 @@ from mailgosend.store import accounts
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
+from mailgosend.store.emaillookup import email_number
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
@@ -322,6 +323,11 @@ class UserMail:
         """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
         rows and structures, and the plaintext when ``raw``."""
         return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    @staticmethod
+    def email_number(delivered: Delivered) -> int:
+        """The email number of a message just stored (store/emaillookup.py)."""
+        return email_number(delivered.message_id)
 
     # --- the one door to message structures and bytes --------------------------------------
 

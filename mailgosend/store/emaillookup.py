@@ -21,9 +21,9 @@ __all__ = ["find_messages", "email_number"]
 _IN_BATCH = 500
 
 
-def email_number(row: MessageRow) -> int:
-    """The email number of a stored message (see the module docstring)."""
-    return row.id
+def email_number(message_id: int) -> int:
+    """The email number of the stored message ``messages.id`` (see the module docstring)."""
+    return message_id
 
 
 def find_messages(conn: Connection, user_id: int, numbers: Iterable[int]) -> dict[int, MessageRow]:
@@ -37,5 +37,5 @@ def find_messages(conn: Connection, user_id: int, numbers: Iterable[int]) -> dic
             messages.c.id.in_(wanted[i:i + _IN_BATCH]))
         for record in conn.execute(query):
             row = _row(record)
-            found[email_number(row)] = row
+            found[email_number(row.id)] = row
     return found
