@@ -17,6 +17,7 @@ from mailgosend.jmap.errors import MethodError, invalid_arguments
 from mailgosend.jmap.headers import HeaderProperty, fields, utc_date
 from mailgosend.jmap.ids import format_id, message_blob_id, parse_id
 from mailgosend.jmap.keywords import flags_to_keywords
+from mailgosend.jmap.state import account_state
 from mailgosend.jmap.methods import MAIL, Call, Method, account_of, argument, resolve_id
 from mailgosend.mail.emails import EmailRecord
 
@@ -40,11 +41,9 @@ _BODY = frozenset({"bodyStructure", "bodyValues", "textBody", "htmlBody", "attac
 EMAIL_PROPERTIES = frozenset(DEFAULT_PROPERTIES) | _BODY | {"headers"}
 
 
-def email_state(call: Call) -> str:
-    """The Email state string (RFC 8620 §5.1).  The account-wide change counter is
-    jmap-state's (migration 0010); until it is merged, the mail service's, or "0"."""
-    state = getattr(call.mail, "jmap_state", None)
-    return str(state()) if callable(state) else "0"
+async def email_state(call: Call) -> str:
+    """The Email state string (RFC 8620 §5.1): the account's (jmap/state.py)."""
+    return await account_state(call.mail)
 
 
 def _properties(args: dict[str, Any], name: str, known: frozenset[str],
@@ -104,7 +103,7 @@ async def get_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         missing = [n for n, r in records.items() if r.info.header is None]
         if missing:
             records.update(await call.mail.emails(missing, raw=True))
-    state = email_state(call)
+    state = await email_state(call)
     found: list[dict[str, Any]] = []
     not_found: list[str] = []
     for given, number in wanted.items():

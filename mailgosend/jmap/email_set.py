@@ -48,8 +48,8 @@ def _check_limits(call: Call, create: dict[str, Any], update: dict[str, Any],
                                              f"{call.limits.max_objects_in_set}")
 
 
-def _check_state(call: Call, args: dict[str, Any]) -> str:
-    state = email_state(call)
+async def _check_state(call: Call, args: dict[str, Any]) -> str:
+    state = await email_state(call)
     wanted = argument(args, "ifInState", str, None)
     if wanted is not None and wanted != state:
         raise MethodError("stateMismatch", "ifInState: the Email state is " + state)
@@ -164,7 +164,7 @@ async def set_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     if not all(isinstance(i, str) for i in destroy):
         raise invalid_arguments("destroy", "must be a list of ids")
     _check_limits(call, create, update, destroy)
-    old_state = _check_state(call, args)
+    old_state = await _check_state(call, args)
     boxes = await _mailboxes(call)
     response: dict[str, Any] = {"accountId": call.account_id, "oldState": old_state,
                                 "created": {}, "updated": {}, "destroyed": [],
@@ -203,7 +203,7 @@ async def set_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                                   origin=call.origin)
         await call.mail.expunge(row.mailbox_id, [row.uid], origin=call.origin)
         response["destroyed"].append(given)
-    response["newState"] = email_state(call)
+    response["newState"] = await email_state(call)
     for key in ("created", "updated", "notCreated", "notUpdated", "notDestroyed"):
         if not response[key]:
             response[key] = None
@@ -279,7 +279,7 @@ async def import_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     if len(emails) > call.limits.max_objects_in_set:
         raise MethodError("requestTooLarge", f"emails: more than "
                                              f"{call.limits.max_objects_in_set}")
-    old_state = _check_state(call, args)
+    old_state = await _check_state(call, args)
     boxes = await _mailboxes(call)
     wanted = [str(obj["blobId"]) for obj in emails.values()
               if isinstance(obj, dict) and isinstance(obj.get("blobId"), str)]
@@ -305,7 +305,7 @@ async def import_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         except SetError as error:
             not_created[creation_id] = error.response()
     return {"accountId": call.account_id, "oldState": old_state,
-            "newState": email_state(call), "created": created or None,
+            "newState": await email_state(call), "created": created or None,
             "notCreated": not_created or None}
 
 
@@ -322,5 +322,6 @@ async def copy_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                                              "account use Email/set mailboxIds")
 
 
+ACCOUNT_CAPABILITIES = {MAIL: {"maxMailboxesPerEmail": MAX_MAILBOXES_PER_EMAIL}}
 METHODS = {"Email/set": Method(MAIL, set_emails), "Email/import": Method(MAIL, import_emails),
            "Email/copy": Method(MAIL, copy_emails)}
