@@ -30,6 +30,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
+from mailgosend.mail.accountdata import AccountData
 from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
@@ -323,6 +324,11 @@ class UserMail:
         """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
         rows and structures, and the plaintext when ``raw``."""
         return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    @property
+    def account_data(self) -> AccountData:
+        """Identities, submissions and the vacation response (mail/accountdata.py)."""
+        return AccountData(self.service, self.user)
 
     @staticmethod
     def email_number(delivered: Delivered) -> int:

@@ -17,7 +17,7 @@ def all_methods() -> dict[str, Method]:
     """Every method of the mail data types this branch serves."""
     import importlib
     methods: dict[str, Method] = {}
-    for name in ("email_get", "email_set", "identity"):
+    for name in ("email_get", "email_set", "identity", "submission", "vacation"):
         try:
             module = importlib.import_module(f"mailgosend.jmap.{name}")
         except ModuleNotFoundError:
