@@ -341,7 +341,8 @@ def build(obj: Mapping[str, Any], blobs: Mapping[str, bytes], now: datetime,
         top[name] = value
     top["MIME-Version"] = "1.0"
     for name, value in message.items():
-        top[name] = value
+        if name.lower() != "mime-version":  # set_content adds one to a lone part
+            top[name] = value
     top.set_payload(message.get_payload())
     if message.preamble is not None:
         top.preamble = message.preamble

@@ -170,6 +170,10 @@ class AccountData:
         return self.service.runner.write(jmapdata.update_submission_status, self.user.id,
                                          row_id, old=old, new=new, queue_id=queue_id)
 
+    def delivery_status(self, queue_id: int) -> Any:
+        """Deferred list of store.jmapdata.RecipientStatus of a queued submission."""
+        return self.service.runner.read(jmapdata.queue_status, self.user.id, queue_id)
+
     # --- vacation ---------------------------------------------------------------------------
 
     def vacation(self) -> Any:

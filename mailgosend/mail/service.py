@@ -41,6 +41,7 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import jmapdata
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
@@ -102,6 +103,10 @@ class MailService:
         tokens are hashed under each user's key, which stays here."""
         return await bayes.user_probabilities(self.runner, self.keyring, users, tokens,
                                               min_messages=min_messages)
+
+    def due_submissions(self) -> Deferred[list[tuple[User, int]]]:
+        """Held JMAP submissions whose undo window is over: (user, submission id)."""
+        return self.runner.read(_due_submissions, self.now())
 
     def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
         """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""
@@ -377,6 +382,15 @@ class UserMail:
         service = self.service
         return service.runner.write(store_messages.store_structures, service.keyring,
                                     self.user, structures)
+
+
+def _due_submissions(conn: Any, now: datetime) -> list[tuple[User, int]]:
+    found = []
+    for row in jmapdata.due_submissions(conn, now):
+        user = accounts.find_user_by_id(conn, row.user_id)
+        if user is not None:
+            found.append((user, row.id))
+    return found
 
 
 def _with_source(conn: Any, service: MailService, user: User, uidvalidity: Optional[int],

@@ -19,13 +19,13 @@ from email.parser import BytesHeaderParser
 from typing import Any, Optional, Sequence
 
 from mailgosend.events import QueueChanged
-from mailgosend.mail.delivery import Envelope, Placement, RecipientGone
+from mailgosend.mail.delivery import Envelope, Placement, RecipientGone, Targets
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.accounts import User
 from mailgosend.store.addresses import AddressError, parse_address
 
-__all__ = ["SubmissionRefused", "Submitted", "from_addresses", "submit"]
+__all__ = ["SubmissionRefused", "Submitted", "check", "from_addresses", "submit", "without_bcc"]
 
 
 def from_addresses(header_block: bytes) -> list[str]:
@@ -64,10 +64,10 @@ def _header_block(raw: bytes) -> bytes:
     return raw
 
 
-async def submit(service: Any, user: User, raw: bytes, sender: str,
-                 recipients: Sequence[str], now: datetime) -> Submitted:
-    """Check and send one message for ``user`` (a MailService's runner, delivery, workers
-    and events); ``SubmissionRefused`` leaves nothing stored or queued."""
+async def check(service: Any, user: User, raw: bytes, sender: str,
+                recipients: Sequence[str]) -> Targets:
+    """The submission rules, before anything is stored: where the message would go, or
+    ``SubmissionRefused``."""
     runner = service.runner
     authors = from_addresses(_header_block(raw))
     if not authors:
@@ -89,11 +89,19 @@ async def submit(service: Any, user: User, raw: bytes, sender: str,
             bad.append(rcpt)
     if bad:
         raise SubmissionRefused("invalidRecipients", "invalid recipient addresses", bad)
-    delivery = service.delivery
     try:
-        targets = await delivery.resolve(list(recipients), user.domain)
+        targets: Targets = await service.delivery.resolve(list(recipients), user.domain)
     except RecipientGone as gone:
         raise SubmissionRefused("invalidRecipients", str(gone), [gone.address]) from None
+    return targets
+
+
+async def submit(service: Any, user: User, raw: bytes, sender: str,
+                 recipients: Sequence[str], now: datetime) -> Submitted:
+    """Check (``check``) and send one message for ``user`` (a MailService's runner,
+    delivery, workers and events); ``SubmissionRefused`` leaves nothing stored or queued."""
+    targets = await check(service, user, raw, sender, recipients)
+    delivery = service.delivery
     owners = [u.uuid for u in targets.local]
     if targets.remote:
         owners.append(queue_store.QUEUE_OWNER)
@@ -106,3 +114,19 @@ async def submit(service: Any, user: User, raw: bytes, sender: str,
     if queue_id is not None and service.events is not None:
         service.events.publish_queued(QueueChanged(queue_id))
     return Submitted(queue_id, len(delivered))
+
+
+def without_bcc(raw: bytes) -> bytes:
+    """The message without its Bcc: field(s) (RFC 8621 §7.5: the server MUST remove them
+    before sending; RFC 5322 §3.6.3)."""
+    block = _header_block(raw)
+    lines = block.splitlines(keepends=True)
+    kept: list[bytes] = []
+    dropping = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and dropping:
+            continue
+        dropping = line[:4].lower() == b"bcc:" or line.lower().startswith(b"bcc ")
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[len(block):]

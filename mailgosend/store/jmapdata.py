@@ -16,8 +16,8 @@ from typing import Any, Optional, Sequence
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import (jmap_identities, jmap_submissions, vacation_replies,
-                                  vacation_responses)
+from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queue_recipients,
+                                  vacation_replies, vacation_responses)
 
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
            "destroy", "due_submissions", "identities", "insert_identity",
@@ -232,3 +232,24 @@ def reply_due(conn: Connection, user_id: int, sender_hash: str, now: datetime,
         conn.execute(update(vacation_replies).where(
             t.user_id == user_id, t.sender_hash == sender_hash).values(replied_at=now))
     return True
+
+
+# --- delivery status of a submission ------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    recipient: str
+    status: str  # queued | delivering | delivered | failed | expired
+    code: Optional[int]
+    text: Optional[str]
+
+
+def queue_status(conn: Connection, user_id: int, queue_id: int) -> list[RecipientStatus]:
+    """The outbound queue's recipients of one of the user's queued messages."""
+    r = queue_recipients.c
+    return [RecipientStatus(row.recipient, row.status, row.last_code, row.last_text)
+            for row in conn.execute(
+                select(r.recipient, r.status, r.last_code, r.last_text)
+                .join(queue, queue.c.id == r.queue_id)
+                .where(r.queue_id == queue_id, queue.c.user_id == user_id)
+                .order_by(r.id))]
