@@ -400,10 +400,15 @@ def _add_web_listeners(w: Wiring) -> None:
     endpoints = client_endpoints(w.config)
     jmap = None
     if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser, SubmissionSettings
         from mailgosend.jmap.wiring import endpoint_factory
 
+        # held JMAP submissions (the undo window) go out even after a restart
+        Releaser(core.mail, w.reactor).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
-                                mail=core.mail, events=core.events, clock=w.reactor)
+                                mail=core.mail, events=core.events, clock=w.reactor,
+                                extra={"submission": SubmissionSettings(
+                                    w.config["SUBMISSION_UNDO_SECONDS"])})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
