@@ -19,7 +19,8 @@ a front end maps once in its own place.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, TypeVar
+from typing import (Any, BinaryIO, Callable, Iterable, Literal, Optional, Sequence, TypeVar,
+                    Union)
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +31,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
+from mailgosend.mail import uploads
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
@@ -336,6 +338,19 @@ class UserMail:
         """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
         jmap/state.py) and the pruning floor below which /changes cannot be answered."""
         return self.service.runner.read(mailstate.read_state, self.user.id)
+
+    # --- JMAP uploads (RFC 8620 §6.1) -------------------------------------------------------
+
+    def add_upload(self, source: Union[BinaryIO, bytes], media_type: str
+                   ) -> Deferred[uploads.Upload]:
+        """Seal an uploaded blob with the user's key and keep it for a day (mail/uploads.py);
+        ``QuotaExceeded`` when it does not fit beside the mail and the pending uploads."""
+        return Deferred.fromCoroutine(uploads.add_upload(self.service, self.user, source,
+                                                         media_type))
+
+    def find_upload(self, token: str) -> Deferred[Optional[uploads.Upload]]:
+        """The user's own unexpired upload with ``token``, or None."""
+        return uploads.find_upload(self.service, self.user, token)  # type: ignore[no-any-return]
 
     # --- the one door to message structures and bytes --------------------------------------
 
