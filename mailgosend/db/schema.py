@@ -535,7 +535,6 @@ passkey_challenges = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
-<<<<<<< HEAD
 # --- JMAP state: the per-user change counter, threads, tombstones (migration 0010) -----------
 
 mail_state = Table(
@@ -602,7 +601,9 @@ email_tombstones = Table(
     Column("deleted_at", UTCDateTime(), nullable=False),
     Index("ix_email_tombstones_user_id_modseq", "user_id", "modseq"),
     Index("ix_email_tombstones_user_id_thread_id", "user_id", "thread_id"),
-=======
+    sqlite_autoincrement=True,
+)
+
 # --- JMAP uploads (migration 0013) -------------------------------------------------------------
 
 uploads = Table(
@@ -620,6 +621,5 @@ uploads = Table(
     Column("size", BigInteger(), nullable=False),
     _created_at(),
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
->>>>>>> jmap-core
     sqlite_autoincrement=True,
 )
