@@ -20,13 +20,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import false, select, union_all
+from sqlalchemy import false, func, select, true, union_all
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import email_tombstones, mailbox_tombstones, mailboxes, messages
+from mailgosend.store.mailboxes import Mailbox, list_mailboxes, list_subscriptions
+from mailgosend.store.mailstate import MailState, raise_floor, read_state
+from mailgosend.store.messages import SEEN
 
-__all__ = ["EmailRow", "Changes", "Position", "email_changes", "emails_by_id",
-           "emails_in_threads", "mailbox_changes", "thread_changes"]
+DRAFT = "\\Draft"
+
+__all__ = ["EmailRow", "Changes", "MailboxTally", "MailboxView", "Position", "email_changes",
+           "emails_by_id", "emails_in_threads", "mailbox_changes", "mailbox_tallies",
+           "mailbox_view", "purge_tombstones", "thread_changes", "thread_ids"]
 
 _IN_BATCH = 500
 
@@ -86,6 +92,14 @@ def emails_in_threads(conn: Connection, user_id: int, thread_ids: Sequence[int]
                                     messages.c.thread_id.in_(batch),
                                     messages.c.deleted_at.is_(None)))]
     return sorted(found, key=lambda e: (e.thread_id, e.internal_date, e.email_id))
+
+
+def thread_ids(conn: Connection, user_id: int, limit: int) -> list[int]:
+    """Up to ``limit`` of the user's live thread ids, ascending."""
+    m = messages.c
+    return [int(t) for t in conn.execute(
+        select(m.thread_id).distinct().where(m.user_id == user_id, m.deleted_at.is_(None))
+        .order_by(m.thread_id).limit(limit)).scalars()]
 
 
 # --- /changes (RFC 8620 §5.2) ---------------------------------------------------------------
@@ -289,3 +303,86 @@ def mailbox_changes(conn: Connection, user_id: int, since: Position, current: in
     kinds, new_state, has_more = _page(items, current, max_changes)
     counts_only = not any(k == _UPDATED and i in props_changed for i, k in kinds)
     return _split(kinds, new_state, has_more, counts_only)
+
+
+# --- Mailbox counts (RFC 8621 §2) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailboxTally:
+    """The four counts of a JMAP Mailbox."""
+
+    total_emails: int = 0
+    unread_emails: int = 0
+    total_threads: int = 0
+    unread_threads: int = 0
+
+
+def _unread(table: Any) -> Any:
+    """RFC 8621 §2: unread is neither $seen nor $draft (IMAP \\Seen, \\Draft)."""
+    return ~table.flags.contains(SEEN, autoescape=True) & ~table.flags.contains(
+        DRAFT, autoescape=True)
+
+
+def mailbox_tallies(conn: Connection, user_id: int, trash_id: Optional[int]
+                    ) -> dict[int, MailboxTally]:
+    """The counts of every mailbox of a user from plain columns (nothing decrypted), in two
+    grouped queries.  unreadThreads is the RFC 8621 §2 "quality" count: threads with an
+    Email in this mailbox and an unread Email anywhere, where Emails only in the trash do
+    not count for other mailboxes and Emails outside it do not count for the trash."""
+    m = messages.c
+    found: dict[int, list[int]] = {}
+    for row in conn.execute(select(m.mailbox_id, func.count(), func.count().filter(_unread(m)),
+                                   func.count(func.distinct(m.thread_id)))
+                            .where(m.user_id == user_id, m.deleted_at.is_(None))
+                            .group_by(m.mailbox_id)):
+        found[int(row[0])] = [int(row[1]), int(row[2]), int(row[3]), 0]
+    other = messages.alias("other")
+    o = other.c
+    same_side: Any
+    if trash_id is None:
+        same_side = true()
+    else:  # the unread Email is on the same side of the trash as this mailbox
+        same_side = (o.mailbox_id == trash_id) == (m.mailbox_id == trash_id)
+    unread_elsewhere = select(o.id).where(o.user_id == user_id, o.thread_id == m.thread_id,
+                                          o.deleted_at.is_(None), _unread(o),
+                                          same_side).exists()
+    for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
+                            .where(m.user_id == user_id, m.deleted_at.is_(None),
+                                   unread_elsewhere)
+                            .group_by(m.mailbox_id)):
+        found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
+    return {box: MailboxTally(*counts) for box, counts in found.items()}
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """Everything Mailbox/get shows, read in one transaction: the state first (so the
+    rest is at least as new), the mailboxes, the subscribed names and the counts."""
+
+    state: MailState
+    mailboxes: list[Mailbox]
+    subscribed: frozenset[str]
+    tallies: dict[int, MailboxTally]
+
+
+def mailbox_view(conn: Connection, user_id: int) -> MailboxView:
+    state = read_state(conn, user_id)
+    boxes = list_mailboxes(conn, user_id)
+    trash = next((box.id for box in boxes if box.role == "trash"), None)
+    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)),
+                       mailbox_tallies(conn, user_id, trash))
+
+
+def purge_tombstones(conn: Connection, *, before: datetime) -> int:
+    """Delete the tombstones of mailboxes and messages deleted before ``before`` (with the
+    expunged rows, maintenance.py): the history they kept goes, so each user's pruning
+    floor rises to the highest counter value purged (mailstate.py)."""
+    removed = 0
+    for table in (email_tombstones, mailbox_tombstones):
+        old = table.c.deleted_at < before
+        for row in conn.execute(select(table.c.user_id, func.max(table.c.modseq))
+                                .where(old).group_by(table.c.user_id)):
+            raise_floor(conn, int(row[0]), int(row[1]))
+        removed += int(conn.execute(table.delete().where(old)).rowcount)
+    return removed
