@@ -113,7 +113,7 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         mail = yield defer.Deferred.fromCoroutine(self.mail_of((user or self.alice).email))
         inbox = yield mail.get_mailbox("INBOX")
         delivered = yield mail.append(inbox.id, raw, list(flags), None)
-        return f"M{delivered.message_id}", inbox, delivered
+        return f"M{delivered.email_id}", inbox, delivered
 
     def get(self, **args: Any) -> Any:
         return defer.Deferred.fromCoroutine(self.jmap(

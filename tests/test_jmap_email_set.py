@@ -91,7 +91,7 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         mail = yield defer.Deferred.fromCoroutine(self.mail_of((user or self.alice).email))
         inbox = yield mail.get_mailbox("INBOX")
         delivered = yield mail.append(inbox.id, raw, list(flags), None)
-        return f"M{delivered.message_id}"
+        return f"M{delivered.email_id}"
 
     @defer.inlineCallbacks
     def get(self, ids: Any, props: Any) -> Any:
@@ -109,7 +109,7 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(set(created), {"id", "blobId", "threadId", "size"})
         self.assertEqual(self.created["d1"], created["id"])
         mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
-        records = yield mail.emails([int(created["id"][1:])], raw=True)
+        records = yield mail.email_records([int(created["id"][1:])], raw=True)
         stored = records[int(created["id"][1:])].raw
         yield self.listen()
 
@@ -175,6 +175,8 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(result["destroyed"], [other])
         self.assertEqual([r.uid for r in self.rows("Archive")], [1])
         self.assertEqual(self.rows("INBOX"), [])
+        got = yield self.get([email_id], ["mailboxIds"])  # a move keeps the Email id
+        self.assertEqual(got["list"], [{"id": email_id, "mailboxIds": {archive: True}}])
         _, result, _ = yield self.call("Email/set", destroy=[other])
         self.assertEqual(result["notDestroyed"][other]["type"], "notFound")
 

@@ -71,6 +71,10 @@ __all__ = [
     "jmap_submissions",
     "vacation_responses",
     "vacation_replies",
+    "mail_state",
+    "thread_refs",
+    "mailbox_tombstones",
+    "email_tombstones",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -193,6 +197,12 @@ mailboxes = Table(
     # RFC 3501 §2.3.2: the highest UID a session has already been shown as \Recent; the
     # messages above it are \Recent to the next session that selects the mailbox.
     Column("recent_floor", BigInteger(), nullable=False, server_default=text("0")),
+    # JMAP state (migration 0010; store/mailstate.py): the user's change counter when the
+    # mailbox was created and when its own properties (name, parent, subscription, sort
+    # order) last changed; HIGHESTMODSEQ is the counter at its messages' last change.
+    Column("created_modseq", BigInteger(), nullable=False, server_default=text("0")),
+    Column("changed_modseq", BigInteger(), nullable=False, server_default=text("0")),
+    Column("sort_order", Integer(), nullable=False, server_default=text("0")),  # RFC 8621 §2
     UniqueConstraint("user_id", "name"),
     sqlite_autoincrement=True,
 )
@@ -224,8 +234,18 @@ messages = Table(
     Column("meta", LargeBinary(), nullable=True),  # encrypted envelope/bodystructure/snippet
     Column("deleted_at", UTCDateTime(), nullable=True),  # expunge is a soft delete (DESIGN §3)
     _created_at(),
+    # JMAP (migration 0010): the Email id (the row id of the row that first stored it; MOVE
+    # keeps it, COPY makes a new one), its Thread (RFC 8621 §3, store/threads.py) and the
+    # change counter when the Email was created (kept by MOVE), so /changes tells created
+    # from updated.  Set in the transaction that inserts the row (NULL only inside it).
+    Column("email_id", BigInteger(), nullable=True),
+    Column("thread_id", BigInteger(), nullable=True),
+    Column("created_modseq", BigInteger(), nullable=False, server_default=text("0")),
     UniqueConstraint("mailbox_id", "uid"),
     Index("ix_messages_mailbox_id_modseq", "mailbox_id", "modseq"),
+    Index("ix_messages_user_id_email_id", "user_id", "email_id"),
+    Index("ix_messages_user_id_thread_id", "user_id", "thread_id"),
+    Index("ix_messages_user_id_modseq", "user_id", "modseq"),
     sqlite_autoincrement=True,
 )
 
@@ -582,4 +602,93 @@ vacation_replies = Table(
     Column("sender_hash", String(64), nullable=False),
     Column("replied_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("user_id", "sender_hash"),
+)
+
+# --- JMAP state: the per-user change counter, threads, tombstones (migration 0010) -----------
+
+mail_state = Table(
+    "mail_state",
+    metadata,
+    # One change counter per user (store/mailstate.py): every mail change takes the next
+    # value (MODSEQ of messages, HIGHESTMODSEQ of mailboxes, mailbox changes), so one number
+    # is the JMAP state of the whole account.  The row lock orders a user's changes: values
+    # commit in the order they are handed out.  ``pruned_modseq``: history up to this value
+    # was purged (maintenance), so /changes from an older state cannot be calculated.
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("pruned_modseq", BigInteger(), nullable=False, server_default=text("0")),
+)
+
+thread_refs = Table(
+    "thread_refs",
+    metadata,
+    # RFC 8621 §3 threading without plaintext: HMAC(per-user key "message-id", Message-ID +
+    # base subject)[:16] of every id a message names (Message-ID, In-Reply-To, References)
+    # -> the thread it was filed in (store/threads.py).
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("ref_hash", LargeBinary(16), primary_key=True),
+    Column("thread_id", BigInteger(), nullable=False),
+)
+
+mailbox_tombstones = Table(
+    "mailbox_tombstones",
+    metadata,
+    # A deleted mailbox, so Mailbox/changes still reports it destroyed; purged with the
+    # expunged rows (maintenance), which raises mail_state.pruned_modseq.
+    Column("mailbox_id", Integer(), primary_key=True, autoincrement=False),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    Index("ix_mailbox_tombstones_user_id_modseq", "user_id", "modseq"),
+)
+
+email_tombstones = Table(
+    "email_tombstones",
+    metadata,
+    # Message rows removed with their mailbox (DELETE, Mailbox/set destroy): Email/changes
+    # and Thread/changes still see them go.  ``modseq``: when the row stopped being live.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email_id", BigInteger(), nullable=False),
+    Column("thread_id", BigInteger(), nullable=False),
+    Column("mailbox_id", Integer(), nullable=False),  # no FK: the mailbox is gone
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    Index("ix_email_tombstones_user_id_modseq", "user_id", "modseq"),
+    Index("ix_email_tombstones_user_id_thread_id", "user_id", "thread_id"),
+    sqlite_autoincrement=True,
+)
+
+# --- JMAP uploads (migration 0013) -------------------------------------------------------------
+
+uploads = Table(
+    "uploads",
+    metadata,
+    # A blob uploaded to the JMAP endpoint (RFC 8620 §6.1), sealed in the blob store like a
+    # message; kept until ``expires_at`` (24 h), then purged with its blob unless a message
+    # made from it (Email/import, an attachment) references the blob by then.
+    Column("id", Integer(), primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),  # the blob id is "U" + token
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("blob_id", String(64), nullable=False, index=True),
+    Column("media_type", String(255), nullable=False),  # as the client declared it
+    Column("size", BigInteger(), nullable=False),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sqlite_autoincrement=True,
 )

@@ -23,7 +23,7 @@ async def read_blobs(call: Call, blob_ids: Iterable[str]) -> dict[str, bytes]:
     refs = {blob_id: parse_blob_id(blob_id) for blob_id in wanted}
     numbers = {ref.email_id for ref in refs.values()
                if ref is not None and ref.email_id is not None}
-    records = await call.mail.emails(sorted(numbers), raw=True) if numbers else {}
+    records = await call.mail.email_records(sorted(numbers), raw=True) if numbers else {}
     found: dict[str, bytes] = {}
     uploads = getattr(call.context, "uploads", None)
     for blob_id, ref in refs.items():

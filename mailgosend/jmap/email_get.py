@@ -96,13 +96,13 @@ async def get_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         wanted[given] = parse_id("M", real) if real is not None else None
     numbers = [n for n in wanted.values() if n is not None]
     need_body = bool(_BODY.intersection(props))
-    records = await call.mail.emails(numbers, raw=need_body) if numbers else {}
+    records = await call.mail.email_records(numbers, raw=need_body) if numbers else {}
     needs_headers = bool(header_props) or "headers" in props or any(p in CONVENIENCE
                                                                     for p in props)
     if needs_headers and not need_body:  # structures without their header block
         missing = [n for n, r in records.items() if r.info.header is None]
         if missing:
-            records.update(await call.mail.emails(missing, raw=True))
+            records.update(await call.mail.email_records(missing, raw=True))
     state = await email_state(call)
     found: list[dict[str, Any]] = []
     not_found: list[str] = []
@@ -157,7 +157,7 @@ def render(record: EmailRecord, props: list[str], header_props: list[HeaderPrope
         elif prop == "blobId":
             out[prop] = message_blob_id(number)
         elif prop == "threadId":
-            out[prop] = format_id("T", getattr(row, "thread_id", None) or number)
+            out[prop] = format_id("T", record.thread_id)
         elif prop == "mailboxIds":
             out[prop] = {format_id("B", row.mailbox_id): True}
         elif prop == "keywords":

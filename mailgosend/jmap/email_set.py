@@ -178,7 +178,7 @@ async def set_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             call.created[creation_id] = response["created"][creation_id]["id"]
     ids = _numbers(call, list(update) + destroy)
     numbers = [n for n in ids.values() if n is not None]
-    records = await call.mail.emails(numbers) if numbers else {}
+    records = await call.mail.email_records(numbers) if numbers else {}
     for given, patch in update.items():
         number = ids.get(given)
         record = records.get(number) if number is not None else None
@@ -249,9 +249,9 @@ async def _file(call: Call, raw: bytes, obj: dict[str, Any], boxes: dict[str, Ma
                                            received)
     except QuotaExceeded as error:
         raise SetError("overQuota", str(error)) from None
-    number = call.mail.email_number(delivered)
+    number = delivered.email_id
     return {"id": format_id("M", number), "blobId": message_blob_id(number),
-            "threadId": format_id("T", number), "size": delivered.size}
+            "threadId": format_id("T", delivered.thread_id), "size": delivered.size}
 
 
 async def _create(call: Call, obj: Any, boxes: dict[str, Mailbox]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ Site sends them here flagged (web/request.py ``body_too_large``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
@@ -28,11 +27,12 @@ from mailgosend.jmap.auth import Authenticator, Caller, Forbidden, Unauthorized
 from mailgosend.jmap.catalog import Catalog
 from mailgosend.jmap.errors import RequestError
 from mailgosend.jmap.methods import Limits
+from mailgosend.jmap.replies import json_reply, problem
 from mailgosend.jmap.session import (API_PATH, CAPABILITIES, DOWNLOAD_PATH, EVENTSOURCE_PATH,
                                      UPLOAD_PATH, session_resource)
 from mailgosend.web.request import WebRequest
 
-__all__ = ["Context", "Services", "JMAPResource", "WELL_KNOWN", "problem"]
+__all__ = ["Context", "Services", "JMAPResource", "WELL_KNOWN"]
 
 log = Logger()
 
@@ -63,21 +63,6 @@ class Context:
     @property
     def user(self) -> Any:
         return self.caller.user
-
-
-def problem(request: WebRequest, error: RequestError) -> bytes:
-    """RFC 7807 problem details for a request-level error (RFC 8620 §3.6.1)."""
-    request.setResponseCode(error.status)
-    request.setHeader(b"Content-Type", b"application/problem+json")
-    request.setHeader(b"Cache-Control", b"no-store")
-    return json.dumps(error.problem()).encode()
-
-
-def _json(request: WebRequest, value: Any, status: int = 200) -> bytes:
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"application/json")
-    request.setHeader(b"Cache-Control", b"no-store")
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 class JMAPResource(Resource):
@@ -114,11 +99,11 @@ class JMAPResource(Resource):
         elif path == EVENTSOURCE_PATH and self.push is not None:
             route = self.push.stream if method == b"GET" else None
         else:
-            return _json(request, {"type": "about:blank", "status": 404,
+            return json_reply(request, {"type": "about:blank", "status": 404,
                                    "detail": "no such JMAP resource"}, 404)
         if route is None:
             request.setHeader(b"Allow", allowed)
-            return _json(request, {"type": "about:blank", "status": 405,
+            return json_reply(request, {"type": "about:blank", "status": 405,
                                    "detail": "method not allowed"}, 405)
         Deferred.fromCoroutine(self._serve(request, route))
         return NOT_DONE_YET
@@ -130,10 +115,10 @@ class JMAPResource(Resource):
                 caller = await self.auth.caller(request)
             except Unauthorized as exc:
                 request.setHeader(b"WWW-Authenticate", REALM)
-                body = _json(request, {"type": "about:blank", "status": 401,
+                body = json_reply(request, {"type": "about:blank", "status": 401,
                                        "detail": exc.detail}, 401)
             except Forbidden as exc:
-                body = _json(request, {"type": "about:blank", "status": 403,
+                body = json_reply(request, {"type": "about:blank", "status": 403,
                                        "detail": exc.detail}, 403)
             else:
                 body = await route(request, caller)
@@ -142,6 +127,10 @@ class JMAPResource(Resource):
         except Exception as exc:
             log.error("jmap: {path} failed with {kind}", path=request.path.decode("latin-1"),
                       kind=type(exc).__name__)
+            if request.startedWriting:  # a download cut short: the client sees it end early
+                if request.channel is not None and request.channel.transport is not None:
+                    request.channel.transport.loseConnection()
+                return
             body = problem(request, RequestError("serverFail", "the server could not answer "
                                                                "this request", status=500))
         if body is NOT_DONE_YET or request.finished or getattr(request, "_disconnected",
@@ -158,7 +147,7 @@ class JMAPResource(Resource):
                                 extra=self.catalog.account_capabilities)
 
     async def _session(self, request: WebRequest, caller: Caller) -> bytes:
-        return _json(request, self.session_for(request, caller))
+        return json_reply(request, self.session_for(request, caller))
 
     # --- the API ----------------------------------------------------------------------
     async def _api(self, request: WebRequest, caller: Caller) -> bytes:
@@ -188,4 +177,4 @@ class JMAPResource(Resource):
                 self._in_flight[user_id] = left
             else:
                 del self._in_flight[user_id]
-        return _json(request, answer)
+        return json_reply(request, answer)

@@ -255,7 +255,7 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
                        properties=["identityId"])
     email_id = resolve_id(call, obj["emailId"]) if isinstance(obj.get("emailId"), str) else None
     number = parse_id("M", email_id) if email_id else None
-    records = await call.mail.emails([number], raw=True) if number is not None else {}
+    records = await call.mail.email_records([number], raw=True) if number is not None else {}
     record = records.get(number) if number is not None else None
     if record is None or record.raw is None:
         raise SetError("invalidProperties", "emailId: no such email", properties=["emailId"])
@@ -280,7 +280,7 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         extra = {"invalidRecipients": refused.addresses} if refused.kind == \
             "invalidRecipients" else {}
         raise SetError(refused.kind, refused.detail, **extra) from None
-    thread = getattr(record.row, "thread_id", None) or record.number
+    thread = record.thread_id
     send_at = now + timedelta(seconds=undo)
     new_id: int = await mail.account_data.add_submission(
         identity_id=identity.id, email_id=record.number, thread_id=thread,

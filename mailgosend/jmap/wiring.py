@@ -9,9 +9,12 @@ from typing import Any, Callable
 
 from mailgosend.jmap import catalog as catalog_module
 from mailgosend.jmap.auth import Authenticator
+from mailgosend.jmap.blobs import Blobs
 from mailgosend.jmap.http import JMAPResource, Services
 from mailgosend.jmap.methods import Limits
+from mailgosend.jmap.push import EventSourceRoute
 from mailgosend.jmap.session import API_PATH, UPLOAD_PATH
+from mailgosend.jmap.transfer import BlobRoutes
 
 __all__ = ["Endpoint", "endpoint_factory"]
 
@@ -36,7 +39,7 @@ def endpoint_factory(*, config: Any, portal: Any, runner: Any, mail: Any, events
     """A function of the web port's SessionManager (build_site's ``jmap``) to the endpoint."""
     limits = Limits(max_size_upload=config["MAX_MESSAGE_SIZE"])
     catalog = catalog_module.load()
-    blobs = None
+    blobs = Blobs(mail=mail, clock=clock)
 
     def make(sessions: Any) -> Endpoint:
         services = Services(mail=mail, events=events, clock=clock, blobs=blobs,
@@ -44,7 +47,9 @@ def endpoint_factory(*, config: Any, portal: Any, runner: Any, mail: Any, events
         authenticator = Authenticator(portal=portal, sessions=sessions, mail=mail,
                                       runner=runner)
         resource = JMAPResource(services=services, authenticator=authenticator,
-                                catalog=catalog, limits=limits)
+                                catalog=catalog, limits=limits,
+                                uploads=BlobRoutes(blobs, limits),
+                                push=EventSourceRoute(events, clock))
         return Endpoint(resource,
                         ((API_PATH.encode(), limits.max_size_request),
                          (UPLOAD_PATH.encode(), limits.max_size_upload)),

@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 from sqlalchemy.engine import Connection
 
 from mailgosend.mail.source import MessageSource
-from mailgosend.store.emaillookup import find_messages
+from mailgosend.store.emails import emails_by_id
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo
 
@@ -27,7 +27,8 @@ __all__ = ["EmailRecord", "load_emails"]
 class EmailRecord:
     """One email: its row, its structure, and its bytes when they were asked for."""
 
-    number: int
+    number: int  # the email id (JMAP M<number>, messages.email_id)
+    thread_id: int
     row: MessageRow
     info: MessageInfo
     raw: Optional[bytes] = None
@@ -38,7 +39,11 @@ def load_emails(source: MessageSource, numbers: Iterable[int], *, raw: bool = Fa
     """Database thread: the user's live emails among ``numbers`` (the others are absent)."""
     storage = source.storage
     assert isinstance(storage, Connection)
-    rows = find_messages(storage, source.user.id, numbers)
+    found_rows = emails_by_id(storage, source.user.id, list(numbers))
+    rows = {e.email_id: MessageRow(e.message_id, e.mailbox_id, e.uid, e.modseq, e.flags,
+                                   e.internal_date, e.size, e.blob_id, None)
+            for e in found_rows}
+    threads = {e.email_id: e.thread_id for e in found_rows}
     ordered = list(rows.values())
     source.prefetch(ordered)
     if raw:
@@ -56,5 +61,5 @@ def load_emails(source: MessageSource, numbers: Iterable[int], *, raw: bool = Fa
                 data = reader.read_range(0, reader.size)
             finally:
                 reader.close()
-        found[number] = EmailRecord(number, row, info, data)
+        found[number] = EmailRecord(number, threads[number], row, info, data)
     return found

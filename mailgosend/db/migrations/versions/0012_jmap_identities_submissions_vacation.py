@@ -1,7 +1,7 @@
 """JMAP identities, email submissions and the vacation response (RFC 8621 §6-8).
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0013 (one head with jmap-state's 0010 and 0013 merged; the lead re-chains)
 Create Date: 2026-12-05 00:00:00
 
 ``jmap_identities`` and ``jmap_submissions`` keep destroyed rows as tombstones and a per-user
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0012"
-down_revision: Union[str, Sequence[str], None] = "0009"
+down_revision: Union[str, Sequence[str], None] = "0013"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
