@@ -1,47 +1,26 @@
 # -*- test-case-name: tests.test_jmap_email_set -*-
-"""The bytes of blobs a method names (Email/set create, Email/import).
-
-Message blobs ``G<email>`` and part blobs ``G<email>.<part>`` (ids.py) are read in ONE job
-through ``UserMail.emails``; uploads ``U<token>`` through the upload store of the API
-endpoint (jmap-core's blobs.py), reached as ``call.context.uploads.read(call, token)``.
-A blob that is not the user's, or does not exist, is simply absent from the answer.
-"""
+"""The bytes of the blobs a method names (Email/set attachments, Email/import), through
+the one blob resolution (blobs.py ``Blobs``): uploads, messages and message parts of the
+caller only; a blob that is not the user's, or does not exist, is absent from the answer."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from mailgosend.jmap.ids import parse_blob_id
+from mailgosend.jmap.blobs import Blobs
 from mailgosend.jmap.methods import Call
-from mailgosend.jmap.parts import part_blob
 
 __all__ = ["read_blobs"]
 
 
 async def read_blobs(call: Call, blob_ids: Iterable[str]) -> dict[str, bytes]:
-    wanted = list(dict.fromkeys(blob_ids))
-    refs = {blob_id: parse_blob_id(blob_id) for blob_id in wanted}
-    numbers = {ref.email_id for ref in refs.values()
-               if ref is not None and ref.email_id is not None}
-    records = await call.mail.email_records(sorted(numbers), raw=True) if numbers else {}
+    services = getattr(call.context, "services", None)
+    blobs = getattr(services, "blobs", None)
+    if not isinstance(blobs, Blobs):
+        blobs = Blobs(mail=call.mail.service, clock=call.mail.service.clock)
     found: dict[str, bytes] = {}
-    uploads = getattr(call.context, "uploads", None)
-    for blob_id, ref in refs.items():
-        if ref is None:
-            continue
-        if ref.upload is not None:
-            if uploads is not None:
-                data = await uploads.read(call, ref.upload)
-                if data is not None:
-                    found[blob_id] = data
-            continue
-        record = records.get(ref.email_id) if ref.email_id is not None else None
-        if record is None or record.raw is None:
-            continue
-        if ref.part is None:
-            found[blob_id] = record.raw
-            continue
-        blob = part_blob(record.info, record.raw, ref.part)
-        if blob is not None:
-            found[blob_id] = blob.data
+    for blob_id in dict.fromkeys(blob_ids):
+        data = await blobs.read(call.mail, blob_id)
+        if data is not None:
+            found[blob_id] = data
     return found
