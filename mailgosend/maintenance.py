@@ -1,6 +1,7 @@
 """Periodic housekeeping (DESIGN.md §3): expunged messages are soft-deleted
 rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
-until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
+until told, RFC 3501 §7.4.1); then the rows go (with the JMAP tombstones of
+deleted mailboxes, raising each user's pruning floor: store/mailstate.py), and blobs no row references
 any more (and spool files of crashed deliveries) are removed.  Greylist rows
 past their retry window or expiry go in the same hourly run (RFC 6647 §6), delivery
 attempts older than DELIVERY_LOG_RETENTION, web sessions past their lifetime, and JMAP
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
+from mailgosend.store.emails import purge_tombstones
 from mailgosend.store.messages import purge_expunged
 from mailgosend.store.queue import purge_delivery_log
 from mailgosend.store.sessions import purge_expired
@@ -59,6 +61,8 @@ class MaintenanceService(Service):
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         try:
             rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
+            # JMAP: what the purge removed is history; both raise the users' pruning floor.
+            rows += yield self._runner.write(purge_tombstones, before=now - EXPUNGE_RETENTION)
             uploads = yield self._runner.write(purge_expired_uploads, now)
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
