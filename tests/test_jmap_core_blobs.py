@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import select
 from twisted.internet import defer, task
@@ -43,13 +42,6 @@ class BlobTests(JMAPTestCase):
         reply = yield self.http("POST", f"/jmap/upload/{account}/", auth=auth, data=data,
                                 headers={"Content-Type": kind})
         return reply
-
-    def download(self, account: str, blob_id: str, name: str, kind: str = "",
-                 auth: Any = (ALICE, PASSWORD)) -> Any:
-        path = f"/jmap/download/{account}/{blob_id}/{quote(name)}"
-        if kind:
-            path += "?type=" + quote(kind)
-        return self.http("GET", path, auth=auth)
 
     @defer.inlineCallbacks
     def test_upload_and_download_round_trip(self) -> Any:
@@ -186,3 +178,51 @@ class HeaderTests(JMAPTestCase):
                          'text/plain; charset="utf-8"')
         for bad in (None, "", "text", "text/html\nX: y", "a/b; c"):
             self.assertEqual(media_type(bad), "application/octet-stream", bad)
+
+
+ATTACHED = (b"From: someone@example.org\r\nTo: alice@example.com\r\nSubject: report\r\n"
+            b"Message-ID: <report-1@example.org>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+            b"--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+            b"--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\n"
+            b"Content-Disposition: attachment; filename=\"r.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcTl8uXr\r\n--b1--\r\n")
+
+
+class MessageBlobTests(JMAPTestCase):
+    """G<email> and G<email>.<part> blobs: the message and one decoded part, only for
+    their owner."""
+
+    @defer.inlineCallbacks
+    def test_message_and_part_blobs(self) -> Any:
+        import smtplib
+
+        from twisted.internet import threads
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", self.server.ports["SMTP"], timeout=20) as smtp:
+                smtp.sendmail("someone@example.org", [ALICE], ATTACHED)
+        yield threads.deferToThread(send)
+        session = yield self.http("GET", "/.well-known/jmap")
+        account = session.json()["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        reply = yield self.api([
+            ["Email/changes", {"accountId": account, "sinceState": "s0"}, "c"],
+            ["Email/get", {"accountId": account, "#ids": {
+                "resultOf": "c", "name": "Email/changes", "path": "/created"},
+                "properties": ["blobId", "attachments"]}, "g"]])
+        responses = reply.json()["methodResponses"]
+        self.assertEqual(responses[1][0], "Email/get", responses)
+        (email,) = responses[1][1]["list"]
+        stored = self.server.stored(ALICE)[0]
+        got = yield self.download(account, email["blobId"], "m.eml", "message/rfc822")
+        self.assertEqual(got.status_code, 200)
+        self.assertEqual(got.content, stored)
+        (attachment,) = email["attachments"]
+        got = yield self.download(account, attachment["blobId"], attachment["name"],
+                                  attachment["type"])
+        self.assertEqual(got.status_code, 200)
+        self.assertEqual(got.content, b"%PDF-1.4\n%\xc4\xe5\xf2\xe5\xeb")
+        self.assertEqual(got.headers["Content-Type"], "application/pdf")
+        for blob_id in (email["blobId"], attachment["blobId"]):
+            other = yield self.download(account, blob_id, "f", auth=(BOB, PASSWORD))
+            self.assertEqual(other.status_code, 404)
