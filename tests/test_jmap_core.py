@@ -248,6 +248,8 @@ class MethodErrorTests(JMAPTestCase):
             ["Mailbox/get", {"accountId": account, "ids": "notalist"}, "b"],
             ["Mailbox/get", {"accountId": 7, "ids": None}, "c"],
             ["Mailbox/get", {"accountId": account, "ids": None}, "d"],
+            ["Mailbox/get", {"accountId": account,
+                             "ids": [f"B{i}" for i in range(1, 1002)]}, "e"],
         ])
         got = {r[2]: r for r in reply.json()["methodResponses"]}
         self.assertEqual(got["a"][1]["type"], "accountNotFound")
@@ -255,6 +257,7 @@ class MethodErrorTests(JMAPTestCase):
         self.assertIn("ids", got["b"][1]["description"])
         self.assertEqual(got["c"][1]["type"], "invalidArguments")
         self.assertEqual(got["d"][0], "Mailbox/get")
+        self.assertEqual(got["e"][1]["type"], "requestTooLarge")   # > maxObjectsInGet
         self.assertNotIn(bob_account, json.dumps(got["d"]))
 
     def test_server_fail_logs_no_content(self) -> Any:
