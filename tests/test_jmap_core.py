@@ -84,6 +84,17 @@ class SessionTests(JMAPTestCase):
         self.assertEqual(body["sessionState"], session.json()["state"])
 
 
+class DisabledTests(JMAPTestCase):
+    settings = {"JMAP_ENABLED": "false"}
+
+    @defer.inlineCallbacks
+    def test_jmap_enabled_false_serves_nothing(self) -> Any:
+        for method, path in (("GET", "/.well-known/jmap"), ("POST", "/jmap/api")):
+            reply = yield self.http(method, path, json={})
+            self.assertIn(reply.status_code, (404, 405), path)
+            self.assertNotIn("apiUrl", reply.text)
+
+
 def problem_type(reply: Any) -> str:
     assert reply.headers["Content-Type"] == "application/problem+json", reply.headers
     return str(reply.json()["type"]).rsplit(":", 1)[-1]
