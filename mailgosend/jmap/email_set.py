@@ -264,7 +264,7 @@ async def _create(call: Call, obj: Any, boxes: dict[str, Mailbox]) -> dict[str, 
                             blobs, call.mail.service.now(), call.mail.user.domain)
     except compose.Invalid as error:
         raise invalid_properties(error.prop, str(error)) from None
-    if len(raw) > getattr(call.context, "max_message_size", 1 << 62):
+    if len(raw) > call.limits.max_size_upload:  # MAX_MESSAGE_SIZE, as for uploads
         raise SetError("tooLarge", "the message is larger than the server accepts")
     return await _file(call, raw, obj, boxes)
 
