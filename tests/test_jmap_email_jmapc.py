@@ -64,6 +64,6 @@ class JmapcEmailTests(JmapcTests):
         responses = sent_result if isinstance(sent_result, list) else [sent_result]
         first = responses[0].response if hasattr(responses[0], "response") else responses[0]
         self.assertIsInstance(first, EmailSubmissionSetResponse)
-        self.assertEqual(first.created["send"].undo_status, "final")
+        self.assertEqual(first.created["send"].undo_status.value, "final")
         self.assertEqual(len(self.server.stored(BOB)), 1)
         self.assertEqual(len(self.server.stored(ALICE, "sent")), 1)
