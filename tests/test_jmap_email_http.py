@@ -108,3 +108,38 @@ class EmailHTTPTests(JMAPTestCase):
         stolen = yield self.http("GET", f"/jmap/download/{bob}/{email['blobId']}/d.eml",
                                  auth=(BOB, PASSWORD))
         self.assertEqual(stolen.status_code, 404)
+
+    @defer.inlineCallbacks
+    def test_import_an_uploaded_message(self) -> Any:
+        raw = (b"From: Carol <carol@example.net>\r\nTo: alice@example.com\r\n"
+               b"Subject: imported\r\nMessage-ID: <imp.1@example.net>\r\n"
+               b"Date: Mon, 02 Mar 2026 08:00:00 +0000\r\n\r\nOld mail.\r\n")
+        session = yield self.session()
+        account = session["primaryAccounts"][MAIL]
+        upload = yield self.http("POST", f"/jmap/upload/{account}/", data=raw,
+                                 headers={"Content-Type": "message/rfc822"})
+        blob = upload.json()["blobId"]
+        boxes = yield self.api([["Mailbox/get", {"accountId": account, "ids": None}, "m"]])
+        archive = [b["id"] for b in boxes.json()["methodResponses"][0][1]["list"]
+                   if b["role"] == "archive"][0]
+        reply = yield self.api([
+            ["Email/import", {"accountId": account, "emails": {"i": {
+                "blobId": blob, "mailboxIds": {archive: True}, "keywords": {"$seen": True},
+                "receivedAt": "2026-03-02T08:00:05Z"}}}, "c1"],
+            ["Email/get", {"accountId": account, "ids": ["#i"],
+                           "properties": ["subject", "receivedAt", "keywords", "size"]},
+             "c2"]])
+        (_, imported, _), (_, got, _) = reply.json()["methodResponses"]
+        self.assertIn("i", imported["created"], imported)
+        self.assertEqual(got["list"][0]["subject"], "imported")
+        self.assertEqual(got["list"][0]["receivedAt"], "2026-03-02T08:00:05Z")
+        self.assertEqual(got["list"][0]["size"], len(raw))
+
+        def fetch(client: imaplib.IMAP4) -> Any:
+            client.select("Archive")
+            _, data = client.uid("FETCH", "1", "(FLAGS BODY.PEEK[])")
+            return data[0]
+
+        flags, body = yield self.imap(fetch)
+        self.assertEqual(body, raw)
+        self.assertIn(b"\\Seen", flags)
