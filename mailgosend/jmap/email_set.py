@@ -191,6 +191,9 @@ async def set_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             response["notUpdated"][given] = error.response()
         else:
             response["updated"][given] = None
+    if response["updated"] and destroy:  # a move changed mailbox and UID: read them again
+        wanted = [n for g in destroy if (n := ids.get(g)) is not None]
+        records = await call.mail.email_records(wanted) if wanted else {}
     for given in destroy:
         number = ids.get(given)
         record = records.get(number) if number is not None else None
