@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from mailgosend.jmap import parts as jparts
 from mailgosend.jmap.headers import HeaderProperty, fields, parse
 from mailgosend.store.mimeinfo import analyse
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import message
 from tests.support.jmapcall import JMAPCallFixture
 
@@ -275,3 +275,7 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual((blob.data, blob.type), (base64.b64decode(PNG), "image/png"))
         self.assertIsNone(jparts.part_blob(info, RICH, "1"))  # a multipart has no blob
         self.assertIsNone(jparts.part_blob(info, RICH, "7"))
+
+
+class PostgresEmailGetTests(PostgresDatabaseMixin, EmailGetTests):
+    """The same on PostgreSQL."""

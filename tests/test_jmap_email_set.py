@@ -12,7 +12,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.jmap import compose
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import message
 from tests.support.jmapcall import JMAPCallFixture
 
@@ -251,3 +251,7 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         name, error, _ = yield self.call("Email/copy", fromAccountId=self.account(),
                                          create={"c": {"id": email_id}})
         self.assertEqual(error["arguments"], ["fromAccountId"])
+
+
+class PostgresEmailSetTests(PostgresDatabaseMixin, EmailSetTests):
+    """The same on PostgreSQL."""
