@@ -46,7 +46,10 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecipient, Workers,
                                        deliver, normalize_flags, seal_info)
-from mailgosend.store.mimeinfo import analyse
+from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
+from mailgosend.mail.searchtext import Document, document_tokens, extract_document
+from mailgosend.store import search as search_store
+from mailgosend.store.mimeinfo import MessageInfo, analyse
 
 __all__ = ["Envelope", "LocalDelivery", "Placement", "RecipientGone", "Sealed", "Targets",
            "canonical_recipient", "merge_targets", "resolve_targets"]
@@ -57,7 +60,16 @@ log = Logger()
 VARIANT_IN_MEMORY = 1024 * 1024
 
 Source = Union[bytes, str, "os.PathLike[str]", IO[bytes]]  # bytes, a spool file path, or open
-Sealed = dict[str, tuple[SealedBlob, bytes]]  # owner uuid -> (blob, sealed structure)
+
+
+class Sealed(dict[str, tuple[SealedBlob, bytes]]):
+    """Owner uuid -> (blob, sealed structure); ``tokens``: each user owner's search-index
+    tokens (mail/searchtext.py), filed with the copy in the same transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: dict[str, set[bytes]] = {}
+
 Refusal = Literal["raise", "skip", "return"]
 
 
@@ -164,18 +176,27 @@ class LocalDelivery:
                                  shared_prefix=shared_prefix, spool_dir=spool_dir)
         variants = variants or {}
         info = _analysed(source)
-        sealed: Sealed = {}
+        document = None
+        sealed = Sealed()
         try:
             for owner in dict.fromkeys(owners):
                 prefix = variants.get(owner)
                 if prefix is None:
                     blob = self._seal_source(owner, source)
                     meta = info
+                    if document is None and owner != queue_store.QUEUE_OWNER:
+                        document = _document(info[0], source)
+                    copy_document = document
                 else:
                     with _variant(prefix, source, shared_prefix, spool_dir) as copy:
                         meta = _analysed(copy)
                         blob = self._seal_source(owner, copy)
-                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, meta))
+                        copy_document = _document(meta[0], copy)
+                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, meta[1]))
+                if owner != queue_store.QUEUE_OWNER and copy_document is not None:
+                    # The search index: keyed tokens, here in the worker thread (DESIGN §4).
+                    sealed.tokens[owner] = document_tokens(
+                        self._keyring.derive(SEARCH_KEY, owner), copy_document)
         except BaseException:
             self.abandon(sealed, refused=True)
             raise
@@ -204,15 +225,20 @@ class LocalDelivery:
             blob, meta = sealed[owner]
             store = None if owner in recorded else self._blobs
             date = place.internal_date or now
+            tokens = sealed.tokens.get(owner) if isinstance(sealed, Sealed) else None
             if refused == "raise":
                 results[i] = deliver(conn, place.user, place.mailbox, blob, meta, place.flags,
                                      date, now, blob_store=store)
+                if tokens is not None:
+                    search_store.add_document(conn, place.user.id, blob.blob_id, tokens)
                 recorded.add(owner)
                 continue
             try:
                 with conn.begin_nested():
                     results[i] = deliver(conn, place.user, place.mailbox, blob, meta,
                                          place.flags, date, now, blob_store=store)
+                    if tokens is not None:
+                        search_store.add_document(conn, place.user.id, blob.blob_id, tokens)
             except RecipientRefused as refusal:
                 if refused == "return":
                     results[i] = refusal
@@ -358,20 +384,37 @@ class LocalDelivery:
         return sum(1 for item in results if isinstance(item, Delivered))
 
 
-def _analysed(source: Union[bytes, IO[bytes]]) -> bytes:
-    """The structure of a message, as stored JSON (a file is mapped: no copy in memory)."""
+def _analysed(source: Union[bytes, IO[bytes]]) -> tuple[MessageInfo, bytes]:
+    """The structure of a message, and as stored JSON (a file is mapped: no copy in
+    memory)."""
     if isinstance(source, bytes):
-        return analyse(source).to_json()
+        info = analyse(source)
+        return info, info.to_json()
     source.seek(0, 2)
     if source.tell() == 0:
-        return analyse(b"").to_json()
+        info = analyse(b"")
+        return info, info.to_json()
     try:
         fileno = source.fileno()
     except (AttributeError, OSError):  # an in-memory file
         source.seek(0)
-        return analyse(source.read()).to_json()
+        info = analyse(source.read())
+        return info, info.to_json()
     with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
-        return analyse(mapped).to_json()  # type: ignore[arg-type]
+        info = analyse(mapped)  # type: ignore[arg-type]
+        return info, info.to_json()
+
+
+def _document(info: MessageInfo, source: Union[bytes, IO[bytes]]) -> Document:
+    """The searchable text of a message being sealed (worker thread)."""
+    if isinstance(source, bytes):
+        return extract_document(info, lambda start, end: source[start:end])
+
+    def read(start: int, end: int) -> bytes:
+        source.seek(start)
+        return source.read(max(0, end - start))
+
+    return extract_document(info, read)
 
 
 @contextlib.contextmanager
