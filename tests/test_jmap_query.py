@@ -227,20 +227,27 @@ class EmailQueryTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
         self.assertEqual(response["ids"], [])
 
     @defer.inlineCallbacks
-    def test_collapse_threads_keeps_one_per_thread(self) -> Any:
-        # Until threading (jmap-state) every message is its own thread: nothing collapses.
+    def test_threads_collapse_and_thread_keywords(self) -> Any:
+        parent = yield self.add(mime("Plan", "first", extra="Message-ID: <p1@x.org>\r\n"),
+                                date=at(7))
+        reply = yield self.add(mime("Re: Plan", "second",
+                                    extra="Message-ID: <p2@x.org>\r\nIn-Reply-To: <p1@x.org>"
+                                          "\r\nReferences: <p1@x.org>\r\n"),
+                               flags=("\\Flagged",), date=at(8))
+        response = yield self.call("Email/query", {"calculateTotal": True})
+        self.assertEqual(response["ids"][:2], [reply, parent])
         response = yield self.call("Email/query", {"collapseThreads": True,
                                                    "calculateTotal": True})
-        self.assertEqual(response["total"], 5)
-        from mailgosend.mail import query
-        self.patch(query, "_thread_id", lambda row: 1)  # all in one thread
-        self.service.query_indexes.drop(self.mail.user.id)
-        response = yield self.call("Email/query", {"collapseThreads": True,
-                                                   "calculateTotal": True})
-        self.assertEqual((response["ids"], response["total"]), ([self.m5], 1))
-        yield self.assertFinds({"allInThreadHaveKeyword": "$seen"}, [])
-        yield self.assertFinds({"someInThreadHaveKeyword": "$seen"},
-                               [self.m1, self.m2, self.m3, self.m4, self.m5])
+        self.assertEqual((response["ids"][:2], response["total"]), ([reply, self.m5], 6))
+        yield self.assertFinds({"someInThreadHaveKeyword": "$flagged"},
+                               [self.m2, parent, reply])
+        yield self.assertFinds({"allInThreadHaveKeyword": "$flagged"}, [self.m2])
+        yield self.assertFinds({"noneInThreadHaveKeyword": "$flagged"},
+                               [self.m1, self.m3, self.m4, self.m5])
+        found = yield self.ids({"after": "2026-03-07T00:00:00Z"},
+                               [{"property": "someInThreadHaveKeyword", "keyword": "$flagged",
+                                 "isAscending": False}, {"property": "receivedAt"}])
+        self.assertEqual(found, [parent, reply])
 
     @defer.inlineCallbacks
     def test_bad_arguments_name_the_argument(self) -> Any:
@@ -281,8 +288,10 @@ class EmailQueryTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
         moved = yield self.mail.copy(inbox, [1], work, move=True)
         found = yield self.ids({"inMailbox": f"B{work.id}"},
                                [{"property": "receivedAt", "isAscending": True}])
-        self.assertEqual(found, [f"M{moved.delivered[0].message_id}", self.m3, self.m5])
-        self.assertNotIn(self.m1, (yield self.ids()))
+        # A move keeps the Email id (RFC 8621 §4.1.1: the id names the message, not a copy).
+        self.assertEqual(found, [self.m1, self.m3, self.m5])
+        self.assertEqual(moved.expunged, [1])
+        self.assertNotIn(self.m1, (yield self.ids({"inMailbox": f"B{inbox.id}"})))
         yield self.mail.delete_mailbox("Work")
         found = yield self.ids(None, [{"property": "receivedAt", "isAscending": True}])
         self.assertEqual(found, [self.m2, self.m4])

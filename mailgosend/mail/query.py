@@ -3,14 +3,14 @@
 
 Nothing is decrypted or sorted per request once a user's index is warm:
 
-- ``UserIndex``: one user's live messages in memory, made of the plain columns (mailbox, UID,
-  MODSEQ, flags, INTERNALDATE, size, blob) read once, and kept exact by a check at the start
-  of every query job: the user's mailboxes with their HIGHESTMODSEQ (one small query); a
-  mailbox whose HIGHESTMODSEQ moved is brought up to date from its rows changed since (the
-  (mailbox_id, modseq) index), and its live count is compared with the index's so a row
-  purged unseen is caught too.  Every change (delivery, flags, expunge, move, mailbox
-  deletion) moves a HIGHESTMODSEQ, whichever node made it: on PostgreSQL each node's index
-  validates itself, no feed message can be lost.
+- ``UserIndex``: one user's live messages in memory, made of the plain columns (Email and
+  Thread ids, mailbox, flags, INTERNALDATE, size, blob) read once, and kept exact by a check
+  at the start of every query job: the user's change counter (store/mailstate.py, one
+  primary-key read).  When it moved, the rows changed since (the ``(user_id, modseq)`` index;
+  expunged rows keep their MODSEQ) and the tombstones of rows removed with a mailbox bring
+  the index up to date; below the pruning floor it is read anew.  Every change, whichever
+  node made it, advances the counter: on PostgreSQL each node's index validates itself and no
+  lost feed message can leave it stale.
 - Sort keys that need the encrypted structure (sentAt, from, to, subject, hasAttachment) are
   decrypted once per message, when a query first needs them, a chunk per statement; after
   that only new messages are read.
@@ -24,13 +24,9 @@ Nothing is decrypted or sorted per request once a user's index is warm:
 - ``QueryIndexes`` bounds memory: at most ``limit`` messages over all users' indexes, the
   least recently used user's index dropped first.
 
-Query states (``state``): each mailbox's HIGHESTMODSEQ and when the state was issued.  The
-changes since a state are the rows changed since those MODSEQs (expunged rows stay, with
-their MODSEQ, until the purge): exact while no mailbox of the old state was deleted and the
-state is younger than the purge's retention; otherwise the changes cannot be calculated.
-
-Email ids are the message rows' ids and a message is its own thread until the threading
-migration (jmap-state) provides email and thread ids: see ``_email_id``/``_thread_id``.
+Query states are the account's state, the change counter (the same string as the Email
+state): the changes since one are the Emails whose rows or tombstones carry a later value,
+exact back to the pruning floor (``cannotCalculateChanges`` below it).
 """
 
 from __future__ import annotations
@@ -47,11 +43,12 @@ from twisted.logger import Logger
 from mailgosend.mail import searchtext
 from mailgosend.mail.searchtext import Document, Term
 from mailgosend.mail.source import MessageSource
-from mailgosend.mail.sync import live_count
 from mailgosend.store import search as search_store
 from mailgosend.store.blobs import BlobNotFound
-from mailgosend.store.mailboxes import list_mailboxes
-from mailgosend.store.messages import MessageRow, list_messages
+from mailgosend.store.emailindex import index_rows
+from mailgosend.store.emails import EmailRow
+from mailgosend.store.mailstate import read_state
+from mailgosend.store.messages import MessageRow
 
 __all__ = ["Node", "QueryIndexes", "QueryResult", "QueryChanges", "Snippet", "UserIndex",
            "Sort", "keywords_of", "run_query", "run_query_changes", "run_snippets",
@@ -65,7 +62,6 @@ SYSTEM_KEYWORDS = {"\\seen": "$seen", "\\flagged": "$flagged", "\\answered": "$a
 PREFETCH_CHUNK = 500
 BACKFILL_CHUNK = 100
 DOCUMENT_CACHE = 256
-STATE_MAX_AGE = 86400.0  # seconds: the purge keeps expunged rows this long (maintenance.py)
 
 # A filter tree (built by jmap/email_query.py from FilterOperator/FilterCondition):
 # ("and", [nodes]) ("or", [nodes]) ("not", [nodes]): none of them,
@@ -112,11 +108,12 @@ def keywords_of(flags: tuple[str, ...]) -> frozenset[str]:
 class Entry:
     """One live message in an index: plain columns only."""
 
-    __slots__ = ("id", "mailbox_id", "uid", "modseq", "flags", "received", "size", "blob_id",
-                 "thread", "keywords", "internal_date")
+    __slots__ = ("id", "row_id", "mailbox_id", "uid", "modseq", "flags", "received", "size",
+                 "blob_id", "thread", "keywords", "internal_date")
 
-    def __init__(self, row: MessageRow) -> None:
-        self.id = _email_id(row)
+    def __init__(self, row: EmailRow) -> None:
+        self.id = row.email_id
+        self.row_id = row.message_id
         self.mailbox_id = row.mailbox_id
         self.uid = row.uid
         self.modseq = row.modseq
@@ -126,19 +123,12 @@ class Entry:
         self.received = row.internal_date.timestamp()
         self.size = row.size
         self.blob_id = row.blob_id
-        self.thread = _thread_id(row)
+        self.thread = row.thread_id
 
     def row(self) -> MessageRow:
-        return MessageRow(self.id, self.mailbox_id, self.uid, self.modseq, self.flags,
+        """The message row, for reading its structure and blob (mail/source.py)."""
+        return MessageRow(self.row_id, self.mailbox_id, self.uid, self.modseq, self.flags,
                           self.internal_date, self.size, self.blob_id, None)
-
-
-def _email_id(row: MessageRow) -> int:
-    return row.id
-
-
-def _thread_id(row: MessageRow) -> int:
-    return row.id
 
 
 # (sentAt or None, from display, to display, base subject, has attachment)
@@ -194,9 +184,8 @@ class UserIndex:
     """One user's messages as queries see them (see the module docstring)."""
 
     user_id: int
-    entries: dict[int, Entry] = field(default_factory=dict)
-    boxes: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (uidvalidity, modseq)
-    counts: dict[int, int] = field(default_factory=dict)  # live entries per mailbox
+    entries: dict[int, Entry] = field(default_factory=dict)  # by Email id
+    modseq: Optional[int] = None  # the change counter the entries reflect; None: not loaded
     keys: dict[int, Keys] = field(default_factory=dict)
     unindexed: Optional[set[str]] = None  # blobs without search document; None: not known yet
     version: int = 0
@@ -211,64 +200,50 @@ class UserIndex:
     # --- keeping it exact (database thread, lock held) --------------------------------------
 
     def refresh(self, conn: Any) -> None:
-        boxes = {box.id: (box.uidvalidity, box.highestmodseq)
-                 for box in list_mailboxes(conn, self.user_id)}
-        changed = False
+        state = read_state(conn, self.user_id)
+        if state.modseq == self.modseq:
+            return
         new_blobs: set[str] = set()
-        for gone in set(self.boxes) - set(boxes):
-            self._drop_mailbox(gone)
-            changed = True
-        for box_id, (uidvalidity, modseq) in boxes.items():
-            known = self.boxes.get(box_id)
-            if known == (uidvalidity, modseq):
-                continue
-            changed = True
-            if known is None or known[0] != uidvalidity:
-                self._drop_mailbox(box_id)
-                rows = list_messages(conn, box_id)
-            else:
-                rows = list_messages(conn, box_id, changed_since=known[1],
-                                     include_expunged=True)
-            for row in rows:
-                new_blobs.update(self._apply(row))
-            if self.counts.get(box_id, 0) != live_count(conn, box_id):
-                # A row was purged before this index saw it expunged: read the mailbox anew.
-                self._drop_mailbox(box_id)
-                for row in list_messages(conn, box_id):
-                    new_blobs.update(self._apply(row))
-            self.boxes[box_id] = (uidvalidity, modseq)
-        if changed:
-            self.version += 1
-            self.results.clear()
-            if self.unindexed is not None and new_blobs:
-                indexed = search_store.indexed_among(conn, self.user_id, new_blobs)
-                self.unindexed.update(new_blobs - indexed)
+        if self.modseq is None or self.modseq < state.pruned:
+            self.entries.clear()
+            self.keys.clear()
+            rows, stones = index_rows(conn, self.user_id, None)
+        else:
+            rows, stones = index_rows(conn, self.user_id, self.modseq)
+        for row, expunged in rows:
+            new_blob = self._apply(row, expunged)
+            if new_blob:
+                new_blobs.add(new_blob)
+        for email_id, _, mailbox_id in stones:
+            entry = self.entries.get(email_id)
+            if entry is not None and entry.mailbox_id == mailbox_id:
+                del self.entries[email_id]
+                self.keys.pop(email_id, None)
+        self.modseq = max([state.modseq] + [row.modseq for row, _ in rows])
+        self.version += 1
+        self.results.clear()
+        if self.unindexed is not None and new_blobs:
+            indexed = search_store.indexed_among(conn, self.user_id, new_blobs)
+            self.unindexed.update(new_blobs - indexed)
 
-    def _apply(self, row: MessageRow) -> list[str]:
-        entry_id = _email_id(row)
-        old = self.entries.pop(entry_id, None)
-        if old is not None:
-            self.counts[old.mailbox_id] -= 1
-        if row.deleted_at is not None:
-            self.keys.pop(entry_id, None)
-            return []
-        entry = Entry(row)
-        self.entries[entry_id] = entry
-        self.counts[entry.mailbox_id] = self.counts.get(entry.mailbox_id, 0) + 1
-        return [] if old is not None and old.blob_id == entry.blob_id else [entry.blob_id]
+    def _apply(self, row: EmailRow, expunged: bool) -> Optional[str]:
+        """One changed row; the blob of a new live message, else None.  A MOVE leaves the
+        old row expunged and a new one with the same Email id, in either order here."""
+        current = self.entries.get(row.email_id)
+        if expunged:
+            if current is not None and current.row_id == row.message_id:
+                del self.entries[row.email_id]
+                self.keys.pop(row.email_id, None)
+            return None
+        entry = self.entries[row.email_id] = Entry(row)
+        if current is not None and current.blob_id == entry.blob_id:
+            return None
+        self.keys.pop(row.email_id, None)
+        return entry.blob_id
 
-    def _drop_mailbox(self, box_id: int) -> None:
-        doomed = [e.id for e in self.entries.values() if e.mailbox_id == box_id]
-        for entry_id in doomed:
-            del self.entries[entry_id]
-            self.keys.pop(entry_id, None)
-        self.boxes.pop(box_id, None)
-        self.counts.pop(box_id, None)
-
-    def state(self, issued: float) -> str:
-        """This index's state as a query state (see the module docstring)."""
-        boxes = "_".join(f"{box}.{modseq}" for box, (_, modseq) in sorted(self.boxes.items()))
-        return f"{int(issued):x}-{boxes}"
+    def state(self) -> str:
+        """The query state: the account's change counter (see the module docstring)."""
+        return str(self.modseq or 0)
 
     def load_keys(self, source: MessageSource, ids: Iterable[int]) -> None:
         """Decrypt the sort keys of the ``ids`` that have none yet, a chunk per query."""
@@ -354,6 +329,7 @@ def _uses_keys(node: Optional[Node]) -> bool:
 
 class _Evaluator:
     def __init__(self, index: UserIndex, source: MessageSource, key: bytes) -> None:
+        self.user_id = index.user_id
         self.index, self.source, self.key = index, source, key
         self.entries = index.entries
         self._threads: Optional[dict[int, list[Entry]]] = None
@@ -597,7 +573,7 @@ def _prepare(source: MessageSource, indexes: QueryIndexes, key: bytes) -> _Prepa
     return _Prepared(index, _Evaluator(index, source, key))
 
 
-def run_query(source: MessageSource, indexes: QueryIndexes, key: bytes, now: float,
+def run_query(source: MessageSource, indexes: QueryIndexes, key: bytes,
               tree: Optional[Node], sorts: Sequence[Sort], collapse: bool, position: int,
               anchor: Optional[int], anchor_offset: int, limit: Optional[int],
               cache_key: Any) -> QueryResult:
@@ -618,63 +594,46 @@ def run_query(source: MessageSource, indexes: QueryIndexes, key: bytes, now: flo
             start = position if position >= 0 else max(0, total + position)
         end = total if limit is None else start + limit
         return QueryResult(ids[start:end], min(start, total) if total else 0, total,
-                           index.state(now))
+                           index.state())
 
 
-def _parse_state(state: str) -> tuple[float, dict[int, int]]:
-    try:
-        issued_hex, _, boxes = state.partition("-")
-        issued = float(int(issued_hex, 16))
-        parsed = {}
-        for item in boxes.split("_") if boxes else []:
-            box, _, modseq = item.partition(".")
-            parsed[int(box)] = int(modseq)
-        return issued, parsed
-    except ValueError:
-        raise UnknownState(state) from None
-
-
-def run_query_changes(source: MessageSource, indexes: QueryIndexes, key: bytes, now: float,
+def run_query_changes(source: MessageSource, indexes: QueryIndexes, key: bytes,
                       since: str, tree: Optional[Node], sorts: Sequence[Sort], collapse: bool,
                       up_to: Optional[int], immutable: bool, cache_key: Any) -> QueryChanges:
-    """Database thread: Email/queryChanges (RFC 8620 §5.6).  ``removed`` holds every email
+    """Database thread: Email/queryChanges (RFC 8620 §5.6).  ``removed`` holds every Email
     changed since the state (the RFC allows ids that were not in the old results), and
     ``added`` those of them in the new results, with their index, so a client applying
-    both to its old list gets the new one."""
-    issued, old = _parse_state(since)
+    both to its old list gets the new one.  Filters and sorts that look at a thread make
+    every Email of a changed thread count as changed."""
+    if not since.isdigit() or len(since) > 18:
+        raise UnknownState(since)
+    old = int(since)
     index = indexes.get(source.user.id)
     with index.lock:
         prepared = _prepare(source, indexes, key)
-        if now - issued > STATE_MAX_AGE:
-            raise CannotCalculateChanges("the query state is older than the purge retention")
-        if set(old) - set(index.boxes):
-            raise CannotCalculateChanges("a mailbox of that state was deleted since")
-        changed: set[int] = set()
-        threads: set[int] = set()
         conn = source.storage
-        for box_id, (_, modseq) in index.boxes.items():
-            since_modseq = old.get(box_id)
-            if since_modseq is not None and since_modseq > modseq:
-                raise UnknownState(since)
-            if since_modseq == modseq:
-                continue
-            rows = list_messages(conn, box_id, changed_since=since_modseq,
-                                 include_expunged=True) if since_modseq is not None else \
-                list_messages(conn, box_id, include_expunged=True)
-            for row in rows:
-                changed.add(_email_id(row))
-                threads.add(_thread_id(row))
+        state = read_state(conn, index.user_id)
+        if old > (index.modseq or 0):
+            raise UnknownState(since)
+        if old < state.pruned:
+            raise CannotCalculateChanges("history before that state was purged")
+        rows, stones = index_rows(conn, index.user_id, old)
+        changed = {row.email_id for row, _ in rows} | {stone[0] for stone in stones}
         if collapse or _uses_threads(tree) or any(s[0].endswith("InThreadHaveKeyword")
                                                    for s in sorts):
+            threads = {row.thread_id for row, _ in rows} | {stone[1] for stone in stones}
             by_thread = prepared.evaluator.threads()
             for thread in threads:
                 changed.update(e.id for e in by_thread.get(thread, []))
         ids = _results(index, prepared.evaluator, tree, sorts, collapse, cache_key)
         stop = len(ids)
-        if immutable and up_to is not None and up_to in ids:
-            stop = ids.index(up_to) + 1
+        if immutable and up_to is not None and up_to in index.entries:
+            try:
+                stop = ids.index(up_to) + 1
+            except ValueError:
+                pass
         added = [(i, n) for n, i in enumerate(ids[:stop]) if i in changed]
-        return QueryChanges(since, index.state(now), sorted(changed), added, len(ids))
+        return QueryChanges(since, index.state(), sorted(changed), added, len(ids))
 
 
 def run_snippets(source: MessageSource, indexes: QueryIndexes, ids: Sequence[int],

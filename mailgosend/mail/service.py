@@ -41,6 +41,8 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import emails as store_emails
+from mailgosend.store import mailstate
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
@@ -147,7 +149,8 @@ class UserMail:
         return d.addCallback(created)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name,
+                                      self.service.now())
 
         def deleted(box: Mailbox) -> Mailbox:
             self._publish([MailboxDeleted(box.id, box.name)])
@@ -318,6 +321,26 @@ class UserMail:
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
 
+    # --- JMAP: Emails and Threads by id, and the account's change state -------------------
+
+    def emails(self, email_ids: Sequence[int]) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Emails (JMAP ``M<email_id>``, jmap/ids.py), by Email
+        id; ids unknown, gone or another user's are absent.  Nothing decrypted."""
+        return self.service.runner.read(store_emails.emails_by_id, self.user.id,
+                                        list(email_ids))
+
+    def thread_emails(self, thread_ids: Sequence[int]
+                      ) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Threads (``T<thread_id>``), each thread's oldest
+        received first (RFC 8621 §3.1)."""
+        return self.service.runner.read(store_emails.emails_in_threads, self.user.id,
+                                        list(thread_ids))
+
+    def mail_state(self) -> Deferred[mailstate.MailState]:
+        """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
+        jmap/state.py) and the pruning floor below which /changes cannot be answered."""
+        return self.service.runner.read(mailstate.read_state, self.user.id)
+
     # --- the one door to message structures and bytes --------------------------------------
 
     def read_messages(self, job: Callable[..., _T], *args: Any,
@@ -366,8 +389,8 @@ class UserMail:
         """One window of the user's messages filtered and sorted (one reader job); an
         ``anchor`` not in the results fails with KeyError."""
         d = self.read_messages(query.run_query, self.service.query_indexes, self._search_key(),
-                               self.service.clock.seconds(), tree, sorts, collapse, position,
-                               anchor, anchor_offset, limit, cache_key)
+                               tree, sorts, collapse, position, anchor, anchor_offset, limit,
+                               cache_key)
         return d.addCallback(self._after_query)
 
     def query_changes(self, since: str, tree: Optional[query.Node],
@@ -376,8 +399,8 @@ class UserMail:
         """What changed in a query's results since ``since`` (UnknownState,
         CannotCalculateChanges)."""
         d = self.read_messages(query.run_query_changes, self.service.query_indexes,
-                               self._search_key(), self.service.clock.seconds(), since, tree,
-                               sorts, collapse, up_to, immutable, cache_key)
+                               self._search_key(), since, tree, sorts, collapse, up_to,
+                               immutable, cache_key)
         return d.addCallback(self._after_query)
 
     def search_snippets(self, ids: Sequence[int], subject_terms: list[Term],

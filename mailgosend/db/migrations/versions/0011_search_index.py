@@ -1,7 +1,7 @@
 """The search index: keyed hashes of the words of each message (JMAP Email/query, webmail).
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-05 00:00:00
 
 ``search_docs`` is one row per indexed message blob of a user (copies and moves share the
@@ -20,7 +20,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0011"
-down_revision: Union[str, Sequence[str], None] = "0009"
+down_revision: Union[str, Sequence[str], None] = "0010"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
