@@ -45,7 +45,7 @@ def part_codec(part: Part) -> str:
 
 
 def text_parts(root: Part) -> TextParts:
-    return tuple((part.body_start, part.body_end, part.encoding, _codec(part))
+    return tuple((part.body_start, part.body_end, part.encoding, part_codec(part))
                  for part in text_leaves(root))
 
 
