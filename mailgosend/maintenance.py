@@ -19,6 +19,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
 from mailgosend.store.messages import purge_expunged
+from mailgosend.store.search import purge_orphans
 from mailgosend.store.queue import purge_delivery_log
 from mailgosend.store.sessions import purge_expired
 
@@ -57,6 +58,8 @@ class MaintenanceService(Service):
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         try:
             rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
+            # The search index goes with the message (its blob no longer used by the user).
+            documents = yield self._runner.write(purge_orphans)
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
             triplets = yield self._runner.write(greylist.purge, now, self.greylist_policy)
@@ -65,6 +68,9 @@ class MaintenanceService(Service):
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
+        if documents:
+            log.info("maintenance: removed {documents} search index document(s)",
+                     documents=documents)
         if rows or blobs or triplets or attempts or sessions:
             log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
                      "{triplets} greylist entries, {attempts} delivery log entries, "

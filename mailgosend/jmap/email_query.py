@@ -280,16 +280,15 @@ async def search_snippet_get(call: Call, args: dict[str, Any]) -> dict[str, Any]
         raise MethodError("requestTooLarge",
                           f"emailIds: more than {call.limits.max_objects_in_get}")
     wanted: dict[int, str] = {}
-    not_found: list[str] = []
     for value in raw_ids:
         number = _email_id(value, "emailIds")
-        if number is None:
-            not_found.append(value)
-        else:
+        if number is not None:
             wanted.setdefault(number, value)
     snippets, missing = await call.mail.search_snippets(
         list(wanted), _terms(tree, ("subject",)), _terms(tree, ("body",)))
-    not_found += [wanted[i] for i in missing]
+    gone = {wanted[i] for i in missing}
+    not_found = [value for value in raw_ids
+                 if parse_id("M", value) is None or value in gone]
     return {"accountId": call.account_id,
             "list": [{"emailId": wanted[s.email_id], "subject": s.subject,
                       "preview": s.preview} for s in snippets],
