@@ -633,3 +633,23 @@ search_tokens = Table(
     PrimaryKeyConstraint("user_id", "token", "doc_id"),
     Index("ix_search_tokens_doc_id", "doc_id"),
 )
+
+# --- JMAP uploads (migration 0013) -------------------------------------------------------------
+
+uploads = Table(
+    "uploads",
+    metadata,
+    # A blob uploaded to the JMAP endpoint (RFC 8620 §6.1), sealed in the blob store like a
+    # message; kept until ``expires_at`` (24 h), then purged with its blob unless a message
+    # made from it (Email/import, an attachment) references the blob by then.
+    Column("id", Integer(), primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),  # the blob id is "U" + token
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("blob_id", String(64), nullable=False, index=True),
+    Column("media_type", String(255), nullable=False),  # as the client declared it
+    Column("size", BigInteger(), nullable=False),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sqlite_autoincrement=True,
+)

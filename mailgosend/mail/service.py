@@ -19,7 +19,8 @@ a front end maps once in its own place.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, TypeVar
+from typing import (Any, BinaryIO, Callable, Iterable, Literal, Optional, Sequence, TypeVar,
+                    Union)
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +31,7 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import query, sync
+from mailgosend.mail import uploads
 from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
 from mailgosend.mail.searchtext import Term
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
@@ -47,6 +49,7 @@ from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
+from mailgosend.store.emails import Changes, Position
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
                                        Workers)
@@ -177,8 +180,14 @@ class UserMail:
         return box
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
-                                         subscribed)
+        d = self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
+                                      subscribed)
+
+        def stored(box_id: Optional[int]) -> None:
+            if box_id is not None:  # the mailbox's isSubscribed changed (JMAP push)
+                self._publish([MailboxRenamed(box_id, name, name)])
+
+        return d.addCallback(stored)
 
     def status(self, name: str, recent_after: Optional[int]
                ) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
@@ -336,10 +345,60 @@ class UserMail:
         return self.service.runner.read(store_emails.emails_in_threads, self.user.id,
                                         list(thread_ids))
 
+    def thread_ids(self, limit: int) -> Deferred[list[int]]:
+        """Up to ``limit`` live thread ids of the user (Thread/get with ids null)."""
+        return self.service.runner.read(store_emails.thread_ids, self.user.id, limit)
+
     def mail_state(self) -> Deferred[mailstate.MailState]:
         """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
         jmap/state.py) and the pruning floor below which /changes cannot be answered."""
         return self.service.runner.read(mailstate.read_state, self.user.id)
+
+    def email_changes(self, since: Position, current: int, max_changes: Optional[int]
+                      ) -> Deferred[Changes]:
+        """Emails created, updated, destroyed after ``since`` (store/emails.py)."""
+        return self.service.runner.read(store_emails.email_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def thread_changes(self, since: Position, current: int, max_changes: Optional[int]
+                       ) -> Deferred[Changes]:
+        """Threads whose Emails came or went after ``since``."""
+        return self.service.runner.read(store_emails.thread_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_changes(self, since: Position, current: int, max_changes: Optional[int]
+                        ) -> Deferred[Changes]:
+        """Mailboxes created, changed (or only their counts), destroyed after ``since``."""
+        return self.service.runner.read(store_emails.mailbox_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
+        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
+        return self.service.runner.read(store_emails.mailbox_view, self.user.id)
+
+    def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
+        """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""
+        d = self.service.runner.write(store_mailboxes.set_sort_order, self.user.id,
+                                      mailbox_id, sort_order)
+
+        def stored(box: Mailbox) -> Mailbox:
+            self._publish([MailboxRenamed(box.id, box.name, box.name)])
+            return box
+
+        return d.addCallback(stored)
+
+    # --- JMAP uploads (RFC 8620 §6.1) -------------------------------------------------------
+
+    def add_upload(self, source: Union[BinaryIO, bytes], media_type: str
+                   ) -> Deferred[uploads.Upload]:
+        """Seal an uploaded blob with the user's key and keep it for a day (mail/uploads.py);
+        ``QuotaExceeded`` when it does not fit beside the mail and the pending uploads."""
+        return Deferred.fromCoroutine(uploads.add_upload(self.service, self.user, source,
+                                                         media_type))
+
+    def find_upload(self, token: str) -> Deferred[Optional[uploads.Upload]]:
+        """The user's own unexpired upload with ``token``, or None."""
+        return uploads.find_upload(self.service, self.user, token)  # type: ignore[no-any-return]
 
     # --- the one door to message structures and bytes --------------------------------------
 

@@ -39,7 +39,8 @@ __all__ = ["DEFAULT_MAILBOXES", "ROLES", "CannotDeleteInbox", "InvalidMailboxNam
            "MailboxError", "MailboxExists", "MailboxHasChildren", "MailboxNotFound",
            "SpecialUseInUse", "create_mailbox", "delete_mailbox", "ensure_default_mailboxes",
            "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes",
-           "list_subscriptions", "normalize_name", "rename_mailbox", "set_subscribed"]
+           "list_subscriptions", "normalize_name", "rename_mailbox", "set_sort_order",
+           "set_subscribed"]
 
 INBOX = "INBOX"
 DELIMITER = "/"
@@ -346,9 +347,11 @@ def list_subscriptions(conn: Connection, user_id: int) -> list[str]:
         .order_by(subscriptions.c.name))]
 
 
-def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool) -> None:
+def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool
+                   ) -> Optional[int]:
     """SUBSCRIBE/UNSUBSCRIBE a name (RFC 3501 §6.3.6-7): no mailbox of that name is needed,
-    so a deleted mailbox can be unsubscribed; both are idempotent."""
+    so a deleted mailbox can be unsubscribed; both are idempotent.  Returns the id of the
+    mailbox of that name when its subscription changed."""
     name = normalize_name(name)
     if subscribed:
         changed = _insert_ignoring_conflict(conn, subscriptions,
@@ -364,6 +367,24 @@ def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool) 
         if box is not None:
             conn.execute(update(mailboxes).where(mailboxes.c.id == box).values(
                 changed_modseq=mailstate.allocate(conn, user_id)))
+            return int(box)
+    return None
+
+
+def set_sort_order(conn: Connection, user_id: int, mailbox_id: int, sort_order: int) -> Mailbox:
+    """Store a JMAP sortOrder (RFC 8621 §2: an unsigned integer hint for clients)."""
+    if not 0 <= sort_order < 2**31:
+        raise MailboxError("sortOrder must be an integer from 0 to 2^31-1")
+    modseq = mailstate.allocate(conn, user_id)
+    found = conn.execute(update(mailboxes).where(mailboxes.c.user_id == user_id,
+                                                 mailboxes.c.id == mailbox_id)
+                         .values(sort_order=sort_order, changed_modseq=modseq)
+                         .returning(mailboxes.c.id)).first()
+    if found is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    box = get_mailbox_by_id(conn, user_id, mailbox_id)
+    assert box is not None
+    return box
 
 
 def _tombstones(conn: Connection, box: Mailbox, now: datetime) -> None:
