@@ -35,8 +35,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, cast
 
+from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -76,6 +77,12 @@ Sort = tuple[str, bool, str, Optional[str]]
 
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
 _COST = {"text": 3, "header": 4, "attachment": 2}
+
+
+def _conn(source: MessageSource) -> Connection:
+    """The job's connection (``UserMail.read_messages`` binds the source to it)."""
+    assert isinstance(source.storage, Connection)
+    return source.storage
 
 
 class UnknownState(Exception):
@@ -410,7 +417,7 @@ class _Evaluator:
     def _documents_with(self, tokens: list[bytes]) -> set[str]:
         missing = [t for t in tokens if t not in self.tokens_cache]
         if missing:
-            found = search_store.find_documents(self.source.storage, self.index.user_id,
+            found = search_store.find_documents(_conn(self.source), self.index.user_id,
                                                 missing)
             for token in missing:
                 self.tokens_cache[token] = found.get(token, set())
@@ -498,7 +505,7 @@ def _sort(ev: _Evaluator, ids: list[int], sorts: Sequence[Sort]) -> list[int]:
         index.load_keys(ev.source, ordered)
     keys = index.keys
     for prop, ascending, collation, keyword in reversed(sorts):
-        key: Callable[[int], Any]
+        key: Any
         if prop == "receivedAt":
             key = lambda i: entries[i].received  # noqa: E731
         elif prop == "size":
@@ -512,7 +519,7 @@ def _sort(ev: _Evaluator, ids: list[int], sorts: Sequence[Sort]) -> list[int]:
 
             def key(i: int, slot: int = slot, collate: Any = collate,
                     cache: dict[str, Any] = cache) -> Any:
-                text = keys[i][slot]
+                text = cast(str, keys[i][slot])
                 found = cache.get(text)
                 if found is None:
                     found = cache[text] = collate(text)
@@ -565,7 +572,7 @@ class _Prepared:
 
 def _prepare(source: MessageSource, indexes: QueryIndexes, key: bytes) -> _Prepared:
     index = indexes.get(source.user.id)
-    conn = source.storage
+    conn = _conn(source)
     index.refresh(conn)
     if index.unindexed is None:
         index.unindexed = {blob for _, blob in search_store.unindexed_blobs(
@@ -611,7 +618,7 @@ def run_query_changes(source: MessageSource, indexes: QueryIndexes, key: bytes,
     index = indexes.get(source.user.id)
     with index.lock:
         prepared = _prepare(source, indexes, key)
-        conn = source.storage
+        conn = _conn(source)
         state = read_state(conn, index.user_id)
         if old > (index.modseq or 0):
             raise UnknownState(since)
@@ -642,7 +649,7 @@ def run_snippets(source: MessageSource, indexes: QueryIndexes, ids: Sequence[int
     """Database thread: SearchSnippet/get (RFC 8621 §5) for ``ids``; (snippets, not found)."""
     index = indexes.get(source.user.id)
     with index.lock:
-        index.refresh(source.storage)
+        index.refresh(_conn(source))
         found, missing = [], []
         for email_id in ids:
             entry = index.entries.get(email_id)
@@ -663,8 +670,8 @@ def run_snippets(source: MessageSource, indexes: QueryIndexes, ids: Sequence[int
 def backfill_chunk(source: MessageSource, indexes: QueryIndexes, key: bytes
                    ) -> list[tuple[str, set[bytes]]]:
     """Database thread (read): the tokens of up to BACKFILL_CHUNK unindexed blobs."""
-    out = []
-    for message_id, blob_id in search_store.unindexed_blobs(source.storage, source.user.id,
+    out: list[tuple[str, set[bytes]]] = []
+    for message_id, blob_id in search_store.unindexed_blobs(_conn(source), source.user.id,
                                                               BACKFILL_CHUNK):
         row = MessageRow(message_id, 0, 0, 0, (), _EPOCH, 0, blob_id, None)
         try:
