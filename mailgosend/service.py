@@ -203,6 +203,7 @@ def makeService(config: Config, *, reactor: Any = None,
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                        clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
+    mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                 events=events, portal=portal, bans=bans, security=security, mail=mail)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
@@ -400,10 +401,15 @@ def _add_web_listeners(w: Wiring) -> None:
     endpoints = client_endpoints(w.config)
     jmap = None
     if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser, SubmissionSettings
         from mailgosend.jmap.wiring import endpoint_factory
 
+        # held JMAP submissions (the undo window) go out even after a restart
+        Releaser(core.mail, w.reactor).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
-                                mail=core.mail, events=core.events, clock=w.reactor)
+                                mail=core.mail, events=core.events, clock=w.reactor,
+                                extra={"submission": SubmissionSettings(
+                                    w.config["SUBMISSION_UNDO_SECONDS"])})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,

@@ -67,6 +67,10 @@ __all__ = [
     "app_passwords",
     "passkeys",
     "passkey_challenges",
+    "jmap_identities",
+    "jmap_submissions",
+    "vacation_responses",
+    "vacation_replies",
     "mail_state",
     "thread_refs",
     "mailbox_tombstones",
@@ -535,6 +539,71 @@ passkey_challenges = Table(
     Column("rp_id", String(253), nullable=False),
     Column("origin", String(300), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+jmap_identities = Table(
+    "jmap_identities",
+    metadata,
+    # A JMAP Identity (RFC 8621 §6): an address the user sends as, with name, reply-to, bcc
+    # and signatures sealed with the user's key; rows are kept destroyed (tombstones) so
+    # Identity/changes can report the destruction.  modseq orders changes per user.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("destroyed", Boolean(), nullable=False, server_default=false()),
+    _created_at(),
+    Index("ix_jmap_identities_user_id_modseq", "user_id", "modseq"),
+    sqlite_autoincrement=True,
+)
+
+jmap_submissions = Table(
+    "jmap_submissions",
+    metadata,
+    # A JMAP EmailSubmission (RFC 8621 §7).  The envelope is sealed; send_at and undo_status
+    # stay plain so held submissions can be released (pending -> final) or canceled.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("identity_id", BigInteger(), nullable=False),
+    Column("email_id", BigInteger(), nullable=False),
+    Column("thread_id", BigInteger(), nullable=False),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("send_at", UTCDateTime(), nullable=False),
+    Column("undo_status", String(8), nullable=False),  # pending | final | canceled
+    Column("queue_id", BigInteger(), nullable=True),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("destroyed", Boolean(), nullable=False, server_default=false()),
+    _created_at(),
+    Index("ix_jmap_submissions_user_id_modseq", "user_id", "modseq"),
+    Index("ix_jmap_submissions_undo_status_send_at", "undo_status", "send_at"),
+    sqlite_autoincrement=True,
+)
+
+vacation_responses = Table(
+    "vacation_responses",
+    metadata,
+    # The VacationResponse singleton (RFC 8621 §8); subject and bodies sealed.  is_enabled
+    # and the dates are plain: local delivery decides without decrypting.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("is_enabled", Boolean(), nullable=False),
+    Column("from_date", UTCDateTime(), nullable=True),
+    Column("to_date", UTCDateTime(), nullable=True),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+)
+
+vacation_replies = Table(
+    "vacation_replies",
+    metadata,
+    # Who got an automatic reply when (RFC 3834 §2: at most one per sender per period), by
+    # a keyed hash of the sender's address: no plaintext correspondents stored.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sender_hash", String(64), nullable=False),
+    Column("replied_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("user_id", "sender_hash"),
 )
 
 # --- JMAP state: the per-user change counter, threads, tombstones (migration 0010) -----------

@@ -15,7 +15,6 @@ threads, a segment at a time (``Blob.chunks``), never held whole unless asked (`
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, BinaryIO, Optional, Union
 
@@ -89,7 +88,7 @@ class Blobs:
             reader = await mail.open_blob(upload.blob_id)
             return Blob(upload.size, upload.media_type, None, reader=reader,
                         workers=self._service.workers)
-        emails = getattr(mail, "emails", None)   # UserMail.emails: the Email work's lookup
+        emails = getattr(mail, "email_records", None)  # UserMail.email_records (jmap-email)
         if emails is None or ref.email_id is None:
             return None
         if ref.part is None:
@@ -99,9 +98,7 @@ class Blobs:
             reader = await mail.open_blob(found.row.blob_id)
             return Blob(reader.size, MESSAGE_TYPE, None, reader=reader,
                         workers=self._service.workers)
-        if importlib.util.find_spec("mailgosend.jmap.parts") is None:
-            return None
-        from mailgosend.jmap import parts  # type: ignore[attr-defined, unused-ignore]
+        from mailgosend.jmap import parts
 
         found = (await emails([ref.email_id], raw=True)).get(ref.email_id)
         if found is None or found.raw is None:

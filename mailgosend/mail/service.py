@@ -31,6 +31,9 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import query, sync
+from mailgosend.mail.accountdata import AccountData
+from mailgosend.mail.vacation import VacationResponder
+from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.mail import uploads
 from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
 from mailgosend.mail.searchtext import Term
@@ -43,6 +46,7 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import jmapdata
 from mailgosend.store import emails as store_emails
 from mailgosend.store import mailstate
 from mailgosend.store import mailboxes as store_mailboxes
@@ -83,6 +87,9 @@ class MailService:
         # the one local-delivery path (SMTP receive, DSNs, APPEND): mail/delivery.py
         self.delivery = LocalDelivery(runner=runner, keyring=keyring, blob_store=blob_store,
                                       workers=workers, events=events)
+        # RFC 8621 §8 / RFC 3834 automatic replies (its interval: VACATION_REPLY_DAYS)
+        self.vacation = VacationResponder(self)
+        self.delivery.responder = self.vacation
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -108,6 +115,10 @@ class MailService:
         tokens are hashed under each user's key, which stays here."""
         return await bayes.user_probabilities(self.runner, self.keyring, users, tokens,
                                               min_messages=min_messages)
+
+    def due_submissions(self) -> Deferred[list[tuple[User, int]]]:
+        """Held JMAP submissions whose undo window is over: (user, submission id)."""
+        return self.runner.read(_due_submissions, self.now())
 
     def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
         """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""
@@ -330,6 +341,19 @@ class UserMail:
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
 
+    # --- JMAP emails (RFC 8621 §4) ------------------------------------------------------------
+
+    def email_records(self, numbers: Sequence[int], *, raw: bool = False
+                      ) -> Deferred[dict[int, EmailRecord]]:
+        """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
+        rows and structures, and the plaintext when ``raw``."""
+        return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    @property
+    def account_data(self) -> AccountData:
+        """Identities, submissions and the vacation response (mail/accountdata.py)."""
+        return AccountData(self.service, self.user)
+
     # --- JMAP: Emails and Threads by id, and the account's change state -------------------
 
     def emails(self, email_ids: Sequence[int]) -> Deferred[list[store_emails.EmailRow]]:
@@ -487,6 +511,15 @@ class UserMail:
         service = self.service
         return service.runner.write(store_messages.store_structures, service.keyring,
                                     self.user, structures)
+
+
+def _due_submissions(conn: Any, now: datetime) -> list[tuple[User, int]]:
+    found = []
+    for row in jmapdata.due_submissions(conn, now):
+        user = accounts.find_user_by_id(conn, row.user_id)
+        if user is not None:
+            found.append((user, row.id))
+    return found
 
 
 def _with_source(conn: Any, service: MailService, user: User, uidvalidity: Optional[int],
