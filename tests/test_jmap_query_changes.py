@@ -105,6 +105,15 @@ class QueryChangesMixin(QueryFixture):
                 before.append(response)
             for _ in range(self.rnd.randint(1, 4)):
                 yield self.random_change()
+            # The standing date order (no sort per query) equals a full sort, ties included
+            # (messages of one second are common here).
+            for ascending in (True, False):
+                fast = yield self.call("Email/query", {"sort": [
+                    {"property": "receivedAt", "isAscending": ascending}]})
+                full = yield self.call("Email/query", {"sort": [
+                    {"property": "receivedAt", "isAscending": ascending},
+                    {"property": "hasKeyword", "keyword": "nothing", "isAscending": ascending}]})
+                self.assertEqual(fast["ids"], full["ids"])
             for n, old in enumerate(before):
                 fresh = yield self.call("Email/query", {**self.query(n),
                                                         "calculateTotal": True})
