@@ -4,11 +4,16 @@ IMAP seeing what JMAP changed."""
 
 from __future__ import annotations
 
+import imaplib
+import smtplib
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
+from mailgosend.jmap.methods import MAIL
+from tests.support.mailserver import PASSWORD
+from tests.test_jmap_core import ALICE, JMAPTestCase
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import IMAPFixture, message
 from tests.support.jmapcalls import JMAPCallFixture, mail_message
@@ -247,3 +252,80 @@ class MailboxSQLiteTests(SQLiteDatabaseMixin, MailboxTestsMixin, unittest.TestCa
 
 class MailboxPostgresTests(PostgresDatabaseMixin, MailboxTestsMixin, unittest.TestCase):
     pass
+
+
+class HTTPTests(JMAPTestCase):
+    """Through the endpoint of a whole server: SMTP delivery, IMAP changes and JMAP calls
+    see each other (the state is read from the database by every front end)."""
+
+    @defer.inlineCallbacks
+    def call(self, name: str, args: dict[str, Any]) -> Any:
+        session = yield self.http("GET", "/.well-known/jmap")
+        account = session.json()["primaryAccounts"][MAIL]
+        reply = yield self.api([[name, {"accountId": account, **args}, "c0"]])
+        self.assertEqual(reply.status_code, 200, reply.text)
+        (response_name, result, _), = reply.json()["methodResponses"]
+        self.assertEqual(response_name, name, result)
+        return result
+
+    def imap(self) -> imaplib.IMAP4:
+        client = imaplib.IMAP4_SSL("127.0.0.1", self.server.ports["IMAPS"], timeout=20,
+                                   ssl_context=self.server.client_tls())
+        client.login(ALICE, PASSWORD)
+        return client
+
+    @defer.inlineCallbacks
+    def test_smtp_imap_and_jmap_see_each_others_changes(self) -> Any:
+        got = yield self.call("Mailbox/get", {"ids": None})
+        s0 = got["state"]
+        inbox = next(box for box in got["list"] if box["role"] == "inbox")
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", self.server.ports["SMTP"], timeout=20) as smtp:
+                smtp.sendmail("carol@example.net", [ALICE],
+                              mail_message("Hello", "<h1@example.net>"))
+        yield threads.deferToThread(send)
+        changes = yield self.call("Email/changes", {"sinceState": s0})
+        self.assertEqual(len(changes["created"]), 1)
+        (email_id,) = changes["created"]
+        s1 = changes["newState"]
+
+        def imap_work() -> None:
+            client = self.imap()
+            client.select("INBOX")
+            client.store("1", "+FLAGS", "\\Seen")
+            client.create("FromIMAP")
+            client.logout()
+        yield threads.deferToThread(imap_work)
+        changes = yield self.call("Email/changes", {"sinceState": s1})
+        self.assertEqual((changes["created"], changes["updated"]), ([], [email_id]))
+        changes = yield self.call("Mailbox/changes", {"sinceState": s1})
+        self.assertEqual(len(changes["created"]), 1)
+        self.assertEqual(changes["updated"], [inbox["id"]])  # \Seen: INBOX's counts only
+        self.assertEqual(changes["updatedProperties"],
+                         ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"])
+        created = yield self.call("Mailbox/set", {"create": {"n": {"name": "FromJMAP"}}})
+        new_id = created["created"]["n"]["id"]
+        got = yield self.call("Mailbox/get", {"ids": [inbox["id"]]})
+        self.assertEqual((got["list"][0]["totalEmails"], got["list"][0]["unreadEmails"]),
+                         (1, 0))
+
+        def imap_move() -> list[Any]:
+            client = self.imap()
+            listed = client.list()[1]
+            client.select("INBOX")
+            client.uid("MOVE", "1:*", "FromJMAP")
+            client.logout()
+            return listed
+        listed = yield threads.deferToThread(imap_move)
+        self.assertTrue(any(b'"FromJMAP"' in line or b" FromJMAP" in line for line in listed))
+        changes = yield self.call("Email/changes", {"sinceState": created["newState"]})
+        self.assertEqual((changes["created"], changes["updated"], changes["destroyed"]),
+                         ([], [email_id], []))
+        threads_got = yield self.call("Thread/get", {"ids": [f"T{email_id[1:]}"]})
+        self.assertEqual(threads_got["list"][0]["emailIds"], [email_id])
+        removed = yield self.call("Mailbox/set", {"destroy": [new_id],
+                                                  "onDestroyRemoveEmails": True})
+        self.assertEqual(removed["destroyed"], [new_id])
+        changes = yield self.call("Email/changes", {"sinceState": created["newState"]})
+        self.assertEqual(changes["destroyed"], [email_id])
