@@ -72,6 +72,18 @@ class MailboxTestsMixin(JMAPCallFixture, IMAPFixture):
                          (1, 1))
 
     @defer.inlineCallbacks
+    def test_counts_are_cached_by_state(self) -> Any:
+        yield self.open_mail()
+        cache = self.mail.service.tally_cache
+        first = yield self.boxes()
+        again = yield self.boxes()
+        self.assertEqual((len(cache), again["INBOX"]["totalEmails"]), (1, 0))
+        yield self.send(message("new state, new counts"))
+        after = yield self.boxes()
+        self.assertEqual((len(cache), after["INBOX"]["totalEmails"]), (2, 1))
+        self.assertEqual(first["INBOX"]["id"], after["INBOX"]["id"])
+
+    @defer.inlineCallbacks
     def test_changes_tell_counts_from_properties(self) -> Any:
         yield self.open_mail()
         boxes = yield self.boxes()

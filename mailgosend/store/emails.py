@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from sqlalchemy import false, func, select, union_all
 from sqlalchemy.engine import Connection
@@ -369,12 +369,29 @@ class MailboxView:
     tallies: dict[int, MailboxTally]
 
 
-def mailbox_view(conn: Connection, user_id: int) -> MailboxView:
+class TallyCache(Protocol):
+    def get(self, key: tuple[int, int, int]) -> Optional[dict[int, MailboxTally]]: ...
+
+    def put(self, key: tuple[int, int, int], value: dict[int, MailboxTally]) -> None: ...
+
+
+def mailbox_view(conn: Connection, user_id: int, cache: Optional[TallyCache] = None
+                 ) -> MailboxView:
+    """``cache``: counts by (user, change counter, trash id).  The counter names the
+    account's data exactly (every change takes a new value), so counts computed at a value
+    hold for it on every node; a repeated Mailbox/get then reads no message rows."""
     state = read_state(conn, user_id)
     boxes = list_mailboxes(conn, user_id)
     trash = next((box.id for box in boxes if box.role == "trash"), None)
-    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)),
-                       mailbox_tallies(conn, user_id, trash))
+    key = (user_id, state.modseq, trash or 0)
+    tallies = cache.get(key) if cache is not None else None
+    if tallies is None:
+        tallies = mailbox_tallies(conn, user_id, trash)
+        # Cached only if nothing committed meanwhile (PostgreSQL reads each statement at
+        # its own snapshot): the counter unchanged after the counts means they are its.
+        if cache is not None and read_state(conn, user_id).modseq == state.modseq:
+            cache.put(key, tallies)
+    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)), tallies)
 
 
 def purge_tombstones(conn: Connection, *, before: datetime) -> int:
