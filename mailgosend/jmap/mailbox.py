@@ -282,9 +282,7 @@ async def mailbox_query(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                                 "ids": window}
     if argument(args, "calculateTotal", bool, False):
         response["total"] = len(ids)
-    if argument(args, "limit", int, None) is not None:
-        response["limit"] = argument(args, "limit", int)
-    return response
+    return response  # no "limit": we never cap one (RFC 8620 §5.5)
 
 
 async def mailbox_query_changes(call: Call, args: dict[str, Any]) -> dict[str, Any]:
