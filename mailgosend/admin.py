@@ -150,6 +150,15 @@ class AccountAdmin:
         """Remove an empty domain with its aliases; refused while it has users."""
         return accounts.remove_domain(conn, self._domain(name))
 
+    def serves_domain(self, conn: Connection, name: str) -> Optional[str]:
+        """The canonical name of ``name`` if it is a local, enabled domain, else None: the
+        public client-setup and MTA-STS answers are given for those only."""
+        try:
+            domain = accounts.get_domain(conn, name)
+        except AccountError:
+            return None
+        return domain.name if domain.enabled else None
+
     @staticmethod
     def _domain(name: str) -> str:
         try:

@@ -300,6 +300,10 @@ def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
             canonical = K.canonical_name(name)
+            if canonical is None and name.upper().startswith(K.LEXICON_PREFIX):
+                # A DNS provider's credential for dns-lexicon (TLS_MODE = dns01): its names
+                # depend on the provider, so they are passed through, never listed as keys.
+                canonical = name.upper()
             if canonical is None:
                 problems.append(f"{where}: unknown key {name}" + _suggest(name))
                 continue
@@ -528,6 +532,9 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     for key in K.KEYS:
         if key.name != "DATA_DIR":
             convert(key, data_dir)
+    values["LEXICON_OPTIONS"] = MappingProxyType(
+        {name: entry.value for name, entry in entries.items()
+         if name.startswith(K.LEXICON_PREFIX)})
     problems.extend(_cross_checks(values, entries))
     if problems:
         raise ConfigError(problems)
@@ -538,6 +545,41 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
 def _where(entries: Mapping[str, _Entry], name: str) -> str:
     entry = entries.get(name)
     return entry.where if entry else "default"
+
+
+def _tls_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
+    """TLS_SNI_CERTS pairs and what the ACME modes need (tls/acme.py)."""
+    problems: list[str] = []
+    mode = values.get("TLS_MODE")
+    for item in values.get("TLS_SNI_CERTS") or ():
+        cert, colon, key = item.partition(":")
+        if not colon or not cert.strip() or not key.strip():
+            problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: {item!r} must "
+                            "be cert.pem:key.pem")
+            continue
+        for file_path in (cert.strip(), key.strip()):
+            if mode != "off" and not (os.path.isfile(file_path) and os.access(file_path, os.R_OK)):
+                problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: "
+                                f"{file_path!r}: not a readable file")
+    provider = (values.get("ACME_DNS_PROVIDER") or "").strip().lower()
+    if mode == "dns01" and not provider:
+        problems.append(f"{_where(entries, 'ACME_DNS_PROVIDER')}: ACME_DNS_PROVIDER is empty but "
+                        "TLS_MODE = dns01 needs it: a dns-lexicon provider (e.g. cloudflare) or "
+                        "hook")
+    if mode == "dns01" and provider == "hook" and not values.get("ACME_DNS_HOOK"):
+        problems.append(f"{_where(entries, 'ACME_DNS_HOOK')}: ACME_DNS_HOOK is empty but "
+                        "ACME_DNS_PROVIDER = hook needs the program to run")
+    if mode == "http01" and (not values.get("HTTP_ENABLED") or not values.get("HTTP_PORT")):
+        problems.append(f"{_where(entries, 'HTTP_PORT')}: TLS_MODE = http01 needs HTTP_PORT "
+                        "(the CA fetches its challenge there; 80 from the internet), or use "
+                        "TLS_MODE = dns01")
+    if mode == "http01":
+        wildcards = [n for n in values.get("ACME_DOMAINS") or () if n.strip().startswith("*")]
+        if wildcards:
+            problems.append(f"{_where(entries, 'ACME_DOMAINS')}: ACME_DOMAINS: "
+                            f"{', '.join(wildcards)}: wildcard names can only be proven through "
+                            "DNS; use TLS_MODE = dns01")
+    return problems
 
 
 def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
@@ -556,19 +598,20 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                 problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                 "readable file")
-    for group in ("SMTP", "IMAP", "POP3", "WEB"):
+    for group in K.TLS_GROUPS:
         pair = [f"{group}_TLS_CERT", f"{group}_TLS_KEY"]
         given = [name for name in pair if values.get(name)]
         if given and len(given) == 1:
             missing = next(name for name in pair if name not in given)
             problems.append(f"{_where(entries, given[0])}: {given[0]} is set but {missing} is "
                             "not; set both or neither")
-        if given and values["TLS_MODE"] == "file":
+        if given and values["TLS_MODE"] != "off":
             for name in given:
                 file_path = values[name]
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                     problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                     "readable file")
+    problems.extend(_tls_checks(values, entries))
     try:
         parse_networks(values.get("TRUSTED_PROXIES") or ())
     except ValueError as exc:

@@ -73,6 +73,7 @@ SECTIONS = (
     ("limits", "Limits"),
     ("spam", "Spam and mail authentication"),
     ("delivery", "Outbound delivery"),
+    ("mtasts", "MTA-STS and TLS reporting (RFC 8461, RFC 8460)"),
     ("logging", "Logging and debugging"),
 )
 
@@ -88,11 +89,18 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
     ("WEB", 8080, 8080, "the web sign-in and account pages (HTTPS when WEB_TLS is on)"),
     ("ADMIN", 8081, 8081, "the admin sign-in pages and /healthz"),
     ("DAV", 5232, 5232, "CalDAV/CardDAV for clients set up with /dav/calendars/<user>/"),
+    ("HTTP", 80, 10080, "plain HTTP: ACME HTTP-01 challenges (/.well-known/acme-challenge/), "
+     "everything else redirected to HTTPS on WEB_PORT (served unless TLS_MODE = off)"),
 )
+
+# Listener groups that may have their own certificate (<GROUP>_TLS_CERT/_KEY).
+TLS_GROUPS = ("SMTP", "IMAP", "POP3", "WEB")
+# TLS modes whose certificate comes from an ACME CA (mailgosend/tls/acme.py).
+ACME_MODES = ("http01", "dns01")
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a listener that does nothing).
-SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
+SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP"}
 
 
 def _service_keys() -> list[Key]:
@@ -159,20 +167,24 @@ KEYS: tuple[Key, ...] = tuple([
         "listeners", minimum=0, maximum=300),
     # --- TLS ----------------------------------------------------------------
     Key("TLS_MODE", CHOICE, "selfsigned",
-        "file: use TLS_CERT/TLS_KEY (re-read on SIGHUP); selfsigned: a certificate for "
-        "HOSTNAME made on first start under DATA_DIR/tls (for trying the server and for "
-        "clients that accept it; other mail servers will not trust it); off: no TLS, so "
-        "submission (587/465) is not served and IMAP/POP3 logins are refused. ACME is "
-        "not built yet.",
-        "tls", choices=("file", "selfsigned", "off"), value_aliases=(("manual", "file"),)),
+        "dns01: certificates from an ACME CA (Let's Encrypt by default) proven through DNS "
+        "TXT records (ACME_DNS_PROVIDER; wildcards possible, no inbound port needed); http01: "
+        "the same, proven over HTTP_PORT (port 80 must reach this server); file: use "
+        "TLS_CERT/TLS_KEY (re-read on SIGHUP); selfsigned: a certificate for HOSTNAME made on "
+        "first start under DATA_DIR/tls (for trying the server and for clients that accept "
+        "it; other mail servers will not trust it); off: no TLS, so submission (587/465) is "
+        "not served and IMAP/POP3 logins are refused. ACME certificates are renewed 30 days "
+        "before expiry and swapped in without a restart; `mailgosend tls status` shows them.",
+        "tls", choices=("dns01", "http01", "file", "selfsigned", "off"),
+        value_aliases=(("manual", "file"),)),
     Key("TLS_CERT", FILE, "",
         "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
     Key("TLS_KEY", FILE, "",
         "PEM private key for TLS_CERT.", "tls"),
     *[Key(f"{group}_TLS_{part}", FILE, "",
           f"{'Certificate chain' if part == 'CERT' else 'Private key'} for {what} only, "
-          f"instead of TLS_{part} (TLS_MODE = file; set both {group}_TLS_CERT and "
-          f"{group}_TLS_KEY).", "tls",
+          f"instead of TLS_{part} or the ACME certificate (any TLS_MODE but off; set both "
+          f"{group}_TLS_CERT and {group}_TLS_KEY; re-read on SIGHUP).", "tls",
           pending="")
       for group, what in (("SMTP", "SMTP, submission and SMTPS"), ("IMAP", "IMAP and IMAPS"),
                           ("POP3", "POP3 and POP3S"), ("WEB", "the web and admin ports"))
@@ -184,6 +196,47 @@ KEYS: tuple[Key, ...] = tuple([
         profile_defaults=(("local", "false"),)),
     Key("TLS_MIN_VERSION", CHOICE, "1.2",
         "Oldest TLS version accepted.", "tls", choices=("1.2", "1.3")),
+    Key("TLS_SNI_CERTS", LIST, "",
+        "Extra certificates, comma-separated cert.pem:key.pem pairs, each served to clients "
+        "that ask (SNI) for a name in its subjectAltName: one server, several domains with "
+        "their own certificates. Re-read on SIGHUP.", "tls"),
+    Key("ACME_EMAIL", STR, "",
+        "Contact address given to the ACME CA (expiry warnings, policy changes); optional.",
+        "tls"),
+    Key("ACME_DIRECTORY", STR, "",
+        "ACME directory URL; empty means Let's Encrypt (production, or staging with "
+        "ACME_STAGING = true).", "tls"),
+    Key("ACME_STAGING", BOOL, "false",
+        "Use Let's Encrypt's staging CA (untrusted certificates, generous rate limits) to "
+        "try a setup.", "tls"),
+    Key("ACME_CA_FILE", FILE, "",
+        "PEM CA certificates trusted for the ACME server's own HTTPS (a private ACME CA); "
+        "empty trusts the system store.", "tls"),
+    Key("ACME_CACHE_DIR", PATH, "",
+        "Where the ACME account key (mode 0600), certificates and renewal state are kept; "
+        "empty means DATA_DIR/acme.", "tls"),
+    Key("ACME_DOMAINS", LIST, "",
+        "Names of the ACME certificate, comma-separated (*.example.com needs TLS_MODE = "
+        "dns01); empty means HOSTNAME plus, for each local domain, autoconfig.<domain> and "
+        "autodiscover.<domain> (while the web port is served) and mta-sts.<domain> (while "
+        "MTA_STS_MODE is not none), each once it has an address in DNS.", "tls"),
+    Key("ACME_DNS_PROVIDER", STR, "",
+        "TLS_MODE = dns01: a dns-lexicon provider name (cloudflare, route53, ovh, ...; its "
+        "credentials as LEXICON_<PROVIDER>_<OPTION> keys in this file or environment "
+        "variables, e.g. LEXICON_CLOUDFLARE_AUTH_TOKEN), or hook to run ACME_DNS_HOOK.",
+        "tls"),
+    Key("ACME_DNS_HOOK", FILE, "",
+        "ACME_DNS_PROVIDER = hook: a program run as `program add|remove FQDN VALUE`; exit "
+        "status 0 means done.", "tls"),
+    Key("ACME_DNS_HOOK_TIMEOUT", INT, "120",
+        "Seconds ACME_DNS_HOOK may run before it is killed and the attempt fails.", "tls",
+        minimum=1, maximum=3600),
+    Key("ACME_DNS_ZONE", STR, "",
+        "The DNS zone the TXT records go into (example.com); empty finds it through DNS "
+        "(the SOA of the name).", "tls"),
+    Key("ACME_DNS_PROPAGATION_SECONDS", INT, "600",
+        "How long to wait for every authoritative server of the zone to serve a new TXT "
+        "record before the attempt fails.", "tls", minimum=1, maximum=7200),
     # --- secrets ------------------------------------------------------------
     Key("ENCRYPTION_KEY", SECRET, "",
         "Master key (64 hex characters) for encryption at rest; per-user keys are "
@@ -393,6 +446,37 @@ KEYS: tuple[Key, ...] = tuple([
     Key("DELAY_WARNING_HOURS", FLOAT, "4",
         "Send the sender a delay notice after this many hours (0 = never).", "delivery",
         minimum=0, maximum=8760),
+    # --- MTA-STS and TLS-RPT -------------------------------------------------
+    Key("MTA_STS_MODE", CHOICE, "testing",
+        "Mode of the MTA-STS policy (RFC 8461) served for every local domain at "
+        "https://mta-sts.<domain>/.well-known/mta-sts.txt: testing (senders deliver anyway "
+        "and report TLS problems), enforce (senders refuse to deliver without a verified "
+        "TLS connection to a listed MX), none (withdraws an earlier policy). Start with "
+        "testing; switch to enforce once reports show no failures.",
+        "mtasts", choices=("none", "testing", "enforce")),
+    Key("MTA_STS_MAX_AGE", INT, "604800",
+        "How long (seconds) senders may cache the MTA-STS policy; one week by default "
+        "(RFC 8461 §3.2 allows up to a year).", "mtasts", minimum=60, maximum=31557600),
+    Key("MTA_STS_MX", LIST, "",
+        "Comma-separated MX host names (or *.example.com patterns) listed in the MTA-STS "
+        "policy; empty: HOSTNAME, the name the published MX records point at.", "mtasts"),
+    Key("TLSRPT_RUA", STR, "",
+        "Where other servers send their daily TLS reports about mail to your domains: the "
+        "rua of the published _smtp._tls record (RFC 8460 §3), a mailto: or https: URI. "
+        "Empty: mailto:postmaster@<domain>; off: no record is suggested.", "mtasts"),
+    Key("MTA_STS_OUTBOUND", BOOL, "true",
+        "Fetch, cache and obey the MTA-STS policies of recipient domains: under enforce, "
+        "mail waits in the queue rather than going to an MX whose name is not in the "
+        "policy or whose certificate does not verify.", "mtasts"),
+    Key("MTA_STS_CA_FILE", PATH, "",
+        "Extra CA certificates (PEM) trusted for MTA-STS policy servers and MX hosts, "
+        "besides the system store (private PKIs and tests).", "mtasts"),
+    Key("MTA_STS_HTTPS_PORT", PORT, "443",
+        "Port used to fetch recipient domains' MTA-STS policies (443 everywhere but in "
+        "test setups).", "mtasts", minimum=1, maximum=65535),
+    Key("TLSRPT_SEND", BOOL, "true",
+        "Send a daily TLS report (RFC 8460) of our outbound TLS results to each recipient "
+        "domain that publishes an _smtp._tls record.", "mtasts"),
     # --- logging ------------------------------------------------------------
     Key("LOG_LEVEL", LOGLEVEL, "info", "debug, info, warn, error or critical.", "logging"),
     Key("LOG_FILE", PATH, "",
@@ -403,6 +487,9 @@ KEYS: tuple[Key, ...] = tuple([
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 
 ALIASES: dict[str, str] = {alias: k.name for k in KEYS for alias in k.aliases}
+
+# Configuration names passed through to dns-lexicon (TLS_MODE = dns01): LEXICON_<PROVIDER>_<OPTION>.
+LEXICON_PREFIX = "LEXICON_"
 
 SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {"RELAY_PASSWORD"}
 

@@ -73,3 +73,27 @@ class WorkerRangeTests(unittest.TestCase):
         low, high = net.worker_range()
         for port in net.free_ports(5):
             self.assertTrue(low <= port < high, port)
+
+class MailServerPortsTests(unittest.TestCase):
+    """CI flake (2026-12-05): WebServerTestCase chose WEB/ADMIN in one call and MailServer
+    chose its seven ports in another, so POP3 could get WEB's port ("WEB_PORT = 24333 is
+    also POP3_PORT")."""
+
+    def test_ports_given_by_the_caller_are_not_chosen_again(self) -> None:
+        from tests.support.mailserver import MailServer
+        self.patch(net, "_random", Scripted([21001, 21002, 21003, 21004, 21005, 21006,
+                                             21007, 21008, 21009]))
+        server = MailServer(self.mktemp(), ports={"WEB": 21001, "ADMIN": 21002})
+        ports = list(server.ports.values())
+        self.assertEqual(len(ports), len(set(ports)), server.ports)
+        self.assertEqual((server.ports["WEB"], server.ports["ADMIN"]), (21001, 21002))
+        self.assertEqual(server.ports["SMTP"], 21003)
+
+    def test_a_given_port_replaces_the_choice_for_its_service(self) -> None:
+        from tests.support.mailserver import MailServer
+        self.patch(net, "_random", Scripted([21011, 21012, 21013, 21014, 21015, 21016,
+                                             21017]))
+        server = MailServer(self.mktemp(), ports={"SMTP": 21010})
+        self.assertEqual(server.ports["SMTP"], 21010)
+        self.assertEqual(sorted(server.ports.values()),
+                         [21010, 21011, 21012, 21013, 21014, 21015, 21016])

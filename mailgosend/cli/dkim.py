@@ -101,6 +101,8 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
             ctx.out(f"; {_state(key, keys)} {key.algorithm} key, created "
                     f"{key.created_at:%Y-%m-%d}")
             ctx.out(_record(key))
+        ctx.out(f"; MX, SPF, DMARC, MTA-STS, TLS-RPT and client-discovery records too: "
+                f"mailgosend dns records {args.domain}")
     elif args.action == "list":
         keys = ctx.read(dkimkeys.list_keys, args.domain)
         if not keys:

@@ -722,3 +722,37 @@ uploads = Table(
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
     sqlite_autoincrement=True,
 )
+
+# --- MTA-STS and TLS-RPT (migration 0017) -----------------------------------------------------
+
+mta_sts_policies = Table(
+    "mta_sts_policies",
+    metadata,
+    # Recipient domains' MTA-STS policies (RFC 8461 §5.1 cache), fetched by delivery/mtasts.py.
+    # Public data, stored plain.
+    Column("domain", String(253), primary_key=True),
+    Column("policy_id", String(32), nullable=False),     # the id of the _mta-sts TXT record
+    Column("mode", String(8), nullable=False),           # enforce | testing | none
+    Column("max_age", Integer(), nullable=False),
+    Column("mx", Text(), nullable=False),                # mx patterns, one per line
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # fetched_at + max_age
+)
+
+tls_results = Table(
+    "tls_results",
+    metadata,
+    # Outbound TLS outcomes per policy domain and UTC day, the counters of the daily
+    # TLS-RPT report (RFC 8460 §4.4); deleted once the day has been reported.
+    Column("id", Integer(), primary_key=True),
+    Column("day", String(10), nullable=False),           # YYYY-MM-DD (UTC)
+    Column("domain", String(253), nullable=False),       # the policy domain
+    Column("policy_type", String(16), nullable=False),   # sts | no-policy-found
+    Column("policy", Text(), nullable=False),            # the policy text lines, "\n"-joined
+    Column("mx_host", String(253), nullable=False),      # receiving MX ("" when none)
+    Column("result_type", String(40), nullable=False),   # "success" or an RFC 8460 §4.3 type
+    Column("count", Integer(), nullable=False),
+    UniqueConstraint("day", "domain", "policy_type", "mx_host", "result_type"),
+    Index("ix_tls_results_day", "day"),
+    sqlite_autoincrement=True,
+)

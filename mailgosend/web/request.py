@@ -100,7 +100,7 @@ class WebRequest(SecureRequest):
         if self._too_large and not any(self.path.startswith(prefix)
                                        for prefix, _ in site.body_limits):
             return self._refuse(413, "The request is too large.", close=True)
-        if not settings.host_allowed(self.host_name()):
+        if not settings.host_allowed(self.host_name(), self.path):
             # RFC 9110 §15.5.20: 421, this server does not answer for that name.
             return self._refuse(421, "This server does not answer for that host name.")
         if site.web_bans.is_banned(self.client_ip):

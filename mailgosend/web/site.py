@@ -18,12 +18,13 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
 from mailgosend.web.assets import asset_dir
+from mailgosend.web.autoconfig import AutoconfigPages, ClientSetup
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
-from mailgosend.web.sections import Sections
+from mailgosend.web.sections import ExactPaths, Sections
 from mailgosend.web.sessions import SessionManager
 from mailgosend.web.settings_pages import SettingsPages
 from mailgosend.web.setup import SetupPages, SetupToken
@@ -113,13 +114,15 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
-               jmap: Optional[Callable[[SessionManager], Any]] = None) -> WebSite:
+               jmap: Optional[Callable[[SessionManager], Any]] = None,
+               client_setup: Optional[ClientSetup] = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
-    first-administrator setup on the admin port (``site.setup``).  ``jmap`` (web port):
-    makes the JMAP endpoint (jmap/wiring.py) from the port's sessions; it is mounted at
-    /jmap/ and /.well-known/jmap."""
+    first-administrator setup on the admin port (``site.setup``).  With ``client_setup``
+    too, the web port serves client autoconfiguration and MTA-STS (web/autoconfig.py).
+    ``jmap`` (web port): makes the JMAP endpoint (jmap/wiring.py) from the port's
+    sessions; it is mounted at /jmap/ and /.well-known/jmap."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -136,7 +139,14 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     setup = None
     if admin is not None and settings.kind == "web":
         mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
-                                             workers=workers, endpoints=endpoints).resource()
+                                             workers=workers, endpoints=endpoints,
+                                             client_setup=client_setup).resource()
+        if client_setup is not None:
+            public = AutoconfigPages(setup=client_setup, runner=runner,
+                                     serves_domain=admin.serves_domain, clock=clock,
+                                     pages=pages).resource()
+            for segment in (b".well-known", b"mail", b"autodiscover", b"Autodiscover"):
+                mounted[segment] = public
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
@@ -145,7 +155,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     if jmap is not None and settings.kind == "web":
         endpoint = jmap(pages.sessions)
         mounted[b"jmap"] = endpoint.resource
-        mounted[b".well-known"] = endpoint.well_known
+        mounted[b".well-known"] = ExactPaths(mounted.get(b".well-known", pages.resource()),
+                                             {b"/.well-known/jmap": endpoint.well_known})
         body_limits = endpoint.body_limits
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()

@@ -45,8 +45,12 @@ class MailServer:
         self.hostname = hostname
         self.bind = bind
         names = ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS")
-        self.ports = dict(zip(names, free_ports(len(names), bind)))
-        self.ports.update(ports or {})
+        # Ports given by the caller (the web ports of WebServerTestCase, shared SMTP ports of
+        # two servers) are kept; only the others are chosen, never one of the given ones.
+        given = dict(ports or {})
+        wanted = [name for name in names if name not in given]
+        chosen = free_ports(len(wanted), bind, exclude=set(given.values()))
+        self.ports = {**dict(zip(wanted, chosen)), **given}
         self.settings = settings
         self.root: Any = None
 

@@ -30,9 +30,11 @@ def worker_range(cwd: str | None = None) -> tuple[int, int]:
     return start, start + WORKER_SPAN
 
 
-def free_ports(count: int, host: str = "127.0.0.1", *, also: tuple[str, ...] = ()) -> list[int]:
+def free_ports(count: int, host: str = "127.0.0.1", *, also: tuple[str, ...] = (),
+               exclude: frozenset[int] | set[int] = frozenset()) -> list[int]:
     """``count`` distinct ports that were free a moment ago on ``host`` and on every address
-    in ``also`` (all held while chosen).  Check the address the server will bind: a port
+    in ``also`` (all held while chosen), none of them in ``exclude`` (ports already handed to
+    other services of the same server).  Check the address the server will bind: a port
     free on 127.0.0.1 may be taken on 127.0.0.2 by a parallel test's server."""
     held: list[socket.socket] = []
     ports: list[int] = []
@@ -42,7 +44,7 @@ def free_ports(count: int, host: str = "127.0.0.1", *, also: tuple[str, ...] = (
             if len(ports) == count:
                 break
             port = _random.randrange(low, high)
-            if port in ports:
+            if port in ports or port in exclude:
                 continue
             sockets = []
             try:
