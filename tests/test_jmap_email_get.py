@@ -90,6 +90,19 @@ class HeaderFormTests(unittest.TestCase):
         self.assertIsNone(parse("Date", " not a date"))
         self.assertIsNone(parse("MessageIds", " no ids here"))
 
+    def test_quick_address_parse_agrees_with_the_full_parser(self) -> None:
+        from email.policy import default
+        samples = ["a@example.com", "Bob <bob@example.com>", '"Doe, Jane" <j@example.com>',
+                   "=?UTF-8?Q?Andr=C3=A9?= <andre@example.org>, x@y.example",
+                   "  Alice   Liddell  <alice@example.com> ,bob@example.com",
+                   '"Quoted \\"Nick\\"" <n@example.com>', "undisclosed-recipients:;",
+                   "Bob (work) <bob@example.com>", "friends: a@b.example, c@d.example;"]
+        for text in samples:
+            groups = default.header_factory("to", text).groups  # type: ignore[attr-defined]
+            expected = [{"name": a.display_name or None, "email": a.addr_spec}
+                        for g in groups for a in g.addresses]
+            self.assertEqual(parse("Addresses", " " + text), expected, text)
+
     def test_charsets_and_encoding_problems(self) -> None:
         self.assertEqual(parse("Text", " =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?= =?UTF-8?Q?_ok?="),
                          "\u65e5\u672c\u8a9e ok")
@@ -267,6 +280,26 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(error["type"], "accountNotFound")
         _, result, _ = yield self.get(ids=[bob_id])
         self.assertEqual((result["list"], result["notFound"]), ([], [bob_id]))
+
+    def test_attached_message_is_one_leaf(self) -> None:
+        inner = (b"From: x@example.org\r\nSubject: inner\r\nContent-Type: multipart/mixed; "
+                 b"boundary=in\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                 b"--in--\r\n")
+        raw = (b"From: y@example.org\r\nSubject: fwd\r\nContent-Type: multipart/mixed; "
+               b"boundary=out\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nsee below"
+               b"\r\n--out\r\nContent-Type: message/rfc822\r\n\r\n" + inner +
+               b"\r\n--out--\r\n")
+        info = analyse(raw)
+        text, html, attachments = jparts.classify(info.root)
+        self.assertEqual(([p.number for p in text], [p.number for p in attachments]),
+                         (["1"], ["2"]))
+        structure = jparts.body_part(7, info.root, raw, ["partId", "type", "subParts"])
+        self.assertEqual(structure["subParts"][1], {"partId": "2", "type": "message/rfc822",
+                                                    "subParts": None})
+        blob = jparts.part_blob(info, raw, "2")
+        assert blob is not None
+        self.assertEqual((blob.data, blob.type), (inner, "message/rfc822"))
+        self.assertIsNone(jparts.part_blob(info, raw, "2.1"))  # inside the attached one
 
     def test_part_blob(self) -> None:
         info = analyse(RICH)
