@@ -2,11 +2,12 @@
 """JMAP state reads on a big mailbox (issue 12): figures only, no pass/fail.
 
 Builds a SQLite database (migrated to head) with one user and --messages message rows
-(1.5 KB of meta each, in threads of 3, a fifth unread, spread over INBOX, Archive and Trash; rows inserted
-directly, no blobs: these reads never touch blobs or decrypt), makes 10 changes (flags,
-an expunge, a move-like row) and times, --runs times each, p50/p95 in ms:
+(1.5 KB of meta each, in threads of 3, a fifth unread, spread over INBOX, Archive and
+Trash; rows inserted directly, no blobs: these reads never touch blobs or decrypt), makes
+10 changes (8 flag changes, one expunge) and times, --runs times each, p50/p95 in ms:
 
-  Mailbox/get view   state + mailboxes + subscriptions + the four counts (store/emails.py)
+  Mailbox/get view   state + mailboxes + subscriptions + the four counts (store/emails.py),
+                     uncached (a repeated Mailbox/get at one state hits MailService's cache)
   Email/changes      after the 10 changes (from the state before them)
   Thread/changes     same
   Mailbox/changes    same (includes the thread-induced count changes)
