@@ -405,11 +405,12 @@ def _add_web_listeners(w: Wiring) -> None:
         from mailgosend.jmap.wiring import endpoint_factory
 
         # held JMAP submissions (the undo window) go out even after a restart
-        Releaser(core.mail, w.reactor).setServiceParent(w.root)
+        hostname = w.config["HOSTNAME"]
+        Releaser(core.mail, w.reactor, hostname=hostname).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
                                 mail=core.mail, events=core.events, clock=w.reactor,
                                 extra={"submission": SubmissionSettings(
-                                    w.config["SUBMISSION_UNDO_SECONDS"])})
+                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname)})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,

@@ -18,7 +18,7 @@ submission is never both sent and canceled.  ``onSuccessUpdateEmail`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from twisted.application.service import Service as TwistedService
@@ -33,6 +33,7 @@ from mailgosend.jmap.identity import parse_state
 from mailgosend.jmap.ids import format_id, parse_id
 from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argument,
                                      resolve_id)
+from mailgosend.jmap.standard import get_ids, get_properties
 from mailgosend.mail.accountdata import SUBMISSIONS, Submission
 from mailgosend.mail.submission import SubmissionRefused, check, submit, without_bcc
 from mailgosend.store.accounts import User
@@ -50,6 +51,7 @@ class SubmissionSettings:
     """``Services.extra["submission"]``: how long a submission is held for undo."""
 
     undo_seconds: int = 0
+    hostname: Optional[str] = None  # HOSTNAME: a missing Message-ID's right side
 
 
 def _settings(call: Call) -> SubmissionSettings:
@@ -97,13 +99,8 @@ async def _json(call: Call, item: Submission) -> dict[str, Any]:
 
 async def get_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     account_of(call, args)
-    ids = argument(args, "ids", list, None)
-    props = argument(args, "properties", list, None) or list(PROPERTIES)
-    for prop in props:
-        if prop not in PROPERTIES:
-            raise invalid_arguments("properties", f"unknown property {prop!r}")
-    if ids is not None and len(ids) > call.limits.max_objects_in_get:
-        raise MethodError("requestTooLarge", "ids: too many")
+    ids = get_ids(call, args)
+    props = get_properties(args, PROPERTIES)
     items = {format_id("S", s.row.id): s for s in await call.mail.account_data.submissions()}
     wanted = list(items) if ids is None else ids
     found, not_found = [], []
@@ -114,7 +111,7 @@ async def get_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             not_found.append(given)
             continue
         full = await _json(call, item)
-        found.append({p: full[p] for p in ["id", *props] if p in full})
+        found.append({p: full[p] for p in props})
     return {"accountId": call.account_id, "state": await _state(call), "list": found,
             "notFound": not_found}
 
@@ -274,8 +271,8 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         if undo > 0:
             await check(service, mail.user, raw, sender, recipients)
         else:
-            queue_id = (await submit(service, mail.user, raw, sender, recipients,
-                                     now)).queue_id
+            queue_id = (await submit(service, mail.user, raw, sender, recipients, now,
+                                     hostname=_settings(call).hostname)).queue_id
     except SubmissionRefused as refused:
         extra = {"invalidRecipients": refused.addresses} if refused.kind == \
             "invalidRecipients" else {}
@@ -288,16 +285,19 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         undo_status="pending" if undo > 0 else "final", queue_id=queue_id)
     if undo > 0:
         clock = service.clock
-        clock.callLater(undo, _release_later, service, mail.user, new_id)
+        clock.callLater(undo, _release_later, service, mail.user, new_id,
+                        _settings(call).hostname)
     return new_id
 
 
-def _release_later(service: Any, user: User, submission_id: int) -> None:
-    Deferred.fromCoroutine(release(service, user, submission_id)).addErrback(
+def _release_later(service: Any, user: User, submission_id: int,
+                   hostname: Optional[str]) -> None:
+    Deferred.fromCoroutine(release(service, user, submission_id, hostname)).addErrback(
         lambda f: log.failure("held submission {id} not sent", f, id=submission_id))
 
 
-async def release(service: Any, user: User, submission_id: int) -> bool:
+async def release(service: Any, user: User, submission_id: int,
+                  hostname: Optional[str] = None) -> bool:
     """Send a held submission whose undo window is over; False when it was canceled (or
     already sent) meanwhile.  The pending -> final change comes first: whoever changes the
     status first wins, so a canceled submission is never sent."""
@@ -316,7 +316,8 @@ async def release(service: Any, user: User, submission_id: int) -> bool:
     envelope = item.envelope["envelope"]
     try:
         sent = await submit(service, user, without_bcc(raw), envelope["mailFrom"]["email"],
-                            [r["email"] for r in envelope["rcptTo"]], service.now())
+                            [r["email"] for r in envelope["rcptTo"]], service.now(),
+                            hostname=hostname)
     except SubmissionRefused as refused:  # the rules changed during the window
         log.warn("held submission {id} refused: {why}", id=submission_id, why=refused.kind)
         return False
@@ -329,8 +330,10 @@ class Releaser(TwistedService):
     """Sends held submissions whose window is over, every ``interval`` seconds: those
     whose timer was lost in a restart (the timer set at creation sends the others)."""
 
-    def __init__(self, service: Any, clock: Any, interval: float = 5.0) -> None:
+    def __init__(self, service: Any, clock: Any, interval: float = 5.0,
+                 hostname: Optional[str] = None) -> None:
         self.service = service
+        self.hostname = hostname
         self.loop = LoopingCall(self._tick)
         self.loop.clock = clock
         self.interval = interval
@@ -347,7 +350,7 @@ class Releaser(TwistedService):
 
     async def _release_due(self) -> None:
         for user, row_id in await self.service.due_submissions():
-            await release(self.service, user, row_id)
+            await release(self.service, user, row_id, self.hostname)
 
     def _tick(self) -> Any:
             return Deferred.fromCoroutine(self._release_due()).addErrback(
@@ -445,7 +448,6 @@ async def set_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-ACCOUNT_CAPABILITIES = {SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}}}
 METHODS = {"EmailSubmission/get": Method(SUBMISSION, get_submissions),
            "EmailSubmission/changes": Method(SUBMISSION, submission_changes),
            "EmailSubmission/query": Method(SUBMISSION, query_submissions),
