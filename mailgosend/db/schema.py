@@ -63,6 +63,7 @@ __all__ = [
     "dkim_keys",
     "greylist",
     "messages_live",
+    "messages_counts",
     "recovery_codes",
     "app_passwords",
     "passkeys",
@@ -465,6 +466,18 @@ messages_live = Index(
     "ix_messages_live",
     messages.c.mailbox_id,
     messages.c.uid,
+    sqlite_where=messages.c.deleted_at.is_(None),
+    postgresql_where=messages.c.deleted_at.is_(None),
+)
+
+# JMAP Mailbox counts (store/emails.py mailbox_tallies) read only this index, never the wide
+# rows: per mailbox its live messages' threads and flags (migration 0010).
+messages_counts = Index(
+    "ix_messages_counts",
+    messages.c.user_id,
+    messages.c.mailbox_id,
+    messages.c.thread_id,
+    messages.c.flags,
     sqlite_where=messages.c.deleted_at.is_(None),
     postgresql_where=messages.c.deleted_at.is_(None),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from sqlalchemy import false, func, select, true, union_all
 from sqlalchemy.engine import Connection
@@ -69,29 +69,29 @@ def _batches(ids: Iterable[int]) -> list[list[int]]:
     return [unique[i:i + _IN_BATCH] for i in range(0, len(unique), _IN_BATCH)]
 
 
+def _live(conn: Connection, user_id: int, column: Any, ids: Sequence[int]) -> list[EmailRow]:
+    """The user's live rows whose ``column`` is one of ``ids`` (batched IN lists)."""
+    found: list[EmailRow] = []
+    for batch in _batches(ids):
+        found += [_email(row) for row in conn.execute(
+            select(*_COLUMNS).where(messages.c.user_id == user_id, column.in_(batch),
+                                    messages.c.deleted_at.is_(None)))]
+    return found
+
+
 def emails_by_id(conn: Connection, user_id: int, email_ids: Sequence[int]) -> list[EmailRow]:
     """The live rows of the user's Emails ``email_ids`` (ids of other users or gone are
     simply absent), ordered by Email id then mailbox."""
-    found: list[EmailRow] = []
-    for batch in _batches(email_ids):
-        found += [_email(row) for row in conn.execute(
-            select(*_COLUMNS).where(messages.c.user_id == user_id,
-                                    messages.c.email_id.in_(batch),
-                                    messages.c.deleted_at.is_(None)))]
-    return sorted(found, key=lambda e: (e.email_id, e.mailbox_id))
+    return sorted(_live(conn, user_id, messages.c.email_id, email_ids),
+                  key=lambda e: (e.email_id, e.mailbox_id))
 
 
 def emails_in_threads(conn: Connection, user_id: int, thread_ids: Sequence[int]
                       ) -> list[EmailRow]:
     """The live rows of the user's Threads ``thread_ids``, by thread, oldest received first
     (RFC 8621 §3.1: a Thread's emailIds are sorted by receivedAt), ties by Email id."""
-    found: list[EmailRow] = []
-    for batch in _batches(thread_ids):
-        found += [_email(row) for row in conn.execute(
-            select(*_COLUMNS).where(messages.c.user_id == user_id,
-                                    messages.c.thread_id.in_(batch),
-                                    messages.c.deleted_at.is_(None)))]
-    return sorted(found, key=lambda e: (e.thread_id, e.internal_date, e.email_id))
+    return sorted(_live(conn, user_id, messages.c.thread_id, thread_ids),
+                  key=lambda e: (e.thread_id, e.internal_date, e.email_id))
 
 
 def thread_ids(conn: Connection, user_id: int, limit: int) -> list[int]:
@@ -337,21 +337,26 @@ def mailbox_tallies(conn: Connection, user_id: int, trash_id: Optional[int]
                             .where(m.user_id == user_id, m.deleted_at.is_(None))
                             .group_by(m.mailbox_id)):
         found[int(row[0])] = [int(row[1]), int(row[2]), int(row[3]), 0]
-    other = messages.alias("other")
-    o = other.c
-    same_side: Any
-    if trash_id is None:
-        same_side = true()
-    else:  # the unread Email is on the same side of the trash as this mailbox
-        same_side = (o.mailbox_id == trash_id) == (m.mailbox_id == trash_id)
-    unread_elsewhere = select(o.id).where(o.user_id == user_id, o.thread_id == m.thread_id,
-                                          o.deleted_at.is_(None), _unread(o),
-                                          same_side).exists()
-    for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
-                            .where(m.user_id == user_id, m.deleted_at.is_(None),
-                                   unread_elsewhere)
-                            .group_by(m.mailbox_id)):
-        found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
+    # Each side of the trash: the threads with an unread Email on that side, then each
+    # mailbox's threads among them (IN over the thread index: driven by the unread, which
+    # are few, not by every row).
+    o = messages.alias("other").c
+    for trash_side in (False, True):
+        if trash_side and trash_id is None:
+            continue
+
+        def on_side(column: Any, trash_side: bool = trash_side) -> Any:
+            if trash_id is None:
+                return true()
+            return (column == trash_id) if trash_side else (column != trash_id)
+
+        unread = select(o.thread_id).where(o.user_id == user_id, o.deleted_at.is_(None),
+                                           _unread(o), on_side(o.mailbox_id))
+        for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
+                                .where(m.user_id == user_id, m.deleted_at.is_(None),
+                                       on_side(m.mailbox_id), m.thread_id.in_(unread))
+                                .group_by(m.mailbox_id)):
+            found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
     return {box: MailboxTally(*counts) for box, counts in found.items()}
 
 
@@ -366,12 +371,29 @@ class MailboxView:
     tallies: dict[int, MailboxTally]
 
 
-def mailbox_view(conn: Connection, user_id: int) -> MailboxView:
+class TallyCache(Protocol):
+    def get(self, key: tuple[int, int, int]) -> Optional[dict[int, MailboxTally]]: ...
+
+    def put(self, key: tuple[int, int, int], value: dict[int, MailboxTally]) -> None: ...
+
+
+def mailbox_view(conn: Connection, user_id: int, cache: Optional[TallyCache] = None
+                 ) -> MailboxView:
+    """``cache``: counts by (user, change counter, trash id).  The counter names the
+    account's data exactly (every change takes a new value), so counts computed at a value
+    hold for it on every node; a repeated Mailbox/get then reads no message rows."""
     state = read_state(conn, user_id)
     boxes = list_mailboxes(conn, user_id)
     trash = next((box.id for box in boxes if box.role == "trash"), None)
-    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)),
-                       mailbox_tallies(conn, user_id, trash))
+    key = (user_id, state.modseq, trash or 0)
+    tallies = cache.get(key) if cache is not None else None
+    if tallies is None:
+        tallies = mailbox_tallies(conn, user_id, trash)
+        # Cached only if nothing committed meanwhile (PostgreSQL reads each statement at
+        # its own snapshot): the counter unchanged after the counts means they are its.
+        if cache is not None and read_state(conn, user_id).modseq == state.modseq:
+            cache.put(key, tallies)
+    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)), tallies)
 
 
 def purge_tombstones(conn: Connection, *, before: datetime) -> int:
