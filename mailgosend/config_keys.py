@@ -146,6 +146,10 @@ KEYS: tuple[Key, ...] = tuple([
         "Authentication-Results authserv-id, TLS certificate name. Its A/AAAA record "
         "and the PTR of its address should point at each other.",
         "identity", profile_defaults=(("local", "localhost"),)),
+    Key("PUBLIC_IP", ADDRESS, "",
+        "The server's public IP address, for the DNS check (mailgosend doctor, the admin "
+        "panel): its reverse DNS, blocklist listings and SPF; empty uses the A record of "
+        "HOSTNAME.", "identity"),
     Key("DEFAULT_DOMAIN", DOMAIN, "example.com",
         "Mail domain used when a login or address is given without @domain.",
         "identity", aliases=("DOMAIN_DEFAULT",),
@@ -289,6 +293,15 @@ KEYS: tuple[Key, ...] = tuple([
     Key("VACATION_REPLY_DAYS", INT, "7",
         "Automatic vacation replies (JMAP VacationResponse): at most one to the same sender "
         "in this many days (RFC 3834 §2 suggests 7).", "web", minimum=1, maximum=365),
+    Key("METRICS_ALLOW", LIST, "127.0.0.0/8, ::1/128",
+        "Comma-separated addresses or networks (CIDR) allowed to read the Prometheus "
+        "metrics at /metrics on the admin port without signing in; empty: none (then only "
+        "METRICS_TOKEN opens it). The admin port may be reachable from elsewhere: keep this "
+        "to the scraper's address. Behind a reverse proxy on the same machine, list the "
+        "proxy in TRUSTED_PROXIES, or every request seems to come from loopback.", "web"),
+    Key("METRICS_TOKEN", STR, "",
+        "A bearer token that also opens /metrics (Authorization: Bearer <token>) from any "
+        "address, at least 32 characters; empty: no token.", "web"),
     # --- database -----------------------------------------------------------
     Key("DB_DRIVER", CHOICE, "sqlite",
         "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "
@@ -413,6 +426,10 @@ KEYS: tuple[Key, ...] = tuple([
         "empty uses /etc/resolv.conf.", "spam"),
     Key("DNS_SECONDARY", NAMESERVER, "", "Second DNS server, tried when the first fails.",
         "spam"),
+    Key("DOCTOR_PORT25_PROBE", HOSTPORT, "gmail-smtp-in.l.google.com:25",
+        "A mail server (host or host:port) the DNS check (mailgosend doctor, the admin "
+        "panel) connects to, to tell whether outbound port 25 is open here; empty skips "
+        "that check. Only a TCP connect, closed at once: nothing is sent.", "delivery"),
     # --- delivery -----------------------------------------------------------
     Key("QUEUE_RETRY_MINS", INTLIST, "5,10,30,60,120,240",
         "Minutes to wait before each retry of a temporarily failed delivery; the last "
@@ -491,7 +508,17 @@ ALIASES: dict[str, str] = {alias: k.name for k in KEYS for alias in k.aliases}
 # Configuration names passed through to dns-lexicon (TLS_MODE = dns01): LEXICON_<PROVIDER>_<OPTION>.
 LEXICON_PREFIX = "LEXICON_"
 
-SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {"RELAY_PASSWORD"}
+SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {
+    "RELAY_PASSWORD", "METRICS_TOKEN"}
+
+# Keys the running server applies at once when the admin panel's settings page saves them
+# (MailgosendService.apply_config); every other key takes effect at the next start.
+LIVE_KEYS = frozenset({
+    "LOG_LEVEL", "WEB_RATE_PER_MIN", "ADMIN_RATE_PER_MIN", "METRICS_ALLOW",
+    "BRUTE_MAX_TRIES", "BRUTE_ACCOUNT_MAX_TRIES", "BRUTE_WINDOW_MIN", "BRUTE_BAN_HOURS",
+    "BAN_EXEMPT_IPS", "SPAM_THRESHOLD", "SPAM_CHECK_SPF", "SPAM_CHECK_DKIM",
+    "SPAM_CHECK_DMARC", "DNSBL_ZONES", "DNSBL_CHECK_PRIVATE", "BAYES_MIN_TRAINED",
+    "BAYES_MAX_POINTS"})
 
 
 def canonical_name(name: str) -> Optional[str]:

@@ -19,7 +19,7 @@ from mailgosend.clientports import client_ports
 from mailgosend.mtasts import own_policy, tlsrpt_rua
 from mailgosend.store.dkimkeys import DKIMKey, zone_file_record
 
-__all__ = ["DnsRecord", "SRV_SERVICES", "records_for", "zone_file"]
+__all__ = ["DnsRecord", "SRV_SERVICES", "domain_records", "records_for", "zone_file"]
 
 MX_PREFERENCE = 10
 
@@ -128,6 +128,16 @@ def records_for(domain: str, config: Any, dkim_keys: Sequence[DKIMKey]) -> list[
             records.append(DnsRecord(owner, "TXT", f"path={path}",
                                      f"{what} apps find the {kind.upper()} path", False))
     return records
+
+
+def domain_records(conn: Any, domain: str, config: Any) -> list[DnsRecord]:
+    """The records of a local domain, read in one job (``AccountError`` naming ``domain``
+    if it is not one): ``mailgosend dns records``, the admin panel and ``doctor``."""
+    from mailgosend.store import dkimkeys
+    from mailgosend.store.accounts import get_domain
+
+    name = get_domain(conn, domain).name
+    return records_for(name, config, dkimkeys.list_keys(conn, name))
 
 
 def zone_file(records: Sequence[DnsRecord]) -> str:

@@ -26,7 +26,9 @@ from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import MailPortal, build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin
 from mailgosend.config_keys import ACME_MODES, TLS_GROUPS
+from mailgosend.counters import Counters
 from mailgosend.crypto import KeyRing
+from mailgosend.servercontrol import ServerControl
 from mailgosend.db.opening import open_database
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
@@ -44,8 +46,10 @@ from mailgosend.store.blobs import BlobStore, make_blob_store
 from mailgosend.tls import acme
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.http01 import http_port_site
+from mailgosend.tls.inventory import certificates_in_use
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.logring import LogRing
 from mailgosend.mail.service import MailService
 from mailgosend.imap.factory import build_imap_factory, imap_avatars
 from mailgosend.imap.interfaces import IIMAPAccount
@@ -109,6 +113,24 @@ class MailgosendService(service.MultiService):
                 yield defer.maybeDeferred(child.stopService)
         log.info("mailgosend stopped")
 
+    def apply_config(self, config: Config) -> list[str]:
+        """The settings page saved ``config``: hand it to every component that applies
+        settings live (config_keys.LIVE_KEYS); the rest wait for the next start.  Returns
+        the names of components that failed (they keep their old settings)."""
+        self.config = config
+        failed = []
+        for name, component in list(self.components.items()):
+            apply = getattr(component, "apply_config", None)
+            if apply is None:
+                continue
+            try:
+                apply(config)
+            except Exception as exc:
+                failed.append(name)
+                log.error("applying new settings to {name} failed: {error}", name=name,
+                          error=exc)
+        return failed
+
     def reload(self) -> None:
         """SIGHUP: re-read what can change without a restart (log file, certificates)."""
         for component in self.components.values():
@@ -137,6 +159,7 @@ class Core:
     bans: BanCache
     security: SecurityStore
     mail: MailService
+    counters: Counters
 
 
 @dataclass(frozen=True)
@@ -193,7 +216,14 @@ def makeService(config: Config, *, reactor: Any = None,
 
     workers = WorkerPool(reactor, size=2)
     workers.setServiceParent(root)
+    from mailgosend.delivery.worker import node_name
+
+    # After the runner, so it stops (and writes its last buckets) before the database.
+    counters = Counters(runner, reactor, node_name(config))
+    counters.setServiceParent(root)
+    runner.latency_observer = counters.observe_db
     security = SecurityStore(runner, config, clock=reactor)
+    security.counters = counters
     bans = BanCache(security, clock=reactor, scope=config["BAN_SCOPE"])
     bans.setServiceParent(root)
     portal = build_portal(runner, security, bans, workers, config)
@@ -210,18 +240,24 @@ def makeService(config: Config, *, reactor: Any = None,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
     mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
-                events=events, portal=portal, bans=bans, security=security, mail=mail)
+                events=events, portal=portal, bans=bans, security=security, mail=mail,
+                counters=counters)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
                            workers=workers, blob_store=blob_store, events=events, mail=mail,
-                           core=core)
+                           core=core, counters=counters)
     if observer is not None:
         root.components["log"] = observer
+    ring = LogRing(config)
+    ring.setServiceParent(root)
+    root.components["log_ring"] = ring
     # The avatars every mail-access login asks the realm for (auth/portal.py): POP3's
     # maildrop here; IMAP's with its first listener (an IMAP avatar carries its listener's
     # hub, and each session rebinds it to its own: IMAPAccount.for_access).
     portal.realm_registry.register(IPOP3Maildrop, maildrop_factory(mail))
 
     root.listeners.setServiceParent(root)
+    root.components["listeners"] = root.listeners
+    root.components["control"] = ServerControl(root, workers, reactor)
     wiring = Wiring(config, reactor, root, core, spool_dir)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
@@ -229,6 +265,9 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_delivery(wiring)
     _add_web_listeners(wiring)
     _add_acme(wiring, clock if clock is not None else reactor)
+    counters.active_connections = lambda: active_connections(root)
+    counters.certificates = lambda: [c.as_dict() for c in
+                                     certificates_in_use(root.components)]
     return root
 
 
@@ -251,6 +290,16 @@ def _sni_cert_pairs(config: Config) -> list[tuple[str, str]]:
         cert, _, key = item.partition(":")
         pairs.append((cert.strip(), key.strip()))
     return pairs
+
+
+def active_connections(root: MailgosendService) -> dict[str, int]:
+    """Open connections per listener name (smtp, submit, imaps, web, ...) on this node."""
+    counts: dict[str, int] = {}
+    for listener in root.listeners:
+        opened = getattr(listener.factory, "open_connections", None)
+        if opened is not None:
+            counts[listener.name] = counts.get(listener.name, 0) + len(opened())
+    return counts
 
 
 def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
@@ -321,6 +370,8 @@ def _add_smtp_listeners(w: Wiring) -> None:
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
                                workers=core.workers, delivery=delivery, runner=core.runner,
                                clock=w.reactor, spool_dir=w.spool_dir, mail=core.mail)
+    pipeline.counters = core.counters
+    w.root.components["receive_pipeline"] = pipeline
     greylist = None
     if config["GREYLIST_ENABLED"] and config.listener("smtp").active:
         policy = GreylistPolicy.from_config(config)
@@ -346,6 +397,7 @@ def _add_smtp_listeners(w: Wiring) -> None:
                      key=f"{name.upper()}_PORT", kind=kind)
             continue
         factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
+        factory.counters = core.counters
         w.listen(name, factory, tls if kind == "smtps" else None)
 
 
@@ -368,6 +420,7 @@ def _add_delivery(w: Wiring) -> None:
                       local=core.mail.delivery, workers=core.workers, events=core.events, hostname=config["HOSTNAME"],
                       delay_warning_hours=config["DELAY_WARNING_HOURS"],
                       max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
+    bouncer.counters = core.counters
     resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
     # MTA-STS (RFC 8461) policies of recipient domains and TLS-RPT (RFC 8460) reports.
     https = HTTPSClient(reactor=w.reactor, workers=core.workers, resolver=resolver,
@@ -499,7 +552,9 @@ def _add_web_listeners(w: Wiring) -> None:
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
                           admin=admin, workers=core.workers, endpoints=endpoints,
-                          jmap=jmap, client_setup=ClientSetup.from_config(w.config))
+                          admin_groups=_admin_groups, config=w.config,
+                          components=w.root.components,
+                          client_setup=ClientSetup.from_config(w.config), jmap=jmap)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:
@@ -510,6 +565,43 @@ def _add_web_listeners(w: Wiring) -> None:
             announcer = FirstAdminAnnouncer(site.setup, url)
             announcer.setServiceParent(w.root)
             w.root.components["first_admin_setup"] = announcer
+
+
+def _admin_groups(panel: Any) -> dict[bytes, Any]:
+    """The admin panel's page groups (web/admin_guard.py AdminRouter), by the second
+    segment of /admin/<name>/...; b"" is /admin itself, keys starting with "/" are
+    top-level routes of the admin port.  Every page group gets the same AdminPanel."""
+    from mailgosend.web.admin_audit import AuditPages
+    from mailgosend.web.admin_dashboard import DashboardPages
+    from mailgosend.web.admin_domains import DomainPages
+    from mailgosend.web.admin_logs import LogsPages
+    from mailgosend.web.admin_metrics import MetricsResource, ReadyResource
+    from mailgosend.web.admin_queue import QueuePages
+    from mailgosend.web.admin_security import SecurityPages
+    from mailgosend.web.admin_settings import SettingsPages
+    from mailgosend.web.admin_tls import TLSPages
+    from mailgosend.web.admin_users import UserPages
+
+    components = panel.components
+
+    def listeners_up() -> list[tuple[str, bool]]:
+        return [(listener.name, listener.listening is not None)
+                for listener in components["listeners"]]
+    users = UserPages(panel).resource()
+    queue = QueuePages(panel).resource()
+    return {
+        b"": DashboardPages(panel).resource(),
+        b"settings": SettingsPages(panel).resource(),
+        b"tls": TLSPages(panel).resource(),
+        b"logs": LogsPages(panel).resource(),
+        b"audit": AuditPages(panel).resource(),
+        b"domains": DomainPages(panel).resource(),
+        b"users": users, b"aliases": users,
+        b"queue": queue, b"deliveries": queue,
+        b"security": SecurityPages(panel).resource(),
+        b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
+        b"/readyz": ReadyResource(panel.runner, listeners_up),
+    }
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:

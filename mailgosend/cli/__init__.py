@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
     "dns": ("dns", "every DNS record a domain should publish"),
+    "doctor": ("doctor", "check DNS, reverse DNS, port 25 and blocklists live"),
 }
 
 

@@ -61,12 +61,7 @@ def _keyring(ctx: Context) -> KeyRing:
 
 
 def _state(key: dkimkeys.DKIMKey, keys: list[dkimkeys.DKIMKey]) -> str:
-    if key.active:
-        return "active"
-    # Newer than the active key of its algorithm: waiting for activation; older: retired.
-    newer_active = [k for k in keys if k.active and k.algorithm == key.algorithm
-                    and (k.created_at, k.id) > (key.created_at, key.id)]
-    return "retired" if newer_active else "pending"
+    return dkimkeys.key_state(key, keys)
 
 
 def _record(key: dkimkeys.DKIMKey) -> str:

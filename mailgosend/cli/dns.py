@@ -10,8 +10,7 @@ import argparse
 from typing import Any
 
 from mailgosend.cli.context import Command, Context, subcommands
-from mailgosend.store import dkimkeys
-from mailgosend.store.accounts import get_domain
+from mailgosend.dnsrecords import domain_records
 
 __all__ = ["COMMANDS", "domain_records"]
 
@@ -20,14 +19,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = subcommands(parser)
     actions.add_parser("records", help="print the zone-file records a domain should publish") \
         .add_argument("domain")
-
-
-def domain_records(conn: Any, domain: str, config: Any) -> list[Any]:
-    """The records of a local domain (``AccountError`` naming ``domain`` if it is not one)."""
-    from mailgosend.dnsrecords import records_for
-
-    name = get_domain(conn, domain).name
-    return records_for(name, config, dkimkeys.list_keys(conn, name))
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:

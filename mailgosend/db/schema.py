@@ -78,6 +78,10 @@ __all__ = [
     "email_tombstones",
     "search_docs",
     "search_tokens",
+    "uploads",
+    "domain_admins",
+    "audit_log",
+    "counter_buckets",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -289,7 +293,7 @@ queue_recipients = Table(
     Column("queue_id", BigInteger(), ForeignKey("queue.id", ondelete="CASCADE"), nullable=False),
     Column("recipient", String(320), nullable=False),
     Column("domain", String(253), nullable=False),
-    # queued | delivering | delivered | failed | expired
+    # queued | delivering | held (by an administrator) | delivered | failed | expired
     Column("status", String(16), nullable=False, server_default=text("'queued'")),
     Column("attempts", Integer(), nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
@@ -321,6 +325,10 @@ delivery_log = Table(
     Column("text", Text(), nullable=True),
     Column("mx_host", String(255), nullable=True),
     Column("tls_version", String(32), nullable=True),
+    # The admin panel's delivery log pages newest first by (attempted_at, id) keyset
+    # (migration 0015): a page is an index range scan, whatever the log's size.
+    Index("ix_delivery_log_attempted_at_id", "attempted_at", "id"),
+    Index("ix_delivery_log_recipient", "recipient"),
     sqlite_autoincrement=True,
 )
 
@@ -737,6 +745,56 @@ uploads = Table(
 )
 
 # --- MTA-STS and TLS-RPT (migration 0017) -----------------------------------------------------
+
+# --- per-domain administrators (migration 0015) ----------------------------------------------
+
+domain_admins = Table(
+    "domain_admins",
+    metadata,
+    # A user who may manage the users and aliases of one domain in the admin panel (and
+    # nothing else there); a full administrator is users.is_admin.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", Integer(), ForeignKey("domains.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "domain_id"),
+)
+
+# --- the admin panel (web/admin_*.py): who did what, and the dashboard's counters ------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # One administrative action (recorded by the admin panel): kept as text, so deleting the acting or the
+    # target account keeps its history readable.  ``detail`` never holds a secret.
+    Column("id", BigId, primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("detail", Text(), nullable=False, server_default=text("''")),
+    Column("ip", String(45), nullable=False, server_default=text("''")),
+    # The mail domain concerned, when there is one: what a domain administrator may see.
+    Column("domain", String(253), nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_domain_at", "domain", "at"),
+    sqlite_autoincrement=True,
+)
+
+counter_buckets = Table(
+    "counter_buckets",
+    metadata,
+    # Server counters (counters.py) rolled into hourly buckets: one row per hour, counter,
+    # label and node, so each node only ever updates its own rows (no write races across
+    # nodes on PostgreSQL) and the dashboard sums over nodes.
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("name", String(48), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("value", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("hour", "name", "label", "node"),
+    Index("ix_counter_buckets_name_hour", "name", "hour"),
+)
 
 mta_sts_policies = Table(
     "mta_sts_policies",

@@ -417,6 +417,13 @@ class ServerTLS:
         """The certificate served without SNI or for unknown names, e.g. for expiry checks."""
         return self._active.default
 
+    def certificates(self) -> list[tuple[str, LoadedCertificate]]:
+        """What this context serves: ``("", default)`` then each SNI pattern's certificate
+        (the admin panel's TLS page, /metrics' expiry gauges)."""
+        generation = self._active
+        return [("", generation.default)] + [
+            (pattern, entry[0]) for pattern, entry in sorted(generation.by_name.items())]
+
     def certificate_for(self, server_name: str | None) -> LoadedCertificate:
         """The certificate a client sending this SNI name gets (for ``doctor`` and the admin UI)."""
         generation = self._active

@@ -10,7 +10,7 @@ Site's ``upload_prefixes``) the rest is discarded, never kept.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.web import http
 
@@ -32,6 +32,8 @@ class WebRequest(SecureRequest):
     # The session found for this request (web/sessions.py), looked up once.
     web_session_loaded = False
     web_session: Any = None
+    # Set by a response that never ends by itself (server-sent events): ends it at shutdown.
+    end_stream: Optional[Callable[[], None]] = None
     _body_limit = FORM_BODY_LIMIT
     _body_seen = 0
     _too_large = False

@@ -1,7 +1,7 @@
 """MTA-STS policy cache and TLS-RPT counters (RFC 8461, RFC 8460).
 
 Revision ID: 0017
-Revises: 0012 (0009 on main; chained after the JMAP migrations in jmap-core for one head)
+Revises: 0009
 Create Date: 2026-12-05 00:00:00
 
 ``mta_sts_policies`` caches recipient domains' MTA-STS policies for their max_age;
@@ -18,7 +18,8 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0017"
-down_revision: Union[str, Sequence[str], None] = "0012"
+# 0009 on branch autoconf; chained after 0015 on branch admin-ops so there is one head.
+down_revision: Union[str, Sequence[str], None] = "0015"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
