@@ -102,11 +102,11 @@ class JMAPResource(Resource):
             route = self.push.stream if method == b"GET" else None
         else:
             return json_reply(request, {"type": "about:blank", "status": 404,
-                                   "detail": "no such JMAP resource"}, 404)
+                                        "detail": "no such JMAP resource"}, 404)
         if route is None:
             request.setHeader(b"Allow", allowed)
             return json_reply(request, {"type": "about:blank", "status": 405,
-                                   "detail": "method not allowed"}, 405)
+                                        "detail": "method not allowed"}, 405)
         Deferred.fromCoroutine(self._serve(request, route))
         return NOT_DONE_YET
 
@@ -118,10 +118,10 @@ class JMAPResource(Resource):
             except Unauthorized as exc:
                 request.setHeader(b"WWW-Authenticate", REALM)
                 body = json_reply(request, {"type": "about:blank", "status": 401,
-                                       "detail": exc.detail}, 401)
+                                            "detail": exc.detail}, 401)
             except Forbidden as exc:
                 body = json_reply(request, {"type": "about:blank", "status": 403,
-                                       "detail": exc.detail}, 403)
+                                            "detail": exc.detail}, 403)
             else:
                 body = await route(request, caller)
         except RequestError as exc:
