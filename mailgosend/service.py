@@ -238,6 +238,7 @@ def makeService(config: Config, *, reactor: Any = None,
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                        clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
+    mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                 events=events, portal=portal, bans=bans, security=security, mail=mail,
                 counters=counters)
@@ -529,6 +530,18 @@ def _add_web_listeners(w: Wiring) -> None:
     second = SecondStep(core.runner, core.security, core.bans, factor)
     admin = AccountAdmin(AccountPolicy.from_config(w.config))
     endpoints = client_endpoints(w.config)
+    jmap = None
+    if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser, SubmissionSettings
+        from mailgosend.jmap.wiring import endpoint_factory
+
+        # held JMAP submissions (the undo window) go out even after a restart
+        hostname = w.config["HOSTNAME"]
+        Releaser(core.mail, w.reactor, hostname=hostname).setServiceParent(w.root)
+        jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
+                                mail=core.mail, events=core.events, clock=w.reactor,
+                                extra={"submission": SubmissionSettings(
+                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname)})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
@@ -542,7 +555,7 @@ def _add_web_listeners(w: Wiring) -> None:
                           admin=admin, workers=core.workers, endpoints=endpoints,
                           admin_groups=_admin_groups, config=w.config,
                           components=w.root.components,
-                          client_setup=ClientSetup.from_config(w.config))
+                          client_setup=ClientSetup.from_config(w.config), jmap=jmap)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["RequestError", "MethodError", "SetError", "invalid_arguments"]
+__all__ = ["RequestError", "MethodError", "SetError", "invalid_arguments",
+           "invalid_properties"]
 
 _PROBLEM = "urn:ietf:params:jmap:error:"
 
@@ -78,3 +79,8 @@ class SetError(_TypedError):
     ``tooManyMailboxes``, ``blobNotFound`` (with ``notFound``), ``invalidEmail``,
     ``forbiddenFrom``, ``forbiddenToSend``, ``noRecipients``, ``invalidRecipients``,
     ``cannotUnsend``, ..."""
+
+
+def invalid_properties(prop: str, why: str) -> SetError:
+    """``invalidProperties`` naming the property (RFC 8620 §5.3): one object's bad input."""
+    return SetError("invalidProperties", f"{prop}: {why}", properties=[prop])

@@ -19,7 +19,8 @@ a front end maps once in its own place.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, TypeVar
+from typing import (Any, BinaryIO, Callable, Iterable, Literal, Optional, Sequence, TypeVar,
+                    Union)
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -29,7 +30,13 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
-from mailgosend.mail import sync
+from mailgosend.mail import query, sync
+from mailgosend.mail.accountdata import AccountData
+from mailgosend.mail.vacation import VacationResponder
+from mailgosend.mail.emails import EmailRecord, load_emails
+from mailgosend.mail import uploads
+from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
+from mailgosend.mail.searchtext import Term
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
@@ -39,10 +46,14 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import jmapdata
+from mailgosend.store import emails as store_emails
+from mailgosend.store import mailstate
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
+from mailgosend.store.emails import Changes, MailboxTally, Position
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
                                        Workers)
@@ -70,10 +81,17 @@ class MailService:
         self.trainer: ISpamTrainer = trainer or NoSpamTraining()
         self.info_cache = InfoCache()  # decrypted structures, bounded
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
+        # JMAP Mailbox counts by (user, change counter, trash): exact for that state
+        self.tally_cache: BoundedCache[dict[int, MailboxTally]] = BoundedCache(1000)
         self.events = events
+        # Email/query's per-user indexes (mail/query.py), bounded in messages
+        self.query_indexes = query.QueryIndexes()
         # the one local-delivery path (SMTP receive, DSNs, APPEND): mail/delivery.py
         self.delivery = LocalDelivery(runner=runner, keyring=keyring, blob_store=blob_store,
                                       workers=workers, events=events)
+        # RFC 8621 §8 / RFC 3834 automatic replies (its interval: VACATION_REPLY_DAYS)
+        self.vacation = VacationResponder(self)
+        self.delivery.responder = self.vacation
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -99,6 +117,10 @@ class MailService:
         tokens are hashed under each user's key, which stays here."""
         return await bayes.user_probabilities(self.runner, self.keyring, users, tokens,
                                               min_messages=min_messages)
+
+    def due_submissions(self) -> Deferred[list[tuple[User, int]]]:
+        """Held JMAP submissions whose undo window is over: (user, submission id)."""
+        return self.runner.read(_due_submissions, self.now())
 
     def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
         """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""
@@ -143,7 +165,8 @@ class UserMail:
         return d.addCallback(created)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name,
+                                      self.service.now())
 
         def deleted(box: Mailbox) -> Mailbox:
             self._publish([MailboxDeleted(box.id, box.name)])
@@ -170,8 +193,14 @@ class UserMail:
         return box
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
-                                         subscribed)
+        d = self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
+                                      subscribed)
+
+        def stored(box_id: Optional[int]) -> None:
+            if box_id is not None:  # the mailbox's isSubscribed changed (JMAP push)
+                self._publish([MailboxRenamed(box_id, name, name)])
+
+        return d.addCallback(stored)
 
     def status(self, name: str, recent_after: Optional[int]
                ) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
@@ -314,6 +343,90 @@ class UserMail:
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
 
+    # --- JMAP emails (RFC 8621 §4) ------------------------------------------------------------
+
+    def email_records(self, numbers: Sequence[int], *, raw: bool = False
+                      ) -> Deferred[dict[int, EmailRecord]]:
+        """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
+        rows and structures, and the plaintext when ``raw``."""
+        return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    @property
+    def account_data(self) -> AccountData:
+        """Identities, submissions and the vacation response (mail/accountdata.py)."""
+        return AccountData(self.service, self.user)
+
+    # --- JMAP: Emails and Threads by id, and the account's change state -------------------
+
+    def emails(self, email_ids: Sequence[int]) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Emails (JMAP ``M<email_id>``, jmap/ids.py), by Email
+        id; ids unknown, gone or another user's are absent.  Nothing decrypted."""
+        return self.service.runner.read(store_emails.emails_by_id, self.user.id,
+                                        list(email_ids))
+
+    def thread_emails(self, thread_ids: Sequence[int]
+                      ) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Threads (``T<thread_id>``), each thread's oldest
+        received first (RFC 8621 §3.1)."""
+        return self.service.runner.read(store_emails.emails_in_threads, self.user.id,
+                                        list(thread_ids))
+
+    def thread_ids(self, limit: int) -> Deferred[list[int]]:
+        """Up to ``limit`` live thread ids of the user (Thread/get with ids null)."""
+        return self.service.runner.read(store_emails.thread_ids, self.user.id, limit)
+
+    def mail_state(self) -> Deferred[mailstate.MailState]:
+        """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
+        jmap/state.py) and the pruning floor below which /changes cannot be answered."""
+        return self.service.runner.read(mailstate.read_state, self.user.id)
+
+    def email_changes(self, since: Position, current: int, max_changes: Optional[int]
+                      ) -> Deferred[Changes]:
+        """Emails created, updated, destroyed after ``since`` (store/emails.py)."""
+        return self.service.runner.read(store_emails.email_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def thread_changes(self, since: Position, current: int, max_changes: Optional[int]
+                       ) -> Deferred[Changes]:
+        """Threads whose Emails came or went after ``since``."""
+        return self.service.runner.read(store_emails.thread_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_changes(self, since: Position, current: int, max_changes: Optional[int]
+                        ) -> Deferred[Changes]:
+        """Mailboxes created, changed (or only their counts), destroyed after ``since``."""
+        return self.service.runner.read(store_emails.mailbox_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
+        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
+        return self.service.runner.read(store_emails.mailbox_view, self.user.id,
+                                        self.service.tally_cache)
+
+    def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
+        """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""
+        d = self.service.runner.write(store_mailboxes.set_sort_order, self.user.id,
+                                      mailbox_id, sort_order)
+
+        def stored(box: Mailbox) -> Mailbox:
+            self._publish([MailboxRenamed(box.id, box.name, box.name)])
+            return box
+
+        return d.addCallback(stored)
+
+    # --- JMAP uploads (RFC 8620 §6.1) -------------------------------------------------------
+
+    def add_upload(self, source: Union[BinaryIO, bytes], media_type: str
+                   ) -> Deferred[uploads.Upload]:
+        """Seal an uploaded blob with the user's key and keep it for a day (mail/uploads.py);
+        ``QuotaExceeded`` when it does not fit beside the mail and the pending uploads."""
+        return Deferred.fromCoroutine(uploads.add_upload(self.service, self.user, source,
+                                                         media_type))
+
+    def find_upload(self, token: str) -> Deferred[Optional[uploads.Upload]]:
+        """The user's own unexpired upload with ``token``, or None."""
+        return uploads.find_upload(self.service, self.user, token)  # type: ignore[no-any-return]
+
     # --- the one door to message structures and bytes --------------------------------------
 
     def read_messages(self, job: Callable[..., _T], *args: Any,
@@ -351,11 +464,65 @@ class UserMail:
         service = self.service
         return service.blob_cache.open(service.keyring, self.user.uuid, blob_id)
 
+    # --- queries over the index (JMAP Email/query; mail/query.py) -----------------------------
+
+    def _search_key(self) -> bytes:
+        return self.service.keyring.derive(SEARCH_KEY, self.user.uuid)
+
+    def query_emails(self, tree: Optional[query.Node], sorts: Sequence[query.Sort],
+                     collapse: bool, position: int, anchor: Optional[int], anchor_offset: int,
+                     limit: Optional[int], cache_key: Any) -> Deferred[query.QueryResult]:
+        """One window of the user's messages filtered and sorted (one reader job); an
+        ``anchor`` not in the results fails with KeyError."""
+        d = self.read_messages(query.run_query, self.service.query_indexes, self._search_key(),
+                               tree, sorts, collapse, position, anchor, anchor_offset, limit,
+                               cache_key)
+        return d.addCallback(self._after_query)
+
+    def query_changes(self, since: str, tree: Optional[query.Node],
+                      sorts: Sequence[query.Sort], collapse: bool, up_to: Optional[int],
+                      immutable: bool, cache_key: Any) -> Deferred[query.QueryChanges]:
+        """What changed in a query's results since ``since`` (UnknownState,
+        CannotCalculateChanges)."""
+        d = self.read_messages(query.run_query_changes, self.service.query_indexes,
+                               self._search_key(), since, tree, sorts, collapse, up_to,
+                               immutable, cache_key)
+        return d.addCallback(self._after_query)
+
+    def search_snippets(self, ids: Sequence[int], subject_terms: list[Term],
+                        body_terms: list[Term]
+                        ) -> Deferred[tuple[list[query.Snippet], list[int]]]:
+        """The subject and a preview of each message with the terms marked."""
+        return self.read_messages(query.run_snippets, self.service.query_indexes, ids,
+                                  subject_terms, body_terms)
+
+    def _after_query(self, result: _T) -> _T:
+        """Messages stored before the search index: index them in the background."""
+        index = self.service.query_indexes.get(self.user.id)
+        if index.unindexed and not index.backfilling:
+            self.index_backlog().addErrback(lambda f: log.failure("search backfill failed", f))
+        return result
+
+    def index_backlog(self) -> Deferred[int]:
+        """Index every message of the user that has no search document yet."""
+        return Deferred.fromCoroutine(query.backfill(
+            self.read_messages, self.service.runner.write, self.service.query_indexes,
+            self.user.id, self._search_key()))
+
     def store_structures(self, structures: list[tuple[int, str, MessageInfo]]) -> Deferred[Any]:
         """Re-seal structures a reader completed (header blocks of old messages)."""
         service = self.service
         return service.runner.write(store_messages.store_structures, service.keyring,
                                     self.user, structures)
+
+
+def _due_submissions(conn: Any, now: datetime) -> list[tuple[User, int]]:
+    found = []
+    for row in jmapdata.due_submissions(conn, now):
+        user = accounts.find_user_by_id(conn, row.user_id)
+        if user is not None:
+            found.append((user, row.id))
+    return found
 
 
 def _with_source(conn: Any, service: MailService, user: User, uidvalidity: Optional[int],

@@ -33,7 +33,10 @@ Implemented:
   (certificates in use, upload through tls/upload.py, the ACME hook), admin_logs.py (log
   lines from logring.py, live tail over server-sent events), admin_audit.py (the audit
   log); admin_metrics.py: /metrics (Prometheus) and /readyz.
-Not yet: webmail (JMAP), the admin panel's management pages (domains, users, queue,
-delivery log, security: another change), passkeys as the only factor
-(usernameless sign-in), DAV and client autoconfiguration.
+  The management pages (admin_domains.py, admin_users.py, admin_queue.py,
+  admin_security.py through admin_ops.py) call admin.py, store/ and doctor.py.
+- The JMAP endpoint (mailgosend/jmap/) is mounted by build_site at /jmap/ and
+  /.well-known/jmap on the web port, with its own body limits and rate limit; client
+  autoconfiguration and MTA-STS (autoconfig.py) share /.well-known/.
+Not yet: the webmail page, passkeys as the only factor (usernameless sign-in) and DAV.
 """

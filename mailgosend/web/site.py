@@ -25,7 +25,7 @@ from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
-from mailgosend.web.sections import Sections
+from mailgosend.web.sections import ExactPaths, Sections
 from mailgosend.web.sessions import SessionManager
 from mailgosend.web.settings_pages import SettingsPages
 from mailgosend.web.setup import SetupPages, SetupToken
@@ -57,7 +57,9 @@ class WebChannel(http.HTTPChannel):
 
     def server_shutting_down(self) -> None:
         """Close an idle keep-alive connection now; a busy one after its response; a
-        response that never ends by itself (a live tail's event stream) is ended now."""
+        response that never ends by itself (a live tail's or JMAP's event stream) is ended
+        now, and one that starts from now on ends at once (``shutting_down``)."""
+        self.factory.shutting_down = True
         for request in list(self.requests):
             end_stream = getattr(request, "end_stream", None)
             if end_stream is not None:
@@ -79,10 +81,16 @@ class WebSite(server.Site):
 
     def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
                  bans: ListenerBans, clock: Any,
-                 upload_prefixes: tuple[bytes, ...] = ()) -> None:
+                 upload_prefixes: tuple[bytes, ...] = (),
+                 body_limits: tuple[tuple[bytes, int], ...] = (),
+                 limiters: tuple[tuple[bytes, RateLimiter], ...] = ()) -> None:
         super().__init__(resource, reactor=clock, logFormatter=access_log_line)
         # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
         self.upload_prefixes = upload_prefixes
+        # Paths with their own body limit, whose resource answers a body over it itself.
+        self.body_limits = body_limits
+        # Paths with their own rate limit for changes (POST), instead of ``limiter``.
+        self.limiters = limiters
         self.web_settings = settings
         self.web_limiter = limiter
         self.web_bans = bans
@@ -90,9 +98,17 @@ class WebSite(server.Site):
         self.setup: Optional[SetupPages] = None
         self.admin_panel: Optional[AdminPanel] = None
         self.channels: set[WebChannel] = set()
+        # Set at shutdown: a long response starting now (EventSource) ends at once.
+        self.shutting_down = False
 
     def open_connections(self) -> Collection[WebChannel]:
         return set(self.channels)
+
+    def limiter_for(self, path: bytes) -> RateLimiter:
+        for prefix, limiter in self.limiters:
+            if path.startswith(prefix):
+                return limiter
+        return self.web_limiter
 
     def apply_config(self, config: Any) -> None:
         """WEB_RATE_PER_MIN / ADMIN_RATE_PER_MIN saved on the settings page apply at once."""
@@ -107,6 +123,7 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
+               jmap: Optional[Callable[[SessionManager], Any]] = None,
                admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
                config: Any = None, components: Optional[Mapping[str, Any]] = None,
                client_setup: Optional[ClientSetup] = None) -> WebSite:
@@ -118,7 +135,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     the second segment of ``/admin/<name>/...`` (``b""``: the dashboard, for ``/admin``)
     and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level.
     With ``client_setup`` too, the web port serves client autoconfiguration and MTA-STS
-    (web/autoconfig.py)."""
+    (web/autoconfig.py).  ``jmap`` (web port): makes the JMAP endpoint (jmap/wiring.py)
+    from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -154,9 +172,18 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         for key in [k for k in groups if k.startswith(b"/")]:
             mounted[key[1:]] = groups.pop(key)
         mounted[b"admin"] = AdminRouter(groups.pop(b"", None) or pages.resource(), groups)
+    body_limits: tuple[tuple[bytes, int], ...] = ()
+    limiters: tuple[tuple[bytes, RateLimiter], ...] = ()
+    if jmap is not None and settings.kind == "web":
+        endpoint = jmap(pages.sessions)
+        mounted[b"jmap"] = endpoint.resource
+        mounted[b".well-known"] = ExactPaths(mounted.get(b".well-known", pages.resource()),
+                                             {b"/.well-known/jmap": endpoint.well_known})
+        body_limits = endpoint.body_limits
+        limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
-                   bans, clock, upload_prefixes)
+                   bans, clock, upload_prefixes, body_limits, limiters)
     site.pages = pages
     site.setup = setup
     site.admin_panel = panel
