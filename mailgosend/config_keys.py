@@ -221,6 +221,21 @@ KEYS: tuple[Key, ...] = tuple([
         "web", minimum=1, maximum=100000),
     Key("ADMIN_RATE_PER_MIN", INT, "10",
         "The same limit on the admin port.", "web", minimum=1, maximum=100000),
+    Key("JMAP_ENABLED", BOOL, "true",
+        "Serve JMAP (RFC 8620/8621: the webmail's API, and any JMAP client's with an app "
+        "password) on the web port: /.well-known/jmap, /jmap/api, uploads, downloads and "
+        "push.", "web"),
+    Key("JMAP_RATE_PER_MIN", INT, "600",
+        "JMAP API calls and uploads (POST) per minute from one address; more get 429 with "
+        "Retry-After. Counted apart from WEB_RATE_PER_MIN: a mail app makes many.", "web",
+        minimum=1, maximum=1000000),
+    Key("SUBMISSION_UNDO_SECONDS", INT, "0",
+        "JMAP EmailSubmission: seconds a sent message is held before it goes out, during "
+        "which the sender can still cancel it (undoStatus pending -> canceled; the webmail's "
+        "Undo). 0 sends at once.", "web", minimum=0, maximum=3600),
+    Key("VACATION_REPLY_DAYS", INT, "7",
+        "Automatic vacation replies (JMAP VacationResponse): at most one to the same sender "
+        "in this many days (RFC 3834 §2 suggests 7).", "web", minimum=1, maximum=365),
     # --- database -----------------------------------------------------------
     Key("DB_DRIVER", CHOICE, "sqlite",
         "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "

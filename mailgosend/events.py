@@ -79,6 +79,9 @@ class MailboxCreated:
 
 @dataclass(frozen=True)
 class MailboxRenamed:
+    """A mailbox renamed; with ``old_name == new_name``, another of its properties changed
+    (subscription, JMAP sortOrder): the mailbox's JMAP state moved, IMAP has nothing to do."""
+
     mailbox_id: int
     old_name: str
     new_name: str

@@ -1,9 +1,11 @@
 """Periodic housekeeping (DESIGN.md §3): expunged messages are soft-deleted
 rows until EXPUNGE_RETENTION has passed (IMAP sessions may still fetch them
-until told, RFC 3501 §7.4.1); then the rows go, and blobs no row references
+until told, RFC 3501 §7.4.1); then the rows go (with the JMAP tombstones of
+deleted mailboxes, raising each user's pruning floor: store/mailstate.py), and blobs no row references
 any more (and spool files of crashed deliveries) are removed.  Greylist rows
 past their retry window or expiry go in the same hourly run (RFC 6647 §6), delivery
-attempts older than DELIVERY_LOG_RETENTION, and web sessions past their lifetime.
+attempts older than DELIVERY_LOG_RETENTION, web sessions past their lifetime, and JMAP
+uploads past theirs (store/uploads.py), before the blob purge that then removes their blobs.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from twisted.logger import Logger
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
+from mailgosend.store.emails import purge_tombstones
 from mailgosend.store.messages import purge_expunged
 from mailgosend.store.queue import purge_delivery_log
 from mailgosend.store.sessions import purge_expired
+from mailgosend.store.uploads import purge_expired as purge_expired_uploads
 
 log = Logger()
 
@@ -57,6 +61,9 @@ class MaintenanceService(Service):
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         try:
             rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
+            # JMAP: what the purge removed is history; both raise the users' pruning floor.
+            rows += yield self._runner.write(purge_tombstones, before=now - EXPUNGE_RETENTION)
+            uploads = yield self._runner.write(purge_expired_uploads, now)
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
             triplets = yield self._runner.write(greylist.purge, now, self.greylist_policy)
@@ -65,9 +72,10 @@ class MaintenanceService(Service):
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
-        if rows or blobs or triplets or attempts or sessions:
+        if rows or blobs or triplets or attempts or sessions or uploads:
             log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
                      "{triplets} greylist entries, {attempts} delivery log entries, "
-                     "{sessions} expired web session(s)", rows=rows, blobs=blobs,
-                     triplets=triplets, attempts=attempts, sessions=sessions)
+                     "{sessions} expired web session(s), {uploads} expired upload(s)",
+                     rows=rows, blobs=blobs, triplets=triplets, attempts=attempts,
+                     sessions=sessions, uploads=uploads)
         return rows, blobs

@@ -398,6 +398,17 @@ def _add_web_listeners(w: Wiring) -> None:
     second = SecondStep(core.runner, core.security, core.bans, factor)
     admin = AccountAdmin(AccountPolicy.from_config(w.config))
     endpoints = client_endpoints(w.config)
+    jmap = None
+    if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser, SubmissionSettings
+        from mailgosend.jmap.wiring import endpoint_factory
+
+        # held JMAP submissions (the undo window) go out even after a restart
+        Releaser(core.mail, w.reactor).setServiceParent(w.root)
+        jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
+                                mail=core.mail, events=core.events, clock=w.reactor,
+                                extra={"submission": SubmissionSettings(
+                                    w.config["SUBMISSION_UNDO_SECONDS"])})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
@@ -408,7 +419,8 @@ def _add_web_listeners(w: Wiring) -> None:
                                  PasskeyStep(core.runner, w.reactor, core.security,
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
-                          admin=admin, workers=core.workers, endpoints=endpoints)
+                          admin=admin, workers=core.workers, endpoints=endpoints,
+                          jmap=jmap)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:

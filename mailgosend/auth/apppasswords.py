@@ -18,8 +18,9 @@ from typing import Iterable, Optional
 __all__ = ["PROTOCOLS", "PREFIX_LENGTH", "format_app_password", "new_app_password",
            "normalize_app_password", "parse_protocols", "protocol_of_service"]
 
-# The scopes an app password can have: SMTP AUTH on 587/465 is "submission".
-PROTOCOLS = ("imap", "pop3", "submission", "dav")
+# The scopes an app password can have: SMTP AUTH on 587/465 is "submission"; "jmap" is the
+# JMAP API on the web port (HTTP Basic or Bearer, jmap/auth.py).
+PROTOCOLS = ("imap", "pop3", "submission", "dav", "jmap")
 PREFIX_LENGTH = 4
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _LENGTH = 20
@@ -27,7 +28,7 @@ _LENGTH = 20
 # ClientCredentials.service -> the scope it needs; web and admin sign-ins take the account
 # password and the second factor, never an app password.
 _SERVICE_PROTOCOL = {"imap": "imap", "pop3": "pop3", "submission": "submission",
-                     "smtps": "submission", "dav": "dav"}
+                     "smtps": "submission", "dav": "dav", "jmap": "jmap"}
 
 
 def new_app_password() -> str:

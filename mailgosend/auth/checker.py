@@ -78,7 +78,8 @@ class AppPasswordOutOfScope(LoginRefused):
         super().__init__(self.client_text)
 
 
-_PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "submission": "SMTP", "dav": "DAV"}
+_PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "submission": "SMTP", "dav": "DAV",
+                   "jmap": "JMAP"}
 
 
 def refusal_text(failure: UnauthorizedLogin, default: str) -> str:

@@ -67,6 +67,14 @@ __all__ = [
     "app_passwords",
     "passkeys",
     "passkey_challenges",
+    "jmap_identities",
+    "jmap_submissions",
+    "vacation_responses",
+    "vacation_replies",
+    "mail_state",
+    "thread_refs",
+    "mailbox_tombstones",
+    "email_tombstones",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -189,6 +197,12 @@ mailboxes = Table(
     # RFC 3501 §2.3.2: the highest UID a session has already been shown as \Recent; the
     # messages above it are \Recent to the next session that selects the mailbox.
     Column("recent_floor", BigInteger(), nullable=False, server_default=text("0")),
+    # JMAP state (migration 0010; store/mailstate.py): the user's change counter when the
+    # mailbox was created and when its own properties (name, parent, subscription, sort
+    # order) last changed; HIGHESTMODSEQ is the counter at its messages' last change.
+    Column("created_modseq", BigInteger(), nullable=False, server_default=text("0")),
+    Column("changed_modseq", BigInteger(), nullable=False, server_default=text("0")),
+    Column("sort_order", Integer(), nullable=False, server_default=text("0")),  # RFC 8621 §2
     UniqueConstraint("user_id", "name"),
     sqlite_autoincrement=True,
 )
@@ -220,8 +234,18 @@ messages = Table(
     Column("meta", LargeBinary(), nullable=True),  # encrypted envelope/bodystructure/snippet
     Column("deleted_at", UTCDateTime(), nullable=True),  # expunge is a soft delete (DESIGN §3)
     _created_at(),
+    # JMAP (migration 0010): the Email id (the row id of the row that first stored it; MOVE
+    # keeps it, COPY makes a new one), its Thread (RFC 8621 §3, store/threads.py) and the
+    # change counter when the Email was created (kept by MOVE), so /changes tells created
+    # from updated.  Set in the transaction that inserts the row (NULL only inside it).
+    Column("email_id", BigInteger(), nullable=True),
+    Column("thread_id", BigInteger(), nullable=True),
+    Column("created_modseq", BigInteger(), nullable=False, server_default=text("0")),
     UniqueConstraint("mailbox_id", "uid"),
     Index("ix_messages_mailbox_id_modseq", "mailbox_id", "modseq"),
+    Index("ix_messages_user_id_email_id", "user_id", "email_id"),
+    Index("ix_messages_user_id_thread_id", "user_id", "thread_id"),
+    Index("ix_messages_user_id_modseq", "user_id", "modseq"),
     sqlite_autoincrement=True,
 )
 
@@ -513,4 +537,158 @@ passkey_challenges = Table(
     Column("rp_id", String(253), nullable=False),
     Column("origin", String(300), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+jmap_identities = Table(
+    "jmap_identities",
+    metadata,
+    # A JMAP Identity (RFC 8621 §6): an address the user sends as, with name, reply-to, bcc
+    # and signatures sealed with the user's key; rows are kept destroyed (tombstones) so
+    # Identity/changes can report the destruction.  modseq orders changes per user.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("destroyed", Boolean(), nullable=False, server_default=false()),
+    _created_at(),
+    Index("ix_jmap_identities_user_id_modseq", "user_id", "modseq"),
+    sqlite_autoincrement=True,
+)
+
+jmap_submissions = Table(
+    "jmap_submissions",
+    metadata,
+    # A JMAP EmailSubmission (RFC 8621 §7).  The envelope is sealed; send_at and undo_status
+    # stay plain so held submissions can be released (pending -> final) or canceled.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("identity_id", BigInteger(), nullable=False),
+    Column("email_id", BigInteger(), nullable=False),
+    Column("thread_id", BigInteger(), nullable=False),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("send_at", UTCDateTime(), nullable=False),
+    Column("undo_status", String(8), nullable=False),  # pending | final | canceled
+    Column("queue_id", BigInteger(), nullable=True),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("destroyed", Boolean(), nullable=False, server_default=false()),
+    _created_at(),
+    Index("ix_jmap_submissions_user_id_modseq", "user_id", "modseq"),
+    Index("ix_jmap_submissions_undo_status_send_at", "undo_status", "send_at"),
+    sqlite_autoincrement=True,
+)
+
+vacation_responses = Table(
+    "vacation_responses",
+    metadata,
+    # The VacationResponse singleton (RFC 8621 §8); subject and bodies sealed.  is_enabled
+    # and the dates are plain: local delivery decides without decrypting.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("is_enabled", Boolean(), nullable=False),
+    Column("from_date", UTCDateTime(), nullable=True),
+    Column("to_date", UTCDateTime(), nullable=True),
+    Column("sealed", LargeBinary(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+)
+
+vacation_replies = Table(
+    "vacation_replies",
+    metadata,
+    # Who got an automatic reply when (RFC 3834 §2: at most one per sender per period), by
+    # a keyed hash of the sender's address: no plaintext correspondents stored.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sender_hash", String(64), nullable=False),
+    Column("replied_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("user_id", "sender_hash"),
+)
+
+# --- JMAP state: the per-user change counter, threads, tombstones (migration 0010) -----------
+
+mail_state = Table(
+    "mail_state",
+    metadata,
+    # One change counter per user (store/mailstate.py): every mail change takes the next
+    # value (MODSEQ of messages, HIGHESTMODSEQ of mailboxes, mailbox changes), so one number
+    # is the JMAP state of the whole account.  The row lock orders a user's changes: values
+    # commit in the order they are handed out.  ``pruned_modseq``: history up to this value
+    # was purged (maintenance), so /changes from an older state cannot be calculated.
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("pruned_modseq", BigInteger(), nullable=False, server_default=text("0")),
+)
+
+thread_refs = Table(
+    "thread_refs",
+    metadata,
+    # RFC 8621 §3 threading without plaintext: HMAC(per-user key "message-id", Message-ID +
+    # base subject)[:16] of every id a message names (Message-ID, In-Reply-To, References)
+    # -> the thread it was filed in (store/threads.py).
+    Column(
+        "user_id",
+        Integer(),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("ref_hash", LargeBinary(16), primary_key=True),
+    Column("thread_id", BigInteger(), nullable=False),
+)
+
+mailbox_tombstones = Table(
+    "mailbox_tombstones",
+    metadata,
+    # A deleted mailbox, so Mailbox/changes still reports it destroyed; purged with the
+    # expunged rows (maintenance), which raises mail_state.pruned_modseq.
+    Column("mailbox_id", Integer(), primary_key=True, autoincrement=False),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    Index("ix_mailbox_tombstones_user_id_modseq", "user_id", "modseq"),
+)
+
+email_tombstones = Table(
+    "email_tombstones",
+    metadata,
+    # Message rows removed with their mailbox (DELETE, Mailbox/set destroy): Email/changes
+    # and Thread/changes still see them go.  ``modseq``: when the row stopped being live.
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email_id", BigInteger(), nullable=False),
+    Column("thread_id", BigInteger(), nullable=False),
+    Column("mailbox_id", Integer(), nullable=False),  # no FK: the mailbox is gone
+    Column("created_modseq", BigInteger(), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    Index("ix_email_tombstones_user_id_modseq", "user_id", "modseq"),
+    Index("ix_email_tombstones_user_id_thread_id", "user_id", "thread_id"),
+    sqlite_autoincrement=True,
+)
+
+# --- JMAP uploads (migration 0013) -------------------------------------------------------------
+
+uploads = Table(
+    "uploads",
+    metadata,
+    # A blob uploaded to the JMAP endpoint (RFC 8620 §6.1), sealed in the blob store like a
+    # message; kept until ``expires_at`` (24 h), then purged with its blob unless a message
+    # made from it (Email/import, an attachment) references the blob by then.
+    Column("id", Integer(), primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),  # the blob id is "U" + token
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("blob_id", String(64), nullable=False, index=True),
+    Column("media_type", String(255), nullable=False),  # as the client declared it
+    Column("size", BigInteger(), nullable=False),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sqlite_autoincrement=True,
 )

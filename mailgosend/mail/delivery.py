@@ -30,8 +30,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import (IO, Any, BinaryIO, Iterable, Iterator, Literal, Mapping, Optional,
-                    Sequence, Union, cast)
+from typing import (IO, Any, BinaryIO, Iterable, Iterator, Literal, Mapping, NamedTuple,
+                    Optional, Sequence, Union, cast)
 
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, DeferredList
@@ -46,9 +46,11 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecipient, Workers,
                                        deliver, normalize_flags, seal_info)
-from mailgosend.store.mimeinfo import analyse
+from mailgosend.store.mimeinfo import MessageInfo, analyse
+from mailgosend.store.threads import thread_keys
 
-__all__ = ["Envelope", "LocalDelivery", "Placement", "RecipientGone", "Sealed", "Targets",
+__all__ = ["Envelope", "LocalDelivery", "Placement", "RecipientGone", "Sealed", "SealedCopy",
+           "Targets",
            "canonical_recipient", "merge_targets", "resolve_targets"]
 
 log = Logger()
@@ -57,7 +59,18 @@ log = Logger()
 VARIANT_IN_MEMORY = 1024 * 1024
 
 Source = Union[bytes, str, "os.PathLike[str]", IO[bytes]]  # bytes, a spool file path, or open
-Sealed = dict[str, tuple[SealedBlob, bytes]]  # owner uuid -> (blob, sealed structure)
+
+
+class SealedCopy(NamedTuple):
+    """One owner's copy, ready to file: the sealed blob, the sealed structure, and the keys
+    it is threaded by (store/threads.py), all computed in the worker thread."""
+
+    blob: SealedBlob
+    meta: bytes
+    thread_keys: tuple[bytes, ...] = ()
+
+
+Sealed = dict[str, SealedCopy]  # owner uuid -> its copy
 Refusal = Literal["raise", "skip", "return"]
 
 
@@ -164,6 +177,7 @@ class LocalDelivery:
                                  shared_prefix=shared_prefix, spool_dir=spool_dir)
         variants = variants or {}
         info = _analysed(source)
+        shared = info.to_json()
         sealed: Sealed = {}
         try:
             for owner in dict.fromkeys(owners):
@@ -175,7 +189,10 @@ class LocalDelivery:
                     with _variant(prefix, source, shared_prefix, spool_dir) as copy:
                         meta = _analysed(copy)
                         blob = self._seal_source(owner, copy)
-                sealed[owner] = (blob, seal_info(self._keyring, owner, blob.blob_id, meta))
+                sealed[owner] = SealedCopy(
+                    blob, seal_info(self._keyring, owner, blob.blob_id,
+                                    shared if prefix is None else meta.to_json()),
+                    thread_keys(self._keyring, owner, meta))
         except BaseException:
             self.abandon(sealed, refused=True)
             raise
@@ -201,18 +218,19 @@ class LocalDelivery:
         for i in sorted(range(len(placements)), key=lambda i: placements[i].user.id):
             place = placements[i]
             owner = place.user.uuid
-            blob, meta = sealed[owner]
+            blob, meta, keys = sealed[owner]
             store = None if owner in recorded else self._blobs
             date = place.internal_date or now
             if refused == "raise":
                 results[i] = deliver(conn, place.user, place.mailbox, blob, meta, place.flags,
-                                     date, now, blob_store=store)
+                                     date, now, blob_store=store, thread_keys=keys)
                 recorded.add(owner)
                 continue
             try:
                 with conn.begin_nested():
                     results[i] = deliver(conn, place.user, place.mailbox, blob, meta,
-                                         place.flags, date, now, blob_store=store)
+                                         place.flags, date, now, blob_store=store,
+                                         thread_keys=keys)
             except RecipientRefused as refusal:
                 if refused == "return":
                     results[i] = refusal
@@ -248,9 +266,9 @@ class LocalDelivery:
         """After the COMMIT: the blobs that copies (or the queue) reference are released,
         the others discarded; the new messages are announced (``publish``)."""
         delivered = [item for item in results if isinstance(item, Delivered)]
-        used = {owner for owner, (blob, _) in sealed.items()
-                if any(item.blob_id == blob.blob_id for item in delivered)}
-        for owner, (blob, _) in sealed.items():
+        used = {owner for owner, copy in sealed.items()
+                if any(item.blob_id == copy.blob.blob_id for item in delivered)}
+        for owner, (blob, _, _) in sealed.items():
             if owner in used or (queued and owner == queue_store.QUEUE_OWNER):
                 self._blobs.release(blob)
             else:
@@ -262,8 +280,8 @@ class LocalDelivery:
         """The message will not be stored: ``refused`` when its transaction was rolled back
         for certain (or never ran); otherwise the COMMIT may have happened and the files
         wait for the purge step."""
-        for blob, _ in sealed.values():
-            self._blobs.discard(blob, unreferenced=refused)
+        for copy in sealed.values():
+            self._blobs.discard(copy.blob, unreferenced=refused)
 
     # --- the three steps in one call -----------------------------------------------------------
 
@@ -358,20 +376,20 @@ class LocalDelivery:
         return sum(1 for item in results if isinstance(item, Delivered))
 
 
-def _analysed(source: Union[bytes, IO[bytes]]) -> bytes:
-    """The structure of a message, as stored JSON (a file is mapped: no copy in memory)."""
+def _analysed(source: Union[bytes, IO[bytes]]) -> MessageInfo:
+    """The structure of a message (a file is mapped: no copy in memory)."""
     if isinstance(source, bytes):
-        return analyse(source).to_json()
+        return analyse(source)
     source.seek(0, 2)
     if source.tell() == 0:
-        return analyse(b"").to_json()
+        return analyse(b"")
     try:
         fileno = source.fileno()
     except (AttributeError, OSError):  # an in-memory file
         source.seek(0)
-        return analyse(source.read()).to_json()
+        return analyse(source.read())
     with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
-        return analyse(mapped).to_json()  # type: ignore[arg-type]
+        return analyse(mapped)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import messages as messages_table
+from mailgosend.db.schema import users as users_table
 from mailgosend.store import accounts
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import MailboxNotFound, get_mailbox_by_id
-from mailgosend.store.messages import (DELETED, Delivered, MessageRow, deliver, expunge,
-                                       set_flags)
+from mailgosend.store.messages import (DELETED, Delivered, EmailLink, MessageRow, deliver,
+                                       expunge, set_flags)
 
 __all__ = ["CopyResult", "copy_messages"]
 
@@ -43,22 +44,34 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
     Copies share the sealed blob (same user, so the same key) and keep flags and INTERNALDATE.
     Each copy counts against the quota; QuotaExceeded rolls the whole job back.  A move
     expunges the sources first, so moving within a full quota works.
+
+    JMAP (RFC 8621 §4.1.1): a moved message keeps its Email id (only its mailbox changes); a
+    copy is a new Email in the same Thread.
     """
     user = accounts.find_user_by_id(conn, user_id)
     if user is None:
         raise accounts.UnknownUser(f"user {user_id} no longer exists")
+    # Lock order (store/mailboxes.py): the users row before the change counter, which
+    # set_flags takes before the expunge would take the users row.
+    conn.execute(select(users_table.c.id).where(users_table.c.id == user_id)
+                 .with_for_update(key_share=True)).first()
     wanted = sorted(set(uids))
     rows: list[MessageRow] = []
     metas: dict[int, bytes] = {}
+    links: dict[int, EmailLink] = {}
     m = messages_table.c
     for i in range(0, len(wanted), _IN_BATCH):
         for r in conn.execute(select(m.id, m.mailbox_id, m.uid, m.modseq, m.flags,
-                                     m.internal_date, m.size, m.blob_id, m.meta).where(
+                                     m.internal_date, m.size, m.blob_id, m.meta, m.email_id,
+                                     m.thread_id, m.created_modseq).where(
                 m.mailbox_id == source_id, m.deleted_at.is_(None),
                 m.uid.in_(wanted[i:i + _IN_BATCH])).order_by(m.uid)):
             rows.append(MessageRow(r.id, r.mailbox_id, r.uid, r.modseq, tuple(r.flags.split()),
                                    r.internal_date, r.size, r.blob_id, None))
             metas[int(r.uid)] = r.meta
+            links[int(r.uid)] = (EmailLink(int(r.thread_id), int(r.email_id),
+                                           int(r.created_modseq)) if move
+                                 else EmailLink(int(r.thread_id)))
     expunged: list[int] = []
     if move and rows:
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")
@@ -67,7 +80,8 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
     delivered: list[Delivered] = []
     for row in rows:
         done = deliver(conn, user, target_id, SealedBlob(row.blob_id, row.size, 0),
-                       metas[row.uid], row.flags, row.internal_date, now)
+                       metas[row.uid], row.flags, row.internal_date, now,
+                       link=links[row.uid])
         pairs.append((row.uid, done.uid))
         blobs[done.uid] = row.blob_id
         delivered.append(done)

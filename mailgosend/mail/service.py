@@ -19,7 +19,8 @@ a front end maps once in its own place.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, TypeVar
+from typing import (Any, BinaryIO, Callable, Iterable, Literal, Optional, Sequence, TypeVar,
+                    Union)
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +31,9 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import sync
+from mailgosend.mail.accountdata import AccountData
+from mailgosend.mail.emails import EmailRecord, load_emails
+from mailgosend.mail import uploads
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
@@ -39,10 +43,14 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import jmapdata
+from mailgosend.store import emails as store_emails
+from mailgosend.store import mailstate
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
+from mailgosend.store.emails import Changes, Position
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
                                        Workers)
@@ -100,6 +108,10 @@ class MailService:
         return await bayes.user_probabilities(self.runner, self.keyring, users, tokens,
                                               min_messages=min_messages)
 
+    def due_submissions(self) -> Deferred[list[tuple[User, int]]]:
+        """Held JMAP submissions whose undo window is over: (user, submission id)."""
+        return self.runner.read(_due_submissions, self.now())
+
     def inbox_index(self, email: str) -> Deferred[message_jobs.InboxIndex]:
         """The INBOX rows of ``email`` (POP3 numbers them at login); nothing decrypted."""
         return self.runner.read(message_jobs.inbox_index, email)
@@ -143,7 +155,8 @@ class UserMail:
         return d.addCallback(created)
 
     def delete_mailbox(self, name: str) -> Deferred[Mailbox]:
-        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name)
+        d = self.service.runner.write(store_mailboxes.delete_mailbox, self.user.id, name,
+                                      self.service.now())
 
         def deleted(box: Mailbox) -> Mailbox:
             self._publish([MailboxDeleted(box.id, box.name)])
@@ -170,8 +183,14 @@ class UserMail:
         return box
 
     def set_subscription(self, name: str, subscribed: bool) -> Deferred[None]:
-        return self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
-                                         subscribed)
+        d = self.service.runner.write(store_mailboxes.set_subscribed, self.user.id, name,
+                                      subscribed)
+
+        def stored(box_id: Optional[int]) -> None:
+            if box_id is not None:  # the mailbox's isSubscribed changed (JMAP push)
+                self._publish([MailboxRenamed(box_id, name, name)])
+
+        return d.addCallback(stored)
 
     def status(self, name: str, recent_after: Optional[int]
                ) -> Deferred[tuple[Mailbox, MailboxCounts, int]]:
@@ -314,6 +333,89 @@ class UserMail:
         return service.runner.read(message_jobs.read_range, service.blob_store,
                                    service.keyring, self.user.uuid, blob_id, offset, length)
 
+    # --- JMAP emails (RFC 8621 §4) ------------------------------------------------------------
+
+    def email_records(self, numbers: Sequence[int], *, raw: bool = False
+                      ) -> Deferred[dict[int, EmailRecord]]:
+        """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
+        rows and structures, and the plaintext when ``raw``."""
+        return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    @property
+    def account_data(self) -> AccountData:
+        """Identities, submissions and the vacation response (mail/accountdata.py)."""
+        return AccountData(self.service, self.user)
+
+    # --- JMAP: Emails and Threads by id, and the account's change state -------------------
+
+    def emails(self, email_ids: Sequence[int]) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Emails (JMAP ``M<email_id>``, jmap/ids.py), by Email
+        id; ids unknown, gone or another user's are absent.  Nothing decrypted."""
+        return self.service.runner.read(store_emails.emails_by_id, self.user.id,
+                                        list(email_ids))
+
+    def thread_emails(self, thread_ids: Sequence[int]
+                      ) -> Deferred[list[store_emails.EmailRow]]:
+        """The live rows of the user's Threads (``T<thread_id>``), each thread's oldest
+        received first (RFC 8621 §3.1)."""
+        return self.service.runner.read(store_emails.emails_in_threads, self.user.id,
+                                        list(thread_ids))
+
+    def thread_ids(self, limit: int) -> Deferred[list[int]]:
+        """Up to ``limit`` live thread ids of the user (Thread/get with ids null)."""
+        return self.service.runner.read(store_emails.thread_ids, self.user.id, limit)
+
+    def mail_state(self) -> Deferred[mailstate.MailState]:
+        """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
+        jmap/state.py) and the pruning floor below which /changes cannot be answered."""
+        return self.service.runner.read(mailstate.read_state, self.user.id)
+
+    def email_changes(self, since: Position, current: int, max_changes: Optional[int]
+                      ) -> Deferred[Changes]:
+        """Emails created, updated, destroyed after ``since`` (store/emails.py)."""
+        return self.service.runner.read(store_emails.email_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def thread_changes(self, since: Position, current: int, max_changes: Optional[int]
+                       ) -> Deferred[Changes]:
+        """Threads whose Emails came or went after ``since``."""
+        return self.service.runner.read(store_emails.thread_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_changes(self, since: Position, current: int, max_changes: Optional[int]
+                        ) -> Deferred[Changes]:
+        """Mailboxes created, changed (or only their counts), destroyed after ``since``."""
+        return self.service.runner.read(store_emails.mailbox_changes, self.user.id, since,
+                                        current, max_changes)
+
+    def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
+        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
+        return self.service.runner.read(store_emails.mailbox_view, self.user.id)
+
+    def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
+        """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""
+        d = self.service.runner.write(store_mailboxes.set_sort_order, self.user.id,
+                                      mailbox_id, sort_order)
+
+        def stored(box: Mailbox) -> Mailbox:
+            self._publish([MailboxRenamed(box.id, box.name, box.name)])
+            return box
+
+        return d.addCallback(stored)
+
+    # --- JMAP uploads (RFC 8620 §6.1) -------------------------------------------------------
+
+    def add_upload(self, source: Union[BinaryIO, bytes], media_type: str
+                   ) -> Deferred[uploads.Upload]:
+        """Seal an uploaded blob with the user's key and keep it for a day (mail/uploads.py);
+        ``QuotaExceeded`` when it does not fit beside the mail and the pending uploads."""
+        return Deferred.fromCoroutine(uploads.add_upload(self.service, self.user, source,
+                                                         media_type))
+
+    def find_upload(self, token: str) -> Deferred[Optional[uploads.Upload]]:
+        """The user's own unexpired upload with ``token``, or None."""
+        return uploads.find_upload(self.service, self.user, token)  # type: ignore[no-any-return]
+
     # --- the one door to message structures and bytes --------------------------------------
 
     def read_messages(self, job: Callable[..., _T], *args: Any,
@@ -356,6 +458,15 @@ class UserMail:
         service = self.service
         return service.runner.write(store_messages.store_structures, service.keyring,
                                     self.user, structures)
+
+
+def _due_submissions(conn: Any, now: datetime) -> list[tuple[User, int]]:
+    found = []
+    for row in jmapdata.due_submissions(conn, now):
+        user = accounts.find_user_by_id(conn, row.user_id)
+        if user is not None:
+            found.append((user, row.id))
+    return found
 
 
 def _with_source(conn: Any, service: MailService, user: User, uidvalidity: Optional[int],

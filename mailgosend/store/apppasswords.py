@@ -19,7 +19,7 @@ from mailgosend.store import passkeys
 from mailgosend.store.accounts import AccountError, Duplicate, User, find_user
 
 __all__ = ["AppPassword", "LoginFacts", "MAX_PER_USER", "add", "count", "list_for_user",
-           "login_facts", "note_use", "revoke"]
+           "login_facts", "note_use", "owners_with_prefix", "revoke"]
 
 MAX_PER_USER = 50
 # A login writes last use only when it is this much newer or from another address, so a DAV
@@ -114,3 +114,13 @@ def note_use(conn: Connection, password_id: int, ip: str, now: datetime) -> None
             app_passwords.c.last_used_at < now - _USE_RESOLUTION,
             app_passwords.c.last_ip.is_(None), app_passwords.c.last_ip != ip),
     ).values(last_used_at=now, last_ip=ip))
+
+
+def owners_with_prefix(conn: Connection, prefix: str) -> list[str]:
+    """The addresses of the users holding an app password that starts with ``prefix``: a
+    Bearer token (jmap/auth.py) is an app password alone, so its owner is found by the
+    stored prefix (about one in 900,000 passwords shares it), then checked as usual."""
+    rows = conn.execute(select(users.c.email).distinct().join(
+        app_passwords, app_passwords.c.user_id == users.c.id).where(
+        app_passwords.c.prefix == prefix).order_by(users.c.email))
+    return [r.email for r in rows]

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.crypto import (DEFAULT_SEGMENT_SIZE, DecryptionError, KeyRing, SegmentedReader,
                                SegmentedWriter)
-from mailgosend.db.schema import blobs, messages, queue
+from mailgosend.db.schema import blobs, messages, queue, uploads
 
 __all__ = ["PURPOSE", "BlobNotFound", "Connectable", "BlobReader", "BlobStore", "DatabaseBlobs", "FileBlobs",
            "SealedBlob", "SealedBlobCache", "blob_context", "make_blob_store", "new_blob_id",
@@ -352,11 +352,12 @@ class SealedBlobCache:
 
 
 def _referenced(conn: Connection, ids: list[str]) -> set[str]:
-    """Which of ``ids`` a message (expunged or not) or queue row still references."""
-    found = {row[0] for row in conn.execute(
-        select(messages.c.blob_id).where(messages.c.blob_id.in_(ids)).distinct())}
-    found.update(row[0] for row in conn.execute(
-        select(queue.c.blob_id).where(queue.c.blob_id.in_(ids)).distinct()))
+    """Which of ``ids`` a message (expunged or not), queue row or JMAP upload still
+    references."""
+    found: set[str] = set()
+    for table in (messages, queue, uploads):
+        found.update(row[0] for row in conn.execute(
+            select(table.c.blob_id).where(table.c.blob_id.in_(ids)).distinct()))
     return found
 
 
@@ -528,7 +529,8 @@ class DatabaseBlobs(BlobStore):
         result = conn.execute(delete(blobs).where(
             blobs.c.created_at < now - grace,
             ~exists().where(messages.c.blob_id == blobs.c.id),
-            ~exists().where(queue.c.blob_id == blobs.c.id)))
+            ~exists().where(queue.c.blob_id == blobs.c.id),
+            ~exists().where(uploads.c.blob_id == blobs.c.id)))
         return int(result.rowcount) + len(stale)
 
 

@@ -11,27 +11,36 @@ restarting low if the database is ever rebuilt.  The counter row is locked only 
 is created, which is rare.
 
 Lock order, shared with messages.py so concurrent transactions cannot deadlock on PostgreSQL:
-users row, then the meta counter, then mailbox rows, then message rows.
+users row, then the meta counter, then the user's change counter (mailstate.py), then mailbox
+rows, then message rows.
+
+JMAP state: creating, renaming, deleting and (un)subscribing a mailbox take the next value of
+the user's change counter (``created_modseq``, ``changed_modseq``); a deleted mailbox leaves
+a tombstone, and so do the messages deleted with it, so ``/changes`` reports them destroyed.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import mailboxes, messages, meta, subscriptions, users
+from mailgosend.db.schema import (email_tombstones, mailbox_tombstones, mailboxes, messages,
+                                  meta, subscriptions, users)
+from mailgosend.db.types import UTCDateTime
+from mailgosend.store import mailstate
 
 __all__ = ["DEFAULT_MAILBOXES", "ROLES", "CannotDeleteInbox", "InvalidMailboxName", "Mailbox",
            "MailboxError", "MailboxExists", "MailboxHasChildren", "MailboxNotFound",
            "SpecialUseInUse", "create_mailbox", "delete_mailbox", "ensure_default_mailboxes",
            "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes",
-           "list_subscriptions", "normalize_name", "rename_mailbox", "set_subscribed"]
+           "list_subscriptions", "normalize_name", "rename_mailbox", "set_sort_order",
+           "set_subscribed"]
 
 INBOX = "INBOX"
 DELIMITER = "/"
@@ -97,6 +106,9 @@ class Mailbox:
     uidnext: int
     highestmodseq: int
     recent_floor: int = 0  # highest UID already \Recent to a session (RFC 3501 §2.3.2)
+    created_modseq: int = 0  # the user's change counter at creation (mailstate.py)
+    changed_modseq: int = 0  # ... at the last change of name, role, subscription, sort order
+    sort_order: int = 0  # JMAP Mailbox sortOrder (RFC 8621 §2)
 
     @property
     def role(self) -> Optional[str]:
@@ -107,7 +119,8 @@ class Mailbox:
 
 def _mailbox(row: Any) -> Mailbox:
     return Mailbox(row.id, row.user_id, row.name, row.special_use, row.uidvalidity, row.uidnext,
-                   row.highestmodseq, row.recent_floor)
+                   row.highestmodseq, row.recent_floor, row.created_modseq, row.changed_modseq,
+                   row.sort_order)
 
 
 def normalize_name(name: str) -> str:
@@ -193,8 +206,11 @@ def _insert_ignoring_conflict(conn: Connection, table: Table, values: Mapping[st
 def _insert(conn: Connection, user_id: int, name: str, now: datetime,
             special_use: Optional[str]) -> bool:
     """Create one mailbox unless the name exists; True if this call created it."""
-    values = dict(user_id=user_id, name=name, special_use=special_use,
-                  uidvalidity=_next_uidvalidity(conn, now), created_at=now)
+    uidvalidity = _next_uidvalidity(conn, now)
+    modseq = mailstate.allocate(conn, user_id)
+    values = dict(user_id=user_id, name=name, special_use=special_use, uidvalidity=uidvalidity,
+                  created_at=now, created_modseq=modseq, changed_modseq=modseq,
+                  highestmodseq=modseq)
     return _insert_ignoring_conflict(conn, mailboxes, values, ["user_id", "name"])
 
 
@@ -217,7 +233,8 @@ def ensure_default_mailboxes(conn: Connection, user_id: int, now: datetime) -> l
         if not created and ROLES[role] is not None:
             conn.execute(update(mailboxes).where(
                 mailboxes.c.user_id == user_id, mailboxes.c.name == name,
-                mailboxes.c.special_use.is_(None)).values(special_use=ROLES[role]))
+                mailboxes.c.special_use.is_(None)).values(
+                    special_use=ROLES[role], changed_modseq=mailstate.allocate(conn, user_id)))
     return list_mailboxes(conn, user_id)
 
 
@@ -279,14 +296,18 @@ def rename_mailbox(conn: Connection, user_id: int, old: str, new: str,
     _create_parents(conn, user_id, new_name, now)
     if old_name == INBOX:
         _insert(conn, user_id, new_name, now, None)  # the meta counter before the mailbox rows
+        modseq = mailstate.allocate(conn, user_id)
         locked = conn.execute(update(mailboxes).where(mailboxes.c.id == source.id).values(
-            highestmodseq=mailboxes.c.highestmodseq + 1).returning(
-            mailboxes.c.uidnext, mailboxes.c.highestmodseq)).one()
+            highestmodseq=modseq).returning(mailboxes.c.uidnext)).one()
         conn.execute(update(mailboxes).where(mailboxes.c.user_id == user_id,
                                              mailboxes.c.name == new_name)
-                     .values(uidnext=locked.uidnext, highestmodseq=locked.highestmodseq))
+                     .values(uidnext=locked.uidnext, highestmodseq=modseq))
         target = get_mailbox(conn, user_id, new_name)
         assert target is not None
+        # The live messages change mailbox: a new MODSEQ, so JMAP sees their mailboxIds change.
+        conn.execute(update(messages).where(messages.c.mailbox_id == source.id,
+                                            messages.c.deleted_at.is_(None))
+                     .values(mailbox_id=target.id, modseq=modseq))
         conn.execute(update(messages).where(messages.c.mailbox_id == source.id)
                      .values(mailbox_id=target.id))
         return target
@@ -295,10 +316,12 @@ def rename_mailbox(conn: Connection, user_id: int, old: str, new: str,
         moved = new_name + child.name[len(old_name):]
         if get_mailbox(conn, user_id, moved) is not None:
             raise MailboxExists(f"mailbox {moved} already exists")
-    conn.execute(update(mailboxes).where(mailboxes.c.id == source.id).values(name=new_name))
+    modseq = mailstate.allocate(conn, user_id)
+    conn.execute(update(mailboxes).where(mailboxes.c.id == source.id).values(
+        name=new_name, changed_modseq=modseq))
     for child in children:
         conn.execute(update(mailboxes).where(mailboxes.c.id == child.id)
-                     .values(name=new_name + child.name[len(old_name):]))
+                     .values(name=new_name + child.name[len(old_name):], changed_modseq=modseq))
     _rename_subscriptions(conn, user_id, [source.name] + [c.name for c in children],
                           old_name, new_name)
     renamed = get_mailbox(conn, user_id, new_name)
@@ -324,22 +347,70 @@ def list_subscriptions(conn: Connection, user_id: int) -> list[str]:
         .order_by(subscriptions.c.name))]
 
 
-def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool) -> None:
+def set_subscribed(conn: Connection, user_id: int, name: str, subscribed: bool
+                   ) -> Optional[int]:
     """SUBSCRIBE/UNSUBSCRIBE a name (RFC 3501 §6.3.6-7): no mailbox of that name is needed,
-    so a deleted mailbox can be unsubscribed; both are idempotent."""
+    so a deleted mailbox can be unsubscribed; both are idempotent.  Returns the id of the
+    mailbox of that name when its subscription changed."""
     name = normalize_name(name)
     if subscribed:
-        _insert_ignoring_conflict(conn, subscriptions, dict(user_id=user_id, name=name),
-                                  ["user_id", "name"])
+        changed = _insert_ignoring_conflict(conn, subscriptions,
+                                            dict(user_id=user_id, name=name),
+                                            ["user_id", "name"])
     else:
-        conn.execute(subscriptions.delete().where(subscriptions.c.user_id == user_id,
-                                                  subscriptions.c.name == name))
+        changed = conn.execute(subscriptions.delete().where(
+            subscriptions.c.user_id == user_id, subscriptions.c.name == name)
+            .returning(subscriptions.c.name)).first() is not None
+    if changed:  # JMAP isSubscribed is a property of the mailbox of that name, if any
+        box = conn.execute(select(mailboxes.c.id).where(mailboxes.c.user_id == user_id,
+                                                        mailboxes.c.name == name)).scalar()
+        if box is not None:
+            conn.execute(update(mailboxes).where(mailboxes.c.id == box).values(
+                changed_modseq=mailstate.allocate(conn, user_id)))
+            return int(box)
+    return None
 
 
-def delete_mailbox(conn: Connection, user_id: int, name: str) -> Mailbox:
+def set_sort_order(conn: Connection, user_id: int, mailbox_id: int, sort_order: int) -> Mailbox:
+    """Store a JMAP sortOrder (RFC 8621 §2: an unsigned integer hint for clients)."""
+    if not 0 <= sort_order < 2**31:
+        raise MailboxError("sortOrder must be an integer from 0 to 2^31-1")
+    modseq = mailstate.allocate(conn, user_id)
+    found = conn.execute(update(mailboxes).where(mailboxes.c.user_id == user_id,
+                                                 mailboxes.c.id == mailbox_id)
+                         .values(sort_order=sort_order, changed_modseq=modseq)
+                         .returning(mailboxes.c.id)).first()
+    if found is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    box = get_mailbox_by_id(conn, user_id, mailbox_id)
+    assert box is not None
+    return box
+
+
+def _tombstones(conn: Connection, box: Mailbox, now: datetime) -> None:
+    """Before a mailbox and its rows go: a tombstone for it, and one per message row (live
+    rows stop being live now, at a new counter value; expunged rows keep the value they
+    were expunged at), so JMAP ``/changes`` still reports them destroyed."""
+    modseq = mailstate.allocate(conn, box.user_id)
+    m = messages.c
+    gone = case((m.deleted_at.is_(None), literal(modseq)), else_=m.modseq)
+    conn.execute(insert(email_tombstones).from_select(
+        ["user_id", "email_id", "thread_id", "mailbox_id", "created_modseq", "modseq",
+         "deleted_at"],
+        select(m.user_id, func.coalesce(m.email_id, m.id), func.coalesce(m.thread_id, m.id),
+               m.mailbox_id, m.created_modseq, gone,
+               func.coalesce(m.deleted_at, literal(now, UTCDateTime())))
+        .where(m.mailbox_id == box.id)))
+    conn.execute(insert(mailbox_tombstones).values(
+        mailbox_id=box.id, user_id=box.user_id, created_modseq=box.created_modseq,
+        modseq=modseq, deleted_at=now))
+
+
+def delete_mailbox(conn: Connection, user_id: int, name: str, now: Optional[datetime] = None
+                   ) -> Mailbox:
     """DELETE (RFC 3501 §6.3.4): its messages go at once and their size leaves the quota;
     the blobs stay until ``purge_unreferenced``.  Refused for INBOX and for mailboxes with
-    children."""
+    children.  The mailbox and its messages leave tombstones (at ``now``) for JMAP."""
     name = normalize_name(name)
     if name == INBOX:
         raise CannotDeleteInbox("INBOX cannot be deleted")
@@ -353,6 +424,7 @@ def delete_mailbox(conn: Connection, user_id: int, name: str) -> Mailbox:
         raise MailboxHasChildren(f"mailbox {name} has children; delete them first")
     freed = conn.execute(select(func.coalesce(func.sum(messages.c.size), 0)).where(
         messages.c.mailbox_id == target.id, messages.c.deleted_at.is_(None))).scalar_one()
+    _tombstones(conn, target, now or datetime.now(timezone.utc))
     conn.execute(messages.delete().where(messages.c.mailbox_id == target.id))
     conn.execute(mailboxes.delete().where(mailboxes.c.id == target.id))
     if freed:

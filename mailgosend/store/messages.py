@@ -5,11 +5,12 @@ server indexes them) pointing at a sealed blob (blobs.py) plus its ``MessageInfo
 ``messages.meta`` (purpose "meta", owner = the user's uuid, context ``b"blob:" + blob_id``).
 
 ``deliver`` runs inside the caller's transaction and leaves nothing changed when it refuses.
-UID and MODSEQ come from one ``UPDATE mailboxes ... RETURNING``, atomic on its own; in practice
+MODSEQ is the user's change counter (mailstate.py), HIGHESTMODSEQ its value at the mailbox's
+last change; UID comes from one ``UPDATE mailboxes ... RETURNING``, atomic on its own; in practice
 the quota reservation (an ``UPDATE users``, checked by quota.fits) already serialises a user's deliveries on
 PostgreSQL for the rest of their transaction.  UIDs are strictly ascending and never reused
-(an expunge does not lower UIDNEXT).  Lock order is users row, meta counter, mailbox, messages
-(see mailboxes.py); ``LocalDelivery.file`` (mail/delivery.py) takes users in id order so two
+(an expunge does not lower UIDNEXT).  Lock order is users row, meta counter, the user's change
+counter, mailbox, messages (see mailboxes.py, mailstate.py); ``LocalDelivery.file`` (mail/delivery.py) takes users in id order so two
 multi-recipient deliveries cannot deadlock.
 
 The one local-delivery path above this (mail/delivery.py) seals a blob per recipient user in
@@ -29,6 +30,7 @@ from twisted.internet.defer import Deferred
 
 from mailgosend.crypto import KeyRing
 from mailgosend.db.schema import mailboxes, messages, users
+from mailgosend.store import mailstate, threads
 from mailgosend.store.accounts import UnknownUser, User
 from mailgosend.store.blobs import BlobStore, SealedBlob, blob_context
 from mailgosend.store.mailboxes import (MailboxError, MailboxNotFound, ensure_default_mailboxes,
@@ -36,7 +38,7 @@ from mailgosend.store.mailboxes import (MailboxError, MailboxNotFound, ensure_de
 from mailgosend.store.mimeinfo import MessageInfo
 from mailgosend.store.quota import fits
 
-__all__ = ["META_PURPOSE", "Delivered", "FlagChange", "FlagsResult", "InvalidFlag",
+__all__ = ["META_PURPOSE", "Delivered", "EmailLink", "FlagChange", "FlagsResult", "InvalidFlag",
            "MailboxCounts", "MessageError", "MessageRow", "QuotaExceeded", "RawSource",
            "RecipientRefused", "RefusedRecipient", "Workers", "deliver",
            "SealedInfo", "expunge",
@@ -95,6 +97,19 @@ class Delivered:
     size: int
     flags: tuple[str, ...]  # with the above: the row, for the change feed (events.py)
     internal_date: datetime  # in UTC, as the row reads back
+    email_id: int = 0  # JMAP (migration 0010): the Email and Thread the row belongs to
+    thread_id: int = 0
+
+
+@dataclass(frozen=True)
+class EmailLink:
+    """What a new row inherits from the row it copies (mail/moves.py): a COPY is a new
+    Email in the same Thread (``email_id`` None); a MOVE keeps the Email, its Thread and
+    when it was created (RFC 8621: the Email id stays, only ``mailboxIds`` change)."""
+
+    thread_id: int
+    email_id: Optional[int] = None
+    created_modseq: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -246,12 +261,14 @@ def _reserve_quota(conn: Connection, user_id: int, size: int) -> None:
         raise QuotaExceeded(size, int(row.quota_bytes), used)
 
 
-def _bump_modseq(conn: Connection, mailbox_id: int, *, uid: bool = False) -> Any:
-    """Allocate the next MODSEQ (and UID) atomically; the UPDATE locks the mailbox row."""
-    values: dict[str, Any] = {"highestmodseq": mailboxes.c.highestmodseq + 1}
+def _bump_modseq(conn: Connection, user_id: int, mailbox_id: int, *, uid: bool = False) -> Any:
+    """Allocate the next MODSEQ from the user's change counter (mailstate.py) and the next
+    UID; the UPDATEs lock the counter, then the mailbox row."""
+    values: dict[str, Any] = {"highestmodseq": mailstate.allocate(conn, user_id)}
     if uid:
         values["uidnext"] = mailboxes.c.uidnext + 1
-    row = conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values)
+    row = conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id,
+                                               mailboxes.c.user_id == user_id).values(**values)
                        .returning(mailboxes.c.uidnext, mailboxes.c.highestmodseq,
                                   mailboxes.c.uidvalidity, mailboxes.c.user_id)).first()
     if row is None:
@@ -261,7 +278,8 @@ def _bump_modseq(conn: Connection, mailbox_id: int, *, uid: bool = False) -> Any
 
 def deliver(conn: Connection, user: User, mailbox: Union[str, int], sealed: SealedBlob,
             meta: bytes, flags: Iterable[str], internal_date: datetime, now: datetime, *,
-            blob_store: Optional[BlobStore] = None) -> Delivered:
+            blob_store: Optional[BlobStore] = None, thread_keys: Sequence[bytes] = (),
+            link: Optional[EmailLink] = None) -> Delivered:
     """Store one message for ``user`` in the mailbox with that role ("inbox", "junk", ...)
     or id, inside the caller's transaction.
 
@@ -269,6 +287,10 @@ def deliver(conn: Connection, user: User, mailbox: Union[str, int], sealed: Seal
     is written.  Then used_bytes grows by the size, the role's mailbox is created if missing,
     UID and MODSEQ are allocated and the row inserted.  ``blob_store`` records the blob
     (``commit``); pass None when the blob row already exists (a second copy for the same user).
+
+    JMAP: the row is a new Email (``email_id`` = its id) filed in the Thread its
+    ``thread_keys`` find (threads.py), or in a new one; ``link`` instead names what a copy
+    or move inherits.
     """
     flag_text = " ".join(normalize_flags(flags))
     box = None
@@ -285,22 +307,39 @@ def deliver(conn: Connection, user: User, mailbox: Union[str, int], sealed: Seal
             box = get_by_role(conn, user.id, mailbox)
         if box is None:
             raise MailboxNotFound(f"user {user.id} has no {mailbox} mailbox")
-    allocated = _bump_modseq(conn, box.id, uid=True)
+    allocated = _bump_modseq(conn, user.id, box.id, uid=True)
     uid = allocated.uidnext - 1
     if uid > _MAX_UID:
         raise MailboxError(f"mailbox {box.id} has used every UID; it must be re-created")
     if blob_store is not None:
         blob_store.commit(conn, sealed, user.id, now)
+    modseq = int(allocated.highestmodseq)
+    known: dict[bytes, int] = {}
+    if link is not None:
+        thread_id: Optional[int] = link.thread_id
+    else:
+        thread_id, known = threads.find_thread(conn, user.id, thread_keys)
+    created = link.created_modseq if link is not None and link.created_modseq else modseq
+    email_id = link.email_id if link is not None else None
     result = conn.execute(insert(messages).values(
-        mailbox_id=box.id, user_id=user.id, uid=uid, modseq=allocated.highestmodseq,
+        mailbox_id=box.id, user_id=user.id, uid=uid, modseq=modseq,
         flags=flag_text, internal_date=internal_date, size=sealed.size, blob_id=sealed.blob_id,
-        meta=meta, created_at=now))
-    message_id = result.inserted_primary_key
-    assert message_id is not None
-    return Delivered(int(message_id[0]), user.id, box.id,
-                     int(allocated.uidvalidity), int(uid), int(allocated.highestmodseq),
+        meta=meta, created_at=now, email_id=email_id, thread_id=thread_id,
+        created_modseq=created))
+    inserted = result.inserted_primary_key
+    assert inserted is not None
+    message_id = int(inserted[0])
+    if email_id is None or thread_id is None:
+        email_id = message_id if email_id is None else email_id
+        thread_id = email_id if thread_id is None else thread_id
+        conn.execute(update(messages).where(messages.c.id == message_id)
+                     .values(email_id=email_id, thread_id=thread_id))
+    if link is None:
+        threads.record_refs(conn, user.id, thread_keys, thread_id, known)
+    return Delivered(message_id, user.id, box.id,
+                     int(allocated.uidvalidity), int(uid), modseq,
                      sealed.blob_id, sealed.size, _stored_flags(flag_text),
-                     internal_date.astimezone(timezone.utc))
+                     internal_date.astimezone(timezone.utc), email_id, thread_id)
 
 
 class Workers(Protocol):
@@ -358,6 +397,8 @@ def set_flags(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]],
     wanted = {flag.lower(): flag for flag in normalize_flags(flags)}  # keywords: any case
     if mode not in ("add", "remove", "replace"):
         raise ValueError(f"mode must be add, remove or replace, not {mode!r}")
+    owner = _owner(conn, mailbox_id)
+    mailstate.lock(conn, owner)  # lock order: the change counter before the mailbox
     locked = conn.execute(select(mailboxes.c.highestmodseq).where(mailboxes.c.id == mailbox_id)
                           .with_for_update(key_share=True)).first()
     if locked is None:
@@ -384,7 +425,7 @@ def set_flags(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]],
             updates.setdefault(target, []).append((row.id, row.uid))
     if not updates:
         return FlagsResult([], sorted(modified), int(locked.highestmodseq))
-    modseq = int(_bump_modseq(conn, mailbox_id).highestmodseq)
+    modseq = int(_bump_modseq(conn, owner, mailbox_id).highestmodseq)
     changed: list[FlagChange] = []
     for new_flags, targets in updates.items():
         ids = [message_id for message_id, _ in targets]
@@ -395,30 +436,37 @@ def set_flags(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]],
     return FlagsResult(sorted(changed, key=lambda c: c.uid), sorted(modified), modseq)
 
 
+def _owner(conn: Connection, mailbox_id: int) -> int:
+    """The user a mailbox belongs to; MailboxNotFound if it is gone."""
+    owner = conn.execute(select(mailboxes.c.user_id).where(mailboxes.c.id == mailbox_id)).scalar()
+    if owner is None:
+        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+    return int(owner)
+
+
 def expunge(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]] = None, *,
             now: datetime) -> list[int]:
     """EXPUNGE / UID EXPUNGE (RFC 3501 §6.4.3, RFC 4315 §2.1): soft-delete the \\Deleted
     messages (``deleted_at``, a new MODSEQ for QRESYNC) and give their size back to the quota.
     Returns the expunged UIDs in ascending order."""
-    owner = conn.execute(select(mailboxes.c.user_id).where(mailboxes.c.id == mailbox_id)).first()
-    if owner is None:
-        raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
-    conn.execute(select(users.c.id).where(users.c.id == owner.user_id)
+    owner = _owner(conn, mailbox_id)
+    conn.execute(select(users.c.id).where(users.c.id == owner)
                  .with_for_update(key_share=True)).first()
+    mailstate.lock(conn, owner)
     conn.execute(select(mailboxes.c.id).where(mailboxes.c.id == mailbox_id)
                  .with_for_update(key_share=True)).first()
     doomed = [row for row in _live_rows(conn, mailbox_id, uids)
               if DELETED in _stored_flags(row.flags)]
     if not doomed:
         return []
-    modseq = _bump_modseq(conn, mailbox_id).highestmodseq
+    modseq = _bump_modseq(conn, owner, mailbox_id).highestmodseq
     ids = [row.id for row in doomed]
     for i in range(0, len(ids), _IN_BATCH):
         conn.execute(update(messages).where(messages.c.id.in_(ids[i:i + _IN_BATCH]))
                      .values(deleted_at=now, modseq=modseq))
     freed = sum(row.size for row in doomed)
     floor = func.max if conn.dialect.name == "sqlite" else func.greatest
-    conn.execute(update(users).where(users.c.id == owner.user_id)
+    conn.execute(update(users).where(users.c.id == owner)
                  .values(used_bytes=floor(users.c.used_bytes - freed, 0)))
     return sorted(row.uid for row in doomed)
 
@@ -426,9 +474,20 @@ def expunge(conn: Connection, mailbox_id: int, uids: Optional[Sequence[int]] = N
 def purge_expunged(conn: Connection, *, before: datetime) -> int:
     """Delete rows expunged before ``before``; their blobs then become unreferenced and
     ``BlobStore.purge_unreferenced`` removes them.  Keep ``before`` well in the past: sessions
-    may still FETCH an expunged message until they are told (RFC 3501 §7.4.1)."""
-    result = conn.execute(messages.delete().where(messages.c.deleted_at.is_not(None),
-                                                  messages.c.deleted_at < before))
+    may still FETCH an expunged message until they are told (RFC 3501 §7.4.1).
+
+    JMAP: a purged row whose Email is gone is history ``/changes`` can no longer show, so
+    each user's pruning floor (mailstate.py) rises to the highest such row's MODSEQ; rows
+    left behind by a MOVE (the Email lives on in another row) cost no history."""
+    doomed = (messages.c.deleted_at.is_not(None), messages.c.deleted_at < before)
+    other = messages.alias("other")
+    alive = select(other.c.id).where(other.c.user_id == messages.c.user_id,
+                                     other.c.email_id == messages.c.email_id,
+                                     other.c.deleted_at.is_(None)).exists()
+    for row in conn.execute(select(messages.c.user_id, func.max(messages.c.modseq))
+                            .where(*doomed, ~alive).group_by(messages.c.user_id)):
+        mailstate.raise_floor(conn, int(row[0]), int(row[1]))
+    result = conn.execute(messages.delete().where(*doomed))
     return int(result.rowcount)
 
 

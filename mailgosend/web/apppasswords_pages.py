@@ -32,7 +32,7 @@ from mailgosend.web.sessions import Session
 
 # How each scope is called on the page (the checkbox labels).
 PROTOCOL_LABELS = {"imap": "IMAP", "pop3": "POP3", "submission": "SMTP submission",
-                   "dav": "DAV"}
+                   "dav": "DAV", "jmap": "JMAP (mail apps over HTTP)"}
 assert set(PROTOCOL_LABELS) == set(PROTOCOLS)
 
 

@@ -28,17 +28,24 @@ def form_field(request: WebRequest, name: str) -> str:
     return values[0].decode("utf-8", "replace") if values else ""
 
 
+def change_allowed(sessions: Any, request: WebRequest, session: Any) -> bool:
+    """The one CSRF rule for a state change by a browser: our Origin (or Referer) when one
+    is sent, and the CSRF token bound to ``session`` (form field ``csrf_token`` or the
+    ``X-CSRF-Token`` header).  The JMAP endpoint applies it to cookie-authenticated POSTs."""
+    origin_ok = origin_allowed(request.getHeader("origin"), request.getHeader("referer"),
+                               [request.own_origin()])
+    given = form_field(request, "csrf_token") or request.getHeader("x-csrf-token")
+    binding = sessions.csrf_binding(request, session)
+    return origin_ok and csrf_valid(sessions.settings.secret, binding, given)
+
+
 def changes_state(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Refuse a state change without our Origin and the session's CSRF token (403)."""
     @functools.wraps(handler)
     @defer.inlineCallbacks
     def guarded(self: Any, request: WebRequest, **kwargs: Any) -> Any:
         session = yield self.sessions.load(request)
-        origin_ok = origin_allowed(request.getHeader("origin"), request.getHeader("referer"),
-                                   [request.own_origin()])
-        given = form_field(request, "csrf_token") or request.getHeader("x-csrf-token")
-        binding = self.sessions.csrf_binding(request, session)
-        if not origin_ok or not csrf_valid(self.sessions.settings.secret, binding, given):
+        if not change_allowed(self.sessions, request, session):
             log.info("web: refused a {method} to {path} from {ip}: bad CSRF token or Origin",
                      method=request.method.decode(), path=request.path.decode("latin-1"),
                      ip=request.client_ip)

@@ -43,9 +43,14 @@ class WebRequest(SecureRequest):
     def gotLength(self, length: Optional[int]) -> None:
         # The channel has parsed the request line by now; the path picks the limit.
         path = getattr(self.channel, "_path", b"") or b""
-        uploads = self.channel.site.upload_prefixes  # type: ignore[attr-defined]
+        site = self.channel.site  # type: ignore[attr-defined]
+        uploads = site.upload_prefixes
         if any(path.startswith(prefix) for prefix in uploads):
             self._body_limit = self.settings.max_upload
+        for prefix, limit in site.body_limits:
+            if path.startswith(prefix):
+                self._body_limit = limit
+                break
         if length is not None and length > self._body_limit:
             self._too_large = True
             length = 0
@@ -57,6 +62,12 @@ class WebRequest(SecureRequest):
             self._too_large = True
         if not self._too_large:
             super().handleContentChunk(data)
+
+    @property
+    def body_too_large(self) -> bool:
+        """The body passed its route's limit and was discarded (routes in the Site's
+        ``body_limits`` answer this themselves, e.g. JMAP's problem document)."""
+        return self._too_large
 
     @property
     def client_ip(self) -> str:
@@ -85,17 +96,18 @@ class WebRequest(SecureRequest):
                                     _text(self, b"x-forwarded-for"),
                                     _text(self, b"x-forwarded-proto"),
                                     settings.trusted_proxies)
-        if self._too_large:
+        site = self.channel.site  # type: ignore[attr-defined]
+        if self._too_large and not any(self.path.startswith(prefix)
+                                       for prefix, _ in site.body_limits):
             return self._refuse(413, "The request is too large.", close=True)
         if not settings.host_allowed(self.host_name()):
             # RFC 9110 §15.5.20: 421, this server does not answer for that name.
             return self._refuse(421, "This server does not answer for that host name.")
-        site = self.channel.site  # type: ignore[attr-defined]
         if site.web_bans.is_banned(self.client_ip):
             return self._refuse(403, "Too many failed sign-ins from your address. Wait a "
                                      "while, then try again.")
         if self.method not in SAFE_METHODS:
-            wait = site.web_limiter.take(self.client_ip)
+            wait = site.limiter_for(self.path).take(self.client_ip)
             if wait is not None:
                 self.setHeader(b"Retry-After", str(wait).encode())
                 return self._refuse(429, "Too many requests. Wait a moment, then try "

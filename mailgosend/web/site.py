@@ -54,9 +54,14 @@ class WebChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def server_shutting_down(self) -> None:
-        """Close an idle keep-alive connection now; a busy one after its response."""
+        """Close an idle keep-alive connection now; a busy one after its response.  A
+        response that never ends by itself (JMAP's EventSource) is told to end now."""
         if self.requests:
             self.persistent = False
+            for request in list(self.requests):
+                stop = getattr(request, "on_shutdown", None)
+                if stop is not None:
+                    stop()
         elif self.transport is not None:
             self.transport.loseConnection()
 
@@ -72,10 +77,16 @@ class WebSite(server.Site):
 
     def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
                  bans: ListenerBans, clock: Any,
-                 upload_prefixes: tuple[bytes, ...] = ()) -> None:
+                 upload_prefixes: tuple[bytes, ...] = (),
+                 body_limits: tuple[tuple[bytes, int], ...] = (),
+                 limiters: tuple[tuple[bytes, RateLimiter], ...] = ()) -> None:
         super().__init__(resource, reactor=clock, logFormatter=access_log_line)
         # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
         self.upload_prefixes = upload_prefixes
+        # Paths with their own body limit, whose resource answers a body over it itself.
+        self.body_limits = body_limits
+        # Paths with their own rate limit for changes (POST), instead of ``limiter``.
+        self.limiters = limiters
         self.web_settings = settings
         self.web_limiter = limiter
         self.web_bans = bans
@@ -86,18 +97,26 @@ class WebSite(server.Site):
     def open_connections(self) -> Collection[WebChannel]:
         return set(self.channels)
 
+    def limiter_for(self, path: bytes) -> RateLimiter:
+        for prefix, limiter in self.limiters:
+            if path.startswith(prefix):
+                return limiter
+        return self.web_limiter
+
 
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
                templates: Any = None, steps: tuple[SecondStep, ...] = (),
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
-               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = ()
-               ) -> WebSite:
+               admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
+               jmap: Optional[Callable[[SessionManager], Any]] = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
-    first-administrator setup on the admin port (``site.setup``)."""
+    first-administrator setup on the admin port (``site.setup``).  ``jmap`` (web port):
+    makes the JMAP endpoint (jmap/wiring.py) from the port's sessions; it is mounted at
+    /jmap/ and /.well-known/jmap."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -118,9 +137,17 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
+    body_limits: tuple[tuple[bytes, int], ...] = ()
+    limiters: tuple[tuple[bytes, RateLimiter], ...] = ()
+    if jmap is not None and settings.kind == "web":
+        endpoint = jmap(pages.sessions)
+        mounted[b"jmap"] = endpoint.resource
+        mounted[b".well-known"] = endpoint.well_known
+        body_limits = endpoint.body_limits
+        limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
-                   bans, clock, upload_prefixes)
+                   bans, clock, upload_prefixes, body_limits, limiters)
     site.pages = pages
     site.setup = setup
     return site

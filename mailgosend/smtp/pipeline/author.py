@@ -7,21 +7,12 @@ vouches for the forged From, the thing DMARC exists to stop).
 
 from __future__ import annotations
 
-from email import policy
-from email.parser import BytesHeaderParser
 from typing import Optional
 
+from mailgosend.mail.submission import from_addresses
 from mailgosend.smtp.replies import SMTPReply
 
-
-def from_addresses(header_block: bytes) -> list[str]:
-    """The addresses of the From: field(s); empty when missing or unparsable."""
-    try:
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(header_block)
-        values = headers.get_all("From") or []
-        return [a.addr_spec for value in values for a in value.addresses if a.addr_spec]
-    except Exception:
-        return []
+__all__ = ["author_refusal", "from_addresses"]  # from_addresses: mail/submission.py's
 
 
 def author_refusal(user_email: str, authors: list[str], not_owned: Optional[str]

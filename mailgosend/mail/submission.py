@@ -1,0 +1,132 @@
+# -*- test-case-name: tests.test_jmap_submission -*-
+"""Submitting a message as a signed-in user, whatever the front end (SMTP port 587, JMAP).
+
+The rules of RFC 6409 §8 the SMTP submission listener applies, in protocol-neutral form:
+the From: addresses must be the user's (``from_addresses`` + ``accounts.first_not_owned``),
+the envelope sender too (``accounts.may_send_as``); then the message goes through the one
+delivery path (mail/delivery.py ``LocalDelivery.commit``): a copy per local recipient and
+the outbound queue's copy for the others, in ONE transaction.  The queue worker signs the
+queued copy with the domain's DKIM key when it sends it (delivery/worker.py), so JMAP
+submissions are signed exactly like port-587 ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.parser import BytesHeaderParser
+from typing import Any, Optional, Sequence
+
+from mailgosend.events import QueueChanged
+from mailgosend.mail.delivery import Envelope, Placement, RecipientGone, Targets
+from mailgosend.store import accounts
+from mailgosend.store import queue as queue_store
+from mailgosend.store.accounts import User
+from mailgosend.store.addresses import AddressError, parse_address
+
+__all__ = ["SubmissionRefused", "Submitted", "check", "from_addresses", "submit", "without_bcc"]
+
+
+def from_addresses(header_block: bytes) -> list[str]:
+    """The addresses of the From: field(s); empty when missing or unparsable."""
+    try:
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(header_block)
+        values = headers.get_all("From") or []
+        return [a.addr_spec for value in values for a in value.addresses if a.addr_spec]
+    except Exception:
+        return []
+
+
+class SubmissionRefused(Exception):
+    """A submission refused before anything was stored; ``kind`` is the RFC 8621 §7.5
+    SetError type (forbiddenFrom, forbiddenMailFrom, noRecipients, invalidRecipients,
+    invalidEmail), ``addresses`` the addresses at fault."""
+
+    def __init__(self, kind: str, detail: str, addresses: Sequence[str] = ()) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.addresses = list(addresses)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    queue_id: Optional[int]  # None: every recipient was local
+    local: int  # copies filed for local recipients
+
+
+def _header_block(raw: bytes) -> bytes:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(separator)
+        if end >= 0:
+            return raw[:end + len(separator)]
+    return raw
+
+
+async def check(service: Any, user: User, raw: bytes, sender: str,
+                recipients: Sequence[str]) -> Targets:
+    """The submission rules, before anything is stored: where the message would go, or
+    ``SubmissionRefused``."""
+    runner = service.runner
+    authors = from_addresses(_header_block(raw))
+    if not authors:
+        raise SubmissionRefused("invalidEmail", "the message has no valid From: header")
+    not_owned = await runner.read(accounts.first_not_owned, user.email, authors)
+    if not_owned is not None:  # RFC 6409 §8: the author must be the user
+        raise SubmissionRefused("forbiddenFrom", f"From: <{not_owned}> is not "
+                                                 f"{user.email}'s address", [not_owned])
+    if not sender or not await runner.read(accounts.may_send_as, user.email, sender):
+        raise SubmissionRefused("forbiddenMailFrom", f"envelope sender <{sender}> is not "
+                                                     f"{user.email}'s address", [sender])
+    if not recipients:
+        raise SubmissionRefused("noRecipients", "no recipients")
+    bad = []
+    for rcpt in recipients:
+        try:
+            parse_address(rcpt)
+        except AddressError:
+            bad.append(rcpt)
+    if bad:
+        raise SubmissionRefused("invalidRecipients", "invalid recipient addresses", bad)
+    try:
+        targets: Targets = await service.delivery.resolve(list(recipients), user.domain)
+    except RecipientGone as gone:
+        raise SubmissionRefused("invalidRecipients", str(gone), [gone.address]) from None
+    return targets
+
+
+async def submit(service: Any, user: User, raw: bytes, sender: str,
+                 recipients: Sequence[str], now: datetime) -> Submitted:
+    """Check (``check``) and send one message for ``user`` (a MailService's runner,
+    delivery, workers and events); ``SubmissionRefused`` leaves nothing stored or queued."""
+    targets = await check(service, user, raw, sender, recipients)
+    delivery = service.delivery
+    owners = [u.uuid for u in targets.local]
+    if targets.remote:
+        owners.append(queue_store.QUEUE_OWNER)
+    sealed = await service.workers.run(delivery.seal, raw, owners)
+    smtputf8 = any(not a.isascii() for a in [sender, *recipients])
+    envelope = Envelope(sender=sender, recipients=tuple(recipients), smtputf8=smtputf8,
+                        body_8bit=any(b > 127 for b in raw), authenticated=user.email)
+    delivered, queue_id = await delivery.commit(
+        envelope, [Placement(u, "inbox") for u in targets.local], sealed, targets.remote, now)
+    if queue_id is not None and service.events is not None:
+        service.events.publish_queued(QueueChanged(queue_id))
+    return Submitted(queue_id, len(delivered))
+
+
+def without_bcc(raw: bytes) -> bytes:
+    """The message without its Bcc: field(s) (RFC 8621 §7.5: the server MUST remove them
+    before sending; RFC 5322 §3.6.3)."""
+    block = _header_block(raw)
+    lines = block.splitlines(keepends=True)
+    kept: list[bytes] = []
+    dropping = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and dropping:
+            continue
+        dropping = line[:4].lower() == b"bcc:" or line.lower().startswith(b"bcc ")
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[len(block):]

@@ -1,0 +1,255 @@
+"""Rows of the JMAP data types that are not messages: identities, email submissions, the
+vacation response and the automatic replies sent (RFC 8621 §6-8).
+
+The sealed columns are opaque here (mail/accountdata.py seals and opens them).  Identities
+and submissions share one pattern: a per-user ``modseq`` (the highest of the user's rows,
+plus one, on every change), ``created_modseq``, and tombstones (``destroyed``), so that
+``changes`` can tell created, updated and destroyed ids since a state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Optional, Sequence
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queue_recipients,
+                                  vacation_replies, vacation_responses)
+
+__all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
+           "destroy", "due_submissions", "identities", "insert_identity",
+           "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
+           "submissions", "update_sealed", "update_submission_status", "vacation"]
+
+IDENTITIES, SUBMISSIONS = "identities", "submissions"
+_TABLES: dict[str, Table] = {IDENTITIES: jmap_identities, SUBMISSIONS: jmap_submissions}
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    id: int
+    email: str
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    id: int
+    identity_id: int
+    email_id: int
+    thread_id: int
+    sealed: bytes
+    send_at: datetime
+    undo_status: str
+    queue_id: Optional[int]
+    user_id: int = 0
+
+
+@dataclass(frozen=True)
+class Changes:
+    created: list[int]
+    updated: list[int]
+    destroyed: list[int]
+
+
+def state(conn: Connection, kind: str, user_id: int) -> int:
+    """The user's highest modseq of ``kind`` (0: nothing ever)."""
+    table = _TABLES[kind]
+    value = conn.execute(select(func.max(table.c.modseq)).where(
+        table.c.user_id == user_id)).scalar()
+    return int(value or 0)
+
+
+def next_modseq(conn: Connection, kind: str, user_id: int) -> int:
+    return state(conn, kind, user_id) + 1
+
+
+def changes(conn: Connection, kind: str, user_id: int, since: int) -> Changes:
+    """What changed after modseq ``since`` (RFC 8620 §5.2): an object created and destroyed
+    since then is not mentioned at all."""
+    table = _TABLES[kind]
+    created, updated, destroyed = [], [], []
+    for row in conn.execute(select(table.c.id, table.c.created_modseq, table.c.destroyed)
+                            .where(table.c.user_id == user_id, table.c.modseq > since)
+                            .order_by(table.c.modseq, table.c.id)):
+        new = row.created_modseq > since
+        if row.destroyed:
+            if not new:
+                destroyed.append(int(row.id))
+        elif new:
+            created.append(int(row.id))
+        else:
+            updated.append(int(row.id))
+    return Changes(created, updated, destroyed)
+
+
+def destroy(conn: Connection, kind: str, user_id: int, row_id: int) -> bool:
+    """Make the row a tombstone; False when there is no such live row."""
+    table = _TABLES[kind]
+    modseq = next_modseq(conn, kind, user_id)
+    result = conn.execute(update(table).where(
+        table.c.id == row_id, table.c.user_id == user_id, table.c.destroyed.is_(False))
+        .values(destroyed=True, modseq=modseq))
+    return bool(result.rowcount)
+
+
+def update_sealed(conn: Connection, kind: str, user_id: int, row_id: int, sealed: bytes
+                  ) -> bool:
+    table = _TABLES[kind]
+    modseq = next_modseq(conn, kind, user_id)
+    result = conn.execute(update(table).where(
+        table.c.id == row_id, table.c.user_id == user_id, table.c.destroyed.is_(False))
+        .values(sealed=sealed, modseq=modseq))
+    return bool(result.rowcount)
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+# --- identities ---------------------------------------------------------------------------
+
+def identities(conn: Connection, user_id: int) -> list[IdentityRow]:
+    t = jmap_identities.c
+    return [IdentityRow(int(r.id), r.email, r.sealed) for r in conn.execute(
+        select(t.id, t.email, t.sealed).where(t.user_id == user_id, t.destroyed.is_(False))
+        .order_by(t.id))]
+
+
+def insert_identity(conn: Connection, user_id: int, email: str, sealed: bytes,
+                    now: datetime) -> int:
+    modseq = next_modseq(conn, IDENTITIES, user_id)
+    result = conn.execute(insert(jmap_identities).values(
+        user_id=user_id, email=email, sealed=sealed, created_modseq=modseq, modseq=modseq,
+        destroyed=False, created_at=now))
+    return _new_id(result)
+
+
+# --- submissions --------------------------------------------------------------------------
+
+def _submission(r: Any) -> SubmissionRow:
+    return SubmissionRow(int(r.id), int(r.identity_id), int(r.email_id), int(r.thread_id),
+                         r.sealed, r.send_at, r.undo_status,
+                         None if r.queue_id is None else int(r.queue_id), int(r.user_id))
+
+
+def submissions(conn: Connection, user_id: int, ids: Optional[Sequence[int]] = None
+                ) -> list[SubmissionRow]:
+    t = jmap_submissions.c
+    query = select(jmap_submissions).where(t.user_id == user_id, t.destroyed.is_(False))
+    if ids is not None:
+        query = query.where(t.id.in_(list(ids)[:1000]))
+    return [_submission(r) for r in conn.execute(query.order_by(t.id))]
+
+
+def insert_submission(conn: Connection, user_id: int, *, identity_id: int, email_id: int,
+                      thread_id: int, sealed: bytes, send_at: datetime, undo_status: str,
+                      queue_id: Optional[int], now: datetime) -> int:
+    modseq = next_modseq(conn, SUBMISSIONS, user_id)
+    result = conn.execute(insert(jmap_submissions).values(
+        user_id=user_id, identity_id=identity_id, email_id=email_id, thread_id=thread_id,
+        sealed=sealed, send_at=send_at, undo_status=undo_status, queue_id=queue_id,
+        created_modseq=modseq, modseq=modseq, destroyed=False, created_at=now))
+    return _new_id(result)
+
+
+def update_submission_status(conn: Connection, user_id: int, row_id: int, *, old: str,
+                             new: str, queue_id: Optional[int] = None) -> bool:
+    """pending -> final (sent) or pending -> canceled, only from ``old``: whoever changes
+    it first wins, so a submission is never both sent and canceled."""
+    t = jmap_submissions.c
+    values: dict[str, Any] = {"undo_status": new,
+                              "modseq": next_modseq(conn, SUBMISSIONS, user_id)}
+    if queue_id is not None:
+        values["queue_id"] = queue_id
+    result = conn.execute(update(jmap_submissions).where(
+        t.id == row_id, t.user_id == user_id, t.undo_status == old).values(**values))
+    return bool(result.rowcount)
+
+
+def due_submissions(conn: Connection, now: datetime, limit: int = 100) -> list[SubmissionRow]:
+    """Held submissions whose undo window is over, every user's, oldest first."""
+    t = jmap_submissions.c
+    return [_submission(r) for r in conn.execute(
+        select(jmap_submissions).where(t.undo_status == "pending", t.send_at <= now,
+                                       t.destroyed.is_(False))
+        .order_by(t.send_at, t.id).limit(limit))]
+
+
+# --- vacation -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VacationRow:
+    is_enabled: bool
+    from_date: Optional[datetime]
+    to_date: Optional[datetime]
+    sealed: bytes
+    modseq: int
+
+
+def vacation(conn: Connection, user_id: int) -> Optional[VacationRow]:
+    t = vacation_responses.c
+    r = conn.execute(select(vacation_responses).where(t.user_id == user_id)).first()
+    if r is None:
+        return None
+    return VacationRow(bool(r.is_enabled), r.from_date, r.to_date, r.sealed, int(r.modseq))
+
+
+def put_vacation(conn: Connection, user_id: int, *, is_enabled: bool,
+                 from_date: Optional[datetime], to_date: Optional[datetime],
+                 sealed: bytes) -> int:
+    """Store the singleton; returns its new modseq (the VacationResponse state)."""
+    current = vacation(conn, user_id)
+    values = dict(is_enabled=is_enabled, from_date=from_date, to_date=to_date, sealed=sealed)
+    if current is None:
+        conn.execute(insert(vacation_responses).values(user_id=user_id, modseq=1, **values))
+        return 1
+    modseq = current.modseq + 1
+    conn.execute(update(vacation_responses).where(vacation_responses.c.user_id == user_id)
+                 .values(modseq=modseq, **values))
+    conn.execute(delete(vacation_replies).where(vacation_replies.c.user_id == user_id))
+    return modseq
+
+
+def reply_due(conn: Connection, user_id: int, sender_hash: str, now: datetime,
+              interval: timedelta) -> bool:
+    """Whether ``sender_hash`` may get an automatic reply now (none within ``interval``,
+    RFC 3834 §2); if so the reply is recorded in the same transaction."""
+    t = vacation_replies.c
+    last = conn.execute(select(t.replied_at).where(
+        t.user_id == user_id, t.sender_hash == sender_hash)).scalar()
+    if last is not None and now - last < interval:
+        return False
+    if last is None:
+        conn.execute(insert(vacation_replies).values(user_id=user_id, sender_hash=sender_hash,
+                                                     replied_at=now))
+    else:
+        conn.execute(update(vacation_replies).where(
+            t.user_id == user_id, t.sender_hash == sender_hash).values(replied_at=now))
+    return True
+
+
+# --- delivery status of a submission ------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    recipient: str
+    status: str  # queued | delivering | delivered | failed | expired
+    code: Optional[int]
+    text: Optional[str]
+
+
+def queue_status(conn: Connection, user_id: int, queue_id: int) -> list[RecipientStatus]:
+    """The outbound queue's recipients of one of the user's queued messages."""
+    r = queue_recipients.c
+    return [RecipientStatus(row.recipient, row.status, row.last_code, row.last_text)
+            for row in conn.execute(
+                select(r.recipient, r.status, r.last_code, r.last_text)
+                .join(queue, queue.c.id == r.queue_id)
+                .where(r.queue_id == queue_id, queue.c.user_id == user_id)
+                .order_by(r.id))]
