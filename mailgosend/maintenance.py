@@ -22,6 +22,7 @@ from mailgosend.spam import greylist
 from mailgosend.store.blobs import BlobStore
 from mailgosend.store.emails import purge_tombstones
 from mailgosend.store.messages import purge_expunged
+from mailgosend.store.search import purge_orphans
 from mailgosend.store.queue import purge_delivery_log
 from mailgosend.store.sessions import purge_expired
 from mailgosend.store.uploads import purge_expired as purge_expired_uploads
@@ -63,6 +64,8 @@ class MaintenanceService(Service):
             rows = yield self._runner.write(purge_expunged, before=now - EXPUNGE_RETENTION)
             # JMAP: what the purge removed is history; both raise the users' pruning floor.
             rows += yield self._runner.write(purge_tombstones, before=now - EXPUNGE_RETENTION)
+            # The search index goes with the message (its blob no longer used by the user).
+            documents = yield self._runner.write(purge_orphans)
             uploads = yield self._runner.write(purge_expired_uploads, now)
             run = self._runner.write if self._blobs.purge_writes_database else self._runner.read
             blobs = yield run(lambda conn: self._blobs.purge_unreferenced(conn, now=now))
@@ -72,6 +75,9 @@ class MaintenanceService(Service):
         except Exception as exc:  # try again next hour; never stop the loop
             log.error("maintenance failed: {error}", error=exc)
             return None
+        if documents:
+            log.info("maintenance: removed {documents} search index document(s)",
+                     documents=documents)
         if rows or blobs or triplets or attempts or sessions or uploads:
             log.info("maintenance: removed {rows} expunged message(s), {blobs} unused blob(s), "
                      "{triplets} greylist entries, {attempts} delivery log entries, "

@@ -75,6 +75,8 @@ __all__ = [
     "thread_refs",
     "mailbox_tombstones",
     "email_tombstones",
+    "search_docs",
+    "search_tokens",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -671,6 +673,34 @@ email_tombstones = Table(
     Index("ix_email_tombstones_user_id_modseq", "user_id", "modseq"),
     Index("ix_email_tombstones_user_id_thread_id", "user_id", "thread_id"),
     sqlite_autoincrement=True,
+)
+
+# --- the search index: keyed hashes of words, never words (migration 0011) --------------------
+# mail/searchtext.py: a token is HMAC-SHA256(per-user key "search", field tag + word prefix)
+# cut to a few bytes; results are always confirmed on the decrypted text (mail/query.py), so a
+# collision costs time, never a wrong answer.  Copies and moves share a blob, hence one
+# document per (user, blob): a MOVE re-indexes nothing.
+
+search_docs = Table(
+    "search_docs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The message blob indexed; the row is removed (tokens with it) once no message uses it.
+    Column("blob_id", String(64), nullable=False),
+    UniqueConstraint("user_id", "blob_id"),
+    sqlite_autoincrement=True,
+)
+
+search_tokens = Table(
+    "search_tokens",
+    metadata,
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token", LargeBinary(8), nullable=False),
+    Column("doc_id", BigInteger(), ForeignKey("search_docs.id", ondelete="CASCADE"),
+           nullable=False),
+    PrimaryKeyConstraint("user_id", "token", "doc_id"),
+    Index("ix_search_tokens_doc_id", "doc_id"),
 )
 
 # --- JMAP uploads (migration 0013) -------------------------------------------------------------

@@ -25,8 +25,6 @@ requires UTF-8); others get NO [BADCHARSET].
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import threading
 from collections import OrderedDict
 import email.header
@@ -41,9 +39,10 @@ from mailgosend.imap.seqset import SequenceSet
 from mailgosend.imap.structure import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.mail.source import BoundedCache, MessageSource
+from mailgosend.mail.text import TextParts, decode_part, text_parts
 from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
-from mailgosend.store.mimeinfo import MessageInfo, Part
+from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["FieldCache", "SearchScope", "TextParts", "parse_search", "run_search",
            "search_cost", "search_fields", "text_parts", "uses_modseq_key"]
@@ -256,44 +255,10 @@ def _decode_header(raw: bytes) -> str:
         return text.casefold()
 
 
-# Where the text of a message is: (start, end, transfer encoding, Python codec) per text/*
-# leaf.  Tuples of numbers and strings, which the garbage collector does not track, so a
-# whole mailbox of them can stay cached (SEARCH BODY then needs no structure at all).
-TextParts = tuple[tuple[int, int, str, str], ...]
-
-
-def text_parts(root: Part) -> TextParts:
-    found, stack = [], [root]
-    while stack:
-        part = stack.pop()
-        if part.parts:
-            stack.extend(reversed(part.parts))
-            continue
-        if part.type != "text":
-            continue
-        charset = part.param("charset") or "utf-8"
-        try:
-            codec = codecs.lookup(charset).name
-        except LookupError:
-            codec = "utf-8"
-        found.append((part.body_start, part.body_end, part.encoding,
-                      "utf-8" if codec == "ascii" else codec))
-    return tuple(found)
-
-
 def _part_texts(message: StoredMessage, parts: TextParts) -> list[str]:
-    texts = []
-    for start, end, encoding, codec in parts:
-        data = message.read(start, min(end, message.row.size))
-        try:
-            if encoding == "base64":
-                data = binascii.a2b_base64(data)
-            elif encoding == "quoted-printable":
-                data = binascii.a2b_qp(data)
-        except (binascii.Error, ValueError):
-            pass
-        texts.append(data.decode(codec, "replace").casefold())
-    return texts
+    return [decode_part(message.read(start, min(end, message.row.size)), encoding,
+                        codec).casefold()
+            for start, end, encoding, codec in parts]
 
 
 def _sent_date(raw: Optional[str]) -> Optional[date]:

@@ -46,6 +46,9 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecipient, Workers,
                                        deliver, normalize_flags, seal_info)
+from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
+from mailgosend.mail.searchtext import Document, document_tokens, extract_document
+from mailgosend.store import search as search_store
 from mailgosend.store.mimeinfo import MessageInfo, analyse
 from mailgosend.store.threads import thread_keys
 
@@ -68,6 +71,9 @@ class SealedCopy(NamedTuple):
     blob: SealedBlob
     meta: bytes
     thread_keys: tuple[bytes, ...] = ()
+    # The search index's tokens of the copy (mail/searchtext.py), for a user owner: filed
+    # with the message in the same transaction.
+    tokens: Optional[frozenset[bytes]] = None
 
 
 Sealed = dict[str, SealedCopy]  # owner uuid -> its copy
@@ -178,21 +184,32 @@ class LocalDelivery:
         variants = variants or {}
         info = _analysed(source)
         shared = info.to_json()
+        shared_document: Optional[Document] = None
         sealed: Sealed = {}
         try:
             for owner in dict.fromkeys(owners):
                 prefix = variants.get(owner)
+                document = None
                 if prefix is None:
                     blob = self._seal_source(owner, source)
                     meta = info
+                    if owner != queue_store.QUEUE_OWNER:
+                        if shared_document is None:
+                            shared_document = _document(info, source)
+                        document = shared_document
                 else:
                     with _variant(prefix, source, shared_prefix, spool_dir) as copy:
                         meta = _analysed(copy)
                         blob = self._seal_source(owner, copy)
+                        if owner != queue_store.QUEUE_OWNER:
+                            document = _document(meta, copy)
+                # The search index's keyed tokens, made here in the worker thread.
+                tokens = None if document is None else frozenset(document_tokens(
+                    self._keyring.derive(SEARCH_KEY, owner), document))
                 sealed[owner] = SealedCopy(
                     blob, seal_info(self._keyring, owner, blob.blob_id,
                                     shared if prefix is None else meta.to_json()),
-                    thread_keys(self._keyring, owner, meta))
+                    thread_keys(self._keyring, owner, meta), tokens)
         except BaseException:
             self.abandon(sealed, refused=True)
             raise
@@ -218,12 +235,14 @@ class LocalDelivery:
         for i in sorted(range(len(placements)), key=lambda i: placements[i].user.id):
             place = placements[i]
             owner = place.user.uuid
-            blob, meta, keys = sealed[owner]
+            blob, meta, keys, tokens = sealed[owner]
             store = None if owner in recorded else self._blobs
             date = place.internal_date or now
             if refused == "raise":
                 results[i] = deliver(conn, place.user, place.mailbox, blob, meta, place.flags,
                                      date, now, blob_store=store, thread_keys=keys)
+                if tokens is not None:
+                    search_store.add_document(conn, place.user.id, blob.blob_id, tokens)
                 recorded.add(owner)
                 continue
             try:
@@ -231,6 +250,8 @@ class LocalDelivery:
                     results[i] = deliver(conn, place.user, place.mailbox, blob, meta,
                                          place.flags, date, now, blob_store=store,
                                          thread_keys=keys)
+                    if tokens is not None:
+                        search_store.add_document(conn, place.user.id, blob.blob_id, tokens)
             except RecipientRefused as refusal:
                 if refused == "return":
                     results[i] = refusal
@@ -268,7 +289,7 @@ class LocalDelivery:
         delivered = [item for item in results if isinstance(item, Delivered)]
         used = {owner for owner, copy in sealed.items()
                 if any(item.blob_id == copy.blob.blob_id for item in delivered)}
-        for owner, (blob, _, _) in sealed.items():
+        for owner, (blob, *_) in sealed.items():
             if owner in used or (queued and owner == queue_store.QUEUE_OWNER):
                 self._blobs.release(blob)
             else:
@@ -411,3 +432,17 @@ def _variant(prefix: bytes, source: Union[bytes, IO[bytes]], start: int,
             out.write(chunk)
         out.flush()
         yield out
+
+
+def _document(info: MessageInfo, source: Union[bytes, IO[bytes]]) -> Document:
+    """The searchable text of a message being sealed (worker thread)."""
+    if isinstance(source, bytes):
+        data = source
+        return extract_document(info, lambda start, end: data[start:end])
+    handle = source
+
+    def read(start: int, end: int) -> bytes:
+        handle.seek(start)
+        return handle.read(max(0, end - start))
+
+    return extract_document(info, read)

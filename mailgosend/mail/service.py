@@ -30,10 +30,12 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
-from mailgosend.mail import sync
+from mailgosend.mail import query, sync
 from mailgosend.mail.accountdata import AccountData
 from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.mail import uploads
+from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
+from mailgosend.mail.searchtext import Term
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage)
 from mailgosend.mail.delivery import LocalDelivery, Placement
@@ -79,6 +81,8 @@ class MailService:
         self.info_cache = InfoCache()  # decrypted structures, bounded
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
         self.events = events
+        # Email/query's per-user indexes (mail/query.py), bounded in messages
+        self.query_indexes = query.QueryIndexes()
         # the one local-delivery path (SMTP receive, DSNs, APPEND): mail/delivery.py
         self.delivery = LocalDelivery(runner=runner, keyring=keyring, blob_store=blob_store,
                                       workers=workers, events=events)
@@ -452,6 +456,51 @@ class UserMail:
         else None."""
         service = self.service
         return service.blob_cache.open(service.keyring, self.user.uuid, blob_id)
+
+    # --- queries over the index (JMAP Email/query; mail/query.py) -----------------------------
+
+    def _search_key(self) -> bytes:
+        return self.service.keyring.derive(SEARCH_KEY, self.user.uuid)
+
+    def query_emails(self, tree: Optional[query.Node], sorts: Sequence[query.Sort],
+                     collapse: bool, position: int, anchor: Optional[int], anchor_offset: int,
+                     limit: Optional[int], cache_key: Any) -> Deferred[query.QueryResult]:
+        """One window of the user's messages filtered and sorted (one reader job); an
+        ``anchor`` not in the results fails with KeyError."""
+        d = self.read_messages(query.run_query, self.service.query_indexes, self._search_key(),
+                               tree, sorts, collapse, position, anchor, anchor_offset, limit,
+                               cache_key)
+        return d.addCallback(self._after_query)
+
+    def query_changes(self, since: str, tree: Optional[query.Node],
+                      sorts: Sequence[query.Sort], collapse: bool, up_to: Optional[int],
+                      immutable: bool, cache_key: Any) -> Deferred[query.QueryChanges]:
+        """What changed in a query's results since ``since`` (UnknownState,
+        CannotCalculateChanges)."""
+        d = self.read_messages(query.run_query_changes, self.service.query_indexes,
+                               self._search_key(), since, tree, sorts, collapse, up_to,
+                               immutable, cache_key)
+        return d.addCallback(self._after_query)
+
+    def search_snippets(self, ids: Sequence[int], subject_terms: list[Term],
+                        body_terms: list[Term]
+                        ) -> Deferred[tuple[list[query.Snippet], list[int]]]:
+        """The subject and a preview of each message with the terms marked."""
+        return self.read_messages(query.run_snippets, self.service.query_indexes, ids,
+                                  subject_terms, body_terms)
+
+    def _after_query(self, result: _T) -> _T:
+        """Messages stored before the search index: index them in the background."""
+        index = self.service.query_indexes.get(self.user.id)
+        if index.unindexed and not index.backfilling:
+            self.index_backlog().addErrback(lambda f: log.failure("search backfill failed", f))
+        return result
+
+    def index_backlog(self) -> Deferred[int]:
+        """Index every message of the user that has no search document yet."""
+        return Deferred.fromCoroutine(query.backfill(
+            self.read_messages, self.service.runner.write, self.service.query_indexes,
+            self.user.id, self._search_key()))
 
     def store_structures(self, structures: list[tuple[int, str, MessageInfo]]) -> Deferred[Any]:
         """Re-seal structures a reader completed (header blocks of old messages)."""

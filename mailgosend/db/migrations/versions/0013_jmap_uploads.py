@@ -1,7 +1,7 @@
 """JMAP uploads: blobs a client uploaded (RFC 8620 §6.1), kept for 24 hours.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 00:00:00
 
 ``uploads`` maps an upload's token (its blob id is "U" + token) to the sealed blob in the
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0013"
-down_revision: Union[str, Sequence[str], None] = "0010"
+down_revision: Union[str, Sequence[str], None] = "0011"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
