@@ -420,7 +420,7 @@ def _add_web_listeners(w: Wiring) -> None:
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
                           admin=admin, workers=core.workers, endpoints=endpoints,
-                          jmap=jmap)
+                          jmap=jmap, mail=core.mail)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:

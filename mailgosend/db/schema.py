@@ -722,3 +722,17 @@ uploads = Table(
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
     sqlite_autoincrement=True,
 )
+
+# --- webmail: senders whose remote content is always shown (migration 0018) ------------------
+
+remote_content_senders = Table(
+    "remote_content_senders",
+    metadata,
+    # A sender's address as HMAC-SHA256 under a key derived for its user (crypto.py derive,
+    # purpose "remote-senders"): the table never holds a plaintext address, and the same
+    # address gives unrelated values for two users.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sender_hash", LargeBinary(32), nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "sender_hash"),
+)

@@ -30,6 +30,7 @@ from mailgosend.web.setup import SetupPages, SetupToken
 from mailgosend.web.settings import WebSettings
 from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
+from mailgosend.web.webmail import WebmailPages
 
 
 def access_log_line(timestamp: str, request: Any) -> str:
@@ -110,13 +111,15 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
-               jmap: Optional[Callable[[SessionManager], Any]] = None) -> WebSite:
+               jmap: Optional[Callable[[SessionManager], Any]] = None,
+               mail: Any = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
     first-administrator setup on the admin port (``site.setup``).  ``jmap`` (web port):
     makes the JMAP endpoint (jmap/wiring.py) from the port's sessions; it is mounted at
-    /jmap/ and /.well-known/jmap."""
+    /jmap/ and /.well-known/jmap; with it and ``mail`` (MailService) the webmail page at
+    /mail (web/webmail.py), the JMAP endpoint's client."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -145,6 +148,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         mounted[b".well-known"] = endpoint.well_known
         body_limits = endpoint.body_limits
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
+        if mail is not None:
+            mounted[b"mail"] = WebmailPages(pages=pages, mail=mail).resource()
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes, body_limits, limiters)

@@ -1,0 +1,163 @@
+// The webmail page: wires the JMAP client, the folder tree, the virtual message list and the
+// reading pane, and keeps them live with push (catch-up through Email/changes after every
+// state change and every reconnection). Other features (writing, actions, search) plug in
+// as modules through `window.mailgosend` (the client and the event bus), without changes
+// here: the bus carries "open" (email id), "selection" (ids) and "changed" (ids).
+import { Client } from "./jmap.js";
+import { Folders } from "./folders.js";
+import { MessageList } from "./list.js";
+import { Reader } from "./reader.js";
+import * as theme from "./theme.js";
+
+const $ = (id) => document.getElementById(id);
+
+class App {
+  constructor() {
+    this.client = new Client();
+    this.events = new EventTarget();
+    this.emailState = null;
+    this.catchingUp = null;
+    this.again = false;
+  }
+
+  async start() {
+    theme.setup();
+    await this.client.connect();
+    this.folders = new Folders(this.client, $("folders"), (box) => this.showFolder(box));
+    this.list = new MessageList(this.client, $("list"), $("list-spacer"), this.events);
+    this.reader = new Reader(this.client, this.events);
+    this.events.addEventListener("open", (e) => this.open(e.detail));
+    this.events.addEventListener("changed", (e) => this.list.update(e.detail));
+    this.events.addEventListener("selection", (e) => this.selectionBar(e.detail));
+    $("sort").addEventListener("change", () => this.list.show(this.folders.current, { sort: $("sort").value }));
+    $("threads").addEventListener("change", () => this.list.show(this.folders.current, { threads: $("threads").checked }));
+    $("back").addEventListener("click", () => this.setView("list"));
+    $("full-view").addEventListener("click", () => this.toggleFull());
+    $("folders-toggle").addEventListener("click", () => this.toggleFolders());
+    const state = await this.client.call("Email/get", { ids: [], properties: ["id"] });
+    this.emailState = state.state;
+    await this.folders.load();
+    this.showFolder(this.folders.currentBox);
+    this.stopPush = this.client.push((changed) => this.changed(changed), (s) => this.status(s));
+    window.mailgosend = { client: this.client, events: this.events, app: this };
+    document.documentElement.dataset.ready = "1";
+  }
+
+  status(text) {
+    $("status").textContent = text === "live" ? "" : "Reconnecting…";
+  }
+
+  showFolder(box) {
+    if (!box) return;
+    $("folder-title").textContent = box.name;
+    this.reader.close();
+    this.setView("list");
+    $("folders-pane").classList.add("hidden");
+    $("folders-toggle").setAttribute("aria-expanded", "false");
+    return this.list.show(box.id);
+  }
+
+  open(id) {
+    this.list.opened = id;
+    this.list.redrawMarks();
+    this.setView("reader");
+    return this.reader.open(id);
+  }
+
+  setView(view) {
+    // Phone width shows one pane at a time; wider screens show both (md: classes).
+    $("app").dataset.view = view;
+    const reading = view === "reader";
+    $("list-pane").classList.toggle("hidden", reading);
+    $("list-pane").classList.toggle("md:flex", true);
+    $("reader-pane").classList.toggle("hidden", !reading);
+    $("reader-pane").classList.toggle("flex", reading);
+    $("reader-pane").classList.toggle("md:flex", true);
+  }
+
+  toggleFull() {
+    const full = $("full-view").getAttribute("aria-pressed") !== "true";
+    $("full-view").setAttribute("aria-pressed", String(full));
+    $("full-view").textContent = full ? "Reading pane" : "Full view";
+    $("list-pane").classList.toggle("md:flex", !full);
+    $("list-pane").classList.toggle("md:hidden", full);
+    $("folders-pane").classList.toggle("md:block", !full);
+  }
+
+  toggleFolders() {
+    const open = $("folders-pane").classList.contains("hidden");
+    $("folders-pane").classList.toggle("hidden", !open);
+    $("folders-toggle").setAttribute("aria-expanded", String(open));
+  }
+
+  selectionBar(ids) {
+    const bar = $("selection-bar");
+    if (ids.length < 2) { bar.classList.add("hidden"); bar.classList.remove("flex"); bar.replaceChildren(); return; }
+    bar.classList.remove("hidden");
+    bar.classList.add("flex");
+    const label = document.createElement("span");
+    label.textContent = `${ids.length} selected`;
+    const actions = [["Mark as read", "$seen", true], ["Mark as unread", "$seen", false],
+                     ["Flag", "$flagged", true], ["Unflag", "$flagged", false]];
+    const buttons = actions.map(([text, keyword, on]) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "rounded-md px-2 py-0.5 hover:bg-slate-100 dark:hover:bg-slate-800";
+      b.textContent = text;
+      b.addEventListener("click", () => this.setKeyword(ids, keyword, on));
+      return b;
+    });
+    bar.replaceChildren(label, ...buttons);
+  }
+
+  async setKeyword(ids, keyword, on) {
+    const update = {};
+    for (const id of ids) update[id] = { [`keywords/${keyword}`]: on ? true : null };
+    await this.client.call("Email/set", { update });
+    await this.list.update(ids);
+  }
+
+  // A push event (or a reconnection: changed === null). Catch up through /changes; several
+  // events during one catch-up are folded into one more round.
+  changed(changed) {
+    if (this.catchingUp) { this.again = true; return; }
+    this.catchingUp = this.catchUp().finally(() => {
+      this.catchingUp = null;
+      if (this.again) { this.again = false; this.changed(null); }
+    });
+  }
+
+  async catchUp() {
+    await this.folders.load();
+    let created = false;
+    const updated = new Set();
+    for (;;) {
+      let out;
+      try {
+        out = await this.client.call("Email/changes", { sinceState: this.emailState, maxChanges: 500 });
+      } catch (error) {
+        if (error.type !== "cannotCalculateChanges") throw error;
+        const state = await this.client.call("Email/get", { ids: [], properties: ["id"] });
+        this.emailState = state.state;
+        created = true;
+        break;
+      }
+      this.emailState = out.newState;
+      if (out.created.length || out.destroyed.length) created = true;
+      for (const id of out.updated) updated.add(id);
+      if (!out.hasMoreChanges) break;
+    }
+    if (created || updated.size) {
+      // Positions may have moved (a new message, a move, a flag under a flag sort): the
+      // visible window is asked again; the emails we know are re-read.
+      if (updated.size) await this.list.update([...updated]);
+      if (created) await this.list.refresh();
+      await this.reader.refresh([...updated]);
+    }
+  }
+}
+
+new App().start().catch((error) => {
+  const status = document.getElementById("status");
+  if (status) status.textContent = `The mail could not be loaded: ${error.message}`;
+});
