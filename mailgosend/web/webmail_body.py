@@ -63,6 +63,7 @@ KEPT_AT_RULES = {"media", "supports", "keyframes", "-webkit-keyframes", "contain
                  "layer"}
 _DATA_IMAGE = re.compile(r"data:image/(?:png|gif|jpe?g|webp|bmp);base64,[A-Za-z0-9+/=\s]*\Z",
                          re.IGNORECASE)
+_LINK_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _REMOTE = re.compile(r"\s*(?:https?:)?//", re.IGNORECASE)
 _LINK = re.compile(r"\b((?:https?://|mailto:)[^\s<>\"']+[^\s<>\"'.,;:!?)\]}])",
                    re.IGNORECASE)
@@ -214,6 +215,10 @@ def sanitise_html(text: str, *, remote: bool = False,
                 found.remote += 1
                 return stripped if remote else None
             return None
+        if name == "href":
+            # Only web and mail links (nh3's schemes also let data: through for images).
+            stripped = re.sub(r"[\x00-\x20]", "", value)
+            return value.strip() if _LINK_SCHEME.match(stripped) else None
         return value
 
     cleaned: str = nh3.clean(

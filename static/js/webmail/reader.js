@@ -52,13 +52,14 @@ export class Reader {
   }
 
   async open(id) {
+    this.wanted = id;   // the last one asked for wins over answers still on their way
     const out = await this.client.batch([
       ["Email/get", { ids: [id], properties: READ_PROPERTIES }, "e"],
       ["Thread/get", { "#ids": ref("e", "Email/get", "/list/*/threadId") }, "t"],
       ["Email/get", { "#ids": ref("t", "Thread/get", "/list/*/emailIds"), properties: THREAD_PROPERTIES }, "m"],
     ]);
     const email = out.e.list[0];
-    if (!email) return;
+    if (!email || this.wanted !== id) return;
     const changed = !this.email || this.email.id !== id;
     this.email = email;
     if (changed) {
@@ -190,11 +191,14 @@ export class Reader {
 
   // After push: the open email's keywords may have changed elsewhere.
   async refresh(ids) {
-    if (this.email && ids.includes(this.email.id)) await this.open(this.email.id);
+    if (this.email && this.wanted === this.email.id && ids.includes(this.email.id)) {
+      await this.open(this.email.id);
+    }
   }
 
   close() {
     this.email = null;
+    this.wanted = null;
     this.$("reader").classList.add("hidden");
     this.$("reader").classList.remove("flex");
     this.$("reader-empty").classList.remove("hidden");
