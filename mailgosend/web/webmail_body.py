@@ -226,7 +226,7 @@ def sanitise_html(text: str, *, remote: bool = False,
                                              "textarea", "xmp", "noembed", "noframes",
                                              "iframe", "object", "svg", "math"},
         attributes=ATTRIBUTES, attribute_filter=attribute, strip_comments=True,
-        link_rel="noopener noreferrer", url_schemes=LINK_SCHEMES | {"data"},
+        link_rel="noopener noreferrer", url_schemes=LINK_SCHEMES | {"data", "cid"},
         set_tag_attribute_values={"a": {"target": "_blank"}})
     return _STYLE_ELEMENT.sub(lambda m: "<style>" + sanitise_css(
         html.unescape(m.group(1)) if "&" in m.group(1) else m.group(1),
