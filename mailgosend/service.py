@@ -203,6 +203,7 @@ def makeService(config: Config, *, reactor: Any = None,
     mail = MailService(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                        clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
+    mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                 events=events, portal=portal, bans=bans, security=security, mail=mail)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from twisted.internet import defer, threads
@@ -32,6 +33,13 @@ class JMAPTestCase(WebServerTestCase):
             auth: Any = (ALICE, PASSWORD), **extra: Any) -> Any:
         body = {"using": list(using), "methodCalls": calls, **extra}
         return self.http("POST", "/jmap/api", auth=auth, json=body)
+
+    def download(self, account: str, blob_id: str, name: str, kind: str = "",
+                 auth: Any = (ALICE, PASSWORD)) -> Any:
+        path = f"/jmap/download/{account}/{blob_id}/{quote(name)}"
+        if kind:
+            path += "?type=" + quote(kind)
+        return self.http("GET", path, auth=auth)
 
     def raw(self, data: bytes, auth: Any = (ALICE, PASSWORD)) -> Any:
         return self.http("POST", "/jmap/api", auth=auth, data=data,
@@ -226,15 +234,74 @@ class MethodTests(JMAPTestCase):
         self.assertNotIn("createdIds", reply.json())
 
 
+class MethodErrorTests(JMAPTestCase):
+    """The method-level errors the endpoint's shared helpers give every data method."""
+
+    @defer.inlineCallbacks
+    def test_another_users_account_and_wrong_types(self) -> Any:
+        bob = yield self.http("GET", "/.well-known/jmap", auth=(BOB, PASSWORD))
+        bob_account = bob.json()["primaryAccounts"][MAIL]
+        mine = yield self.http("GET", "/.well-known/jmap")
+        account = mine.json()["primaryAccounts"][MAIL]
+        reply = yield self.api([
+            ["Mailbox/get", {"accountId": bob_account, "ids": None}, "a"],
+            ["Mailbox/get", {"accountId": account, "ids": "notalist"}, "b"],
+            ["Mailbox/get", {"accountId": 7, "ids": None}, "c"],
+            ["Mailbox/get", {"accountId": account, "ids": None}, "d"],
+        ])
+        got = {r[2]: r for r in reply.json()["methodResponses"]}
+        self.assertEqual(got["a"][1]["type"], "accountNotFound")
+        self.assertEqual(got["b"][1]["type"], "invalidArguments")
+        self.assertIn("ids", got["b"][1]["description"])
+        self.assertEqual(got["c"][1]["type"], "invalidArguments")
+        self.assertEqual(got["d"][0], "Mailbox/get")
+        self.assertNotIn(bob_account, json.dumps(got["d"]))
+
+    def test_server_fail_logs_no_content(self) -> Any:
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        from mailgosend.jmap.api import Dispatcher
+        from mailgosend.jmap.methods import Limits, Method
+
+        async def broken(call: Any, args: dict[str, Any]) -> dict[str, Any]:
+            raise ValueError(f"cannot parse {args['secret']}")
+
+        seen: list[str] = []
+
+        def observe(event: Any) -> None:
+            seen.append(formatEvent(event))
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+        class Context:
+            session_state = "x"
+        dispatcher = Dispatcher({"Test/broken": Method(CORE, broken)}, {CORE: {}}, Limits())
+        body = json.dumps({"using": [CORE], "methodCalls": [
+            ["Test/broken", {"secret": "Dear Bob, the password is hunter2"}, "c"]]}).encode()
+        d = defer.Deferred.fromCoroutine(dispatcher.run(body, account_id="A1", mail=None,
+                                                        context=Context()))
+        answer = self.successResultOf(d)
+        (response,) = answer["methodResponses"]
+        self.assertEqual(response[0], "error")
+        self.assertEqual(response[1]["type"], "serverFail")
+        self.assertNotIn("hunter2", json.dumps(answer))
+        logged = "\n".join(seen)
+        self.assertIn("Test/broken failed with ValueError", logged)
+        self.assertNotIn("hunter2", logged)
+
+
 class JmapcTests(JMAPTestCase):
     """The third-party client jmapc (PyPI) against our session resource; it insists on
     https://host/.well-known/jmap, so the web port speaks TLS with the test CA here."""
 
-    settings = {"WEB_TLS": "true"}
+    # jmapc leaves its finished event stream's TLS connection unread, so shutdown would
+    # wait out the grace period for its TLS close: a second is enough here.
+    settings = {"WEB_TLS": "true", "SHUTDOWN_GRACE_SECONDS": "1"}
 
     def setUp(self):  # type: ignore[no-untyped-def]
         import os
         d = super().setUp()
+        self.web_base = self.web_base.replace("http://", "https://")
 
         def trust(_: Any) -> None:
             previous = os.environ.get("REQUESTS_CA_BUNDLE")
@@ -269,3 +336,41 @@ class JmapcTests(JMAPTestCase):
         self.assertTrue(client.account_id.startswith("A"))
         self.assertIsInstance(result, CoreEchoResponse)
         self.assertEqual(result.data, {"hello": "jmapc"})
+
+    @defer.inlineCallbacks
+    def test_jmapc_upload_and_events(self) -> Any:
+        import os
+        import queue
+        import smtplib
+        import time
+
+        from jmapc import EventSourceConfig
+
+        path = os.path.abspath(self.mktemp() + ".pdf")
+        with open(path, "wb") as handle:
+            handle.write(b"%PDF-1.4 jmapc upload")
+        client = self.client(event_source_config=EventSourceConfig(closeafter="state"))
+        blob = yield threads.deferToThread(client.upload_blob, path)
+        self.assertEqual(blob.type, "application/pdf")
+        self.assertEqual(blob.size, 21)
+        got = yield self.download(client.account_id, blob.id, "x.pdf")
+        self.assertEqual(got.status_code, 200)
+        self.assertEqual(got.content, b"%PDF-1.4 jmapc upload")
+
+        events: queue.Queue[Any] = queue.Queue()
+        threads.deferToThread(lambda: events.put(next(iter(client.events))))
+        route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
+        for _ in range(500):   # until jmapc's stream is open and has read its first state
+            if any(s._state is not None for s in route.streams):
+                break
+            yield threads.deferToThread(time.sleep, 0.01)
+
+        def send() -> None:
+            from tests.support.imap import message
+            with smtplib.SMTP("127.0.0.1", self.server.ports["SMTP"], timeout=20) as smtp:
+                smtp.sendmail("someone@example.org", [ALICE], message("for jmapc"))
+        yield threads.deferToThread(send)
+        event = yield threads.deferToThread(events.get, True, 10)
+        changed = event.data.changed[client.account_id]
+        self.assertTrue(changed.email)
+        self.assertEqual(changed.email, changed.mailbox)

@@ -163,3 +163,22 @@ class AuthTests(JMAPTestCase):
         yield web.post("/logout", {"csrf_token": token})
         gone = yield web.get("/.well-known/jmap")
         self.assertEqual(gone.status_code, 401)
+
+
+class RateLimitTests(JMAPTestCase):
+    settings = {"JMAP_RATE_PER_MIN": "3", "WEB_RATE_PER_MIN": "2", "BRUTE_MAX_TRIES": "100"}
+
+    @defer.inlineCallbacks
+    def test_jmap_posts_have_their_own_rate_limit(self) -> Any:
+        statuses = []
+        for _ in range(4):
+            reply = yield self.http("POST", "/jmap/api", json=ECHO)
+            statuses.append(reply.status_code)
+        self.assertEqual(statuses, [200, 200, 200, 429])
+        self.assertIn("Retry-After", reply.headers)
+        # Reading is not limited, and the sign-in pages keep their own budget.
+        reply = yield self.http("GET", "/.well-known/jmap")
+        self.assertEqual(reply.status_code, 200)
+        web = self.client()
+        signed = yield web.sign_in(ALICE, PASSWORD)
+        self.assertEqual(signed.status_code, 303)

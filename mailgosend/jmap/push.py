@@ -130,6 +130,9 @@ class _Stream:
         request.notifyFinish().addBoth(self._finished)
         request.on_shutdown = self.end  # type: ignore[attr-defined]
         self._route.streams.add(self)
+        if getattr(request.channel.site, "shutting_down", False):  # type: ignore[union-attr, attr-defined]
+            self.end()   # shutdown began while this request was being authenticated
+            return
         self._state = await account_state(self._caller.mail)
         if self._ended:
             return

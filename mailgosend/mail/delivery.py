@@ -166,6 +166,8 @@ class LocalDelivery:
         self._blobs = blob_store
         self._workers = workers
         self._events = events
+        # told of the INBOX copies each commit filed (mail/vacation.py VacationResponder)
+        self.responder: Optional[Any] = None
 
     # --- 1. sealing (worker thread) ---------------------------------------------------------
 
@@ -332,6 +334,10 @@ class LocalDelivery:
             self.abandon(sealed, refused=isinstance(exc, RecipientRefused))
             raise
         self.settle(sealed, delivered, queued=queue_id is not None)
+        if self.responder is not None:  # the vacation response (mail/vacation.py)
+            self.responder.delivered(envelope.sender, [
+                (place.user, item.email_id) for place, item in zip(placements, delivered)
+                if isinstance(item, Delivered) and place.mailbox == "inbox"])
         return [d for d in delivered if isinstance(d, Delivered)], queue_id
 
     async def deliver(self, source: Source, placements: Sequence[Placement], now: datetime,

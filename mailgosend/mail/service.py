@@ -35,6 +35,7 @@ from mailgosend.mail import mailboxes as mailbox_jobs
 from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import query, sync
 from mailgosend.mail.accountdata import AccountData
+from mailgosend.mail.vacation import VacationResponder
 from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.mail import uploads
 from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
@@ -90,6 +91,9 @@ class MailService:
         # the one local-delivery path (SMTP receive, DSNs, APPEND): mail/delivery.py
         self.delivery = LocalDelivery(runner=runner, keyring=keyring, blob_store=blob_store,
                                       workers=workers, events=events)
+        # RFC 8621 §8 / RFC 3834 automatic replies (its interval: VACATION_REPLY_DAYS)
+        self.vacation = VacationResponder(self)
+        self.delivery.responder = self.vacation
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

@@ -65,9 +65,10 @@ def _header_block(raw: bytes) -> bytes:
 
 
 async def check(service: Any, user: User, raw: bytes, sender: str,
-                recipients: Sequence[str]) -> Targets:
+                recipients: Sequence[str], *, automatic: bool = False) -> Targets:
     """The submission rules, before anything is stored: where the message would go, or
-    ``SubmissionRefused``."""
+    ``SubmissionRefused``.  ``automatic``: a message the server writes for the user (a
+    vacation reply), sent with the null reverse-path (RFC 3834 §3.3)."""
     runner = service.runner
     authors = from_addresses(_header_block(raw))
     if not authors:
@@ -76,7 +77,9 @@ async def check(service: Any, user: User, raw: bytes, sender: str,
     if not_owned is not None:  # RFC 6409 §8: the author must be the user
         raise SubmissionRefused("forbiddenFrom", f"From: <{not_owned}> is not "
                                                  f"{user.email}'s address", [not_owned])
-    if not sender or not await runner.read(accounts.may_send_as, user.email, sender):
+    if automatic and not sender:
+        pass
+    elif not sender or not await runner.read(accounts.may_send_as, user.email, sender):
         raise SubmissionRefused("forbiddenMailFrom", f"envelope sender <{sender}> is not "
                                                      f"{user.email}'s address", [sender])
     if not recipients:
@@ -97,10 +100,11 @@ async def check(service: Any, user: User, raw: bytes, sender: str,
 
 
 async def submit(service: Any, user: User, raw: bytes, sender: str,
-                 recipients: Sequence[str], now: datetime) -> Submitted:
+                 recipients: Sequence[str], now: datetime, *, automatic: bool = False
+                 ) -> Submitted:
     """Check (``check``) and send one message for ``user`` (a MailService's runner,
     delivery, workers and events); ``SubmissionRefused`` leaves nothing stored or queued."""
-    targets = await check(service, user, raw, sender, recipients)
+    targets = await check(service, user, raw, sender, recipients, automatic=automatic)
     delivery = service.delivery
     owners = [u.uuid for u in targets.local]
     if targets.remote:

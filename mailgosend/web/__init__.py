@@ -26,6 +26,8 @@ Implemented:
   change ending the other sessions, aliases, mail-client settings from mailclients.py);
   setup.py: the first administrator on the admin port with a one-time token from the log;
   sections.py mounts both beside the account pages.
-Not yet: webmail (JMAP), the admin panel's management pages, passkeys as the only factor
+- The JMAP endpoint (mailgosend/jmap/) is mounted by build_site at /jmap/ and
+  /.well-known/jmap on the web port, with its own body limits and rate limit.
+Not yet: the webmail page, the admin panel's management pages, passkeys as the only factor
 (usernameless sign-in), DAV and client autoconfiguration.
 """

@@ -57,6 +57,7 @@ class WebChannel(http.HTTPChannel):
     def server_shutting_down(self) -> None:
         """Close an idle keep-alive connection now; a busy one after its response.  A
         response that never ends by itself (JMAP's EventSource) is told to end now."""
+        self.factory.shutting_down = True
         if self.requests:
             self.persistent = False
             for request in list(self.requests):
@@ -94,6 +95,8 @@ class WebSite(server.Site):
         self.pages: Optional[AccountPages] = None
         self.setup: Optional[SetupPages] = None
         self.channels: set[WebChannel] = set()
+        # Set at shutdown: a long response starting now (EventSource) ends at once.
+        self.shutting_down = False
 
     def open_connections(self) -> Collection[WebChannel]:
         return set(self.channels)
