@@ -57,7 +57,7 @@ from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
-from mailgosend.store.emails import Changes, Position
+from mailgosend.store.emails import Changes, MailboxTally, Position
 from mailgosend.store.mailboxes import Mailbox
 from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
                                        Workers)
@@ -85,6 +85,8 @@ class MailService:
         self.trainer: ISpamTrainer = trainer or NoSpamTraining()
         self.info_cache = InfoCache()  # decrypted structures, bounded
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
+        # JMAP Mailbox counts by (user, change counter, trash): exact for that state
+        self.tally_cache: BoundedCache[dict[int, MailboxTally]] = BoundedCache(1000)
         self.events = events
         # Email/query's per-user indexes (mail/query.py), bounded in messages
         self.query_indexes = query.QueryIndexes()
@@ -402,7 +404,8 @@ class UserMail:
 
     def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
         """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
-        return self.service.runner.read(store_emails.mailbox_view, self.user.id)
+        return self.service.runner.read(store_emails.mailbox_view, self.user.id,
+                                        self.service.tally_cache)
 
     def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
         """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Protocol, Sequence
 
-from sqlalchemy import false, func, select, true, union_all
+from sqlalchemy import false, func, select, union_all
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import email_tombstones, mailbox_tombstones, mailboxes, messages
@@ -337,19 +337,22 @@ def mailbox_tallies(conn: Connection, user_id: int, trash_id: Optional[int]
                             .where(m.user_id == user_id, m.deleted_at.is_(None))
                             .group_by(m.mailbox_id)):
         found[int(row[0])] = [int(row[1]), int(row[2]), int(row[3]), 0]
+    # Threads with an unread Email, and on which side of the trash it is; then each
+    # mailbox's threads among them on the same side (one scan and a join).
     other = messages.alias("other")
     o = other.c
-    same_side: Any
-    if trash_id is None:
-        same_side = true()
-    else:  # the unread Email is on the same side of the trash as this mailbox
-        same_side = (o.mailbox_id == trash_id) == (m.mailbox_id == trash_id)
-    unread_elsewhere = select(o.id).where(o.user_id == user_id, o.thread_id == m.thread_id,
-                                          o.deleted_at.is_(None), _unread(o),
-                                          same_side).exists()
+
+    def in_trash(column: Any) -> Any:
+        return false() if trash_id is None else (column == trash_id)
+
+    unread = (select(o.thread_id, in_trash(o.mailbox_id).label("in_trash"))
+              .where(o.user_id == user_id, o.deleted_at.is_(None), _unread(o))
+              .distinct().subquery())
+    joined = messages.join(unread, (unread.c.thread_id == m.thread_id)
+                           & (unread.c.in_trash == in_trash(m.mailbox_id)))
     for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
-                            .where(m.user_id == user_id, m.deleted_at.is_(None),
-                                   unread_elsewhere)
+                            .select_from(joined)
+                            .where(m.user_id == user_id, m.deleted_at.is_(None))
                             .group_by(m.mailbox_id)):
         found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
     return {box: MailboxTally(*counts) for box, counts in found.items()}
@@ -366,12 +369,29 @@ class MailboxView:
     tallies: dict[int, MailboxTally]
 
 
-def mailbox_view(conn: Connection, user_id: int) -> MailboxView:
+class TallyCache(Protocol):
+    def get(self, key: tuple[int, int, int]) -> Optional[dict[int, MailboxTally]]: ...
+
+    def put(self, key: tuple[int, int, int], value: dict[int, MailboxTally]) -> None: ...
+
+
+def mailbox_view(conn: Connection, user_id: int, cache: Optional[TallyCache] = None
+                 ) -> MailboxView:
+    """``cache``: counts by (user, change counter, trash id).  The counter names the
+    account's data exactly (every change takes a new value), so counts computed at a value
+    hold for it on every node; a repeated Mailbox/get then reads no message rows."""
     state = read_state(conn, user_id)
     boxes = list_mailboxes(conn, user_id)
     trash = next((box.id for box in boxes if box.role == "trash"), None)
-    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)),
-                       mailbox_tallies(conn, user_id, trash))
+    key = (user_id, state.modseq, trash or 0)
+    tallies = cache.get(key) if cache is not None else None
+    if tallies is None:
+        tallies = mailbox_tallies(conn, user_id, trash)
+        # Cached only if nothing committed meanwhile (PostgreSQL reads each statement at
+        # its own snapshot): the counter unchanged after the counts means they are its.
+        if cache is not None and read_state(conn, user_id).modseq == state.modseq:
+            cache.put(key, tallies)
+    return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)), tallies)
 
 
 def purge_tombstones(conn: Connection, *, before: datetime) -> int:
