@@ -168,8 +168,9 @@ class EmailQueryTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
         self.assertEqual((yield by("subject")), [self.m4, self.m3, self.m2, self.m5, self.m1])
         self.assertEqual((yield by("sentAt", False)),
                          [self.m5, self.m4, self.m3, self.m2, self.m1])
+        # Ties go by id in the direction of the first comparator.
         self.assertEqual((yield by("hasKeyword", False, keyword="$seen"))[:2],
-                         [self.m1, self.m3])
+                         [self.m3, self.m1])
         self.assertEqual((yield by("allInThreadHaveKeyword", False, keyword="$flagged"))[0],
                          self.m2)
         self.assertEqual((yield by("someInThreadHaveKeyword", True, keyword="$draft"))[-1],

@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.store import mailstate
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.jmapquery import QueryFixture, mime
 
 SUBJECTS = ["alpha report", "Re: alpha report", "beta", "gamma plans", "Fwd: beta", "delta"]
@@ -29,7 +29,7 @@ def apply_changes(old: list[str], removed: list[str], added: list[dict[str, Any]
     return result
 
 
-class QueryChangesTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
+class QueryChangesMixin(QueryFixture):
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         yield super().setUp()
@@ -105,6 +105,15 @@ class QueryChangesTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
                 before.append(response)
             for _ in range(self.rnd.randint(1, 4)):
                 yield self.random_change()
+            # The standing date order (no sort per query) equals a full sort, ties included
+            # (messages of one second are common here).
+            for ascending in (True, False):
+                fast = yield self.call("Email/query", {"sort": [
+                    {"property": "receivedAt", "isAscending": ascending}]})
+                full = yield self.call("Email/query", {"sort": [
+                    {"property": "receivedAt", "isAscending": ascending},
+                    {"property": "hasKeyword", "keyword": "nothing", "isAscending": ascending}]})
+                self.assertEqual(fast["ids"], full["ids"])
             for n, old in enumerate(before):
                 fresh = yield self.call("Email/query", {**self.query(n),
                                                         "calculateTotal": True})
@@ -174,3 +183,12 @@ class QueryChangesTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
         self.assertEqual(apply_changes(old["ids"], changes["removed"], changes["added"]),
                          fresh["ids"])
         self.assertLess(len(fresh["ids"]), len(old["ids"]))
+
+
+
+class QueryChangesTests(SQLiteDatabaseMixin, QueryChangesMixin, unittest.TestCase):
+    pass
+
+
+class QueryChangesPostgresTests(PostgresDatabaseMixin, QueryChangesMixin, unittest.TestCase):
+    pass

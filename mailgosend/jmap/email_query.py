@@ -60,7 +60,8 @@ def _utc_date(name: str, value: Any) -> float:
         raise invalid_arguments(f"filter/{name}", "must be a UTCDate such as "
                                 "2026-01-31T12:00:00Z")
     try:
-        moment = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         raise invalid_arguments(f"filter/{name}", "is not a valid date") from None
     return moment.timestamp() + (float(match.group(7)) if match.group(7) else 0.0)
