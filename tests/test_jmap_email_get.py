@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from mailgosend.jmap import parts as jparts
 from mailgosend.jmap.headers import HeaderProperty, fields, parse
 from mailgosend.store.mimeinfo import analyse
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import message
 from tests.support.jmapcall import JMAPCallFixture
 
@@ -90,6 +90,25 @@ class HeaderFormTests(unittest.TestCase):
         self.assertIsNone(parse("Date", " not a date"))
         self.assertIsNone(parse("MessageIds", " no ids here"))
 
+    def test_charsets_and_encoding_problems(self) -> None:
+        self.assertEqual(parse("Text", " =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?= =?UTF-8?Q?_ok?="),
+                         "\u65e5\u672c\u8a9e ok")
+        self.assertEqual(parse("Text", " =?Shift_JIS?B?g2WDWINn?="), "\u30c6\u30b9\u30c8")
+        self.assertEqual(parse("Addresses", " =?KOI8-R?B?8NLJ18XU?= <p@example.ru>"),
+                         [{"name": "\u041f\u0440\u0438\u0432\u0435\u0442",
+                           "email": "p@example.ru"}])
+        raw = (b"Content-Type: text/plain; charset=windows-1252\r\n\r\ncaf\xe9 \x93q\x94\r\n")
+        info = analyse(raw)
+        value = jparts.body_value(info.root, raw)
+        self.assertEqual((value.value, value.is_encoding_problem),
+                         ("caf\u00e9 \u201cq\u201d\r\n", False))
+        raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\nbad \xff byte\r\n"
+        value = jparts.body_value(analyse(raw).root, raw)
+        self.assertEqual((value.value, value.is_encoding_problem), ("bad \ufffd byte\r\n", True))
+        raw = b"Content-Type: text/plain; charset=x-unknown\r\n\r\nabc\r\n"
+        value = jparts.body_value(analyse(raw).root, raw)
+        self.assertEqual((value.value, value.is_encoding_problem), ("abc\r\n", True))
+
     def test_header_properties(self) -> None:
         self.assertIsNone(HeaderProperty.of("header:From:asDate"))  # §4.1.2: not allowed
         self.assertIsNone(HeaderProperty.of("header:X-A:asNothing"))
@@ -167,6 +186,14 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual([p["partId"] for p in email["htmlBody"]], ["1.1.2"])
         self.assertEqual([p["partId"] for p in email["attachments"]], ["1.2", "2"])
         self.assertEqual(email["textBody"][0]["charset"], "ISO-8859-1")
+        _, again, _ = yield self.get(ids=[email_id], properties=["attachments"],
+                                     bodyProperties=["partId", "header:Content-Type:asRaw",
+                                                     "headers"])
+        pdf_part = again["list"][0]["attachments"][1]
+        self.assertEqual(pdf_part["header:Content-Type:asRaw"], " application/pdf")
+        self.assertEqual([h["name"] for h in pdf_part["headers"]],
+                         ["Content-Type", "Content-Disposition",
+                          "Content-Transfer-Encoding"])
         values = email["bodyValues"]
         self.assertEqual(values["1.1.1"], {"value": "Voil\u00e0 le caf\u00e9.",
                                            "isEncodingProblem": False, "isTruncated": False})
@@ -248,3 +275,7 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual((blob.data, blob.type), (base64.b64decode(PNG), "image/png"))
         self.assertIsNone(jparts.part_blob(info, RICH, "1"))  # a multipart has no blob
         self.assertIsNone(jparts.part_blob(info, RICH, "7"))
+
+
+class PostgresEmailGetTests(PostgresDatabaseMixin, EmailGetTests):
+    """The same on PostgreSQL."""

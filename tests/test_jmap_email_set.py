@@ -12,7 +12,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mailgosend.jmap import compose
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import message
 from tests.support.jmapcall import JMAPCallFixture
 
@@ -179,6 +179,12 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(got["list"], [{"id": email_id, "mailboxIds": {archive: True}}])
         _, result, _ = yield self.call("Email/set", destroy=[other])
         self.assertEqual(result["notDestroyed"][other]["type"], "notFound")
+        # moved and destroyed in one call: the moved copy is the one destroyed
+        _, result, _ = yield self.call("Email/set", update={
+            email_id: {"mailboxIds": {f"B{boxes['Trash'].id}": True}}}, destroy=[email_id])
+        self.assertEqual((result["updated"], result["destroyed"]), ({email_id: None},
+                                                                   [email_id]))
+        self.assertEqual((self.rows("Trash"), self.rows("Archive")), ([], []))
 
     @defer.inlineCallbacks
     def test_bad_input_changes_nothing(self) -> Any:
@@ -245,3 +251,7 @@ class EmailSetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         name, error, _ = yield self.call("Email/copy", fromAccountId=self.account(),
                                          create={"c": {"id": email_id}})
         self.assertEqual(error["arguments"], ["fromAccountId"])
+
+
+class PostgresEmailSetTests(PostgresDatabaseMixin, EmailSetTests):
+    """The same on PostgreSQL."""

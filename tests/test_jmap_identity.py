@@ -9,7 +9,7 @@ from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.jmapcall import JMAPCallFixture
 
 
@@ -86,3 +86,7 @@ class IdentityTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(error["arguments"], ["properties"])
         name, error, _ = yield self.call("Identity/changes", sinceState="bogus")
         self.assertEqual(error["type"], "cannotCalculateChanges")
+
+
+class PostgresIdentityTests(PostgresDatabaseMixin, IdentityTests):
+    """The same on PostgreSQL (tombstones, modseq counters, sealed columns)."""

@@ -16,7 +16,7 @@ from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import queue, queue_recipients
 from mailgosend.jmap.submission import Releaser, SubmissionSettings
 from mailgosend.mail.service import MailService
-from tests.support.db import SQLiteDatabaseMixin
+from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import KEYRING, deferLater
 from tests.support.jmapcall import JMAPCallFixture
 
@@ -151,3 +151,7 @@ class SubmissionTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         releaser = Releaser(self.service, clock)
         yield releaser._tick()
         self.assertEqual(len(self.bob_inbox()), 1)
+
+
+class PostgresSubmissionTests(PostgresDatabaseMixin, SubmissionTests):
+    """The same on PostgreSQL (the conditional pending -> final/canceled updates)."""

@@ -16,13 +16,15 @@ naming the property and the others go on (RFC 8620 §5.3).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
 from mailgosend.jmap import compose
 from mailgosend.jmap.blobread import read_blobs
 from mailgosend.jmap.email_get import email_state
-from mailgosend.jmap.errors import MethodError, SetError, invalid_arguments
+from mailgosend.jmap.headers import parse_utc_date
+from mailgosend.jmap.errors import (MethodError, SetError, invalid_arguments,
+                                    invalid_properties)
 from mailgosend.jmap.ids import format_id, message_blob_id, parse_id
 from mailgosend.jmap.keywords import flags_to_keywords, keywords_to_flags, valid_keyword
 from mailgosend.jmap.methods import (MAIL, Call, Method, account_of, argument, resolve_id)
@@ -32,12 +34,9 @@ from mailgosend.store.messages import QuotaExceeded
 
 __all__ = ["METHODS", "MAX_MAILBOXES_PER_EMAIL"]
 
-MAX_MAILBOXES_PER_EMAIL = 1  # advertised in the mail capability (RFC 8621 §1.3.1)
+MAX_MAILBOXES_PER_EMAIL = 1  # as the session advertises it (jmap/session.py, RFC 8621 §1.3.1)
 _DELETED = "\\Deleted"
 
-
-def _invalid(prop: str, why: str) -> SetError:
-    return SetError("invalidProperties", f"{prop}: {why}", properties=[prop])
 
 
 def _check_limits(call: Call, create: dict[str, Any], update: dict[str, Any],
@@ -65,9 +64,9 @@ def _mailbox_ids(call: Call, value: Any, boxes: dict[str, Mailbox], prop: str = 
                  ) -> Mailbox:
     """The one mailbox of a ``mailboxIds`` value (RFC 8621 §4.1.1: at least one)."""
     if not isinstance(value, dict) or not all(v is True for v in value.values()):
-        raise _invalid(prop, "must be an object of mailbox ids to true")
+        raise invalid_properties(prop, "must be an object of mailbox ids to true")
     if not value:
-        raise _invalid(prop, "an email must be in at least one mailbox")
+        raise invalid_properties(prop, "an email must be in at least one mailbox")
     if len(value) > MAX_MAILBOXES_PER_EMAIL:
         raise SetError("tooManyMailboxes", f"{prop}: an email is in exactly one mailbox "
                                            "here (maxMailboxesPerEmail is 1)")
@@ -75,16 +74,16 @@ def _mailbox_ids(call: Call, value: Any, boxes: dict[str, Mailbox], prop: str = 
     real = resolve_id(call, given)
     box = boxes.get(real) if real is not None else None
     if box is None:
-        raise _invalid(prop, f"no mailbox {given!r}")
+        raise invalid_properties(prop, f"no mailbox {given!r}")
     return box
 
 
 def _keywords(value: Any, prop: str = "keywords") -> set[str]:
     if not isinstance(value, dict) or not all(v is True for v in value.values()):
-        raise _invalid(prop, "must be an object of keywords to true")
+        raise invalid_properties(prop, "must be an object of keywords to true")
     for keyword in value:
         if not valid_keyword(keyword):
-            raise _invalid(prop, f"{keyword!r} is not a valid keyword")
+            raise invalid_properties(prop, f"{keyword!r} is not a valid keyword")
     return {k.lower() for k in value}
 
 
@@ -92,7 +91,7 @@ def _apply_patch(call: Call, record: EmailRecord, patch: Any, boxes: dict[str, M
                  ) -> tuple[Optional[list[str]], Optional[Mailbox]]:
     """The new IMAP flags (None: unchanged) and target mailbox (None: stays)."""
     if not isinstance(patch, dict):
-        raise _invalid("", "a patch must be an object")
+        raise invalid_properties("", "a patch must be an object")
     current_flags = list(record.row.flags)
     keywords: Optional[set[str]] = None
     mailbox_ids: Optional[dict[str, bool]] = None
@@ -104,16 +103,16 @@ def _apply_patch(call: Call, record: EmailRecord, patch: Any, boxes: dict[str, M
             if keywords is None:
                 keywords = set(flags_to_keywords(current_flags))
             if not valid_keyword(keyword):
-                raise _invalid(path, f"{keyword!r} is not a valid keyword")
+                raise invalid_properties(path, f"{keyword!r} is not a valid keyword")
             if value is True:
                 keywords.add(keyword.lower())
             elif value is None:
                 keywords.discard(keyword.lower())
             else:
-                raise _invalid(path, "must be true or null")
+                raise invalid_properties(path, "must be true or null")
         elif path == "mailboxIds":
             if not isinstance(value, dict):
-                raise _invalid(path, "must be an object of mailbox ids to true")
+                raise invalid_properties(path, "must be an object of mailbox ids to true")
             mailbox_ids = dict(value)
         elif path.startswith("mailboxIds/"):
             if mailbox_ids is None:
@@ -125,13 +124,13 @@ def _apply_patch(call: Call, record: EmailRecord, patch: Any, boxes: dict[str, M
             elif value is None:
                 mailbox_ids.pop(real, None)
             else:
-                raise _invalid(path, "must be true or null")
+                raise invalid_properties(path, "must be true or null")
         else:
             prop = path.split("/", 1)[0]
-            raise _invalid(prop, "cannot be changed (only keywords and mailboxIds)")
+            raise invalid_properties(prop, "cannot be changed (only keywords and mailboxIds)")
     if "keywords" in patch and any(p.startswith("keywords/") for p in patch) or (
             "mailboxIds" in patch and any(p.startswith("mailboxIds/") for p in patch)):
-        raise _invalid("keywords" if "keywords" in patch else "mailboxIds",
+        raise invalid_properties("keywords" if "keywords" in patch else "mailboxIds",
                        "a property and a path inside it in one patch (RFC 8620 §5.3)")
     new_flags = None
     if keywords is not None:
@@ -192,6 +191,9 @@ async def set_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             response["notUpdated"][given] = error.response()
         else:
             response["updated"][given] = None
+    if response["updated"] and destroy:  # a move changed mailbox and UID: read them again
+        wanted = [n for g in destroy if (n := ids.get(g)) is not None]
+        records = await call.mail.email_records(wanted) if wanted else {}
     for given in destroy:
         number = ids.get(given)
         record = records.get(number) if number is not None else None
@@ -227,12 +229,10 @@ def _received_at(obj: dict[str, Any]) -> Optional[datetime]:
     value = obj.get("receivedAt")
     if value is None:
         return None
-    if not isinstance(value, str) or not value.endswith("Z"):
-        raise _invalid("receivedAt", "must be a UTCDate like 2026-03-01T10:00:00Z")
     try:
-        return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone.utc)
+        return parse_utc_date(value)
     except ValueError:
-        raise _invalid("receivedAt", "must be a UTCDate like 2026-03-01T10:00:00Z") from None
+        raise invalid_properties("receivedAt", "must be a UTCDate like 2026-03-01T10:00:00Z") from None
 
 
 async def _file(call: Call, raw: bytes, obj: dict[str, Any], boxes: dict[str, Mailbox]
@@ -240,7 +240,7 @@ async def _file(call: Call, raw: bytes, obj: dict[str, Any], boxes: dict[str, Ma
     """Store ``raw`` where ``obj`` says (mailboxIds, keywords, receivedAt), through the one
     local-delivery path; the created Email's server-set properties."""
     if "mailboxIds" not in obj:
-        raise _invalid("mailboxIds", "is required")
+        raise invalid_properties("mailboxIds", "is required")
     box = _mailbox_ids(call, obj["mailboxIds"], boxes)
     keywords = _keywords(obj["keywords"]) if obj.get("keywords") is not None else set()
     received = _received_at(obj)
@@ -256,7 +256,7 @@ async def _file(call: Call, raw: bytes, obj: dict[str, Any], boxes: dict[str, Ma
 
 async def _create(call: Call, obj: Any, boxes: dict[str, Mailbox]) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise _invalid("", "an Email object is required")
+        raise invalid_properties("", "an Email object is required")
     blobs = await read_blobs(call, compose.blob_ids(obj))
     missing = [b for b in compose.blob_ids(obj) if b not in blobs]
     if missing:
@@ -266,8 +266,8 @@ async def _create(call: Call, obj: Any, boxes: dict[str, Mailbox]) -> dict[str, 
                              if k not in ("mailboxIds", "keywords", "receivedAt")},
                             blobs, call.mail.service.now(), call.mail.user.domain)
     except compose.Invalid as error:
-        raise _invalid(error.prop, str(error)) from None
-    if len(raw) > getattr(call.context, "max_message_size", 1 << 62):
+        raise invalid_properties(error.prop, str(error)) from None
+    if len(raw) > call.limits.max_size_upload:  # MAX_MESSAGE_SIZE, as for uploads
         raise SetError("tooLarge", "the message is larger than the server accepts")
     return await _file(call, raw, obj, boxes)
 
@@ -289,12 +289,12 @@ async def import_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     for creation_id, obj in emails.items():
         try:
             if not isinstance(obj, dict):
-                raise _invalid("", "an EmailImport object is required")
+                raise invalid_properties("", "an EmailImport object is required")
             unknown = set(obj) - {"blobId", "mailboxIds", "keywords", "receivedAt"}
             if unknown:
-                raise _invalid(sorted(unknown)[0], "unknown property")
+                raise invalid_properties(sorted(unknown)[0], "unknown property")
             if not isinstance(obj.get("blobId"), str):
-                raise _invalid("blobId", "is required")
+                raise invalid_properties("blobId", "is required")
             data = blobs.get(obj["blobId"])
             if data is None:
                 raise SetError("blobNotFound", "no such blob", notFound=[obj["blobId"]])
@@ -322,6 +322,5 @@ async def copy_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                                              "account use Email/set mailboxIds")
 
 
-ACCOUNT_CAPABILITIES = {MAIL: {"maxMailboxesPerEmail": MAX_MAILBOXES_PER_EMAIL}}
 METHODS = {"Email/set": Method(MAIL, set_emails), "Email/import": Method(MAIL, import_emails),
            "Email/copy": Method(MAIL, copy_emails)}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["RequestError", "MethodError", "SetError", "invalid_arguments"]
+__all__ = ["RequestError", "MethodError", "SetError", "invalid_arguments",
+           "invalid_properties"]
 
 _PROBLEM = "urn:ietf:params:jmap:error:"
 
@@ -86,3 +87,8 @@ class SetError(Exception):
             doc["description"] = self.description
         doc.update(self.extra)
         return doc
+
+
+def invalid_properties(prop: str, why: str) -> SetError:
+    """``invalidProperties`` naming the property (RFC 8620 §5.3): one object's bad input."""
+    return SetError("invalidProperties", f"{prop}: {why}", properties=[prop])

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-__all__ = ["FORMS", "HeaderProperty", "fields", "parse", "decoded_text", "rfc3339",
-           "utc_date"]
+__all__ = ["FORMS", "HeaderProperty", "fields", "parse", "decoded_text", "parse_utc_date",
+           "rfc3339", "utc_date"]
 
 FORMS = ("Raw", "Text", "Addresses", "GroupedAddresses", "MessageIds", "Date", "URLs")
 
@@ -119,6 +119,14 @@ def rfc3339(moment: datetime) -> str:
     """A Date (RFC 3339 with the original offset, no fractions)."""
     text = moment.replace(microsecond=0).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def parse_utc_date(value: object) -> datetime:
+    """A UTCDate (RFC 8620 §1.4, "2026-07-01T00:00:00Z") as an aware datetime; ValueError
+    for anything else."""
+    if not isinstance(value, str) or not value.endswith("Z"):
+        raise ValueError("not a UTCDate")
+    return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone.utc)
 
 
 def utc_date(moment: datetime) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from mailgosend.admin import AccountAdmin, BadInput
-from mailgosend.jmap.errors import MethodError, SetError, invalid_arguments
+from mailgosend.jmap.errors import (MethodError, SetError, invalid_arguments,
+                                    invalid_properties)
 from mailgosend.jmap.ids import format_id, parse_id
 from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argument,
                                      resolve_id)
+from mailgosend.jmap.standard import get_ids, get_properties
 from mailgosend.mail.accountdata import IDENTITIES, Identity
 
 __all__ = ["METHODS", "identity_json", "parse_state"]
@@ -44,30 +46,15 @@ def parse_state(name: str, value: Any) -> int:
     return int(value)
 
 
-def properties_of(args: dict[str, Any], known: tuple[str, ...]) -> list[str]:
-    props = argument(args, "properties", list, None)
-    if props is None:
-        return list(known)
-    for prop in props:
-        if prop not in known:
-            raise invalid_arguments("properties", f"unknown property {prop!r}")
-    return ["id"] + [p for p in props if p != "id"]
-
-
 async def get_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     account_of(call, args)
-    ids = argument(args, "ids", list, None)
-    props = properties_of(args, PROPERTIES)
+    ids = get_ids(call, args)
+    props = get_properties(args, PROPERTIES)
     data = call.mail.account_data
     found = await data.identities()
     state = await data.identity_state()
     by_id = {format_id("I", i.id): i for i in found}
-    if ids is None:
-        wanted = list(by_id)
-    else:
-        if len(ids) > call.limits.max_objects_in_get:
-            raise MethodError("requestTooLarge", "ids: too many")
-        wanted = [i for i in ids]
+    wanted = list(by_id) if ids is None else ids
     result, not_found = [], []
     for given in wanted:
         real = resolve_id(call, given) if isinstance(given, str) else None
@@ -99,9 +86,6 @@ async def identity_changes(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             "destroyed": [format_id("I", i) for i in changes.destroyed]}
 
 
-def _invalid(prop: str, why: str) -> SetError:
-    return SetError("invalidProperties", f"{prop}: {why}", properties=[prop])
-
 
 def _addresses(prop: str, value: Any) -> Optional[list[dict[str, Any]]]:
     if value is None:
@@ -110,7 +94,7 @@ def _addresses(prop: str, value: Any) -> Optional[list[dict[str, Any]]]:
             isinstance(a, dict) and isinstance(a.get("email"), str) and "@" in a["email"]
             and isinstance(a.get("name", None), (str, type(None))) and set(a) <= {"name", "email"}
             for a in value):
-        raise _invalid(prop, "must be null or a list of {name, email}")
+        raise invalid_properties(prop, "must be null or a list of {name, email}")
     return [{"name": a.get("name"), "email": a["email"]} for a in value]
 
 
@@ -119,23 +103,23 @@ def _settings(obj: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     for prop, value in obj.items():
         if prop == "name":
             if not isinstance(value, str):
-                raise _invalid(prop, "must be a string")
+                raise invalid_properties(prop, "must be a string")
             try:
                 settings["name"] = AccountAdmin.clean_display_name(value)
             except BadInput as error:
-                raise _invalid(prop, str(error)) from None
+                raise invalid_properties(prop, str(error)) from None
         elif prop in ("replyTo", "bcc"):
             settings[prop] = _addresses(prop, value)
         elif prop in ("textSignature", "htmlSignature"):
             if not isinstance(value, str) or len(value) > MAX_SIGNATURE:
-                raise _invalid(prop, f"must be a string of at most {MAX_SIGNATURE} characters")
+                raise invalid_properties(prop, f"must be a string of at most {MAX_SIGNATURE} characters")
             settings[prop] = value
         elif prop in ("id", "mayDelete"):
-            raise _invalid(prop, "is set by the server")
+            raise invalid_properties(prop, "is set by the server")
         elif prop == "email":
-            raise _invalid(prop, "cannot be changed; create another identity")
+            raise invalid_properties(prop, "cannot be changed; create another identity")
         else:
-            raise _invalid(prop, "unknown property")
+            raise invalid_properties(prop, "unknown property")
     return settings
 
 
@@ -157,10 +141,10 @@ async def set_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     for creation_id, obj in create.items():
         try:
             if not isinstance(obj, dict):
-                raise _invalid("", "an Identity object is required")
+                raise invalid_properties("", "an Identity object is required")
             address = obj.get("email")
             if not isinstance(address, str):
-                raise _invalid("email", "is required")
+                raise invalid_properties("email", "is required")
             settings = _settings({k: v for k, v in obj.items() if k != "email"}, {})
             new_id = await data.add_identity(address, settings)
             if new_id is None:
@@ -186,7 +170,7 @@ async def set_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             continue
         try:
             if not isinstance(patch, dict):
-                raise _invalid("", "a patch object is required")
+                raise invalid_properties("", "a patch object is required")
             current = await data.identity_settings(number) or {}
             await data.update_identity(number, _settings(patch, current))
         except SetError as error:

@@ -18,7 +18,7 @@ submission is never both sent and canceled.  ``onSuccessUpdateEmail`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from twisted.application.service import Service as TwistedService
@@ -33,6 +33,7 @@ from mailgosend.jmap.identity import parse_state
 from mailgosend.jmap.ids import format_id, parse_id
 from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argument,
                                      resolve_id)
+from mailgosend.jmap.standard import get_ids, get_properties
 from mailgosend.mail.accountdata import SUBMISSIONS, Submission
 from mailgosend.mail.submission import SubmissionRefused, check, submit, without_bcc
 from mailgosend.store.accounts import User
@@ -97,13 +98,8 @@ async def _json(call: Call, item: Submission) -> dict[str, Any]:
 
 async def get_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     account_of(call, args)
-    ids = argument(args, "ids", list, None)
-    props = argument(args, "properties", list, None) or list(PROPERTIES)
-    for prop in props:
-        if prop not in PROPERTIES:
-            raise invalid_arguments("properties", f"unknown property {prop!r}")
-    if ids is not None and len(ids) > call.limits.max_objects_in_get:
-        raise MethodError("requestTooLarge", "ids: too many")
+    ids = get_ids(call, args)
+    props = get_properties(args, PROPERTIES)
     items = {format_id("S", s.row.id): s for s in await call.mail.account_data.submissions()}
     wanted = list(items) if ids is None else ids
     found, not_found = [], []
@@ -114,7 +110,7 @@ async def get_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             not_found.append(given)
             continue
         full = await _json(call, item)
-        found.append({p: full[p] for p in ["id", *props] if p in full})
+        found.append({p: full[p] for p in props})
     return {"accountId": call.account_id, "state": await _state(call), "list": found,
             "notFound": not_found}
 
@@ -445,7 +441,6 @@ async def set_submissions(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-ACCOUNT_CAPABILITIES = {SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}}}
 METHODS = {"EmailSubmission/get": Method(SUBMISSION, get_submissions),
            "EmailSubmission/changes": Method(SUBMISSION, submission_changes),
            "EmailSubmission/query": Method(SUBMISSION, query_submissions),

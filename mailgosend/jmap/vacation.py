@@ -8,12 +8,13 @@ singleton exists: creating or destroying it is ``singleton`` refused (§8).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
-from mailgosend.jmap.errors import MethodError, SetError, invalid_arguments
-from mailgosend.jmap.headers import utc_date
+from mailgosend.jmap.errors import MethodError, SetError, invalid_properties
+from mailgosend.jmap.headers import parse_utc_date, utc_date
 from mailgosend.jmap.methods import VACATION, Call, Method, account_of, argument
+from mailgosend.jmap.standard import get_ids, get_properties
 from mailgosend.mail.accountdata import Vacation
 
 __all__ = ["METHODS"]
@@ -33,60 +34,52 @@ def _json(vacation: Vacation) -> dict[str, Any]:
 
 async def get_vacation(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     account_of(call, args)
-    ids = argument(args, "ids", list, None)
-    props = argument(args, "properties", list, None) or list(PROPERTIES)
-    for prop in props:
-        if prop not in PROPERTIES:
-            raise invalid_arguments("properties", f"unknown property {prop!r}")
+    ids = get_ids(call, args)
+    props = get_properties(args, PROPERTIES)
     vacation = await call.mail.account_data.vacation()
     full = _json(vacation)
     wanted = [SINGLETON] if ids is None else ids
-    found = [{p: full[p] for p in ["id", *props]} for i in wanted if i == SINGLETON][:1]
+    found = [{p: full[p] for p in props} for i in wanted if i == SINGLETON][:1]
     return {"accountId": call.account_id, "state": str(vacation.state), "list": found,
             "notFound": [i for i in wanted if i != SINGLETON]}
 
-
-def _invalid(prop: str, why: str) -> SetError:
-    return SetError("invalidProperties", f"{prop}: {why}", properties=[prop])
 
 
 def _date(prop: str, value: Any) -> Optional[datetime]:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.endswith("Z"):
-        raise _invalid(prop, "must be null or a UTCDate like 2026-07-01T00:00:00Z")
     try:
-        return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone.utc)
+        return parse_utc_date(value)
     except ValueError:
-        raise _invalid(prop, "must be null or a UTCDate like 2026-07-01T00:00:00Z") from None
+        raise invalid_properties(prop, "must be null or a UTCDate like 2026-07-01T00:00:00Z") from None
 
 
 def _apply(current: Vacation, patch: Any) -> Vacation:
     if not isinstance(patch, dict):
-        raise _invalid("", "a patch object is required")
+        raise invalid_properties("", "a patch object is required")
     new = Vacation(current.is_enabled, current.from_date, current.to_date, current.subject,
                    current.text_body, current.html_body)
     for prop, value in patch.items():
         if prop == "isEnabled":
             if not isinstance(value, bool):
-                raise _invalid(prop, "must be true or false")
+                raise invalid_properties(prop, "must be true or false")
             new.is_enabled = value
         elif prop in ("fromDate", "toDate"):
             setattr(new, "from_date" if prop == "fromDate" else "to_date", _date(prop, value))
         elif prop in ("subject", "textBody", "htmlBody"):
             if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-                raise _invalid(prop, f"must be null or a string of at most {MAX_TEXT} "
+                raise invalid_properties(prop, f"must be null or a string of at most {MAX_TEXT} "
                                      "characters")
             if prop == "subject" and value is not None and ("\r" in value or "\n" in value):
-                raise _invalid(prop, "must be one line")
+                raise invalid_properties(prop, "must be one line")
             setattr(new, {"subject": "subject", "textBody": "text_body",
                           "htmlBody": "html_body"}[prop], value)
         elif prop == "id":
-            raise _invalid(prop, "is set by the server")
+            raise invalid_properties(prop, "is set by the server")
         else:
-            raise _invalid(prop, "unknown property")
+            raise invalid_properties(prop, "unknown property")
     if new.from_date and new.to_date and new.to_date <= new.from_date:
-        raise _invalid("toDate", "must be after fromDate")
+        raise invalid_properties("toDate", "must be after fromDate")
     return new
 
 

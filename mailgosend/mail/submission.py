@@ -25,7 +25,7 @@ from mailgosend.store import queue as queue_store
 from mailgosend.store.accounts import User
 from mailgosend.store.addresses import AddressError, parse_address
 
-__all__ = ["SubmissionRefused", "Submitted", "check", "from_addresses", "submit", "without_bcc"]
+__all__ = ["SubmissionRefused", "Submitted", "author_check", "check", "from_addresses", "submit", "without_bcc"]
 
 
 def from_addresses(header_block: bytes) -> list[str]:
@@ -36,6 +36,16 @@ def from_addresses(header_block: bytes) -> list[str]:
         return [a.addr_spec for value in values for a in value.addresses if a.addr_spec]
     except Exception:
         return []
+
+
+async def author_check(runner: Any, user_email: str, header_block: bytes
+                       ) -> tuple[list[str], Optional[str]]:
+    """The From: addresses of a message and the first the user may not send as (None: all
+    are theirs), in one read job; SMTP submission and JMAP both ask here (RFC 6409 §8)."""
+    authors = from_addresses(header_block)
+    if not authors:
+        return authors, None
+    return authors, await runner.read(accounts.first_not_owned, user_email, authors)
 
 
 class SubmissionRefused(Exception):
@@ -70,10 +80,9 @@ async def check(service: Any, user: User, raw: bytes, sender: str,
     ``SubmissionRefused``.  ``automatic``: a message the server writes for the user (a
     vacation reply), sent with the null reverse-path (RFC 3834 §3.3)."""
     runner = service.runner
-    authors = from_addresses(_header_block(raw))
+    authors, not_owned = await author_check(runner, user.email, _header_block(raw))
     if not authors:
         raise SubmissionRefused("invalidEmail", "the message has no valid From: header")
-    not_owned = await runner.read(accounts.first_not_owned, user.email, authors)
     if not_owned is not None:  # RFC 6409 §8: the author must be the user
         raise SubmissionRefused("forbiddenFrom", f"From: <{not_owned}> is not "
                                                  f"{user.email}'s address", [not_owned])

@@ -32,6 +32,7 @@ from typing import Any, Optional, Sequence
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from mailgosend.db.runner import DatabaseStopped
 from mailgosend.mail.accountdata import AccountData, Vacation
 from mailgosend.mail.emails import load_emails
 from mailgosend.mail.submission import SubmissionRefused, submit
@@ -140,10 +141,13 @@ class VacationResponder:
 
     async def _respond(self, sender: str, copies: list[tuple[User, int]]) -> None:
         runner = self.service.runner
+        try:  # one plain read for the usual case: nobody is away
+            away = await runner.read(jmapdata.enabled_vacations, [u.id for u, _ in copies])
+        except DatabaseStopped:  # shutting down after the delivery: no reply then
+            return
         for user, email_id in copies:
-            row = await runner.read(jmapdata.vacation, user.id)  # plain: no decryption
             now = self.service.now()
-            if row is None or not row.is_enabled:
+            if user.id not in away:
                 continue
             data = AccountData(self.service, user)
             vacation = await data.vacation()

@@ -20,7 +20,7 @@ from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queu
                                   vacation_replies, vacation_responses)
 
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
-           "destroy", "due_submissions", "identities", "insert_identity",
+           "destroy", "enabled_vacations", "due_submissions", "identities", "insert_identity",
            "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
            "submissions", "update_sealed", "update_submission_status", "vacation"]
 
@@ -198,6 +198,13 @@ def vacation(conn: Connection, user_id: int) -> Optional[VacationRow]:
     if r is None:
         return None
     return VacationRow(bool(r.is_enabled), r.from_date, r.to_date, r.sealed, int(r.modseq))
+
+
+def enabled_vacations(conn: Connection, user_ids: Sequence[int]) -> set[int]:
+    """Which of ``user_ids`` have their vacation response on (one query, nothing sealed)."""
+    t = vacation_responses.c
+    return {int(r.user_id) for r in conn.execute(select(t.user_id).where(
+        t.user_id.in_(list(user_ids)), t.is_enabled.is_(True)))}
 
 
 def put_vacation(conn: Connection, user_id: int, *, is_enabled: bool,

@@ -29,7 +29,8 @@ from twisted.logger import Logger
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import wants_success_dsn
 from mailgosend.mail.service import MailService
-from mailgosend.smtp.pipeline.author import author_refusal, from_addresses
+from mailgosend.mail.submission import author_check
+from mailgosend.smtp.pipeline.author import author_refusal
 from mailgosend.smtp.pipeline.checks import (
     FULL_CHECK_MAX_SIZE,
     CheckInput,
@@ -45,7 +46,6 @@ from mailgosend.smtp.replies import SMTPReply
 from mailgosend.smtp.session import SMTPSession
 from mailgosend.spam import bayes
 from mailgosend.spam.rules import Hit
-from mailgosend.store import accounts
 from mailgosend.store import bayes as bayes_stats
 from mailgosend.store.accounts import User
 from mailgosend.store.mimeinfo import MessageInfo, analyse
@@ -177,11 +177,8 @@ class ReceivePipeline:
     async def _process(self, session: SMTPSession, message: SpooledMessage) -> SMTPReply:
         now = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         if session.listener != "inbound" and session.authenticated:
-            authors = from_addresses(message.header_block())
-            not_owned = None
-            if authors:
-                not_owned = await self._runner.read(accounts.first_not_owned,
-                                                    session.authenticated, authors)
+            authors, not_owned = await author_check(self._runner, session.authenticated,
+                                                    message.header_block())
             refusal = author_refusal(session.authenticated, authors, not_owned)
             if refusal is not None:
                 raise refusal
