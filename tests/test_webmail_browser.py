@@ -6,6 +6,7 @@ until the reader allows remote content."""
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import os
 import re
@@ -180,6 +181,44 @@ class LiveTests(WebmailBrowserTestCase):
                     imap.noop()
             finally:
                 imap.logout()
+
+        yield self.in_browser(scenario)
+
+    @defer.inlineCallbacks
+    def test_encoded_headers_checks_attachment_and_reconnect(self) -> Any:
+        smtp_port = self.server.ports["SMTP"]
+        raw = ("From: =?UTF-8?B?Sm9zw6kgTcO8bGxlcg==?= <jose@elsewhere.example>\r\n"
+               f"To: {ALICE}\r\nSubject: =?ISO-8859-1?Q?R=E9sum=E9_f=FCr_Sie?=\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n"
+               "--m\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n"
+               + base64.b64encode("Привет из Москвы".encode("koi8-r")).decode() + "\r\n"
+               "--m\r\nContent-Type: text/html; name=\"page.html\"\r\n"
+               "Content-Disposition: attachment; filename*=UTF-8''na%C3%AFve%20page.html\r\n"
+               "\r\n<script>alert(1)</script>\r\n--m--\r\n")
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.open_mail(browser, errors)
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
+                smtp.sendmail("jose@elsewhere.example", [ALICE], raw.encode())
+            page.get_by_role("option", name=re.compile("José Müller, Résumé für Sie")).click()
+            expect(page.get_by_role("heading", name="Résumé für Sie")).to_be_visible()
+            body = page.frame_locator("iframe[title='Message body']")
+            expect(body.get_by_text("Привет из Москвы")).to_be_visible()
+            checks = page.locator("#auth")
+            expect(checks).to_contain_text("SPF")
+            expect(checks).to_contain_text("spam score")
+            link = page.get_by_role("link", name=re.compile("naïve page.html"))
+            with page.expect_download() as download:
+                link.click()
+            self.assertEqual(download.value.suggested_filename, "naïve page.html")
+            # The connection drops; mail arriving meanwhile shows after it comes back.
+            page.context.set_offline(True)
+            send_smtp(smtp_port, "While you were away", "Caught up.")
+            page.wait_for_timeout(500)
+            page.context.set_offline(False)
+            expect(page.get_by_role("option", name=re.compile("While you were away"))
+                   ).to_be_visible(timeout=15000)
 
         yield self.in_browser(scenario)
 

@@ -39,6 +39,7 @@ class App {
     await this.folders.load();
     this.showFolder(this.folders.currentBox);
     this.stopPush = this.client.push((changed) => this.changed(changed), (s) => this.status(s));
+    window.addEventListener("online", () => this.changed(null));
     window.mailgosend = { client: this.client, events: this.events, app: this };
     document.documentElement.dataset.ready = "1";
   }
@@ -121,7 +122,14 @@ class App {
   // events during one catch-up are folded into one more round.
   changed(changed) {
     if (this.catchingUp) { this.again = true; return; }
-    this.catchingUp = this.catchUp().finally(() => {
+    this.catchingUp = this.catchUp().then(() => {
+      this.status("live");
+    }, () => {
+      // Offline or the server restarting: try again shortly (the push stream may stay
+      // open through a short outage, so no new event would come to retry for us).
+      this.status("reconnecting");
+      setTimeout(() => this.changed(null), 2000);
+    }).finally(() => {
       this.catchingUp = null;
       if (this.again) { this.again = false; this.changed(null); }
     });
