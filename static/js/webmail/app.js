@@ -4,7 +4,7 @@
 // as modules through `window.mailgosend` (the client and the event bus), without changes
 // here: the bus carries "open" (email id), "selection" (ids) and "changed" (ids).
 import { Client } from "./jmap.js";
-import { Folders } from "./folders.js";
+import { Folders, displayName } from "./folders.js";
 import { MessageList } from "./list.js";
 import { Reader } from "./reader.js";
 import * as theme from "./theme.js";
@@ -50,7 +50,7 @@ class App {
 
   showFolder(box) {
     if (!box) return;
-    $("folder-title").textContent = box.name;
+    $("folder-title").textContent = displayName(box);
     this.reader.close();
     this.setView("list");
     $("folders-pane").classList.add("hidden");

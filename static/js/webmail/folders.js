@@ -4,6 +4,11 @@ const ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"];
 const PROPERTIES = ["id", "name", "parentId", "role", "sortOrder", "totalEmails",
                     "unreadEmails", "totalThreads", "unreadThreads"];
 
+// The name shown: IMAP's INBOX is "Inbox" like every other client shows it.
+export function displayName(box) {
+  return box.role === "inbox" ? "Inbox" : box.name;
+}
+
 export class Folders {
   constructor(client, element, onChoose) {
     this.client = client;
@@ -63,7 +68,7 @@ export class Folders {
       if (box.id === this.current) button.setAttribute("aria-current", "true");
       const name = document.createElement("span");
       name.className = "truncate";
-      name.textContent = box.name;
+      name.textContent = displayName(box);
       button.append(name);
       if (box.unreadEmails > 0) {
         const count = document.createElement("span");

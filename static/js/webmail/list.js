@@ -207,11 +207,11 @@ export class MessageList {
     who.className = "truncate " + (unread ? "font-semibold" : "");
     who.textContent = sender;
     const icons = document.createElement("span");
-    icons.className = "ml-auto flex shrink-0 items-center gap-1 text-xs text-slate-500 dark:text-slate-400";
+    icons.className = "ml-auto flex shrink-0 items-center gap-1 text-xs " +
+      (keywords.$flagged ? "text-red-600 dark:text-red-400" : "text-slate-500 dark:text-slate-400");
     icons.setAttribute("aria-hidden", "true");
     icons.textContent = (keywords.$answered ? "↩ " : "") + (email.hasAttachment ? "📎 " : "") +
       (keywords.$flagged ? "⚑ " : "") + dateText(email.receivedAt);
-    if (keywords.$flagged) icons.classList.add("text-red-600");
     top.append(dot, who, icons);
     const bottom = document.createElement("div");
     bottom.className = "truncate text-slate-600 dark:text-slate-400";
