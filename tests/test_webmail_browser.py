@@ -212,6 +212,11 @@ class LiveTests(WebmailBrowserTestCase):
             with page.expect_download() as download:
                 link.click()
             self.assertEqual(download.value.suggested_filename, "naïve page.html")
+            page.get_by_role("button", name="All headers").click()
+            expect(page.locator("#all-headers")).to_contain_text(
+                "Subject: =?ISO-8859-1?Q?R=E9sum=E9_f=FCr_Sie?=")
+            source = page.get_by_role("link", name="View source").get_attribute("href")
+            self.assertRegex(source, r"^/mail/source/M\d+$")
             # The connection drops; mail arriving meanwhile shows after it comes back.
             page.context.set_offline(True)
             send_smtp(smtp_port, "While you were away", "Caught up.")
@@ -219,6 +224,50 @@ class LiveTests(WebmailBrowserTestCase):
             page.context.set_offline(False)
             expect(page.get_by_role("option", name=re.compile("While you were away"))
                    ).to_be_visible(timeout=15000)
+
+        yield self.in_browser(scenario)
+
+    @defer.inlineCallbacks
+    def test_conversations_sort_by_sender_and_full_view(self) -> Any:
+        smtp_port = self.server.ports["SMTP"]
+
+        def send(sender: str, subject: str, message_id: str, reply_to: str = "") -> None:
+            message = EmailMessage()
+            message["From"] = sender
+            message["To"] = ALICE
+            message["Subject"] = subject
+            message["Message-ID"] = message_id
+            if reply_to:
+                message["In-Reply-To"] = reply_to
+                message["References"] = reply_to
+            message.set_content(f"{subject} from {sender}")
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
+                smtp.send_message(message)
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.open_mail(browser, errors)
+            send("Zed <zed@elsewhere.example>", "Picnic plans", "<p1@elsewhere.example>")
+            send("Amy <amy@elsewhere.example>", "Re: Picnic plans", "<p2@elsewhere.example>",
+                 "<p1@elsewhere.example>")
+            send("Mia <mia@elsewhere.example>", "Unrelated", "<u1@elsewhere.example>")
+            listbox = page.get_by_role("listbox", name="Message list")
+            expect(listbox.get_by_role("option")).to_have_count(3)
+            page.get_by_label("Sort by").select_option("sender")
+            expect(listbox.get_by_role("option").first).to_have_accessible_name(
+                re.compile("^Amy, "))
+            expect(listbox.get_by_role("option").last).to_have_accessible_name(
+                re.compile("^Zed, "))
+            page.get_by_label("Conversations").check()
+            expect(listbox.get_by_role("option")).to_have_count(2)
+            listbox.get_by_role("option", name=re.compile("Amy, Re: Picnic plans")).click()
+            conversation = page.get_by_role("list", name="Conversation")
+            expect(conversation.get_by_role("button")).to_have_count(2)
+            conversation.get_by_role("button", name=re.compile("^Zed")).click()
+            expect(page.get_by_role("heading", name="Picnic plans", exact=True)).to_be_visible()
+            page.get_by_role("button", name="Full view").click()
+            expect(listbox).to_be_hidden()
+            page.get_by_role("button", name="Reading pane").click()
+            expect(listbox).to_be_visible()
 
         yield self.in_browser(scenario)
 
