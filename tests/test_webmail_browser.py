@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
 
 from tests.support.mailserver import PASSWORD
 from tests.test_web_browser import ADMIN, ALICE, BrowserTestCase
@@ -113,6 +113,11 @@ class WebmailBrowserTestCase(BrowserTestCase):
                  for i, raw in enumerate(messages)]
         for first in range(0, len(batch), 500):
             yield user.append_all(inbox.id, batch[first:first + 500])
+
+    def push_route(self) -> Any:
+        """The web port's EventSource route (jmap/push.py), whose ``streams`` are open."""
+        site = self.server.root.components["web_site"]
+        return site.resource._sections[b"jmap"].push
 
     def open_mail(self, browser: Any, errors: list[str]) -> Any:
         page = self.watch(browser.new_page(), errors)
@@ -224,6 +229,22 @@ class LiveTests(WebmailBrowserTestCase):
             page.context.set_offline(False)
             expect(page.get_by_role("option", name=re.compile("While you were away"))
                    ).to_be_visible(timeout=15000)
+            # The server ends the push stream (as at a restart): the page opens a new one by
+            # itself, catches up with what came meanwhile, then gets pushes again.
+            push = self.push_route()
+            self.assertEqual(len(push.streams), 1)
+            threads.blockingCallFromThread(reactor, lambda: [s.end() for s in
+                                                             list(push.streams)])
+            send_smtp(smtp_port, "During the reconnection", "Caught up too.")
+            expect(page.get_by_role("option", name=re.compile("During the reconnection"))
+                   ).to_be_visible(timeout=15000)
+            deadline = time.monotonic() + 10
+            while len(push.streams) != 1:
+                assert time.monotonic() < deadline, "the page did not open a new stream"
+                time.sleep(0.05)
+            send_smtp(smtp_port, "Live again", "Pushed.")
+            expect(page.get_by_role("option", name=re.compile("Live again"))).to_be_visible(
+                timeout=3000)
 
         yield self.in_browser(scenario)
 
