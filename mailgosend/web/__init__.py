@@ -32,6 +32,7 @@ Implemented:
   and the routes JMAP has no place for: message bodies sanitised by webmail_body.py (nh3,
   tinycss2) in a sandboxed frame with their own CSP, view source, remote content per
   message or per sender.
-Not yet: webmail writing, actions and search (issue 13 items 3-5, 7), the admin panel's management pages, passkeys as the only factor
-(usernameless sign-in), DAV and client autoconfiguration.
+Not yet: webmail writing, actions and search (issue 13 items 3-5, 7), the admin panel's
+management pages, passkeys as the only factor (usernameless sign-in), DAV and client
+autoconfiguration.
 """
