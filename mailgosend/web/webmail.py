@@ -55,6 +55,10 @@ def _sender(info: Any) -> str:
 class WebmailPages:
     app = Klein()
 
+    # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
+    # writing, actions and search plug in here by name.
+    modules: tuple[str, ...] = ()
+
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages
         self.sessions = pages.sessions
@@ -94,7 +98,8 @@ class WebmailPages:
         if session is None:
             return see_other(request, "/login")
         request.setHeader(b"Content-Security-Policy", PAGE_CSP.encode())
-        return self.render(request, "mail/app.html", session, title="Mail")
+        return self.render(request, "mail/app.html", session, title="Mail",
+                           modules=self.modules)
 
     @app.route("/mail/", methods=["GET", "HEAD"])
     def page_slash(self, request: WebRequest) -> Any:

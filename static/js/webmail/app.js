@@ -1,8 +1,15 @@
 // The webmail page: wires the JMAP client, the folder tree, the virtual message list and the
 // reading pane, and keeps them live with push (catch-up through Email/changes after every
-// state change and every reconnection). Other features (writing, actions, search) plug in
-// as modules through `window.mailgosend` (the client and the event bus), without changes
-// here: the bus carries "open" (email id), "selection" (ids) and "changed" (ids).
+// state change and every reconnection).
+//
+// Other features (writing, actions, search) plug in as modules without changes here: the
+// template lists them in <div id="app" data-modules="compose actions">; each is imported
+// from this directory and its `install(api)` called once the page runs, with
+//   api.client   the JMAP client (jmap.js)       api.events  the event bus (EventTarget)
+//   api.folders  the folder tree (folders.js)    api.list    the message list (list.js)
+//   api.reader   the reading pane (reader.js)    api.slots   {header, list, reader}: toolbars
+// The bus carries "open" (email id), "selection" (ids) and "changed" (ids whose keywords or
+// mailbox a module changed: the list re-reads them; push brings the rest).
 import { Client } from "./jmap.js";
 import { Folders, displayName } from "./folders.js";
 import { MessageList } from "./list.js";
@@ -40,8 +47,19 @@ class App {
     this.showFolder(this.folders.currentBox);
     this.stopPush = this.client.push((changed) => this.changed(changed), (s) => this.status(s));
     window.addEventListener("online", () => this.changed(null));
-    window.mailgosend = { client: this.client, events: this.events, app: this };
+    await this.installModules();
     document.documentElement.dataset.ready = "1";
+  }
+
+  async installModules() {
+    const api = { client: this.client, events: this.events, folders: this.folders,
+                  list: this.list, reader: this.reader,
+                  slots: { header: $("header-slot"), list: $("list-slot"), reader: $("reader-slot") } };
+    for (const name of ($("app").dataset.modules || "").split(/\s+/).filter(Boolean)) {
+      if (!/^[a-z][a-z0-9-]*$/.test(name)) continue;
+      const module = await import(`./${name}.js`);
+      if (module.install) await module.install(api);
+    }
   }
 
   status(text) {
