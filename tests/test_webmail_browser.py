@@ -184,6 +184,13 @@ class LiveTests(WebmailBrowserTestCase):
                     assert time.monotonic() < deadline, "\\Flagged never left over IMAP"
                     time.sleep(0.05)
                     imap.noop()
+                # Deleted over IMAP: it leaves the list and the reading pane.
+                imap.store("1", "+FLAGS", "(\\Deleted)")
+                imap.expunge()
+                expect(page.get_by_text("Select a message to read it.")).to_be_visible(
+                    timeout=1000)
+                expect(page.get_by_role("listbox", name="Message list").get_by_role(
+                    "option")).to_have_count(0, timeout=1000)
             finally:
                 imap.logout()
 

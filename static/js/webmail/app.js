@@ -157,6 +157,7 @@ class App {
     await this.folders.load();
     let created = false;
     const updated = new Set();
+    const destroyed = new Set();
     for (;;) {
       let out;
       try {
@@ -171,12 +172,16 @@ class App {
       this.emailState = out.newState;
       if (out.created.length || out.destroyed.length) created = true;
       for (const id of out.updated) updated.add(id);
+      for (const id of out.destroyed) destroyed.add(id);
       if (!out.hasMoreChanges) break;
     }
+    if (this.reader.email && destroyed.has(this.reader.email.id)) this.reader.close();
     if (created || updated.size) {
       // Positions may have moved (a new message, a move, a flag under a flag sort): the
-      // visible window is asked again; the emails we know are re-read.
-      if (updated.size) await this.list.update([...updated]);
+      // visible window is asked again; the emails we know are re-read (a big burst of
+      // changes is cheaper as a fresh window).
+      if (updated.size > 200) { this.list.emails.clear(); created = true; }
+      else if (updated.size) await this.list.update([...updated]);
       if (created) await this.list.refresh();
       await this.reader.refresh([...updated]);
     }
