@@ -84,6 +84,17 @@ class SessionTests(JMAPTestCase):
         self.assertEqual(body["sessionState"], session.json()["state"])
 
 
+class DisabledTests(JMAPTestCase):
+    settings = {"JMAP_ENABLED": "false"}
+
+    @defer.inlineCallbacks
+    def test_jmap_enabled_false_serves_nothing(self) -> Any:
+        for method, path in (("GET", "/.well-known/jmap"), ("POST", "/jmap/api")):
+            reply = yield self.http(method, path, json={})
+            self.assertIn(reply.status_code, (404, 405), path)
+            self.assertNotIn("apiUrl", reply.text)
+
+
 def problem_type(reply: Any) -> str:
     assert reply.headers["Content-Type"] == "application/problem+json", reply.headers
     return str(reply.json()["type"]).rsplit(":", 1)[-1]
@@ -248,6 +259,8 @@ class MethodErrorTests(JMAPTestCase):
             ["Mailbox/get", {"accountId": account, "ids": "notalist"}, "b"],
             ["Mailbox/get", {"accountId": 7, "ids": None}, "c"],
             ["Mailbox/get", {"accountId": account, "ids": None}, "d"],
+            ["Mailbox/get", {"accountId": account,
+                             "ids": [f"B{i}" for i in range(1, 1002)]}, "e"],
         ])
         got = {r[2]: r for r in reply.json()["methodResponses"]}
         self.assertEqual(got["a"][1]["type"], "accountNotFound")
@@ -255,6 +268,7 @@ class MethodErrorTests(JMAPTestCase):
         self.assertIn("ids", got["b"][1]["description"])
         self.assertEqual(got["c"][1]["type"], "invalidArguments")
         self.assertEqual(got["d"][0], "Mailbox/get")
+        self.assertEqual(got["e"][1]["type"], "requestTooLarge")   # > maxObjectsInGet
         self.assertNotIn(bob_account, json.dumps(got["d"]))
 
     def test_server_fail_logs_no_content(self) -> Any:

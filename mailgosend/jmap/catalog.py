@@ -24,8 +24,7 @@ MODULES = (
     "mailgosend.jmap.mailbox",
     "mailgosend.jmap.thread",
     "mailgosend.jmap.email_changes",
-    "mailgosend.jmap.email_query",
-    "mailgosend.jmap.search_snippet",
+    "mailgosend.jmap.email_query",        # and SearchSnippet/get
     "mailgosend.jmap.email_get",
     "mailgosend.jmap.email_set",
     "mailgosend.jmap.identity",

@@ -16,7 +16,7 @@ the change feed see them; the state is the account state (state.py).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from mailgosend.jmap.errors import MethodError, SetError, invalid_arguments
 from mailgosend.jmap.ids import format_id, parse_id
@@ -282,9 +282,7 @@ async def mailbox_query(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                                 "ids": window}
     if argument(args, "calculateTotal", bool, False):
         response["total"] = len(ids)
-    if argument(args, "limit", int, None) is not None:
-        response["limit"] = argument(args, "limit", int)
-    return response
+    return response  # no "limit": we never cap one (RFC 8620 §5.5)
 
 
 async def mailbox_query_changes(call: Call, args: dict[str, Any]) -> dict[str, Any]:
@@ -456,6 +454,23 @@ async def _destroy(call: Call, tree: Tree, number: int, remove_emails: bool) -> 
         raise _set_error(exc)
 
 
+async def _each(response: dict[str, Any], done: str, refused: str, jmap_id: str,
+                number: Optional[int], operation: Callable[[int], Awaitable[None]]) -> bool:
+    """One update or destroy of a /set: its outcome in the response; True when done."""
+    try:
+        if number is None:
+            raise SetError("notFound", "no such mailbox")
+        await operation(number)
+    except SetError as exc:
+        response[refused][jmap_id] = exc.response()
+        return False
+    if done == "updated":
+        response[done][jmap_id] = None
+    else:
+        response[done].append(jmap_id)
+    return True
+
+
 async def mailbox_set(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     """RFC 8621 §2.5 (RFC 8620 §5.3): creates, then updates, then destroys (children
     before parents), each refused on its own with a SetError."""
@@ -486,15 +501,11 @@ async def mailbox_set(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         response["created"][creation_id] = {p: described[p] for p in (*SERVER_SET,)}
     for jmap_id, patch in updates.items():
         number = parse_id("B", resolve_id(call, jmap_id) or "")
-        try:
-            if number is None:
-                raise SetError("notFound", "no such mailbox")
-            await _update(call, tree, number, patch)
-        except SetError as exc:
-            response["notUpdated"][jmap_id] = exc.response()
-            continue
-        tree = await _tree(call)
-        response["updated"][jmap_id] = None
+
+        def update(n: int, patch: Any = patch) -> Awaitable[None]:
+            return _update(call, tree, n, patch)
+        if await _each(response, "updated", "notUpdated", jmap_id, number, update):
+            tree = await _tree(call)
     wanted = [(jmap_id, parse_id("B", resolve_id(call, jmap_id) or "")) for jmap_id in destroys]
 
     def deepest_first(item: tuple[str, Optional[int]]) -> int:
@@ -502,15 +513,9 @@ async def mailbox_set(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         return -tree.depth(box) if box is not None else 0
 
     for jmap_id, number in sorted(wanted, key=deepest_first):
-        try:
-            if number is None:
-                raise SetError("notFound", "no such mailbox")
-            await _destroy(call, tree, number, remove_emails)
-        except SetError as exc:
-            response["notDestroyed"][jmap_id] = exc.response()
-            continue
-        tree = await _tree(call)
-        response["destroyed"].append(jmap_id)
+        if await _each(response, "destroyed", "notDestroyed", jmap_id, number,
+                       lambda n: _destroy(call, tree, n, remove_emails)):
+            tree = await _tree(call)
     response["newState"] = await account_state(call.mail)
     for key in ("created", "updated", "notCreated", "notUpdated", "notDestroyed"):
         if not response[key]:

@@ -69,29 +69,29 @@ def _batches(ids: Iterable[int]) -> list[list[int]]:
     return [unique[i:i + _IN_BATCH] for i in range(0, len(unique), _IN_BATCH)]
 
 
+def _live(conn: Connection, user_id: int, column: Any, ids: Sequence[int]) -> list[EmailRow]:
+    """The user's live rows whose ``column`` is one of ``ids`` (batched IN lists)."""
+    found: list[EmailRow] = []
+    for batch in _batches(ids):
+        found += [_email(row) for row in conn.execute(
+            select(*_COLUMNS).where(messages.c.user_id == user_id, column.in_(batch),
+                                    messages.c.deleted_at.is_(None)))]
+    return found
+
+
 def emails_by_id(conn: Connection, user_id: int, email_ids: Sequence[int]) -> list[EmailRow]:
     """The live rows of the user's Emails ``email_ids`` (ids of other users or gone are
     simply absent), ordered by Email id then mailbox."""
-    found: list[EmailRow] = []
-    for batch in _batches(email_ids):
-        found += [_email(row) for row in conn.execute(
-            select(*_COLUMNS).where(messages.c.user_id == user_id,
-                                    messages.c.email_id.in_(batch),
-                                    messages.c.deleted_at.is_(None)))]
-    return sorted(found, key=lambda e: (e.email_id, e.mailbox_id))
+    return sorted(_live(conn, user_id, messages.c.email_id, email_ids),
+                  key=lambda e: (e.email_id, e.mailbox_id))
 
 
 def emails_in_threads(conn: Connection, user_id: int, thread_ids: Sequence[int]
                       ) -> list[EmailRow]:
     """The live rows of the user's Threads ``thread_ids``, by thread, oldest received first
     (RFC 8621 §3.1: a Thread's emailIds are sorted by receivedAt), ties by Email id."""
-    found: list[EmailRow] = []
-    for batch in _batches(thread_ids):
-        found += [_email(row) for row in conn.execute(
-            select(*_COLUMNS).where(messages.c.user_id == user_id,
-                                    messages.c.thread_id.in_(batch),
-                                    messages.c.deleted_at.is_(None)))]
-    return sorted(found, key=lambda e: (e.thread_id, e.internal_date, e.email_id))
+    return sorted(_live(conn, user_id, messages.c.thread_id, thread_ids),
+                  key=lambda e: (e.thread_id, e.internal_date, e.email_id))
 
 
 def thread_ids(conn: Connection, user_id: int, limit: int) -> list[int]:
