@@ -250,6 +250,35 @@ class StateTestsMixin(JMAPCallFixture, IMAPFixture):
         self.assertEqual(counter, b.modseq)
         self.assertEqual((yield self.state()), f"s{counter}")
 
+    @defer.inlineCallbacks
+    def test_concurrent_changes_are_all_reported_in_pages(self) -> Any:
+        # Deliveries and flag changes racing each other: the counter's row lock makes the
+        # values commit in order, so paging from any state misses nothing.
+        yield self.open_mail()
+        first = yield self.send(message("base"))
+        inbox = yield self.inbox()
+        s0 = yield self.state()
+        work = [self.send(message(f"racing {i}")) for i in range(8)]
+        work += [self.mail.set_flags(inbox.id, [first.uid], [f"$k{i}"], "add")
+                 for i in range(4)]
+        all_done = defer.DeferredList(work, fireOnOneErrback=True, consumeErrors=True)
+        finished: list[Any] = []
+        all_done.addCallback(finished.append)
+        seen_created, seen_updated, state = set(), set(), s0
+        while True:  # a client following the changes while they are being made
+            was_finished = bool(finished)
+            created, updated, _, result = yield self.changes("Email/changes", state,
+                                                             maxChanges=3)
+            seen_created |= created
+            seen_updated |= updated
+            state = result["newState"]
+            if was_finished and not result["hasMoreChanges"]:
+                break
+        expected = {f"M{r.email_id}" for ok, r in finished[0][:8]}
+        self.assertEqual((seen_created, seen_updated), (expected, {f"M{first.email_id}"}))
+        rows = yield self.mail.emails([first.email_id])
+        self.assertEqual(len([f for f in rows[0].flags if f.startswith("$k")]), 4)
+
     # --- threads -------------------------------------------------------------------------
 
     @defer.inlineCallbacks
