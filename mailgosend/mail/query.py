@@ -62,6 +62,8 @@ log = Logger()
 SYSTEM_KEYWORDS = {"\\seen": "$seen", "\\flagged": "$flagged", "\\answered": "$answered",
                    "\\draft": "$draft"}
 PREFETCH_CHUNK = 500
+MAX_DELTAS = 64  # versions whose changes are kept for updating cached results
+MAX_UPDATE = 2000  # changed Emails above which a cached result is recomputed instead
 BACKFILL_CHUNK = 100
 DOCUMENT_CACHE = 256
 
@@ -196,6 +198,11 @@ class UserIndex:
     modseq: Optional[int] = None  # the change counter the entries reflect; None: not loaded
     keys: dict[int, Keys] = field(default_factory=dict)
     order: Optional[list[tuple[float, int]]] = None  # see by_received
+    members: dict[int, set[int]] = field(default_factory=dict)  # thread id -> Email ids
+    # What each recent version changed: (version, Email ids, thread ids), for bringing a
+    # cached result up to date without recomputing it (``_update``); from ``base`` on.
+    deltas: list[tuple[int, frozenset[int], frozenset[int]]] = field(default_factory=list)
+    base: int = 0
     unindexed: Optional[set[str]] = None  # blobs without search document; None: not known yet
     version: int = 0
     results: dict[Any, tuple[int, list[int]]] = field(default_factory=dict)
@@ -213,9 +220,11 @@ class UserIndex:
         if state.modseq == self.modseq:
             return
         new_blobs: set[str] = set()
-        if self.modseq is None or self.modseq < state.pruned:
+        full = self.modseq is None or self.modseq < state.pruned
+        if full:
             self.entries.clear()
             self.keys.clear()
+            self.members.clear()
             self.order = None
             rows, stones = index_rows(conn, self.user_id, None)
         else:
@@ -230,7 +239,14 @@ class UserIndex:
                 self._remove(entry)
         self.modseq = max([state.modseq] + [row.modseq for row, _ in rows])
         self.version += 1
-        self.results.clear()
+        if full:
+            self.results.clear()
+            self.deltas, self.base = [], self.version
+        else:
+            self.deltas.append((self.version,
+                                frozenset([r.email_id for r, _ in rows] + [t[0] for t in stones]),
+                                frozenset([r.thread_id for r, _ in rows] + [t[1] for t in stones])))
+            del self.deltas[:-MAX_DELTAS]
         if self.unindexed is not None and new_blobs:
             indexed = search_store.indexed_among(conn, self.user_id, new_blobs)
             self.unindexed.update(new_blobs - indexed)
@@ -244,6 +260,9 @@ class UserIndex:
                 self._remove(current)
             return None
         entry = self.entries[row.email_id] = Entry(row)
+        if current is not None and current.thread != entry.thread:
+            self._unthread(current)
+        self.members.setdefault(entry.thread, set()).add(entry.id)
         if current is None or current.received != entry.received:
             if current is not None:
                 self._unorder(current)
@@ -258,6 +277,30 @@ class UserIndex:
         del self.entries[entry.id]
         self.keys.pop(entry.id, None)
         self._unorder(entry)
+        self._unthread(entry)
+
+    def _unthread(self, entry: Entry) -> None:
+        members = self.members.get(entry.thread)
+        if members is not None:
+            members.discard(entry.id)
+            if not members:
+                del self.members[entry.thread]
+
+    def changed_since(self, version: int) -> Optional[tuple[set[int], set[int]]]:
+        """The Email and thread ids changed after ``version``, or None when not known
+        (a full reload since, or older than the deltas kept)."""
+        if version < self.base:
+            return None
+        wanted = range(version + 1, self.version + 1)
+        known = [d for d in self.deltas if d[0] > version]
+        if len(known) != len(wanted):
+            return None
+        ids: set[int] = set()
+        threads: set[int] = set()
+        for _, changed, touched in known:
+            ids |= changed
+            threads |= touched
+        return ids, threads
 
     def _unorder(self, entry: Entry) -> None:
         if self.order is not None:
@@ -363,16 +406,12 @@ class _Evaluator:
         self.user_id = index.user_id
         self.index, self.source, self.key = index, source, key
         self.entries = index.entries
-        self._threads: Optional[dict[int, list[Entry]]] = None
         self.tokens_cache: dict[bytes, set[str]] = {}
 
-    def threads(self) -> dict[int, list[Entry]]:
-        if self._threads is None:
-            found: dict[int, list[Entry]] = {}
-            for entry in self.entries.values():
-                found.setdefault(entry.thread, []).append(entry)
-            self._threads = found
-        return self._threads
+    def thread_of(self, entry: Entry) -> list[Entry]:
+        """The live Emails of an Email's thread."""
+        entries = self.entries
+        return [entries[i] for i in self.index.members.get(entry.thread, ())]
 
     def run(self, node: Node, cands: list[int]) -> list[int]:
         kind = node[0]
@@ -420,11 +459,11 @@ class _Evaluator:
         if kind == "no_keyword":
             return [i for i in cands if node[1] not in entries[i].keywords]
         if kind in ("thread_all", "thread_some", "thread_none"):
-            threads, word = self.threads(), node[1]
+            thread_of, word = self.thread_of, node[1]
             test = {"thread_all": all, "thread_some": any}.get(kind)
 
             def holds(entry: Entry) -> bool:
-                has = (word in e.keywords for e in threads[entry.thread])
+                has = (word in e.keywords for e in thread_of(entry))
                 return test(has) if test is not None else not any(has)
 
             return [i for i in cands if holds(entries[i])]
@@ -562,10 +601,10 @@ def _sort(ev: _Evaluator, ids: list[int], sorts: Sequence[Sort]) -> list[int]:
         elif prop == "hasKeyword":
             key = lambda i: keyword in entries[i].keywords  # noqa: E731
         else:
-            threads = ev.threads()
+            thread_of = ev.thread_of
             test = all if prop == "allInThreadHaveKeyword" else any
             key = lambda i: test(keyword in e.keywords  # noqa: E731
-                                 for e in threads[entries[i].thread])
+                                 for e in thread_of(entries[i]))
         ordered.sort(key=key, reverse=not ascending)
     return ordered
 
@@ -581,11 +620,54 @@ def _collapse(entries: dict[int, Entry], ids: list[int]) -> list[int]:
     return out
 
 
+def _update(index: UserIndex, ev: _Evaluator, tree: Optional[Node], sorts: Sequence[Sort],
+            collapse: bool, cached: tuple[int, list[int]]) -> Optional[list[int]]:
+    """A cached newest-first (or oldest-first) result brought up to date from what changed
+    since it was made: the changed Emails (with their whole threads when threads matter)
+    taken out, and those of them that match put back at their place.  None: recompute."""
+    if len(sorts) != 1 or sorts[0][0] != "receivedAt":
+        return None
+    delta = index.changed_since(cached[0])
+    if delta is None:
+        return None
+    changed, threads = delta
+    if collapse or _uses_threads(tree):
+        for thread in threads:
+            changed |= index.members.get(thread, set())
+    if len(changed) > MAX_UPDATE:
+        return None
+    entries = index.entries
+    kept = [i for i in cached[1] if i not in changed]
+    candidates = sorted(i for i in changed if i in entries)
+    matches = ev.run(tree, candidates) if tree is not None and candidates else candidates
+    ascending = sorts[0][1]
+    key: Callable[[int], tuple[float, int]] = (
+        (lambda i: (entries[i].received, i)) if ascending
+        else (lambda i: (-entries[i].received, -i)))
+    matches.sort(key=key)
+    if collapse:
+        seen: set[int] = set()
+        chosen = []
+        for i in matches:
+            if entries[i].thread not in seen:
+                seen.add(entries[i].thread)
+                chosen.append(i)
+        matches = chosen
+    for i in matches:
+        bisect.insort(kept, i, key=key)
+    return kept
+
+
 def _results(index: UserIndex, ev: _Evaluator, tree: Optional[Node], sorts: Sequence[Sort],
              collapse: bool, cache_key: Any) -> list[int]:
     cached = index.results.get(cache_key)
     if cached is not None and cached[0] == index.version:
         return cached[1]
+    if cached is not None:
+        updated = _update(index, ev, tree, sorts, collapse, cached)
+        if updated is not None:
+            index.results[cache_key] = (index.version, updated)
+            return updated
     ids = list(index.entries)
     if tree is not None:
         ids = ev.run(tree, ids)
@@ -664,9 +746,8 @@ def run_query_changes(source: MessageSource, indexes: QueryIndexes, key: bytes,
         if collapse or _uses_threads(tree) or any(s[0].endswith("InThreadHaveKeyword")
                                                    for s in sorts):
             threads = {row.thread_id for row, _ in rows} | {stone[1] for stone in stones}
-            by_thread = prepared.evaluator.threads()
             for thread in threads:
-                changed.update(e.id for e in by_thread.get(thread, []))
+                changed.update(index.members.get(thread, ()))
         ids = _results(index, prepared.evaluator, tree, sorts, collapse, cache_key)
         stop = len(ids)
         if immutable and up_to is not None and up_to in index.entries:
