@@ -90,6 +90,19 @@ class HeaderFormTests(unittest.TestCase):
         self.assertIsNone(parse("Date", " not a date"))
         self.assertIsNone(parse("MessageIds", " no ids here"))
 
+    def test_quick_address_parse_agrees_with_the_full_parser(self) -> None:
+        from email.policy import default
+        samples = ["a@example.com", "Bob <bob@example.com>", '"Doe, Jane" <j@example.com>',
+                   "=?UTF-8?Q?Andr=C3=A9?= <andre@example.org>, x@y.example",
+                   "  Alice   Liddell  <alice@example.com> ,bob@example.com",
+                   '"Quoted \\"Nick\\"" <n@example.com>', "undisclosed-recipients:;",
+                   "Bob (work) <bob@example.com>", "friends: a@b.example, c@d.example;"]
+        for text in samples:
+            groups = default.header_factory("to", text).groups  # type: ignore[attr-defined]
+            expected = [{"name": a.display_name or None, "email": a.addr_spec}
+                        for g in groups for a in g.addresses]
+            self.assertEqual(parse("Addresses", " " + text), expected, text)
+
     def test_charsets_and_encoding_problems(self) -> None:
         self.assertEqual(parse("Text", " =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?= =?UTF-8?Q?_ok?="),
                          "\u65e5\u672c\u8a9e ok")

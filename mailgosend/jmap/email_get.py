@@ -37,6 +37,7 @@ CONVENIENCE = {
     "bcc": "header:Bcc:asAddresses", "replyTo": "header:Reply-To:asAddresses",
     "subject": "header:Subject:asText", "sentAt": "header:Date:asDate",
 }
+_CONVENIENT = {prop: HeaderProperty.of(form) for prop, form in CONVENIENCE.items()}
 _BODY = frozenset({"bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments"})
 EMAIL_PROPERTIES = frozenset(DEFAULT_PROPERTIES) | _BODY | {"headers"}
 
@@ -167,7 +168,7 @@ def render(record: EmailRecord, props: list[str], header_props: list[HeaderPrope
         elif prop == "receivedAt":
             out[prop] = utc_date(row.internal_date)
         elif prop in CONVENIENCE:
-            header = HeaderProperty.of(CONVENIENCE[prop])
+            header = _CONVENIENT[prop]
             assert header is not None
             out[prop] = header.value(top())
         elif prop == "headers":

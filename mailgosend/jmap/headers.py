@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.header
 import email.policy
 import email.utils
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -95,24 +96,100 @@ def decoded_text(raw: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def _addresses(raw: str) -> Optional[list[tuple[Optional[str], list[dict[str, Any]]]]]:
-    text = unfold(raw).strip()
+Groups = list[tuple[Optional[str], list[dict[str, Any]]]]
+
+
+def _addresses(raw: str) -> Optional[Groups]:
+    """The Addresses/GroupedAddresses parse (§4.1.2.3-4): the common shapes (``a@b``,
+    ``Name <a@b>``, ``"Quoted, Name" <a@b>``, lists of them) by a quick scan, anything
+    else (groups, comments, quoted pairs, broken input) by the stdlib's RFC 5322 parser.
+    Fresh lists each call: the cached parse is immutable."""
+    parsed = _parsed_addresses(unfold(raw).strip())
+    if parsed is None:
+        return None
+    return [(name, [{"name": n, "email": e} for n, e in members]) for name, members in parsed]
+
+
+_Parsed = tuple[tuple[Optional[str], tuple[tuple[Optional[str], str], ...]], ...]
+_QUICK_ITEM = re.compile(r'\s*(?:(?P<name>"(?:[^"\\]|\\.)*"|[^"<>,;:@()\\]*?)\s*'
+                         r'<(?P<angle>[^<>\s"()@,;:\\]+@[^<>\s"(),;:\\]+)>'
+                         r'|(?P<bare>[^\s<>"(),;:\\@]+@[^\s<>"(),;:\\]+))\s*\Z')
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_addresses(text: str) -> Optional[_Parsed]:
     if not text:
-        return []
+        return ()
+    quick = _quick_addresses(text)
+    if quick is not None:
+        return ((None, quick),)
     try:
         header = email.policy.default.header_factory("to", text)
         groups = header.groups  # type: ignore[attr-defined]
     except Exception:  # the stdlib parser raises on some broken input
         return None
-    result: list[tuple[Optional[str], list[dict[str, Any]]]] = []
+    result: list[tuple[Optional[str], list[tuple[Optional[str], str]]]] = []
     for group in groups:
-        addresses = [{"name": unicodedata.normalize("NFC", a.display_name) or None,
-                      "email": a.addr_spec} for a in group.addresses if a.addr_spec != "<>"]
+        members = [(unicodedata.normalize("NFC", a.display_name) or None, a.addr_spec)
+                   for a in group.addresses if a.addr_spec != "<>"]
         if group.display_name is None and result and result[-1][0] is None:
-            result[-1][1].extend(addresses)  # §4.1.2.4: one null-named group per run
+            result[-1][1].extend(members)  # §4.1.2.4: one null-named group per run
         else:
-            result.append((group.display_name, addresses))
-    return result
+            result.append((group.display_name, members))
+    return tuple((name, tuple(members)) for name, members in result)
+
+
+def _split_commas(text: str) -> Optional[list[str]]:
+    """Items of a comma-separated list, commas inside quotes or angle brackets kept."""
+    items, start, quoted, angle, i = [], 0, False, False, 0
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif ch == "," and not angle:
+            items.append(text[start:i])
+            start = i + 1
+        i += 1
+    if quoted or angle:
+        return None
+    items.append(text[start:])
+    return items
+
+
+def _quick_addresses(text: str) -> Optional[tuple[tuple[Optional[str], str], ...]]:
+    """The common shapes only; None sends the text to the full parser."""
+    items = _split_commas(text)
+    if items is None:
+        return None
+    found: list[tuple[Optional[str], str]] = []
+    for item in items:
+        if not item.strip():
+            continue
+        match = _QUICK_ITEM.match(item)
+        if match is None:
+            return None
+        if match.group("bare"):
+            found.append((None, match.group("bare")))
+            continue
+        name = match.group("name").strip()
+        if name.startswith('"'):
+            if "\\" in name:
+                return None
+            name = name[1:-1]
+        if "=?" in name:
+            name = decoded_text(name)
+        name = unicodedata.normalize("NFC", " ".join(name.split()))
+        found.append((name or None, match.group("angle")))
+    return tuple(found)
 
 
 def rfc3339(moment: datetime) -> str:
