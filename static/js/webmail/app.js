@@ -10,9 +10,9 @@
 //   api.reader   the reading pane (reader.js)    api.slots   {header, list, reader}: toolbars
 // The bus carries "open" (email id), "selection" (ids) and "changed" (ids whose keywords or
 // mailbox a module changed: the list re-reads them; push brings the rest).
-import { Client } from "./jmap.js";
+import { Client, ref } from "./jmap.js";
 import { Folders, displayName } from "./folders.js";
-import { MessageList } from "./list.js";
+import { LIST_PROPERTIES, MessageList } from "./list.js";
 import { Reader } from "./reader.js";
 import * as theme from "./theme.js";
 
@@ -153,38 +153,46 @@ class App {
     });
   }
 
+  // One request per round: the folders (counts), what changed since our state, and the
+  // list properties of the changed emails (a back-reference to Email/changes' /updated).
   async catchUp() {
-    await this.folders.load();
     let created = false;
-    const updated = new Set();
     const destroyed = new Set();
     for (;;) {
       let out;
       try {
-        out = await this.client.call("Email/changes", { sinceState: this.emailState, maxChanges: 500 });
+        out = await this.client.batch([
+          [...Folders.call(), "m"],
+          ["Email/changes", { sinceState: this.emailState, maxChanges: 200 }, "c"],
+          ["Email/get", { "#ids": ref("c", "Email/changes", "/updated"),
+                          properties: LIST_PROPERTIES }, "g"],
+        ]);
       } catch (error) {
         if (error.type !== "cannotCalculateChanges") throw error;
-        const state = await this.client.call("Email/get", { ids: [], properties: ["id"] });
+        // Too far behind: start from the current state with fresh windows.
+        const [folders, state] = await Promise.all([
+          this.client.call(...Folders.call()),
+          this.client.call("Email/get", { ids: [], properties: ["id"] })]);
+        this.folders.apply(folders);
         this.emailState = state.state;
+        this.list.emails.clear();
         created = true;
         break;
       }
-      this.emailState = out.newState;
-      if (out.created.length || out.destroyed.length) created = true;
-      for (const id of out.updated) updated.add(id);
-      for (const id of out.destroyed) destroyed.add(id);
-      if (!out.hasMoreChanges) break;
+      this.folders.apply(out.m);
+      const changes = out.c;
+      this.emailState = changes.newState;
+      if (changes.created.length || changes.destroyed.length) created = true;
+      for (const id of changes.destroyed) destroyed.add(id);
+      if (out.g.list.length || out.g.notFound.length) {
+        this.list.apply(out.g);
+        this.reader.follow(out.g.list);
+      }
+      if (!changes.hasMoreChanges) break;
     }
     if (this.reader.email && destroyed.has(this.reader.email.id)) this.reader.close();
-    if (created || updated.size) {
-      // Positions may have moved (a new message, a move, a flag under a flag sort): the
-      // visible window is asked again; the emails we know are re-read (a big burst of
-      // changes is cheaper as a fresh window).
-      if (updated.size > 200) { this.list.emails.clear(); created = true; }
-      else if (updated.size) await this.list.update([...updated]);
-      if (created) await this.list.refresh();
-      await this.reader.refresh([...updated]);
-    }
+    // New or removed messages move positions: the visible window is asked again.
+    if (created) await this.list.refresh();
   }
 }
 

@@ -19,8 +19,16 @@ export class Folders {
     this.state = null;
   }
 
+  // Mailbox/get of every folder, as a call to put into a batch (apply() takes its answer).
+  static call() {
+    return ["Mailbox/get", { ids: null, properties: PROPERTIES }];
+  }
+
   async load() {
-    const got = await this.client.call("Mailbox/get", { ids: null, properties: PROPERTIES });
+    this.apply(await this.client.call(...Folders.call()));
+  }
+
+  apply(got) {
     this.state = got.state;
     this.boxes = new Map(got.list.map((m) => [m.id, m]));
     if (!this.current || !this.boxes.has(this.current)) {

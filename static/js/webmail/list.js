@@ -121,9 +121,13 @@ export class MessageList {
   async update(ids) {
     const known = ids.filter((id) => this.emails.has(id));
     if (!known.length) return;
-    const got = await this.client.call("Email/get", { ids: known, properties: LIST_PROPERTIES });
+    this.apply(await this.client.call("Email/get", { ids: known, properties: LIST_PROPERTIES }));
+  }
+
+  // An Email/get answer with the list properties: what we show follows it.
+  apply(got) {
     for (const email of got.list) this.emails.set(email.id, email);
-    for (const id of got.notFound) this.emails.delete(id);
+    for (const id of got.notFound || []) this.emails.delete(id);
     this.redraw();
   }
 

@@ -189,10 +189,13 @@ export class Reader {
     return this.setKeyword(keyword, !(this.email.keywords || {})[keyword]);
   }
 
-  // After push: the open email's keywords may have changed elsewhere.
-  async refresh(ids) {
-    if (this.email && this.wanted === this.email.id && ids.includes(this.email.id)) {
-      await this.open(this.email.id);
+  // After push: the open email's keywords may have changed elsewhere (``emails``: fresh
+  // list properties of the changed emails).
+  follow(emails) {
+    const mine = this.email && emails.find((e) => e.id === this.email.id);
+    if (mine && this.wanted === mine.id) {
+      this.email.keywords = mine.keywords;
+      this.showKeywords();
     }
   }
 
