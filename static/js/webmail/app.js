@@ -41,9 +41,11 @@ class App {
     $("back").addEventListener("click", () => this.setView("list"));
     $("full-view").addEventListener("click", () => this.toggleFull());
     $("folders-toggle").addEventListener("click", () => this.toggleFolders());
-    const state = await this.client.call("Email/get", { ids: [], properties: ["id"] });
-    this.emailState = state.state;
-    await this.folders.load();
+    // The Email state to catch up from, and the folders, in one request.
+    const first = await this.client.batch([[...Folders.call(), "m"],
+      ["Email/get", { ids: [], properties: ["id"] }, "s"]]);
+    this.emailState = first.s.state;
+    this.folders.apply(first.m);
     this.showFolder(this.folders.currentBox);
     this.stopPush = this.client.push((changed) => this.changed(changed), (s) => this.status(s));
     window.addEventListener("online", () => this.changed(null));
