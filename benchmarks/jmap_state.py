@@ -2,11 +2,12 @@
 """JMAP state reads on a big mailbox (issue 12): figures only, no pass/fail.
 
 Builds a SQLite database (migrated to head) with one user and --messages message rows
-(in threads of 1-5, a fifth unread, spread over INBOX, Archive and Trash; rows inserted
-directly, no blobs: these reads never touch blobs or decrypt), makes 10 changes (flags,
-an expunge, a move-like row) and times, --runs times each, p50/p95 in ms:
+(1.5 KB of meta each, in threads of 3, a fifth unread, spread over INBOX, Archive and
+Trash; rows inserted directly, no blobs: these reads never touch blobs or decrypt), makes
+10 changes (8 flag changes, one expunge) and times, --runs times each, p50/p95 in ms:
 
-  Mailbox/get view   state + mailboxes + subscriptions + the four counts (store/emails.py)
+  Mailbox/get view   state + mailboxes + subscriptions + the four counts (store/emails.py),
+                     uncached (a repeated Mailbox/get at one state hits MailService's cache)
   Email/changes      after the 10 changes (from the state before them)
   Thread/changes     same
   Mailbox/changes    same (includes the thread-induced count changes)
@@ -37,6 +38,7 @@ from mailgosend.store.mailboxes import ensure_default_mailboxes, get_by_role
 from mailgosend.store.messages import expunge, set_flags
 
 NOW = datetime(2026, 12, 5, tzinfo=timezone.utc)
+META = b"\x00" * 1500  # as wide as a sealed structure: rows are not narrow in real life
 
 
 def build(engine: Any, count: int) -> tuple[int, list[int], dict[str, int]]:
@@ -58,6 +60,7 @@ def build(engine: Any, count: int) -> tuple[int, list[int], dict[str, int]]:
                              modseq=modseq, flags="" if i % 5 == 0 else "\\Seen",
                              internal_date=NOW + timedelta(seconds=i), size=2000,
                              blob_id=f"b{i}", created_at=NOW, email_id=i + 1,
+                             meta=META,
                              thread_id=thread, created_modseq=modseq))
             if len(rows) == 5000:
                 conn.execute(insert(messages), rows)

@@ -18,32 +18,17 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
-import pathlib
-import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webserver import ROOT, percentile, sign_in, web_server  # noqa: E402
 USER = "bench@bench.test"
 PASSWORD = "correct-horse-staple-9"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -51,59 +36,27 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    bindir = pathlib.Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILGO_PROFILE": "local",
-               "MAILGO_WEB_PORT": str(port), "MAILGO_TLS_MODE": "off",
-               "MAILGO_DNSBL_ZONES": "", "MAILGO_WEB_RATE_PER_MIN": "100000",
-               **{f"MAILGO_{n}_PORT": "0" for n in ("SMTP", "SUBMIT", "SMTPS", "IMAP",
-                                                    "IMAPS", "POP3", "POP3S", "ADMIN", "DAV")}}
-        conf = os.path.join(tmp, "app_config.conf")
-        subprocess.run([str(bindir / "mailgosend"), "--config", conf, "config", "init",
-                        "--profile", "local"], env=env, check=True, capture_output=True)
-        subprocess.run([str(bindir / "mailgosend"), "--config", conf, "domain", "add",
-                        "bench.test"], env=env, check=True, capture_output=True)
-        subprocess.run([str(bindir / "mailgosend"), "--config", conf, "user", "add", USER,
-                        "--password-stdin"], input=PASSWORD + "\n", text=True, env=env,
-                       check=True, capture_output=True)
-        server = subprocess.Popen([str(bindir / "twistd"), "-n", "--pidfile=", "mailgosend",
-                                   "--config", conf], cwd=tmp, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    requests.get(base + "/login", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            first: list[float] = []
-            again: list[float] = []
-            page: list[float] = []
-            settings: list[float] = []
-            for n in range(args.rounds):
-                client = requests.Session()
-                started = time.perf_counter()
-                form = client.get(base + "/login")
-                token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-                answer = client.post(base + "/login", data={
-                    "csrf_token": token, "email": USER, "password": PASSWORD},
-                    headers={"Origin": base}, allow_redirects=False)
-                assert answer.status_code == 303, answer.status_code
-                (first if n == 0 else again).append(time.perf_counter() - started)
-                started = time.perf_counter()
-                home = client.get(base + "/")
-                assert home.status_code == 200
-                page.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                shown = client.get(base + "/settings")
-                assert shown.status_code == 200
-                settings.append(time.perf_counter() - started)
-                client.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    setup = [(["domain", "add", "bench.test"], None),
+             (["user", "add", USER, "--password-stdin"], PASSWORD + "\n")]
+    with web_server("WEB", setup) as base:
+        first: list[float] = []
+        again: list[float] = []
+        page: list[float] = []
+        settings: list[float] = []
+        for n in range(args.rounds):
+            client = requests.Session()
+            started = time.perf_counter()
+            sign_in(client, base, USER, PASSWORD)
+            (first if n == 0 else again).append(time.perf_counter() - started)
+            started = time.perf_counter()
+            home = client.get(base + "/")
+            assert home.status_code == 200
+            page.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            shown = client.get(base + "/settings")
+            assert shown.status_code == 200
+            settings.append(time.perf_counter() - started)
+            client.close()
     css = (ROOT / "static" / "css" / "app.css").read_bytes()
     ms = 1000
     print(f"sign-in, first (bcrypt cost 12): {first[0] * ms:.1f} ms")

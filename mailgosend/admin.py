@@ -23,6 +23,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Protocol, Sequence
@@ -43,8 +44,8 @@ from mailgosend.store.addresses import (
     parse_alias_source,
 )
 
-__all__ = ["AccountAdmin", "AccountPolicy", "AdminExists", "BadInput", "DomainAdded",
-           "NewAppPassword", "PasswordRefused", "UnknownAppPassword"]
+__all__ = ["AccountAdmin", "AccountPolicy", "Actor", "AdminExists", "BadInput", "DomainAdded",
+           "NewAppPassword", "NotPermitted", "PasswordRefused", "UnknownAppPassword"]
 
 MAX_APP_PASSWORD_NAME = 64
 MAX_DISPLAY_NAME = 100
@@ -60,6 +61,10 @@ class PasswordRefused(AccountError):
 
 class UnknownAppPassword(AccountError):
     pass
+
+
+class NotPermitted(AccountError):
+    """An administrator acted outside their rights (a domain admin on another domain)."""
 
 
 class AdminExists(AccountError):
@@ -124,6 +129,25 @@ def _quota(quota: int) -> int:
     return quota
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts in the admin panel and what they may manage: a full administrator
+    (``full``) manages everything; a domain administrator only ``domains``."""
+
+    user_id: int
+    email: str
+    full: bool
+    domains: frozenset[str] = frozenset()
+
+    def may_manage(self, domain: str) -> bool:
+        return self.full or domain.lower() in self.domains
+
+    def require(self, domain: str) -> None:
+        """Refuse (403 in the panel) an action on a domain this actor does not manage."""
+        if not self.may_manage(domain):
+            raise NotPermitted(f"you do not administer the domain {domain}", "domain")
+
+
 class AccountAdmin:
     """The account rules under one configuration; one per process, shared by front ends."""
 
@@ -142,13 +166,46 @@ class AccountAdmin:
     def list_domains(self, conn: Connection) -> list[Domain]:
         return accounts.list_domains(conn)
 
+    def get_domain(self, conn: Connection, name: str) -> Domain:
+        """A local domain by any spelling (``UnknownDomain`` naming ``domain``)."""
+        return accounts.get_domain(conn, self._domain(name))
+
     def set_domain_enabled(self, conn: Connection, name: str, enabled: bool) -> Domain:
         """A disabled domain receives nothing and its users cannot log in; nothing is lost."""
         return accounts.set_domain_enabled(conn, self._domain(name), enabled)
 
-    def remove_domain(self, conn: Connection, name: str) -> Domain:
-        """Remove an empty domain with its aliases; refused while it has users."""
-        return accounts.remove_domain(conn, self._domain(name))
+    def remove_domain(self, conn: Connection, name: str, *,
+                      with_users: bool = False) -> Domain:
+        """Remove a domain with its aliases and DKIM keys; refused while it has users
+        unless ``with_users`` (the admin panel, once :meth:`domain_contents` was shown and
+        confirmed): then its users and all their mail go too."""
+        return accounts.remove_domain(conn, self._domain(name), with_users=with_users)
+
+    def domain_contents(self, conn: Connection, name: str) -> accounts.DomainContents:
+        """What removing the domain would delete: users, aliases, messages, DKIM keys."""
+        return accounts.domain_contents(conn, self._domain(name))
+
+    # --- per-domain administrators (seed plan decision 3) ----------------------------
+
+    def add_domain_admin(self, conn: Connection, email: str, domain: str,
+                         now: datetime) -> None:
+        """Let a user of any domain manage ``domain``'s users and aliases in the panel."""
+        accounts.add_domain_admin(conn, _address(email, "email"), self._domain(domain), now)
+
+    def remove_domain_admin(self, conn: Connection, email: str, domain: str) -> None:
+        accounts.remove_domain_admin(conn, _address(email, "email"), self._domain(domain))
+
+    def domain_admins(self, conn: Connection, domain: str) -> list[str]:
+        return accounts.domain_admins_of(conn, self._domain(domain))
+
+    def serves_domain(self, conn: Connection, name: str) -> Optional[str]:
+        """The canonical name of ``name`` if it is a local, enabled domain, else None: the
+        public client-setup and MTA-STS answers are given for those only."""
+        try:
+            domain = accounts.get_domain(conn, name)
+        except AccountError:
+            return None
+        return domain.name if domain.enabled else None
 
     @staticmethod
     def _domain(name: str) -> str:
@@ -200,6 +257,20 @@ class AccountAdmin:
     def get_user(self, conn: Connection, email: str) -> User:
         return accounts.get_user(conn, _address(email, "email"))
 
+    def search_users(self, conn: Connection, domains: Optional[Sequence[str]], text: str = "",
+                     after: Optional[str] = None, limit: int = 50) -> list[User]:
+        """A page of users by address (keyset ``after``), of ``domains`` (None: all)."""
+        return accounts.search_users(conn, None if domains is None else
+                                     [self._domain(d) for d in domains],
+                                     text.strip(), after, limit)
+
+    @staticmethod
+    def random_password() -> str:
+        """A password an administrator hands over once (the user changes it): 4 groups of
+        5 letters and digits, about 103 bits; passes the password policy."""
+        alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+        return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
+
     def list_users(self, conn: Connection, domain: Optional[str] = None) -> list[User]:
         return accounts.list_users(conn, None if domain is None else self._domain(domain))
 
@@ -230,6 +301,20 @@ class AccountAdmin:
 
     def has_admin(self, conn: Connection) -> bool:
         return accounts.has_admin(conn)
+
+    def rights(self, conn: Connection, user_id: int) -> Optional[Actor]:
+        """What the user may do on the admin port, or None (not an administrator, disabled
+        or gone).  Asked at sign-in and on every admin request, so a demotion or a
+        disabled account takes effect on the next click."""
+        user = accounts.find_user_by_id(conn, user_id)
+        if user is None or not user.can_log_in:
+            return None
+        if user.is_admin:
+            return Actor(user.id, user.email, True)
+        managed = accounts.domains_administered(conn, user.id)
+        if managed:
+            return Actor(user.id, user.email, False, frozenset(managed))
+        return None
 
     def aliases_of(self, conn: Connection, email: str) -> list[str]:
         """The aliases that deliver to the user (read-only on the settings page)."""

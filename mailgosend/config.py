@@ -14,6 +14,8 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -71,6 +73,9 @@ class Config:
     appended: tuple[str, ...] = field(default=())
     # True when this load generated the file, with a new ENCRYPTION_KEY (see new_file_notice).
     created: bool = False
+    # The MAILGO_<KEY> variables that were applied (name -> value): they win over the file,
+    # also when the settings page rewrites it (edit_file validates with them).
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -95,7 +100,7 @@ class Config:
         values = dict(self.values)
         values.update(changes)
         return Config(self.path, MappingProxyType(values), self.profile, self.warnings,
-                      self.appended, self.created)
+                      self.appended, self.created, self.overrides)
 
 
 def new_file_notice(config: Config) -> str:
@@ -281,35 +286,44 @@ class _Entry:
 
 
 def _read_file(path: str, problems: list[str]) -> dict[str, _Entry]:
-    entries: dict[str, _Entry] = {}
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            where = f"{os.path.basename(path)} line {number}"
-            if "=" not in stripped:
-                first_word = stripped.split()[0]
-                if K.canonical_name(first_word) in K.SECRET_KEYS:
-                    shown = f"{first_word} (value hidden)"
-                else:
-                    shown = repr(stripped[:60])
-                problems.append(f"{where}: expected KEY = value, found {shown}")
-                continue
-            name, value = (part.strip() for part in stripped.split("=", 1))
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            canonical = K.canonical_name(name)
-            if canonical is None:
-                problems.append(f"{where}: unknown key {name}" + _suggest(name))
-                continue
-            if canonical in entries:
-                first = entries[canonical]
-                also = f"also as {first.spelled}" if first.spelled != name else "also"
-                problems.append(f"{where}: {name} is set twice ({also} on {first.where}); "
-                                "keep one")
-                continue
-            entries[canonical] = _Entry(value, where, name)
+        return _parse_lines(handle, os.path.basename(path), problems)
+
+
+def _parse_lines(lines: Iterable[str], file_name: str, problems: list[str]
+                 ) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{file_name} line {number}"
+        if "=" not in stripped:
+            first_word = stripped.split()[0]
+            if K.canonical_name(first_word) in K.SECRET_KEYS:
+                shown = f"{first_word} (value hidden)"
+            else:
+                shown = repr(stripped[:60])
+            problems.append(f"{where}: expected KEY = value, found {shown}")
+            continue
+        name, value = (part.strip() for part in stripped.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        canonical = K.canonical_name(name)
+        if canonical is None and name.upper().startswith(K.LEXICON_PREFIX):
+            # A DNS provider's credential for dns-lexicon (TLS_MODE = dns01): its names
+            # depend on the provider, so they are passed through, never listed as keys.
+            canonical = name.upper()
+        if canonical is None:
+            problems.append(f"{where}: unknown key {name}" + _suggest(name))
+            continue
+        if canonical in entries:
+            first = entries[canonical]
+            also = f"also as {first.spelled}" if first.spelled != name else "also"
+            problems.append(f"{where}: {name} is set twice ({also} on {first.where}); "
+                            "keep one")
+            continue
+        entries[canonical] = _Entry(value, where, name)
     return entries
 
 
@@ -469,11 +483,14 @@ def load(path: str, *, profile: Optional[str] = None,
         warnings.extend(append_warnings)
         if appended:
             entries = _read_file(path, problems)
+    overrides = {}
     for key in K.KEYS:
         env_name = _env_name(key, env)
         if env_name:
             entries[key.name] = _Entry(env[env_name], "environment", env_name)
-    return _validate(path, entries, profile, warnings, appended, problems, created)
+            overrides[env_name] = env[env_name]
+    return _validate(path, entries, profile, warnings, appended, problems, created,
+                     overrides)
 
 
 def _profile_mismatch(path: str, asked: str, profile: str) -> str:
@@ -501,7 +518,8 @@ def _unknown_environment(env: Mapping[str, str]) -> list[str]:
 
 
 def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: list[str],
-              appended: list[str], problems: list[str], created: bool = False) -> Config:
+              appended: list[str], problems: list[str], created: bool = False,
+              overrides: Optional[Mapping[str, str]] = None) -> Config:
     """Check every value; syntax problems found while reading come first in the report."""
     base_dir = os.path.dirname(path)
     values: dict[str, Any] = {}
@@ -528,16 +546,54 @@ def _validate(path: str, entries: Mapping[str, _Entry], profile: str, warnings: 
     for key in K.KEYS:
         if key.name != "DATA_DIR":
             convert(key, data_dir)
+    values["LEXICON_OPTIONS"] = MappingProxyType(
+        {name: entry.value for name, entry in entries.items()
+         if name.startswith(K.LEXICON_PREFIX)})
     problems.extend(_cross_checks(values, entries))
     if problems:
         raise ConfigError(problems)
     return Config(path, MappingProxyType(values), profile, tuple(warnings), tuple(appended),
-                  created)
+                  created, MappingProxyType(dict(overrides or {})))
 
 
 def _where(entries: Mapping[str, _Entry], name: str) -> str:
     entry = entries.get(name)
     return entry.where if entry else "default"
+
+
+def _tls_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
+    """TLS_SNI_CERTS pairs and what the ACME modes need (tls/acme.py)."""
+    problems: list[str] = []
+    mode = values.get("TLS_MODE")
+    for item in values.get("TLS_SNI_CERTS") or ():
+        cert, colon, key = item.partition(":")
+        if not colon or not cert.strip() or not key.strip():
+            problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: {item!r} must "
+                            "be cert.pem:key.pem")
+            continue
+        for file_path in (cert.strip(), key.strip()):
+            if mode != "off" and not (os.path.isfile(file_path) and os.access(file_path, os.R_OK)):
+                problems.append(f"{_where(entries, 'TLS_SNI_CERTS')}: TLS_SNI_CERTS: "
+                                f"{file_path!r}: not a readable file")
+    provider = (values.get("ACME_DNS_PROVIDER") or "").strip().lower()
+    if mode == "dns01" and not provider:
+        problems.append(f"{_where(entries, 'ACME_DNS_PROVIDER')}: ACME_DNS_PROVIDER is empty but "
+                        "TLS_MODE = dns01 needs it: a dns-lexicon provider (e.g. cloudflare) or "
+                        "hook")
+    if mode == "dns01" and provider == "hook" and not values.get("ACME_DNS_HOOK"):
+        problems.append(f"{_where(entries, 'ACME_DNS_HOOK')}: ACME_DNS_HOOK is empty but "
+                        "ACME_DNS_PROVIDER = hook needs the program to run")
+    if mode == "http01" and (not values.get("HTTP_ENABLED") or not values.get("HTTP_PORT")):
+        problems.append(f"{_where(entries, 'HTTP_PORT')}: TLS_MODE = http01 needs HTTP_PORT "
+                        "(the CA fetches its challenge there; 80 from the internet), or use "
+                        "TLS_MODE = dns01")
+    if mode == "http01":
+        wildcards = [n for n in values.get("ACME_DOMAINS") or () if n.strip().startswith("*")]
+        if wildcards:
+            problems.append(f"{_where(entries, 'ACME_DOMAINS')}: ACME_DOMAINS: "
+                            f"{', '.join(wildcards)}: wildcard names can only be proven through "
+                            "DNS; use TLS_MODE = dns01")
+    return problems
 
 
 def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> list[str]:
@@ -556,23 +612,30 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
             elif not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                 problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                 "readable file")
-    for group in ("SMTP", "IMAP", "POP3", "WEB"):
+    for group in K.TLS_GROUPS:
         pair = [f"{group}_TLS_CERT", f"{group}_TLS_KEY"]
         given = [name for name in pair if values.get(name)]
         if given and len(given) == 1:
             missing = next(name for name in pair if name not in given)
             problems.append(f"{_where(entries, given[0])}: {given[0]} is set but {missing} is "
                             "not; set both or neither")
-        if given and values["TLS_MODE"] == "file":
+        if given and values["TLS_MODE"] != "off":
             for name in given:
                 file_path = values[name]
                 if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
                     problems.append(f"{_where(entries, name)}: {name} = {file_path!r}: not a "
                                     "readable file")
-    try:
-        parse_networks(values.get("TRUSTED_PROXIES") or ())
-    except ValueError as exc:
-        problems.append(f"{_where(entries, 'TRUSTED_PROXIES')}: TRUSTED_PROXIES: {exc}")
+    problems.extend(_tls_checks(values, entries))
+    for name in ("TRUSTED_PROXIES", "METRICS_ALLOW"):
+        try:
+            parse_networks(values.get(name) or ())
+        except ValueError as exc:
+            problems.append(f"{_where(entries, name)}: {name}: {exc}")
+    token = values.get("METRICS_TOKEN") or ""
+    if token and (len(token) < 32 or any(c.isspace() for c in token)):
+        problems.append(f"{_where(entries, 'METRICS_TOKEN')}: METRICS_TOKEN must be at "
+                        "least 32 characters without spaces (e.g. python3 -c 'import "
+                        "secrets; print(secrets.token_urlsafe(32))')")
     for item in values.get("WEB_HOSTNAMES") or ():
         try:
             parse_hostname(item)
@@ -602,3 +665,107 @@ def _cross_checks(values: Mapping[str, Any], entries: Mapping[str, _Entry]) -> l
 def _overlap(a: str, b: str) -> bool:
     wildcard = {"0.0.0.0", "::"}
     return a == b or a in wildcard or b in wildcard
+
+
+# --- the one writer: the admin panel's settings page ---------------------------------------
+
+_ASSIGNMENT = re.compile(r"^(\s*)([A-Za-z0-9_]+)(\s*=\s*)(.*?)(\s*)$")
+
+
+def file_values(path: str) -> dict[str, str]:
+    """The raw ``KEY = value`` texts of the file, by canonical name (the settings page)."""
+    return {name: entry.value for name, entry in _read_file(path, []).items()}
+
+
+def environment_overrides(config: Config) -> dict[str, str]:
+    """Keys set by a MAILGO_ variable at load, with the variable's name: not the file."""
+    env = config.overrides
+    found = {}
+    for key in K.KEYS:
+        name = _env_name(key, env)
+        if name:
+            found[key.name] = name
+    return found
+
+
+def editable(name: str) -> bool:
+    """Keys the settings page may change: every key but the secrets."""
+    return name in K.BY_NAME and name not in K.SECRET_KEYS
+
+
+def edit_file(config: Config, changes: Mapping[str, str]) -> Config:
+    """Write new values for some keys into ``config.path`` and return the new Config.
+
+    Each value is checked exactly as at start-up (the same parsers and cross-checks, on the
+    whole file as it would be); when anything is wrong a ConfigError names the key and the
+    file is not touched.  Otherwise only the ``KEY = value`` line of each changed key is
+    rewritten in place (its spelling, an alias, and every comment, blank line and the order
+    of the file are kept; a key missing from the file is appended with its documentation),
+    and the new file replaces the old one atomically with the same permissions.  A key set
+    by a MAILGO_ environment variable is refused: the file's value would not be used (the
+    variables are those the running Config was loaded with, and they still win).
+    """
+    env = config.overrides
+    problems: list[str] = []
+    wanted: dict[str, str] = {}
+    for name, value in changes.items():
+        canonical = K.canonical_name(name)
+        if canonical is None or not editable(canonical):
+            problems.append(f"{name}: not a key that can be edited here")
+            continue
+        if "\n" in value or "\r" in value:
+            problems.append(f"{canonical}: the value must be on one line")
+            continue
+        if _env_name(K.BY_NAME[canonical], env):
+            problems.append(f"{canonical} is set by the environment variable "
+                            f"{_env_name(K.BY_NAME[canonical], env)}, which wins over the "
+                            "file; change it there")
+            continue
+        wanted[canonical] = value.strip()
+    if problems:
+        raise ConfigError(problems)
+    path = config.path
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    done: set[str] = set()
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ASSIGNMENT.match(line.rstrip("\r\n"))
+        if match is None:
+            continue
+        canonical = K.canonical_name(match.group(2))
+        if canonical in wanted and canonical not in done:
+            ending = line[len(line.rstrip("\r\n")):] or "\n"
+            lines[index] = (match.group(1) + match.group(2) + match.group(3)
+                            + wanted[canonical] + ending)
+            done.add(canonical)
+    missing = [name for name in wanted if name not in done]
+    if missing:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        for name in missing:
+            lines.append("\n" + _key_block(K.BY_NAME[name], wanted[name], config.profile))
+    text = "".join(lines)
+    entries = _parse_lines(text.splitlines(keepends=True), os.path.basename(path), problems)
+    for key in K.KEYS:
+        env_name = _env_name(key, env)
+        if env_name:
+            entries[key.name] = _Entry(env[env_name], "environment", env_name)
+    new = _validate(path, entries, config.profile, list(config.warnings), [], problems,
+                    overrides=env)
+    directory = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(prefix=".app_config.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return new

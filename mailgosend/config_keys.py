@@ -73,6 +73,7 @@ SECTIONS = (
     ("limits", "Limits"),
     ("spam", "Spam and mail authentication"),
     ("delivery", "Outbound delivery"),
+    ("mtasts", "MTA-STS and TLS reporting (RFC 8461, RFC 8460)"),
     ("logging", "Logging and debugging"),
 )
 
@@ -88,11 +89,18 @@ SERVICES: tuple[tuple[str, int, int, str], ...] = (
     ("WEB", 8080, 8080, "the web sign-in and account pages (HTTPS when WEB_TLS is on)"),
     ("ADMIN", 8081, 8081, "the admin sign-in pages and /healthz"),
     ("DAV", 5232, 5232, "CalDAV/CardDAV for clients set up with /dav/calendars/<user>/"),
+    ("HTTP", 80, 10080, "plain HTTP: ACME HTTP-01 challenges (/.well-known/acme-challenge/), "
+     "everything else redirected to HTTPS on WEB_PORT (served unless TLS_MODE = off)"),
 )
+
+# Listener groups that may have their own certificate (<GROUP>_TLS_CERT/_KEY).
+TLS_GROUPS = ("SMTP", "IMAP", "POP3", "WEB")
+# TLS modes whose certificate comes from an ACME CA (mailgosend/tls/acme.py).
+ACME_MODES = ("http01", "dns01")
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a listener that does nothing).
-SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS"}
+SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP"}
 
 
 def _service_keys() -> list[Key]:
@@ -138,6 +146,10 @@ KEYS: tuple[Key, ...] = tuple([
         "Authentication-Results authserv-id, TLS certificate name. Its A/AAAA record "
         "and the PTR of its address should point at each other.",
         "identity", profile_defaults=(("local", "localhost"),)),
+    Key("PUBLIC_IP", ADDRESS, "",
+        "The server's public IP address, for the DNS check (mailgosend doctor, the admin "
+        "panel): its reverse DNS, blocklist listings and SPF; empty uses the A record of "
+        "HOSTNAME.", "identity"),
     Key("DEFAULT_DOMAIN", DOMAIN, "example.com",
         "Mail domain used when a login or address is given without @domain.",
         "identity", aliases=("DOMAIN_DEFAULT",),
@@ -159,20 +171,24 @@ KEYS: tuple[Key, ...] = tuple([
         "listeners", minimum=0, maximum=300),
     # --- TLS ----------------------------------------------------------------
     Key("TLS_MODE", CHOICE, "selfsigned",
-        "file: use TLS_CERT/TLS_KEY (re-read on SIGHUP); selfsigned: a certificate for "
-        "HOSTNAME made on first start under DATA_DIR/tls (for trying the server and for "
-        "clients that accept it; other mail servers will not trust it); off: no TLS, so "
-        "submission (587/465) is not served and IMAP/POP3 logins are refused. ACME is "
-        "not built yet.",
-        "tls", choices=("file", "selfsigned", "off"), value_aliases=(("manual", "file"),)),
+        "dns01: certificates from an ACME CA (Let's Encrypt by default) proven through DNS "
+        "TXT records (ACME_DNS_PROVIDER; wildcards possible, no inbound port needed); http01: "
+        "the same, proven over HTTP_PORT (port 80 must reach this server); file: use "
+        "TLS_CERT/TLS_KEY (re-read on SIGHUP); selfsigned: a certificate for HOSTNAME made on "
+        "first start under DATA_DIR/tls (for trying the server and for clients that accept "
+        "it; other mail servers will not trust it); off: no TLS, so submission (587/465) is "
+        "not served and IMAP/POP3 logins are refused. ACME certificates are renewed 30 days "
+        "before expiry and swapped in without a restart; `mailgosend tls status` shows them.",
+        "tls", choices=("dns01", "http01", "file", "selfsigned", "off"),
+        value_aliases=(("manual", "file"),)),
     Key("TLS_CERT", FILE, "",
         "PEM certificate chain (leaf first) used when TLS_MODE = file.", "tls"),
     Key("TLS_KEY", FILE, "",
         "PEM private key for TLS_CERT.", "tls"),
     *[Key(f"{group}_TLS_{part}", FILE, "",
           f"{'Certificate chain' if part == 'CERT' else 'Private key'} for {what} only, "
-          f"instead of TLS_{part} (TLS_MODE = file; set both {group}_TLS_CERT and "
-          f"{group}_TLS_KEY).", "tls",
+          f"instead of TLS_{part} or the ACME certificate (any TLS_MODE but off; set both "
+          f"{group}_TLS_CERT and {group}_TLS_KEY; re-read on SIGHUP).", "tls",
           pending="")
       for group, what in (("SMTP", "SMTP, submission and SMTPS"), ("IMAP", "IMAP and IMAPS"),
                           ("POP3", "POP3 and POP3S"), ("WEB", "the web and admin ports"))
@@ -184,6 +200,47 @@ KEYS: tuple[Key, ...] = tuple([
         profile_defaults=(("local", "false"),)),
     Key("TLS_MIN_VERSION", CHOICE, "1.2",
         "Oldest TLS version accepted.", "tls", choices=("1.2", "1.3")),
+    Key("TLS_SNI_CERTS", LIST, "",
+        "Extra certificates, comma-separated cert.pem:key.pem pairs, each served to clients "
+        "that ask (SNI) for a name in its subjectAltName: one server, several domains with "
+        "their own certificates. Re-read on SIGHUP.", "tls"),
+    Key("ACME_EMAIL", STR, "",
+        "Contact address given to the ACME CA (expiry warnings, policy changes); optional.",
+        "tls"),
+    Key("ACME_DIRECTORY", STR, "",
+        "ACME directory URL; empty means Let's Encrypt (production, or staging with "
+        "ACME_STAGING = true).", "tls"),
+    Key("ACME_STAGING", BOOL, "false",
+        "Use Let's Encrypt's staging CA (untrusted certificates, generous rate limits) to "
+        "try a setup.", "tls"),
+    Key("ACME_CA_FILE", FILE, "",
+        "PEM CA certificates trusted for the ACME server's own HTTPS (a private ACME CA); "
+        "empty trusts the system store.", "tls"),
+    Key("ACME_CACHE_DIR", PATH, "",
+        "Where the ACME account key (mode 0600), certificates and renewal state are kept; "
+        "empty means DATA_DIR/acme.", "tls"),
+    Key("ACME_DOMAINS", LIST, "",
+        "Names of the ACME certificate, comma-separated (*.example.com needs TLS_MODE = "
+        "dns01); empty means HOSTNAME plus, for each local domain, autoconfig.<domain> and "
+        "autodiscover.<domain> (while the web port is served) and mta-sts.<domain> (while "
+        "MTA_STS_MODE is not none), each once it has an address in DNS.", "tls"),
+    Key("ACME_DNS_PROVIDER", STR, "",
+        "TLS_MODE = dns01: a dns-lexicon provider name (cloudflare, route53, ovh, ...; its "
+        "credentials as LEXICON_<PROVIDER>_<OPTION> keys in this file or environment "
+        "variables, e.g. LEXICON_CLOUDFLARE_AUTH_TOKEN), or hook to run ACME_DNS_HOOK.",
+        "tls"),
+    Key("ACME_DNS_HOOK", FILE, "",
+        "ACME_DNS_PROVIDER = hook: a program run as `program add|remove FQDN VALUE`; exit "
+        "status 0 means done.", "tls"),
+    Key("ACME_DNS_HOOK_TIMEOUT", INT, "120",
+        "Seconds ACME_DNS_HOOK may run before it is killed and the attempt fails.", "tls",
+        minimum=1, maximum=3600),
+    Key("ACME_DNS_ZONE", STR, "",
+        "The DNS zone the TXT records go into (example.com); empty finds it through DNS "
+        "(the SOA of the name).", "tls"),
+    Key("ACME_DNS_PROPAGATION_SECONDS", INT, "600",
+        "How long to wait for every authoritative server of the zone to serve a new TXT "
+        "record before the attempt fails.", "tls", minimum=1, maximum=7200),
     # --- secrets ------------------------------------------------------------
     Key("ENCRYPTION_KEY", SECRET, "",
         "Master key (64 hex characters) for encryption at rest; per-user keys are "
@@ -236,6 +293,15 @@ KEYS: tuple[Key, ...] = tuple([
     Key("VACATION_REPLY_DAYS", INT, "7",
         "Automatic vacation replies (JMAP VacationResponse): at most one to the same sender "
         "in this many days (RFC 3834 §2 suggests 7).", "web", minimum=1, maximum=365),
+    Key("METRICS_ALLOW", LIST, "127.0.0.0/8, ::1/128",
+        "Comma-separated addresses or networks (CIDR) allowed to read the Prometheus "
+        "metrics at /metrics on the admin port without signing in; empty: none (then only "
+        "METRICS_TOKEN opens it). The admin port may be reachable from elsewhere: keep this "
+        "to the scraper's address. Behind a reverse proxy on the same machine, list the "
+        "proxy in TRUSTED_PROXIES, or every request seems to come from loopback.", "web"),
+    Key("METRICS_TOKEN", STR, "",
+        "A bearer token that also opens /metrics (Authorization: Bearer <token>) from any "
+        "address, at least 32 characters; empty: no token.", "web"),
     # --- database -----------------------------------------------------------
     Key("DB_DRIVER", CHOICE, "sqlite",
         "sqlite: embedded database in DB_PATH (one machine); postgres: PostgreSQL at "
@@ -360,6 +426,10 @@ KEYS: tuple[Key, ...] = tuple([
         "empty uses /etc/resolv.conf.", "spam"),
     Key("DNS_SECONDARY", NAMESERVER, "", "Second DNS server, tried when the first fails.",
         "spam"),
+    Key("DOCTOR_PORT25_PROBE", HOSTPORT, "gmail-smtp-in.l.google.com:25",
+        "A mail server (host or host:port) the DNS check (mailgosend doctor, the admin "
+        "panel) connects to, to tell whether outbound port 25 is open here; empty skips "
+        "that check. Only a TCP connect, closed at once: nothing is sent.", "delivery"),
     # --- delivery -----------------------------------------------------------
     Key("QUEUE_RETRY_MINS", INTLIST, "5,10,30,60,120,240",
         "Minutes to wait before each retry of a temporarily failed delivery; the last "
@@ -393,6 +463,37 @@ KEYS: tuple[Key, ...] = tuple([
     Key("DELAY_WARNING_HOURS", FLOAT, "4",
         "Send the sender a delay notice after this many hours (0 = never).", "delivery",
         minimum=0, maximum=8760),
+    # --- MTA-STS and TLS-RPT -------------------------------------------------
+    Key("MTA_STS_MODE", CHOICE, "testing",
+        "Mode of the MTA-STS policy (RFC 8461) served for every local domain at "
+        "https://mta-sts.<domain>/.well-known/mta-sts.txt: testing (senders deliver anyway "
+        "and report TLS problems), enforce (senders refuse to deliver without a verified "
+        "TLS connection to a listed MX), none (withdraws an earlier policy). Start with "
+        "testing; switch to enforce once reports show no failures.",
+        "mtasts", choices=("none", "testing", "enforce")),
+    Key("MTA_STS_MAX_AGE", INT, "604800",
+        "How long (seconds) senders may cache the MTA-STS policy; one week by default "
+        "(RFC 8461 §3.2 allows up to a year).", "mtasts", minimum=60, maximum=31557600),
+    Key("MTA_STS_MX", LIST, "",
+        "Comma-separated MX host names (or *.example.com patterns) listed in the MTA-STS "
+        "policy; empty: HOSTNAME, the name the published MX records point at.", "mtasts"),
+    Key("TLSRPT_RUA", STR, "",
+        "Where other servers send their daily TLS reports about mail to your domains: the "
+        "rua of the published _smtp._tls record (RFC 8460 §3), a mailto: or https: URI. "
+        "Empty: mailto:postmaster@<domain>; off: no record is suggested.", "mtasts"),
+    Key("MTA_STS_OUTBOUND", BOOL, "true",
+        "Fetch, cache and obey the MTA-STS policies of recipient domains: under enforce, "
+        "mail waits in the queue rather than going to an MX whose name is not in the "
+        "policy or whose certificate does not verify.", "mtasts"),
+    Key("MTA_STS_CA_FILE", PATH, "",
+        "Extra CA certificates (PEM) trusted for MTA-STS policy servers and MX hosts, "
+        "besides the system store (private PKIs and tests).", "mtasts"),
+    Key("MTA_STS_HTTPS_PORT", PORT, "443",
+        "Port used to fetch recipient domains' MTA-STS policies (443 everywhere but in "
+        "test setups).", "mtasts", minimum=1, maximum=65535),
+    Key("TLSRPT_SEND", BOOL, "true",
+        "Send a daily TLS report (RFC 8460) of our outbound TLS results to each recipient "
+        "domain that publishes an _smtp._tls record.", "mtasts"),
     # --- logging ------------------------------------------------------------
     Key("LOG_LEVEL", LOGLEVEL, "info", "debug, info, warn, error or critical.", "logging"),
     Key("LOG_FILE", PATH, "",
@@ -404,7 +505,20 @@ BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 
 ALIASES: dict[str, str] = {alias: k.name for k in KEYS for alias in k.aliases}
 
-SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {"RELAY_PASSWORD"}
+# Configuration names passed through to dns-lexicon (TLS_MODE = dns01): LEXICON_<PROVIDER>_<OPTION>.
+LEXICON_PREFIX = "LEXICON_"
+
+SECRET_KEYS = frozenset(k.name for k in KEYS if k.kind in (SECRET, SECRETS)) | {
+    "RELAY_PASSWORD", "METRICS_TOKEN"}
+
+# Keys the running server applies at once when the admin panel's settings page saves them
+# (MailgosendService.apply_config); every other key takes effect at the next start.
+LIVE_KEYS = frozenset({
+    "LOG_LEVEL", "WEB_RATE_PER_MIN", "ADMIN_RATE_PER_MIN", "METRICS_ALLOW",
+    "BRUTE_MAX_TRIES", "BRUTE_ACCOUNT_MAX_TRIES", "BRUTE_WINDOW_MIN", "BRUTE_BAN_HOURS",
+    "BAN_EXEMPT_IPS", "SPAM_THRESHOLD", "SPAM_CHECK_SPF", "SPAM_CHECK_DKIM",
+    "SPAM_CHECK_DMARC", "DNSBL_ZONES", "DNSBL_CHECK_PRIVATE", "BAYES_MIN_TRAINED",
+    "BAYES_MAX_POINTS"})
 
 
 def canonical_name(name: str) -> Optional[str]:

@@ -35,8 +35,10 @@ class RedactingObserver:
     """Replaces any known secret in a formatted event before it is written."""
 
     def __init__(self, observer: ILogObserver, secrets: Iterable[str],
-                 stream: IO[str] | None = None) -> None:
+                 stream: IO[str] | None = None,
+                 levels: LogLevelFilterPredicate | None = None) -> None:
         self._observer = observer
+        self._levels = levels
         self._secrets = tuple(s for s in secrets if len(s) >= 6)
         self._stream = stream
 
@@ -45,6 +47,13 @@ class RedactingObserver:
         reopen = getattr(self._stream, "reopen", None)
         if reopen is not None:
             reopen()
+
+    def apply_config(self, config: Config) -> None:
+        """LOG_LEVEL changed on the admin panel's settings page: applies at once."""
+        if self._levels is not None:
+            level = LogLevel.levelWithName(config["LOG_LEVEL"])
+            self._levels.defaultLogLevel = level
+            self._levels.setLogLevelForNamespace("", level)
 
     def __call__(self, event: LogEvent) -> None:
         if self._secrets:
@@ -62,8 +71,7 @@ class RedactingObserver:
 def config_secrets(config: Config) -> list[str]:
     secrets = [config["ENCRYPTION_KEY"].hex(), config["SESSION_SECRET"].hex()]
     secrets += [key.hex() for key in config["ENCRYPTION_KEYS_OLD"]]
-    if config["RELAY_PASSWORD"]:
-        secrets.append(config["RELAY_PASSWORD"])
+    secrets += [config[name] for name in ("RELAY_PASSWORD", "METRICS_TOKEN") if config[name]]
     # Upper-case spellings of the hex keys too.
     return secrets + [s.upper() for s in secrets]
 
@@ -81,5 +89,6 @@ def make_observer(config: Config, stream: IO[str] | None = None) -> ILogObserver
         stream = open_log_file(config["LOG_FILE"]) if config["LOG_FILE"] else sys.stdout
     level = LogLevel.levelWithName(config["LOG_LEVEL"])
     text = textFileLogObserver(stream)
-    filtered = FilteringLogObserver(text, [LogLevelFilterPredicate(defaultLogLevel=level)])
-    return RedactingObserver(filtered, config_secrets(config), stream)
+    levels = LogLevelFilterPredicate(defaultLogLevel=level)
+    filtered = FilteringLogObserver(text, [levels])
+    return RedactingObserver(filtered, config_secrets(config), stream, levels)

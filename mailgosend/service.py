@@ -25,7 +25,10 @@ from mailgosend import __version__
 from mailgosend.auth.bans import BanCache
 from mailgosend.auth.portal import MailPortal, build_portal
 from mailgosend.config import Config, new_file_notice, settings_origin
+from mailgosend.config_keys import ACME_MODES, TLS_GROUPS
+from mailgosend.counters import Counters
 from mailgosend.crypto import KeyRing
+from mailgosend.servercontrol import ServerControl
 from mailgosend.db.opening import open_database
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.errors import StartupError
@@ -40,9 +43,13 @@ from mailgosend.smtp.pipeline.delivery import Delivery
 from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.session import ListenerKind
 from mailgosend.store.blobs import BlobStore, make_blob_store
+from mailgosend.tls import acme
 from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
+from mailgosend.tls.http01 import http_port_site
+from mailgosend.tls.inventory import certificates_in_use
 from mailgosend.tls.selfsigned import ensure_self_signed
 from mailgosend.listeners import ListenerService
+from mailgosend.logring import LogRing
 from mailgosend.mail.service import MailService
 from mailgosend.imap.factory import build_imap_factory, imap_avatars
 from mailgosend.imap.interfaces import IIMAPAccount
@@ -106,6 +113,24 @@ class MailgosendService(service.MultiService):
                 yield defer.maybeDeferred(child.stopService)
         log.info("mailgosend stopped")
 
+    def apply_config(self, config: Config) -> list[str]:
+        """The settings page saved ``config``: hand it to every component that applies
+        settings live (config_keys.LIVE_KEYS); the rest wait for the next start.  Returns
+        the names of components that failed (they keep their old settings)."""
+        self.config = config
+        failed = []
+        for name, component in list(self.components.items()):
+            apply = getattr(component, "apply_config", None)
+            if apply is None:
+                continue
+            try:
+                apply(config)
+            except Exception as exc:
+                failed.append(name)
+                log.error("applying new settings to {name} failed: {error}", name=name,
+                          error=exc)
+        return failed
+
     def reload(self) -> None:
         """SIGHUP: re-read what can change without a restart (log file, certificates)."""
         for component in self.components.values():
@@ -134,6 +159,7 @@ class Core:
     bans: BanCache
     security: SecurityStore
     mail: MailService
+    counters: Counters
 
 
 @dataclass(frozen=True)
@@ -164,8 +190,10 @@ class Wiring:
 
 
 def makeService(config: Config, *, reactor: Any = None,
-                observer: Optional[ILogObserver] = None) -> MailgosendService:
-    """Build every service from the configuration; nothing listens until started."""
+                observer: Optional[ILogObserver] = None, clock: Any = None) -> MailgosendService:
+    """Build every service from the configuration; nothing listens until started.
+
+    ``clock`` (default: the reactor) times certificate renewal, so tests can move time on."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -188,7 +216,14 @@ def makeService(config: Config, *, reactor: Any = None,
 
     workers = WorkerPool(reactor, size=2)
     workers.setServiceParent(root)
+    from mailgosend.delivery.worker import node_name
+
+    # After the runner, so it stops (and writes its last buckets) before the database.
+    counters = Counters(runner, reactor, node_name(config))
+    counters.setServiceParent(root)
+    runner.latency_observer = counters.observe_db
     security = SecurityStore(runner, config, clock=reactor)
+    security.counters = counters
     bans = BanCache(security, clock=reactor, scope=config["BAN_SCOPE"])
     bans.setServiceParent(root)
     portal = build_portal(runner, security, bans, workers, config)
@@ -205,49 +240,120 @@ def makeService(config: Config, *, reactor: Any = None,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
     mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
-                events=events, portal=portal, bans=bans, security=security, mail=mail)
+                events=events, portal=portal, bans=bans, security=security, mail=mail,
+                counters=counters)
     root.components.update(keyring=keyring, security=security, bans=bans, portal=portal,
                            workers=workers, blob_store=blob_store, events=events, mail=mail,
-                           core=core)
+                           core=core, counters=counters)
     if observer is not None:
         root.components["log"] = observer
+    ring = LogRing(config)
+    ring.setServiceParent(root)
+    root.components["log_ring"] = ring
     # The avatars every mail-access login asks the realm for (auth/portal.py): POP3's
     # maildrop here; IMAP's with its first listener (an IMAP avatar carries its listener's
     # hub, and each session rebinds it to its own: IMAPAccount.for_access).
     portal.realm_registry.register(IPOP3Maildrop, maildrop_factory(mail))
 
     root.listeners.setServiceParent(root)
+    root.components["listeners"] = root.listeners
+    root.components["control"] = ServerControl(root, workers, reactor)
     wiring = Wiring(config, reactor, root, core, spool_dir)
     _add_smtp_listeners(wiring)
     _add_pop3_listeners(wiring)
     _add_imap_listeners(wiring)
     _add_delivery(wiring)
     _add_web_listeners(wiring)
+    _add_acme(wiring, clock if clock is not None else reactor)
+    counters.active_connections = lambda: active_connections(root)
+    counters.certificates = lambda: [c.as_dict() for c in
+                                     certificates_in_use(root.components)]
     return root
+
+
+def _global_pair(config: Config, now: datetime.datetime) -> tuple[str, str]:
+    """The certificate every listener serves unless its group has its own (TLS_MODE)."""
+    mode = config["TLS_MODE"]
+    if mode == "selfsigned":
+        return ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"), config["HOSTNAME"],
+                                  config.bind_addresses(), now=now)
+    if mode in ACME_MODES:
+        # Self-signed until the ACME service's first certificate replaces it (tls/acme.py).
+        return acme.ensure_placeholder(acme.cache_dir(config), config["HOSTNAME"], now)
+    return config["TLS_CERT"], config["TLS_KEY"]
+
+
+def _sni_cert_pairs(config: Config) -> list[tuple[str, str]]:
+    """TLS_SNI_CERTS as (cert, key) pairs; the config check made sure each has both parts."""
+    pairs = []
+    for item in config["TLS_SNI_CERTS"]:
+        cert, _, key = item.partition(":")
+        pairs.append((cert.strip(), key.strip()))
+    return pairs
+
+
+def active_connections(root: MailgosendService) -> dict[str, int]:
+    """Open connections per listener name (smtp, submit, imaps, web, ...) on this node."""
+    counts: dict[str, int] = {}
+    for listener in root.listeners:
+        opened = getattr(listener.factory, "open_connections", None)
+        if opened is not None:
+            counts[listener.name] = counts.get(listener.name, 0) + len(opened())
+    return counts
 
 
 def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
     """The TLS contexts for one group of listeners (SMTP, IMAP, POP3, WEB); ``now`` from the
-    reactor's clock decides whether a self-signed certificate is renewed."""
-    mode = config["TLS_MODE"]
-    if mode == "off":
+    reactor's clock decides whether a self-signed certificate is renewed.
+
+    The default certificate is the group's own ({group}_TLS_CERT) or the global one; every
+    other certificate configured (TLS_SNI_CERTS, the global one, the other groups') is served
+    to a client asking (SNI) for a name it covers and the default does not."""
+    if config["TLS_MODE"] == "off":
         return None
     keys = "TLS_CERT/TLS_KEY"
-    if mode == "selfsigned":
-        cert, key = ensure_self_signed(os.path.join(config["DATA_DIR"], "tls"),
-                                       config["HOSTNAME"], config.bind_addresses(), now=now)
-    elif group and config[f"{group}_TLS_CERT"]:
+    global_pair = _global_pair(config, now)
+    cert, key = global_pair
+    if group and config[f"{group}_TLS_CERT"]:
         cert, key = config[f"{group}_TLS_CERT"], config[f"{group}_TLS_KEY"]
         keys = f"{group}_TLS_CERT/{group}_TLS_KEY"
-    else:
-        cert, key = config["TLS_CERT"], config["TLS_KEY"]
+    others = [*_sni_cert_pairs(config), global_pair,
+              *[(config[f"{g}_TLS_CERT"], config[f"{g}_TLS_KEY"]) for g in TLS_GROUPS
+                if config[f"{g}_TLS_CERT"]]]
     try:
-        tls = build_server_tls(cert, key, min_version=config["TLS_MIN_VERSION"])
+        tls = build_server_tls(cert, key, min_version=config["TLS_MIN_VERSION"],
+                               sni_pairs=others)
     except TLSConfigError as exc:
         raise StartupError(f"{keys}: {exc}") from None
     for warning in tls.warnings:
         log.warn("TLS: {warning}", warning=warning)
     return tls
+
+
+def _add_acme(w: Wiring, clock: Any) -> None:
+    """TLS_MODE = http01/dns01: the service that issues and renews the global certificate and
+    swaps it in through the SIGHUP path; and HTTP_PORT (challenges, redirect to HTTPS)."""
+    from mailgosend.store.accounts import list_domains
+
+    config = w.config
+    challenges = None
+    if config["TLS_MODE"] in ACME_MODES:
+        runner = w.core.runner
+
+        def local_domains() -> Any:
+            return runner.read(list_domains).addCallback(
+                lambda found: [d.name for d in found if d.enabled])
+
+        service = acme.ACMEService(acme.ACMESettings.from_config(config), reactor=w.reactor,
+                                   clock=clock, on_change=w.root.reload,
+                                   local_domains=local_domains, config=config)
+        service.setServiceParent(w.root)
+        w.root.components["acme_status"] = service.certificate_status
+        challenges = service.challenges
+    if config.listener("http").active and config["TLS_MODE"] != "off":
+        web = config.listener("web")
+        w.listen("http", http_port_site(challenges, web.port if web.active else 443,
+                                        https=config["WEB_TLS"]))
 
 
 def _add_smtp_listeners(w: Wiring) -> None:
@@ -264,6 +370,8 @@ def _add_smtp_listeners(w: Wiring) -> None:
     pipeline = ReceivePipeline(settings=CheckSettings.from_config(config), resolver=resolver,
                                workers=core.workers, delivery=delivery, runner=core.runner,
                                clock=w.reactor, spool_dir=w.spool_dir, mail=core.mail)
+    pipeline.counters = core.counters
+    w.root.components["receive_pipeline"] = pipeline
     greylist = None
     if config["GREYLIST_ENABLED"] and config.listener("smtp").active:
         policy = GreylistPolicy.from_config(config)
@@ -285,10 +393,11 @@ def _add_smtp_listeners(w: Wiring) -> None:
         kind = kinds[name]
         if kind != "inbound" and tls is None:
             log.warn("{key}: {kind} needs TLS (AUTH is never offered in clear); not "
-                     "listening. Set TLS_MODE = file or selfsigned.",
+                     "listening. Set TLS_MODE = dns01, http01, file or selfsigned.",
                      key=f"{name.upper()}_PORT", kind=kind)
             continue
         factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
+        factory.counters = core.counters
         w.listen(name, factory, tls if kind == "smtps" else None)
 
 
@@ -298,6 +407,9 @@ def _add_delivery(w: Wiring) -> None:
     from datetime import timedelta
 
     from mailgosend.delivery.bounces import Bouncer
+    from mailgosend.delivery.https import HTTPSClient
+    from mailgosend.delivery.mtasts import MTASTS
+    from mailgosend.delivery.tlsrpt import TLSReporter
     from mailgosend.delivery.worker import DeliverySettings, QueueService, node_name
     from mailgosend.mailauth.dkimsign import DKIMSigner
 
@@ -308,15 +420,32 @@ def _add_delivery(w: Wiring) -> None:
                       local=core.mail.delivery, workers=core.workers, events=core.events, hostname=config["HOSTNAME"],
                       delay_warning_hours=config["DELAY_WARNING_HOURS"],
                       max_age=timedelta(hours=config["QUEUE_MAX_AGE_HOURS"]))
+    bouncer.counters = core.counters
+    resolver = make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"])
+    # MTA-STS (RFC 8461) policies of recipient domains and TLS-RPT (RFC 8460) reports.
+    https = HTTPSClient(reactor=w.reactor, workers=core.workers, resolver=resolver,
+                        ca_file=config["MTA_STS_CA_FILE"] or None,
+                        port=config["MTA_STS_HTTPS_PORT"])
+    mta_sts = None
+    if config["MTA_STS_OUTBOUND"]:
+        mta_sts = MTASTS(runner=core.runner, workers=core.workers, resolver=resolver,
+                         https=https, clock=w.reactor,
+                         ca_file=config["MTA_STS_CA_FILE"] or None)
     worker = QueueService(
         settings=settings, runner=core.runner, keyring=core.keyring, blob_store=core.blob_store,
-        workers=core.workers,
-        resolver=make_resolver(config["DNS_PRIMARY"], config["DNS_SECONDARY"]),
+        workers=core.workers, resolver=resolver,
         signer=DKIMSigner(core.runner, core.keyring, core.workers, clock=w.reactor),
         bouncer=bouncer,
-        clock=w.reactor, node=node_name(config))
+        clock=w.reactor, node=node_name(config), mta_sts=mta_sts)
     worker.setServiceParent(w.root)
     w.root.components["delivery"] = worker
+    if config["TLSRPT_SEND"] and mta_sts is not None:
+        reporter = TLSReporter(runner=core.runner, workers=core.workers, resolver=resolver,
+                               https=https, local=core.mail.delivery, events=core.events,
+                               clock=w.reactor, hostname=config["HOSTNAME"],
+                               sender=f"postmaster@{config['DEFAULT_DOMAIN']}")
+        reporter.setServiceParent(w.root)
+        w.root.components["tlsrpt"] = reporter
     core.events.watch_queue(lambda _change: worker.wake())
 
 
@@ -331,7 +460,7 @@ def _mailbox_listeners(w: Wiring, plain: str, implicit: str,
             continue
         is_implicit = name == implicit
         if is_implicit and tls is None:
-            log.warn("{key}: implicit TLS needs TLS_MODE = file or selfsigned; not listening",
+            log.warn("{key}: implicit TLS needs a TLS_MODE other than off; not listening",
                      key=f"{name.upper()}_PORT")
             continue
         w.listen(name, build(is_implicit, tls), tls if is_implicit else None)
@@ -378,6 +507,7 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
     from mailgosend.auth.passkeys import PasskeyStep
+    from mailgosend.web.autoconfig import ClientSetup
     from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
     from mailgosend.web.setup import FirstAdminAnnouncer
@@ -391,9 +521,9 @@ def _add_web_listeners(w: Wiring) -> None:
     if w.config["WEB_TLS"]:
         tls = w.tls_for("WEB")
         if tls is None:
-            raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = file or "
-                               "selfsigned, or WEB_TLS = false (behind a TLS proxy, see "
-                               "TRUSTED_PROXIES)")
+            raise StartupError("WEB_TLS = true needs a certificate: set TLS_MODE = dns01, "
+                               "http01, file or selfsigned, or WEB_TLS = false (behind a TLS "
+                               "proxy, see TRUSTED_PROXIES)")
     core = w.core
     factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
     second = SecondStep(core.runner, core.security, core.bans, factor)
@@ -405,11 +535,12 @@ def _add_web_listeners(w: Wiring) -> None:
         from mailgosend.jmap.wiring import endpoint_factory
 
         # held JMAP submissions (the undo window) go out even after a restart
-        Releaser(core.mail, w.reactor).setServiceParent(w.root)
+        hostname = w.config["HOSTNAME"]
+        Releaser(core.mail, w.reactor, hostname=hostname).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
                                 mail=core.mail, events=core.events, clock=w.reactor,
                                 extra={"submission": SubmissionSettings(
-                                    w.config["SUBMISSION_UNDO_SECONDS"])})
+                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname)})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
@@ -421,7 +552,10 @@ def _add_web_listeners(w: Wiring) -> None:
                                              core.bans, name)),
                           sections=_account_sections(name, core, factor, admin),
                           admin=admin, workers=core.workers, endpoints=endpoints,
-                          jmap=jmap, mail=core.mail)
+                          admin_groups=_admin_groups, config=w.config,
+                          components=w.root.components,
+                          client_setup=ClientSetup.from_config(w.config), jmap=jmap,
+                          mail=core.mail)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:
@@ -432,6 +566,43 @@ def _add_web_listeners(w: Wiring) -> None:
             announcer = FirstAdminAnnouncer(site.setup, url)
             announcer.setServiceParent(w.root)
             w.root.components["first_admin_setup"] = announcer
+
+
+def _admin_groups(panel: Any) -> dict[bytes, Any]:
+    """The admin panel's page groups (web/admin_guard.py AdminRouter), by the second
+    segment of /admin/<name>/...; b"" is /admin itself, keys starting with "/" are
+    top-level routes of the admin port.  Every page group gets the same AdminPanel."""
+    from mailgosend.web.admin_audit import AuditPages
+    from mailgosend.web.admin_dashboard import DashboardPages
+    from mailgosend.web.admin_domains import DomainPages
+    from mailgosend.web.admin_logs import LogsPages
+    from mailgosend.web.admin_metrics import MetricsResource, ReadyResource
+    from mailgosend.web.admin_queue import QueuePages
+    from mailgosend.web.admin_security import SecurityPages
+    from mailgosend.web.admin_settings import SettingsPages
+    from mailgosend.web.admin_tls import TLSPages
+    from mailgosend.web.admin_users import UserPages
+
+    components = panel.components
+
+    def listeners_up() -> list[tuple[str, bool]]:
+        return [(listener.name, listener.listening is not None)
+                for listener in components["listeners"]]
+    users = UserPages(panel).resource()
+    queue = QueuePages(panel).resource()
+    return {
+        b"": DashboardPages(panel).resource(),
+        b"settings": SettingsPages(panel).resource(),
+        b"tls": TLSPages(panel).resource(),
+        b"logs": LogsPages(panel).resource(),
+        b"audit": AuditPages(panel).resource(),
+        b"domains": DomainPages(panel).resource(),
+        b"users": users, b"aliases": users,
+        b"queue": queue, b"deliveries": queue,
+        b"security": SecurityPages(panel).resource(),
+        b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
+        b"/readyz": ReadyResource(panel.runner, listeners_up),
+    }
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:

@@ -57,6 +57,17 @@ class QueueCLITests(CLITestCase):
         self.assertLess(self.due_times()[0], FAR)
         self.assertEqual(self.run_cli("queue", "retry-all")[1], "1 recipient(s) due now\n")
 
+    def test_hold_and_release(self) -> None:
+        qid = self.enqueue(["bob@beta.test"])
+        status, out, _ = self.run_cli("queue", "hold", str(qid))
+        self.assertEqual((status, out), (0, f"queue id {qid}: 1 recipient(s) held\n"))
+        self.assertIn("held", self.run_cli("queue", "list")[1])
+        self.assertEqual(self.run_cli("queue", "hold", "999")[0], 2)
+        status, out, _ = self.run_cli("queue", "release", str(qid))
+        self.assertEqual(out, f"queue id {qid}: 1 recipient(s) released, due now\n")
+        self.assertEqual(run_sync(self.engine, q.get_entry, qid, write=False)[0]
+                         .recipients[0].status, "queued")
+
     def test_delete_removes_without_bounce(self) -> None:
         qid = self.enqueue(["bob@beta.test"])
         status, out, _ = self.run_cli("queue", "delete", str(qid))

@@ -470,7 +470,7 @@ class ValidationTests(_ConfigTestCase):
             ("negative port", {"SMTP_PORT": "-1"}, ("SMTP_PORT", "'-1'", "0 to 65535")),
             ("bad boolean", {"SMTP_ENABLED": "maybe"},
              ("SMTP_ENABLED", "'maybe'", "true or false")),
-            ("acme is not built", {"TLS_MODE": "acme"}, ("TLS_MODE", "'acme'", "file, selfsigned, off")),
+            ("acme is not a mode (dns01 or http01 are)", {"TLS_MODE": "acme"}, ("TLS_MODE", "'acme'", "dns01, http01, file, selfsigned, off")),
             ("unknown driver", {"DB_DRIVER": "mysql"},
              ("DB_DRIVER", "'mysql'", "sqlite, postgres")),
             ("postgres without DSN", {"DB_DRIVER": "postgres"},

@@ -155,7 +155,7 @@ class RequestErrorTests(JMAPTestCase):
         session = yield self.http("GET", "/.well-known/jmap")
         self.assertEqual(session.status_code, 200)
         user_id = self.user_id(ALICE)
-        resource._in_flight[user_id] = 4   # four requests of Alice's are being answered
+        resource.in_flight.counts[user_id] = 4   # four requests of Alice's are being answered
         try:
             reply = yield self.api([["Core/echo", {}, "c"]])
             self.assertEqual(reply.status_code, 429)
@@ -163,7 +163,7 @@ class RequestErrorTests(JMAPTestCase):
             bob = yield self.api([["Core/echo", {}, "c"]], auth=(BOB, PASSWORD))
             self.assertEqual(bob.status_code, 200)
         finally:
-            del resource._in_flight[user_id]
+            del resource.in_flight.counts[user_id]
         reply = yield self.api([["Core/echo", {}, "c"]])
         self.assertEqual(reply.status_code, 200)
 

@@ -162,6 +162,23 @@ class UploadLimitTests(JMAPTestCase):
         self.assertEqual(reply.status_code, 201)
         self.assertEqual(reply.json()["type"], "application/octet-stream")
 
+    @defer.inlineCallbacks
+    def test_too_many_concurrent_uploads(self) -> Any:
+        from mailgosend.db.runner import run_sync as run
+        session = yield self.http("GET", "/.well-known/jmap")
+        account = session.json()["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        routes = self.server.root.components["web_site"].resource._sections[b"jmap"].uploads
+        user = run(self.server.engine, accounts.get_user, ALICE, write=False)
+        routes.uploading.counts[user.id] = 4   # four uploads of Alice's are being stored
+        try:
+            reply = yield self.http("POST", f"/jmap/upload/{account}/", data=b"x")
+            self.assertEqual(reply.status_code, 429)
+            self.assertEqual(reply.json()["limit"], "maxConcurrentUpload")
+        finally:
+            del routes.uploading.counts[user.id]
+        reply = yield self.http("POST", f"/jmap/upload/{account}/", data=b"x")
+        self.assertEqual(reply.status_code, 201)
+
 
 class HeaderTests(JMAPTestCase):
     users = ()

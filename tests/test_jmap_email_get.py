@@ -281,6 +281,26 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         _, result, _ = yield self.get(ids=[bob_id])
         self.assertEqual((result["list"], result["notFound"]), ([], [bob_id]))
 
+    def test_attached_message_is_one_leaf(self) -> None:
+        inner = (b"From: x@example.org\r\nSubject: inner\r\nContent-Type: multipart/mixed; "
+                 b"boundary=in\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                 b"--in--\r\n")
+        raw = (b"From: y@example.org\r\nSubject: fwd\r\nContent-Type: multipart/mixed; "
+               b"boundary=out\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nsee below"
+               b"\r\n--out\r\nContent-Type: message/rfc822\r\n\r\n" + inner +
+               b"\r\n--out--\r\n")
+        info = analyse(raw)
+        text, html, attachments = jparts.classify(info.root)
+        self.assertEqual(([p.number for p in text], [p.number for p in attachments]),
+                         (["1"], ["2"]))
+        structure = jparts.body_part(7, info.root, raw, ["partId", "type", "subParts"])
+        self.assertEqual(structure["subParts"][1], {"partId": "2", "type": "message/rfc822",
+                                                    "subParts": None})
+        blob = jparts.part_blob(info, raw, "2")
+        assert blob is not None
+        self.assertEqual((blob.data, blob.type), (inner, "message/rfc822"))
+        self.assertIsNone(jparts.part_blob(info, raw, "2.1"))  # inside the attached one
+
     def test_part_blob(self) -> None:
         info = analyse(RICH)
         blob = jparts.part_blob(info, RICH, "1.2")

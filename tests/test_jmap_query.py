@@ -296,3 +296,23 @@ class EmailQueryTests(SQLiteDatabaseMixin, QueryFixture, unittest.TestCase):
         yield self.mail.delete_mailbox("Work")
         found = yield self.ids(None, [{"property": "receivedAt", "isAscending": True}])
         self.assertEqual(found, [self.m2, self.m4])
+
+    @defer.inlineCallbacks
+    def test_another_node_sees_changes_without_the_feed(self) -> Any:
+        """Two mail services on one database (two nodes): each keeps its own index, exact
+        because every query checks the account's change counter first."""
+        from mailgosend.mail.service import MailService
+        from tests.support.imap import KEYRING
+        from twisted.internet import reactor
+        other = MailService(runner=self.runner, keyring=KEYRING, blob_store=self.blobs,
+                            workers=self.workers, clock=reactor)
+        there = yield other.open_account("alice@example.com")
+        seen_there = yield self.call("Email/query", {}, mail=there)
+        self.assertEqual(len(seen_there["ids"]), 5)
+        new = yield self.add(mime("From this node", "fresh words"), flags=("\\Seen",))
+        yield self.mail.set_flags(self.boxes["INBOX"].id, None, ["\\Flagged"], "add")
+        seen_there = yield self.call("Email/query", {"filter": {"hasKeyword": "$flagged"},
+                                                     "calculateTotal": True}, mail=there)
+        self.assertEqual((seen_there["ids"][0], seen_there["total"]), (new, 4))
+        found = yield self.call("Email/query", {"filter": {"body": "fresh"}}, mail=there)
+        self.assertEqual(found["ids"], [new])

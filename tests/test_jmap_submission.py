@@ -23,7 +23,8 @@ from tests.support.jmapcall import JMAPCallFixture
 
 def context(undo: int = 0) -> Any:
     return SimpleNamespace(services=SimpleNamespace(
-        extra={"submission": SubmissionSettings(undo_seconds=undo)}))
+        extra={"submission": SubmissionSettings(undo_seconds=undo,
+                                                hostname="mx.example.com")}))
 
 
 class SubmissionTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
@@ -93,6 +94,24 @@ class SubmissionTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         _, found, _ = yield self.call("EmailSubmission/query",
                                       filter={"undoStatus": "final"})
         self.assertEqual(found["ids"], [created["id"]])
+
+    @defer.inlineCallbacks
+    def test_missing_date_and_message_id_are_added_as_on_port_587(self) -> Any:
+        yield self.draft()
+        identity = yield self.identity()
+        bare = b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: bare\r\n\r\nx\r\n"
+        mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
+        drafts = yield mail.get_mailbox("Drafts")
+        delivered = yield mail.append(drafts.id, bare, ["\\Draft"], None)
+        _, result, _ = yield self.call("EmailSubmission/set", create={
+            "s": {"identityId": identity, "emailId": f"M{delivered.email_id}"}})
+        self.assertIn("s", result["created"], result)
+        [copy] = self.bob_inbox()
+        bob = yield defer.Deferred.fromCoroutine(self.mail_of(self.bob.email))
+        raw = yield bob.read_range(copy.blob_id, 0, copy.size)
+        self.assertRegex(raw, rb"Message-ID: <[0-9]+\.[0-9a-f]+@mx\.example\.com>\r\n")
+        self.assertIn(b"\r\nDate: ", b"\r\n" + raw)
+        self.assertTrue(raw.endswith(bare))
 
     @defer.inlineCallbacks
     def test_forged_from_is_refused_and_nothing_is_sent(self) -> Any:

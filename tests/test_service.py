@@ -105,7 +105,7 @@ class ServiceTests(unittest.TestCase):
         with self.assertRaises(StartupError) as caught:
             makeService(config, reactor=reactor)
         self.assertIn("WEB_TLS = true needs a certificate", str(caught.exception))
-        self.assertIn("TLS_MODE = file or selfsigned", str(caught.exception))
+        self.assertIn("TLS_MODE = dns01, http01, file or selfsigned", str(caught.exception))
 
     def test_bind_error_messages_name_key_and_fix(self) -> None:
         import errno

@@ -19,7 +19,9 @@ NOW = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 LEASE = timedelta(hours=1)
 
 
-class QueueStoreTestsMixin(DatabaseTestBase):
+class QueueStoreHelpers(DatabaseTestBase):
+    """Queue rows as the tests need them (also tests/test_admin_queue.py)."""
+
     def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return run_sync(self.engine, fn, *args, write=True, **kwargs)
 
@@ -38,6 +40,8 @@ class QueueStoreTestsMixin(DatabaseTestBase):
         return dict(self.read(lambda c: c.execute(
             select(queue_recipients.c.recipient, queue_recipients.c.status)).all()))
 
+
+class QueueStoreTestsMixin(QueueStoreHelpers):
     def test_claim_takes_due_rows_once_grouped_by_message(self) -> None:
         first = self.enqueue(["x@beta.test", "y@beta.test"])
         second = self.enqueue(["z@gamma.test"], blob="b2")

@@ -194,7 +194,7 @@ class TwistdTests(unittest.TestCase):
         output = proc.text()
         self.assertNotIn("Traceback", output)
         self.assertIn("MAILGO_IMAP_PORT = '99999': must be a port number from 0 to 65535", output)
-        self.assertIn("MAILGO_TLS_MODE = 'sometimes': must be one of: file, selfsigned, off", output)
+        self.assertIn("MAILGO_TLS_MODE = 'sometimes': must be one of: dns01, http01, file, selfsigned, off", output)
 
     @defer.inlineCallbacks
     def test_log_file_receives_the_log_instead_of_stdout(self):  # type: ignore[no-untyped-def]

@@ -6,9 +6,11 @@
                 create-admin
     alias.py    alias add|list|remove
     dkim.py     dkim generate|dns|list|activate|remove
+    dns.py      dns records
     queue.py    queue list|show|retry|retry-all|delete|stats
     config.py   config check|reference|init
     migrate.py  migrate
+    tls.py      tls status
 
 The rules of account administration are not here but in mailgosend.admin, which the admin
 panel calls too; these modules read arguments and passwords and print results.
@@ -50,9 +52,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alias": ("alias", "aliases and catch-alls"),
     "create-admin": ("user", "first administrator (creates the domain)"),
     "migrate": ("migrate", "bring the database schema up to date"),
+    "tls": ("tls", "TLS certificates and ACME renewal state"),
     "config": ("config", "configuration file"),
     "queue": ("queue", "outbound mail queue"),
     "dkim": ("dkim", "DKIM signing keys and their DNS records"),
+    "dns": ("dns", "every DNS record a domain should publish"),
+    "doctor": ("doctor", "check DNS, reverse DNS, port 25 and blocklists live"),
 }
 
 

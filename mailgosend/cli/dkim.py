@@ -61,12 +61,7 @@ def _keyring(ctx: Context) -> KeyRing:
 
 
 def _state(key: dkimkeys.DKIMKey, keys: list[dkimkeys.DKIMKey]) -> str:
-    if key.active:
-        return "active"
-    # Newer than the active key of its algorithm: waiting for activation; older: retired.
-    newer_active = [k for k in keys if k.active and k.algorithm == key.algorithm
-                    and (k.created_at, k.id) > (key.created_at, key.id)]
-    return "retired" if newer_active else "pending"
+    return dkimkeys.key_state(key, keys)
 
 
 def _record(key: dkimkeys.DKIMKey) -> str:
@@ -101,6 +96,8 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
             ctx.out(f"; {_state(key, keys)} {key.algorithm} key, created "
                     f"{key.created_at:%Y-%m-%d}")
             ctx.out(_record(key))
+        ctx.out(f"; MX, SPF, DMARC, MTA-STS, TLS-RPT and client-discovery records too: "
+                f"mailgosend dns records {args.domain}")
     elif args.action == "list":
         keys = ctx.read(dkimkeys.list_keys, args.domain)
         if not keys:

@@ -2,7 +2,8 @@
 """``mailgosend queue``: look at and steer the outbound queue (Postfix's mailq/postqueue/postsuper).
 
 A running server picks up ``retry`` within its poll interval (60 s) or at the next queued
-message; ``delete`` removes a message without a bounce.  Addresses are shown, contents never.
+message; ``hold`` keeps a message from being delivered until ``release``; ``delete`` removes
+a message without a bounce.  The admin panel's queue page does the same (store/queue.py).  Addresses are shown, contents never.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     queue.add_parser("list", help="messages waiting, with their recipients")
     for action, text in (("show", "one message: recipients and every delivery attempt"),
                          ("retry", "attempt a message now"),
+                         ("hold", "stop delivering a message until 'release'"),
+                         ("release", "deliver a held message again, now"),
                          ("delete", "remove a message without sending a bounce")):
         queue.add_parser(action, help=text).add_argument("id", type=_positive_id,
                                                          metavar="ID")
@@ -87,6 +90,11 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
         elif args.action == "retry":
             count = ctx.write(queue_store.retry_now, args.id, now())
             ctx.out(f"queue id {args.id}: {count} recipient(s) due now")
+        elif args.action in ("hold", "release"):
+            ctx.read(queue_store.get_entry, args.id)            # NoSuchEntry when gone
+            count = ctx.write(queue_store.set_held, [args.id], args.action == "hold", now())
+            ctx.out(f"queue id {args.id}: {count} recipient(s) "
+                    f"{'held' if args.action == 'hold' else 'released, due now'}")
         elif args.action == "retry-all":
             count = ctx.write(queue_store.retry_now, None, now())
             ctx.out(f"{count} recipient(s) due now")
@@ -101,7 +109,7 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
             st = ctx.read(queue_store.stats, since)
             ctx.out(f"messages queued: {st.messages}")
             ctx.out(f"oldest:          {_when(st.oldest)}")
-            for status in ("queued", "delivering"):
+            for status in ("queued", "delivering", queue_store.HELD):
                 ctx.out(f"recipients {status + ':':12s} {st.by_status.get(status, 0)}")
             if st.by_domain:
                 ctx.out("waiting by domain:")

@@ -24,6 +24,7 @@ write.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Concatenate, ContextManager, Generic, ParamSpec, TypeVar
@@ -56,6 +57,8 @@ class _Job(Generic[_T]):
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     deferred: Deferred[_T]
+    kind: str = "read"
+    submitted: float = 0.0  # time.monotonic(): a duration for the metrics, not a decision
 
     def run(self, conn: Connection) -> _T:
         return _call(conn, self.fn, self.args, self.kwargs)
@@ -105,6 +108,9 @@ class DatabaseRunner(Service):
         self._drained: Deferred[None] | None = None
         self._pending: deque[_Job[Any]] = deque()
         self._pending_lock = threading.Lock()
+        # Called in the reactor thread with ("read"|"write", seconds from submission to
+        # outcome) for each job: the admin port's DB latency histogram (counters.py).
+        self.latency_observer: Callable[[str, float], None] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -161,6 +167,7 @@ class DatabaseRunner(Service):
         job = self._accept(fn, args, kwargs)
         if isinstance(job, Deferred):
             return job
+        job.kind = "write"
         assert self._write_pool is not None
         if self._group_commit:
             with self._pending_lock:
@@ -177,7 +184,7 @@ class DatabaseRunner(Service):
         if not self._accepting:
             return fail(DatabaseStopped("the database runner is not running"))
         self._in_flight += 1
-        return _Job(fn, args, kwargs, Deferred())
+        return _Job(fn, args, kwargs, Deferred(), submitted=time.monotonic())
 
     # --- worker threads -------------------------------------------------------------------------
 
@@ -225,12 +232,18 @@ class DatabaseRunner(Service):
             self._deliver_from_thread(job, outcome)
 
     def _deliver_from_thread(self, job: _Job[Any], outcome: object) -> None:
-        self._reactor.callFromThread(self._deliver, job.deferred, outcome)
+        self._reactor.callFromThread(self._deliver, job.deferred, outcome, job)
 
     # --- reactor thread -------------------------------------------------------------------------
 
-    def _deliver(self, deferred: Deferred[Any], outcome: object) -> None:
+    def _deliver(self, deferred: Deferred[Any], outcome: object,
+                 job: _Job[Any] | None = None) -> None:
         self._in_flight -= 1
+        if job is not None and self.latency_observer is not None:
+            try:
+                self.latency_observer(job.kind, time.monotonic() - job.submitted)
+            except Exception:  # metrics must never fail a database job
+                pass
         if isinstance(outcome, Failure):
             deferred.errback(outcome)
         else:

@@ -63,6 +63,7 @@ __all__ = [
     "dkim_keys",
     "greylist",
     "messages_live",
+    "messages_counts",
     "recovery_codes",
     "app_passwords",
     "passkeys",
@@ -77,6 +78,11 @@ __all__ = [
     "email_tombstones",
     "search_docs",
     "search_tokens",
+    "uploads",
+    "remote_content_senders",
+    "domain_admins",
+    "audit_log",
+    "counter_buckets",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -288,7 +294,7 @@ queue_recipients = Table(
     Column("queue_id", BigInteger(), ForeignKey("queue.id", ondelete="CASCADE"), nullable=False),
     Column("recipient", String(320), nullable=False),
     Column("domain", String(253), nullable=False),
-    # queued | delivering | delivered | failed | expired
+    # queued | delivering | held (by an administrator) | delivered | failed | expired
     Column("status", String(16), nullable=False, server_default=text("'queued'")),
     Column("attempts", Integer(), nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
@@ -320,6 +326,10 @@ delivery_log = Table(
     Column("text", Text(), nullable=True),
     Column("mx_host", String(255), nullable=True),
     Column("tls_version", String(32), nullable=True),
+    # The admin panel's delivery log pages newest first by (attempted_at, id) keyset
+    # (migration 0015): a page is an index range scan, whatever the log's size.
+    Index("ix_delivery_log_attempted_at_id", "attempted_at", "id"),
+    Index("ix_delivery_log_recipient", "recipient"),
     sqlite_autoincrement=True,
 )
 
@@ -465,6 +475,18 @@ messages_live = Index(
     "ix_messages_live",
     messages.c.mailbox_id,
     messages.c.uid,
+    sqlite_where=messages.c.deleted_at.is_(None),
+    postgresql_where=messages.c.deleted_at.is_(None),
+)
+
+# JMAP Mailbox counts (store/emails.py mailbox_tallies) read only this index, never the wide
+# rows: per mailbox its live messages' threads and flags (migration 0010).
+messages_counts = Index(
+    "ix_messages_counts",
+    messages.c.user_id,
+    messages.c.mailbox_id,
+    messages.c.thread_id,
+    messages.c.flags,
     sqlite_where=messages.c.deleted_at.is_(None),
     postgresql_where=messages.c.deleted_at.is_(None),
 )
@@ -720,6 +742,90 @@ uploads = Table(
     Column("size", BigInteger(), nullable=False),
     _created_at(),
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sqlite_autoincrement=True,
+)
+
+# --- MTA-STS and TLS-RPT (migration 0017) -----------------------------------------------------
+
+# --- per-domain administrators (migration 0015) ----------------------------------------------
+
+domain_admins = Table(
+    "domain_admins",
+    metadata,
+    # A user who may manage the users and aliases of one domain in the admin panel (and
+    # nothing else there); a full administrator is users.is_admin.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", Integer(), ForeignKey("domains.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "domain_id"),
+)
+
+# --- the admin panel (web/admin_*.py): who did what, and the dashboard's counters ------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # One administrative action (recorded by the admin panel): kept as text, so deleting the acting or the
+    # target account keeps its history readable.  ``detail`` never holds a secret.
+    Column("id", BigId, primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("detail", Text(), nullable=False, server_default=text("''")),
+    Column("ip", String(45), nullable=False, server_default=text("''")),
+    # The mail domain concerned, when there is one: what a domain administrator may see.
+    Column("domain", String(253), nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_domain_at", "domain", "at"),
+    sqlite_autoincrement=True,
+)
+
+counter_buckets = Table(
+    "counter_buckets",
+    metadata,
+    # Server counters (counters.py) rolled into hourly buckets: one row per hour, counter,
+    # label and node, so each node only ever updates its own rows (no write races across
+    # nodes on PostgreSQL) and the dashboard sums over nodes.
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("name", String(48), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("value", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("hour", "name", "label", "node"),
+    Index("ix_counter_buckets_name_hour", "name", "hour"),
+)
+
+mta_sts_policies = Table(
+    "mta_sts_policies",
+    metadata,
+    # Recipient domains' MTA-STS policies (RFC 8461 §5.1 cache), fetched by delivery/mtasts.py.
+    # Public data, stored plain.
+    Column("domain", String(253), primary_key=True),
+    Column("policy_id", String(32), nullable=False),     # the id of the _mta-sts TXT record
+    Column("mode", String(8), nullable=False),           # enforce | testing | none
+    Column("max_age", Integer(), nullable=False),
+    Column("mx", Text(), nullable=False),                # mx patterns, one per line
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # fetched_at + max_age
+)
+
+tls_results = Table(
+    "tls_results",
+    metadata,
+    # Outbound TLS outcomes per policy domain and UTC day, the counters of the daily
+    # TLS-RPT report (RFC 8460 §4.4); deleted once the day has been reported.
+    Column("id", Integer(), primary_key=True),
+    Column("day", String(10), nullable=False),           # YYYY-MM-DD (UTC)
+    Column("domain", String(253), nullable=False),       # the policy domain
+    Column("policy_type", String(16), nullable=False),   # sts | no-policy-found
+    Column("policy", Text(), nullable=False),            # the policy text lines, "\n"-joined
+    Column("mx_host", String(253), nullable=False),      # receiving MX ("" when none)
+    Column("result_type", String(40), nullable=False),   # "success" or an RFC 8460 §4.3 type
+    Column("count", Integer(), nullable=False),
+    UniqueConstraint("day", "domain", "policy_type", "mx_host", "result_type"),
+    Index("ix_tls_results_day", "day"),
     sqlite_autoincrement=True,
 )
 

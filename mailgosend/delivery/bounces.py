@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mailgosend.counters import NULL as NULL_COUNTERS
 from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
@@ -70,6 +71,7 @@ class Bouncer:
         self._delay_hours = delay_warning_hours
         self._max_age = max_age
         self._batch = OutcomeBatch(runner)
+        self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
 
     async def record(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
                      now: datetime, *, delay_warning: bool = False,
@@ -81,6 +83,7 @@ class Bouncer:
         did not, NOTIFY=SUCCESS recipients get a "relayed" report here (RFC 3461 §5.2.2).
         """
         reports = self._reports(claim, outcomes, now, delay_warning, peer_dsn)
+        self.counters.delivery_outcomes(outcomes, sum(r.kind == "failure" for r in reports))
         if not reports:
             await self._batch.add(outcomes, now)
             return

@@ -316,6 +316,22 @@ def _from_hosts(domain: str, ordered: list[tuple[int, str]], resolver: dns.resol
         f"{NO_ROUTE} No usable mail host for {domain}: {reason}"))
 
 
+def txt_records(name: str, *, resolver: dns.resolver.Resolver) -> list[str] | None:
+    """The TXT records at ``name``, each one's character-strings joined (RFC 7208 §3.3
+    style, as RFC 8461 §3.1 and RFC 8460 §3 read them); [] when there are none, None when
+    the lookup failed for now.  Blocking."""
+    lookup = _query(resolver, name, "TXT")
+    if lookup.temporary:
+        return None
+    return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in lookup.records]
+
+
+def host_addresses(name: str, *, resolver: dns.resolver.Resolver) -> tuple[str, ...]:
+    """The addresses of a host name (aliases followed), IPv6 and IPv4 interleaved; empty
+    when it has none or the lookup failed.  Blocking."""
+    return _host_addresses(resolver, name, allow_alias=True).addresses
+
+
 def resolve_relay(host: str, *, resolver: dns.resolver.Resolver, port: int) -> Destinations:
     """The smarthost as the only destination (RELAY_HOST): its own addresses, no MX lookup
     (RFC 5321 §5.1 applies to the recipient's domain, not to a configured relay).  Blocking."""

@@ -34,6 +34,7 @@ from mailgosend.crypto import KeyRing
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import client as smtp_client
 from mailgosend.delivery.bounces import Bouncer
+from mailgosend.delivery.mtasts import MTASTS, StsLookup, classify_tls
 from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.delivery.mx import (Destinations, Host, ascii_domain, resolve_destinations,
                                     resolve_relay)
@@ -148,6 +149,8 @@ class _DomainJob:
     pending: deque[queue_store.Claim] = field(default_factory=deque)
     sessions: int = 0
     destinations: Optional[Deferred[Destinations]] = None
+    sts: Optional[Deferred[StsLookup]] = None    # the domain's MTA-STS policy (one lookup)
+    sts_counted: bool = False                    # policy-level failures counted once a job
     # Messages read ahead for the sessions of this job (blob id -> bytes, From domain).
     prefetched: dict[str, tuple[bytes, Optional[str]]] = field(default_factory=dict)
 
@@ -157,7 +160,8 @@ class QueueService(Service):
                  blob_store: BlobStore, workers: Any, resolver: Any, signer: Any,
                  bouncer: Bouncer, clock: Any, node: str,
                  connect: Callable[..., Deferred[Any]] = smtp_client.connect,
-                 rand: Optional[random.Random] = None) -> None:
+                 rand: Optional[random.Random] = None,
+                 mta_sts: Optional[MTASTS] = None) -> None:
         self.setName("delivery")
         self.settings = settings
         self._runner = runner
@@ -170,6 +174,7 @@ class QueueService(Service):
         self._clock = clock
         self._node = node
         self._connect = connect
+        self._mta_sts = mta_sts
         self._rand = rand or secrets.SystemRandom()
         self._sessions = DeferredSemaphore(settings.concurrency)
         self._jobs: dict[str, _DomainJob] = {}
@@ -321,17 +326,33 @@ class QueueService(Service):
                 job.destinations = self._workers.run(resolve_destinations, job.key,
                                                      resolver=self._resolver,
                                                      port=self.settings.port)
-        # Every session of the job waits on the one lookup; each gets its own Deferred.
-        d: Deferred[Destinations] = Deferred()
+        return _shared(job.destinations)
 
-        def share(result: Any) -> Any:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
-            return result
-        job.destinations.addBoth(share)
-        return d
+    def _sts(self, job: _DomainJob) -> Deferred[StsLookup]:
+        assert self._mta_sts is not None
+        if job.sts is None:
+            job.sts = Deferred.fromCoroutine(self._mta_sts.lookup(job.key))
+        return _shared(job.sts)
+
+    async def _apply_sts(self, job: _DomainJob, destinations: Destinations
+                         ) -> tuple[Destinations, Optional[StsLookup]]:
+        """The MTA-STS policy of the job's domain (RFC 8461 §5) and the MX hosts it allows;
+        policy-level failures are counted for TLS-RPT once per job."""
+        if self._mta_sts is None or self.settings.relay:
+            return destinations, None
+        lookup = await self._sts(job)
+        allowed, excluded = self._mta_sts.permitted(lookup, destinations)
+        if not job.sts_counted:
+            job.sts_counted = True
+            if lookup.fetch_error and lookup.policy is None:
+                await self._mta_sts.count(lookup, "", "sts-policy-fetch-error")
+            # RFC 8460 §4.3.2.2: an MX not covered by the policy.
+            await self._mta_sts.count_all(lookup, excluded, "validation-failure")
+            if excluded:
+                log.info("MTA-STS: {domain} ({mode}): MX {hosts} not in its policy",
+                         domain=job.key, mode=lookup.policy.mode if lookup.policy else "-",
+                         hosts=", ".join(excluded))
+        return allowed, lookup
 
     async def _session(self, job: _DomainJob) -> None:
         try:
@@ -344,9 +365,15 @@ class QueueService(Service):
                 await self._fail_all(job, destinations.permanent_error
                                      or destinations.temporary_error or "451 4.4.3")
                 return
+            destinations, sts = await self._apply_sts(job, destinations)
+            if not destinations.hosts:
+                # RFC 8461 §5: enforce and no MX matches: keep the mail, try again later.
+                await self._fail_all(job, f"451 4.7.5 MTA-STS policy of {job.key} (enforce) "
+                                          "lists none of its MX hosts; not delivered")
+                return
             await self._sessions.acquire()
             try:
-                await self._deliver_over_one_connection(job, destinations)
+                await self._deliver_over_one_connection(job, destinations, sts)
             except Exception:
                 # A bug, not a peer's doing: defer what waits (recorded, so nothing spins
                 # or is lost) and let the next scan try again after the retry step.
@@ -392,8 +419,8 @@ class QueueService(Service):
             kwargs["timeouts"] = self.settings.timeouts
         return smtp_client.ClientSettings(**kwargs)
 
-    async def _open(self, job: _DomainJob, destinations: Destinations
-                    ) -> tuple[Any, Optional[Host], str]:
+    async def _open(self, job: _DomainJob, destinations: Destinations,
+                    sts: Optional[StsLookup] = None) -> tuple[Any, Optional[Host], str]:
         """A session with the first host that accepts us, or (None, host, why not)."""
         last_mx = job.pending[0].recipients[0].last_mx if job.pending else None
         why = "451 4.4.1 No MX host answered"
@@ -403,6 +430,8 @@ class QueueService(Service):
                 break
             last_host = host
             settings = self._client_settings()
+            if self._mta_sts is not None:
+                settings = self._mta_sts.client_settings(sts, host.name, settings)
             try:
                 try:
                     session = await self._connect(self._clock, address, destinations.port,
@@ -418,20 +447,35 @@ class QueueService(Service):
                                                   host.name, replace(settings, tls="none"))
             except smtp_client.SessionFailed as exc:
                 reply = exc.reply
+                text = reply.text
+                if sts is not None and sts.enforced and reply.enhanced in ("4.7.4", "4.7.5"):
+                    # RFC 8461 §5: no verified TLS to this MX: nothing is sent in clear.
+                    text = f"{text} (MTA-STS policy of {sts.domain} is enforce)"
+                    assert self._mta_sts is not None
+                    await self._mta_sts.count(sts, host.name,
+                                              classify_tls(None, False, reply.text))
                 why = f"{reply.code} {reply.enhanced + ' ' if reply.enhanced else ''}" \
-                      f"{host.name} [{address}]: {reply.text}"
+                      f"{host.name} [{address}]: {text}"
                 log.info("delivery: {host} [{address}] not usable: {why}", host=host.name,
-                         address=address, why=reply.text)
+                         address=address, why=text)
                 continue
             if session.tls_note:
                 log.info("delivery: TLS with {host}: {note}", host=host.name,
                          note=session.tls_note)
+            if sts is not None and self._mta_sts is not None:
+                result = classify_tls(session.tls_version, session.tls_verified,
+                                      session.tls_note)
+                if sts.policy is not None and result != "success":
+                    log.info("MTA-STS: {domain} ({mode}): {host}: {result}; delivered "
+                             "anyway (testing)", domain=sts.domain, mode=sts.policy.mode,
+                             host=host.name, result=result)
+                await self._mta_sts.count(sts, host.name, result)
             return session, host, ""
         return None, last_host, why
 
-    async def _deliver_over_one_connection(self, job: _DomainJob,
-                                           destinations: Destinations) -> None:
-        session, host, why = await self._open(job, destinations)
+    async def _deliver_over_one_connection(self, job: _DomainJob, destinations: Destinations,
+                                           sts: Optional[StsLookup] = None) -> None:
+        session, host, why = await self._open(job, destinations, sts)
         if session is None:
             # Every address failed: everything waiting for this destination is deferred
             # (another session would meet the same hosts).
@@ -595,3 +639,17 @@ class QueueService(Service):
             half = self.settings.batch // 2
             if self._claimed < half <= before:
                 self.wake()
+
+
+def _shared(source: Deferred[Any]) -> Deferred[Any]:
+    """A Deferred of its own for each waiter on one lookup (every session of a job)."""
+    d: Deferred[Any] = Deferred()
+
+    def share(result: Any) -> Any:
+        if isinstance(result, Failure):
+            d.errback(result)
+        else:
+            d.callback(result)
+        return result
+    source.addBoth(share)
+    return d

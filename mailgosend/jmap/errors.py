@@ -39,7 +39,25 @@ class RequestError(Exception):
         return doc
 
 
-class MethodError(Exception):
+class _TypedError(Exception):
+    """An error answered as a JSON object ``{"type": kind, "description": ...}`` plus the
+    properties its type carries (RFC 8620 §3.6.2 and §5.3 share this shape)."""
+
+    def __init__(self, kind: str, description: str = "", **extra: Any) -> None:
+        super().__init__(description or kind)
+        self.kind = kind
+        self.description = description
+        self.extra = extra
+
+    def response(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": self.kind}
+        if self.description:
+            doc["description"] = self.description
+        doc.update(self.extra)
+        return doc
+
+
+class MethodError(_TypedError):
     """A method-level error (RFC 8620 §3.6.2): ``kind`` is the RFC's type name
     (``invalidArguments``, ``stateMismatch``, ``cannotCalculateChanges``, ``tooLarge``,
     ``accountNotFound``, ``unknownMethod``, ``requestTooLarge``, ``anchorNotFound``,
@@ -47,26 +65,13 @@ class MethodError(Exception):
     ``description`` says in words what was wrong, naming the argument; ``extra`` adds
     properties some types carry (e.g. ``arguments`` for invalidArguments)."""
 
-    def __init__(self, kind: str, description: str = "", **extra: Any) -> None:
-        super().__init__(description or kind)
-        self.kind = kind
-        self.description = description
-        self.extra = extra
-
-    def response(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"type": self.kind}
-        if self.description:
-            doc["description"] = self.description
-        doc.update(self.extra)
-        return doc
-
 
 def invalid_arguments(argument: str, why: str) -> MethodError:
     """``invalidArguments`` naming the argument: the common case for bad input."""
     return MethodError("invalidArguments", f"{argument}: {why}", arguments=[argument])
 
 
-class SetError(Exception):
+class SetError(_TypedError):
     """One object refused by /set, /copy or /import (RFC 8620 §5.3, RFC 8621 §4.6):
     ``kind`` is ``notFound``, ``invalidProperties`` (with ``properties``), ``forbidden``,
     ``overQuota``, ``tooLarge``, ``stateMismatch``, ``alreadyExists`` (with
@@ -74,19 +79,6 @@ class SetError(Exception):
     ``tooManyMailboxes``, ``blobNotFound`` (with ``notFound``), ``invalidEmail``,
     ``forbiddenFrom``, ``forbiddenToSend``, ``noRecipients``, ``invalidRecipients``,
     ``cannotUnsend``, ..."""
-
-    def __init__(self, kind: str, description: str = "", **extra: Any) -> None:
-        super().__init__(description or kind)
-        self.kind = kind
-        self.description = description
-        self.extra = extra
-
-    def response(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"type": self.kind}
-        if self.description:
-            doc["description"] = self.description
-        doc.update(self.extra)
-        return doc
 
 
 def invalid_properties(prop: str, why: str) -> SetError:

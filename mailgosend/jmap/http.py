@@ -30,6 +30,7 @@ from mailgosend.jmap.methods import Limits
 from mailgosend.jmap.replies import json_reply, problem
 from mailgosend.jmap.session import (API_PATH, CAPABILITIES, DOWNLOAD_PATH, EVENTSOURCE_PATH,
                                      UPLOAD_PATH, session_resource)
+from mailgosend.jmap.slots import Slots
 from mailgosend.web.request import WebRequest
 
 __all__ = ["Context", "Services", "JMAPResource", "WELL_KNOWN"]
@@ -78,7 +79,8 @@ class JMAPResource(Resource):
         self.dispatcher = Dispatcher(catalog.methods, dict.fromkeys(CAPABILITIES), limits)
         self.uploads = uploads   # jmap/blobs.py BlobRoutes (upload, download)
         self.push = push         # jmap/push.py EventSourceRoute
-        self._in_flight: dict[int, int] = {}
+        self.in_flight = Slots(limits.max_concurrent_requests, "maxConcurrentRequests",
+                               "requests")
 
     # --- routing ----------------------------------------------------------------------
     def render(self, request: WebRequest) -> Any:  # type: ignore[override]
@@ -100,11 +102,11 @@ class JMAPResource(Resource):
             route = self.push.stream if method == b"GET" else None
         else:
             return json_reply(request, {"type": "about:blank", "status": 404,
-                                   "detail": "no such JMAP resource"}, 404)
+                                        "detail": "no such JMAP resource"}, 404)
         if route is None:
             request.setHeader(b"Allow", allowed)
             return json_reply(request, {"type": "about:blank", "status": 405,
-                                   "detail": "method not allowed"}, 405)
+                                        "detail": "method not allowed"}, 405)
         Deferred.fromCoroutine(self._serve(request, route))
         return NOT_DONE_YET
 
@@ -116,10 +118,10 @@ class JMAPResource(Resource):
             except Unauthorized as exc:
                 request.setHeader(b"WWW-Authenticate", REALM)
                 body = json_reply(request, {"type": "about:blank", "status": 401,
-                                       "detail": exc.detail}, 401)
+                                            "detail": exc.detail}, 401)
             except Forbidden as exc:
                 body = json_reply(request, {"type": "about:blank", "status": 403,
-                                       "detail": exc.detail}, 403)
+                                            "detail": exc.detail}, 403)
             else:
                 body = await route(request, caller)
         except RequestError as exc:
@@ -156,13 +158,7 @@ class JMAPResource(Resource):
             raise RequestError("limit", f"the request is larger than maxSizeRequest "
                                         f"({self.limits.max_size_request} octets)",
                                limit="maxSizeRequest")
-        user_id = caller.user.id
-        if self._in_flight.get(user_id, 0) >= self.limits.max_concurrent_requests:
-            raise RequestError("limit", "more than maxConcurrentRequests "
-                                        f"({self.limits.max_concurrent_requests}) requests "
-                                        "at once", status=429, limit="maxConcurrentRequests")
-        self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
-        try:
+        with self.in_flight.taken(caller.user.id):
             assert request.content is not None
             request.content.seek(0)
             body = request.content.read(self.limits.max_size_request + 1)
@@ -171,10 +167,4 @@ class JMAPResource(Resource):
             answer = await self.dispatcher.run(body, account_id=caller.account_id,
                                                mail=caller.mail, context=context,
                                                origin=context)
-        finally:
-            left = self._in_flight[user_id] - 1
-            if left:
-                self._in_flight[user_id] = left
-            else:
-                del self._in_flight[user_id]
         return json_reply(request, answer)

@@ -63,6 +63,10 @@ def find(info: MessageInfo, part_id: str) -> Optional[Part]:
         return None
     if part.is_multipart or part.number != part_id:
         return None
+    pieces = part_id.split(".")
+    for end in range(1, len(pieces)):  # Email/get never names a part of an attached message
+        if info.find_part(".".join(pieces[:end])).is_message:
+            return None
     return part
 
 

@@ -14,7 +14,7 @@ of deliveries costs a few reads, not one per message.  ``ping=N`` sends ``event:
 with ``{"interval": N}`` every N seconds (at least MIN_PING, at most MAX_PING: RFC 8620 §7.3
 lets the server choose and says so in the data).  ``closeafter=state`` ends the response
 after the first state event (long polling).  At shutdown the Site's channels end the
-stream at once (web/site.py ``on_shutdown``), so draining never waits for it.
+stream at once (web/site.py ``end_stream``), so draining never waits for it.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class _Stream:
         # Subscribe before reading the state, so no change falls between the two.
         self._unsubscribe = self._route._events.subscribe(self._caller.user.id, self._heard)
         request.notifyFinish().addBoth(self._finished)
-        request.on_shutdown = self.end  # type: ignore[attr-defined]
+        request.end_stream = self.end  # type: ignore[attr-defined]
         self._route.streams.add(self)
         if getattr(request.channel.site, "shutting_down", False):  # type: ignore[union-attr, attr-defined]
             self.end()   # shutdown began while this request was being authenticated

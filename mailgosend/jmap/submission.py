@@ -51,6 +51,7 @@ class SubmissionSettings:
     """``Services.extra["submission"]``: how long a submission is held for undo."""
 
     undo_seconds: int = 0
+    hostname: Optional[str] = None  # HOSTNAME: a missing Message-ID's right side
 
 
 def _settings(call: Call) -> SubmissionSettings:
@@ -270,8 +271,8 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         if undo > 0:
             await check(service, mail.user, raw, sender, recipients)
         else:
-            queue_id = (await submit(service, mail.user, raw, sender, recipients,
-                                     now)).queue_id
+            queue_id = (await submit(service, mail.user, raw, sender, recipients, now,
+                                     hostname=_settings(call).hostname)).queue_id
     except SubmissionRefused as refused:
         extra = {"invalidRecipients": refused.addresses} if refused.kind == \
             "invalidRecipients" else {}
@@ -284,16 +285,19 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         undo_status="pending" if undo > 0 else "final", queue_id=queue_id)
     if undo > 0:
         clock = service.clock
-        clock.callLater(undo, _release_later, service, mail.user, new_id)
+        clock.callLater(undo, _release_later, service, mail.user, new_id,
+                        _settings(call).hostname)
     return new_id
 
 
-def _release_later(service: Any, user: User, submission_id: int) -> None:
-    Deferred.fromCoroutine(release(service, user, submission_id)).addErrback(
+def _release_later(service: Any, user: User, submission_id: int,
+                   hostname: Optional[str]) -> None:
+    Deferred.fromCoroutine(release(service, user, submission_id, hostname)).addErrback(
         lambda f: log.failure("held submission {id} not sent", f, id=submission_id))
 
 
-async def release(service: Any, user: User, submission_id: int) -> bool:
+async def release(service: Any, user: User, submission_id: int,
+                  hostname: Optional[str] = None) -> bool:
     """Send a held submission whose undo window is over; False when it was canceled (or
     already sent) meanwhile.  The pending -> final change comes first: whoever changes the
     status first wins, so a canceled submission is never sent."""
@@ -312,7 +316,8 @@ async def release(service: Any, user: User, submission_id: int) -> bool:
     envelope = item.envelope["envelope"]
     try:
         sent = await submit(service, user, without_bcc(raw), envelope["mailFrom"]["email"],
-                            [r["email"] for r in envelope["rcptTo"]], service.now())
+                            [r["email"] for r in envelope["rcptTo"]], service.now(),
+                            hostname=hostname)
     except SubmissionRefused as refused:  # the rules changed during the window
         log.warn("held submission {id} refused: {why}", id=submission_id, why=refused.kind)
         return False
@@ -325,8 +330,10 @@ class Releaser(TwistedService):
     """Sends held submissions whose window is over, every ``interval`` seconds: those
     whose timer was lost in a restart (the timer set at creation sends the others)."""
 
-    def __init__(self, service: Any, clock: Any, interval: float = 5.0) -> None:
+    def __init__(self, service: Any, clock: Any, interval: float = 5.0,
+                 hostname: Optional[str] = None) -> None:
         self.service = service
+        self.hostname = hostname
         self.loop = LoopingCall(self._tick)
         self.loop.clock = clock
         self.interval = interval
@@ -343,7 +350,7 @@ class Releaser(TwistedService):
 
     async def _release_due(self) -> None:
         for user, row_id in await self.service.due_submissions():
-            await release(self.service, user, row_id)
+            await release(self.service, user, row_id, self.hostname)
 
     def _tick(self) -> Any:
             return Deferred.fromCoroutine(self._release_due()).addErrback(

@@ -29,6 +29,7 @@ from mailgosend.jmap.errors import RequestError
 from mailgosend.jmap.methods import Limits
 from mailgosend.jmap.replies import json_reply
 from mailgosend.jmap.session import DOWNLOAD_PATH, UPLOAD_PATH
+from mailgosend.jmap.slots import Slots
 from mailgosend.store.messages import QuotaExceeded
 from mailgosend.web.request import WebRequest
 
@@ -99,7 +100,7 @@ class BlobRoutes:
     def __init__(self, blobs: Blobs, limits: Limits) -> None:
         self.blobs = blobs
         self.limits = limits
-        self._uploading: dict[int, int] = {}
+        self.uploading = Slots(limits.max_concurrent_upload, "maxConcurrentUpload", "uploads")
 
     async def upload(self, request: WebRequest, caller: Caller) -> bytes:
         """POST /jmap/upload/{accountId}/ (RFC 8620 §6.1)."""
@@ -111,13 +112,7 @@ class BlobRoutes:
                                status=413, limit="maxSizeUpload")
         if unquote(account) != caller.account_id:
             raise RequestError("notFound", "no such account", status=404)
-        user_id = caller.user.id
-        if self._uploading.get(user_id, 0) >= self.limits.max_concurrent_upload:
-            raise RequestError("limit", "more than maxConcurrentUpload "
-                                        f"({self.limits.max_concurrent_upload}) uploads at "
-                                        "once", status=429, limit="maxConcurrentUpload")
-        self._uploading[user_id] = self._uploading.get(user_id, 0) + 1
-        try:
+        with self.uploading.taken(caller.user.id):
             assert request.content is not None
             request.content.seek(0)
             kind = media_type(request.getHeader("content-type"))
@@ -126,12 +121,6 @@ class BlobRoutes:
             except QuotaExceeded:
                 raise RequestError("overQuota", "the upload does not fit in the account's "
                                                 "quota", status=413) from None
-        finally:
-            left = self._uploading[user_id] - 1
-            if left:
-                self._uploading[user_id] = left
-            else:
-                del self._uploading[user_id]
         return json_reply(request, {"accountId": caller.account_id, **stored}, 201)
 
     async def download(self, request: WebRequest, caller: Caller) -> Any:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Optional, Sequence
 
 from sqlalchemy.engine import Connection
+from twisted.internet.defer import Deferred
 
 from mailgosend.store import accounts
 from mailgosend.store import jmapdata
@@ -82,12 +83,18 @@ class AccountData:
         return [self.user.email] + [a for a in accounts.aliases_to(conn, self.user.email)
                                     if not a.startswith("@")]
 
-    def _identities_job(self, conn: Connection, now: datetime) -> list[Identity]:
+    def _identities_job(self, conn: Connection, now: Optional[datetime]
+                        ) -> Optional[list[Identity]]:
+        """The identities; None from a read job (``now`` None) when some of the user's
+        own addresses have none yet: a write job (with ``now``) then creates them."""
         own = self._own_addresses(conn)
         rows = jmapdata.identities(conn, self.user.id)
         have = {row.email for row in rows}
         missing = [address for address in own if address not in have]
+        if missing and now is None:
+            return None
         for address in missing:
+            assert now is not None
             jmapdata.insert_identity(conn, self.user.id, address, self._seal(IDENTITIES, {}),
                                      now)
         if missing:
@@ -103,9 +110,18 @@ class AccountData:
                                   row.email not in own, settings))
         return found
 
+    async def _identities(self) -> list[Identity]:
+        runner = self.service.runner
+        found = await runner.read(self._identities_job, None)
+        if found is None:  # first listing, or a new alias: one write creates them
+            found = await runner.write(self._identities_job, self.service.now())
+        assert found is not None
+        return found
+
     def identities(self) -> Any:
-        """Deferred: the identities, the derived ones created when missing."""
-        return self.service.runner.write(self._identities_job, self.service.now())
+        """Deferred: the identities, the derived ones created when missing (a read job
+        as a rule; a write only when an address of the user has no identity yet)."""
+        return Deferred.fromCoroutine(self._identities())
 
     def identity_state(self) -> Any:
         return self.service.runner.read(jmapdata.state, IDENTITIES, self.user.id)

@@ -45,7 +45,7 @@ KEY_PURPOSE = "search"
 LEVELS = (3, 6)
 HASH_BYTES = 8
 MAX_BODY_CHARS = 200_000
-PREVIEW_CHARS = 255  # RFC 8621 §5: the preview holds at most 255 characters of text
+PREVIEW_OCTETS = 255  # RFC 8621 §5: a preview is at most 255 octets
 # Field -> tag in the token; the order is the order ``text`` looks in.
 FIELDS = {"subject": "s", "from": "f", "to": "t", "cc": "c", "bcc": "x", "body": "b"}
 
@@ -203,8 +203,8 @@ def lookup_tokens(key: bytes, fields: Sequence[str], term: Term) -> list[list[by
 
 def highlight(text: str, terms: Sequence[Term], *, preview: bool = False) -> Optional[str]:
     """``text`` HTML-escaped with each word a term looks for in ``<mark>``; None when no
-    term occurs.  ``preview``: only a window of at most PREVIEW_CHARS characters around
-    the first match (RFC 8621 §5)."""
+    term occurs.  ``preview``: only a window around the first match, at most
+    PREVIEW_OCTETS octets with its markup (RFC 8621 §5)."""
     if not text or not terms:
         return None
     prefixes = {t.words[-1] for t in terms if not t.phrase}
@@ -221,7 +221,16 @@ def highlight(text: str, terms: Sequence[Term], *, preview: bool = False) -> Opt
         start = max(0, spans[0][0] - 40)
         while start > 0 and not text[start - 1].isspace() and spans[0][0] - start < 60:
             start -= 1
-        end = min(len(text), start + PREVIEW_CHARS)
+        end = min(len(text), start + PREVIEW_OCTETS)
+        while True:  # RFC 8621 §5: at most 255 octets, markup and entities included
+            result = _WSP.sub(" ", _marked(text, spans, start, end)).strip()
+            if len(result.encode("utf-8")) <= PREVIEW_OCTETS or end <= start:
+                return result
+            end = max(start, end - max(1, (end - start) // 10))
+    return _marked(text, spans, start, end)
+
+
+def _marked(text: str, spans: list[tuple[int, int]], start: int, end: int) -> str:
     out, pos = [], start
     for s, e in spans:
         if s < start or e > end:
@@ -230,5 +239,4 @@ def highlight(text: str, terms: Sequence[Term], *, preview: bool = False) -> Opt
         out.append("<mark>" + html.escape(text[s:e], quote=False) + "</mark>")
         pos = e
     out.append(html.escape(text[pos:end], quote=False))
-    result = "".join(out)
-    return _WSP.sub(" ", result).strip() if preview else result
+    return "".join(out)

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+import secrets
 from email import policy
 from email.parser import BytesHeaderParser
+from email.utils import format_datetime
 from typing import Any, Optional, Sequence
 
 from mailgosend.events import QueueChanged
+from mailgosend.mailauth.headers import header_fields
 from mailgosend.mail.delivery import Envelope, Placement, RecipientGone, Targets
 from mailgosend.store import accounts
 from mailgosend.store import queue as queue_store
 from mailgosend.store.accounts import User
 from mailgosend.store.addresses import AddressError, parse_address
 
-__all__ = ["SubmissionRefused", "Submitted", "author_check", "check", "from_addresses", "submit", "without_bcc"]
+__all__ = ["SubmissionRefused", "Submitted", "author_check", "check", "from_addresses",
+           "missing_fields", "submit", "without_bcc"]
 
 
 def from_addresses(header_block: bytes) -> list[str]:
@@ -46,6 +50,20 @@ async def author_check(runner: Any, user_email: str, header_block: bytes
     if not authors:
         return authors, None
     return authors, await runner.read(accounts.first_not_owned, user_email, authors)
+
+
+def missing_fields(header_block: bytes, now: datetime, hostname: str, unique: str) -> list[str]:
+    """The ``Date:``/``Message-ID:`` lines (no CRLF) that ``header_block`` lacks: RFC 6409
+    §8.2/§8.3 let a submission server add them (receivers score mail without them as spam,
+    replies cannot thread without a Message-ID).  Date from the injected clock; the
+    Message-ID's right side is our HOSTNAME, its left side the time and ``unique``."""
+    present = {field.name.lower() for field in header_fields(header_block) if field.name}
+    lines = []
+    if b"date" not in present:
+        lines.append(f"Date: {format_datetime(now)}")                        # RFC 6409 §8.3
+    if b"message-id" not in present:
+        lines.append(f"Message-ID: <{now:%Y%m%d%H%M%S}.{unique}@{hostname}>")  # §8.2
+    return lines
 
 
 class SubmissionRefused(Exception):
@@ -109,11 +127,15 @@ async def check(service: Any, user: User, raw: bytes, sender: str,
 
 
 async def submit(service: Any, user: User, raw: bytes, sender: str,
-                 recipients: Sequence[str], now: datetime, *, automatic: bool = False
-                 ) -> Submitted:
+                 recipients: Sequence[str], now: datetime, *, automatic: bool = False,
+                 hostname: Optional[str] = None) -> Submitted:
     """Check (``check``) and send one message for ``user`` (a MailService's runner,
-    delivery, workers and events); ``SubmissionRefused`` leaves nothing stored or queued."""
+    delivery, workers and events); ``SubmissionRefused`` leaves nothing stored or queued.
+    With ``hostname``, a missing Date/Message-ID is added as on port 587."""
     targets = await check(service, user, raw, sender, recipients, automatic=automatic)
+    if hostname:
+        added = missing_fields(_header_block(raw), now, hostname, secrets.token_hex(6))
+        raw = "".join(line + "\r\n" for line in added).encode() + raw
     delivery = service.delivery
     owners = [u.uuid for u in targets.local]
     if targets.remote:

@@ -17,6 +17,7 @@ from twisted.mail import smtp as twisted_smtp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from mailgosend.counters import NULL as NULL_COUNTERS
 from mailgosend.connlimit import ConnectionLimiter
 from mailgosend.listeners import IDrainable
 from mailgosend.smtp.interfaces import ISMTPBackend
@@ -93,6 +94,7 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
         self.tls = tls
         self.clock = clock
         self.limits = limits if limits is not None else SMTPLimits()
+        self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
         self.limiter: ConnectionLimiter[SMTPServerProtocol] = ConnectionLimiter(
             self.limits.max_connections, self.limits.max_connections_per_ip)
 

@@ -237,6 +237,7 @@ class SMTPServerProtocol(CommandsMixin, twisted_smtp.ESMTP):
         """
         if reply.code >= 400:
             self._log_refusal(reply)
+            self.factory.counters.refusal(self._command, reply.status or "")
         if reply.code == 421:
             self._send_and_close(reply)
             return

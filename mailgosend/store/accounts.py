@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import aliases, domains, users
+from mailgosend.db.schema import aliases, dkim_keys, domain_admins, domains, messages, users
 from mailgosend.store.addresses import (
     Address,
     AddressError,
@@ -28,6 +28,7 @@ from mailgosend.store.addresses import (
     parse_address,
     parse_alias_source,
 )
+from mailgosend.store.like import ESCAPE, escape_like
 
 MAX_ALIAS_DEPTH = 10
 
@@ -134,14 +135,45 @@ def set_domain_enabled(conn: Connection, name: str, enabled: bool) -> Domain:
     return Domain(domain.id, domain.name, enabled)
 
 
-def remove_domain(conn: Connection, name: str) -> Domain:
-    """Remove an empty domain (its aliases go with it); refuse while users remain."""
+@dataclass(frozen=True)
+class DomainContents:
+    """What removing a domain deletes (shown before the admin panel asks to confirm)."""
+
+    domain: Domain
+    users: list[str]
+    aliases: int
+    messages: int
+    message_bytes: int
+    dkim_keys: int
+
+
+def domain_contents(conn: Connection, name: str) -> DomainContents:
+    domain = get_domain(conn, name)
+    emails = list(conn.execute(select(users.c.email).where(users.c.domain_id == domain.id)
+                               .order_by(users.c.email)).scalars())
+    alias_count = conn.execute(select(func.count()).select_from(aliases)
+                               .where(aliases.c.domain_id == domain.id)).scalar_one()
+    count, size = conn.execute(
+        select(func.count(), func.coalesce(func.sum(messages.c.size), 0))
+        .select_from(messages.join(users, messages.c.user_id == users.c.id))
+        .where(users.c.domain_id == domain.id, messages.c.deleted_at.is_(None))).one()
+    keys = conn.execute(select(func.count()).select_from(dkim_keys)
+                        .where(dkim_keys.c.domain_id == domain.id)).scalar_one()
+    return DomainContents(domain, emails, int(alias_count), int(count), int(size), int(keys))
+
+
+def remove_domain(conn: Connection, name: str, *, with_users: bool = False) -> Domain:
+    """Remove a domain with its aliases (and DKIM keys); while users remain, refuse unless
+    ``with_users`` (the admin panel, after showing domain_contents): then the users and
+    all their mail go too."""
     domain = get_domain(conn, name)
     count = conn.execute(select(func.count()).select_from(users)
                          .where(users.c.domain_id == domain.id)).scalar_one()
-    if count:
+    if count and not with_users:
         raise InUse(f"domain {domain.name} still has {count} user(s); delete them first "
                     f"('mailgosend user list --domain {domain.name}')", "domain")
+    if count:
+        conn.execute(delete(users).where(users.c.domain_id == domain.id))
     conn.execute(delete(aliases).where(aliases.c.domain_id == domain.id))
     conn.execute(delete(domains).where(domains.c.id == domain.id))
     return domain
@@ -214,6 +246,55 @@ def list_users(conn: Connection, domain: Optional[str] = None) -> list[User]:
     if domain is not None:
         query = query.where(domains.c.id == get_domain(conn, domain).id)
     return [_user(row) for row in conn.execute(query)]
+
+
+def search_users(conn: Connection, domain_names: Optional[Sequence[str]], text: str,
+                 after: Optional[str], limit: int) -> list[User]:
+    """A page of users ordered by address: of these domains (None: all), whose address
+    contains ``text``, after the address ``after`` (the keyset cursor)."""
+    query = _user_query().order_by(users.c.email).limit(limit)
+    if domain_names is not None:
+        query = query.where(domains.c.name.in_(list(domain_names)))
+    if text:
+        query = query.where(users.c.email.like(f"%{escape_like(text.lower())}%",
+                                               escape=ESCAPE))
+    if after:
+        query = query.where(users.c.email > after)
+    return [_user(row) for row in conn.execute(query)]
+
+
+# --- per-domain administrators (admin panel) ---------------------------------
+
+def domains_administered(conn: Connection, user_id: int) -> list[str]:
+    """The domains whose users and aliases ``user_id`` may manage as a domain admin."""
+    return list(conn.execute(
+        select(domains.c.name).join(domain_admins, domain_admins.c.domain_id == domains.c.id)
+        .where(domain_admins.c.user_id == user_id).order_by(domains.c.name)).scalars())
+
+
+def domain_admins_of(conn: Connection, name: str) -> list[str]:
+    domain = get_domain(conn, name)
+    return list(conn.execute(
+        select(users.c.email).join(domain_admins, domain_admins.c.user_id == users.c.id)
+        .where(domain_admins.c.domain_id == domain.id).order_by(users.c.email)).scalars())
+
+
+def add_domain_admin(conn: Connection, email: str, name: str, now: datetime) -> None:
+    user = get_user(conn, email)
+    domain = get_domain(conn, name)
+    if conn.execute(select(domain_admins.c.user_id).where(
+            domain_admins.c.user_id == user.id, domain_admins.c.domain_id == domain.id)).first():
+        raise Duplicate(f"{user.email} already administers {domain.name}", "email")
+    conn.execute(insert(domain_admins).values(user_id=user.id, domain_id=domain.id,
+                                              created_at=now))
+
+
+def remove_domain_admin(conn: Connection, email: str, name: str) -> None:
+    user = get_user(conn, email)
+    domain = get_domain(conn, name)
+    if not conn.execute(delete(domain_admins).where(
+            domain_admins.c.user_id == user.id, domain_admins.c.domain_id == domain.id)).rowcount:
+        raise AccountError(f"{user.email} does not administer {domain.name}", "email")
 
 
 def set_password(conn: Connection, email: str, password_hash: str, now: datetime) -> User:

@@ -32,7 +32,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -306,6 +306,17 @@ def activate_key(conn: Connection, domain: str, selector: str) -> tuple[DKIMKey,
             dkim_keys.c.id.in_([k.id for k in retired])).values(active=False))
     conn.execute(update(dkim_keys).where(dkim_keys.c.id == key.id).values(active=True))
     return _replace_active(key, True), [_replace_active(k, False) for k in retired]
+
+
+def key_state(key: DKIMKey, keys: Sequence[DKIMKey]) -> str:
+    """``active``, ``pending`` (newer than its algorithm's active key: waiting for
+    activation) or ``retired`` (older: kept so its record can stay published)."""
+    if key.active:
+        return "active"
+    newer_active = [k for k in keys if k.active and k.algorithm == key.algorithm
+                    and k.domain == key.domain
+                    and (k.created_at, k.id) > (key.created_at, key.id)]
+    return "retired" if newer_active else "pending"
 
 
 def _replace_active(key: DKIMKey, active: bool) -> DKIMKey:

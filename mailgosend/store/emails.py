@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
-from sqlalchemy import false, func, select, union_all
+from sqlalchemy import false, func, select, true, union_all
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import email_tombstones, mailbox_tombstones, mailboxes, messages
@@ -337,24 +337,26 @@ def mailbox_tallies(conn: Connection, user_id: int, trash_id: Optional[int]
                             .where(m.user_id == user_id, m.deleted_at.is_(None))
                             .group_by(m.mailbox_id)):
         found[int(row[0])] = [int(row[1]), int(row[2]), int(row[3]), 0]
-    # Threads with an unread Email, and on which side of the trash it is; then each
-    # mailbox's threads among them on the same side (one scan and a join).
-    other = messages.alias("other")
-    o = other.c
+    # Each side of the trash: the threads with an unread Email on that side, then each
+    # mailbox's threads among them (IN over the thread index: driven by the unread, which
+    # are few, not by every row).
+    o = messages.alias("other").c
+    for trash_side in (False, True):
+        if trash_side and trash_id is None:
+            continue
 
-    def in_trash(column: Any) -> Any:
-        return false() if trash_id is None else (column == trash_id)
+        def on_side(column: Any, trash_side: bool = trash_side) -> Any:
+            if trash_id is None:
+                return true()
+            return (column == trash_id) if trash_side else (column != trash_id)
 
-    unread = (select(o.thread_id, in_trash(o.mailbox_id).label("in_trash"))
-              .where(o.user_id == user_id, o.deleted_at.is_(None), _unread(o))
-              .distinct().subquery())
-    joined = messages.join(unread, (unread.c.thread_id == m.thread_id)
-                           & (unread.c.in_trash == in_trash(m.mailbox_id)))
-    for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
-                            .select_from(joined)
-                            .where(m.user_id == user_id, m.deleted_at.is_(None))
-                            .group_by(m.mailbox_id)):
-        found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
+        unread = select(o.thread_id).where(o.user_id == user_id, o.deleted_at.is_(None),
+                                           _unread(o), on_side(o.mailbox_id))
+        for row in conn.execute(select(m.mailbox_id, func.count(func.distinct(m.thread_id)))
+                                .where(m.user_id == user_id, m.deleted_at.is_(None),
+                                       on_side(m.mailbox_id), m.thread_id.in_(unread))
+                                .group_by(m.mailbox_id)):
+            found.setdefault(int(row[0]), [0, 0, 0, 0])[3] = int(row[1])
     return {box: MailboxTally(*counts) for box, counts in found.items()}
 
 

@@ -10,7 +10,7 @@ across restarts and across nodes.  Every change takes the next value of the user
   tombstone's ``modseq``.
 
 So "what changed since state s" is "rows with a value above s" (jmap/state.py and the
-queries in mail/jmapviews.py), with no history kept in memory.  The counter row is locked by
+queries in store/emails.py), with no history kept in memory.  The counter row is locked by
 the UPDATE that hands out a value until the transaction ends, so a user's changes commit in
 the order of their values: a reader that sees value n has seen everything below it.
 

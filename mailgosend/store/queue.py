@@ -1,7 +1,9 @@
 """The outbound queue in the database: claims, outcomes, and what the CLI shows (DESIGN.md §3, §9).
 
 A recipient row moves ``queued`` → ``delivering`` (claimed by one node) → ``delivered``,
-``failed`` or ``expired``, or back to ``queued`` with a later ``next_attempt_at``.  A claim is
+``failed`` or ``expired``, or back to ``queued`` with a later ``next_attempt_at``.  An
+administrator may put ``queued`` rows on ``held``: no claim takes them (``claim_due`` looks at
+``queued`` only) until they are released, due at once.  A claim is
 taken in one write transaction: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several nodes
 never claim one row twice; on SQLite the single writer (``BEGIN IMMEDIATE``) gives the same.
 A claim survives a crash: the node that held it takes its own rows back when it starts again,
@@ -19,13 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import (and_, bindparam, delete, func, insert, or_, select, true, tuple_,
+                        update)
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import delivery_log, queue, queue_recipients
+from mailgosend.store.like import ESCAPE, escape_like
 
 QUEUE_OWNER = "queue"   # the crypto owner of queue blobs (sealed under no user's key)
-PENDING = ("queued", "delivering")
+HELD = "held"
+PENDING = ("queued", "delivering", HELD)   # not final: the message stays in the queue
 FINAL = ("delivered", "failed", "expired")
 
 
@@ -273,9 +278,46 @@ class NoSuchEntry(LookupError):
     """The queue id does not exist (delivered, bounced or deleted meanwhile)."""
 
 
-def list_entries(conn: Connection, limit: int = 1000) -> list[QueueEntry]:
-    messages = [_message(r) for r in conn.execute(select(queue).order_by(queue.c.id)
-                                                  .limit(limit))]
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which queued messages a list or a bulk action covers (the admin panel's filters):
+    a recipient ``status`` (queued, delivering, held), the exact envelope ``sender``, a
+    recipient ``domain``, and ``older_than`` (queued before it).  Empty fields match all."""
+
+    status: str = ""
+    sender: Optional[str] = None
+    domain: str = ""
+    older_than: Optional[datetime] = None
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.sender is not None:
+            conditions.append(func.lower(queue.c.sender) == self.sender.lower())
+        if self.older_than is not None:
+            conditions.append(queue.c.created_at < self.older_than)
+        if self.status or self.domain:
+            rcpt = select(queue_recipients.c.queue_id).where(
+                queue_recipients.c.queue_id == queue.c.id)
+            if self.status:
+                rcpt = rcpt.where(queue_recipients.c.status == self.status)
+            if self.domain:
+                rcpt = rcpt.where(queue_recipients.c.domain == self.domain.lower())
+            conditions.append(rcpt.exists())
+        return conditions
+
+
+def matching_ids(conn: Connection, which: QueueFilter, limit: int = 100000) -> list[int]:
+    """The queue ids a filter covers, oldest first (what a bulk action acts on)."""
+    return [int(i) for i in conn.execute(select(queue.c.id).where(*which.where())
+                                         .order_by(queue.c.id).limit(limit)).scalars()]
+
+
+def list_entries(conn: Connection, limit: int = 1000,
+                 which: Optional[QueueFilter] = None) -> list[QueueEntry]:
+    query = select(queue).order_by(queue.c.id).limit(limit)
+    if which is not None:
+        query = query.where(*which.where())
+    messages = [_message(r) for r in conn.execute(query)]
     if not messages:
         return []
     rcpts: dict[int, list[QueuedRecipient]] = defaultdict(list)
@@ -316,7 +358,24 @@ def retry_now(conn: Connection, queue_id: Optional[int], now: datetime) -> int:
     return int(result.rowcount)
 
 
-def delete_entry(conn: Connection, queue_id: int, now: datetime) -> int:
+def set_held(conn: Connection, queue_ids: Sequence[int], held: bool, now: datetime) -> int:
+    """Hold (``queued`` → ``held``) or release (``held`` → ``queued``, due now) the
+    recipients of these messages; returns how many rows changed.  A recipient being
+    delivered this moment is not held: its attempt finishes first."""
+    before, after = ("queued", HELD) if held else (HELD, "queued")
+    changed = 0
+    for start in range(0, len(queue_ids), 500):
+        values: dict[str, Any] = dict(status=after, updated_at=now)
+        if not held:
+            values["next_attempt_at"] = now
+        changed += int(conn.execute(update(queue_recipients).where(
+            queue_recipients.c.queue_id.in_(queue_ids[start:start + 500]),
+            queue_recipients.c.status == before).values(**values)).rowcount)
+    return changed
+
+
+def delete_entry(conn: Connection, queue_id: int, now: datetime,
+                 reason: str = "deleted by the administrator (mailgosend queue delete)") -> int:
     """Remove a message from the queue without a bounce; returns how many recipients it had
     pending.  A recipient being delivered this moment may still arrive."""
     if conn.execute(select(queue.c.id).where(queue.c.id == queue_id)).first() is None:
@@ -326,11 +385,9 @@ def delete_entry(conn: Connection, queue_id: int, now: datetime) -> int:
         queue_recipients.c.status.in_(PENDING))).scalars().all()
     conn.execute(insert(delivery_log), [
         dict(queue_id=queue_id, recipient=r, attempted_at=now, status="deleted", code=None,
-             text="deleted by the administrator (mailgosend queue delete)", mx_host=None,
-             tls_version=None) for r in pending] or [
+             text=reason, mx_host=None, tls_version=None) for r in pending] or [
         dict(queue_id=queue_id, recipient=None, attempted_at=now, status="deleted", code=None,
-             text="deleted by the administrator (mailgosend queue delete)", mx_host=None,
-             tls_version=None)])
+             text=reason, mx_host=None, tls_version=None)])
     conn.execute(delete(queue_recipients).where(queue_recipients.c.queue_id == queue_id))
     conn.execute(delete(queue).where(queue.c.id == queue_id))
     return len(pending)
@@ -360,3 +417,59 @@ def stats(conn: Connection, since: datetime) -> QueueStats:
         select(delivery_log.c.status, func.count()).where(delivery_log.c.attempted_at >= since)
         .group_by(delivery_log.c.status))}
     return QueueStats(messages, by_status, by_domain, oldest, log_by_status)
+
+
+# --- the delivery log, searched (admin panel) -----------------------------------------------
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which delivery-log lines a page shows: an attempt ``status``, a recipient ``domain``,
+    an ``address`` (the recipient, exactly), and ``since``/``until`` (attempt times)."""
+
+    status: str = ""
+    domain: str = ""
+    address: str = ""
+    since: Optional[datetime] = None
+    until: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    queue_id: Optional[int]
+    attempted_at: datetime
+    recipient: Optional[str]
+    status: Optional[str]
+    code: Optional[int]
+    text: Optional[str]
+    mx_host: Optional[str]
+    tls_version: Optional[str]
+
+
+def search_log(conn: Connection, which: LogFilter, limit: int,
+               after: Optional[tuple[datetime, int]] = None) -> list[LogEntry]:
+    """Up to ``limit`` lines newest first, after the keyset cursor ``after`` (the
+    (attempted_at, id) of the previous page's last line): an index range scan on
+    ix_delivery_log_attempted_at_id, as fast on page 1000 as on page 1 (no OFFSET)."""
+    query = select(delivery_log)
+    if which.status:
+        query = query.where(delivery_log.c.status == which.status)
+    if which.address:
+        query = query.where(delivery_log.c.recipient == which.address)
+    if which.domain:
+        # Recipients are stored as given; the domain part is matched case-blind.
+        query = query.where(func.lower(delivery_log.c.recipient)
+                            .like("%@" + escape_like(which.domain.lower()), escape=ESCAPE))
+    if which.since is not None:
+        query = query.where(delivery_log.c.attempted_at >= which.since)
+    if which.until is not None:
+        query = query.where(delivery_log.c.attempted_at < which.until)
+    if after is not None:
+        query = query.where(tuple_(delivery_log.c.attempted_at, delivery_log.c.id)
+                            < tuple_(bindparam("a_at", after[0], type_=delivery_log.c.attempted_at.type),
+                                     bindparam("a_id", after[1])))
+    query = query.order_by(delivery_log.c.attempted_at.desc(), delivery_log.c.id.desc())
+    return [LogEntry(int(r.id), r.queue_id, r.attempted_at, r.recipient, r.status, r.code,
+                     r.text, r.mx_host, r.tls_version)
+            for r in conn.execute(query.limit(limit))]
+

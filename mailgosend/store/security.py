@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 
+from mailgosend.counters import NULL as NULL_COUNTERS
 from mailgosend.auth.bruteforce import BanDecision, BrutePolicy, decide
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.db.schema import (
@@ -86,6 +87,100 @@ def unban_ip(conn: Connection, ip: str, now: datetime) -> int:
     return int(removed)
 
 
+@dataclass(frozen=True)
+class Ban:
+    """An active ban of an address (``kind`` "ip") or of an account's password logins
+    ("account"): what, why, since and until when."""
+
+    kind: str
+    target: str
+    reason: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def list_bans(conn: Connection, now: datetime) -> list[Ban]:
+    """Every ban in force, IP bans first, each soonest to expire first."""
+    found = [Ban("ip", r.ip, r.reason, r.created_at, r.expires_at) for r in conn.execute(
+        select(ip_bans).where(ip_bans.c.expires_at > now)
+        .order_by(ip_bans.c.expires_at, ip_bans.c.id))]
+    found += [Ban("account", r.username, r.reason, r.created_at, r.expires_at)
+              for r in conn.execute(select(account_bans).where(account_bans.c.expires_at > now)
+                                    .order_by(account_bans.c.expires_at, account_bans.c.id))]
+    return found
+
+
+def ban_ip(conn: Connection, ip: str, until: datetime, reason: str, now: datetime) -> None:
+    """An administrator's ban of ``ip`` until ``until`` (checked by the caller)."""
+    conn.execute(insert(ip_bans).values(ip=ip[:45], reason=reason[:200], created_at=now,
+                                        expires_at=until))
+    record_event(conn, now, "ip_banned", ip=ip, detail=f"by an administrator until "
+                 f"{until.isoformat()}: {reason}"[:500])
+
+
+def unban_account(conn: Connection, username: str, now: datetime) -> int:
+    removed = conn.execute(delete(account_bans).where(account_bans.c.username == username)
+                           ).rowcount
+    if removed:
+        record_event(conn, now, "account_unbanned", username=username,
+                     detail="removed by an administrator")
+    return int(removed)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    ip: str
+    username: str
+    service: str
+    success: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    kind: str
+    ip: Optional[str]
+    username: Optional[str]
+    service: Optional[str]
+    detail: str
+    created_at: datetime
+
+
+def list_attempts(conn: Connection, *, ip: str = "", username: str = "",
+                  success: Optional[bool] = None, before_id: Optional[int] = None,
+                  limit: int = 100) -> list[Attempt]:
+    """Login attempts newest first, filtered; ``before_id`` is the keyset cursor."""
+    query = select(login_attempts)
+    if ip:
+        query = query.where(login_attempts.c.ip == ip)
+    if username:
+        query = query.where(login_attempts.c.username == username)
+    if success is not None:
+        query = query.where(login_attempts.c.success.is_(success))
+    if before_id is not None:
+        query = query.where(login_attempts.c.id < before_id)
+    return [Attempt(int(r.id), r.ip, r.username, r.service, bool(r.success), r.created_at)
+            for r in conn.execute(query.order_by(login_attempts.c.id.desc()).limit(limit))]
+
+
+def list_events(conn: Connection, *, kind: str = "", ip: str = "", username: str = "",
+                before_id: Optional[int] = None, limit: int = 100) -> list[Event]:
+    """Security events newest first, filtered; ``before_id`` is the keyset cursor."""
+    query = select(security_events)
+    if kind:
+        query = query.where(security_events.c.kind == kind)
+    if ip:
+        query = query.where(security_events.c.ip == ip)
+    if username:
+        query = query.where(security_events.c.username == username)
+    if before_id is not None:
+        query = query.where(security_events.c.id < before_id)
+    return [Event(int(r.id), r.kind, r.ip, r.username, r.service, r.detail, r.created_at)
+            for r in conn.execute(query.order_by(security_events.c.id.desc()).limit(limit))]
+
+
 def purge_old(conn: Connection, now: datetime) -> None:
     """Forget attempts past retention and bans long expired (events are kept)."""
     cutoff = now - timedelta(days=ATTEMPT_RETENTION_DAYS)
@@ -141,6 +236,11 @@ class SecurityStore:
         self.runner = runner
         self.policy = BrutePolicy.from_config(config)
         self._clock = clock
+        self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
+
+    def apply_config(self, config: Any) -> None:
+        """BRUTE_* and BAN_EXEMPT_IPS saved on the settings page apply at once."""
+        self.policy = BrutePolicy.from_config(config)
 
     @property
     def clock(self) -> Any:
@@ -151,10 +251,12 @@ class SecurityStore:
 
     def login_failed(self, ip: str, username: str, service: str,
                      reason: str) -> "Deferred[FailureOutcome]":
+        self.counters.add("logins", service, "failure")
         return self.runner.write(login_failed, self.now(), self.policy, ip, username,
                                  service, reason)
 
     def login_succeeded(self, ip: str, username: str, service: str) -> "Deferred[None]":
+        self.counters.add("logins", service, "success")
         return self.runner.write(record_attempt, self.now(), ip, username, service, True)
 
     def refused(self, kind: str, ip: str, username: str, service: str,
@@ -181,3 +283,22 @@ class SecurityStore:
 
     def purge_old(self) -> "Deferred[None]":
         return self.runner.write(purge_old, self.now())
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    id: int
+    kind: str
+    ip: Optional[str]
+    username: Optional[str]
+    service: Optional[str]
+    detail: str
+    created_at: datetime
+
+
+def recent_events(conn: Connection, limit: int = 10) -> list[SecurityEvent]:
+    """The newest security events (the dashboard's list; index on created_at)."""
+    rows = conn.execute(select(security_events).order_by(
+        security_events.c.created_at.desc(), security_events.c.id.desc()).limit(limit))
+    return [SecurityEvent(r.id, r.kind, r.ip, r.username, r.service, r.detail, r.created_at)
+            for r in rows]

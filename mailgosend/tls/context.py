@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, Union
@@ -333,9 +333,13 @@ class ServerTLS:
         extra: Mapping[str, tuple[str, str]] | None = None,
         min_version: str = "1.2",
         clock: Clock | None = None,
+        sni_pairs: Sequence[tuple[str, str]] = (),
     ) -> None:
         _min_version_constant(min_version)
         self._default_pair = (cert_path, key_path)
+        # Served for the names their certificates cover (read again at each reload, so a
+        # renewed certificate with more names serves them at once).
+        self._sni_pairs = tuple(pair for pair in sni_pairs if pair != self._default_pair)
         self._extra: dict[str, tuple[str, str]] = {}
         for pattern, pair in (extra or {}).items():
             try:
@@ -364,6 +368,13 @@ class ServerTLS:
 
         default, default_context = get(self._default_pair)
         by_name = {pattern: get(pair) for pattern, pair in self._extra.items()}
+        if self._sni_pairs:
+            # Explicit mappings win; then the default certificate keeps the names it covers
+            # (listed too, so that a wildcard of another certificate cannot take them).
+            pairs = (self._default_pair, *self._sni_pairs)
+            covered = sni.table_from_names((get(pair)[0].hostnames, get(pair)) for pair in pairs)
+            for pattern, entry in covered.items():
+                by_name.setdefault(pattern, entry)
         warnings: list[str] = []
         for loaded, _ in made.values():
             warnings.extend(loaded.warnings)
@@ -406,6 +417,13 @@ class ServerTLS:
         """The certificate served without SNI or for unknown names, e.g. for expiry checks."""
         return self._active.default
 
+    def certificates(self) -> list[tuple[str, LoadedCertificate]]:
+        """What this context serves: ``("", default)`` then each SNI pattern's certificate
+        (the admin panel's TLS page, /metrics' expiry gauges)."""
+        generation = self._active
+        return [("", generation.default)] + [
+            (pattern, entry[0]) for pattern, entry in sorted(generation.by_name.items())]
+
     def certificate_for(self, server_name: str | None) -> LoadedCertificate:
         """The certificate a client sending this SNI name gets (for ``doctor`` and the admin UI)."""
         generation = self._active
@@ -430,13 +448,17 @@ def build_server_tls(
     extra: Mapping[str, tuple[str, str]] | None = None,
     min_version: str = "1.2",
     clock: Clock | None = None,
+    sni_pairs: Sequence[tuple[str, str]] = (),
 ) -> ServerTLS:
     """Make the ServerTLS for a listener; ``extra`` maps SNI names (``mx.example.org``,
     ``*.example.net``) to ``(cert_path, key_path)`` pairs; anything else gets the default pair.
 
+    ``sni_pairs`` are more ``(cert_path, key_path)`` pairs, each served for the names its
+    certificate covers (other domains' certificates, the other services' certificates).
+
     Raises TLSConfigError if any file is unusable, ValueError for a bad ``min_version``.
     """
-    return ServerTLS(cert_path, key_path, extra, min_version, clock)
+    return ServerTLS(cert_path, key_path, extra, min_version, clock, sni_pairs)
 
 
 def tls_summary(transport: object) -> str:

@@ -66,6 +66,15 @@ def ensure_self_signed(directory: str, hostname: str, addresses: Iterable[str] =
     names = subject_names(hostname, addresses)
     if os.path.exists(key_path) and _usable(cert_path, names, now):
         return cert_path, key_path
+    cert_pem, key_pem = self_signed_pem(hostname, names, now)
+    write_pair(cert_path, cert_pem, key_path, key_pem)
+    return cert_path, key_path
+
+
+def self_signed_pem(hostname: str, names: list[x509.GeneralName],
+                    now: datetime.datetime) -> tuple[bytes, bytes]:
+    """A new P-256 key and a certificate for ``names`` signed by itself, both PEM; also the
+    placeholder an ACME mode serves until its first certificate is issued (tls/acme.py)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
@@ -77,13 +86,24 @@ def ensure_self_signed(directory: str, hostname: str, addresses: Iterable[str] =
             .sign(key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    for path, data, mode in ((key_path, key_pem, 0o600),
-                             (cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)):
-        temp = path + ".tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    return cert_path, key_path
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def write_private(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), created with
+    ``mode`` so a key is never readable by others, not even for a moment."""
+    temp = path + ".tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temp, mode)
+    os.replace(temp, path)
+
+
+def write_pair(cert_path: str, cert_pem: bytes, key_path: str, key_pem: bytes) -> None:
+    """Key first, then certificate: a reader that sees the new certificate finds its key.
+    (A reload between the two renames sees a mismatch, refuses it and keeps the old pair.)"""
+    write_private(key_path, key_pem, 0o600)
+    write_private(cert_path, cert_pem, 0o644)

@@ -106,3 +106,22 @@ def covers(certificate_names: Iterable[str], name: str) -> bool:
         return False
     wildcard = _wildcard_for(name)
     return wildcard is not None and wildcard in names
+
+
+def table_from_names(entries: Iterable[tuple[Iterable[str], T]]) -> dict[str, T]:
+    """An SNI table mapping every name a certificate covers to its entry.
+
+    ``entries`` are (subjectAltName DNS names, value) in order of preference: when two
+    certificates cover one name, the earlier one keeps it.  Names that are not valid host names
+    or ``*.`` wildcards (an IP written as DNS name, a partial wildcard) are skipped: a client
+    cannot ask for them through SNI.
+    """
+    table: dict[str, T] = {}
+    for names, value in entries:
+        for raw in names:
+            try:
+                pattern = validate_pattern(raw)
+            except ValueError:
+                continue
+            table.setdefault(pattern, value)
+    return table

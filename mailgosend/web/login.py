@@ -17,7 +17,7 @@ transition issues a new session token (web/sessions.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
@@ -63,6 +63,16 @@ class LoginFlow:
         self.kind = kind
         self.steps = {step.name: step for step in steps}
         self._order = [step.name for step in steps]
+        # The admin port's hook (web/admin_guard.py): user id -> Deferred[Actor or None],
+        # AccountAdmin.rights; without it only ``is_admin`` users may sign in there.
+        self.admin_rights: Optional[Callable[[int], Any]] = None
+
+    @defer.inlineCallbacks
+    def _may_administer(self, user: User) -> Any:
+        if self.admin_rights is None:
+            return user.is_admin
+        actor = yield self.admin_rights(user.id)
+        return actor is not None
 
     @defer.inlineCallbacks
     def password(self, email: str, password: str, client_ip: str) -> Any:
@@ -73,7 +83,7 @@ class LoginFlow:
             return Outcome(None, None, SIGN_IN_BANNED)
         except UnauthorizedLogin:
             return Outcome(None, None, SIGN_IN_FAILED)
-        if self.kind == "admin" and not user.is_admin:
+        if self.kind == "admin" and not (yield self._may_administer(user)):
             # The password was right, but this port is for administrators only; the same
             # answer as a wrong password, and a security event for the operator.
             yield self._security.refused("login_refused_not_admin", client_ip, user.email,

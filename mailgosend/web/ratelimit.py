@@ -23,6 +23,11 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}   # ip -> (tokens, when)
 
+    def set_rate(self, per_minute: int) -> None:
+        """A new limit from the settings page; buckets keep their tokens (capped)."""
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+
     def take(self, key: str) -> Optional[int]:
         """Spend one token: None when allowed, else the whole seconds to wait (Retry-After)."""
         now = self._clock.seconds()

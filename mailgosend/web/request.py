@@ -10,7 +10,7 @@ Site's ``upload_prefixes``) the rest is discarded, never kept.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.web import http
 
@@ -32,6 +32,8 @@ class WebRequest(SecureRequest):
     # The session found for this request (web/sessions.py), looked up once.
     web_session_loaded = False
     web_session: Any = None
+    # Set by a response that never ends by itself (server-sent events): ends it at shutdown.
+    end_stream: Optional[Callable[[], None]] = None
     _body_limit = FORM_BODY_LIMIT
     _body_seen = 0
     _too_large = False
@@ -100,7 +102,7 @@ class WebRequest(SecureRequest):
         if self._too_large and not any(self.path.startswith(prefix)
                                        for prefix, _ in site.body_limits):
             return self._refuse(413, "The request is too large.", close=True)
-        if not settings.host_allowed(self.host_name()):
+        if not settings.host_allowed(self.host_name(), self.path):
             # RFC 9110 §15.5.20: 421, this server does not answer for that name.
             return self._refuse(421, "This server does not answer for that host name.")
         if site.web_bans.is_banned(self.client_ip):

@@ -25,3 +25,18 @@ class Sections(Resource):
 
     def render(self, request: Any) -> Any:   # no segment at all: the default's "/"
         return self._default.render(request)
+
+
+class ExactPaths(Resource):
+    """Send a request whose whole path is one of ``paths`` to its resource, any other to
+    ``default``: /.well-known/ holds several owners' names (jmap, autoconfig, mta-sts)."""
+
+    isLeaf = True
+
+    def __init__(self, default: Any, paths: Mapping[bytes, Any]) -> None:
+        super().__init__()
+        self._default = default
+        self._paths = dict(paths)
+
+    def render(self, request: Any) -> Any:
+        return self._paths.get(request.path, self._default).render(request)

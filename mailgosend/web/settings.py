@@ -6,7 +6,16 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from mailgosend.clientports import PUBLIC_HOST_PREFIXES
 from mailgosend.auth.bruteforce import Network, parse_networks
+
+# Client setup (web/autoconfig.py) and MTA-STS are asked for at autoconfig.<domain>,
+# autodiscover.<domain> and mta-sts.<domain> of every local domain: names not in
+# WEB_HOSTNAMES, answered for these public paths only, so no page with a session is
+# reachable under them (no DNS-rebinding target).
+PUBLIC_PATHS = frozenset((b"/.well-known/autoconfig/mail/config-v1.1.xml",
+                          b"/mail/config-v1.1.xml", b"/autodiscover/autodiscover.xml",
+                          b"/Autodiscover/Autodiscover.xml", b"/.well-known/mta-sts.txt"))
 
 # Form posts are small; routes that take uploads (up to MAX_MESSAGE_SIZE) say so.
 FORM_BODY_LIMIT = 64 * 1024
@@ -38,11 +47,15 @@ class WebSettings:
                                        else "ADMIN_RATE_PER_MIN"],
                    max_upload=config["MAX_MESSAGE_SIZE"])
 
-    def host_allowed(self, host: str) -> bool:
+    def host_allowed(self, host: str, path: bytes = b"") -> bool:
         """Refusing unknown Host headers defeats DNS rebinding: a hostile name pointed at
-        us never reaches a page.  IP literals cannot be rebound, so they are answered."""
+        us never reaches a page.  IP literals cannot be rebound, so they are answered; the
+        per-domain setup names only for PUBLIC_PATHS."""
         name = host.strip().lower().rstrip(".")
         if name in self.hostnames:
+            return True
+        if self.kind == "web" and name.startswith(PUBLIC_HOST_PREFIXES) and \
+                path in PUBLIC_PATHS:
             return True
         try:
             ipaddress.ip_address(name)

@@ -3,6 +3,8 @@
 
   GET  /settings            display name, password change, the user's aliases (read-only)
                             and where to point a mail client (web/mailclients.py)
+  GET  /settings/mail-profile.mobileconfig
+                            the user's Apple configuration profile (web/autoconfig.py)
   POST /settings/profile    save the display name
   POST /settings/password   change the password: the current one is checked through the
                             Portal (bans and failure counters shared with IMAP/SMTP/POP3),
@@ -31,6 +33,7 @@ from mailgosend.auth.portal import IUser
 from mailgosend.store.accounts import AccountError
 from mailgosend.web.account import AccountPages
 from mailgosend.web.forms import changes_state, form_field
+from mailgosend.web.autoconfig import ClientSetup
 from mailgosend.web.mailclients import ClientEndpoint
 from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
@@ -55,7 +58,9 @@ class SettingsPages:
     app = Klein()
 
     def __init__(self, *, pages: AccountPages, admin: AccountAdmin, portal: Any,
-                 workers: Any, endpoints: tuple[ClientEndpoint, ...]) -> None:
+                 workers: Any, endpoints: tuple[ClientEndpoint, ...],
+                 client_setup: Optional[ClientSetup] = None) -> None:
+        self._client_setup = client_setup
         self._pages = pages
         self.sessions = pages.sessions
         self._runner = pages._runner
@@ -81,7 +86,8 @@ class SettingsPages:
         return self.render(request, "account/settings.html", session, notice=notice,
                            profile_error=profile_error, password_error=password_error,
                            display_name=stored if display_name is None else display_name,
-                           aliases=aliases, endpoints=self._endpoints)
+                           aliases=aliases, endpoints=self._endpoints,
+                           apple_profile=self._client_setup is not None)
 
     def _signed_in(self, request: WebRequest, session: Optional[Session]) -> Optional[bytes]:
         """None when signed in, else the redirect to the sign-in step owed."""
@@ -99,6 +105,27 @@ class SettingsPages:
         done = form_field(request, "done")
         page = yield self._page(request, session, notice=NOTICES.get(done, ""))
         return page
+
+    @app.route("/settings/mail-profile.mobileconfig", methods=["GET", "HEAD"])
+    @defer.inlineCallbacks
+    def apple_profile(self, request: WebRequest) -> Any:
+        """The signed-in user's Apple configuration profile (mail, calendars, contacts);
+        it holds no password."""
+        session = yield self.sessions.load(request)
+        away = self._signed_in(request, session)
+        if away is not None:
+            return away
+        if self._client_setup is None:
+            request.setResponseCode(404)
+            return self._pages.render(request, "error.html", None, title="Page not found",
+                                      message="There is nothing at this address.")
+        name = yield self._runner.read(self._admin.display_name, session.email)
+        request.setHeader(b"Content-Type", b"application/x-apple-aspen-config")
+        request.setHeader(b"Cache-Control", b"no-store")
+        filename = session.email.replace("@", "-at-").encode("ascii", "replace")
+        request.setHeader(b"Content-Disposition",
+                          b'attachment; filename="' + filename + b'.mobileconfig"')
+        return self._client_setup.mobileconfig(session.email, name)
 
     @app.route("/settings/profile", methods=["POST"])
     @changes_state

@@ -17,13 +17,15 @@ from mailgosend.auth.passkeys import PasskeyStep
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.listeners import IDrainable
 from mailgosend.web.account import AccountPages
+from mailgosend.web.admin_guard import AdminPanel, AdminRouter
 from mailgosend.web.assets import asset_dir
+from mailgosend.web.autoconfig import AutoconfigPages, ClientSetup
 from mailgosend.web.health import HealthResource
 from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
-from mailgosend.web.sections import Sections
+from mailgosend.web.sections import ExactPaths, Sections
 from mailgosend.web.sessions import SessionManager
 from mailgosend.web.settings_pages import SettingsPages
 from mailgosend.web.setup import SetupPages, SetupToken
@@ -55,15 +57,16 @@ class WebChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def server_shutting_down(self) -> None:
-        """Close an idle keep-alive connection now; a busy one after its response.  A
-        response that never ends by itself (JMAP's EventSource) is told to end now."""
+        """Close an idle keep-alive connection now; a busy one after its response; a
+        response that never ends by itself (a live tail's or JMAP's event stream) is ended
+        now, and one that starts from now on ends at once (``shutting_down``)."""
         self.factory.shutting_down = True
+        for request in list(self.requests):
+            end_stream = getattr(request, "end_stream", None)
+            if end_stream is not None:
+                end_stream()
         if self.requests:
             self.persistent = False
-            for request in list(self.requests):
-                stop = getattr(request, "on_shutdown", None)
-                if stop is not None:
-                    stop()
         elif self.transport is not None:
             self.transport.loseConnection()
 
@@ -94,6 +97,7 @@ class WebSite(server.Site):
         self.web_bans = bans
         self.pages: Optional[AccountPages] = None
         self.setup: Optional[SetupPages] = None
+        self.admin_panel: Optional[AdminPanel] = None
         self.channels: set[WebChannel] = set()
         # Set at shutdown: a long response starting now (EventSource) ends at once.
         self.shutting_down = False
@@ -107,6 +111,12 @@ class WebSite(server.Site):
                 return limiter
         return self.web_limiter
 
+    def apply_config(self, config: Any) -> None:
+        """WEB_RATE_PER_MIN / ADMIN_RATE_PER_MIN saved on the settings page apply at once."""
+        self.web_limiter.set_rate(config[f"{self.web_settings.kind.upper()}_RATE_PER_MIN"])
+        if self.admin_panel is not None:
+            self.admin_panel.config = config
+
 
 def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, security: Any,
                bans: ListenerBans, clock: Any, static: Optional[StaticFiles] = None,
@@ -115,14 +125,20 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
                jmap: Optional[Callable[[SessionManager], Any]] = None,
-               mail: Any = None) -> WebSite:
+               admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
+               config: Any = None, components: Optional[Mapping[str, Any]] = None,
+               client_setup: Optional[ClientSetup] = None, mail: Any = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
-    first-administrator setup on the admin port (``site.setup``).  ``jmap`` (web port):
-    makes the JMAP endpoint (jmap/wiring.py) from the port's sessions; it is mounted at
-    /jmap/ and /.well-known/jmap; with it and ``mail`` (MailService) the webmail page at
-    /mail (web/webmail.py), the JMAP endpoint's client."""
+    first-administrator setup on the admin port (``site.setup``) and the admin panel
+    (``site.admin_panel``): ``admin_groups(panel)`` gives the page groups' resources by
+    the second segment of ``/admin/<name>/...`` (``b""``: the dashboard, for ``/admin``)
+    and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level.
+    With ``client_setup`` too, the web port serves client autoconfiguration and MTA-STS
+    (web/autoconfig.py).  ``jmap`` (web port): makes the JMAP endpoint (jmap/wiring.py)
+    from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap; with it and
+    ``mail`` (MailService) the webmail page at /mail (web/webmail.py), the endpoint's client."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -137,18 +153,34 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
             pages.passkeys = PasskeyPages(pages=pages, runner=runner, step=step, clock=clock)
     mounted: dict[bytes, Any] = {}
     setup = None
+    panel = None
     if admin is not None and settings.kind == "web":
         mounted[b"settings"] = SettingsPages(pages=pages, admin=admin, portal=portal,
-                                             workers=workers, endpoints=endpoints).resource()
+                                             workers=workers, endpoints=endpoints,
+                                             client_setup=client_setup).resource()
+        if client_setup is not None:
+            public = AutoconfigPages(setup=client_setup, runner=runner,
+                                     serves_domain=admin.serves_domain, clock=clock,
+                                     pages=pages).resource()
+            for segment in (b".well-known", b"mail", b"autodiscover", b"Autodiscover"):
+                mounted[segment] = public
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
+        panel = AdminPanel(pages=pages, admin=admin, runner=runner, clock=clock,
+                           workers=workers, config=config, components=components)
+        pages.flow.admin_rights = panel.rights
+        groups = dict(admin_groups(panel)) if admin_groups is not None else {}
+        for key in [k for k in groups if k.startswith(b"/")]:
+            mounted[key[1:]] = groups.pop(key)
+        mounted[b"admin"] = AdminRouter(groups.pop(b"", None) or pages.resource(), groups)
     body_limits: tuple[tuple[bytes, int], ...] = ()
     limiters: tuple[tuple[bytes, RateLimiter], ...] = ()
     if jmap is not None and settings.kind == "web":
         endpoint = jmap(pages.sessions)
         mounted[b"jmap"] = endpoint.resource
-        mounted[b".well-known"] = endpoint.well_known
+        mounted[b".well-known"] = ExactPaths(mounted.get(b".well-known", pages.resource()),
+                                             {b"/.well-known/jmap": endpoint.well_known})
         body_limits = endpoint.body_limits
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
         if mail is not None:
@@ -158,4 +190,5 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                    bans, clock, upload_prefixes, body_limits, limiters)
     site.pages = pages
     site.setup = setup
+    site.admin_panel = panel
     return site

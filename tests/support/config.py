@@ -14,7 +14,7 @@ TEST_DEFAULTS = {
     "TLS_MODE": "off",
     "DNSBL_ZONES": "",
     **{f"{name}_PORT": "0" for name in ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3",
-                                         "POP3S", "WEB", "ADMIN", "DAV")},
+                                         "POP3S", "WEB", "ADMIN", "DAV", "HTTP")},
 }
 
 
@@ -23,6 +23,19 @@ def make_config(directory: str, **values: Any) -> Config:
     os.makedirs(directory, exist_ok=True)
     env = {f"MAILGO_{k}": str(v) for k, v in {**TEST_DEFAULTS, **values}.items()}
     return load(os.path.join(directory, "app_config.conf"), profile="local", environ=env)
+
+
+def make_config_file(directory: str, **values: Any) -> Config:
+    """make_config, with ``values`` also written into the file, for code that reads the file
+    itself rather than the test's environment (the ``mailgosend`` CLI)."""
+    config = make_config(directory, **values)
+    with open(config.path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    wanted = {key: str(value) for key, value in values.items()}
+    kept = [line for line in lines if line.split("=", 1)[0].strip() not in wanted]
+    with open(config.path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(kept + [f"{k} = {v}" for k, v in wanted.items()]) + "\n")
+    return config
 
 
 def auth_settings(**overrides: Any) -> dict[str, Any]:

@@ -21,7 +21,8 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 WAIT_LIMIT = 60.0   # a bound, not a performance assertion
 
 
-LISTENERS = ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "ADMIN", "DAV")
+LISTENERS = ("SMTP", "SUBMIT", "SMTPS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "ADMIN", "DAV",
+             "HTTP")
 
 
 def quiet_env(**ports: int) -> dict[str, str]:

@@ -74,4 +74,34 @@ class WebServerTestCase(MailServerTestCase):
         return made
 
 
-__all__ = ["MailServer", "WebClient", "WebServerTestCase", "csrf_from", "CHROMIUM"]
+class AdminServerTestCase(WebServerTestCase):
+    """A WebServerTestCase whose ``ADMIN`` (root@example.com) is an administrator, beside
+    the user alice@example.com; ``admin_client()`` signs in on the admin port."""
+
+    ADMIN = "root@example.com"
+    users = ("alice@example.com", ADMIN)
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        from mailgosend.db.runner import run_sync
+        from mailgosend.store import accounts
+
+        d = super().setUp()
+        d.addCallback(lambda _: run_sync(self.server.engine, accounts.set_user_admin,
+                                         self.ADMIN, True, write=True))
+        return d
+
+    def admin_client(self) -> Any:
+        """A WebClient signed in as ADMIN on the admin port (password only: no MFA)."""
+        from tests.support.mailserver import PASSWORD
+
+        web = self.client(admin=True)
+
+        def check(answer: Any) -> WebClient:
+            assert answer.status_code == 303 and answer.headers["Location"] == "/", \
+                answer.status_code
+            return web
+        return web.sign_in(self.ADMIN, PASSWORD).addCallback(check)
+
+
+__all__ = ["AdminServerTestCase", "MailServer", "WebClient", "WebServerTestCase", "csrf_from",
+           "CHROMIUM"]

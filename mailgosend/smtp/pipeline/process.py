@@ -26,6 +26,7 @@ from typing import AbstractSet, Any, Mapping, Optional, Sequence
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mailgosend.counters import NULL as NULL_COUNTERS
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import wants_success_dsn
 from mailgosend.mail.service import MailService
@@ -169,6 +170,12 @@ class ReceivePipeline:
         self._delivery = delivery
         self._clock = clock
         self._spool_dir = spool_dir
+        self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
+
+    def apply_config(self, config: Any) -> None:
+        """Spam, DNSBL, Bayes and DMARC settings saved on the settings page apply to the
+        next message."""
+        self._settings = CheckSettings.from_config(config)
 
     def process(self, session: SMTPSession, message: SpooledMessage) -> "defer.Deferred[SMTPReply]":
         return defer.ensureDeferred(self._process(session, message)).addErrback(self._failed,
@@ -198,6 +205,7 @@ class ReceivePipeline:
             raise SMTPReply(550, "5.7.1", outcome.reject)
         queue_id = await self._delivery.commit(session, targets, prepared.sealed,
                                                prepared.junk, now)
+        self.counters.add("messages_received", session.listener)
         junk = len(prepared.junk)
         queued = f", queue id {queue_id}" if targets.remote else ""
         log.info("{tid}: accepted {size} bytes from {ip} for {count} recipient(s){spam}"

@@ -5,7 +5,9 @@ Revises: 0009
 Create Date: 2026-12-05 00:00:00
 
 - ``messages.email_id`` / ``thread_id`` / ``created_modseq`` (store/mailstate.py,
-  store/threads.py), with indexes by user for lookups by Email id, Thread id and change.
+  store/threads.py), with indexes by user for lookups by Email id, Thread id and change,
+  and ``ix_messages_counts``, a partial index over the live rows that the JMAP Mailbox
+  counts read instead of the wide rows (benchmarks/jmap_state.py).
 - ``mailboxes.created_modseq`` / ``changed_modseq`` / ``sort_order``.
 - ``mail_state``: the per-user change counter and pruning floor; ``thread_refs``: keyed
   hashes of Message-IDs -> thread; ``mailbox_tombstones`` / ``email_tombstones``.
@@ -28,7 +30,8 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0010"
-down_revision: Union[str, Sequence[str], None] = "0009"
+# 0009 on branch jmap-state; chained after main's 0017 in jmap-core so there is one head.
+down_revision: Union[str, Sequence[str], None] = "0017"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -106,6 +109,10 @@ def upgrade() -> None:
     op.create_index("ix_messages_user_id_email_id", "messages", ["user_id", "email_id"])
     op.create_index("ix_messages_user_id_thread_id", "messages", ["user_id", "thread_id"])
     op.create_index("ix_messages_user_id_modseq", "messages", ["user_id", "modseq"])
+    op.create_index("ix_messages_counts", "messages",
+                    ["user_id", "mailbox_id", "thread_id", "flags"],
+                    sqlite_where=sa.text("deleted_at IS NULL"),
+                    postgresql_where=sa.text("deleted_at IS NULL"))
 
     users = sa.table("users", sa.column("id"))
     mailboxes = sa.table("mailboxes", sa.column("user_id"), sa.column("highestmodseq"))
@@ -120,7 +127,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop what upgrade added: JMAP states and threads are lost (IMAP is unaffected)."""
-    for index in ("ix_messages_user_id_modseq", "ix_messages_user_id_thread_id",
+    for index in ("ix_messages_counts", "ix_messages_user_id_modseq", "ix_messages_user_id_thread_id",
                   "ix_messages_user_id_email_id"):
         op.drop_index(index, table_name="messages")
     op.drop_index("ix_email_tombstones_user_id_thread_id", table_name="email_tombstones")
