@@ -184,7 +184,11 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         body_limits = endpoint.body_limits
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
         if mail is not None:
-            mounted[b"mail"] = WebmailPages(pages=pages, mail=mail).resource()
+            webmail = WebmailPages(pages=pages, mail=mail).resource()
+            # Thunderbird's autoconfig URL (web/autoconfig.py) lives under /mail/ too.
+            autoconfig = mounted.get(b"mail")
+            mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(
+                webmail, {b"/mail/config-v1.1.xml": autoconfig})
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes, body_limits, limiters)
