@@ -555,7 +555,8 @@ def _add_web_listeners(w: Wiring) -> None:
                           admin=admin, workers=core.workers, endpoints=endpoints,
                           admin_groups=_admin_groups, config=w.config,
                           components=w.root.components,
-                          client_setup=ClientSetup.from_config(w.config), jmap=jmap)
+                          client_setup=ClientSetup.from_config(w.config), jmap=jmap,
+                          mail=core.mail)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:

@@ -79,6 +79,7 @@ __all__ = [
     "search_docs",
     "search_tokens",
     "uploads",
+    "remote_content_senders",
     "domain_admins",
     "audit_log",
     "counter_buckets",
@@ -826,4 +827,18 @@ tls_results = Table(
     UniqueConstraint("day", "domain", "policy_type", "mx_host", "result_type"),
     Index("ix_tls_results_day", "day"),
     sqlite_autoincrement=True,
+)
+
+# --- webmail: senders whose remote content is always shown (migration 0018) ------------------
+
+remote_content_senders = Table(
+    "remote_content_senders",
+    metadata,
+    # A sender's address as HMAC-SHA256 under a key derived for its user (crypto.py derive,
+    # purpose "remote-senders"): the table never holds a plaintext address, and the same
+    # address gives unrelated values for two users.
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sender_hash", LargeBinary(32), nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "sender_hash"),
 )

@@ -6,7 +6,9 @@ Modules: :mod:`~.service` (``MailService``, one per process, and the per-user ``
 since a MODSEQ), :mod:`~.moves` (copy/move in one transaction), :mod:`~.filing` (the pure
 spam-filing rule), :mod:`~.messages` (POP3 UPDATE, inbox index, plaintext ranges),
 :mod:`~.source` (the one door to a message's structure and bytes; the keyring stays there),
-:mod:`~.delivery` (the one local-delivery path: SMTP receive, DSNs, APPEND, MULTIAPPEND).
+:mod:`~.delivery` (the one local-delivery path: SMTP receive, DSNs, APPEND, MULTIAPPEND),
+:mod:`~.query` (JMAP Email/query from a per-user index), :mod:`~.searchtext` (the search
+index's words, keyed tokens and exact matching), :mod:`~.text` (where a message's text is).
 After each commit the service publishes what changed on the change feed (events.py).  Below
 this package, ``store/`` keeps the tables; above it, the protocols keep their own state
 (IMAP's \\Recent claims and snapshots, POP3's marks).

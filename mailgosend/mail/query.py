@@ -503,11 +503,23 @@ class _Evaluator:
             unindexed = self.index.unindexed or set()
             cands = [i for i in cands if entries[i].blob_id in allowed
                      or entries[i].blob_id in unindexed]
-        return [i for i in cands if self._confirm(entries[i], fields, terms)]
+        return self.confirm(cands, lambda doc: doc.matches(fields, terms))
 
-    def _confirm(self, entry: Entry, fields: Sequence[str], terms: list[Term]) -> bool:
-        doc = self.index.document(self.source, entry)
-        return doc is not None and doc.matches(fields, terms)
+    def confirm(self, cands: list[int], test: Callable[[Document], bool]) -> list[int]:
+        """The candidates whose decrypted text passes ``test``; the structures and small
+        blobs of those not decrypted yet are fetched a chunk per statement."""
+        entries, documents, found = self.entries, self.index.documents, []
+        for start in range(0, len(cands), PREFETCH_CHUNK):
+            chunk = cands[start:start + PREFETCH_CHUNK]
+            rows = [entries[i].row() for i in chunk if entries[i].blob_id not in documents]
+            if rows:
+                self.source.prefetch(rows)
+                self.source.prefetch_blobs(rows)
+            for i in chunk:
+                doc = self.index.document(self.source, entries[i])
+                if doc is not None and test(doc):
+                    found.append(i)
+        return found
 
     def header(self, name: str, value: Optional[str], cands: list[int]) -> list[int]:
         """RFC 8621 §4.4.1 ``header``: a field of that name (containing ``value``, decoded,

@@ -18,6 +18,9 @@ a front end maps once in its own place.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from datetime import datetime, timezone
 from typing import (Any, BinaryIO, Callable, Iterable, Literal, Optional, Sequence, TypeVar,
                     Union)
@@ -49,6 +52,7 @@ from mailgosend.store import accounts
 from mailgosend.store import jmapdata
 from mailgosend.store import emails as store_emails
 from mailgosend.store import mailstate
+from mailgosend.store import remotesenders
 from mailgosend.store import mailboxes as store_mailboxes
 from mailgosend.store import messages as store_messages
 from mailgosend.store.accounts import User
@@ -463,6 +467,22 @@ class UserMail:
         else None."""
         service = self.service
         return service.blob_cache.open(service.keyring, self.user.uuid, blob_id)
+
+    # --- the webmail's remote-content senders (web/webmail.py) ----------------------------
+
+    def _sender_hash(self, address: str) -> bytes:
+        key = self.service.keyring.derive("remote-senders", self.user.uuid)
+        return hmac.new(key, address.strip().lower().encode("utf-8"), hashlib.sha256).digest()
+
+    def remote_content_allowed(self, address: str) -> Deferred[bool]:
+        """Whether the user chose to always show remote content from ``address``."""
+        return self.service.runner.read(remotesenders.contains, self.user.id,
+                                        self._sender_hash(address))
+
+    def allow_remote_content(self, address: str) -> Deferred[None]:
+        """Always show remote content from ``address`` (stored as a keyed hash only)."""
+        return self.service.runner.write(remotesenders.add, self.user.id,
+                                         self._sender_hash(address), self.service.now())
 
     # --- queries over the index (JMAP Email/query; mail/query.py) -----------------------------
 

@@ -38,5 +38,10 @@ Implemented:
 - The JMAP endpoint (mailgosend/jmap/) is mounted by build_site at /jmap/ and
   /.well-known/jmap on the web port, with its own body limits and rate limit; client
   autoconfiguration and MTA-STS (autoconfig.py) share /.well-known/.
-Not yet: the webmail page, passkeys as the only factor (usernameless sign-in) and DAV.
+- webmail.py: the webmail page at /mail (static/js/webmail/: a JMAP client of ES modules)
+  and the routes JMAP has no place for: message bodies sanitised by webmail_body.py (nh3,
+  tinycss2) in a sandboxed frame with their own CSP, view source, remote content per
+  message or per sender.
+Not yet: webmail writing, actions and search (issue 13 items 3-5, 7), passkeys as the only
+factor (usernameless sign-in) and DAV.
 """

@@ -32,6 +32,7 @@ from mailgosend.web.setup import SetupPages, SetupToken
 from mailgosend.web.settings import WebSettings
 from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
+from mailgosend.web.webmail import WebmailPages
 
 
 def access_log_line(timestamp: str, request: Any) -> str:
@@ -126,7 +127,7 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                jmap: Optional[Callable[[SessionManager], Any]] = None,
                admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
                config: Any = None, components: Optional[Mapping[str, Any]] = None,
-               client_setup: Optional[ClientSetup] = None) -> WebSite:
+               client_setup: Optional[ClientSetup] = None, mail: Any = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
@@ -136,7 +137,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     and, under keys starting with ``/`` (``b"/metrics"``), resources at the top level.
     With ``client_setup`` too, the web port serves client autoconfiguration and MTA-STS
     (web/autoconfig.py).  ``jmap`` (web port): makes the JMAP endpoint (jmap/wiring.py)
-    from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap."""
+    from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap; with it and
+    ``mail`` (MailService) the webmail page at /mail (web/webmail.py), the endpoint's client."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -181,6 +183,12 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                                              {b"/.well-known/jmap": endpoint.well_known})
         body_limits = endpoint.body_limits
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
+        if mail is not None:
+            webmail = WebmailPages(pages=pages, mail=mail).resource()
+            # Thunderbird's autoconfig URL (web/autoconfig.py) lives under /mail/ too.
+            autoconfig = mounted.get(b"mail")
+            mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(
+                webmail, {b"/mail/config-v1.1.xml": autoconfig})
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
                    bans, clock, upload_prefixes, body_limits, limiters)
