@@ -288,7 +288,8 @@ def _add_smtp_listeners(w: Wiring) -> None:
                      "listening. Set TLS_MODE = file or selfsigned.",
                      key=f"{name.upper()}_PORT", kind=kind)
             continue
-        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
+        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits,
+                                    config["FUTURE_RELEASE_MAX_DAYS"] * 86400)
         w.listen(name, factory, tls if kind == "smtps" else None)
 
 
@@ -410,7 +411,8 @@ def _add_web_listeners(w: Wiring) -> None:
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
                                 mail=core.mail, events=core.events, clock=w.reactor,
                                 extra={"submission": SubmissionSettings(
-                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname)})
+                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname,
+                                    w.config["FUTURE_RELEASE_MAX_DAYS"] * 86400)})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,
