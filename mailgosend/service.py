@@ -385,6 +385,13 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.web.site import build_site
     from mailgosend.web.totp_step import TOTPStep
 
+    if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser
+
+        # held JMAP submissions (undo window, send later) go out even after a restart,
+        # and even when the web port is off by then
+        Releaser(w.core.mail, w.reactor, hostname=w.config["HOSTNAME"]).setServiceParent(
+            w.root)
     wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
     if not wanted:
         return
@@ -402,12 +409,10 @@ def _add_web_listeners(w: Wiring) -> None:
     endpoints = client_endpoints(w.config)
     jmap = None
     if w.config["JMAP_ENABLED"]:
-        from mailgosend.jmap.submission import Releaser, SubmissionSettings
+        from mailgosend.jmap.submission import SubmissionSettings
         from mailgosend.jmap.wiring import endpoint_factory
 
-        # held JMAP submissions (the undo window) go out even after a restart
         hostname = w.config["HOSTNAME"]
-        Releaser(core.mail, w.reactor, hostname=hostname).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
                                 mail=core.mail, events=core.events, clock=w.reactor,
                                 extra={"submission": SubmissionSettings(

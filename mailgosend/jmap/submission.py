@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional
+from weakref import WeakKeyDictionary
 
 from twisted.application.service import Service as TwistedService
 from twisted.internet.defer import Deferred
@@ -47,6 +48,10 @@ from mailgosend.store.accounts import User
 __all__ = ["METHODS", "SubmissionSettings", "Releaser", "capabilities", "release"]
 
 log = Logger()
+
+# the timers of held submissions, by mail service: its Releaser cancels them when it stops
+# (a restarted service must not be reached by its predecessor's timers)
+_TIMERS: "WeakKeyDictionary[Any, set[Any]]" = WeakKeyDictionary()
 
 PROPERTIES = ("id", "identityId", "emailId", "threadId", "envelope", "sendAt", "undoStatus",
               "deliveryStatus", "dsnBlobIds", "mdnBlobIds")
@@ -323,8 +328,10 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
         undo_status="pending" if hold > 0 else "final", queue_id=queue_id)
     if hold > 0:
         clock = service.clock
-        clock.callLater(hold, _release_later, service, mail.user, new_id,
-                        _settings(call).hostname)
+        timers = _TIMERS.setdefault(service, set())
+        timers.difference_update([t for t in timers if not t.active()])
+        timers.add(clock.callLater(hold, _release_later, service, mail.user, new_id,
+                                   _settings(call).hostname))
     return new_id
 
 
@@ -384,6 +391,9 @@ class Releaser(TwistedService):
     def stopService(self) -> Any:
         if self.loop.running:
             self.loop.stop()
+        for timer in _TIMERS.pop(self.service, set()):
+            if timer.active():
+                timer.cancel()
         return super().stopService()
 
     async def _release_due(self) -> None:
