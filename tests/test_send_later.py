@@ -121,6 +121,23 @@ class SMTPSendLaterTests(SendLaterTestCase):
         [(row, _)] = self.alpha.queued()                          # the refused ones: nothing
         self.assertEqual(row.release_at, when)
 
+    def test_a_held_message_is_refused_for_local_recipients(self) -> Any:
+        return defer.Deferred.fromCoroutine(self._local())
+
+    async def _local(self) -> None:
+        self.alpha.add_user("carol@alpha.test")
+        raw = message("alice@alpha.test", "bob@beta.test", "mixed")
+        refused = await self.smtp("SUBMIT", lambda c: c.sendmail(
+            "alice@alpha.test", ["carol@alpha.test", "bob@beta.test"], raw,
+            mail_options=["HOLDFOR=600"]))
+        code, text = refused["carol@alpha.test"]
+        self.assertEqual(code, 550)
+        self.assertIn(b"5.7.1", text)
+        self.assertEqual(self.alpha.stored("carol@alpha.test"), [])   # not filed early
+        [(row, rcpts)] = self.alpha.queued()
+        self.assertEqual([r.recipient for r in rcpts], ["bob@beta.test"])
+        self.assertIsNotNone(row.release_at)
+
     def test_not_on_port_25(self) -> Any:
         return defer.Deferred.fromCoroutine(self._port25())
 
