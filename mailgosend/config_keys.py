@@ -290,6 +290,11 @@ KEYS: tuple[Key, ...] = tuple([
         "JMAP EmailSubmission: seconds a sent message is held before it goes out, during "
         "which the sender can still cancel it (undoStatus pending -> canceled; the webmail's "
         "Undo). 0 sends at once.", "web", minimum=0, maximum=3600),
+    Key("FUTURE_RELEASE_MAX_DAYS", INT, "30",
+        "Send later: how many days ahead a message may be held in the queue, asked for with "
+        "MAIL FROM HOLDFOR=/HOLDUNTIL= on the submission ports (RFC 4865 FUTURERELEASE, "
+        "advertised in EHLO) or in a JMAP EmailSubmission's envelope (maxDelayedSend). 0 "
+        "turns send later off.", "web", minimum=0, maximum=365),
     Key("VACATION_REPLY_DAYS", INT, "7",
         "Automatic vacation replies (JMAP VacationResponse): at most one to the same sender "
         "in this many days (RFC 3834 §2 suggests 7).", "web", minimum=1, maximum=365),

@@ -397,7 +397,8 @@ def _add_smtp_listeners(w: Wiring) -> None:
                      "listening. Set TLS_MODE = dns01, http01, file or selfsigned.",
                      key=f"{name.upper()}_PORT", kind=kind)
             continue
-        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits)
+        factory = SMTPServerFactory(backend, config["HOSTNAME"], kind, tls, w.reactor, limits,
+                                    config["FUTURE_RELEASE_MAX_DAYS"] * 86400)
         factory.counters = core.counters
         w.listen(name, factory, tls if kind == "smtps" else None)
 
@@ -515,6 +516,13 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.web.site import build_site
     from mailgosend.web.totp_step import TOTPStep
 
+    if w.config["JMAP_ENABLED"]:
+        from mailgosend.jmap.submission import Releaser
+
+        # held JMAP submissions (undo window, send later) go out even after a restart,
+        # and even when the web port is off by then
+        Releaser(w.core.mail, w.reactor, hostname=w.config["HOSTNAME"]).setServiceParent(
+            w.root)
     wanted = [name for name in ("web", "admin") if w.config.listener(name).active]
     if not wanted:
         return
@@ -532,16 +540,15 @@ def _add_web_listeners(w: Wiring) -> None:
     endpoints = client_endpoints(w.config)
     jmap = None
     if w.config["JMAP_ENABLED"]:
-        from mailgosend.jmap.submission import Releaser, SubmissionSettings
+        from mailgosend.jmap.submission import SubmissionSettings
         from mailgosend.jmap.wiring import endpoint_factory
 
-        # held JMAP submissions (the undo window) go out even after a restart
         hostname = w.config["HOSTNAME"]
-        Releaser(core.mail, w.reactor, hostname=hostname).setServiceParent(w.root)
         jmap = endpoint_factory(config=w.config, portal=core.portal, runner=core.runner,
                                 mail=core.mail, events=core.events, clock=w.reactor,
                                 extra={"submission": SubmissionSettings(
-                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname)})
+                                    w.config["SUBMISSION_UNDO_SECONDS"], hostname,
+                                    w.config["FUTURE_RELEASE_MAX_DAYS"] * 86400)})
     for name in wanted:
         site = build_site(settings=WebSettings.from_config(w.config, name),
                           runner=core.runner, portal=core.portal,

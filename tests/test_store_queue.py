@@ -42,6 +42,24 @@ class QueueStoreHelpers(DatabaseTestBase):
 
 
 class QueueStoreTestsMixin(QueueStoreHelpers):
+    def test_held_message_is_not_claimed_before_its_release(self) -> None:
+        """Send later: stored now, due (and the worker woken) at its release time, which
+        also starts its time in the queue (expiry, delay warnings)."""
+        release = NOW + timedelta(hours=1)
+        qid = self.write(q.enqueue, sender="a@alpha.test", user_id=None, blob_id="b1",
+                         size=100, recipients=["x@beta.test"], now=NOW, release_at=release)
+        self.assertEqual(self.read(q.next_due), release)
+        self.assertEqual(self.claim(now=release - timedelta(seconds=1)), [])
+        [claim] = self.claim(now=release)
+        self.assertEqual(claim.message.id, qid)
+        self.assertEqual((claim.message.release_at, claim.message.started_at),
+                         (release, release))
+        # a release time not in the future: an ordinary message
+        self.write(q.enqueue, sender="a@alpha.test", user_id=None, blob_id="b2", size=100,
+                   recipients=["y@beta.test"], now=NOW, release_at=NOW)
+        [plain] = self.claim(now=NOW)
+        self.assertEqual((plain.message.release_at, plain.message.started_at), (None, NOW))
+
     def test_claim_takes_due_rows_once_grouped_by_message(self) -> None:
         first = self.enqueue(["x@beta.test", "y@beta.test"])
         second = self.enqueue(["z@gamma.test"], blob="b2")

@@ -77,6 +77,8 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
                 ctx.out(f"queue id {m.id}")
                 ctx.out(f"  from      {_sender(m.sender)}")
                 ctx.out(f"  queued    {_when(m.created_at)}")
+                if m.release_at is not None:  # send later (RFC 4865)
+                    ctx.out(f"  held till {_when(m.release_at)}")
                 ctx.out(f"  size      {m.size} bytes" + ("  SMTPUTF8" if m.smtputf8 else ""))
                 for r in entry.recipients:
                     ctx.out(f"  to        <{r.recipient}>  {r.status}, attempts {r.attempts}, "

@@ -283,6 +283,8 @@ queue = Table(
     Column("smtputf8", Boolean(), nullable=False, server_default=false()),
     Column("body_8bit", Boolean(), nullable=False, server_default=false()),
     Column("delay_warned", Boolean(), nullable=False, server_default=false()),
+    # RFC 4865 FUTURERELEASE / JMAP send later: not sent before this (None: at once)
+    Column("release_at", UTCDateTime(), nullable=True),
     _created_at(),
     sqlite_autoincrement=True,
 )

@@ -142,7 +142,7 @@ class Bouncer:
                 delayed.append(self._status(rcpt, outcome, "delayed",
                                             reply_status(code, enhanced) if code // 100 == 4
                                             else "4.0.0", now,
-                                            retry_until=claim.message.created_at + self._max_age))
+                                            retry_until=claim.message.started_at + self._max_age))
             elif outcome.status == "delivered" and not peer_dsn \
                     and wants_success_dsn(rcpt.notify):
                 relayed.append(self._status(rcpt, outcome, "relayed", "2.0.0", now))

@@ -616,7 +616,7 @@ class QueueService(Service):
             else:
                 r_code = code if code is not None else 451
                 r_text = text or "4.4.2 Connection lost before the reply"
-            status, next_at = decide(r_code, created_at=claim.message.created_at,
+            status, next_at = decide(r_code, created_at=claim.message.started_at,
                                      attempts_before=rcpt.attempts, now=now,
                                      policy=self.settings.retry, rand=self._rand)
             if status == "expired":
@@ -628,7 +628,7 @@ class QueueService(Service):
                      id=claim.message.id, rcpt=rcpt.recipient, host=host_name or "-",
                      status=status, code=r_code)
         warn = any(o.status == "deferred" for o in outcomes) and delay_warning_due(
-            claim.message.created_at, now, claim.message.delay_warned,
+            claim.message.started_at, now, claim.message.delay_warned,
             self.settings.delay_warning_hours)
         try:
             await self._bouncer.record(claim, outcomes, now, delay_warning=warn,

@@ -13,6 +13,11 @@ that long, and ``update {undoStatus: "canceled"}`` cancels it while it is; the r
 (``release``) flips pending -> final in one conditional UPDATE before sending, so a
 submission is never both sent and canceled.  ``onSuccessUpdateEmail`` and
 ``onSuccessDestroyEmail`` run an Email/set whose response follows this one (RFC 8620 §5.4).
+
+Send later: ``envelope.mailFrom.parameters`` HOLDFOR/HOLDUNTIL (RFC 4865, checked by the
+one rule of mail/submission.py ``release_time``, up to ``maxDelayedSend`` =
+FUTURE_RELEASE_MAX_DAYS) hold the submission the same way, pending until ``sendAt``: the
+same cancel and the same release, by the timer or by the ``Releaser`` after a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional
+from weakref import WeakKeyDictionary
 
 from twisted.application.service import Service as TwistedService
 from twisted.internet.defer import Deferred
@@ -35,12 +41,17 @@ from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argum
                                      resolve_id)
 from mailgosend.jmap.standard import get_ids, get_properties
 from mailgosend.mail.accountdata import SUBMISSIONS, Submission
-from mailgosend.mail.submission import SubmissionRefused, check, submit, without_bcc
+from mailgosend.mail.submission import (HOLD_PARAMETERS, ReleaseRefused, SubmissionRefused,
+                                        check, release_time, submit, without_bcc)
 from mailgosend.store.accounts import User
 
-__all__ = ["METHODS", "SubmissionSettings", "Releaser", "release"]
+__all__ = ["METHODS", "SubmissionSettings", "Releaser", "capabilities", "release"]
 
 log = Logger()
+
+# the timers of held submissions, by mail service: its Releaser cancels them when it stops
+# (a restarted service must not be reached by its predecessor's timers)
+_TIMERS: "WeakKeyDictionary[Any, set[Any]]" = WeakKeyDictionary()
 
 PROPERTIES = ("id", "identityId", "emailId", "threadId", "envelope", "sendAt", "undoStatus",
               "deliveryStatus", "dsnBlobIds", "mdnBlobIds")
@@ -48,10 +59,22 @@ PROPERTIES = ("id", "identityId", "emailId", "threadId", "envelope", "sendAt", "
 
 @dataclass(frozen=True)
 class SubmissionSettings:
-    """``Services.extra["submission"]``: how long a submission is held for undo."""
+    """``Services.extra["submission"]``: how long a submission is held for undo, and how far
+    ahead it may be held for send later."""
 
     undo_seconds: int = 0
     hostname: Optional[str] = None  # HOSTNAME: a missing Message-ID's right side
+    max_delay_seconds: int = 0  # send later's limit (FUTURE_RELEASE_MAX_DAYS); 0: off
+
+
+def capabilities(settings: SubmissionSettings) -> dict[str, Any]:
+    """The submission account capability's send-later part (RFC 8621 §7: maxDelayedSend,
+    and submissionExtensions naming FUTURERELEASE with its interval; its date argument
+    is left out, as it would change the Session object every second)."""
+    if settings.max_delay_seconds <= 0:
+        return {"maxDelayedSend": 0, "submissionExtensions": {}}
+    return {"maxDelayedSend": settings.max_delay_seconds,
+            "submissionExtensions": {"FUTURERELEASE": [str(settings.max_delay_seconds)]}}
 
 
 def _settings(call: Call) -> SubmissionSettings:
@@ -217,7 +240,17 @@ def _envelope(call: Call, value: Any, header_fields: list[tuple[str, str]],
             if not isinstance(address, dict) or not isinstance(address.get("email"), str):
                 raise SetError("invalidProperties", "envelope: addresses need an email",
                                properties=["envelope"])
-        return {"mailFrom": {"email": value["mailFrom"]["email"], "parameters": None},
+        given = value["mailFrom"].get("parameters")
+        if given is not None and not (isinstance(given, dict) and all(
+                isinstance(v, (str, type(None))) for v in given.values())):
+            raise SetError("invalidProperties", "envelope: mailFrom parameters must map "
+                                                "names to strings or null",
+                           properties=["envelope"])
+        # RFC 8621 §7: the send-later parameters are kept (the others are not used)
+        hold = {k.upper(): v for k, v in (given or {}).items()
+                if k.upper() in HOLD_PARAMETERS}
+        return {"mailFrom": {"email": value["mailFrom"]["email"],
+                             "parameters": hold or None},
                 "rcptTo": [{"email": a["email"], "parameters": None}
                            for a in value["rcptTo"]]}
     sender = HeaderProperty.of("header:Sender:asAddresses")
@@ -265,10 +298,21 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
     mail = call.mail
     service = mail.service
     now = service.now()
-    undo = _settings(call).undo_seconds
+    settings = _settings(call)
+    try:
+        release = release_time(envelope["mailFrom"]["parameters"] or {}, now,
+                               settings.max_delay_seconds)
+    except ReleaseRefused as refused:
+        raise SetError("invalidProperties", f"envelope: {refused.detail}",
+                       properties=["envelope"]) from None
+    send_at = now + timedelta(seconds=settings.undo_seconds)
+    if release is not None and release > send_at:
+        send_at = release
+    # held for undo or until its release time: both the same pending submission
+    hold = (send_at - now).total_seconds()
     queue_id = None
     try:
-        if undo > 0:
+        if hold > 0:
             await check(service, mail.user, raw, sender, recipients)
         else:
             queue_id = (await submit(service, mail.user, raw, sender, recipients, now,
@@ -278,15 +322,16 @@ async def _create(call: Call, obj: Any, identities: dict[str, Any]) -> int:
             "invalidRecipients" else {}
         raise SetError(refused.kind, refused.detail, **extra) from None
     thread = record.thread_id
-    send_at = now + timedelta(seconds=undo)
     new_id: int = await mail.account_data.add_submission(
         identity_id=identity.id, email_id=record.number, thread_id=thread,
         envelope={"envelope": envelope, "blob": record.row.blob_id}, send_at=send_at,
-        undo_status="pending" if undo > 0 else "final", queue_id=queue_id)
-    if undo > 0:
+        undo_status="pending" if hold > 0 else "final", queue_id=queue_id)
+    if hold > 0:
         clock = service.clock
-        clock.callLater(undo, _release_later, service, mail.user, new_id,
-                        _settings(call).hostname)
+        timers = _TIMERS.setdefault(service, set())
+        timers.difference_update([t for t in timers if not t.active()])
+        timers.add(clock.callLater(hold, _release_later, service, mail.user, new_id,
+                                   _settings(call).hostname))
     return new_id
 
 
@@ -346,6 +391,9 @@ class Releaser(TwistedService):
     def stopService(self) -> Any:
         if self.loop.running:
             self.loop.stop()
+        for timer in _TIMERS.pop(self.service, set()):
+            if timer.active():
+                timer.cancel()
         return super().stopService()
 
     async def _release_due(self) -> None:

@@ -11,9 +11,10 @@ from mailgosend.jmap import catalog as catalog_module
 from mailgosend.jmap.auth import Authenticator
 from mailgosend.jmap.blobs import Blobs
 from mailgosend.jmap.http import JMAPResource, Services
-from mailgosend.jmap.methods import Limits
+from mailgosend.jmap.methods import SUBMISSION, Limits
 from mailgosend.jmap.push import EventSourceRoute
 from mailgosend.jmap.session import API_PATH, UPLOAD_PATH
+from mailgosend.jmap.submission import capabilities
 from mailgosend.jmap.transfer import BlobRoutes
 
 __all__ = ["Endpoint", "endpoint_factory"]
@@ -39,6 +40,10 @@ def endpoint_factory(*, config: Any, portal: Any, runner: Any, mail: Any, events
     """A function of the web port's SessionManager (build_site's ``jmap``) to the endpoint."""
     limits = Limits(max_size_upload=config["MAX_MESSAGE_SIZE"])
     catalog = catalog_module.load()
+    settings = (extra or {}).get("submission")
+    if settings is not None:  # send later's limit, from the configuration
+        catalog.account_capabilities.setdefault(SUBMISSION, {}).update(
+            capabilities(settings))
     blobs = Blobs(mail=mail, clock=clock)
 
     def make(sessions: Any) -> Endpoint:

@@ -94,6 +94,7 @@ class Envelope:
     ret: Optional[str] = None  # RFC 3461 RET
     # RFC 3461 NOTIFY and ORCPT by lower-cased recipient, for queued copies
     notify: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    release_at: Optional[datetime] = None  # send later: the queued copy is held until then
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ class LocalDelivery:
             conn, sender=envelope.sender, user_id=user_id, blob_id=blob.blob_id,
             size=blob.size, recipients=recipients, now=now, smtputf8=envelope.smtputf8,
             body_8bit=envelope.body_8bit, envid=envelope.envid, ret=envelope.ret,
-            notify=notify)
+            notify=notify, release_at=envelope.release_at)
 
     # --- 3. after the transaction (reactor thread) -------------------------------------------
 

@@ -13,12 +13,13 @@ submissions are signed exactly like port-587 ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+import re
 import secrets
 from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from mailgosend.events import QueueChanged
 from mailgosend.mailauth.headers import header_fields
@@ -28,7 +29,8 @@ from mailgosend.store import queue as queue_store
 from mailgosend.store.accounts import User
 from mailgosend.store.addresses import AddressError, parse_address
 
-__all__ = ["SubmissionRefused", "Submitted", "author_check", "check", "from_addresses",
+__all__ = ["HOLD_PARAMETERS", "ReleaseRefused", "future_release_keyword", "release_time",
+           "SubmissionRefused", "Submitted", "author_check", "check", "from_addresses",
            "missing_fields", "submit", "without_bcc"]
 
 
@@ -64,6 +66,69 @@ def missing_fields(header_block: bytes, now: datetime, hostname: str, unique: st
     if b"message-id" not in present:
         lines.append(f"Message-ID: <{now:%Y%m%d%H%M%S}.{unique}@{hostname}>")  # §8.2
     return lines
+
+
+# --- send later (RFC 4865 FUTURERELEASE), one rule for SMTP MAIL FROM and JMAP envelopes ---
+
+HOLD_PARAMETERS = ("HOLDFOR", "HOLDUNTIL")
+# RFC 4865 §3: future-release-integer = 1*9DIGIT; date-time of RFC 3339 §5.6 (erratum 2040)
+_INTERVAL_RE = re.compile(r"^[0-9]{1,9}$")
+_DATE_TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                           r"(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
+
+class ReleaseRefused(ValueError):
+    """A HOLDFOR/HOLDUNTIL the server will not honour: ``over_limit`` when the value is
+    well formed but beyond the limit (SMTP 554 5.3.4, RFC 4865 §4), else a bad value (501
+    5.5.4); ``parameter`` names the one at fault."""
+
+    def __init__(self, parameter: str, detail: str, *, over_limit: bool = False) -> None:
+        super().__init__(detail)
+        self.parameter = parameter
+        self.detail = detail
+        self.over_limit = over_limit
+
+
+def future_release_keyword(now: datetime, max_seconds: int) -> str:
+    """The EHLO line's arguments, ``<max-future-release-interval> <max-future-release-
+    date-time>`` (RFC 4865 §3), for a limit of ``max_seconds`` from ``now``."""
+    latest = (now + timedelta(seconds=max_seconds)).astimezone(timezone.utc)
+    return f"{max_seconds} {latest:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def release_time(parameters: Mapping[str, Optional[str]], now: datetime,
+                 max_seconds: int) -> Optional[datetime]:
+    """When a message given these MAIL parameters may go out (None: at once), or
+    ``ReleaseRefused``.  Keys are upper-case; other parameters are ignored here.  A
+    HOLDUNTIL in the past releases at once.  ``max_seconds`` 0: send later is off, so a
+    hold parameter is refused like any unknown one would be."""
+    given = [key for key in HOLD_PARAMETERS if key in parameters]
+    if not given:
+        return None
+    if max_seconds <= 0:
+        raise ReleaseRefused(given[0], f"{given[0]}: send later is not enabled here")
+    if len(given) > 1:  # RFC 4865 §3: one hold-param, either HOLDFOR or HOLDUNTIL
+        raise ReleaseRefused(given[1], "HOLDFOR and HOLDUNTIL cannot be used together")
+    key = given[0]
+    value = parameters[key]
+    if key == "HOLDFOR":
+        if value is None or not _INTERVAL_RE.match(value):
+            raise ReleaseRefused(key, "HOLDFOR must be a number of seconds (1 to 9 digits)")
+        seconds = int(value)
+        release = now + timedelta(seconds=seconds)
+    else:
+        if value is None or not _DATE_TIME_RE.match(value):
+            raise ReleaseRefused(key, "HOLDUNTIL must be an RFC 3339 date-time such as "
+                                      "2026-12-05T17:00:00Z")
+        try:
+            release = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            raise ReleaseRefused(key, "HOLDUNTIL is not a valid date-time") from None
+        seconds = int((release - now).total_seconds())
+    if seconds > max_seconds:  # RFC 4865 §4: beyond max-future-release-interval
+        raise ReleaseRefused(key, f"{key}: the release may be at most {max_seconds} seconds "
+                                  "ahead", over_limit=True)
+    return release.astimezone(timezone.utc) if release > now else None
 
 
 class SubmissionRefused(Exception):

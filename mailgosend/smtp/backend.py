@@ -12,6 +12,8 @@ Policy only; the protocol (protocol.py) and the receive pipeline
 - inbound: recipients must be in a local domain (``550 5.7.1`` relay denied)
   and exist (``550 5.1.1``); a mailbox that cannot take the declared size
   gets ``452 4.2.2`` (RFC 3463 §3.3);
+- submission with HOLDFOR/HOLDUNTIL (send later): a local recipient → ``550 5.7.1`` (the
+  hold is the outbound queue's; a local copy would arrive at once);
 - inbound with greylisting on: an accepted recipient of an unknown
   (client, sender, recipient) triplet gets ``451 4.7.1`` (RFC 6647 §4.1),
   after the checks above, so refused recipients never create greylist state.
@@ -131,6 +133,12 @@ class MailBackend:
         result = recipient_verdict(address, resolution, size, session.listener in SUBMISSION)
         if isinstance(result, SMTPReply):
             raise result
+        if result.local and session.mail_params.release_at is not None:
+            # send later holds the queue's copy; a local copy would be filed at once, so
+            # a held message is refused for local recipients rather than sent early
+            raise SMTPReply(550, "5.7.1", f"<{address}>: a message held with HOLDFOR/"
+                                          "HOLDUNTIL can only go to other servers; send it "
+                                          "to this recipient without them")
         if self._greylist is not None:
             yield self._check_greylist(session, address)
         session.resolved[address] = result

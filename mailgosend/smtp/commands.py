@@ -10,6 +10,8 @@ and the replies to HELO/EHLO; 3xx replies (334, 354) carry none either.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.logger import Logger
@@ -30,6 +32,7 @@ from mailgosend.smtp.auth import (
     encode_challenge,
     parse_auth_command,
 )
+from mailgosend.mail.submission import ReleaseRefused, future_release_keyword, release_time
 from mailgosend.smtp.params import RcptParams, parse_mail_params, parse_rcpt_params
 from mailgosend.smtp.replies import (
     BAD_SEQUENCE_HELO,
@@ -132,6 +135,9 @@ class CommandsMixin:
         # send for local delivery, which port 25 does not offer.
         return self._session.listener != "inbound"
 
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.factory.clock.seconds(), timezone.utc)
+
     def lookupMethod(self, command: str) -> Callable[[str], None]:
         """Only the commands in :data:`COMMANDS`; never an inherited ``do_*``."""
         name = COMMANDS.get(command.upper()) if command.isascii() else None
@@ -153,6 +159,9 @@ class CommandsMixin:
         ext[b"SMTPUTF8"] = None
         if self._dsn:
             ext[b"DSN"] = None  # RFC 3461: the queue honours NOTIFY/RET/ENVID/ORCPT
+        hold = self.factory.future_release_seconds
+        if hold > 0:  # RFC 4865 §3: FUTURERELEASE <max-interval> <max-date-time>
+            ext[b"FUTURERELEASE"] = future_release_keyword(self._now(), hold).encode().split()
         return ext
 
     # -- session -----------------------------------------------------------------------------
@@ -246,7 +255,16 @@ class CommandsMixin:
             path, param_text = split_path(rest[5:])
         except AddressError:
             raise BAD_SENDER from None
-        params = parse_mail_params(param_text, self.limits.max_message_size, dsn=self._dsn)
+        hold = self.factory.future_release_seconds
+        params = parse_mail_params(param_text, self.limits.max_message_size, dsn=self._dsn,
+                                   future_release=hold > 0)
+        if params.hold:
+            try:
+                params = replace(params, release_at=release_time(params.hold, self._now(), hold))
+            except ReleaseRefused as refused:
+                # RFC 4865 §4: a bad value 501 5.5.4, beyond the limits 554 5.3.4
+                raise (SMTPReply(554, "5.3.4", refused.detail) if refused.over_limit
+                       else SMTPReply(501, "5.5.4", refused.detail)) from None
         try:
             mailbox = parse_reverse_path(path, allow_utf8=params.smtputf8)
         except NonASCIIAddress:

@@ -65,6 +65,8 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
     :param tls: a server TLS object for ``transport.startTLS`` (``mailgosend.tls.context``);
         required for submission and smtps, optional for inbound.
     :param clock: the reactor's time, for timeouts (tests pass a ``Clock``).
+    :param future_release_seconds: how far ahead MAIL FROM may hold a message (RFC 4865
+        FUTURERELEASE, submission and smtps only; FUTURE_RELEASE_MAX_DAYS); 0: not offered.
     """
 
     noisy = False
@@ -77,6 +79,7 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
         tls: Any | None,
         clock: IReactorTime,
         limits: SMTPLimits | None = None,
+        future_release_seconds: int = 0,
     ) -> None:
         super().__init__()
         if listener not in LISTENER_KINDS:
@@ -95,6 +98,9 @@ class SMTPServerFactory(twisted_smtp.SMTPFactory):
         self.clock = clock
         self.limits = limits if limits is not None else SMTPLimits()
         self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
+        # RFC 4865 is a submission extension: never on port 25
+        self.future_release_seconds = (max(0, future_release_seconds)
+                                       if listener != "inbound" else 0)
         self.limiter: ConnectionLimiter[SMTPServerProtocol] = ConnectionLimiter(
             self.limits.max_connections, self.limits.max_connections_per_ip)
 

@@ -10,7 +10,8 @@ reply.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from mailgosend.smtp.replies import SMTPReply
 
@@ -39,6 +40,9 @@ class MailParams:
     auth: str | None = None  # RFC 4954 §5 AUTH=<mailbox>; kept for logging only
     ret: str | None = None  # RFC 3461 §4.3: "FULL" or "HDRS"
     envid: str | None = None  # RFC 3461 §4.4, xtext decoded
+    # RFC 4865 HOLDFOR/HOLDUNTIL as given (checked by mail/submission.py release_time)
+    hold: dict[str, str | None] = field(default_factory=dict)
+    release_at: datetime | None = None  # send later: what ``hold`` came to
 
     @property
     def allows_8bit(self) -> bool:
@@ -98,9 +102,11 @@ def split_params(text: str) -> dict[str, str | None]:
     return result
 
 
-def parse_mail_params(text: str, max_size: int, dsn: bool = False) -> MailParams:
+def parse_mail_params(text: str, max_size: int, dsn: bool = False,
+                      future_release: bool = False) -> MailParams:
     """Parse MAIL FROM parameters; refuse unknown ones and a declared SIZE above ``max_size``.
-    ``dsn``: RET and ENVID are understood (RFC 3461 §4.3, §4.4)."""
+    ``dsn``: RET and ENVID are understood (RFC 3461 §4.3, §4.4); ``future_release``:
+    HOLDFOR and HOLDUNTIL are kept in ``hold`` (RFC 4865 §3)."""
     raw = split_params(text)
     size: int | None = None
     body = "7BIT"
@@ -108,7 +114,11 @@ def parse_mail_params(text: str, max_size: int, dsn: bool = False) -> MailParams
     auth: str | None = None
     ret: str | None = None
     envid: str | None = None
+    hold: dict[str, str | None] = {}
     for key, value in raw.items():
+        if future_release and key in ("HOLDFOR", "HOLDUNTIL"):
+            hold[key] = value
+            continue
         if dsn and key == "RET":
             if value is None or value.upper() not in ("FULL", "HDRS"):
                 raise _bad_value(key)
@@ -145,7 +155,7 @@ def parse_mail_params(text: str, max_size: int, dsn: bool = False) -> MailParams
         # RFC 1870 §6.2: refuse at MAIL, before the client sends the data.
         raise SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size")
     return MailParams(size=size, body=body, smtputf8=smtputf8, auth=auth, ret=ret,
-                      envid=envid)
+                      envid=envid, hold=hold)
 
 
 def parse_rcpt_params(text: str, dsn: bool = False) -> RcptParams:

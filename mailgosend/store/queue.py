@@ -47,6 +47,13 @@ class QueuedMessage:
     body_8bit: bool
     created_at: datetime
     delay_warned: bool
+    release_at: Optional[datetime] = None  # send later (RFC 4865): held until then
+
+    @property
+    def started_at(self) -> datetime:
+        """When the message's time in the queue starts counting (expiry, delay warnings):
+        its release for a message held for later, else its arrival."""
+        return self.release_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class Outcome:
 def _message(row: Any) -> QueuedMessage:
     return QueuedMessage(int(row.id), row.sender, row.user_id, row.blob_id, int(row.size),
                          row.envid, row.ret, bool(row.smtputf8), bool(row.body_8bit),
-                         row.created_at, bool(row.delay_warned))
+                         row.created_at, bool(row.delay_warned), row.release_at)
 
 
 def _recipient(row: Any) -> QueuedRecipient:
@@ -241,17 +248,23 @@ def enqueue(conn: Connection, *, sender: str, user_id: Optional[int], blob_id: s
             recipients: Sequence[str], now: datetime, smtputf8: bool = False,
             body_8bit: bool = False, envid: Optional[str] = None,
             ret: Optional[str] = None,
-            notify: Optional[Mapping[str, tuple[Optional[str], Optional[str]]]] = None) -> int:
+            notify: Optional[Mapping[str, tuple[Optional[str], Optional[str]]]] = None,
+            release_at: Optional[datetime] = None) -> int:
     """One queue row and its recipients (the caller has recorded the blob).  ``notify`` maps a
-    recipient to its RFC 3461 (NOTIFY, ORCPT) when the client gave any."""
+    recipient to its RFC 3461 (NOTIFY, ORCPT) when the client gave any.  ``release_at``:
+    held until then (send later, RFC 4865): the recipients first fall due at that time, so
+    ``claim_due`` leaves them alone and ``next_due`` wakes the worker for it."""
     notify = notify or {}
+    if release_at is not None and release_at <= now:
+        release_at = None
+    first = release_at or now
     result = conn.execute(insert(queue).values(
         sender=sender, user_id=user_id, blob_id=blob_id, size=size, smtputf8=smtputf8,
-        body_8bit=body_8bit, envid=envid, ret=ret, created_at=now))
+        body_8bit=body_8bit, envid=envid, ret=ret, created_at=now, release_at=release_at))
     queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     conn.execute(insert(queue_recipients), [
         dict(queue_id=queue_id, recipient=rcpt, domain=rcpt.rsplit("@", 1)[-1].lower(),
-             status="queued", attempts=0, next_attempt_at=now, updated_at=now, created_at=now,
+             status="queued", attempts=0, next_attempt_at=first, updated_at=now, created_at=now,
              notify=notify.get(rcpt, (None, None))[0], orcpt=notify.get(rcpt, (None, None))[1])
         for rcpt in recipients])
     return queue_id

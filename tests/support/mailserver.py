@@ -34,7 +34,7 @@ class MailServer:
     def __init__(self, directory: str, dns_records: Optional[dict[str, Any]] = None, *,
                  dns: Optional[TestDNSServer] = None, hostname: str = HOSTNAME,
                  bind: str = "127.0.0.1", ports: Optional[dict[str, int]] = None,
-                 **settings: Any) -> None:
+                 clock: Any = None, **settings: Any) -> None:
         """``dns``: a server shared with other instances (started and stopped by the
         caller); ``bind``/``ports``: where to listen (two instances on 127.0.0.2 and
         127.0.0.3 share SMTP port numbers so that each finds the other on DELIVERY_PORT).
@@ -53,6 +53,8 @@ class MailServer:
         self.ports = {**dict(zip(wanted, chosen)), **given}
         self.settings = settings
         self.root: Any = None
+        # the reactor the server runs on (tests/support/shiftclock.py to move its clock)
+        self.reactor = clock if clock is not None else reactor
 
     @defer.inlineCallbacks
     def start(self) -> Any:
@@ -70,7 +72,7 @@ class MailServer:
             values.update(BIND_ADDRESS=self.bind)
         values.update(self.settings)
         self.config = make_config(os.path.join(self.directory, "server"), **values)
-        self.root = makeService(self.config, reactor=reactor)
+        self.root = makeService(self.config, reactor=self.reactor)
         self.root.privilegedStartService()
         self.root.startService()
         self.engine = self.root.runner.engine
@@ -100,7 +102,7 @@ class MailServer:
 
     # --- accounts ----------------------------------------------------------------
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def add_domain(self, name: str) -> None:
         run_sync(self.engine, accounts.add_domain, name, self.now(), write=True)

@@ -35,7 +35,8 @@ class TwoServers:
     """alpha (alice) and beta (bob); ``alpha_settings``/``beta_settings`` override config."""
 
     def __init__(self, directory: str, *, alpha_settings: Optional[dict[str, Any]] = None,
-                 beta_settings: Optional[dict[str, Any]] = None) -> None:
+                 beta_settings: Optional[dict[str, Any]] = None,
+                 alpha_clock: Any = None) -> None:
         self.directory = os.path.abspath(directory)
         self.smtp_port = free_ports(1, ALPHA_IP, also=(BETA_IP,))[0]
         self.dns = TestDNSServer(zone())
@@ -44,7 +45,7 @@ class TwoServers:
         self.alpha = MailServer(os.path.join(self.directory, "alpha"), dns=self.dns,
                                 hostname="mx.alpha.test", bind=ALPHA_IP,
                                 ports={"SMTP": self.smtp_port},
-                                DELIVERY_BIND=ALPHA_IP,
+                                DELIVERY_BIND=ALPHA_IP, clock=alpha_clock,
                                 **{**common, **(alpha_settings or {})})
         self.beta = MailServer(os.path.join(self.directory, "beta"), dns=self.dns,
                                hostname="mx.beta.test", bind=BETA_IP,

@@ -52,7 +52,8 @@ def envelope_of(session: SMTPSession) -> Envelope:
                     smtputf8=params.smtputf8,
                     body_8bit=params.body == "8BITMIME" or session.body_8bit,
                     authenticated=session.authenticated, peer=session.peer_ip,
-                    envid=params.envid, ret=params.ret, notify=notify)
+                    envid=params.envid, ret=params.ret, notify=notify,
+                    release_at=params.release_at)
 
 
 class Delivery:
