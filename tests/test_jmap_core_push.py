@@ -13,7 +13,7 @@ import time
 from typing import Any, Optional
 
 import requests
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
 
 from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, IdentityChanged,
                                MailboxCreated, RemoteChange, Resync, SubmissionChanged,
@@ -90,7 +90,7 @@ class PushTests(JMAPTestCase):
         """Until the stream has read its first state (then it hears every change)."""
         route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
         for _ in range(500):
-            if any(getattr(s, "started", s._state is not None) and s._caller.user.email == email
+            if any(s.started and s._caller.user.email == email
                    for s in route.streams):
                 return
             yield threads.deferToThread(time.sleep, 0.01)
@@ -223,17 +223,20 @@ class AccountDataPushTests(PushTests):
         return result["state"]
 
     @defer.inlineCallbacks
-    def expect(self, stream: EventStream, account: str, kind: str, timeout: float = 2.0
-               ) -> Any:
-        """The next StateChange naming ``kind``; its state is the one /get gives now."""
+    def expect(self, stream: EventStream, account: str, kind: str,
+               wanted: Optional[str] = None, timeout: float = 2.0) -> Any:
+        """StateChanges until one names ``kind`` with the state ``wanted`` (a /set's
+        newState; earlier commits may be announced first), or, without ``wanted``, the
+        first naming ``kind``, whose state must be the one /get gives now."""
         while True:
             event, data = yield stream.next(timeout)
             self.assertEqual(event, "state", (kind, data))
             changed = data["changed"][account]
-            if kind in changed:
+            if kind in changed and wanted in (None, changed[kind]):
                 break
-        state = yield self.state_of(kind, account)
-        self.assertEqual(changed[kind], state)
+        if wanted is None:
+            state = yield self.state_of(kind, account)
+            self.assertEqual(changed[kind], state)
         return changed[kind]
 
     @defer.inlineCallbacks
@@ -251,19 +254,22 @@ class AccountDataPushTests(PushTests):
         email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
         ids = yield self.call("Identity/get", {"ids": None}, account)
         before = ids["state"]
-        yield self.call("Identity/set", {"update": {ids["list"][0]["id"]: {
+        result = yield self.call("Identity/set", {"update": {ids["list"][0]["id"]: {
             "name": "Alice Pushed"}}}, account)
-        state = yield self.expect(stream, account, "Identity")
-        self.assertNotEqual(state, before)
+        self.assertNotEqual(result["newState"], before)
+        yield self.expect(stream, account, "Identity", result["newState"])
+        self.assertEqual((yield self.state_of("Identity", account)), result["newState"])
         yield self.quiet(email_only, account, {"Identity"})
 
     @defer.inlineCallbacks
     def test_vacation_set_is_pushed(self) -> Any:
         stream, account = yield self.open()
         email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
-        yield self.call("VacationResponse/set", {"update": {"singleton": {
+        result = yield self.call("VacationResponse/set", {"update": {"singleton": {
             "isEnabled": True, "subject": "Away"}}}, account)
-        yield self.expect(stream, account, "VacationResponse")
+        yield self.expect(stream, account, "VacationResponse", result["newState"])
+        self.assertEqual((yield self.state_of("VacationResponse", account)),
+                         result["newState"])
         yield self.quiet(email_only, account, {"VacationResponse"})
 
     @defer.inlineCallbacks
@@ -277,8 +283,16 @@ class AccountDataPushTests(PushTests):
             account)
         return created["created"]["d"]["id"]
 
+    def cancel_timers(self) -> None:
+        """A test that failed early leaves its submissions' release timers: cancel them
+        (the server is stopped)."""
+        for call in reactor.getDelayedCalls():
+            if getattr(call.func, "__name__", "") == "_release_later" and call.active():
+                call.cancel()
+
     @defer.inlineCallbacks
     def test_submission_create_cancel_and_release_are_pushed(self) -> Any:
+        self.addCleanup(self.cancel_timers)
         stream, account = yield self.open()
         email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
         identity = (yield self.call("Identity/get", {"ids": None}, account))["list"][0]["id"]
@@ -288,14 +302,12 @@ class AccountDataPushTests(PushTests):
             "a": {"identityId": identity, "emailId": first},
             "b": {"identityId": identity, "emailId": second}}}, account)
         self.assertEqual(created["created"]["a"]["undoStatus"], "pending", created)
-        state = yield self.expect(stream, account, "EmailSubmission")
-        self.assertEqual(state, created["newState"])
+        yield self.expect(stream, account, "EmailSubmission", created["newState"])
         # Canceled within the undo window: pushed.
         canceled = yield self.call("EmailSubmission/set", {"update": {
             created["created"]["a"]["id"]: {"undoStatus": "canceled"}}}, account)
         self.assertTrue(canceled["updated"], canceled)
-        state = yield self.expect(stream, account, "EmailSubmission")
-        self.assertEqual(state, canceled["newState"])
+        yield self.expect(stream, account, "EmailSubmission", canceled["newState"])
         # The window ends: the other one is released (pending -> final) and that is pushed.
         yield self.expect(stream, account, "EmailSubmission", timeout=8.0)
         got = yield self.call("EmailSubmission/get", {"ids": None}, account)

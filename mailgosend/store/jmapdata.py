@@ -22,7 +22,8 @@ from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queu
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
            "destroy", "enabled_vacations", "due_submissions", "identities", "insert_identity",
            "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
-           "submissions", "update_sealed", "update_submission_status", "vacation"]
+           "submissions", "update_sealed", "update_submission_status", "vacation",
+           "vacation_state"]
 
 IDENTITIES, SUBMISSIONS = "identities", "submissions"
 _TABLES: dict[str, Table] = {IDENTITIES: jmap_identities, SUBMISSIONS: jmap_submissions}
@@ -198,6 +199,12 @@ def vacation(conn: Connection, user_id: int) -> Optional[VacationRow]:
     if r is None:
         return None
     return VacationRow(bool(r.is_enabled), r.from_date, r.to_date, r.sealed, int(r.modseq))
+
+
+def vacation_state(conn: Connection, user_id: int) -> int:
+    """The singleton's modseq alone (0: never set): the VacationResponse state."""
+    t = vacation_responses.c
+    return int(conn.execute(select(t.modseq).where(t.user_id == user_id)).scalar() or 0)
 
 
 def enabled_vacations(conn: Connection, user_ids: Sequence[int]) -> set[int]:
