@@ -9,13 +9,15 @@ also crosses nodes (pgnotify.py, DESIGN.md §9).
 Implementation notes:
 
 1. A batch is published only after its transaction committed, in the reactor thread.
-2. Local changes carry what a client is shown: a new message its row (UID, MODSEQ, flags,
+2. Besides mail, the JMAP account data (identities, submissions, the vacation response)
+   publishes its changes (``IdentityChanged`` ...), so JMAP push names those types too.
+3. Local changes carry what a client is shown: a new message its row (UID, MODSEQ, flags,
    size, INTERNALDATE), a flag change its new flags and MODSEQ, an expunge its UIDs, so a
    subscriber need not read back what was just written.
-3. Changes heard from another node are ``RemoteChange`` (a compact summary): subscribers
+4. Changes heard from another node are ``RemoteChange`` (a compact summary): subscribers
    re-read what they need.  ``Resync`` says changes may have been missed (the cross-node
    connection was lost): every subscriber re-reads.
-4. ``origin`` names the session that made the change (its own view is already updated);
+5. ``origin`` names the session that made the change (its own view is already updated);
    it never leaves the process.
 """
 
@@ -30,9 +32,10 @@ from twisted.logger import Logger
 
 from mailgosend.store.messages import Delivered, FlagChange
 
-__all__ = ["ChangeBatch", "Events", "Expunged", "FlagsChanged", "MailboxCreated",
-           "MailboxDeleted", "MailboxRenamed", "NewMessage", "QueueChanged", "RemoteChange",
-           "Resync", "new_message_batches"]
+__all__ = ["ACCOUNT_DATA_CHANGES", "AccountDataChange", "ChangeBatch", "Events", "Expunged",
+           "FlagsChanged", "IdentityChanged", "MailboxCreated", "MailboxDeleted",
+           "MailboxRenamed", "NewMessage", "QueueChanged", "RemoteChange", "Resync",
+           "SubmissionChanged", "VacationChanged", "new_message_batches"]
 
 log = Logger()
 
@@ -95,6 +98,33 @@ class MailboxDeleted:
 
 
 @dataclass(frozen=True)
+class IdentityChanged:
+    """A JMAP Identity of the user created, updated or destroyed (RFC 8621 §6); None: the
+    derived identities of new aliases were created."""
+
+    identity_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SubmissionChanged:
+    """A JMAP EmailSubmission created, released from its undo hold, canceled or destroyed
+    (RFC 8621 §7)."""
+
+    submission_id: int
+
+
+@dataclass(frozen=True)
+class VacationChanged:
+    """The user's VacationResponse was set (RFC 8621 §8)."""
+
+
+# Changes of the account's data besides mail: no mailbox is concerned (IMAP ignores them);
+# JMAP push announces their types (jmap/push.py).
+AccountDataChange = Union[IdentityChanged, SubmissionChanged, VacationChanged]
+ACCOUNT_DATA_CHANGES = (IdentityChanged, SubmissionChanged, VacationChanged)
+
+
+@dataclass(frozen=True)
 class RemoteChange:
     """A change committed by another node: its kind and where (pgnotify.py); re-read it."""
 
@@ -113,7 +143,8 @@ class Resync:
 
 
 Change = Union[NewMessage, FlagsChanged, Expunged, MailboxCreated, MailboxRenamed,
-               MailboxDeleted, RemoteChange, Resync]
+               MailboxDeleted, IdentityChanged, SubmissionChanged, VacationChanged,
+               RemoteChange, Resync]
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,8 @@ class ChangeBatch:
 def _concerns(change: Change, mailbox_id: int) -> bool:
     if isinstance(change, Resync):
         return True
+    if isinstance(change, ACCOUNT_DATA_CHANGES):
+        return False
     if isinstance(change, RemoteChange) and change.mailbox_id is None:
         return True
     if isinstance(change, MailboxRenamed) and change.emptied_id == mailbox_id:

@@ -10,7 +10,12 @@ Implementation notes:
 
 1. The payload is compact text, far below PostgreSQL's 8000-byte limit:
    ``v1 <node> <user id> <kind>:<mailbox id>:<first uid>-<last uid>:<modseq>[,...]``;
-   a batch with many mailboxes is cut into several notifications.
+   a batch with many mailboxes is cut into several notifications.  The JMAP account data's
+   changes (events.py ``IdentityChanged``, ``SubmissionChanged``, ``VacationChanged``) go
+   as ``i``/``s``/``v`` entries with the object's id in the mailbox place
+   (``s:<submission id>:0-0:0``) and arrive as those same typed changes (nothing in them
+   to re-read but the state), so JMAP push on every node announces them.  A node of an
+   older version drops such a notification as unreadable (they travel alone).
 2. A node ignores its own notifications by its node id (random, per process).
 3. Two dedicated connections, each in its own thread: one waits for notifications (in short
    slices, so stopping is prompt), one sends; neither is a pool connection.  They are made
@@ -37,8 +42,8 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
-                               MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage,
-                               RemoteChange)
+                               IdentityChanged, MailboxCreated, MailboxDeleted, MailboxRenamed,
+                               NewMessage, RemoteChange, SubmissionChanged, VacationChanged)
 
 __all__ = ["CHANNEL", "ChangeRelay", "decode", "encode"]
 
@@ -49,6 +54,9 @@ MAX_PAYLOAD = 7000  # bytes; PostgreSQL refuses 8000 and more
 _VERSION = "v1"
 _KINDS = {"n": "new", "f": "flags", "x": "expunge", "m": "mailbox"}
 _LETTERS = {name: letter for letter, name in _KINDS.items()}
+_ACCOUNT_DATA: dict[str, Callable[[int], Change]] = {
+    "i": lambda n: IdentityChanged(n or None), "s": SubmissionChanged,
+    "v": lambda n: VacationChanged()}
 _WAIT_SLICE = 0.5  # seconds the listener waits before looking at the stop flag
 _MAX_PAUSE = 10.0  # seconds between reconnection attempts, at most
 _BURST = 100  # notifications sent in one pipeline
@@ -67,6 +75,12 @@ def _summary(change: Change) -> Optional[tuple[str, int, int, int, int]]:
         return "m", change.mailbox_id, 0, 0, 0
     if isinstance(change, MailboxRenamed):
         return "m", change.emptied_id or change.mailbox_id, 0, 0, 0
+    if isinstance(change, IdentityChanged):
+        return "i", change.identity_id or 0, 0, 0, 0
+    if isinstance(change, SubmissionChanged):
+        return "s", change.submission_id, 0, 0, 0
+    if isinstance(change, VacationChanged):
+        return "v", 0, 0, 0, 0
     return None
 
 
@@ -107,10 +121,13 @@ def decode(payload: str) -> Optional[tuple[str, ChangeBatch]]:
         return None
     _, node, user, body = parts
     try:
-        changes = []
+        changes: list[Change] = []
         for entry in body.split(","):
             letter, mailbox, uids, modseq = entry.split(":")
             first, last = uids.split("-")
+            if letter in _ACCOUNT_DATA:
+                changes.append(_ACCOUNT_DATA[letter](int(mailbox)))
+                continue
             changes.append(RemoteChange(_KINDS[letter], int(mailbox), int(first), int(last),
                                         int(modseq)))
         return node, ChangeBatch(int(user), tuple(changes), remote=True)

@@ -375,7 +375,7 @@ class JmapcTests(JMAPTestCase):
         threads.deferToThread(lambda: events.put(next(iter(client.events))))
         route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
         for _ in range(500):   # until jmapc's stream is open and has read its first state
-            if any(s._state is not None for s in route.streams):
+            if any(s.started for s in route.streams):
                 break
             yield threads.deferToThread(time.sleep, 0.01)
 

@@ -13,10 +13,12 @@ import time
 from typing import Any, Optional
 
 import requests
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
 
-from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, MailboxCreated,
-                               RemoteChange)
+from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, IdentityChanged,
+                               MailboxCreated, RemoteChange, Resync, SubmissionChanged,
+                               VacationChanged)
+from mailgosend.jmap.methods import CORE, MAIL, SUBMISSION, VACATION
 from mailgosend.jmap.push import changed_types
 from tests.support.imap import message
 from tests.support.mailserver import PASSWORD
@@ -88,7 +90,7 @@ class PushTests(JMAPTestCase):
         """Until the stream has read its first state (then it hears every change)."""
         route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
         for _ in range(500):
-            if any(s._state is not None and s._caller.user.email == email
+            if any(s.started and s._caller.user.email == email
                    for s in route.streams):
                 return
             yield threads.deferToThread(time.sleep, 0.01)
@@ -195,3 +197,138 @@ class ChangedTypesTests(JMAPTestCase):
                          {"Mailbox"})
         self.assertEqual(changed_types(ChangeBatch(1, (RemoteChange("new", 1),))),
                          {"Email", "Mailbox", "Thread", "EmailDelivery"})
+
+
+USING = (CORE, MAIL, SUBMISSION, VACATION)
+
+
+class AccountDataPushTests(PushTests):
+    """RFC 8620 §7.1: a StateChange names every data type whose state changed, so a change
+    to an Identity, an EmailSubmission or the VacationResponse is pushed too, with the
+    state its /get answers with."""
+
+    settings = {"SUBMISSION_UNDO_SECONDS": "3"}
+
+    @defer.inlineCallbacks
+    def call(self, name: str, args: dict[str, Any], account: str) -> Any:
+        reply = yield self.api([[name, {"accountId": account, **args}, "c"]], using=USING)
+        self.assertEqual(reply.status_code, 200, reply.text)
+        [[answered, result, _]] = reply.json()["methodResponses"][-1:]
+        self.assertEqual(answered, name, result)
+        return result
+
+    @defer.inlineCallbacks
+    def state_of(self, kind: str, account: str) -> Any:
+        result = yield self.call(f"{kind}/get", {"ids": []}, account)
+        return result["state"]
+
+    @defer.inlineCallbacks
+    def expect(self, stream: EventStream, account: str, kind: str,
+               wanted: Optional[str] = None, timeout: float = 2.0) -> Any:
+        """StateChanges until one names ``kind`` with the state ``wanted`` (a /set's
+        newState; earlier commits may be announced first), or, without ``wanted``, the
+        first naming ``kind``, whose state must be the one /get gives now."""
+        while True:
+            event, data = yield stream.next(timeout)
+            self.assertEqual(event, "state", (kind, data))
+            changed = data["changed"][account]
+            if kind in changed and wanted in (None, changed[kind]):
+                break
+        if wanted is None:
+            state = yield self.state_of(kind, account)
+            self.assertEqual(changed[kind], state)
+        return changed[kind]
+
+    @defer.inlineCallbacks
+    def quiet(self, stream: EventStream, account: str, kinds: set[str]) -> Any:
+        """Nothing naming ``kinds`` arrives on ``stream`` for a while."""
+        while True:
+            event, data = yield stream.next(0.5)
+            if event == "timeout":
+                return
+            self.assertFalse(kinds & set(data["changed"][account]), data)
+
+    @defer.inlineCallbacks
+    def test_identity_set_is_pushed(self) -> Any:
+        stream, account = yield self.open()
+        email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
+        ids = yield self.call("Identity/get", {"ids": None}, account)
+        before = ids["state"]
+        result = yield self.call("Identity/set", {"update": {ids["list"][0]["id"]: {
+            "name": "Alice Pushed"}}}, account)
+        self.assertNotEqual(result["newState"], before)
+        yield self.expect(stream, account, "Identity", result["newState"])
+        self.assertEqual((yield self.state_of("Identity", account)), result["newState"])
+        yield self.quiet(email_only, account, {"Identity"})
+
+    @defer.inlineCallbacks
+    def test_vacation_set_is_pushed(self) -> Any:
+        stream, account = yield self.open()
+        email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
+        result = yield self.call("VacationResponse/set", {"update": {"singleton": {
+            "isEnabled": True, "subject": "Away"}}}, account)
+        yield self.expect(stream, account, "VacationResponse", result["newState"])
+        self.assertEqual((yield self.state_of("VacationResponse", account)),
+                         result["newState"])
+        yield self.quiet(email_only, account, {"VacationResponse"})
+
+    @defer.inlineCallbacks
+    def draft(self, account: str) -> Any:
+        boxes = yield self.call("Mailbox/get", {"ids": None}, account)
+        drafts = next(b["id"] for b in boxes["list"] if b["role"] == "drafts")
+        created = yield self.call("Email/set", {"create": {"d": {
+            "mailboxIds": {drafts: True}, "keywords": {"$draft": True},
+            "from": [{"email": ALICE}], "to": [{"email": BOB}], "subject": "held",
+            "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "Hi"}}}}},
+            account)
+        return created["created"]["d"]["id"]
+
+    def cancel_timers(self) -> None:
+        """A test that failed early leaves its submissions' release timers: cancel them
+        (the server is stopped)."""
+        for call in reactor.getDelayedCalls():
+            if getattr(call.func, "__name__", "") == "_release_later" and call.active():
+                call.cancel()
+
+    @defer.inlineCallbacks
+    def test_submission_create_cancel_and_release_are_pushed(self) -> Any:
+        self.addCleanup(self.cancel_timers)
+        stream, account = yield self.open()
+        email_only, _ = yield self.open("types=Email&closeafter=no&ping=0")
+        identity = (yield self.call("Identity/get", {"ids": None}, account))["list"][0]["id"]
+        first = yield self.draft(account)
+        second = yield self.draft(account)
+        created = yield self.call("EmailSubmission/set", {"create": {
+            "a": {"identityId": identity, "emailId": first},
+            "b": {"identityId": identity, "emailId": second}}}, account)
+        self.assertEqual(created["created"]["a"]["undoStatus"], "pending", created)
+        yield self.expect(stream, account, "EmailSubmission", created["newState"])
+        # Canceled within the undo window: pushed.
+        canceled = yield self.call("EmailSubmission/set", {"update": {
+            created["created"]["a"]["id"]: {"undoStatus": "canceled"}}}, account)
+        self.assertTrue(canceled["updated"], canceled)
+        yield self.expect(stream, account, "EmailSubmission", canceled["newState"])
+        # The window ends: the other one is released (pending -> final) and that is pushed.
+        yield self.expect(stream, account, "EmailSubmission", timeout=8.0)
+        got = yield self.call("EmailSubmission/get", {"ids": None}, account)
+        self.assertEqual(sorted(s["undoStatus"] for s in got["list"]), ["canceled", "final"])
+        yield self.quiet(email_only, account, {"EmailSubmission"})
+        # Both timers have fired by now (the canceled one's found it canceled).
+        yield threads.deferToThread(time.sleep, 0.5)
+
+
+class AccountDataTypesTests(JMAPTestCase):
+    users = ()
+
+    def test_changed_types(self) -> None:
+        self.assertEqual(changed_types(ChangeBatch(1, (IdentityChanged(),))), {"Identity"})
+        self.assertEqual(changed_types(ChangeBatch(1, (SubmissionChanged(4),))),
+                         {"EmailSubmission"})
+        self.assertEqual(changed_types(ChangeBatch(1, (VacationChanged(),))),
+                         {"VacationResponse"})
+        # Another node's mail change moves the mail types only.
+        self.assertNotIn("Identity", changed_types(ChangeBatch(1, (RemoteChange("new", 1),))))
+        self.assertIn("VacationResponse", changed_types(ChangeBatch(1, (Resync(),))))
+        # An IMAP session's selected mailbox is not concerned.
+        batch = ChangeBatch(1, (IdentityChanged(), SubmissionChanged(4), VacationChanged()))
+        self.assertEqual(batch.for_mailbox(1), ())

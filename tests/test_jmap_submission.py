@@ -5,6 +5,7 @@ with its implicit Email/set, the undo window (pending -> canceled, or released).
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,8 +15,11 @@ from twisted.trial import unittest
 
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import queue, queue_recipients
+from mailgosend.delivery.bounces import OutcomeBatch
+from mailgosend.events import SubmissionChanged
 from mailgosend.jmap.submission import Releaser, SubmissionSettings
 from mailgosend.mail.service import MailService
+from mailgosend.store.queue import Outcome
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import KEYRING, deferLater
 from tests.support.jmapcall import JMAPCallFixture
@@ -170,6 +174,34 @@ class SubmissionTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         releaser = Releaser(self.service, clock)
         yield releaser._tick()
         self.assertEqual(len(self.bob_inbox()), 1)
+
+
+    @defer.inlineCallbacks
+    def test_delivery_outcome_moves_the_state_and_is_published(self) -> Any:
+        """The queue worker's outcome for a submitted message changes its deliveryStatus:
+        the EmailSubmission state moves in the same transaction and SubmissionChanged is
+        published after it (JMAP push, RFC 8620 §7.1)."""
+        email_id = yield self.draft()
+        identity = yield self.identity()
+        _, result, _ = yield self.call("EmailSubmission/set", create={
+            "s": {"identityId": identity, "emailId": email_id}})
+        sid = result["created"]["s"]["id"]
+        before = result["newState"]
+        heard: list[Any] = []
+        self.events.subscribe(self.alice.id, heard.append)
+        [(rid, qid)] = run_sync(self.engine, lambda c: c.execute(
+            select(queue_recipients.c.id, queue_recipients.c.queue_id)).all(), write=False)
+        now = self.service.now()
+        yield OutcomeBatch(self.runner, self.events).add([Outcome(
+            rid, qid, "carol@elsewhere.test", "deferred", 451, "4.2.0 try later",
+            next_attempt_at=now + timedelta(minutes=5))], now)
+        _, got, _ = yield self.call("EmailSubmission/get", ids=[sid])
+        self.assertNotEqual(got["state"], before)
+        carol = got["list"][0]["deliveryStatus"]["carol@elsewhere.test"]
+        self.assertEqual(carol["smtpReply"], "451 4.2.0 try later")
+        self.assertEqual([b.changes for b in heard], [(SubmissionChanged(int(sid[1:])),)])
+        _, changes, _ = yield self.call("EmailSubmission/changes", sinceState=before)
+        self.assertEqual(changes["updated"], [sid])
 
 
 class PostgresSubmissionTests(PostgresDatabaseMixin, SubmissionTests):

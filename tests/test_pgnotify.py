@@ -12,8 +12,9 @@ import psycopg
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from mailgosend.events import (ChangeBatch, Events, Expunged, FlagsChanged, MailboxDeleted,
-                               MailboxRenamed, NewMessage, RemoteChange, Resync)
+from mailgosend.events import (ChangeBatch, Events, Expunged, FlagsChanged, IdentityChanged,
+                               MailboxDeleted, MailboxRenamed, NewMessage, RemoteChange,
+                               Resync, SubmissionChanged, VacationChanged)
 from mailgosend.pgnotify import MAX_PAYLOAD, ChangeRelay, decode, encode
 from mailgosend.store.messages import FlagChange
 from tests.support.db import PostgresDatabaseMixin
@@ -27,7 +28,7 @@ def new(mailbox_id: int, uid: int, modseq: int) -> NewMessage:
 
 
 class PayloadTests(unittest.TestCase):
-    CASES: list[tuple[tuple[Any, ...], list[RemoteChange]]] = [
+    CASES: list[tuple[tuple[Any, ...], list[Any]]] = [
         ((new(5, 3, 10), new(5, 4, 11)), [RemoteChange("new", 5, 3, 4, 11)]),
         ((FlagsChanged(5, (FlagChange(2, 12, ()), FlagChange(7, 12, ("\\Seen",)))),),
          [RemoteChange("flags", 5, 2, 7, 12)]),
@@ -37,6 +38,11 @@ class PayloadTests(unittest.TestCase):
         ((MailboxDeleted(8, "Old"),), [RemoteChange("mailbox", 8)]),
         ((MailboxRenamed(9, "INBOX", "Old", emptied_id=5),), [RemoteChange("mailbox", 5)]),
         ((Resync(),), []),
+        # The JMAP account data's changes cross as themselves (jmap/push.py names them).
+        ((IdentityChanged(4),), [IdentityChanged(4)]),
+        ((IdentityChanged(),), [IdentityChanged()]),
+        ((SubmissionChanged(12), SubmissionChanged(12)), [SubmissionChanged(12)]),
+        ((VacationChanged(),), [VacationChanged()]),
     ]
 
     def test_a_batch_round_trips_as_a_summary(self) -> None:
@@ -109,6 +115,10 @@ class RelayTests(PostgresDatabaseMixin, unittest.TestCase):
         self.assertEqual([(b.remote, b.changes[0].__class__.__name__) for b in heard_b],
                          [(True, "RemoteChange"), (False, "Expunged"), (True, "RemoteChange")])
         self.assertEqual([b.remote for b in heard_a], [False, True, False])
+        # A JMAP submission's change on a reaches b as that change (JMAP push there).
+        events_a.publish(ChangeBatch(7, (SubmissionChanged(9),)))
+        yield self.wait_for(lambda: len(heard_b) == 4)
+        self.assertEqual(heard_b[3], ChangeBatch(7, (SubmissionChanged(9),), remote=True))
 
     @defer.inlineCallbacks
     def test_a_lost_listen_connection_comes_back_and_subscribers_resync(self) -> Any:

@@ -28,9 +28,10 @@ from mailgosend.db.runner import DatabaseRunner
 from mailgosend.delivery import dsn
 from mailgosend.delivery.policy import (reply_status, split_reply_text, wants_delay_dsn,
                                         wants_failure_dsn, wants_success_dsn)
-from mailgosend.events import Events, QueueChanged, new_message_batches
+from mailgosend.events import (ChangeBatch, Events, QueueChanged, SubmissionChanged,
+                               new_message_batches)
 from mailgosend.mail.delivery import Envelope, LocalDelivery, Placement, Sealed
-from mailgosend.store import accounts
+from mailgosend.store import accounts, jmapdata
 from mailgosend.store import queue as queue_store
 from mailgosend.store.queue import QUEUE_OWNER
 from mailgosend.store.blobs import BlobStore
@@ -70,7 +71,7 @@ class Bouncer:
         self._hostname = hostname
         self._delay_hours = delay_warning_hours
         self._max_age = max_age
-        self._batch = OutcomeBatch(runner)
+        self._batch = OutcomeBatch(runner, events)
         self.counters: Any = NULL_COUNTERS   # counters.py, set by the service
 
     async def record(self, claim: queue_store.Claim, outcomes: Sequence[queue_store.Outcome],
@@ -104,9 +105,9 @@ class Bouncer:
                 self._local.abandon(item.sealed, refused=True)
             raise
         try:
-            delivered = await self._runner.write(self._commit, list(outcomes), sealed, now,
-                                                 claim.message.id,
-                                                 any(r.kind == "delay" for r in reports))
+            delivered, submissions = await self._runner.write(
+                self._commit, list(outcomes), sealed, now, claim.message.id,
+                any(r.kind == "delay" for r in reports))
         except BaseException:
             for item in sealed:
                 self._local.abandon(item.sealed, refused=False)
@@ -114,6 +115,7 @@ class Bouncer:
         for item, results in zip(sealed, delivered):
             self._local.settle(item.sealed, results, queued=item.remote_address is not None,
                                publish=False)
+        publish_submissions(self._events, submissions)
         self._events.publish_all(new_message_batches(
             [d for results in delivered for d in results if isinstance(d, Delivered)]))
         if any(item.remote_address is not None for item in sealed):
@@ -189,7 +191,7 @@ class Bouncer:
     # --- the transaction ------------------------------------------------------------------
     def _commit(self, conn: Connection, outcomes: list[queue_store.Outcome],
                 reports: list[_SealedReport], now: datetime, queue_id: int,
-                delay_warned: bool) -> list[list[Any]]:
+                delay_warned: bool) -> tuple[list[list[Any]], list[tuple[int, int]]]:
         """One transaction: each report filed for its local users (a full mailbox gets
         none) or queued for a remote sender, and the outcomes it reports on."""
         delivered = []
@@ -205,8 +207,27 @@ class Bouncer:
                                        report.sealed[QUEUE_OWNER][0], now)
         if delay_warned:
             queue_store.mark_delay_warned(conn, queue_id)
-        queue_store.record_outcomes(conn, outcomes, now)
-        return delivered
+        return delivered, record_outcomes(conn, outcomes, now)
+
+
+def record_outcomes(conn: Connection, outcomes: Sequence[queue_store.Outcome], now: datetime
+                    ) -> list[tuple[int, int]]:
+    """The outcomes stored, and the JMAP submissions they were sent for moved to a new state
+    in the same transaction (their deliveryStatus changes): (user id, submission id)."""
+    touched = jmapdata.touch_queued_submissions(conn, sorted({o.queue_id for o in outcomes}))
+    queue_store.record_outcomes(conn, outcomes, now)
+    return touched
+
+
+def publish_submissions(events: Optional[Events], touched: Sequence[tuple[int, int]]) -> None:
+    """After the commit: each user's submissions whose deliveryStatus changed, on the change
+    feed (JMAP push announces EmailSubmission, RFC 8620 §7.1)."""
+    if events is None:
+        return
+    by_user: dict[int, list[SubmissionChanged]] = {}
+    for user_id, submission_id in touched:
+        by_user.setdefault(user_id, []).append(SubmissionChanged(submission_id))
+    events.publish_all(ChangeBatch(u, tuple(c)) for u, c in by_user.items())
 
 
 class OutcomeBatch:
@@ -215,8 +236,9 @@ class OutcomeBatch:
     transaction of four statements instead of N (group commit, DESIGN.md §2).  Each caller
     still resumes only once its own outcomes are committed."""
 
-    def __init__(self, runner: DatabaseRunner) -> None:
+    def __init__(self, runner: DatabaseRunner, events: Optional[Events] = None) -> None:
         self._runner = runner
+        self._events = events
         self._waiting: list[tuple[list[queue_store.Outcome], datetime, Deferred[None]]] = []
         self._busy = False
 
@@ -232,10 +254,12 @@ class OutcomeBatch:
         self._busy = True
         everything = [o for outcomes, _, _ in batch for o in outcomes]
         now = max(when for _, when, _ in batch)
-        d = self._runner.write(queue_store.record_outcomes, everything, now)
+        d = self._runner.write(record_outcomes, everything, now)
 
         def finished(result: Any) -> None:
             self._busy = False
+            if not isinstance(result, Failure) and self._events is not None:
+                publish_submissions(self._events, result)
             if self._waiting:
                 self._flush()
             for _, _, waiter in batch:

@@ -19,6 +19,7 @@ from mailgosend.jmap.ids import format_id, parse_id
 from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argument,
                                      resolve_id)
 from mailgosend.jmap.standard import get_ids, get_properties
+from mailgosend.jmap.state import data_state, identity_state
 from mailgosend.mail.accountdata import IDENTITIES, Identity
 
 __all__ = ["METHODS", "identity_json", "parse_state"]
@@ -52,7 +53,7 @@ async def get_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     props = get_properties(args, PROPERTIES)
     data = call.mail.account_data
     found = await data.identities()
-    state = await data.identity_state()
+    state = await identity_state(call.mail)
     by_id = {format_id("I", i.id): i for i in found}
     wanted = list(by_id) if ids is None else ids
     result, not_found = [], []
@@ -64,7 +65,7 @@ async def get_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             continue
         full = identity_json(identity)
         result.append({p: full[p] for p in props})
-    return {"accountId": call.account_id, "state": str(state), "list": result,
+    return {"accountId": call.account_id, "state": state, "list": result,
             "notFound": not_found}
 
 
@@ -79,7 +80,8 @@ async def identity_changes(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     changes, state = await data.changes(IDENTITIES, since)
     if since > state:
         raise MethodError("cannotCalculateChanges", "sinceState: not a state this server gave")
-    return {"accountId": call.account_id, "oldState": str(since), "newState": str(state),
+    return {"accountId": call.account_id, "oldState": data_state(since),
+            "newState": data_state(state),
             "hasMoreChanges": False,
             "created": [format_id("I", i) for i in changes.created],
             "updated": [format_id("I", i) for i in changes.updated],
@@ -132,7 +134,7 @@ async def set_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         raise MethodError("requestTooLarge", "too many objects")
     data = call.mail.account_data
     found = {i.id: i for i in await data.identities()}
-    old_state = str(await data.identity_state())
+    old_state = await identity_state(call.mail)
     wanted_state = argument(args, "ifInState", str, None)
     if wanted_state is not None and wanted_state != old_state:
         raise MethodError("stateMismatch", "ifInState: the Identity state is " + old_state)
@@ -192,7 +194,7 @@ async def set_identities(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             await data.destroy(IDENTITIES, number)
             destroyed.append(given)
     return {"accountId": call.account_id, "oldState": old_state,
-            "newState": str(await data.identity_state()),
+            "newState": await identity_state(call.mail),
             "created": created or None, "updated": updated or None,
             "destroyed": destroyed or None, "notCreated": not_created or None,
             "notUpdated": not_updated or None, "notDestroyed": not_destroyed or None}

@@ -3,8 +3,10 @@
 
 GET /jmap/eventsource/?types=Email,Mailbox&closeafter=state|no&ping=N opens a
 ``text/event-stream``.  Every ChangeBatch of the user names the data types it touched
-(``changed_types``); the stream then reads the account's state once (state.py, the one
-place state strings come from) and sends
+(``changed_types``: the mail types, and Identity, EmailSubmission and VacationResponse for
+the account data's changes); the stream then reads the states of the wanted ones among them
+(state.py ``type_states``, the one place state strings come from, each reader once) and
+sends those whose state moved since it last said (RFC 8620 §7.1)
 
     event: state
     data: {"@type":"StateChange","changed":{"<accountId>":{"Email":"<state>",...}}}
@@ -27,12 +29,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, MailboxCreated,
-                               MailboxDeleted, MailboxRenamed, NewMessage, RemoteChange,
-                               Resync)
+from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, IdentityChanged,
+                               MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage,
+                               RemoteChange, Resync, SubmissionChanged, VacationChanged)
 from mailgosend.jmap.auth import Caller
 from mailgosend.jmap.errors import RequestError
-from mailgosend.jmap.state import account_state
+from mailgosend.jmap.state import STATE_READERS, type_states
 from mailgosend.web.request import WebRequest
 
 __all__ = ["EventSourceRoute", "changed_types", "TYPES"]
@@ -40,7 +42,10 @@ __all__ = ["EventSourceRoute", "changed_types", "TYPES"]
 log = Logger()
 
 # The data types whose state the change feed moves (RFC 8621 §1.5 for EmailDelivery).
-TYPES = ("Email", "Mailbox", "Thread", "EmailDelivery")
+MAIL_TYPES = ("Email", "Mailbox", "Thread", "EmailDelivery")
+TYPES = tuple(STATE_READERS)
+_ACCOUNT_DATA = {IdentityChanged: "Identity", SubmissionChanged: "EmailSubmission",
+                 VacationChanged: "VacationResponse"}
 MIN_PING = 1
 MAX_PING = 300
 
@@ -62,7 +67,11 @@ def changed_types(batch: ChangeBatch) -> set[str]:
             if isinstance(change, MailboxDeleted) or (isinstance(change, MailboxRenamed)
                                                       and change.emptied_id is not None):
                 found.update(("Email", "Thread"))
-        elif isinstance(change, (RemoteChange, Resync)):
+        elif isinstance(change, (IdentityChanged, SubmissionChanged, VacationChanged)):
+            found.add(_ACCOUNT_DATA[type(change)])
+        elif isinstance(change, RemoteChange):  # another node's mail change
+            found.update(MAIL_TYPES)
+        elif isinstance(change, Resync):
             found.update(TYPES)
     return found
 
@@ -112,7 +121,7 @@ class _Stream:
         self._types = types
         self._close_after = close_after
         self._ping = ping
-        self._state: Optional[str] = None
+        self._states: Optional[dict[str, str]] = None  # the states last told, by type
         self._pending: set[str] = set()
         self._reading = False
         self._ended = False
@@ -133,7 +142,7 @@ class _Stream:
         if getattr(request.channel.site, "shutting_down", False):  # type: ignore[union-attr, attr-defined]
             self.end()   # shutdown began while this request was being authenticated
             return
-        self._state = await account_state(self._caller.mail)
+        self._states = await type_states(self._caller.mail, self._types)
         if self._ended:
             return
         request.write(b": mailgosend push\n\n")  # headers out now: the client knows it is open
@@ -149,8 +158,13 @@ class _Stream:
         if not wanted or self._ended:
             return
         self._pending |= wanted
-        if self._state is not None:
+        if self._states is not None:
             self._schedule()
+
+    @property
+    def started(self) -> bool:
+        """The first states are read: every change from now on is heard."""
+        return self._states is not None
 
     def _schedule(self) -> None:
         if not self._reading:
@@ -161,11 +175,13 @@ class _Stream:
         try:
             while self._pending and not self._ended:
                 types, self._pending = self._pending, set()
-                state = await account_state(self._caller.mail)
-                if self._ended or state == self._state:
+                states = await type_states(self._caller.mail, types)
+                assert self._states is not None
+                moved = {t: s for t, s in states.items() if self._states.get(t) != s}
+                if self._ended or not moved:
                     continue
-                self._state = state
-                changed = {self._caller.account_id: {t: state for t in sorted(types)}}
+                self._states.update(moved)
+                changed = {self._caller.account_id: dict(sorted(moved.items()))}
                 self._write("state", {"@type": "StateChange", "changed": changed})
                 if self._close_after:
                     self.end()

@@ -14,19 +14,26 @@ every object whose latest change is at or before (counter, id) has been returned
 from the database, never from memory); ``cannotCalculateChanges`` is answered only for a
 state below the pruning floor (history purged by maintenance), one that was never handed
 out (above the counter), or one that is not ours at all.
+
+Identity, EmailSubmission and VacationResponse keep counters of their own
+(store/jmapdata.py): their state is that number (``data_state``), read by
+``identity_state``, ``submission_state`` and ``vacation_state``, which their /get and /set
+answer with.  ``STATE_READERS`` maps every data type to its reader; push (push.py) reads
+the states of the types a change moved with ``type_states``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional
 
 from mailgosend.jmap.errors import MethodError
 from mailgosend.jmap.methods import Call, argument
 from mailgosend.mail.changes import Position
 
-__all__ = ["account_state", "check_if_in_state", "format_state", "max_changes",
-           "parse_state", "since_position"]
+__all__ = ["STATE_READERS", "account_state", "check_if_in_state", "data_state",
+           "format_state", "identity_state", "max_changes", "parse_state", "since_position",
+           "submission_state", "type_states", "vacation_state"]
 
 _STATE = re.compile(r"s(0|[1-9][0-9]{0,18})(?:\.([1-9][0-9]{0,18}))?\Z")
 
@@ -53,6 +60,47 @@ async def account_state(mail: Any) -> str:
     """The state of the whole account of ``mail`` (a UserMail): its change counter now."""
     state = await mail.mail_state()
     return format_state(Position(state.modseq))
+
+
+def data_state(counter: int) -> str:
+    """The state string of Identity, EmailSubmission or VacationResponse: its counter."""
+    return str(counter)
+
+
+async def identity_state(mail: Any) -> str:
+    return data_state(await mail.account_data.identity_state())
+
+
+async def submission_state(mail: Any) -> str:
+    return data_state(await mail.account_data.submission_state())
+
+
+async def vacation_state(mail: Any) -> str:
+    return data_state(await mail.account_data.vacation_state())
+
+
+StateReader = Callable[[Any], Awaitable[str]]
+
+# Every data type whose state can change, and where its state comes from (RFC 8620 §7.1;
+# EmailDelivery, RFC 8621 §1.5, moves with the account's mail).
+STATE_READERS: dict[str, StateReader] = {
+    "Email": account_state, "Mailbox": account_state, "Thread": account_state,
+    "EmailDelivery": account_state, "Identity": identity_state,
+    "EmailSubmission": submission_state, "VacationResponse": vacation_state}
+
+
+async def type_states(mail: Any, types: Iterable[str]) -> dict[str, str]:
+    """The current state of each of ``types`` (unknown names left out), each reader once."""
+    read: dict[StateReader, str] = {}
+    states = {}
+    for name in sorted(types):
+        reader = STATE_READERS.get(name)
+        if reader is None:
+            continue
+        if reader not in read:
+            read[reader] = await reader(mail)
+        states[name] = read[reader]
+    return states
 
 
 async def since_position(call: Call, args: Mapping[str, Any], name: str = "sinceState"

@@ -40,6 +40,7 @@ from mailgosend.jmap.ids import format_id, parse_id
 from mailgosend.jmap.methods import (SUBMISSION, Call, Method, account_of, argument,
                                      resolve_id)
 from mailgosend.jmap.standard import get_ids, get_properties
+from mailgosend.jmap.state import data_state, submission_state
 from mailgosend.mail.accountdata import SUBMISSIONS, Submission
 from mailgosend.mail.submission import (HOLD_PARAMETERS, ReleaseRefused, SubmissionRefused,
                                         check, release_time, submit, without_bcc)
@@ -85,7 +86,7 @@ def _settings(call: Call) -> SubmissionSettings:
 
 
 async def _state(call: Call) -> str:
-    return str(await call.mail.account_data.submission_state())
+    return await submission_state(call.mail)
 
 
 _DELIVERED = {"queued": "queued", "delivering": "queued", "delivered": "yes",
@@ -145,7 +146,8 @@ async def submission_changes(call: Call, args: dict[str, Any]) -> dict[str, Any]
     changes, state = await call.mail.account_data.changes(SUBMISSIONS, since)
     if since > state:
         raise MethodError("cannotCalculateChanges", "sinceState: not a state this server gave")
-    return {"accountId": call.account_id, "oldState": str(since), "newState": str(state),
+    return {"accountId": call.account_id, "oldState": data_state(since),
+            "newState": data_state(state),
             "hasMoreChanges": False,
             "created": [format_id("S", i) for i in changes.created],
             "updated": [format_id("S", i) for i in changes.updated],

@@ -15,6 +15,7 @@ from mailgosend.jmap.errors import MethodError, SetError, invalid_properties
 from mailgosend.jmap.headers import parse_utc_date, utc_date
 from mailgosend.jmap.methods import VACATION, Call, Method, account_of, argument
 from mailgosend.jmap.standard import get_ids, get_properties
+from mailgosend.jmap.state import data_state, vacation_state
 from mailgosend.mail.accountdata import Vacation
 
 __all__ = ["METHODS"]
@@ -36,11 +37,12 @@ async def get_vacation(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     account_of(call, args)
     ids = get_ids(call, args)
     props = get_properties(args, PROPERTIES)
+    state = await vacation_state(call.mail)  # read first: never newer than the data
     vacation = await call.mail.account_data.vacation()
     full = _json(vacation)
     wanted = [SINGLETON] if ids is None else ids
     found = [{p: full[p] for p in props} for i in wanted if i == SINGLETON][:1]
-    return {"accountId": call.account_id, "state": str(vacation.state), "list": found,
+    return {"accountId": call.account_id, "state": state, "list": found,
             "notFound": [i for i in wanted if i != SINGLETON]}
 
 
@@ -90,7 +92,7 @@ async def set_vacation(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     destroy = argument(args, "destroy", list, None) or []
     data = call.mail.account_data
     current = await data.vacation()
-    old_state = str(current.state)
+    old_state = data_state(current.state)
     wanted_state = argument(args, "ifInState", str, None)
     if wanted_state is not None and wanted_state != old_state:
         raise MethodError("stateMismatch", "ifInState: the VacationResponse state is "
@@ -120,7 +122,7 @@ async def set_vacation(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         updated[given] = None
     response["updated"] = updated or None
     response["notUpdated"] = not_updated or None
-    response["newState"] = str(current.state)
+    response["newState"] = data_state(current.state)
     return response
 
 

@@ -7,6 +7,10 @@ Identities for the user's own address and the aliases that deliver to them exist
 themselves (created on first listing, ``mayDelete`` false); others the user adds for
 addresses they may send as (sub-addresses).  An identity whose address the user may no
 longer send as (an alias removed) is not listed.
+
+Every write that moves a type's state publishes, after its commit, the typed change on the
+change feed (events.py ``IdentityChanged``, ``SubmissionChanged``, ``VacationChanged``),
+so JMAP push (jmap/push.py) tells the user's other clients (RFC 8620 §7.1).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 
+from mailgosend.events import (AccountDataChange, ChangeBatch, IdentityChanged,
+                               SubmissionChanged, VacationChanged)
 from mailgosend.store import accounts
 from mailgosend.store import jmapdata
 from mailgosend.store.accounts import User
@@ -63,6 +69,23 @@ class AccountData:
     def __init__(self, service: Any, user: User) -> None:
         self.service = service
         self.user = user
+
+    # --- the change feed -------------------------------------------------------------------
+
+    def _published(self, d: Deferred[Any], change: Callable[[Any], Optional[AccountDataChange]]
+                   ) -> Deferred[Any]:
+        """``d`` (a write job) with ``change(result)`` published once it committed (None:
+        nothing changed)."""
+        def publish(result: Any) -> Any:
+            found = change(result)
+            events = getattr(self.service, "events", None)
+            if found is not None and events is not None:
+                events.publish(ChangeBatch(self.user.id, (found,)))
+            return result
+        return d.addCallback(publish)
+
+    def _changed(self, kind: str, row_id: int) -> AccountDataChange:
+        return IdentityChanged(row_id) if kind == IDENTITIES else SubmissionChanged(row_id)
 
     # --- sealing ----------------------------------------------------------------------------
 
@@ -114,7 +137,9 @@ class AccountData:
         runner = self.service.runner
         found = await runner.read(self._identities_job, None)
         if found is None:  # first listing, or a new alias: one write creates them
-            found = await runner.write(self._identities_job, self.service.now())
+            found = await self._published(runner.write(self._identities_job,
+                                                       self.service.now()),
+                                          lambda _: IdentityChanged())
         assert found is not None
         return found
 
@@ -141,12 +166,15 @@ class AccountData:
             return jmapdata.insert_identity(conn, self.user.id, email,
                                             self._seal(IDENTITIES, settings),
                                             self.service.now())
-        return self.service.runner.write(job)
+        return self._published(self.service.runner.write(job),
+                               lambda new_id: None if new_id is None else IdentityChanged(new_id))
 
     def update_identity(self, identity_id: int, settings: dict[str, Any]) -> Any:
         """Deferred bool: replace the identity's settings (name included)."""
-        return self.service.runner.write(jmapdata.update_sealed, IDENTITIES, self.user.id,
-                                         identity_id, self._seal(IDENTITIES, settings))
+        return self._published(
+            self.service.runner.write(jmapdata.update_sealed, IDENTITIES, self.user.id,
+                                      identity_id, self._seal(IDENTITIES, settings)),
+            lambda done: IdentityChanged(identity_id) if done else None)
 
     def identity_settings(self, identity_id: int) -> Any:
         """Deferred settings dict of a live identity (name only when set), or None."""
@@ -158,7 +186,10 @@ class AccountData:
         return self.service.runner.read(job)
 
     def destroy(self, kind: str, row_id: int) -> Any:
-        return self.service.runner.write(jmapdata.destroy, kind, self.user.id, row_id)
+        """Deferred bool: the row made a tombstone (False: no such live row)."""
+        return self._published(
+            self.service.runner.write(jmapdata.destroy, kind, self.user.id, row_id),
+            lambda done: self._changed(kind, row_id) if done else None)
 
     # --- submissions ------------------------------------------------------------------------
 
@@ -175,16 +206,19 @@ class AccountData:
     def add_submission(self, *, identity_id: int, email_id: int, thread_id: int,
                        envelope: dict[str, Any], send_at: datetime, undo_status: str,
                        queue_id: Optional[int]) -> Any:
-        return self.service.runner.write(
+        return self._published(self.service.runner.write(
             jmapdata.insert_submission, self.user.id, identity_id=identity_id,
             email_id=email_id, thread_id=thread_id, sealed=self._seal(SUBMISSIONS, envelope),
             send_at=send_at, undo_status=undo_status, queue_id=queue_id,
-            now=self.service.now())
+            now=self.service.now()), SubmissionChanged)
 
     def set_submission_status(self, row_id: int, old: str, new: str,
                               queue_id: Optional[int] = None) -> Any:
-        return self.service.runner.write(jmapdata.update_submission_status, self.user.id,
-                                         row_id, old=old, new=new, queue_id=queue_id)
+        """Deferred bool: ``old`` -> ``new`` done (False: the status was not ``old``)."""
+        return self._published(
+            self.service.runner.write(jmapdata.update_submission_status, self.user.id,
+                                      row_id, old=old, new=new, queue_id=queue_id),
+            lambda done: SubmissionChanged(row_id) if done else None)
 
     def delivery_status(self, queue_id: int) -> Any:
         """Deferred list of store.jmapdata.RecipientStatus of a queued submission."""
@@ -208,9 +242,14 @@ class AccountData:
         sealed = self._seal("vacation", {"subject": vacation.subject,
                                          "textBody": vacation.text_body,
                                          "htmlBody": vacation.html_body})
-        return self.service.runner.write(
+        return self._published(self.service.runner.write(
             jmapdata.put_vacation, self.user.id, is_enabled=vacation.is_enabled,
-            from_date=vacation.from_date, to_date=vacation.to_date, sealed=sealed)
+            from_date=vacation.from_date, to_date=vacation.to_date, sealed=sealed),
+            lambda _: VacationChanged())
+
+    def vacation_state(self) -> Any:
+        """Deferred int: the VacationResponse's counter (0: never set), nothing opened."""
+        return self.service.runner.read(jmapdata.vacation_state, self.user.id)
 
     def sender_hash(self, address: str) -> str:
         """A keyed hash of a correspondent's address (no plaintext stored, DESIGN §4)."""

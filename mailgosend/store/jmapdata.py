@@ -22,7 +22,8 @@ from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queu
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
            "destroy", "enabled_vacations", "due_submissions", "identities", "insert_identity",
            "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
-           "submissions", "update_sealed", "update_submission_status", "vacation"]
+           "submissions", "touch_queued_submissions", "update_sealed", "update_submission_status", "vacation",
+           "vacation_state"]
 
 IDENTITIES, SUBMISSIONS = "identities", "submissions"
 _TABLES: dict[str, Table] = {IDENTITIES: jmap_identities, SUBMISSIONS: jmap_submissions}
@@ -172,6 +173,31 @@ def update_submission_status(conn: Connection, user_id: int, row_id: int, *, old
     return bool(result.rowcount)
 
 
+def touch_queued_submissions(conn: Connection, queue_ids: Sequence[int]
+                             ) -> list[tuple[int, int]]:
+    """The submissions sent as the queue messages ``queue_ids`` get a new modseq: their
+    ``deliveryStatus`` (read from the queue) is about to change in this transaction (RFC
+    8620 §5.1: a new state whenever a property changes).  Returns (user id, submission id).
+    Call it before the outcomes are stored (a finished message's queue rows are deleted);
+    it finds the users through the queue rows, so it stays on the (user_id, modseq) index."""
+    if not queue_ids:
+        return []
+    owners = {int(r.user_id) for r in conn.execute(
+        select(queue.c.user_id).where(queue.c.id.in_(list(queue_ids)),
+                                      queue.c.user_id.is_not(None)))}
+    t = jmap_submissions.c
+    touched: list[tuple[int, int]] = []
+    for user_id in sorted(owners):
+        ids = [int(i) for i in conn.execute(select(t.id).where(
+            t.user_id == user_id, t.queue_id.in_(list(queue_ids)),
+            t.destroyed.is_(False))).scalars()]
+        if ids:
+            conn.execute(update(jmap_submissions).where(t.id.in_(ids)).values(
+                modseq=next_modseq(conn, SUBMISSIONS, user_id)))
+            touched.extend((user_id, i) for i in ids)
+    return touched
+
+
 def due_submissions(conn: Connection, now: datetime, limit: int = 100) -> list[SubmissionRow]:
     """Held submissions whose undo window is over, every user's, oldest first."""
     t = jmap_submissions.c
@@ -198,6 +224,12 @@ def vacation(conn: Connection, user_id: int) -> Optional[VacationRow]:
     if r is None:
         return None
     return VacationRow(bool(r.is_enabled), r.from_date, r.to_date, r.sealed, int(r.modseq))
+
+
+def vacation_state(conn: Connection, user_id: int) -> int:
+    """The singleton's modseq alone (0: never set): the VacationResponse state."""
+    t = vacation_responses.c
+    return int(conn.execute(select(t.modseq).where(t.user_id == user_id)).scalar() or 0)
 
 
 def enabled_vacations(conn: Connection, user_ids: Sequence[int]) -> set[int]:
