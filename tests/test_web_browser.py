@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from twisted.internet import defer, threads
 from twisted.trial import unittest
@@ -56,11 +56,18 @@ class BrowserTestCase(WebServerTestCase):
                 if "Content Security Policy" in m.text else None)
         return page
 
-    def sign_in(self, page: Any, base: str, email: str, password: str) -> None:
+    def sign_in(self, page: Any, base: str, email: str, password: str,
+                code: Optional[str] = None) -> None:
+        """Sign in on ``base``; with ``code``, also pass the two-factor step (TOTP)."""
         page.goto(base + "/")
         page.get_by_role("textbox", name="Email").fill(email)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
+        if code is not None:
+            expect(page.get_by_role("heading", name="Two-factor authentication")
+                   ).to_be_visible()
+            page.get_by_role("textbox", name="Authentication code").fill(code)
+            page.get_by_role("button", name="Verify").click()
 
 
 class SignInPageTests(BrowserTestCase):
