@@ -21,7 +21,7 @@ from twisted.internet import defer
 
 from mailgosend.store import accounts
 from tests.support.mailserver import PASSWORD
-from tests.test_web_browser import ADMIN, ALICE
+from tests.test_web_browser import ADMIN, ALICE, SIGN_IN_MS
 from tests.test_web_mfa import enable_mfa
 from tests.test_webmail_browser import BOB, WebmailBrowserTestCase, send_smtp
 
@@ -50,7 +50,7 @@ class AdminJourneyBrowserTests(WebmailBrowserTestCase):
 
         def full_admin(browser: Any, errors: list[str]) -> None:
             page = self.watch(browser.new_page(viewport={"width": 1280, "height": 900}), errors)
-            self.sign_in(page, admin_base, ADMIN, PASSWORD, code=codes.next())
+            self.sign_in(page, admin_base, ADMIN, PASSWORD, totp=codes.next)
             page.get_by_role("link", name="Open the administration panel").click()
             expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
             nav = page.get_by_role("navigation", name="Administration")
@@ -67,7 +67,7 @@ class AdminJourneyBrowserTests(WebmailBrowserTestCase):
             page.get_by_role("textbox", name="Email address").fill(CLERK)
             page.get_by_label("Password").fill(CLERK_PASSWORD)
             page.get_by_role("button", name="Create user").click()
-            expect(page.get_by_role("heading", name=CLERK)).to_be_visible()
+            expect(page.get_by_role("heading", name=CLERK)).to_be_visible(timeout=SIGN_IN_MS)
             expect(page.get_by_role("status").filter(has_text="User created.")).to_be_visible()
             expect(page.get_by_text(CLERK_PASSWORD)).to_have_count(0)
 

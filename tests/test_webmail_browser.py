@@ -21,7 +21,7 @@ from typing import Any
 from twisted.internet import defer, reactor, threads
 
 from tests.support.mailserver import PASSWORD
-from tests.test_web_browser import ADMIN, ALICE, BrowserTestCase
+from tests.test_web_browser import ADMIN, ALICE, SIGN_IN_MS, BrowserTestCase
 
 try:
     from playwright.sync_api import expect
@@ -124,7 +124,8 @@ class WebmailBrowserTestCase(BrowserTestCase):
         """``email``'s webmail, signed in through /login in a new browser context, ready."""
         page = self.watch(browser.new_page(), errors)
         self.sign_in(page, self.web_base, email, password)
-        expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+        expect(page.get_by_role("heading", name="Your account")).to_be_visible(
+            timeout=SIGN_IN_MS)
         page.goto(self.web_base + "/mail")
         expect(page.locator("html[data-ready='1']")).to_have_count(1)
         return page
