@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from twisted.internet import defer
 
+from mailgosend.db.runner import run_sync
 from mailgosend.store import accounts
 from tests.support.mailserver import PASSWORD
 from tests.test_web_browser import ADMIN, ALICE, SIGN_IN_MS
@@ -37,10 +38,6 @@ CLERK_PASSWORD = "Counter-Ledger-Window-42"
 
 class AdminJourneyBrowserTests(WebmailBrowserTestCase):
     settings = {"ADMIN_RATE_PER_MIN": "1000"}
-
-    def read(self, fn: Any, *args: Any) -> Any:
-        from mailgosend.db.runner import run_sync
-        return run_sync(self.server.engine, fn, *args, write=False)
 
     @defer.inlineCallbacks
     def test_admin_with_totp_sets_up_a_user_who_reads_mail_and_a_domain_admin(self) -> Any:
@@ -125,5 +122,7 @@ class AdminJourneyBrowserTests(WebmailBrowserTestCase):
             domain_admin(browser, errors)
 
         yield self.in_browser(journey)
-        self.assertEqual(self.read(accounts.get_user, CLERK).domain, DOMAIN)
-        self.assertEqual(self.read(accounts.domain_admins_of, "example.com"), [BOB])
+        engine = self.server.engine
+        self.assertEqual(run_sync(engine, accounts.get_user, CLERK, write=False).domain, DOMAIN)
+        self.assertEqual(run_sync(engine, accounts.domain_admins_of, "example.com",
+                                  write=False), [BOB])
