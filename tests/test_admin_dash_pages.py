@@ -136,13 +136,14 @@ class DomainAdminHookTests(AdminTestCase):
         web = self.client(admin=True)
         answer = yield web.sign_in(ALICE, PASSWORD)
         self.assertEqual(answer.status_code, 303)
-        for path in ("/admin", "/admin/settings", "/admin/tls", "/admin/logs",
+        for path in ("/admin/settings", "/admin/tls", "/admin/logs",
                      "/admin/api/dashboard", "/admin/settings/MAX_RECIPIENTS", "/metrics"):
             answer = yield web.get(path)
             self.assertEqual(answer.status_code, 403 if path != "/metrics" else 200, path)
         page = yield web.get("/admin/audit")
         self.assertEqual(page.status_code, 200)
         self.assertIn("x@example.net", page.text)
+        self.assertNotIn(">Dashboard</a>", page.text)
         self.assertNotIn("x@example.com", page.text)
         self.assertNotIn("x@None", page.text)
         self.assertIn(">Users</a>", page.text)
@@ -155,3 +156,25 @@ class DomainAdminHookTests(AdminTestCase):
             self.assertEqual(answer.status_code, 403, path)
         with open(self.server.config.path, encoding="utf-8") as handle:
             self.assertEqual(handle.read(), before)
+
+    @defer.inlineCallbacks
+    def test_the_panel_link_takes_a_domain_admin_to_their_users(self) -> Any:
+        # Regression: the landing page's one link, "Open the administration panel" (/admin),
+        # answered a domain administrator with a 403 (the dashboard is for full
+        # administrators), a dead end.  /admin now sends them to their users.
+        web = self.client(admin=True)
+        answer = yield web.sign_in(ALICE, PASSWORD)
+        self.assertEqual(answer.status_code, 303)
+        home = yield web.get("/")
+        self.assertIn('href="/admin"', home.text)
+        for path in ("/admin", "/admin/"):
+            answer = yield web.get(path)
+            self.assertEqual((answer.status_code, answer.headers.get("Location")),
+                             (303, "/admin/users"), path)
+        answer = yield web.get("/admin", allow_redirects=True)
+        self.assertEqual(answer.status_code, 200)
+        self.assertIn("<h1", answer.text)
+        self.assertIn(">Users</h1>", answer.text)
+        admin = yield self.admin_client()
+        answer = yield admin.get("/admin")
+        self.assertEqual(answer.status_code, 200)       # the dashboard, for a full admin

@@ -21,7 +21,7 @@ from typing import Any
 from twisted.internet import defer, reactor, threads
 
 from tests.support.mailserver import PASSWORD
-from tests.test_web_browser import ADMIN, ALICE, BrowserTestCase
+from tests.test_web_browser import ADMIN, ALICE, SIGN_IN_MS, BrowserTestCase
 
 try:
     from playwright.sync_api import expect
@@ -119,19 +119,22 @@ class WebmailBrowserTestCase(BrowserTestCase):
         site = self.server.root.components["web_site"]
         return site.resource._sections[b"jmap"].push
 
-    def open_mail(self, browser: Any, errors: list[str]) -> Any:
+    def open_mail(self, browser: Any, errors: list[str], email: str = ALICE,
+                  password: str = PASSWORD) -> Any:
+        """``email``'s webmail, signed in through /login in a new browser context, ready."""
         page = self.watch(browser.new_page(), errors)
-        self.sign_in(page, self.web_base, ALICE, PASSWORD)
-        expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+        self.sign_in(page, self.web_base, email, password)
+        expect(page.get_by_role("heading", name="Your account")).to_be_visible(
+            timeout=SIGN_IN_MS)
         page.goto(self.web_base + "/mail")
         expect(page.locator("html[data-ready='1']")).to_have_count(1)
         return page
 
 
-def send_smtp(port: int, subject: str, body: str) -> None:
+def send_smtp(port: int, subject: str, body: str, to: str = ALICE) -> None:
     message = EmailMessage()
     message["From"] = "Carol <carol@elsewhere.example>"
-    message["To"] = ALICE
+    message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:

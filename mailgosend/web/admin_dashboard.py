@@ -3,7 +3,8 @@
 
   GET /admin                  the page: queue, destinations, connections, storage,
                               certificates, security events as tables; two charts drawn
-                              by static/js/admin-dashboard.js (uPlot, vendored)
+                              by static/js/admin-dashboard.js (uPlot, vendored); a domain
+                              administrator is sent on to /admin/users
   GET /admin/api/dashboard    the same numbers as JSON, with the chart series
 
 Messages received/sent/bounced/rejected come from counters.py's hourly buckets (per hour
@@ -25,6 +26,7 @@ from mailgosend.admin import Actor
 from mailgosend.counters import MESSAGE_SERIES, hour_of
 from mailgosend.store import security as security_store
 from mailgosend.web.admin_guard import AdminGroup, admin_page, install_error_pages
+from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 
 SERIES_NAMES = {"messages_received": "received", "messages_sent": "sent",
@@ -129,9 +131,14 @@ class DashboardPages(AdminGroup):
 
     @app.route("/admin", methods=["GET", "HEAD"])
     @app.route("/admin/", methods=["GET", "HEAD"])
-    @admin_page()
+    @admin_page(full=False)
     @defer.inlineCallbacks
     def dashboard(self, request: WebRequest, actor: Actor) -> Any:
+        if not actor.full:
+            # The dashboard is server-wide, for full administrators; /admin is also the
+            # panel's entry (the landing page's link), so a domain administrator starts
+            # at the users of their domains instead of a 403.
+            return see_other(request, "/admin/users")
         data = yield self.data()
         return self.render(request, "admin/dashboard.html", actor, data=data,
                            destination_days=DESTINATION_DAYS)
