@@ -34,9 +34,10 @@ from datetime import date
 from typing import Any, Generic, Optional, TypeVar
 
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.message import StoredMessage, parse_header_block
+from mailgosend.imap.message import StoredMessage
+from mailgosend.mail.headers import parse_header_block
 from mailgosend.imap.seqset import SequenceSet
-from mailgosend.imap.structure import parse_address_list
+from mailgosend.mail.addresses import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.mail.source import BoundedCache, MessageSource
 from mailgosend.mail.text import TextParts, decode_part, text_parts
