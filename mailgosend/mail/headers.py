@@ -3,9 +3,22 @@ SEARCH HEADER), JMAP and search read it.  Pure: no front end, no I/O."""
 
 from __future__ import annotations
 
+import email.header
 import io
 
-__all__ = ["parse_header_block"]
+__all__ = ["decode_field", "parse_header_block"]
+
+
+def decode_field(raw: bytes) -> str:
+    """A field's value unfolded, RFC 2047 words decoded, case-folded: what IMAP SEARCH
+    compares with (RFC 3501 §6.4.4); broken words and unknown charsets are matched raw."""
+    text = raw.replace(b"\r\n", b"").replace(b"\n", b"").decode("utf-8", "replace").strip()
+    if "=?" not in text:  # no RFC 2047 encoded word: nothing to decode (most headers)
+        return text.casefold()
+    try:
+        return str(email.header.make_header(email.header.decode_header(text))).casefold()
+    except Exception:  # unknown charsets, broken words: match the raw text
+        return text.casefold()
 
 
 def parse_header_block(block: bytes) -> list[tuple[str, bytes]]:

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from mailgosend.mail import searchtext
+from mailgosend.mail import searchtext, substring
 from mailgosend.mail.addresses import parse_address_list
 from mailgosend.mail.headers import parse_header_block
 from mailgosend.mail.searchtext import Document, Term
@@ -802,12 +802,15 @@ def backfill_chunk(source: MessageSource, indexes: QueryIndexes, key: bytes
         try:
             info = source.load_info(row)
             with source.open_blob(blob_id) as reader:
-                doc = searchtext.extract_document(
-                    info, lambda start, end: reader.read_range(start, end - start))
+                def read(start: int, end: int) -> bytes:
+                    return reader.read_range(start, max(0, end - start))
+                doc = searchtext.extract_document(info, read)
+                grams = substring.imap_grams(info, read, reader.size)
         except (LookupError, BlobNotFound):
             out.append((blob_id, set()))  # nothing readable: indexed as empty
             continue
-        out.append((blob_id, searchtext.document_tokens(key, doc)))
+        out.append((blob_id, searchtext.document_tokens(key, doc)
+                    | substring.imap_tokens(key, grams)))
     return out
 
 
