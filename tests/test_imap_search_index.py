@@ -107,14 +107,15 @@ class IndexedSearchTests(SQLiteDatabaseMixin, IMAPFixture, unittest.TestCase):
         yield self.listen()
 
     def watch_index(self) -> list[set[str]]:
-        """What the index lets through, one entry per lookup it could serve."""
+        """The indexed messages the index lets through, one set per lookup it could
+        serve (once per needle and command)."""
         allowed: list[set[str]] = []
         real = substring.candidate_blobs
 
         def watched(*args: Any) -> Any:
             found = real(*args)
             if found is not None:
-                allowed.append(found)
+                allowed.append(set(found[1]))
             return found
 
         self.patch(substring, "candidate_blobs", watched)

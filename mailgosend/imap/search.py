@@ -46,7 +46,7 @@ from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo
 
-__all__ = ["FieldCache", "SearchScope", "TextParts", "parse_search", "run_search",
+__all__ = ["FieldCache", "Lookups", "SearchScope", "TextParts", "parse_search", "run_search",
            "search_cost", "search_fields", "text_parts", "uses_modseq_key"]
 
 CHARSETS = ("UTF-8", "US-ASCII")
@@ -68,6 +68,8 @@ USE_INDEX = True
 _COST = {"env": 1, "sdate": 1, "header": 2, "body": 3, "text": 3}
 
 Node = tuple[Any, ...]
+# (kind, needle) -> the substring index's answer, for the jobs of one SEARCH command.
+Lookups = dict[tuple[str, str], Optional[substring.Lookup]]
 
 
 def check_charset(raw: Optional[bytes]) -> None:
@@ -292,8 +294,10 @@ class _Evaluator:
 
     def __init__(self, source: MessageSource, scope: SearchScope,
                  fields: Optional[FieldCache],
-                 parts: Optional[BoundedCache[TextParts]] = None) -> None:
+                 parts: Optional[BoundedCache[TextParts]] = None,
+                 lookups: Optional[Lookups] = None) -> None:
         self.parts_cache = parts
+        self.lookups: Lookups = {} if lookups is None else lookups
         self.source, self.scope, self.rows = source, scope, scope.rows
         self.count, self.largest_uid = len(scope.rows), scope.largest_uid
         self.field_cache = fields
@@ -435,16 +439,21 @@ class _Evaluator:
     def _narrowed(self, kind: str, needle: str, cands: list[int]) -> list[int]:
         """BODY/TEXT candidates the substring index leaves (mail/substring.py): those that
         may contain ``needle``; every one of them is still matched below, so the result is
-        the scan's exactly."""
+        the scan's exactly.  The index is asked once per needle and SEARCH command."""
         if not cands:
             return cands
-        rows = self.rows
-        tags = (substring.BODY,) if kind == "body" else (substring.BODY, substring.HEADER)
-        allowed = substring.candidate_blobs(self.source, tags, needle,
-                                            [rows[i].blob_id for i in cands])
-        if allowed is None:
+        key = (kind, needle)
+        if key in self.lookups:
+            lookup = self.lookups[key]
+        else:
+            tags = (substring.BODY,) if kind == "body" else (substring.BODY, substring.HEADER)
+            lookup = self.lookups[key] = substring.candidate_blobs(self.source, tags, needle)
+        if lookup is None:
             return cands
-        return [i for i in cands if rows[i].blob_id in allowed]
+        indexed, allowed = lookup
+        rows = self.rows
+        return [i for i in cands
+                if (blob := rows[i].blob_id) in allowed or blob not in indexed]
 
     def _header_list(self, i: int) -> list[tuple[str, str]]:
         headers = self._headers.get(i)
@@ -476,12 +485,14 @@ class _Evaluator:
 
 def run_search(source: MessageSource, scope: SearchScope, tree: Node, start: int = 0,
                end: Optional[int] = None, *, fields: Optional[FieldCache] = None,
-               parts: Optional[BoundedCache[TextParts]] = None) -> list[int]:
+               parts: Optional[BoundedCache[TextParts]] = None,
+               lookups: Optional[Lookups] = None) -> list[int]:
     """Database thread (``UserMail.read_messages`` with ``scope.uidvalidity``): the indices in
     ``scope.rows[start:end]`` the tree matches, ascending.  A long search is run as several
     such jobs (account.py), so one SEARCH BODY over a large mailbox does not hold a reader
-    thread for seconds while other sessions wait."""
-    evaluator = _Evaluator(source, scope, fields, parts)
+    thread for seconds while other sessions wait.  ``lookups``: one dict shared by those jobs,
+    so the index is asked once per command (``Lookups``)."""
+    evaluator = _Evaluator(source, scope, fields, parts, lookups)
     stop = len(scope.rows) if end is None else end
     found = evaluator.run(tree, list(range(start, stop)))
     return [i for i in found if i not in evaluator.gone] if evaluator.gone else found

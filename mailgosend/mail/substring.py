@@ -41,7 +41,7 @@ from mailgosend.store import search as search_store
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["BODY", "HEADER", "MAX_INDEXED_CHARS", "body_text", "candidate_blobs",
-           "header_lines", "imap_grams", "imap_tokens", "needle_tokens"]
+           "Lookup", "header_lines", "imap_grams", "imap_tokens", "needle_tokens"]
 
 BODY, HEADER = "B", "H"
 GRAM = 3
@@ -104,26 +104,25 @@ def needle_tokens(key: bytes, tag: str, needle: str) -> list[bytes]:
     return sorted({token_hash(key, tag, gram) for gram in _grams([needle])})
 
 
-def candidate_blobs(source: MessageSource, tags: tuple[str, ...], needle: str,
-                    blob_ids: Iterable[str]) -> Optional[set[str]]:
-    """Database thread (a ``read_messages`` job): those of ``blob_ids`` that may contain
-    ``needle`` in the text of one of ``tags``: the unindexed ones and the indexed ones holding
-    all of the needle's tokens of one tag.  None: the index cannot narrow this needle."""
+# What the index says of one needle, for a whole SEARCH command: (the user's blobs whose
+# IMAP tokens are complete, those of them that may contain the needle).  A blob's tokens never
+# change once stored, so the answer stays sound for the rest of the command: a message indexed
+# meanwhile is outside the first set and is read.
+Lookup = tuple[frozenset[str], frozenset[str]]
+
+
+def candidate_blobs(source: MessageSource, tags: tuple[str, ...], needle: str
+                    ) -> Optional[Lookup]:
+    """Database thread (a ``read_messages`` job): the index's answer for ``needle`` in the
+    text of any of ``tags``; a message may contain it if its blob is not in the first set or
+    is in the second.  None: the index cannot narrow this needle."""
     key = source.keyring.derive(KEY_PURPOSE, source.user.uuid)
     per_tag = [needle_tokens(key, tag, needle) for tag in tags]
     if not all(per_tag) or not isinstance(source.storage, Connection):
         return None
-    marker = token_hash(key, *_MARKER)
-    wanted = set(blob_ids)
-    found = search_store.find_documents(source.storage, source.user.id,
-                                        [marker] + [t for ts in per_tag for t in ts])
-    indexed = found.get(marker, set()) & wanted
-    allowed = wanted - indexed
+    conn, user_id = source.storage, source.user.id
+    indexed = search_store.documents_with_all(conn, user_id, [token_hash(key, *_MARKER)])
+    allowed: set[str] = set()
     for tokens in per_tag:
-        having = set(indexed)
-        for token in tokens:
-            having &= found.get(token, set())
-            if not having:
-                break
-        allowed |= having
-    return allowed
+        allowed |= search_store.documents_with_all(conn, user_id, tokens) & indexed
+    return frozenset(indexed), frozenset(allowed)
