@@ -6,7 +6,7 @@ Figures only, no pass/fail.  Builds in memory a message whose header holds one f
 same bytes as many short fields, then times each step the server runs on a header:
 
   analyse         delivery: structure, envelope, header block kept (store/mimeinfo.py)
-  header fields   the header block split into fields (imap/message.py parse_header_block),
+  header fields   the header block split into fields (mail/headers.py parse_header_block),
                   which SEARCH HEADER/TEXT and FETCH BODY[HEADER.FIELDS] use
   fetch field     BODY[HEADER.FIELDS (X-BIG)] (filter_header_block)
   search header   what SEARCH HEADER/TEXT compares with: every field, unfolded and decoded
@@ -24,7 +24,8 @@ import argparse
 import time
 from typing import Callable
 
-from mailgosend.imap.message import filter_header_block, parse_header_block
+from mailgosend.imap.message import filter_header_block
+from mailgosend.mail.headers import parse_header_block
 from mailgosend.imap.search import _decode_header
 from mailgosend.imap.structure import envelope
 from mailgosend.store.mimeinfo import Envelope, analyse

@@ -1,4 +1,4 @@
-"""The SORT/THREAD keys (imap/sortkeys.py): RFC 5256 §2.1 base subject, RFC 5051
+"""The SORT/THREAD keys (mail/sortkeys.py): RFC 5256 §2.1 base subject, RFC 5051
 i;unicode-casemap, RFC 5256 §2.2 sent date, first addresses and references."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from twisted.trial import unittest
 
-from mailgosend.imap.sortkeys import (base_subject, message_ids, order_fields, sent_time,
+from mailgosend.mail.sortkeys import (base_subject, message_ids, order_fields, sent_time,
                                       unicode_casemap)
 from mailgosend.store.mimeinfo import analyse
 

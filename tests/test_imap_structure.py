@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from mailgosend.imap.structure import (MISSING_HOST, body_structure, envelope,
-                                       parse_address_list)
+from mailgosend.imap.structure import body_structure, envelope
+from mailgosend.mail.addresses import MISSING_HOST, parse_address_list
 from mailgosend.store.mimeinfo import analyse
 
 MULTIPART = (

@@ -7,7 +7,7 @@ from typing import Optional
 
 from twisted.trial import unittest
 
-from mailgosend.imap.sortkeys import base_subject, unicode_casemap
+from mailgosend.mail.sortkeys import base_subject, unicode_casemap
 from mailgosend.imap.thread import (Forest, ThreadItem, format_threads, ordered_subject,
                                     references)
 

@@ -22,7 +22,8 @@ from zope.interface import implementer
 from mailgosend.imap.access import StoreAccess
 from mailgosend.imap.errors import no
 from mailgosend.imap.interfaces import IIMAPAccount
-from mailgosend.imap.search import SearchScope, parse_search, run_search, search_cost
+from mailgosend.imap.search import (Lookups, SearchScope, parse_search, run_search,
+                                    search_cost)
 from mailgosend.imap.selected import SelectedMailbox
 from mailgosend.imap.snapshot import MailboxSnapshot
 from mailgosend.imap.tokens import tokenize
@@ -262,11 +263,13 @@ class IMAPAccount:
         # the reader threads in between (a whole-mailbox SEARCH BODY used to hold one).
         step = total if search_cost(tree) == 0 else SEARCH_JOB_SIZE
         found: list[int] = []
+        lookups: Lookups = {}  # the index's answers, asked once for the whole command
         for start in range(0, total, max(step, 1)):  # one at a time: they would share the GIL
             found += await self.mail.read_messages(
                 run_search, scope, tree, start, min(start + step, total),
                 uidvalidity=scope.uidvalidity, headers=access.header_cache,
-                remember=access.remember, fields=access.field_cache, parts=access.parts_cache)
+                remember=access.remember, fields=access.field_cache, parts=access.parts_cache,
+                lookups=lookups)
         return [scope.rows[i].uid if uid else i + 1 for i in found]
 
     # --- Twisted's IAccount and INamespacePresenter ----------------------------------------

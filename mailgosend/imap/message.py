@@ -23,34 +23,16 @@ from typing import IO, Any, Iterable, Optional
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from mailgosend.mail.headers import parse_header_block
 from mailgosend.mail.source import MessageSource
 from mailgosend.store.blobs import BlobReader
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import HEADER_KEEP_LIMIT, MessageInfo, Part
 
-__all__ = ["StoredMessage", "StoredPart", "filter_header_block", "parse_header_block"]
+__all__ = ["StoredMessage", "StoredPart", "filter_header_block"]
 
 
 _ROOT_HEADER_SECTIONS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
-
-
-def parse_header_block(block: bytes) -> list[tuple[str, bytes]]:
-    """(lower-case name, raw field lines including folds and line end) in order.
-
-    Linear in the block's size: a field's lines are collected in a list and joined once, as a
-    5 MB field folded into 100,000 lines is legal and was quadratic when concatenated."""
-    fields: list[tuple[str, list[bytes]]] = []
-    for line in io.BytesIO(block):
-        if line in (b"\r\n", b"\n"):
-            break
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1][1].append(line)
-            continue
-        field_name, colon, _ = line.partition(b":")
-        if not colon:
-            continue
-        fields.append((field_name.strip().decode("ascii", "replace").lower(), [line]))
-    return [(name, lines[0] if len(lines) == 1 else b"".join(lines)) for name, lines in fields]
 
 
 def filter_header_block(block: bytes, names: Iterable[str], negate: bool) -> bytes:

@@ -12,8 +12,9 @@ the messages the cheap keys still let through:
    else the decrypted structure (envelope), no blob;
 2. HEADER: the header block the structure keeps (the blob for messages stored before);
 3. BODY/TEXT: the text parts, transfer-decoded and charset-decoded, case-insensitively; the
-   small blobs of a chunk come in one query.  Exact substring semantics (§6.4.4): every
-   candidate left is decrypted and matched, there is no token index to approximate it.
+   small blobs of a chunk come in one query.  Exact substring semantics (§6.4.4): the blind
+   index of trigrams (mail/substring.py) first drops the messages that cannot contain the
+   string, then every candidate left is decrypted and matched.
 
 A search that reaches layer 1 or beyond runs as one database job per ``SEARCH_JOB_SIZE``
 messages (account.py), so other sessions' jobs are served in between.
@@ -27,24 +28,25 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-import email.header
 import email.utils
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, Optional, TypeVar
 
 from mailgosend.imap.errors import bad, no
-from mailgosend.imap.message import StoredMessage, parse_header_block
+from mailgosend.imap.message import StoredMessage
+from mailgosend.mail import substring
+from mailgosend.mail.headers import decode_field
 from mailgosend.imap.seqset import SequenceSet
-from mailgosend.imap.structure import parse_address_list
+from mailgosend.mail.addresses import parse_address_list
 from mailgosend.imap.tokens import Atom, Quoted, Token, as_bytes, as_number, parse_date
 from mailgosend.mail.source import BoundedCache, MessageSource
-from mailgosend.mail.text import TextParts, decode_part, text_parts
+from mailgosend.mail.text import TextParts, text_parts
 from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.messages import MessageRow
 from mailgosend.store.mimeinfo import MessageInfo
 
-__all__ = ["FieldCache", "SearchScope", "TextParts", "parse_search", "run_search",
+__all__ = ["FieldCache", "Lookups", "SearchScope", "TextParts", "parse_search", "run_search",
            "search_cost", "search_fields", "text_parts", "uses_modseq_key"]
 
 CHARSETS = ("UTF-8", "US-ASCII")
@@ -61,9 +63,13 @@ _DATE_KEYS = {"BEFORE": ("idate", "<"), "ON": ("idate", "="), "SINCE": ("idate",
 # per level, and a client's 500 nested ORs must get a BAD, not a RecursionError.
 MAX_SEARCH_DEPTH = 64
 PREFETCH_CHUNK = 500  # candidates whose sealed structures one query fetches
+# Off: BODY/TEXT read every candidate, as before the index (tests compare both paths).
+USE_INDEX = True
 _COST = {"env": 1, "sdate": 1, "header": 2, "body": 3, "text": 3}
 
 Node = tuple[Any, ...]
+# (kind, needle) -> the substring index's answer, for the jobs of one SEARCH command.
+Lookups = dict[tuple[str, str], Optional[substring.Lookup]]
 
 
 def check_charset(raw: Optional[bytes]) -> None:
@@ -229,36 +235,20 @@ def search_fields(info: MessageInfo) -> Fields:
     env = info.envelope
 
     def decoded(raw: Optional[str]) -> Optional[str]:
-        return None if raw is None else _decode_header(raw.encode("utf-8", "surrogateescape"))
+        return None if raw is None else decode_field(raw.encode("utf-8", "surrogateescape"))
 
     def addresses(raw: Optional[str]) -> Optional[str]:
         # The header as written, then each address without its comments and folding
         # (RFC 5322 §3.2.2 CFWS), so FROM user@host finds "<user (c)@ (c) host>" too.
         if raw is None:
             return None
-        text = _decode_header(raw.encode("utf-8", "surrogateescape"))
+        text = decode_field(raw.encode("utf-8", "surrogateescape"))
         specs = [f"{mailbox}@{host}" for _, _, mailbox, host in parse_address_list(raw)
                  if mailbox is not None and host is not None]
         return "\n".join([text] + specs).casefold()
 
     return (addresses(env.from_), addresses(env.to), addresses(env.cc), addresses(env.bcc),
             decoded(env.subject), _sent_date(env.date))
-
-
-def _decode_header(raw: bytes) -> str:
-    text = raw.replace(b"\r\n", b"").replace(b"\n", b"").decode("utf-8", "replace").strip()
-    if "=?" not in text:  # no RFC 2047 encoded word: nothing to decode (most headers)
-        return text.casefold()
-    try:
-        return str(email.header.make_header(email.header.decode_header(text))).casefold()
-    except Exception:  # unknown charsets, broken words: match the raw text
-        return text.casefold()
-
-
-def _part_texts(message: StoredMessage, parts: TextParts) -> list[str]:
-    return [decode_part(message.read(start, min(end, message.row.size)), encoding,
-                        codec).casefold()
-            for start, end, encoding, codec in parts]
 
 
 def _sent_date(raw: Optional[str]) -> Optional[date]:
@@ -304,8 +294,10 @@ class _Evaluator:
 
     def __init__(self, source: MessageSource, scope: SearchScope,
                  fields: Optional[FieldCache],
-                 parts: Optional[BoundedCache[TextParts]] = None) -> None:
+                 parts: Optional[BoundedCache[TextParts]] = None,
+                 lookups: Optional[Lookups] = None) -> None:
         self.parts_cache = parts
+        self.lookups: Lookups = {} if lookups is None else lookups
         self.source, self.scope, self.rows = source, scope, scope.rows
         self.count, self.largest_uid = len(scope.rows), scope.largest_uid
         self.field_cache = fields
@@ -412,6 +404,8 @@ class _Evaluator:
     def _content(self, node: Node, cands: list[int]) -> list[int]:
         """HEADER, BODY and TEXT, a prefetched chunk of structures at a time."""
         kind, found = node[0], []
+        if kind != "header" and USE_INDEX:
+            cands = self._narrowed(kind, node[1], cands)
         for start in range(0, len(cands), PREFETCH_CHUNK):
             chunk = cands[start:start + PREFETCH_CHUNK]
             source, rows = self.source, self.rows
@@ -442,13 +436,31 @@ class _Evaluator:
                     found.append(i)
         return found
 
+    def _narrowed(self, kind: str, needle: str, cands: list[int]) -> list[int]:
+        """BODY/TEXT candidates the substring index leaves (mail/substring.py): those that
+        may contain ``needle``; every one of them is still matched below, so the result is
+        the scan's exactly.  The index is asked once per needle and SEARCH command."""
+        if not cands:
+            return cands
+        key = (kind, needle)
+        if key in self.lookups:
+            lookup = self.lookups[key]
+        else:
+            tags = (substring.BODY,) if kind == "body" else (substring.BODY, substring.HEADER)
+            lookup = self.lookups[key] = substring.candidate_blobs(self.source, tags, needle)
+        if lookup is None:
+            return cands
+        indexed, allowed = lookup
+        rows = self.rows
+        return [i for i in cands
+                if (blob := rows[i].blob_id) in allowed or blob not in indexed]
+
     def _header_list(self, i: int) -> list[tuple[str, str]]:
         headers = self._headers.get(i)
         if headers is None:
             with StoredMessage(self.rows[i], self.source) as message:
                 block = message.header_block()
-            headers = self._headers[i] = [(name, _decode_header(raw.partition(b":")[2]))
-                                          for name, raw in parse_header_block(block)]
+            headers = self._headers[i] = substring.header_lines(block)
         return headers
 
     def _parts_of(self, row: MessageRow) -> Optional[TextParts]:
@@ -466,19 +478,21 @@ class _Evaluator:
                     parts = text_parts(message.info.root)
                     if self.parts_cache is not None:
                         self.parts_cache.put(self.source._key(row), parts)
-                body = "\n".join(_part_texts(message, parts))
+                body = substring.body_text(parts, message.read, row.size)
             self._bodies[i] = body
         return body
 
 
 def run_search(source: MessageSource, scope: SearchScope, tree: Node, start: int = 0,
                end: Optional[int] = None, *, fields: Optional[FieldCache] = None,
-               parts: Optional[BoundedCache[TextParts]] = None) -> list[int]:
+               parts: Optional[BoundedCache[TextParts]] = None,
+               lookups: Optional[Lookups] = None) -> list[int]:
     """Database thread (``UserMail.read_messages`` with ``scope.uidvalidity``): the indices in
     ``scope.rows[start:end]`` the tree matches, ascending.  A long search is run as several
     such jobs (account.py), so one SEARCH BODY over a large mailbox does not hold a reader
-    thread for seconds while other sessions wait."""
-    evaluator = _Evaluator(source, scope, fields, parts)
+    thread for seconds while other sessions wait.  ``lookups``: one dict shared by those jobs,
+    so the index is asked once per command (``Lookups``)."""
+    evaluator = _Evaluator(source, scope, fields, parts, lookups)
     stop = len(scope.rows) if end is None else end
     found = evaluator.run(tree, list(range(start, stop)))
     return [i for i in found if i not in evaluator.gone] if evaluator.gone else found

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from mailgosend.imap.errors import bad
 from mailgosend.imap.message import StoredMessage
 from mailgosend.imap.search import FieldCache
-from mailgosend.imap.sortkeys import OrderFields, order_fields
+from mailgosend.mail.sortkeys import OrderFields, order_fields
 from mailgosend.imap.tokens import Atom, Token
 from mailgosend.mail.source import MessageSource
 from mailgosend.store.blobs import BlobNotFound

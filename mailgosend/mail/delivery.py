@@ -46,6 +46,7 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobStore, SealedBlob
 from mailgosend.store.messages import (Delivered, RecipientRefused, RefusedRecipient, Workers,
                                        deliver, normalize_flags, seal_info)
+from mailgosend.mail import substring
 from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
 from mailgosend.mail.searchtext import Document, document_tokens, extract_document
 from mailgosend.store import search as search_store
@@ -188,27 +189,32 @@ class LocalDelivery:
         info = _analysed(source)
         shared = info.to_json()
         shared_document: Optional[Document] = None
+        shared_grams: Optional[substring.Grams] = None
         sealed: Sealed = {}
         try:
             for owner in dict.fromkeys(owners):
                 prefix = variants.get(owner)
-                document = None
+                document, grams = None, None
                 if prefix is None:
                     blob = self._seal_source(owner, source)
                     meta = info
                     if owner != queue_store.QUEUE_OWNER:
-                        if shared_document is None:
-                            shared_document = _document(info, source)
-                        document = shared_document
+                        if shared_document is None or shared_grams is None:
+                            shared_document, shared_grams = _document(info, source)
+                        document, grams = shared_document, shared_grams
                 else:
                     with _variant(prefix, source, shared_prefix, spool_dir) as copy:
                         meta = _analysed(copy)
                         blob = self._seal_source(owner, copy)
                         if owner != queue_store.QUEUE_OWNER:
-                            document = _document(meta, copy)
-                # The search index's keyed tokens, made here in the worker thread.
-                tokens = None if document is None else frozenset(document_tokens(
-                    self._keyring.derive(SEARCH_KEY, owner), document))
+                            document, grams = _document(meta, copy)
+                # The search index's keyed tokens (JMAP's words and IMAP's substrings), made
+                # here in the worker thread.
+                tokens = None
+                if document is not None and grams is not None:
+                    key = self._keyring.derive(SEARCH_KEY, owner)
+                    tokens = frozenset(document_tokens(key, document)
+                                       | substring.imap_tokens(key, grams))
                 sealed[owner] = SealedCopy(
                     blob, seal_info(self._keyring, owner, blob.blob_id,
                                     shared if prefix is None else meta.to_json()),
@@ -441,15 +447,23 @@ def _variant(prefix: bytes, source: Union[bytes, IO[bytes]], start: int,
         yield out
 
 
-def _document(info: MessageInfo, source: Union[bytes, IO[bytes]]) -> Document:
-    """The searchable text of a message being sealed (worker thread)."""
+def _document(info: MessageInfo, source: Union[bytes, IO[bytes]]
+              ) -> tuple[Document, substring.Grams]:
+    """The searchable text of a message being sealed, and its IMAP trigrams (worker
+    thread)."""
     if isinstance(source, bytes):
         data = source
-        return extract_document(info, lambda start, end: data[start:end])
-    handle = source
 
-    def read(start: int, end: int) -> bytes:
-        handle.seek(start)
-        return handle.read(max(0, end - start))
+        def read(start: int, end: int) -> bytes:
+            return data[start:end]
 
-    return extract_document(info, read)
+        size = len(data)
+    else:
+        handle = source
+
+        def read(start: int, end: int) -> bytes:
+            handle.seek(start)
+            return handle.read(max(0, end - start))
+
+        size = handle.seek(0, os.SEEK_END)
+    return extract_document(info, read), substring.imap_grams(info, read, size)

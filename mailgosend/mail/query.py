@@ -42,8 +42,11 @@ from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from mailgosend.mail import searchtext
+from mailgosend.mail import searchtext, substring
+from mailgosend.mail.addresses import parse_address_list
+from mailgosend.mail.headers import parse_header_block
 from mailgosend.mail.searchtext import Document, Term
+from mailgosend.mail.sortkeys import base_subject, decode_words, sent_time, unicode_casemap
 from mailgosend.mail.source import MessageSource
 from mailgosend.store import search as search_store
 from mailgosend.store.blobs import BlobNotFound
@@ -146,9 +149,6 @@ Keys = tuple[Optional[float], str, str, str, bool]
 
 
 def _keys(info: Any) -> Keys:
-    from mailgosend.imap.sortkeys import base_subject, decode_words, sent_time
-    from mailgosend.imap.structure import parse_address_list
-
     def display(raw: Optional[str]) -> str:
         # RFC 8621 §4.4.2: the name of the first address, else its email, else "".
         if not raw:
@@ -524,8 +524,6 @@ class _Evaluator:
     def header(self, name: str, value: Optional[str], cands: list[int]) -> list[int]:
         """RFC 8621 §4.4.1 ``header``: a field of that name (containing ``value``, decoded,
         case-insensitively), read from the structure's header block (no index)."""
-        from mailgosend.imap.message import parse_header_block
-        from mailgosend.imap.sortkeys import decode_words
         found = []
         for start in range(0, len(cands), PREFETCH_CHUNK):
             chunk = cands[start:start + PREFETCH_CHUNK]
@@ -555,7 +553,6 @@ class _Evaluator:
 
 
 def _collate(collation: str) -> Callable[[str], Any]:
-    from mailgosend.imap.sortkeys import unicode_casemap
     if collation == "i;ascii-casemap":
         return lambda s: s.translate(_ASCII_UPPER)
     if collation == "i;ascii-numeric":  # RFC 4790 §9.1: leading digits, else after all numbers
@@ -805,12 +802,15 @@ def backfill_chunk(source: MessageSource, indexes: QueryIndexes, key: bytes
         try:
             info = source.load_info(row)
             with source.open_blob(blob_id) as reader:
-                doc = searchtext.extract_document(
-                    info, lambda start, end: reader.read_range(start, end - start))
+                def read(start: int, end: int) -> bytes:
+                    return reader.read_range(start, max(0, end - start))
+                doc = searchtext.extract_document(info, read)
+                grams = substring.imap_grams(info, read, reader.size)
         except (LookupError, BlobNotFound):
             out.append((blob_id, set()))  # nothing readable: indexed as empty
             continue
-        out.append((blob_id, searchtext.document_tokens(key, doc)))
+        out.append((blob_id, searchtext.document_tokens(key, doc)
+                    | substring.imap_tokens(key, grams)))
     return out
 
 

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
+from mailgosend.mail.sortkeys import decode_words  # the one RFC 2047 decoder, SORT's too
 from mailgosend.mail.text import decode_part, part_codec, text_leaves
 from mailgosend.store.mimeinfo import MessageInfo
 
@@ -139,9 +140,6 @@ class Document:
 
 
 def _decoded(raw: Optional[str]) -> str:
-    # Imported here: the IMAP helpers (sortkeys.decode_words) hold the one RFC 2047 decoder
-    # the SORT keys use too.
-    from mailgosend.imap.sortkeys import decode_words
     return decode_words(raw) if raw else ""
 
 

@@ -9,14 +9,14 @@ the document, and a document whose blob no message uses any more is removed with
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import messages, search_docs, search_tokens
 
-__all__ = ["add_document", "find_documents", "indexed_among", "indexed_blobs", "purge_orphans",
+__all__ = ["add_document", "documents_with_all", "find_documents", "indexed_among", "indexed_blobs", "purge_orphans",
            "unindexed_blobs"]
 
 _IN_BATCH = 500
@@ -53,6 +53,25 @@ def find_documents(conn: Connection, user_id: int, tokens: Sequence[bytes]
         for row in conn.execute(query):
             found.setdefault(bytes(row.token), set()).add(row.blob_id)
     return found
+
+
+def documents_with_all(conn: Connection, user_id: int, tokens: Sequence[bytes]) -> set[str]:
+    """The blob ids of the documents holding every one of ``tokens``, intersected by the
+    database (one row per such document, however common each token is)."""
+    wanted = sorted(set(tokens))
+    found: Optional[set[str]] = None
+    for i in range(0, len(wanted), _IN_BATCH):
+        batch = wanted[i:i + _IN_BATCH]
+        query = (select(search_docs.c.blob_id)
+                 .join(search_docs, search_docs.c.id == search_tokens.c.doc_id)
+                 .where(search_tokens.c.user_id == user_id, search_tokens.c.token.in_(batch))
+                 .group_by(search_docs.c.id, search_docs.c.blob_id)
+                 .having(func.count() == len(batch)))
+        blobs = {row.blob_id for row in conn.execute(query)}
+        found = blobs if found is None else found & blobs
+        if not found:
+            break
+    return found or set()
 
 
 def indexed_blobs(conn: Connection, user_id: int) -> set[str]:

@@ -26,7 +26,7 @@ from sys import intern
 from datetime import timezone
 from typing import Optional
 
-from mailgosend.imap.structure import MISSING_HOST, parse_address_list
+from mailgosend.mail.addresses import MISSING_HOST, parse_address_list
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["OrderFields", "base_subject", "decode_words", "order_fields", "message_ids",
