@@ -75,8 +75,11 @@ from typing import Any, Awaitable, Callable, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BENCH = os.path.join(os.path.dirname(ROOT), "..", "shared", "bench")
-for candidate in (os.path.join(ROOT, "..", "..", "shared", "bench"), "/work/shared/bench"):
+# ../shared/bench beside the checkout (a git worktree sits one level deeper); BENCHLIB_DIR
+# names it elsewhere.
+BENCH = os.path.join(ROOT, "..", "shared", "bench")
+for candidate in (os.environ.get("BENCHLIB_DIR", ""), BENCH,
+                  os.path.join(ROOT, "..", "..", "shared", "bench")):
     if os.path.exists(os.path.join(candidate, "benchlib.py")):
         BENCH = os.path.abspath(candidate)
         break
