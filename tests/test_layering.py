@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 import mailgosend
 
-FRONT_ENDS = ("imap", "pop3", "smtp", "web")
+FRONT_ENDS = ("imap", "pop3", "smtp", "web", "dav")
 FORBIDDEN_MODULES = ("sqlalchemy", "mailgosend.db.schema", "mailgosend.db.engine")
 FORBIDDEN_NAMES = ("KeyRing",)
 

@@ -73,8 +73,11 @@ class WebSite(server.Site):
 
     def __init__(self, resource: Any, settings: WebSettings, limiter: RateLimiter,
                  bans: ListenerBans, clock: Any,
-                 upload_prefixes: tuple[bytes, ...] = ()) -> None:
+                 upload_prefixes: tuple[bytes, ...] = (),
+                 unmetered_prefixes: tuple[bytes, ...] = ()) -> None:
         super().__init__(resource, reactor=clock, logFormatter=access_log_line)
+        # Paths outside the per-address rate limit (DAV: its logins are metered instead).
+        self.unmetered_prefixes = unmetered_prefixes
         # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
         self.upload_prefixes = upload_prefixes
         self.web_settings = settings
@@ -94,12 +97,14 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                upload_prefixes: tuple[bytes, ...] = (),
                sections: Optional[Mapping[str, Callable[[AccountPages], Any]]] = None,
                admin: Any = None, workers: Any = None, endpoints: tuple[Any, ...] = (),
-               client_setup: Optional[ClientSetup] = None) -> WebSite:
+               client_setup: Optional[ClientSetup] = None, dav: Any = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
     first-administrator setup on the admin port (``site.setup``).  With ``client_setup``
-    too, the web port serves client autoconfiguration and MTA-STS (web/autoconfig.py)."""
+    too, the web port serves client autoconfiguration and MTA-STS (web/autoconfig.py).
+    With ``dav`` (dav/resource.py DavResource), CalDAV/CardDAV under /caldav/ and /carddav/,
+    /.well-known/caldav|carddav and PROPFIND on / (dav/resource.py DavRoot)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -127,9 +132,18 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     elif admin is not None:
         setup = SetupPages(pages=pages, admin=admin, workers=workers, token=SetupToken())
         mounted[b"setup"] = setup.resource()
+    unmetered: tuple[bytes, ...] = ()
+    if dav is not None:
+        mounted[b"caldav"] = mounted[b"carddav"] = dav
+        dav_paths = (b"/caldav/", b"/carddav/")
+        upload_prefixes = upload_prefixes + dav_paths
+        unmetered = dav_paths
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
+    if dav is not None:
+        from mailgosend.dav.resource import DavRoot
+        root = DavRoot(root, dav)
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
-                   bans, clock, upload_prefixes)
+                   bans, clock, upload_prefixes, unmetered)
     site.pages = pages
     site.setup = setup
     return site
