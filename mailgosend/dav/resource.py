@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any, Optional
+from urllib.parse import unquote
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
@@ -51,6 +52,8 @@ def _credentials(request: Any) -> Optional[tuple[str, str]]:
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, sep, password = decoded.partition(":")
+    if "@" not in user and "%40" in user.lower():
+        user = unquote(user)   # iOS 18 sends the address percent-encoded (Radicale #1865)
     return (user, password) if sep else None
 
 
