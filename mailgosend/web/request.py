@@ -105,7 +105,8 @@ class WebRequest(SecureRequest):
     def _unmetered(self) -> bool:
         """DAV clients send PROPFIND/REPORT/PUT by the hundred and sign in with Basic auth on
         each: their logins are counted by the checker's brute-force rules instead."""
-        prefixes = getattr(self.channel.site, "unmetered_prefixes", ())  # type: ignore[attr-defined]
+        site = self.channel.site  # type: ignore[attr-defined]
+        prefixes = getattr(site, "unmetered_prefixes", ())
         return any(self.path.startswith(prefix) for prefix in prefixes)
 
     def _refuse(self, code: int, message: str, close: bool = False) -> None:
