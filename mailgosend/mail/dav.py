@@ -139,12 +139,14 @@ class UserDav:
         return await self.service.runner.read(store.get_collection, self.user.id, kind,
                                               name)  # type: ignore[no-any-return]
 
-    def create_collection(self, kind: str, name: str, components: Sequence[str],
-                          props: dict[str, str]) -> "Deferred[store.Collection]":
-        return self.service.runner.write(store.create_collection, self.user.id, kind, name,
-                                         tuple(components),
-                                         self._sealed_props(kind, name, props),
-                                         self.service.now())
+    async def create_collection(self, kind: str, name: str, components: Sequence[str],
+                                props: dict[str, str]) -> store.Collection:
+        """A new collection; the default one is made first, so "first use" means the first
+        DAV request of that kind, whatever it is."""
+        await self.collections(kind)
+        return await self.service.runner.write(  # type: ignore[no-any-return]
+            store.create_collection, self.user.id, kind, name, tuple(components),
+            self._sealed_props(kind, name, props), self.service.now())
 
     def set_props(self, collection: store.Collection, props: dict[str, str]
                   ) -> "Deferred[None]":
