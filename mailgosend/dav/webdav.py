@@ -86,6 +86,7 @@ class Context:
     workers: Any                    # runs parsing off the reactor thread
     headers: dict[str, str]
     default_domain: str
+    quota: Optional[tuple[int, int]] = None
 
     def dav_owns(self, target: Target) -> bool:
         """The target is under this user's own homes (another user's: refused)."""
@@ -147,8 +148,10 @@ def report_set(names: list[tuple[str, str]]) -> ET.Element:
 
 
 async def quota_props(ctx: Context) -> dict[str, ET.Element]:
-    """RFC 4331: mail and DAV share the account's quota."""
-    used, limit = await ctx.dav.quota()
+    """RFC 4331: mail and DAV share the account's quota (read once per request)."""
+    if ctx.quota is None:
+        ctx.quota = await ctx.dav.quota()
+    used, limit = ctx.quota
     props = {q(DAV, "quota-used-bytes"): X.el(q(DAV, "quota-used-bytes"), str(used))}
     if limit:
         props[q(DAV, "quota-available-bytes")] = X.el(q(DAV, "quota-available-bytes"),
