@@ -84,6 +84,22 @@ class DavStoreMixin(DatabaseTestBase):
             self.assertEqual(await self.dav.quota(), (0, 1000))
         return self.go(go())
 
+    def test_tombstones_are_bounded(self) -> Deferred[Any]:
+        async def go() -> None:
+            (book,) = await self.dav.collections("addressbook")
+            start = (await self.dav.collection("addressbook", "contacts")).modseq
+            for n in range(6):
+                await self.dav.put(book, f"{n}.vcf", CARD, ObjectFacts("u1", "VCARD"))
+                await self.dav.delete(book, f"{n}.vcf")
+            book = await self.dav.collection("addressbook", "contacts")
+            run_sync(self.engine, store.bound_tombstones, book.id, 3, write=True)
+            with self.assertRaises(store.SyncTokenTooOld):
+                await self.dav.changes_since(book, start)
+            # a token after the kept removals still gets exactly those
+            _, _, removed = await self.dav.changes_since(book, book.modseq - 6)
+            self.assertEqual(removed, ["3.vcf", "4.vcf", "5.vcf"])
+        return self.go(go())
+
 
 class DavStoreSQLiteTests(SQLiteDatabaseMixin, DavStoreMixin, unittest.TestCase):
     pass

@@ -34,9 +34,15 @@ __all__ = ["Collection", "CollectionExists", "CollectionNotFound", "DavError",
            "SyncTokenTooOld", "UidConflict", "Changes", "ObjectWrite",
            "changes_since", "create_collection", "delete_collection", "delete_object",
            "get_collection", "get_objects", "list_collections", "list_objects",
-           "objects_in_span", "prune_tombstones", "put_object", "set_props"]
+           "objects_in_span", "prune_tombstones", "bound_tombstones", "put_object", "set_props",
+           "TOMBSTONE_KEEP"]
 
 _IN_BATCH = 500
+# Removals remembered per collection for sync-collection; older ones are forgotten (and
+# tokens from before them answered with valid-sync-token, so the client syncs afresh).
+TOMBSTONE_KEEP = 10_000
+# How often (in collection changes) a delete checks the bound: a count per 256 deletes.
+_BOUND_EVERY = 256
 
 
 class DavError(Exception):
@@ -302,6 +308,19 @@ def delete_object(conn: Connection, collection: Collection, name: str, *,
     conn.execute(dav_tombstones.insert().values(collection_id=collection.id, name=name,
                                                 modseq=modseq))
     _release(conn, collection.user_id, int(current.size))
+    if modseq % _BOUND_EVERY == 0:
+        bound_tombstones(conn, collection.id)
+
+
+def bound_tombstones(conn: Connection, collection_id: int, keep: Optional[int] = None) -> None:
+    """Keep the newest ``keep`` (TOMBSTONE_KEEP) removals of a collection; prune the rest."""
+    keep = TOMBSTONE_KEEP if keep is None else keep
+    row = conn.execute(select(dav_tombstones.c.modseq)
+                       .where(dav_tombstones.c.collection_id == collection_id)
+                       .order_by(dav_tombstones.c.modseq.desc())
+                       .offset(keep).limit(1)).first()
+    if row is not None:
+        prune_tombstones(conn, collection_id, int(row.modseq))
 
 
 def changes_since(conn: Connection, collection_id: int, modseq: Optional[int]) -> Changes:
