@@ -19,6 +19,7 @@ Lock order, as in mailboxes.py/messages.py: users row, then the collection row, 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Sequence
@@ -41,7 +42,7 @@ _IN_BATCH = 500
 # Removals remembered per collection for sync-collection; older ones are forgotten (and
 # tokens from before them answered with valid-sync-token, so the client syncs afresh).
 TOMBSTONE_KEEP = 10_000
-# How often (in collection changes) a delete checks the bound: a count per 256 deletes.
+# One delete in this many (at random, so no pattern of writes can dodge it) checks the bound.
 _BOUND_EVERY = 256
 
 
@@ -308,7 +309,7 @@ def delete_object(conn: Connection, collection: Collection, name: str, *,
     conn.execute(dav_tombstones.insert().values(collection_id=collection.id, name=name,
                                                 modseq=modseq))
     _release(conn, collection.user_id, int(current.size))
-    if modseq % _BOUND_EVERY == 0:
+    if random.randrange(_BOUND_EVERY) == 0:
         bound_tombstones(conn, collection.id)
 
 
