@@ -152,6 +152,16 @@ class CoreTests(DavServerTestCase):
         found = yield self.dav("REPORT", CAL, todos, Depth="1")
         self.assertIn("todo.ics", found.text)
         self.assertNotIn("single.ics", found.text)
+        expanded = calendar_query("VEVENT", '<C:time-range start="20270101T000000Z" '
+                                  'end="20270115T000000Z"/>').replace(
+            "<D:getetag/>", '<D:getetag/><C:calendar-data><C:expand start="20270101T000000Z" '
+            'end="20270115T000000Z"/></C:calendar-data>')
+        found = yield self.dav("REPORT", CAL, expanded, Depth="1")
+        self.assertEqual(found.status_code, 207)
+        # the weekly event (Mondays 08:00Z from 2026-01-05): 4 and 11 January 2027
+        self.assertIn("RECURRENCE-ID:20270104T080000Z", found.text)
+        self.assertIn("RECURRENCE-ID:20270111T080000Z", found.text)
+        self.assertNotIn("RRULE", found.text)
         bad = yield self.dav("REPORT", CAL, calendar_query(
             "VEVENT", '<C:time-range start="January"/>'), Depth="1")
         self.assertEqual(bad.status_code, 403)

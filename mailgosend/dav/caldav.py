@@ -7,6 +7,7 @@ free-busy-query."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import Any, Optional
 
 from mailgosend.dav import ical
@@ -118,6 +119,17 @@ class CalDAV:
                                                      item.component, filters):
                 continue
             matched.append(item)
+        expand = root.find(f"{q(DAV, 'prop')}/{DATA}/{q(CALDAV, 'expand')}")
+        if expand is not None:
+            try:
+                low, high = _range(expand)
+            except ValueError:
+                low = high = None
+            if low is None or high is None:
+                return core.precondition(403, CALDAV, "valid-filter",
+                                         "expand needs UTC start and end")
+            matched = [replace(item, data=await ctx.workers.run(
+                ical.expand, item.data, item.component, low, high)) for item in matched]
         return core.items_reply(ctx, collection, matched, core.wanted_props(root), DATA)
 
     async def _freebusy(self, ctx: core.Context, collection: store.Collection,

@@ -194,3 +194,27 @@ def matches_props(data: bytes, component: str,
             if hit == negate:
                 return False
     return True
+
+
+def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes:
+    """RFC 4791 §9.6.5: the object's occurrences in [start, end) as separate components
+    with RECURRENCE-ID, times in UTC, no VTIMEZONE."""
+    calendar = icalendar.Calendar.from_ical(data.decode("utf-8"))
+    out = icalendar.Calendar()
+    for name in ("VERSION", "PRODID"):
+        if name in calendar:
+            out.add(name, calendar[name])
+    recurring = any("RRULE" in c or "RDATE" in c for c in calendar.subcomponents)
+    for occurrence in recurring_ical_events.of(calendar, components=[component]).between(
+            start, end):
+        for name in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
+            if name in occurrence:
+                value = occurrence.decoded(name)
+                del occurrence[name]
+                if not recurring and name == "RECURRENCE-ID":
+                    continue
+                occurrence.add(name, _utc(value) if isinstance(value, datetime) else value)
+        for name in ("RRULE", "RDATE", "EXDATE"):
+            occurrence.pop(name, None)
+        out.add_component(occurrence)
+    return bytes(out.to_ical())
