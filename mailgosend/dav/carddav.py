@@ -45,10 +45,6 @@ def card_matches(data: bytes, filters: list[ET.Element], allof: bool) -> bool:
     return all(results) if allof else any(results)
 
 
-def _query_matches(data: bytes, filters: list[ET.Element], allof: bool) -> bool:
-    return card_matches(data, filters, allof)
-
-
 class CardDAV:
     kind = "addressbook"
     resource_type = q(CARDDAV, "addressbook")
@@ -90,7 +86,7 @@ class CardDAV:
         matched = []
         for item in await ctx.dav.items(collection):
             assert item.data is not None
-            if await ctx.workers.run(_query_matches, item.data, filters, allof):
+            if await ctx.workers.run(card_matches, item.data, filters, allof):
                 matched.append(item)
                 if limit is not None and len(matched) >= limit:
                     break

@@ -35,7 +35,13 @@ PROTECTED = {q(DAV, n) for n in ("resourcetype", "getetag", "getcontenttype",
                                  "getcontentlength", "sync-token", "current-user-principal",
                                  "principal-URL", "owner", "supported-report-set",
                                  "current-user-privilege-set", "quota-used-bytes",
-                                 "quota-available-bytes", "getlastmodified")} | {q(CS, "getctag")}
+                                 "quota-available-bytes", "getlastmodified")} | {
+    q(CS, "getctag"), q(X.CALDAV, "supported-calendar-component-set"),
+    q(X.CALDAV, "supported-calendar-data"), q(X.CALDAV, "max-resource-size"),
+    q(X.CALDAV, "calendar-home-set"), q(X.CARDDAV, "supported-address-data"),
+    q(X.CARDDAV, "max-resource-size"), q(X.CARDDAV, "addressbook-home-set")}
+# Set once, when a collection is made (RFC 4791 §5.2.3), never through PROPPATCH.
+AT_CREATION = {q(DAV, "resourcetype"), q(X.CALDAV, "supported-calendar-component-set")}
 
 
 @dataclass
@@ -320,8 +326,7 @@ async def propfind(ctx: Context, target: Target, body: bytes) -> Reply:
     return xml_reply(207, ms)
 
 
-def _prop_updates(root: Optional[ET.Element], container: str
-                  ) -> list[tuple[str, ET.Element]]:
+def _prop_updates(root: Optional[ET.Element]) -> list[tuple[str, ET.Element]]:
     """(set|remove, property element) in document order (RFC 4918 §9.2)."""
     if root is None:
         return []
@@ -357,7 +362,7 @@ async def proppatch(ctx: Context, target: Target, body: bytes) -> Reply:
     if target.level != "collection":
         return text_reply(403, "Only collection properties can be changed here.")
     collection = await _collection(ctx, target)
-    changes = _prop_updates(root, "propertyupdate")
+    changes = _prop_updates(root)
     updated, refused = _apply(ctx.dav.props(collection), changes)
     ms = X.multistatus()
     names = [p.tag for _, p in changes]
@@ -378,7 +383,7 @@ async def mkcol(ctx: Context, target: Target, body: bytes, calendar: bool) -> Re
                                "address-book home.")
     assert target.kind is not None and target.collection is not None
     wanted_kind = "calendar" if calendar else None
-    changes = _prop_updates(root, "mkcol")
+    changes = _prop_updates(root)
     for _, prop in changes:
         if prop.tag == q(DAV, "resourcetype"):
             types = {child.tag for child in prop}
@@ -397,7 +402,10 @@ async def mkcol(ctx: Context, target: Target, body: bytes, calendar: bool) -> Re
     if len(target.collection) > 100:
         return text_reply(400, "The collection name is longer than 100 characters.")
     flavour = ctx.flavours[target.kind]
-    props, _ = _apply({}, [(v, p) for v, p in changes if p.tag != q(DAV, "resourcetype")])
+    props, refused = _apply({}, [(v, p) for v, p in changes if p.tag not in AT_CREATION])
+    if refused:   # RFC 5689 §3.3: all or nothing, like PROPPATCH
+        return precondition(403, DAV, "cannot-modify-protected-property",
+                            f"{refused[0]} cannot be set")
     components = flavour_components(flavour, changes)
     if isinstance(components, Reply):
         return components
