@@ -80,6 +80,14 @@ class CoreTests(DavServerTestCase):
         self.assertNotIn('<C:comp name="VEVENT" />', listed.text)
         again = yield self.dav("MKCALENDAR", HOME + "tasks/")
         self.assertEqual(again.status_code, 405)
+        protected = yield self.dav(
+            "MKCALENDAR", HOME + "sneaky/", '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:'
+            'params:xml:ns:caldav"><D:set><D:prop><D:displayname>S</D:displayname>'
+            '<D:sync-token>x</D:sync-token></D:prop></D:set></C:mkcalendar>')
+        self.assertEqual(protected.status_code, 403)
+        self.assertIn("cannot-modify-protected-property", protected.text)
+        missing = yield self.dav("PROPFIND", HOME + "sneaky/", "", Depth="0")
+        self.assertEqual(missing.status_code, 404)
 
     @defer.inlineCallbacks
     def test_move_copy_head_delete_and_quota(self) -> Any:
