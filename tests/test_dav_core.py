@@ -170,6 +170,20 @@ class CoreTests(DavServerTestCase):
         self.assertIn("RECURRENCE-ID:20270104T080000Z", found.text)
         self.assertIn("RECURRENCE-ID:20270111T080000Z", found.text)
         self.assertNotIn("RRULE", found.text)
+        # a rule that would make 2.6 million occurrences in the month: capped, answered
+        yield self.dav("PUT", CAL + "storm.ics", event("storm", "20270101T000000Z",
+                                                       "RRULE:FREQ=SECONDLY\r\n"))
+        storm = calendar_query("VEVENT", '<C:time-range start="20270101T000000Z" '
+                               'end="20270201T000000Z"/>').replace(
+            "<D:getetag/>", '<D:getetag/><C:calendar-data><C:expand start="20270101T000000Z" '
+            'end="20270201T000000Z"/></C:calendar-data>')
+        found = yield self.dav("REPORT", CAL, storm, Depth="1")
+        self.assertEqual(found.status_code, 207)
+        self.assertEqual(found.text.count("UID:storm"), 3000)
+        busy = yield self.dav("REPORT", CAL, '<C:free-busy-query xmlns:C="urn:ietf:params:xml:'
+                              'ns:caldav"><C:time-range start="20270101T000000Z" '
+                              'end="20270201T000000Z"/></C:free-busy-query>')
+        self.assertEqual(busy.status_code, 200)
         bad = yield self.dav("REPORT", CAL, calendar_query(
             "VEVENT", '<C:time-range start="January"/>'), Depth="1")
         self.assertEqual(bad.status_code, 403)

@@ -9,7 +9,7 @@ one VCALENDAR whose components (other than VTIMEZONE) share one UID and one type
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import icalendar
 import recurring_ical_events
@@ -20,6 +20,9 @@ __all__ = ["COMPONENTS", "InvalidCalendar", "validate", "in_range", "busy_period
            "parse_utc", "freebusy_calendar"]
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
+# Occurrences one object may produce for one query: a FREQ=SECONDLY rule over a year would
+# otherwise keep a worker busy for minutes (the rest are left out of expand and free-busy).
+MAX_OCCURRENCES = 3000
 # Floating times and all-day dates belong to the viewer's zone: widen the stored span by
 # the widest UTC offsets so the pre-filter never misses one; the precise test follows.
 _MARGIN = timedelta(hours=26)
@@ -119,6 +122,20 @@ def validate(data: bytes, allowed: Sequence[str]) -> ObjectFacts:
                        ends_at=None if unbounded_end else max(e for e in ends if e))
 
 
+def _occurrences(calendar: Any, component: str, start: datetime, end: datetime
+                 ) -> Iterator[Any]:
+    """The occurrences overlapping [start, end) (RFC 4791 §9.9), in order, at most
+    MAX_OCCURRENCES."""
+    query = recurring_ical_events.of(calendar, components=[component])
+    for count, occurrence in enumerate(query.after(start)):
+        if count >= MAX_OCCURRENCES:
+            return
+        begin = _utc(occurrence.decoded("DTSTART")) if "DTSTART" in occurrence else None
+        if begin is not None and begin >= end:
+            return
+        yield occurrence
+
+
 def in_range(data: bytes, component: str, start: Optional[datetime],
              end: Optional[datetime]) -> bool:
     """RFC 4791 §9.9: does some occurrence of the object's ``component`` overlap the range
@@ -126,8 +143,7 @@ def in_range(data: bytes, component: str, start: Optional[datetime],
     calendar = icalendar.Calendar.from_ical(data.decode("utf-8"))
     low = start or datetime(1900, 1, 1, tzinfo=timezone.utc)
     high = end or datetime(2200, 1, 1, tzinfo=timezone.utc)
-    query = recurring_ical_events.of(calendar, components=[component])
-    for _ in query.between(low, high):
+    for _ in _occurrences(calendar, component, low, high):
         return True
     if component == "VTODO":   # §9.9: a VTODO without DTSTART, DUE or DURATION matches
         return any(c.name == "VTODO" and not any(p in c for p in ("DTSTART", "DUE",
@@ -140,7 +156,7 @@ def busy_periods(data: bytes, start: datetime, end: datetime) -> list[tuple[date
     """RFC 4791 §7.10: the busy time of the object's events in [start, end)."""
     calendar = icalendar.Calendar.from_ical(data.decode("utf-8"))
     periods = []
-    for event in recurring_ical_events.of(calendar, components=["VEVENT"]).between(start, end):
+    for event in _occurrences(calendar, "VEVENT", start, end):
         if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
             continue
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
@@ -205,8 +221,7 @@ def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes
         if name in calendar:
             out.add(name, calendar[name])
     recurring = any("RRULE" in c or "RDATE" in c for c in calendar.subcomponents)
-    for occurrence in recurring_ical_events.of(calendar, components=[component]).between(
-            start, end):
+    for occurrence in _occurrences(calendar, component, start, end):
         for name in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
             if name in occurrence:
                 value = occurrence.decoded(name)
