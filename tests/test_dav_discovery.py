@@ -25,10 +25,12 @@ class DiscoveryTests(DavServerTestCase):
             for kind, where in (("caldav", "/caldav/"), ("carddav", "/carddav/")):
                 answer = yield self.dav(method, f"/.well-known/{kind}", user=None)
                 self.assertEqual(answer.status_code, 301)
-                self.assertEqual(answer.headers["Location"], where)
+                self.assertEqual(answer.headers["Location"], self.web_base + where)
                 answer = yield self.dav(method, f"/.well-known/{kind}", user=None,
                                         base=self.dav_base)
                 self.assertEqual(answer.status_code, 301)
+                folder = "calendars" if kind == "caldav" else "contacts"
+                self.assertEqual(answer.headers["Location"], f"{self.dav_base}/dav/{folder}/")
         config = yield self.dav("GET", "/.well-known/autoconfig/mail/config-v1.1.xml"
                                 "?emailaddress=alice%40example.com", user=None)
         self.assertEqual(config.status_code, 200)

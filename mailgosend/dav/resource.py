@@ -101,10 +101,12 @@ class DavResource(Resource):
         method = request.method.decode("ascii", "replace").upper()
         path = request.path.decode("utf-8", "replace")
         if request.path in WELL_KNOWN or request.path.rstrip(b"/") in WELL_KNOWN:
-            # RFC 6764 §5: the context path; a PROPFIND there answers the principal.
-            return webdav.Reply(301, headers={b"Location": self.mount.calendars.encode()
-                                              if b"caldav" in request.path else
-                                              self.mount.contacts.encode()})
+            # RFC 6764 §5: the context path; a PROPFIND there answers the principal.  An
+            # absolute URL: some older clients do not resolve a relative Location.
+            where = self.mount.calendars if b"caldav" in request.path else \
+                self.mount.contacts
+            return webdav.Reply(301, headers={b"Location": (request.own_origin() +
+                                                            where).encode()})
         if method == "OPTIONS":   # RFC 4918 §10.1; no login needed to learn the classes
             return webdav.Reply(200, headers={b"Allow": webdav.ALLOW.encode()})
         target = self.mount.target(path)
