@@ -78,9 +78,10 @@ class CalDAVClientTests(DavServerTestCase):
         self.assertEqual(found["january"], ["e1", "weekly"])
         self.assertEqual(found["todos"], ["Water the ferns"])
         self.assertEqual(found["calendars"], ["Calendar", "Work"])
-        stored = self.table_bytes()
-        for secret in (b"Zanzibar", b"Secret plans", b"Water the ferns", b"Standup", b"Work"):
-            self.assertNotIn(secret, stored)
+        for stored in (self.table_bytes(), self.database_file_bytes()):
+            for secret in (b"Zanzibar", b"Secret plans", b"Water the ferns", b"Standup"):
+                self.assertNotIn(secret, stored)
+        self.assertNotIn(b"Work", self.table_bytes())
 
     @defer.inlineCallbacks
     def test_sync_tokens_incremental_and_across_restart(self) -> Any:

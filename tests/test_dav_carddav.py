@@ -109,7 +109,9 @@ class CardDAVTests(DavServerTestCase):
                                 '<D:displayname/></D:prop></D:propfind>', Depth="1")
         self.assertIn("Family", listed.text)
         self.assertIn("Contacts", listed.text)
-        stored = self.table_bytes()
-        for secret in (b"Lovelace", b"engine.example", b"Grace", b"navy", b"Family",
-                       PHOTO[:40].encode()):
-            self.assertNotIn(secret, stored)
+        # the raw file is really read: plain columns (the UID) are found in it
+        self.assertIn(b"urn:uuid:grace", self.database_file_bytes())
+        for stored in (self.table_bytes(), self.database_file_bytes()):
+            for secret in (b"Lovelace", b"engine.example", b"Grace", b"navy", b"Family",
+                           PHOTO[:40].encode()):
+                self.assertNotIn(secret, stored)

@@ -47,6 +47,16 @@ class DavServerTestCase(WebServerTestCase):
                                      data=data, headers=sent, auth=auth, timeout=60,
                                      allow_redirects=False)
 
+    def database_file_bytes(self) -> bytes:
+        """The SQLite database file and its WAL, raw: free pages and journal included."""
+        path = self.server.engine.url.database
+        out = b""
+        for name in (path, path + "-wal"):
+            if os.path.exists(name):
+                with open(name, "rb") as handle:
+                    out += handle.read()
+        return out
+
     def table_bytes(self) -> bytes:
         """Everything the DAV tables hold, concatenated, for plaintext checks."""
         from mailgosend.db.schema import dav_collections, dav_objects, dav_tombstones
