@@ -212,6 +212,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["mailgosend"] = run_ours(tmp, args)
+    print(f"mailgosend: {results['mailgosend']}", flush=True)   # kept if Radicale is stopped
     if not args.no_radicale:
         with tempfile.TemporaryDirectory() as tmp:
             results["radicale"] = run_radicale(tmp, args)
