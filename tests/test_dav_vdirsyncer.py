@@ -56,9 +56,12 @@ password = "{PASSWORD}"
 
     def vdirsyncer(self, config: str, *args: str) -> Any:
         def run() -> str:
+            # Debian's Python, in a clean environment: nothing of our virtualenv or of
+            # variables other tests set may leak into it.
             done = subprocess.run([VDIRSYNCER or "vdirsyncer", "-c", config, *args],
                                   input="y\n" * 10, capture_output=True, text=True,
-                                  timeout=120)
+                                  timeout=120, env={"PATH": "/usr/bin:/bin",
+                                                    "HOME": self.top, "LANG": "C.UTF-8"})
             if done.returncode != 0:
                 raise AssertionError(f"vdirsyncer {args}: {done.stdout}\n{done.stderr}")
             return done.stdout + done.stderr

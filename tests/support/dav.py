@@ -11,7 +11,7 @@ from sqlalchemy import select
 from twisted.internet import threads
 
 from mailgosend.db.runner import run_sync
-from tests.support.mailserver import PASSWORD
+from tests.support.mailserver import PASSWORD, MailServerTestCase
 from tests.support.net import free_ports
 from tests.support.web import WebServerTestCase
 
@@ -29,10 +29,14 @@ class DavServerTestCase(WebServerTestCase):
     users: tuple[str, ...] = ("alice@example.com", "bob@example.com")
 
     def setUp(self):  # type: ignore[no-untyped-def]
-        (dav,) = free_ports(1)
-        self.settings = {**self.settings, "DAV_PORT": str(dav)}
+        # The three web ports in one call, so none of them is chosen twice.
+        web, admin, dav = free_ports(3)
+        self.settings = {**self.settings, "ports": {"WEB": web, "ADMIN": admin},
+                         "DAV_PORT": str(dav)}
+        self.web_base = f"http://127.0.0.1:{web}"
+        self.admin_base = f"http://127.0.0.1:{admin}"
         self.dav_base = f"http://127.0.0.1:{dav}"
-        return super().setUp()
+        return MailServerTestCase.setUp(self)
 
     def dav(self, method: str, path: str, body: bytes | str = b"", *,
             user: Optional[str] = "alice@example.com", password: str = PASSWORD,
