@@ -100,7 +100,7 @@ ACME_MODES = ("http01", "dns01")
 
 # Which listeners are built in this release; the rest keep their keys but
 # say they are not served yet (never a listener that does nothing).
-SERVED = {"WEB", "ADMIN", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP"}
+SERVED = {"WEB", "ADMIN", "DAV", "SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP"}
 
 
 def _service_keys() -> list[Key]:

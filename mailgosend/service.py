@@ -264,6 +264,7 @@ def makeService(config: Config, *, reactor: Any = None,
     _add_imap_listeners(wiring)
     _add_delivery(wiring)
     _add_web_listeners(wiring)
+    _add_dav_listener(wiring)
     _add_acme(wiring, clock if clock is not None else reactor)
     counters.active_connections = lambda: active_connections(root)
     counters.certificates = lambda: [c.as_dict() for c in
@@ -509,6 +510,7 @@ def _add_web_listeners(w: Wiring) -> None:
     from mailgosend.auth.mfa import SecondFactor
     from mailgosend.auth.secondstep import SecondStep
     from mailgosend.auth.passkeys import PasskeyStep
+    from mailgosend.dav.paths import WEB_MOUNT
     from mailgosend.web.autoconfig import ClientSetup
     from mailgosend.web.mailclients import client_endpoints
     from mailgosend.web.settings import WebSettings
@@ -563,7 +565,8 @@ def _add_web_listeners(w: Wiring) -> None:
                           admin_groups=_admin_groups, config=w.config,
                           components=w.root.components,
                           client_setup=ClientSetup.from_config(w.config), jmap=jmap,
-                          mail=core.mail)
+                          mail=core.mail,
+                          dav=_dav_resource(w, WEB_MOUNT) if name == "web" else None)
         w.root.components[f"{name}_site"] = site
         w.listen(name, site, tls)
         if site.setup is not None:
@@ -611,6 +614,39 @@ def _admin_groups(panel: Any) -> dict[bytes, Any]:
         b"/metrics": MetricsResource(components["counters"], lambda: panel.config),
         b"/readyz": ReadyResource(panel.runner, listeners_up),
     }
+
+
+def _dav_resource(w: Wiring, mount: Any) -> Any:
+    """CalDAV/CardDAV (issue #15) at ``mount``: one DavService per process."""
+    from mailgosend.dav.resource import DavResource
+    from mailgosend.mail.dav import DavService
+
+    service = w.root.components.get("dav")
+    if service is None:
+        service = DavService(runner=w.core.runner, keyring=w.core.keyring, clock=w.reactor)
+        w.root.components["dav"] = service
+    return DavResource(dav=service, portal=w.core.portal, workers=w.core.workers,
+                       mount=mount, default_domain=w.config["DEFAULT_DOMAIN"])
+
+
+def _add_dav_listener(w: Wiring) -> None:
+    """DAV_PORT (5232; 0 disables): the same DAV data under /dav/calendars/<user>/ and
+    /dav/contacts/<user>/, HTTPS when WEB_TLS is on, like the web port."""
+    from mailgosend.dav.paths import DAV_PORT_MOUNT
+    from mailgosend.web.ratelimit import RateLimiter
+    from mailgosend.web.settings import WebSettings
+    from mailgosend.web.site import WebSite
+
+    if not w.config.listener("dav").active:
+        return
+    tls = w.tls_for("WEB") if w.config["WEB_TLS"] else None
+    settings = WebSettings.from_config(w.config, "dav")
+    site = WebSite(_dav_resource(w, DAV_PORT_MOUNT), settings,
+                   RateLimiter(settings.rate_per_min, w.reactor),
+                   w.core.bans.for_service("dav"), w.reactor,
+                   upload_prefixes=(b"/",), unmetered_prefixes=(b"/",))
+    w.root.components["dav_site"] = site
+    w.listen("dav", site, tls)
 
 
 def _account_sections(kind: str, core: Core, factor: Any, admin: Any) -> dict[str, Any]:

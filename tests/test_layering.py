@@ -12,11 +12,11 @@ from twisted.trial import unittest
 
 import mailgosend
 
-FRONT_ENDS = ("imap", "pop3", "smtp", "web", "jmap")
+FRONT_ENDS = ("imap", "pop3", "smtp", "web", "jmap", "dav")
 FORBIDDEN_MODULES = ("sqlalchemy", "mailgosend.db.schema", "mailgosend.db.engine")
 FORBIDDEN_NAMES = ("KeyRing",)
 # DESIGN.md §1: front ends depend on mail/, never the reverse.
-FRONT_END_MODULES = tuple(f"mailgosend.{name}" for name in ("imap", "pop3", "smtp", "web", "jmap"))
+FRONT_END_MODULES = tuple(f"mailgosend.{name}" for name in FRONT_ENDS)
 
 
 def imports_of(path: str) -> list[tuple[int, str, tuple[str, ...]]]:

@@ -83,6 +83,9 @@ __all__ = [
     "domain_admins",
     "audit_log",
     "counter_buckets",
+    "dav_collections",
+    "dav_objects",
+    "dav_tombstones",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -843,4 +846,60 @@ remote_content_senders = Table(
     Column("sender_hash", LargeBinary(32), nullable=False),
     _created_at(),
     PrimaryKeyConstraint("user_id", "sender_hash"),
+# CalDAV/CardDAV (issue #15, migration 0018).  Collections and objects of one user; the
+# iCalendar/vCard text and the collection's properties (name, colour, description) are
+# sealed with the user's key (purpose "dav"); plain are only what queries need: the href
+# name, UID, ETag, size, the time span for time-range filters, and the sync counters.
+dav_collections = Table(
+    "dav_collections",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(12), nullable=False),           # calendar | addressbook
+    Column("name", String(100), nullable=False),          # the URL path segment
+    Column("components", String(64), nullable=False),     # "VEVENT,VTODO" ("" for books)
+    Column("props", LargeBinary(), nullable=False),       # encrypted JSON: displayname, ...
+    # RFC 6578: the collection's change counter (the sync token) and the oldest token still
+    # answered (tombstones older than it were pruned).
+    Column("modseq", BigInteger(), nullable=False, server_default=text("1")),
+    Column("sync_floor", BigInteger(), nullable=False, server_default=text("0")),
+    _created_at(),
+    UniqueConstraint("user_id", "kind", "name"),
+    sqlite_autoincrement=True,
+)
+
+dav_objects = Table(
+    "dav_objects",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("collection_id", Integer(), ForeignKey("dav_collections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),          # the href's last segment
+    Column("uid", String(255), nullable=False),
+    Column("etag", String(40), nullable=False),           # random per write, no content hash
+    Column("component", String(16), nullable=False),      # VEVENT, VTODO, VJOURNAL, VCARD
+    Column("size", BigInteger(), nullable=False),         # plaintext octets (the quota's)
+    # The span the object occupies, UTC; NULL = unbounded (recurring without end, todos).
+    Column("starts_at", UTCDateTime(), nullable=True),
+    Column("ends_at", UTCDateTime(), nullable=True),
+    Column("modseq", BigInteger(), nullable=False),
+    _created_at(),
+    Column("data", LargeBinary(), nullable=False),        # encrypted iCalendar / vCard
+    UniqueConstraint("collection_id", "name"),
+    UniqueConstraint("collection_id", "uid"),
+    Index("ix_dav_objects_collection_id_modseq", "collection_id", "modseq"),
+    sqlite_autoincrement=True,
+)
+
+dav_tombstones = Table(
+    "dav_tombstones",
+    metadata,
+    # RFC 6578 §3.5: members removed since a sync token, kept until pruned (sync_floor).
+    Column("collection_id", Integer(), ForeignKey("dav_collections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("modseq", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("collection_id", "name"),
+    Index("ix_dav_tombstones_collection_id_modseq", "collection_id", "modseq"),
 )

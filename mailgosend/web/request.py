@@ -108,13 +108,20 @@ class WebRequest(SecureRequest):
         if site.web_bans.is_banned(self.client_ip):
             return self._refuse(403, "Too many failed sign-ins from your address. Wait a "
                                      "while, then try again.")
-        if self.method not in SAFE_METHODS:
+        if self.method not in SAFE_METHODS and not self._unmetered():
             wait = site.limiter_for(self.path).take(self.client_ip)
             if wait is not None:
                 self.setHeader(b"Retry-After", str(wait).encode())
                 return self._refuse(429, "Too many requests. Wait a moment, then try "
                                          "again.")
         return super().process()
+
+    def _unmetered(self) -> bool:
+        """DAV clients send PROPFIND/REPORT/PUT by the hundred and sign in with Basic auth on
+        each: their logins are counted by the checker's brute-force rules instead."""
+        site = self.channel.site  # type: ignore[attr-defined]
+        prefixes = getattr(site, "unmetered_prefixes", ())
+        return any(self.path.startswith(prefix) for prefix in prefixes)
 
     def _refuse(self, code: int, message: str, close: bool = False) -> None:
         self.setResponseCode(code)

@@ -84,8 +84,11 @@ class WebSite(server.Site):
                  bans: ListenerBans, clock: Any,
                  upload_prefixes: tuple[bytes, ...] = (),
                  body_limits: tuple[tuple[bytes, int], ...] = (),
-                 limiters: tuple[tuple[bytes, RateLimiter], ...] = ()) -> None:
+                 limiters: tuple[tuple[bytes, RateLimiter], ...] = (),
+                 unmetered_prefixes: tuple[bytes, ...] = ()) -> None:
         super().__init__(resource, reactor=clock, logFormatter=access_log_line)
+        # Paths outside the per-address rate limit (DAV: its logins are metered instead).
+        self.unmetered_prefixes = unmetered_prefixes
         # Paths whose bodies may reach MAX_MESSAGE_SIZE (uploads); all others are forms.
         self.upload_prefixes = upload_prefixes
         # Paths with their own body limit, whose resource answers a body over it itself.
@@ -127,7 +130,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                jmap: Optional[Callable[[SessionManager], Any]] = None,
                admin_groups: Optional[Callable[[AdminPanel], Mapping[bytes, Any]]] = None,
                config: Any = None, components: Optional[Mapping[str, Any]] = None,
-               client_setup: Optional[ClientSetup] = None, mail: Any = None) -> WebSite:
+               client_setup: Optional[ClientSetup] = None, mail: Any = None,
+               dav: Any = None) -> WebSite:
     """The Site of one web listener (``settings.kind``: "web" or "admin"); ``sections``
     makes the pages mounted under /account/<name>/ from the AccountPages.  With ``admin``
     (AccountAdmin) and ``workers``: the settings page on the web port, the
@@ -138,7 +142,9 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     With ``client_setup`` too, the web port serves client autoconfiguration and MTA-STS
     (web/autoconfig.py).  ``jmap`` (web port): makes the JMAP endpoint (jmap/wiring.py)
     from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap; with it and
-    ``mail`` (MailService) the webmail page at /mail (web/webmail.py), the endpoint's client."""
+    ``mail`` (MailService) the webmail page at /mail (web/webmail.py), the endpoint's client.
+    With ``dav`` (dav/resource.py DavResource), CalDAV/CardDAV under /caldav/ and /carddav/,
+    /.well-known/caldav|carddav and PROPFIND on / (dav/resource.py DavRoot)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -189,9 +195,18 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
             autoconfig = mounted.get(b"mail")
             mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(
                 webmail, {b"/mail/config-v1.1.xml": autoconfig})
+    unmetered: tuple[bytes, ...] = ()
+    if dav is not None:
+        mounted[b"caldav"] = mounted[b"carddav"] = dav
+        dav_paths = (b"/caldav/", b"/carddav/")
+        upload_prefixes = upload_prefixes + dav_paths
+        unmetered = dav_paths
     root = Sections(pages.resource(), mounted) if mounted else pages.resource()
+    if dav is not None:
+        from mailgosend.dav.resource import DavRoot
+        root = DavRoot(root, dav)
     site = WebSite(root, settings, RateLimiter(settings.rate_per_min, clock),
-                   bans, clock, upload_prefixes, body_limits, limiters)
+                   bans, clock, upload_prefixes, body_limits, limiters, unmetered)
     site.pages = pages
     site.setup = setup
     site.admin_panel = panel
