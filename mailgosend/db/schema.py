@@ -846,6 +846,8 @@ remote_content_senders = Table(
     Column("sender_hash", LargeBinary(32), nullable=False),
     _created_at(),
     PrimaryKeyConstraint("user_id", "sender_hash"),
+)
+
 # CalDAV/CardDAV (issue #15, migration 0018).  Collections and objects of one user; the
 # iCalendar/vCard text and the collection's properties (name, colour, description) are
 # sealed with the user's key (purpose "dav"); plain are only what queries need: the href
