@@ -33,7 +33,7 @@ TARGET_FIELDS = {"/admin/users": {"email": "eve@example.com", "password": "x-Str
 
 def admin_routes(site: Any) -> list[tuple[str, str]]:
     """(method, rule) of every route of every page group of the admin panel."""
-    router = site.resource._sections[b"admin"]
+    router = site.mounted[b"admin"]
     assert isinstance(router, AdminRouter)
     found = set()
     for group in [router.default, *router.groups.values()]:

@@ -151,7 +151,7 @@ class RequestErrorTests(JMAPTestCase):
     @defer.inlineCallbacks
     def test_too_many_concurrent_requests(self) -> Any:
         site = self.server.root.components["web_site"]
-        resource = site.resource._sections[b"jmap"]
+        resource = site.mounted[b"jmap"]
         session = yield self.http("GET", "/.well-known/jmap")
         self.assertEqual(session.status_code, 200)
         user_id = self.user_id(ALICE)
@@ -373,7 +373,7 @@ class JmapcTests(JMAPTestCase):
 
         events: queue.Queue[Any] = queue.Queue()
         threads.deferToThread(lambda: events.put(next(iter(client.events))))
-        route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
+        route = self.server.root.components["web_site"].mounted[b"jmap"].push
         for _ in range(500):   # until jmapc's stream is open and has read its first state
             if any(s.started for s in route.streams):
                 break

@@ -167,7 +167,7 @@ class UploadLimitTests(JMAPTestCase):
         from mailgosend.db.runner import run_sync as run
         session = yield self.http("GET", "/.well-known/jmap")
         account = session.json()["primaryAccounts"]["urn:ietf:params:jmap:mail"]
-        routes = self.server.root.components["web_site"].resource._sections[b"jmap"].uploads
+        routes = self.server.root.components["web_site"].mounted[b"jmap"].uploads
         user = run(self.server.engine, accounts.get_user, ALICE, write=False)
         routes.uploading.counts[user.id] = 4   # four uploads of Alice's are being stored
         try:

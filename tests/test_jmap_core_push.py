@@ -88,7 +88,7 @@ class PushTests(JMAPTestCase):
     @defer.inlineCallbacks
     def wait_subscribed(self, email: str) -> Any:
         """Until the stream has read its first state (then it hears every change)."""
-        route = self.server.root.components["web_site"].resource._sections[b"jmap"].push
+        route = self.server.root.components["web_site"].mounted[b"jmap"].push
         for _ in range(500):
             if any(s.started and s._caller.user.email == email
                    for s in route.streams):

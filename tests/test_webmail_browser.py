@@ -117,7 +117,7 @@ class WebmailBrowserTestCase(BrowserTestCase):
     def push_route(self) -> Any:
         """The web port's EventSource route (jmap/push.py), whose ``streams`` are open."""
         site = self.server.root.components["web_site"]
-        return site.resource._sections[b"jmap"].push
+        return site.mounted[b"jmap"].push
 
     def open_mail(self, browser: Any, errors: list[str], email: str = ALICE,
                   password: str = PASSWORD) -> Any:

@@ -102,6 +102,8 @@ class WebSite(server.Site):
         self.setup: Optional[SetupPages] = None
         self.admin_panel: Optional[AdminPanel] = None
         self.channels: set[WebChannel] = set()
+        # The resources build_site mounted by first path segment (b"jmap", b"admin", ...).
+        self.mounted: dict[bytes, Any] = {}
         # Set at shutdown: a long response starting now (EventSource) ends at once.
         self.shutting_down = False
 
@@ -209,5 +211,6 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                    bans, clock, upload_prefixes, body_limits, limiters, unmetered)
     site.pages = pages
     site.setup = setup
+    site.mounted = mounted
     site.admin_panel = panel
     return site
