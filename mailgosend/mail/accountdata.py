@@ -221,7 +221,8 @@ class AccountData:
             lambda done: SubmissionChanged(row_id) if done else None)
 
     def delivery_status(self, queue_id: int) -> Any:
-        """Deferred list of store.jmapdata.RecipientStatus of a queued submission."""
+        """Deferred list of store.jmapdata.RecipientStatus of a queued submission (pending
+        rows, or the delivery log once the queue has finished with it)."""
         return self.service.runner.read(jmapdata.queue_status, self.user.id, queue_id)
 
     # --- vacation ---------------------------------------------------------------------------

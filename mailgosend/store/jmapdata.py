@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queue_recipients,
+from mailgosend.db.schema import (delivery_log, jmap_identities, jmap_submissions, queue, queue_recipients,
                                   vacation_replies, vacation_responses)
 
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
@@ -278,17 +278,38 @@ def reply_due(conn: Connection, user_id: int, sender_hash: str, now: datetime,
 @dataclass(frozen=True)
 class RecipientStatus:
     recipient: str
-    status: str  # queued | delivering | delivered | failed | expired
+    status: str  # queued | delivering | delivered | failed | expired | deleted
     code: Optional[int]
     text: Optional[str]
 
 
+# The attempts that settle a recipient (store/queue.py FINAL, or an admin's deletion).
+_SETTLED = ("delivered", "failed", "expired", "deleted")
+
+
 def queue_status(conn: Connection, user_id: int, queue_id: int) -> list[RecipientStatus]:
-    """The outbound queue's recipients of one of the user's queued messages."""
+    """Each recipient of one of the user's queued messages: its pending row while the queue
+    holds one, else its last settling attempt in ``delivery_log``.
+
+    When every recipient is final store/queue.py ``record_outcomes`` deletes the queue rows;
+    the log outlives them, so a finished message still reports who got it and who did not
+    (RFC 8621 §7 deliveryStatus).  Ownership is checked through the user's submission row.
+    """
     r = queue_recipients.c
-    return [RecipientStatus(row.recipient, row.status, row.last_code, row.last_text)
-            for row in conn.execute(
-                select(r.recipient, r.status, r.last_code, r.last_text)
-                .join(queue, queue.c.id == r.queue_id)
-                .where(r.queue_id == queue_id, queue.c.user_id == user_id)
-                .order_by(r.id))]
+    pending = {row.recipient.lower(): RecipientStatus(row.recipient, row.status, row.last_code,
+                                                      row.last_text)
+               for row in conn.execute(
+                   select(r.recipient, r.status, r.last_code, r.last_text)
+                   .join(queue, queue.c.id == r.queue_id)
+                   .where(r.queue_id == queue_id, queue.c.user_id == user_id)
+                   .order_by(r.id))}
+    s, log = jmap_submissions.c, delivery_log.c
+    owned = select(s.id).where(s.user_id == user_id, s.queue_id == queue_id).exists()
+    settled: dict[str, RecipientStatus] = {}
+    for row in conn.execute(select(log.recipient, log.status, log.code, log.text)
+                            .where(log.queue_id == queue_id, log.recipient.is_not(None),
+                                   log.status.in_(_SETTLED), owned)
+                            .order_by(log.id)):
+        settled[row.recipient.lower()] = RecipientStatus(row.recipient, row.status, row.code,
+                                                         row.text)
+    return list({**settled, **pending}.values())
