@@ -16,11 +16,12 @@ from typing import Any, Optional, Sequence
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from mailgosend.store import accounts
 from mailgosend.db.schema import (delivery_log, jmap_identities, jmap_submissions, queue, queue_recipients,
                                   vacation_replies, vacation_responses)
 
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
-           "destroy", "enabled_vacations", "due_submissions", "identities", "insert_identity",
+           "destroy", "enabled_vacations", "due_submissions", "follow_account", "own_addresses", "out_of_line", "identities", "insert_identity",
            "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
            "submissions", "touch_queued_submissions", "update_sealed", "update_submission_status", "vacation",
            "vacation_state"]
@@ -129,6 +130,59 @@ def insert_identity(conn: Connection, user_id: int, email: str, sealed: bytes,
         user_id=user_id, email=email, sealed=sealed, created_modseq=modseq, modseq=modseq,
         destroyed=False, created_at=now))
     return _new_id(result)
+
+
+# Sealed settings of an identity nobody has edited yet: nothing to seal (mail/accountdata.py
+# opens it as {}), so a change of account made without the user's key can create one.
+UNSET = b""
+
+
+def own_addresses(conn: Connection, user_email: str) -> list[str]:
+    """The addresses that have an identity of their own: the user's and its aliases (not
+    catch-alls)."""
+    return [user_email] + [a for a in accounts.aliases_to(conn, user_email)
+                           if not a.startswith("@")]
+
+
+def _unbacked(conn: Connection, user_email: str, rows: Sequence[IdentityRow]) -> list[str]:
+    have = {row.email for row in rows}
+    return [address for address in own_addresses(conn, user_email) if address not in have]
+
+
+def out_of_line(conn: Connection, user_email: str, rows: Sequence[IdentityRow]) -> bool:
+    """Whether ``follow_account`` (with a time) would change the user's identities."""
+    return bool(_unbacked(conn, user_email, rows)) or any(
+        not accounts.may_send_as(conn, user_email, row.email) for row in rows)
+
+
+def follow_account(conn: Connection, user_id: int, user_email: str,
+                   now: Optional[datetime], *, renamed: bool = False) -> bool:
+    """Bring the user's identities in line with their account and say whether the identity
+    state moved (RFC 8621 §6: Identity/changes).
+
+    An identity whose address the user may no longer send as (its alias removed) becomes a
+    tombstone (destroyed); the user's own address and each alias delivering to them gets an
+    identity when it has none (created; only with ``now``); ``renamed`` (the display name,
+    every unnamed identity's name, changed) marks the live ones updated.  The one place for
+    these rules: admin.py calls it on every display-name or alias change, and
+    mail/accountdata.py on listing.
+    """
+    rows = identities(conn, user_id)
+    moved = False
+    for row in rows:
+        if not accounts.may_send_as(conn, user_email, row.email):
+            moved = destroy(conn, IDENTITIES, user_id, row.id) or moved
+    if now is not None:
+        for address in _unbacked(conn, user_email, rows):
+            insert_identity(conn, user_id, address, UNSET, now)
+            moved = True
+    if renamed:
+        t = jmap_identities.c
+        modseq = next_modseq(conn, IDENTITIES, user_id)
+        moved = bool(conn.execute(update(jmap_identities).where(
+            t.user_id == user_id, t.destroyed.is_(False)).values(modseq=modseq)
+        ).rowcount) or moved
+    return moved
 
 
 # --- submissions --------------------------------------------------------------------------
