@@ -26,13 +26,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol, Sequence
 
 from sqlalchemy.engine import Connection
 
 from mailgosend import passwords
 from mailgosend.auth import apppasswords as app_rules
-from mailgosend.events import ChangeBatch, Events, IdentityChanged
 from mailgosend.store import accounts, apppasswords, jmapdata
 from mailgosend.store import sessions as session_store
 from mailgosend.store import mfa as mfa_store
@@ -44,6 +43,9 @@ from mailgosend.store.addresses import (
     parse_address,
     parse_alias_source,
 )
+
+if TYPE_CHECKING:  # events.py loads Twisted, which the CLI does without (tests/test_cli.py)
+    from mailgosend.events import Events
 
 __all__ = ["AccountAdmin", "AccountPolicy", "Actor", "AdminExists", "BadInput", "DomainAdded",
            "NewAppPassword", "NotPermitted", "PasswordRefused", "UnknownAppPassword"]
@@ -152,7 +154,7 @@ class Actor:
 class AccountAdmin:
     """The account rules under one configuration; one per process, shared by front ends."""
 
-    def __init__(self, policy: AccountPolicy, events: Optional[Events] = None) -> None:
+    def __init__(self, policy: AccountPolicy, events: Optional["Events"] = None) -> None:
         self.policy = policy
         self.events = events
 
@@ -179,6 +181,8 @@ class AccountAdmin:
         CLI, another process) the state has moved all the same: clients see it at their next
         Identity/changes."""
         if self.events is not None:
+            from mailgosend.events import ChangeBatch, IdentityChanged
+
             self.events.publish_all(ChangeBatch(user_id, (IdentityChanged(),))
                                     for user_id in sorted(set(moved)))
 
