@@ -26,13 +26,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol, Sequence
 
 from sqlalchemy.engine import Connection
 
 from mailgosend import passwords
 from mailgosend.auth import apppasswords as app_rules
-from mailgosend.store import accounts, apppasswords
+from mailgosend.store import accounts, apppasswords, jmapdata
 from mailgosend.store import sessions as session_store
 from mailgosend.store import mfa as mfa_store
 from mailgosend.store import passkeys as passkey_store
@@ -43,6 +43,9 @@ from mailgosend.store.addresses import (
     parse_address,
     parse_alias_source,
 )
+
+if TYPE_CHECKING:  # events.py loads Twisted, which the CLI does without (tests/test_cli.py)
+    from mailgosend.events import Events
 
 __all__ = ["AccountAdmin", "AccountPolicy", "Actor", "AdminExists", "BadInput", "DomainAdded",
            "NewAppPassword", "NotPermitted", "PasswordRefused", "UnknownAppPassword"]
@@ -151,8 +154,37 @@ class Actor:
 class AccountAdmin:
     """The account rules under one configuration; one per process, shared by front ends."""
 
-    def __init__(self, policy: AccountPolicy) -> None:
+    def __init__(self, policy: AccountPolicy, events: Optional["Events"] = None) -> None:
         self.policy = policy
+        self.events = events
+
+    # --- JMAP identities follow display names and aliases --------------------------------
+
+    @staticmethod
+    def _identities_follow(conn: Connection, emails: Sequence[str], now: Optional[datetime],
+                           moved: Optional[set[int]], *, renamed: bool = False) -> None:
+        """Advance the JMAP identity state of the local users among ``emails`` whose
+        identities the change touched (store/jmapdata.py ``follow_account``: a display
+        name renames their identities, an alias removed destroys one, one added creates
+        one) and add their ids to ``moved``, for :meth:`announce` after the commit."""
+        for email in emails:
+            user = accounts.find_user(conn, email)
+            if user is not None and jmapdata.follow_account(conn, user.id, user.email, now,
+                                                            renamed=renamed):
+                if moved is not None:
+                    moved.add(user.id)
+
+    def announce(self, moved: Iterable[int]) -> None:
+        """After the commit of a change that moved the identities of the users ``moved``
+        (collected by the change's ``moved`` argument): publish ``IdentityChanged`` on the
+        change feed, so JMAP push tells their clients (RFC 8620 §7.1).  Without a feed (the
+        CLI, another process) the state has moved all the same: clients see it at their next
+        Identity/changes."""
+        if self.events is not None:
+            from mailgosend.events import ChangeBatch, IdentityChanged
+
+            self.events.publish_all(ChangeBatch(user_id, (IdentityChanged(),))
+                                    for user_id in sorted(set(moved)))
 
     # --- domains ---------------------------------------------------------------------
 
@@ -290,10 +322,15 @@ class AccountAdmin:
                            "characters", "display_name")
         return clean
 
-    def set_display_name(self, conn: Connection, email: str, name: str) -> str:
-        """Set (or with "" clear) the user's display name; returns it as stored."""
+    def set_display_name(self, conn: Connection, email: str, name: str,
+                         moved: Optional[set[int]] = None) -> str:
+        """Set (or with "" clear) the user's display name; returns it as stored.  It is the
+        name of their JMAP identities that have none of their own (RFC 8621 §6)."""
         clean = self.clean_display_name(name)
-        accounts.set_display_name(conn, self.get_user(conn, email).id, clean)
+        user = self.get_user(conn, email)
+        if clean != accounts.get_display_name(conn, user.id):
+            accounts.set_display_name(conn, user.id, clean)
+            self._identities_follow(conn, [user.email], None, moved, renamed=True)
         return clean
 
     def display_name(self, conn: Connection, email: str) -> str:
@@ -405,20 +442,29 @@ class AccountAdmin:
     # --- aliases ---------------------------------------------------------------------
 
     def add_alias(self, conn: Connection, source: str, destination: str,
-                  now: datetime) -> Alias:
+                  now: datetime, moved: Optional[set[int]] = None) -> Alias:
         """``source`` is ``name@domain`` in a local domain, or ``@domain`` for a catch-all;
-        ``destination`` is any address, and must exist when it is in a local domain."""
-        return accounts.add_alias(conn, self._alias_source(source),
-                                  _address(destination, "destination"), now)
+        ``destination`` is any address, and must exist when it is in a local domain.  A
+        user it delivers to gets a JMAP identity for it (``moved``: see :meth:`announce`)."""
+        alias = accounts.add_alias(conn, self._alias_source(source),
+                                   _address(destination, "destination"), now)
+        self._identities_follow(conn, [alias.destination], now, moved)
+        return alias
 
     def list_aliases(self, conn: Connection, domain: Optional[str] = None) -> list[Alias]:
         return accounts.list_aliases(conn, None if domain is None else self._domain(domain))
 
     def remove_alias(self, conn: Connection, source: str,
-                     destination: Optional[str] = None) -> int:
-        """Remove one destination of an alias, or all of them; returns how many."""
+                     destination: Optional[str] = None,
+                     moved: Optional[set[int]] = None) -> int:
+        """Remove one destination of an alias, or all of them; returns how many.  The
+        JMAP identity a user had for it is destroyed (``moved``: see :meth:`announce`)."""
         target = None if destination is None else _address(destination, "destination")
-        return accounts.remove_alias(conn, self._alias_source(source), target)
+        clean = self._alias_source(source)
+        targets = [target] if target is not None else accounts.alias_targets(conn, clean)
+        removed = accounts.remove_alias(conn, clean, target)
+        self._identities_follow(conn, targets, None, moved)
+        return removed
 
     @staticmethod
     def _alias_source(source: str) -> str:

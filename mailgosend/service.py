@@ -538,7 +538,7 @@ def _add_web_listeners(w: Wiring) -> None:
     core = w.core
     factor = SecondFactor(core.keyring, issuer=w.config["HOSTNAME"])
     second = SecondStep(core.runner, core.security, core.bans, factor)
-    admin = AccountAdmin(AccountPolicy.from_config(w.config))
+    admin = AccountAdmin(AccountPolicy.from_config(w.config), events=core.events)
     endpoints = client_endpoints(w.config)
     jmap = None
     if w.config["JMAP_ENABLED"]:

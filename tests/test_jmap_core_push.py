@@ -22,6 +22,7 @@ from mailgosend.jmap.methods import CORE, MAIL, SUBMISSION, VACATION
 from mailgosend.jmap.push import changed_types
 from tests.support.imap import message
 from tests.support.mailserver import PASSWORD
+from tests.support.web import csrf_from
 from tests.test_jmap_core import ALICE, BOB, JMAPTestCase
 
 END = ("end", None)
@@ -260,6 +261,26 @@ class AccountDataPushTests(PushTests):
         yield self.expect(stream, account, "Identity", result["newState"])
         self.assertEqual((yield self.state_of("Identity", account)), result["newState"])
         yield self.quiet(email_only, account, {"Identity"})
+
+    @defer.inlineCallbacks
+    def test_display_name_on_the_settings_page_is_pushed(self) -> Any:
+        """Regression: the default identity's name is the display name; changing it on the
+        settings page moves the Identity state and pushes it (admin.py announce)."""
+        stream, account = yield self.open()
+        ids = yield self.call("Identity/get", {"ids": None}, account)
+        web = self.client()
+        yield web.sign_in(ALICE, PASSWORD)
+        page = yield web.get("/settings")
+        saved = yield web.post("/settings/profile", {"csrf_token": csrf_from(page.text),
+                                                     "display_name": "Alice Renamed"})
+        self.assertEqual(saved.status_code, 303)
+        state = yield self.state_of("Identity", account)
+        self.assertNotEqual(state, ids["state"])
+        yield self.expect(stream, account, "Identity", state)  # the listing's first, then it
+        changes = yield self.call("Identity/changes", {"sinceState": ids["state"]}, account)
+        self.assertEqual(changes["updated"], [ids["list"][0]["id"]])
+        got = yield self.call("Identity/get", {"ids": [ids["list"][0]["id"]]}, account)
+        self.assertEqual(got["list"][0]["name"], "Alice Renamed")
 
     @defer.inlineCallbacks
     def test_vacation_set_is_pushed(self) -> Any:

@@ -7,7 +7,9 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from mailgosend.admin import AccountAdmin, AccountPolicy
 from mailgosend.db.runner import run_sync
+from mailgosend.events import IdentityChanged
 from mailgosend.store import accounts
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.jmapcall import JMAPCallFixture
@@ -86,6 +88,80 @@ class IdentityTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(error["arguments"], ["properties"])
         name, error, _ = yield self.call("Identity/changes", sinceState="bogus")
         self.assertEqual(error["type"], "cannotCalculateChanges")
+
+
+class IdentityFollowsAccountTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
+    """Regression: the identity state moves (Identity/changes, push) when the display name
+    changes or an alias backing an identity is added or removed (admin.py, the one place
+    that changes them: settings page, admin panel and CLI alike)."""
+
+    def setUp(self) -> Any:
+        d = super().setUp()
+        self.admin = AccountAdmin(AccountPolicy(bcrypt_cost=4), events=self.events)
+        self.pushed: list[Any] = []
+        self.addCleanup(self.events.subscribe(
+            self.alice.id, lambda batch: self.pushed.extend(batch.changes)))
+        return d
+
+    def call(self, name: str, **args: Any) -> Any:
+        return defer.Deferred.fromCoroutine(self.jmap(
+            name, {"accountId": self.account(), **args}, user=self.alice.email))
+
+    @defer.inlineCallbacks
+    def change(self, operation: Any, *args: Any) -> Any:
+        """Run an admin.py change as the web pages do: collect, commit, announce."""
+        moved: set[int] = set()
+        result = yield self.runner.write(operation, *args, moved)
+        self.admin.announce(moved)
+        return result
+
+    @defer.inlineCallbacks
+    def changes_since(self, state: str) -> Any:
+        _, result, _ = yield self.call("Identity/changes", sinceState=state)
+        return result
+
+    @defer.inlineCallbacks
+    def test_display_name_and_aliases_move_the_identity_state(self) -> Any:
+        _, got, _ = yield self.call("Identity/get", ids=None)
+        [own] = [i["id"] for i in got["list"]]
+        state = got["state"]
+        del self.pushed[:]
+        # the display name (settings page / admin panel): the default identity is renamed
+        yield self.change(self.admin.set_display_name, self.alice.email, "Alice Liddell")
+        result = yield self.changes_since(state)
+        self.assertEqual((result["created"], result["updated"], result["destroyed"]),
+                         ([], [own], []))
+        self.assertNotEqual(result["newState"], state)
+        self.assertEqual(self.pushed, [IdentityChanged()])
+        _, got, _ = yield self.call("Identity/get", ids=[own], properties=["name"])
+        self.assertEqual(got["list"], [{"id": own, "name": "Alice Liddell"}])
+        state = got["state"]
+        # an alias added by an admin: its identity is created at once
+        yield self.change(self.admin.add_alias, "sales@example.com", self.alice.email,
+                          self.now)
+        result = yield self.changes_since(state)
+        self.assertEqual(len(result["created"]), 1, result)
+        self.assertEqual((result["updated"], result["destroyed"]), ([], []))
+        [sales] = result["created"]
+        _, got, _ = yield self.call("Identity/get", ids=[sales], properties=["email", "name"])
+        self.assertEqual(got["list"], [{"id": sales, "email": "sales@example.com",
+                                        "name": "Alice Liddell"}])
+        state = got["state"]
+        self.assertEqual(len(self.pushed), 2)
+        # the alias removed: its identity is destroyed
+        yield self.change(self.admin.remove_alias, "sales@example.com", None)
+        result = yield self.changes_since(state)
+        self.assertEqual((result["created"], result["updated"], result["destroyed"]),
+                         ([], [], [sales]))
+        self.assertEqual(len(self.pushed), 3)
+        _, got, _ = yield self.call("Identity/get", ids=None)
+        self.assertEqual([i["id"] for i in got["list"]], [own])
+        # an unchanged name moves nothing
+        state = got["state"]
+        yield self.change(self.admin.set_display_name, self.alice.email, "Alice  Liddell")
+        result = yield self.changes_since(state)
+        self.assertEqual(result["newState"], state)
+        self.assertEqual(len(self.pushed), 3)
 
 
 class PostgresIdentityTests(PostgresDatabaseMixin, IdentityTests):

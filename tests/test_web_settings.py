@@ -6,12 +6,14 @@ that change nothing."""
 from __future__ import annotations
 
 import imaplib
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet import defer, threads
 
 from mailgosend.admin import AccountAdmin, AccountPolicy
 from mailgosend.db.runner import run_sync
+from mailgosend.store import accounts, jmapdata
 from tests.support.mailserver import PASSWORD
 from tests.support.web import WebClient, WebServerTestCase, csrf_from
 
@@ -59,6 +61,23 @@ class SettingsTestBase(WebServerTestCase):
 
 
 class SettingsPageTests(SettingsTestBase):
+    @defer.inlineCallbacks
+    def test_display_name_moves_the_jmap_identity_state(self) -> Any:
+        """Regression: the default identity's name is the display name, so Identity/changes
+        (RFC 8621 §6) must report it updated when the settings page changes it."""
+        user = self.read(accounts.get_user, ALICE)
+        run_sync(self.server.engine, jmapdata.follow_account, user.id, ALICE,
+                 datetime.now(timezone.utc), write=True)  # as a first JMAP listing does
+        before = self.read(jmapdata.state, jmapdata.IDENTITIES, user.id)
+        web = yield self.signed_in()
+        token = yield self.form(web)
+        saved = yield web.post("/settings/profile", {"csrf_token": token,
+                                                     "display_name": "Alice Liddell"})
+        self.assertEqual(saved.status_code, 303)
+        changes = self.read(jmapdata.changes, jmapdata.IDENTITIES, user.id, before)
+        self.assertEqual((len(changes.created), len(changes.updated), changes.destroyed),
+                         (0, 1, []))
+
     @defer.inlineCallbacks
     def test_signed_out_visitors_are_sent_to_sign_in(self) -> Any:
         response = yield self.client().get("/settings")

@@ -89,8 +89,9 @@ async def _state(call: Call) -> str:
     return await submission_state(call.mail)
 
 
+# RFC 8621 §7 deliveryStatus.delivered from a queue or delivery-log status.
 _DELIVERED = {"queued": "queued", "delivering": "queued", "delivered": "yes",
-              "failed": "no", "expired": "no"}
+              "failed": "no", "expired": "no", "deleted": "no"}
 
 
 async def _json(call: Call, item: Submission) -> dict[str, Any]:

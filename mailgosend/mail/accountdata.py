@@ -102,32 +102,28 @@ class AccountData:
 
     # --- identities -------------------------------------------------------------------------
 
-    def _own_addresses(self, conn: Connection) -> list[str]:
-        return [self.user.email] + [a for a in accounts.aliases_to(conn, self.user.email)
-                                    if not a.startswith("@")]
+    def _identity_settings(self, sealed: bytes) -> dict[str, Any]:
+        """An identity's settings; one created by an account change (admin.py, without the
+        user's key) has none yet (store/jmapdata.py ``UNSET``)."""
+        return {} if sealed == jmapdata.UNSET else self._open(IDENTITIES, sealed)
 
     def _identities_job(self, conn: Connection, now: Optional[datetime]
                         ) -> Optional[list[Identity]]:
-        """The identities; None from a read job (``now`` None) when some of the user's
-        own addresses have none yet: a write job (with ``now``) then creates them."""
-        own = self._own_addresses(conn)
+        """The identities; None from a read job (``now`` None) when they are out of line
+        with the account (an address of the user without one, or one the user may no
+        longer send as): a write job (with ``now``) then mends them (store/jmapdata.py
+        ``follow_account``, which account changes in admin.py also call)."""
         rows = jmapdata.identities(conn, self.user.id)
-        have = {row.email for row in rows}
-        missing = [address for address in own if address not in have]
-        if missing and now is None:
-            return None
-        for address in missing:
-            assert now is not None
-            jmapdata.insert_identity(conn, self.user.id, address, self._seal(IDENTITIES, {}),
-                                     now)
-        if missing:
+        if jmapdata.out_of_line(conn, self.user.email, rows):
+            if now is None:
+                return None
+            jmapdata.follow_account(conn, self.user.id, self.user.email, now)
             rows = jmapdata.identities(conn, self.user.id)
+        own = jmapdata.own_addresses(conn, self.user.email)
         display = accounts.get_display_name(conn, self.user.id)
         found = []
         for row in rows:
-            if not accounts.may_send_as(conn, self.user.email, row.email):
-                continue
-            settings = self._open(IDENTITIES, row.sealed)
+            settings = self._identity_settings(row.sealed)
             name = settings.pop("name", None)
             found.append(Identity(row.id, row.email, display if name is None else name,
                                   row.email not in own, settings))
@@ -181,7 +177,7 @@ class AccountData:
         def job(conn: Connection) -> Optional[dict[str, Any]]:
             for row in jmapdata.identities(conn, self.user.id):
                 if row.id == identity_id:
-                    return self._open(IDENTITIES, row.sealed)
+                    return self._identity_settings(row.sealed)
             return None
         return self.service.runner.read(job)
 
@@ -221,7 +217,8 @@ class AccountData:
             lambda done: SubmissionChanged(row_id) if done else None)
 
     def delivery_status(self, queue_id: int) -> Any:
-        """Deferred list of store.jmapdata.RecipientStatus of a queued submission."""
+        """Deferred list of store.jmapdata.RecipientStatus of a queued submission (pending
+        rows, or the delivery log once the queue has finished with it)."""
         return self.service.runner.read(jmapdata.queue_status, self.user.id, queue_id)
 
     # --- vacation ---------------------------------------------------------------------------

@@ -449,7 +449,7 @@ def postmaster_route(conn: Connection, domain: str) -> str:
                 f"('mailgosend create-admin') or an alias "
                 f"('mailgosend alias add {source} you@example.com')")
     if conn.execute(select(users.c.id).where(users.c.email == source)).first() or \
-            _alias_targets(conn, source):
+            alias_targets(conn, source):
         how = "its own mailbox or alias"
     else:
         how = "the first administrator, as it has no postmaster alias"
@@ -491,7 +491,7 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
         for candidate in _candidates(addr):
             found = conn.execute(_user_query().where(users.c.email == candidate)).first()
             user = _user(found) if found is not None else None
-            targets = _alias_targets(conn, candidate)
+            targets = alias_targets(conn, candidate)
             if user is not None or targets:
                 if user is not None and user.enabled and user.email not in local:
                     local.append(user.email)
@@ -505,7 +505,7 @@ def resolve_recipient(conn: Connection, address: str) -> Resolution:
                 local.append(admin.email)
                 records.append(admin)
             return
-        for target in _alias_targets(conn, "@" + addr.domain):
+        for target in alias_targets(conn, "@" + addr.domain):
             visit(target, depth + 1)
 
     visit(str(parse_address(address)), 0)
@@ -518,7 +518,8 @@ def _candidates(addr: Address) -> Sequence[str]:
     return (exact,) if base == exact else (exact, base)
 
 
-def _alias_targets(conn: Connection, source: str) -> list[str]:
+def alias_targets(conn: Connection, source: str) -> list[str]:
+    """The destinations an enabled alias ``source`` delivers to."""
     rows = conn.execute(select(aliases.c.destination).where(
         aliases.c.source == source, aliases.c.enabled.is_(True)).order_by(aliases.c.id))
     return [r.destination for r in rows]

@@ -16,11 +16,12 @@ from typing import Any, Optional, Sequence
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailgosend.db.schema import (jmap_identities, jmap_submissions, queue, queue_recipients,
+from mailgosend.store import accounts
+from mailgosend.db.schema import (delivery_log, jmap_identities, jmap_submissions, queue, queue_recipients,
                                   vacation_replies, vacation_responses)
 
 __all__ = ["Changes", "IdentityRow", "SubmissionRow", "VacationRow", "changes",
-           "destroy", "enabled_vacations", "due_submissions", "identities", "insert_identity",
+           "destroy", "enabled_vacations", "due_submissions", "follow_account", "own_addresses", "out_of_line", "identities", "insert_identity",
            "insert_submission", "next_modseq", "put_vacation", "reply_due", "state",
            "submissions", "touch_queued_submissions", "update_sealed", "update_submission_status", "vacation",
            "vacation_state"]
@@ -129,6 +130,59 @@ def insert_identity(conn: Connection, user_id: int, email: str, sealed: bytes,
         user_id=user_id, email=email, sealed=sealed, created_modseq=modseq, modseq=modseq,
         destroyed=False, created_at=now))
     return _new_id(result)
+
+
+# Sealed settings of an identity nobody has edited yet: nothing to seal (mail/accountdata.py
+# opens it as {}), so a change of account made without the user's key can create one.
+UNSET = b""
+
+
+def own_addresses(conn: Connection, user_email: str) -> list[str]:
+    """The addresses that have an identity of their own: the user's and its aliases (not
+    catch-alls)."""
+    return [user_email] + [a for a in accounts.aliases_to(conn, user_email)
+                           if not a.startswith("@")]
+
+
+def _unbacked(conn: Connection, user_email: str, rows: Sequence[IdentityRow]) -> list[str]:
+    have = {row.email for row in rows}
+    return [address for address in own_addresses(conn, user_email) if address not in have]
+
+
+def out_of_line(conn: Connection, user_email: str, rows: Sequence[IdentityRow]) -> bool:
+    """Whether ``follow_account`` (with a time) would change the user's identities."""
+    return bool(_unbacked(conn, user_email, rows)) or any(
+        not accounts.may_send_as(conn, user_email, row.email) for row in rows)
+
+
+def follow_account(conn: Connection, user_id: int, user_email: str,
+                   now: Optional[datetime], *, renamed: bool = False) -> bool:
+    """Bring the user's identities in line with their account and say whether the identity
+    state moved (RFC 8621 §6: Identity/changes).
+
+    An identity whose address the user may no longer send as (its alias removed) becomes a
+    tombstone (destroyed); the user's own address and each alias delivering to them gets an
+    identity when it has none (created; only with ``now``); ``renamed`` (the display name,
+    every unnamed identity's name, changed) marks the live ones updated.  The one place for
+    these rules: admin.py calls it on every display-name or alias change, and
+    mail/accountdata.py on listing.
+    """
+    rows = identities(conn, user_id)
+    moved = False
+    for row in rows:
+        if not accounts.may_send_as(conn, user_email, row.email):
+            moved = destroy(conn, IDENTITIES, user_id, row.id) or moved
+    if now is not None:
+        for address in _unbacked(conn, user_email, rows):
+            insert_identity(conn, user_id, address, UNSET, now)
+            moved = True
+    if renamed:
+        t = jmap_identities.c
+        modseq = next_modseq(conn, IDENTITIES, user_id)
+        moved = bool(conn.execute(update(jmap_identities).where(
+            t.user_id == user_id, t.destroyed.is_(False)).values(modseq=modseq)
+        ).rowcount) or moved
+    return moved
 
 
 # --- submissions --------------------------------------------------------------------------
@@ -278,17 +332,38 @@ def reply_due(conn: Connection, user_id: int, sender_hash: str, now: datetime,
 @dataclass(frozen=True)
 class RecipientStatus:
     recipient: str
-    status: str  # queued | delivering | delivered | failed | expired
+    status: str  # queued | delivering | delivered | failed | expired | deleted
     code: Optional[int]
     text: Optional[str]
 
 
+# The attempts that settle a recipient (store/queue.py FINAL, or an admin's deletion).
+_SETTLED = ("delivered", "failed", "expired", "deleted")
+
+
 def queue_status(conn: Connection, user_id: int, queue_id: int) -> list[RecipientStatus]:
-    """The outbound queue's recipients of one of the user's queued messages."""
+    """Each recipient of one of the user's queued messages: its pending row while the queue
+    holds one, else its last settling attempt in ``delivery_log``.
+
+    When every recipient is final store/queue.py ``record_outcomes`` deletes the queue rows;
+    the log outlives them, so a finished message still reports who got it and who did not
+    (RFC 8621 §7 deliveryStatus).  Ownership is checked through the user's submission row.
+    """
     r = queue_recipients.c
-    return [RecipientStatus(row.recipient, row.status, row.last_code, row.last_text)
-            for row in conn.execute(
-                select(r.recipient, r.status, r.last_code, r.last_text)
-                .join(queue, queue.c.id == r.queue_id)
-                .where(r.queue_id == queue_id, queue.c.user_id == user_id)
-                .order_by(r.id))]
+    pending = {row.recipient.lower(): RecipientStatus(row.recipient, row.status, row.last_code,
+                                                      row.last_text)
+               for row in conn.execute(
+                   select(r.recipient, r.status, r.last_code, r.last_text)
+                   .join(queue, queue.c.id == r.queue_id)
+                   .where(r.queue_id == queue_id, queue.c.user_id == user_id)
+                   .order_by(r.id))}
+    s, log = jmap_submissions.c, delivery_log.c
+    owned = select(s.id).where(s.user_id == user_id, s.queue_id == queue_id).exists()
+    settled: dict[str, RecipientStatus] = {}
+    for row in conn.execute(select(log.recipient, log.status, log.code, log.text)
+                            .where(log.queue_id == queue_id, log.recipient.is_not(None),
+                                   log.status.in_(_SETTLED), owned)
+                            .order_by(log.id)):
+        settled[row.recipient.lower()] = RecipientStatus(row.recipient, row.status, row.code,
+                                                         row.text)
+    return list({**settled, **pending}.values())

@@ -195,8 +195,15 @@ class UserPages(OpsGroup):
     @app.route("/admin/users/<email>/profile", methods=["POST"])
     @admin_action(full=False)
     def profile(self, request: WebRequest, actor: Actor, email: str) -> Any:
-        return self._act(request, actor, email, "user.display_name", "profile",
-                         self.admin.set_display_name, self.field(request, "display_name"))
+        moved: set[int] = set()  # whose JMAP identities were renamed (admin.py announce)
+        done = self._act(request, actor, email, "user.display_name", "profile",
+                         self.admin.set_display_name, self.field(request, "display_name"),
+                         moved)
+
+        def announce(page: Any) -> Any:
+            self.admin.announce(moved)
+            return page
+        return done.addCallback(announce)
 
     @app.route("/admin/users/<email>/quota", methods=["POST"])
     @admin_action(full=False)
@@ -327,9 +334,11 @@ class UserPages(OpsGroup):
             domain = self._source_domain(source)
             form["domain"] = domain
             actor.require(domain)
+            moved: set[int] = set()
             yield self.change(request, actor, "alias.add", source, self.admin.add_alias, source,
-                              destination, self.panel.now(), domain=domain,
+                              destination, self.panel.now(), moved, domain=domain,
                               detail=f"-> {destination}")
+            self.admin.announce(moved)
         except AccountError as exc:
             page = yield self._aliases(request, actor, error=field_error(exc), form=form)
             return page
@@ -343,9 +352,11 @@ class UserPages(OpsGroup):
         try:
             domain = self._source_domain(source)
             actor.require(domain)
+            moved: set[int] = set()
             yield self.change(request, actor, "alias.remove", source, self.admin.remove_alias,
-                              source, destination or None, domain=domain,
+                              source, destination or None, moved, domain=domain,
                               detail=f"-> {destination}" if destination else "all")
+            self.admin.announce(moved)
         except AccountError as exc:
             page = yield self._aliases(request, actor, error=field_error(exc),
                                        form={"domain": ""})

@@ -137,7 +137,9 @@ class SettingsPages:
         assert session is not None
         name = form_field(request, "display_name")
         try:
-            yield self._runner.write(self._admin.set_display_name, session.email, name)
+            moved: set[int] = set()  # the JMAP identities renamed with it
+            yield self._runner.write(self._admin.set_display_name, session.email, name, moved)
+            self._admin.announce(moved)
         except AccountError as exc:
             request.setResponseCode(400)
             page = yield self._page(request, session, profile_error=_sentence(exc),
