@@ -4,6 +4,7 @@ read for finished days only, forgotten per domain and day)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -61,6 +62,50 @@ class MTASTSStoreMixin(DatabaseTestBase):
         self.assertEqual(self.write(store.forget_results, "2026-12-04", "example.net"), 2)
         self.assertEqual([c.domain for c in self.read(store.results_before, "2026-12-06")],
                          ["example.org", "example.net"])
+
+
+    def test_two_writers_counting_at_once_both_count(self) -> None:
+        """Regression (seen in test_delivery_nodes on PostgreSQL): two nodes counting the
+        same outcome in overlapping transactions; an UPDATE-then-INSERT made the second
+        INSERT fail with a UniqueViolation and its count was lost."""
+        first_counted, first_may_commit = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def first() -> None:
+            try:
+                with self.engine.begin() as conn:
+                    self.count_on(conn)
+                    first_counted.set()
+                    first_may_commit.wait(10)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                first_counted.set()
+
+        worker = threading.Thread(target=first)
+        worker.start()
+        self.assertTrue(first_counted.wait(10))
+        second_errors: list[BaseException] = []
+
+        def run_second() -> None:
+            try:
+                with self.engine.begin() as conn:
+                    self.count_on(conn)
+            except BaseException as exc:
+                second_errors.append(exc)
+        second = threading.Thread(target=run_second)
+        second.start()
+        second.join(0.5)  # blocked on the first's row (PostgreSQL) or the writer lock
+        first_may_commit.set()
+        worker.join(10)
+        second.join(10)
+        self.assertEqual((errors, second_errors), ([], []))
+        [counted] = self.read(store.results_before, "2026-12-05")
+        self.assertEqual(counted.count, 2)
+
+    def count_on(self, conn: Any) -> None:
+        store.count_result(conn, day="2026-12-04", domain="example.net", policy_type="sts",
+                           policy=("version: STSv1",), mx_host="mx.example.net",
+                           result_type="success")
 
 
 class MTASTSStoreSQLiteTests(SQLiteDatabaseMixin, MTASTSStoreMixin, unittest.TestCase):

@@ -27,8 +27,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, and_, case, delete, select, update
+
+from mailgosend.db.upsert import upsert_into
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import bayes_seen, bayes_tokens, bayes_totals
@@ -73,12 +74,6 @@ def _checked(tokens: Iterable[bytes]) -> list[bytes]:
     return sorted(unique)
 
 
-def _upsert(conn: Connection, table: Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_update`` on both back ends."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def _shifted(column: Any, delta: int) -> ColumnElement[Any]:
     """``column + delta``, clamped at zero when the delta is negative."""
     if delta >= 0:
@@ -88,7 +83,7 @@ def _shifted(column: Any, delta: int) -> ColumnElement[Any]:
 
 def _adjust_totals(conn: Connection, user_id: int, ham: int, spam: int, now: datetime) -> None:
     """Add to the user's message totals; this statement is the per-user training lock."""
-    stmt = _upsert(conn, bayes_totals).values(
+    stmt = upsert_into(conn, bayes_totals).values(
         user_id=user_id, ham_messages=max(ham, 0), spam_messages=max(spam, 0), updated_at=now)
     conn.execute(stmt.on_conflict_do_update(
         index_elements=[bayes_totals.c.user_id],
@@ -108,7 +103,7 @@ def _adjust_tokens(conn: Connection, user_id: int, tokens: Sequence[bytes], ham:
     for start in range(0, len(tokens), _BATCH):
         batch = tokens[start:start + _BATCH]
         if ham > 0 or spam > 0:
-            stmt = _upsert(conn, bayes_tokens).on_conflict_do_update(
+            stmt = upsert_into(conn, bayes_tokens).on_conflict_do_update(
                 index_elements=[t.user_id, t.token],
                 set_={"ham_count": _shifted(t.ham_count, ham),
                       "spam_count": _shifted(t.spam_count, spam)})
@@ -207,7 +202,7 @@ def _claim(conn: Connection, user_id: int, digest: bytes, is_spam: bool, now: da
     """
     for _ in range(_CLAIM_ATTEMPTS):
         inserted = conn.execute(
-            _upsert(conn, bayes_seen)
+            upsert_into(conn, bayes_seen)
             .values(user_id=user_id, digest=digest, is_spam=is_spam, learned_at=now)
             .on_conflict_do_nothing(index_elements=[bayes_seen.c.user_id, bayes_seen.c.digest])
             .returning(bayes_seen.c.user_id)).first()

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Optional
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from mailgosend.db.upsert import upsert_into
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import greylist
@@ -41,11 +41,6 @@ def _checked(key: bytes) -> bytes:
     return bytes(key)
 
 
-def _insert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(greylist)
-
-
 def get(conn: Connection, key: bytes, *, lock: bool = False) -> Optional[TripletState]:
     """The row's state, or None; ``lock`` holds it (PostgreSQL) until the transaction ends."""
     stmt = select(greylist.c.first_seen, greylist.c.last_seen, greylist.c.passed).where(
@@ -60,7 +55,7 @@ def get(conn: Connection, key: bytes, *, lock: bool = False) -> Optional[Triplet
 
 def insert_new(conn: Connection, key: bytes, now: datetime) -> bool:
     """Record a first attempt; False if a concurrent session recorded it first."""
-    stmt = (_insert(conn).values(triplet=_checked(key), first_seen=now, last_seen=now,
+    stmt = (upsert_into(conn, greylist).values(triplet=_checked(key), first_seen=now, last_seen=now,
                                  passed=False)
             .on_conflict_do_nothing(index_elements=[greylist.c.triplet])
             .returning(greylist.c.triplet))
@@ -85,7 +80,7 @@ def touch(conn: Connection, key: bytes, now: datetime) -> None:
 
 def upsert_passed(conn: Connection, key: bytes, now: datetime) -> None:
     """A row that is passed as of now, whether it existed or not (the client entries)."""
-    stmt = _insert(conn).values(triplet=_checked(key), first_seen=now, last_seen=now,
+    stmt = upsert_into(conn, greylist).values(triplet=_checked(key), first_seen=now, last_seen=now,
                                 passed=True)
     conn.execute(stmt.on_conflict_do_update(index_elements=[greylist.c.triplet],
                                             set_={"passed": True, "last_seen": now}))

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from sqlalchemy import Table, case, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from mailgosend.db.upsert import upsert_into
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import (email_tombstones, mailbox_tombstones, mailboxes, messages,
@@ -198,8 +198,7 @@ def _insert_ignoring_conflict(conn: Connection, table: Table, values: Mapping[st
     """INSERT ... ON CONFLICT DO NOTHING: concurrent creators of one row never fail (both back
     ends support it).  True if this call inserted the row; RETURNING tells, because psycopg
     reports rowcount -1 for this statement."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    stmt = upsert_into(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
     return conn.execute(stmt.returning(table.c[keys[0]])).first() is not None
 
 

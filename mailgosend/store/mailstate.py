@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from mailgosend.db.upsert import upsert_into
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import mail_state
@@ -46,8 +46,7 @@ class MailState:
 def _ensure(conn: Connection, user_id: int) -> None:
     """Create the user's counter row if missing (accounts created before migration 0010
     have one from its backfill; new ones get it at their first change)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(mail_state).values(user_id=user_id, modseq=0, pruned_modseq=0)
+    conn.execute(upsert_into(conn, mail_state).values(user_id=user_id, modseq=0, pruned_modseq=0)
                  .on_conflict_do_nothing(index_elements=["user_id"]))
 
 

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from sqlalchemy import delete, insert, select, update
+
+from mailgosend.db.upsert import upsert_into
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import mta_sts_policies, tls_results
@@ -66,15 +68,14 @@ class TLSCount:
 def count_result(conn: Connection, *, day: str, domain: str, policy_type: str,
                  policy: tuple[str, ...], mx_host: str, result_type: str) -> None:
     """Add one session outcome to the day's counter."""
-    key = (tls_results.c.day == day, tls_results.c.domain == domain,
-           tls_results.c.policy_type == policy_type, tls_results.c.mx_host == mx_host,
-           tls_results.c.result_type == result_type)
-    changed = conn.execute(update(tls_results).where(*key)
-                           .values(count=tls_results.c.count + 1, policy="\n".join(policy)))
-    if not changed.rowcount:
-        conn.execute(insert(tls_results).values(
-            day=day, domain=domain, policy_type=policy_type, policy="\n".join(policy),
-            mx_host=mx_host, result_type=result_type, count=1))
+    # One statement: two nodes counting the same outcome at once must both count (an
+    # UPDATE-then-INSERT raced into a UniqueViolation on PostgreSQL).
+    conn.execute(upsert_into(conn, tls_results).values(
+        day=day, domain=domain, policy_type=policy_type, policy="\n".join(policy),
+        mx_host=mx_host, result_type=result_type, count=1).on_conflict_do_update(
+        index_elements=[tls_results.c.day, tls_results.c.domain, tls_results.c.policy_type,
+                        tls_results.c.mx_host, tls_results.c.result_type],
+        set_={"count": tls_results.c.count + 1, "policy": "\n".join(policy)}))
 
 
 def results_before(conn: Connection, day: str) -> list[TLSCount]:
