@@ -5,6 +5,7 @@ read for finished days only, forgotten per domain and day)."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -76,14 +77,14 @@ class MTASTSStoreMixin(DatabaseTestBase):
                 with self.engine.begin() as conn:
                     self.count_on(conn)
                     first_counted.set()
-                    first_may_commit.wait(10)
+                    first_may_commit.wait()
             except BaseException as exc:  # reported below
                 errors.append(exc)
                 first_counted.set()
 
         worker = threading.Thread(target=first)
         worker.start()
-        self.assertTrue(first_counted.wait(10))
+        first_counted.wait()  # set on every path of first()
         second_errors: list[BaseException] = []
 
         def run_second() -> None:
@@ -94,10 +95,12 @@ class MTASTSStoreMixin(DatabaseTestBase):
                 second_errors.append(exc)
         second = threading.Thread(target=run_second)
         second.start()
-        second.join(0.5)  # blocked on the first's row (PostgreSQL) or the writer lock
+        # Untimed waits only (a timed thread wait never returns under faketime): the
+        # second is given half a second to block on the first's row or the writer lock.
+        time.sleep(0.5)
         first_may_commit.set()
-        worker.join(10)
-        second.join(10)
+        worker.join()
+        second.join()
         self.assertEqual((errors, second_errors), ([], []))
         [counted] = self.read(store.results_before, "2026-12-05")
         self.assertEqual(counted.count, 2)
