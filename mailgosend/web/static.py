@@ -14,6 +14,7 @@ from typing import Optional
 from twisted.web.server import Request
 
 TYPES = {".css": b"text/css; charset=utf-8", ".js": b"text/javascript; charset=utf-8",
+         ".mjs": b"text/javascript; charset=utf-8",
          ".svg": b"image/svg+xml", ".ico": b"image/x-icon", ".woff2": b"font/woff2",
          ".png": b"image/png", ".txt": b"text/plain; charset=utf-8"}
 YEAR = 365 * 24 * 3600
