@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -149,10 +149,12 @@ class DomainContents:
 
 def domain_contents(conn: Connection, name: str) -> DomainContents:
     domain = get_domain(conn, name)
-    emails = list(conn.execute(select(users.c.email).where(users.c.domain_id == domain.id)
+    emails: list[str] = list(conn.execute(select(users.c.email).where(users.c.domain_id == domain.id)
                                .order_by(users.c.email)).scalars())
     alias_count = conn.execute(select(func.count()).select_from(aliases)
                                .where(aliases.c.domain_id == domain.id)).scalar_one()
+    count: Any
+    size: Any
     count, size = conn.execute(
         select(func.count(), func.coalesce(func.sum(messages.c.size), 0))
         .select_from(messages.join(users, messages.c.user_id == users.c.id))

@@ -183,7 +183,7 @@ def _release(conn: Connection, user_id: int, freed: int) -> None:
 
 
 def delete_collection(conn: Connection, collection: Collection) -> None:
-    freed = conn.execute(select(func.coalesce(func.sum(dav_objects.c.size), 0)).where(
+    freed: Any = conn.execute(select(func.coalesce(func.sum(dav_objects.c.size), 0)).where(
         dav_objects.c.collection_id == collection.id)).scalar_one()
     conn.execute(dav_collections.delete().where(dav_collections.c.id == collection.id))
     _release(conn, collection.user_id, int(freed))

@@ -97,9 +97,10 @@ def emails_in_threads(conn: Connection, user_id: int, thread_ids: Sequence[int]
 def thread_ids(conn: Connection, user_id: int, limit: int) -> list[int]:
     """Up to ``limit`` of the user's live thread ids, ascending."""
     m = messages.c
-    return [int(t) for t in conn.execute(
+    found: list[Any] = list(conn.execute(
         select(m.thread_id).distinct().where(m.user_id == user_id, m.deleted_at.is_(None))
-        .order_by(m.thread_id).limit(limit)).scalars()]
+        .order_by(m.thread_id).limit(limit)).scalars())
+    return [int(t) for t in found]
 
 
 # --- /changes (RFC 8620 §5.2) ---------------------------------------------------------------

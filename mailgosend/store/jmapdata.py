@@ -242,9 +242,10 @@ def touch_queued_submissions(conn: Connection, queue_ids: Sequence[int]
     t = jmap_submissions.c
     touched: list[tuple[int, int]] = []
     for user_id in sorted(owners):
-        ids = [int(i) for i in conn.execute(select(t.id).where(
+        found: list[Any] = list(conn.execute(select(t.id).where(
             t.user_id == user_id, t.queue_id.in_(list(queue_ids)),
-            t.destroyed.is_(False))).scalars()]
+            t.destroyed.is_(False))).scalars())
+        ids = [int(i) for i in found]
         if ids:
             conn.execute(update(jmap_submissions).where(t.id.in_(ids)).values(
                 modseq=next_modseq(conn, SUBMISSIONS, user_id)))

@@ -186,7 +186,7 @@ def list_mailboxes(conn: Connection, user_id: int) -> list[Mailbox]:
 def _next_uidvalidity(conn: Connection, now: datetime) -> int:
     """Hand out the next value of the server-wide counter (see the module docstring)."""
     _insert_ignoring_conflict(conn, meta, {"key": _UIDVALIDITY_KEY, "value": "0"}, ["key"])
-    current = conn.execute(select(meta.c.value).where(meta.c.key == _UIDVALIDITY_KEY)
+    current: Any = conn.execute(select(meta.c.value).where(meta.c.key == _UIDVALIDITY_KEY)
                            .with_for_update(key_share=True)).scalar_one()
     value = max(int(now.timestamp()), int(current) + 1) % _UINT32 or 1
     conn.execute(update(meta).where(meta.c.key == _UIDVALIDITY_KEY).values(value=str(value)))
@@ -421,7 +421,7 @@ def delete_mailbox(conn: Connection, user_id: int, name: str, now: Optional[date
         raise MailboxNotFound(f"mailbox {name} does not exist")
     if _children(conn, user_id, name):
         raise MailboxHasChildren(f"mailbox {name} has children; delete them first")
-    freed = conn.execute(select(func.coalesce(func.sum(messages.c.size), 0)).where(
+    freed: Any = conn.execute(select(func.coalesce(func.sum(messages.c.size), 0)).where(
         messages.c.mailbox_id == target.id, messages.c.deleted_at.is_(None))).scalar_one()
     _tombstones(conn, target, now or datetime.now(timezone.utc))
     conn.execute(messages.delete().where(messages.c.mailbox_id == target.id))

@@ -195,12 +195,13 @@ def record_outcomes(conn: Connection, outcomes: Iterable[Outcome], now: datetime
         for o in outcomes])
     touched = sorted({o.queue_id for o in outcomes})
     settled = {o.recipient_id for o in outcomes if o.status != "deferred"}
-    still_pending = {int(q) for q in conn.execute(
+    pending_ids: list[Any] = list(conn.execute(
         select(queue_recipients.c.queue_id).where(
             queue_recipients.c.queue_id.in_(touched),
             queue_recipients.c.status.in_(PENDING),
             queue_recipients.c.id.not_in(settled) if settled else true())
-        .distinct()).scalars()}
+        .distinct()).scalars())
+    still_pending = {int(q) for q in pending_ids}
     finished = [q for q in touched if q not in still_pending]
     done = set(finished)
     keep = [o for o in outcomes if o.queue_id not in done]
@@ -324,8 +325,9 @@ class QueueFilter:
 
 def matching_ids(conn: Connection, which: QueueFilter, limit: int = 100000) -> list[int]:
     """The queue ids a filter covers, oldest first (what a bulk action acts on)."""
-    return [int(i) for i in conn.execute(select(queue.c.id).where(*which.where())
-                                         .order_by(queue.c.id).limit(limit)).scalars()]
+    found: list[Any] = list(conn.execute(select(queue.c.id).where(*which.where())
+                                         .order_by(queue.c.id).limit(limit)).scalars())
+    return [int(i) for i in found]
 
 
 def list_entries(conn: Connection, limit: int = 1000,
@@ -395,7 +397,7 @@ def delete_entry(conn: Connection, queue_id: int, now: datetime,
     pending.  A recipient being delivered this moment may still arrive."""
     if conn.execute(select(queue.c.id).where(queue.c.id == queue_id)).first() is None:
         raise NoSuchEntry(queue_id)
-    pending = conn.execute(select(queue_recipients.c.recipient).where(
+    pending: Sequence[Any] = conn.execute(select(queue_recipients.c.recipient).where(
         queue_recipients.c.queue_id == queue_id,
         queue_recipients.c.status.in_(PENDING))).scalars().all()
     conn.execute(insert(delivery_log), [

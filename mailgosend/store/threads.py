@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -119,9 +119,10 @@ def record_refs(conn: Connection, user_id: int, keys: Sequence[bytes], thread_id
     live = set()
     others = sorted({t for t in known.values() if t != thread_id})
     if others:
-        live = {int(t) for t in conn.execute(select(messages.c.thread_id).distinct().where(
+        found: list[Any] = list(conn.execute(select(messages.c.thread_id).distinct().where(
             messages.c.user_id == user_id, messages.c.thread_id.in_(others),
-            messages.c.deleted_at.is_(None))).scalars()}
+            messages.c.deleted_at.is_(None))).scalars())
+        live = {int(t) for t in found}
     new = [k for k in keys if k not in known]
     if new:
         conn.execute(insert(thread_refs), [dict(user_id=user_id, ref_hash=k, thread_id=thread_id)
