@@ -97,6 +97,9 @@ class CalendarTestCase(DavServerTestCase):
         self.assertEqual(reply.status_code, 303)
         page = yield web.get("/mail/calendar")
         self.assertEqual(page.status_code, 200)
+        policy = page.headers["Content-Security-Policy"]
+        self.assertIn("style-src 'self'", policy)
+        self.assertNotIn("unsafe-inline", policy)
         token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
         return CalendarApi(web, token)
 
@@ -438,3 +441,153 @@ class CalendarModuleTests(unittest.TestCase):
         self.assertIn(b"UNTIL=20270106T225959Z", data)
         self.assertEqual(found[0]["repeat"]["until"], "2027-01-06")
         self.assertEqual(found[0]["timeZone"], "Europe/Paris")
+
+
+# --- the page in Chromium -------------------------------------------------------------------
+from tests.test_webmail_browser import WebmailBrowserTestCase, expect  # noqa: E402
+
+TEAM_LUNCH = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+              "UID:lunch@client\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20270114T110000Z\r\n"
+              "DTEND:20270114T120000Z\r\nSUMMARY:Team lunch\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+STANDUP = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+           "UID:standup@client\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20270104T080000Z\r\n"
+           "DTEND:20270104T081500Z\r\nSUMMARY:Standup\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n"
+           "END:VEVENT\r\nEND:VCALENDAR\r\n")
+WAIT_MS = 10000
+
+
+class CalendarBrowserTests(WebmailBrowserTestCase):
+    def caldav_calendar(self) -> Any:
+        client = caldav.DAVClient(url=self.web_base + "/", username=ALICE, password=PASSWORD)
+        self.addCleanup(client.close)
+        return client.principal().calendars()[0]
+
+    def open_calendar(self, browser: Any, errors: list[str]) -> Any:
+        """The webmail in a Paris browser, then the calendar by the header's link."""
+        context = browser.new_context(timezone_id="Europe/Paris", locale="en-GB")
+        # Every CSP violation the page reports, beside the console messages ``watch`` sees.
+        context.add_init_script("window.cspViolations = []; document.addEventListener("
+                                "'securitypolicyviolation', (e) => window.cspViolations.push("
+                                "e.violatedDirective + ' ' + e.blockedURI));")
+        page = self.open_mail(context, errors)
+        page.get_by_role("link", name="Calendar").click()
+        expect(page.get_by_role("heading", name="Calendar")).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("html[data-ready='1']")).to_have_count(1, timeout=WAIT_MS)
+        return page
+
+    @defer.inlineCallbacks
+    def test_views_and_an_event_made_edited_and_deleted_by_the_form(self) -> Any:
+        def scenario(browser: Any, errors: list[str]) -> None:
+            calendar = self.caldav_calendar()
+            calendar.save_event(TEAM_LUNCH)      # PUT over CalDAV: shown in the page
+            calendar.save_event(STANDUP)
+            page = self.open_calendar(browser, errors)
+            page.goto(self.web_base + "/mail/calendar?date=2027-01-14")
+            grid = page.get_by_role("main", name="Calendar")
+            expect(grid.get_by_text("January 2027")).to_be_visible(timeout=WAIT_MS)
+            expect(grid.get_by_role("button", name=re.compile("Team lunch"))).to_be_visible(
+                timeout=WAIT_MS)
+            expect(grid.get_by_role("button", name=re.compile("Standup"))).to_have_count(
+                4, timeout=WAIT_MS)
+            # Week (10-16 January): the lunch and one standup; day (the 14th): the lunch.
+            page.get_by_role("button", name="Week", exact=True).click()
+            expect(grid.get_by_role("button", name=re.compile("Standup"))).to_have_count(
+                1, timeout=WAIT_MS)
+            lunch = grid.get_by_role("button", name=re.compile("Team lunch"))
+            expect(lunch).to_be_visible()
+            expect(lunch).to_contain_text("12:00")    # 11:00 UTC in Paris
+            page.get_by_role("button", name="Day", exact=True).click()
+            expect(grid.get_by_role("button", name=re.compile("Standup"))).to_have_count(
+                0, timeout=WAIT_MS)
+            expect(lunch).to_be_visible()
+
+            # A new event by the form.
+            page.get_by_role("button", name="New event").click()
+            dialog = page.get_by_role("dialog", name="New event")
+            expect(dialog).to_be_visible()
+            dialog.get_by_role("textbox", name="Title").fill("Budget review")
+            dialog.get_by_label("Starts").fill("2027-01-14T15:00")
+            dialog.get_by_label("Ends").fill("2027-01-14T16:30")
+            dialog.get_by_role("textbox", name="Location").fill("Room 4")
+            dialog.get_by_role("button", name="Save").click()
+            expect(dialog).to_be_hidden(timeout=WAIT_MS)
+            review = grid.get_by_role("button", name=re.compile("Budget review"))
+            expect(review).to_be_visible(timeout=WAIT_MS)
+            expect(review).to_contain_text("15:00")
+            stored = icalendar.Calendar.from_ical(calendar.event_by_uid(
+                self.uid_of(calendar, "Budget review")).data)
+            event = next(iter(stored.walk("VEVENT")))
+            self.assertEqual(event.decoded("DTSTART").astimezone(timezone.utc),
+                             datetime(2027, 1, 14, 14, 0, tzinfo=timezone.utc))
+            self.assertEqual(str(event["DTSTART"].params["TZID"]), "Europe/Paris")
+            self.assertEqual(str(event["LOCATION"]), "Room 4")
+
+            # Edited: the form opens with its values.
+            review.click()
+            dialog = page.get_by_role("dialog", name="Edit event")
+            expect(dialog.get_by_role("textbox", name="Title")).to_have_value("Budget review")
+            expect(dialog.get_by_label("Starts")).to_have_value("2027-01-14T15:00")
+            dialog.get_by_role("textbox", name="Title").fill("Budget review (final)")
+            dialog.get_by_label("Repeat").select_option(label="Weekly")
+            dialog.get_by_role("spinbutton", name="Times").fill("2")
+            dialog.get_by_role("button", name="Save").click()
+            expect(dialog).to_be_hidden(timeout=WAIT_MS)
+            final = grid.get_by_role("button", name=re.compile(r"Budget review \(final\)"))
+            expect(final).to_be_visible(timeout=WAIT_MS)
+            page.get_by_role("button", name="Week", exact=True).click()
+            page.get_by_role("button", name="Next week").click()
+            expect(final).to_have_count(1, timeout=WAIT_MS)     # the second occurrence
+            # Only that occurrence deleted; then the whole series.
+            final.click()
+            dialog = page.get_by_role("dialog", name="Edit event")
+            dialog.get_by_role("radio", name="Only this occurrence").check()
+            dialog.get_by_role("button", name="Delete").click()
+            expect(dialog).to_be_hidden(timeout=WAIT_MS)
+            expect(final).to_have_count(0, timeout=WAIT_MS)
+            page.get_by_role("button", name="Previous week").click()
+            expect(final).to_have_count(1, timeout=WAIT_MS)
+            final.click()
+            dialog = page.get_by_role("dialog", name="Edit event")
+            dialog.get_by_role("button", name="Delete").click()
+            expect(final).to_have_count(0, timeout=WAIT_MS)
+            expect(grid.get_by_role("button", name=re.compile("Team lunch"))).to_be_visible()
+            self.assertEqual(sorted(str(e.icalendar_component["SUMMARY"])
+                                    for e in calendar.events()), ["Standup", "Team lunch"])
+            # EventCalendar styles through the CSSOM: style-src 'self' holds.
+            self.assertEqual(page.evaluate("window.cspViolations"), [])
+
+        yield self.in_browser(scenario)
+
+    @staticmethod
+    def uid_of(calendar: Any, summary: str) -> str:
+        return next(str(e.icalendar_component["UID"]) for e in calendar.events()
+                    if str(e.icalendar_component["SUMMARY"]) == summary)
+
+    @defer.inlineCallbacks
+    def test_invitation_added_to_the_calendar_with_one_click(self) -> Any:
+        smtp_port = self.server.ports["SMTP"]
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.open_mail(browser, errors)
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
+                smtp.send_message(invitation_message("Board meeting"))
+            row = page.get_by_role("option", name=re.compile("Carol, Invitation: Board "
+                                                             "meeting"))
+            expect(row).to_be_visible(timeout=WAIT_MS)
+            row.click()
+            bar = page.get_by_role("region", name="Invitation")
+            expect(bar).to_contain_text("Board meeting", timeout=WAIT_MS)
+            bar.get_by_role("button", name="Add to calendar").click()
+            expect(bar.get_by_role("status")).to_have_text("Added to your calendar.",
+                                                            timeout=WAIT_MS)
+            expect(bar.get_by_role("button", name="Add to calendar")).to_be_hidden()
+            event = self.caldav_calendar().event_by_uid("plan-1@elsewhere.example")
+            self.assertEqual(str(event.icalendar_component["SUMMARY"]), "Board meeting")
+            # Opened again: it says so instead of offering the button.
+            page.reload()
+            expect(page.locator("html[data-ready='1']")).to_have_count(1, timeout=WAIT_MS)
+            page.get_by_role("option", name=re.compile("Invitation: Board meeting")).click()
+            expect(page.get_by_role("region", name="Invitation")).to_contain_text(
+                "This event is in your calendar.", timeout=WAIT_MS)
+
+        yield self.in_browser(scenario)

@@ -14,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const ZONE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
 const DAY = 86400000;
+const VIEWS = ["dayGridMonth", "timeGridWeek", "timeGridDay"];
 
 export class ApiError extends Error {
   constructor(message, field, status) {
@@ -61,8 +62,13 @@ class CalendarPage {
       option.textContent = c.name;
       return option;
     }));
+    // ?date=2027-01-14&view=timeGridWeek opens there (a bookmark, a link from a message).
+    const params = new URLSearchParams(window.location.search);
+    const start = /^\d{4}-\d{2}-\d{2}$/.test(params.get("date") || "") ? localDate(params.get("date")) : new Date();
+    const view = VIEWS.includes(params.get("view")) ? params.get("view") : "dayGridMonth";
     this.ec = EventCalendar.create($("calendar"), {
-      view: "dayGridMonth",
+      view,
+      date: start,
       height: "100%",
       headerToolbar: { start: "prev,next today", center: "title", end: "dayGridMonth,timeGridWeek,timeGridDay" },
       buttonText: (text) => ({ ...text, today: "Today", dayGridMonth: "Month", timeGridWeek: "Week", timeGridDay: "Day" }),
