@@ -242,7 +242,27 @@ class EndpointTests(CalendarTestCase):
             ("Standup", "2027-01-04T10:00:00+00:00", "20270104T100000Z"),
             ("Demo day", "2027-01-12T15:00:00+00:00", "20270111T100000Z"),
             ("Standup", "2027-01-25T10:00:00+00:00", "20270125T100000Z")])
-        # The whole series: a new rule (daily until the 6th) drops the old exceptions.
+        # The whole series edited from its last occurrence: the form showed that one's
+        # times; the same times and rule keep the exceptions.
+        renamed = yield api.call("PUT", f"{API}/events/{ident}", {
+            "title": "Sync", "start": "2027-01-25T10:00:00Z", "end": "2027-01-25T10:15:00Z",
+            "recurrenceId": "20270125T100000Z", "repeat": {"freq": "weekly", "count": 5}})
+        self.assertEqual(renamed.status_code, 200, renamed.text)
+        january = yield api.events("2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")
+        self.assertEqual([(e["title"], e["start"]) for e in january if e["eventId"] == ident],
+                         [("Sync", "2027-01-04T10:00:00+00:00"),
+                          ("Demo day", "2027-01-12T15:00:00+00:00"),
+                          ("Sync", "2027-01-25T10:00:00+00:00")])
+        # An hour later from that occurrence: the whole series moves; the exceptions,
+        # made for the old times, go.
+        later = yield api.call("PUT", f"{API}/events/{ident}", {
+            "title": "Sync", "start": "2027-01-25T11:00:00Z", "end": "2027-01-25T11:15:00Z",
+            "recurrenceId": "20270125T100000Z"})
+        self.assertEqual(later.status_code, 200, later.text)
+        january = yield api.events("2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")
+        self.assertEqual([e["start"] for e in january if e["eventId"] == ident],
+                         [f"2027-01-{day}T11:00:00+00:00" for day in ("04", "11", "18", "25")])
+        # The whole series: a new rule (daily until the 6th).
         series = yield api.call("PUT", f"{API}/events/{ident}", {
             "title": "Standup", "start": "2027-01-04T09:00:00Z", "end": "2027-01-04T09:15:00Z",
             "repeat": {"freq": "daily", "until": "2027-01-06"}})
@@ -500,6 +520,13 @@ class CalendarBrowserTests(WebmailBrowserTestCase):
             expect(grid.get_by_role("button", name=re.compile("Standup"))).to_have_count(
                 0, timeout=WAIT_MS)
             expect(lunch).to_be_visible()
+            # A phone: nothing wider than the screen; the day view still usable.
+            page.set_viewport_size({"width": 375, "height": 700})
+            expect(lunch).to_be_visible()
+            self.assertLessEqual(page.evaluate("document.documentElement.scrollWidth"), 375)
+            self.assertLessEqual(page.evaluate(
+                "document.getElementById('calendar').scrollWidth"), 375)
+            page.set_viewport_size({"width": 1280, "height": 800})
 
             # A new event by the form.
             page.get_by_role("button", name="New event").click()

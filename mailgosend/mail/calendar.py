@@ -15,7 +15,7 @@ pre-filter of both front ends reads it); tests.test_webmail_calendar checks they
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Mapping, Optional, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +25,7 @@ import recurring_ical_events
 
 __all__ = ["InvalidField", "Repeat", "EventFields", "Facts", "Invitation", "parse_fields",
            "new_event", "edit_series", "edit_occurrence", "delete_occurrence",
-           "occurrences", "facts", "invitation", "sequence_of", "parse_when",
+           "occurrences", "occurrences_of_all", "facts", "invitation", "sequence_of", "parse_when",
            "recurrence_text", "FREQS"]
 
 PRODID = "-//mailgosend//Webmail Calendar//EN"
@@ -307,19 +307,52 @@ def new_event(fields: EventFields, now: datetime, uid: Optional[str] = None) -> 
     return _finish(calendar)
 
 
-def edit_series(data: bytes, fields: EventFields, now: datetime) -> bytes:
-    """The whole event changed: the master's form properties; the rest kept.  When the
-    start or the rule changes, the exceptions (EXDATE, overridden occurrences) refer to
-    occurrences that no longer exist and are dropped."""
+def _rule_text(rule: Any) -> Optional[bytes]:
+    if isinstance(rule, list):
+        rule = rule[0] if rule else None
+    return bytes(rule.to_ical()) if rule is not None else None
+
+
+def _local_date(value: When, zone: Any) -> date:
+    if isinstance(value, datetime):
+        return (value.astimezone(zone) if value.tzinfo is not None and zone is not None
+                else value).date()
+    return value
+
+
+def _anchored(fields: EventFields, master: Any, occurrence: When) -> EventFields:
+    """The form edited the whole series from one ``occurrence`` (its original start): the
+    times given are that occurrence's new ones, so the series' first start moves by the
+    same number of days, at the new time of day (wall clock, right across summer time)."""
+    if "DTSTART" not in master:
+        return fields
+    first = master.decoded("DTSTART")
+    zone = fields.start.tzinfo if isinstance(fields.start, datetime) else None
+    days = _local_date(fields.start, zone) - _local_date(occurrence, zone)
+    day = _local_date(first, zone) + days
+    start: When = (datetime.combine(day, fields.start.timetz())
+                   if isinstance(fields.start, datetime) else day)
+    end = start + (fields.end - fields.start)  # type: ignore[operator]
+    return replace(fields, start=start, end=end)
+
+
+def edit_series(data: bytes, fields: EventFields, now: datetime,
+                anchor: Optional[str] = None) -> bytes:
+    """The whole event changed: the master's form properties; the rest kept.  With
+    ``anchor`` (a recurrence id), the form showed that occurrence (see ``_anchored``).
+    When the start or the rule changes, the exceptions (EXDATE, overridden occurrences)
+    refer to occurrences that no longer exist and are dropped."""
     calendar = _parse(data)
     master = _master(calendar)
     old_start = master.decoded("DTSTART") if "DTSTART" in master else None
     old_rule = master.get("RRULE")
+    if anchor is not None and ("RRULE" in master or "RDATE" in master):
+        fields = _anchored(fields, master, _recurrence_value(anchor, master))
     _apply(master, fields, now, series=True)
     _bump_sequence(master)
     moved = _utc(old_start) != _utc(fields.start) or type(old_start) is not type(fields.start)
-    if moved or (not fields.keep_repeat and
-                 (master.get("RRULE") or None) != (old_rule or None)):
+    if moved or (not fields.keep_repeat and _rule_text(master.get("RRULE")) !=
+                 _rule_text(old_rule)):
         master.pop("EXDATE", None)
         master.pop("RDATE", None)
         calendar.subcomponents[:] = [c for c in calendar.subcomponents
@@ -492,6 +525,19 @@ def occurrences(data: bytes, start: datetime, end: datetime) -> list[dict[str, A
             "repeat": repeat,
             "timeZone": str(zone) if zone else None,
         })
+    return out
+
+
+def occurrences_of_all(objects: list[bytes], start: datetime, end: datetime
+                       ) -> list[Optional[list[dict[str, Any]]]]:
+    """``occurrences`` of each object in one worker job (a month of a busy calendar is
+    hundreds of objects); None for one that cannot be read, so it hides no other."""
+    out: list[Optional[list[dict[str, Any]]]] = []
+    for data in objects:
+        try:
+            out.append(occurrences(data, start, end))
+        except Exception:   # icalendar and recurring-ical-events raise many kinds
+            out.append(None)
     return out
 
 

@@ -378,18 +378,19 @@ class UserDav:
         the server (mail/calendar.py ``occurrences``), each with its event's id and ETag."""
         out: list[dict[str, Any]] = []
         for collection in await self._calendars():
-            for item in await self.items_in_span(collection, start, end, ("VEVENT",)):
-                assert item.data is not None
-                try:
-                    found = await _run(self.service, cal.occurrences, item.data, start, end)
-                except Exception:   # one odd object from a client must not hide the others
+            items = await self.items_in_span(collection, start, end, ("VEVENT",))
+            expanded = await _run(self.service, cal.occurrences_of_all,
+                                  [item.data or b"" for item in items], start, end)
+            for item, found in zip(items, expanded):
+                if found is None:
                     log.info("calendar: an event of user {user} could not be expanded",
                              user=self.user.id)
                     continue
                 ident = event_id(collection.name, item.name)
                 for occurrence in found:
                     occurrence.update(id=f"{ident}/{occurrence['recurrenceId'] or ''}",
-                                      eventId=ident, calendarId=collection.name, etag=item.etag)
+                                      eventId=ident, calendarId=collection.name,
+                                      etag=item.etag)
                     out.append(occurrence)
         out.sort(key=lambda o: (o["start"], o["title"]))
         return out
@@ -403,9 +404,11 @@ class UserDav:
         return {"id": event_id(collection.name, name), "etag": etag}
 
     async def update_event(self, ident: str, fields: cal.EventFields, *,
-                           recurrence_id: Optional[str] = None, calendar: Optional[str] = None,
-                           etag: Optional[str] = None) -> dict[str, str]:
-        """The whole event (``recurrence_id`` None), or one occurrence as an exception.  The
+                           recurrence_id: Optional[str] = None,
+                           calendar: Optional[str] = None, etag: Optional[str] = None,
+                           anchor: Optional[str] = None) -> dict[str, str]:
+        """The whole event (``recurrence_id`` None; ``anchor``: the occurrence the form
+        showed, mail/calendar.py ``edit_series``), or one occurrence as an exception.  The
         write is conditional on the ETag read (``etag``, else the one just read), so a
         client's change in between is never overwritten silently."""
         collection, item = await self._event(ident)
@@ -415,7 +418,7 @@ class UserDav:
             data = await _run(self.service, cal.edit_occurrence, item.data, recurrence_id,
                               fields, now)
         else:
-            data = await _run(self.service, cal.edit_series, item.data, fields, now)
+            data = await _run(self.service, cal.edit_series, item.data, fields, now, anchor)
         condition = _etag_header(etag or item.etag)
         if calendar is not None and calendar != collection.name:
             target = await self._calendar(calendar)

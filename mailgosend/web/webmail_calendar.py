@@ -11,8 +11,11 @@
   POST   /mail/api/calendar/events               create (JSON: title, start, end, allDay,
                                                  timeZone, location, description,
                                                  calendarId, repeat {freq, until|count})
-  PUT    /mail/api/calendar/events/<id>          edit the whole event, or one occurrence
-                                                 with "recurrenceId" (an exception)
+  PUT    /mail/api/calendar/events/<id>          edit the whole event ("scope": "series";
+                                                 with the "recurrenceId" of the occurrence
+                                                 the form showed, its times move the
+                                                 series by as much), or one occurrence
+                                                 ("scope": "occurrence": an exception)
   DELETE /mail/api/calendar/events/<id>          delete it, or one occurrence
                                                  (?recurrenceId=)
   GET    /mail/api/calendar/invitations/<email>  the message's text/calendar invitations
@@ -221,19 +224,23 @@ class CalendarPages:
             scope = body.get("scope", "series")
             if scope not in ("series", "occurrence"):
                 raise Refused(400, "scope: must be series or occurrence", "scope")
-            recurrence = body.get("recurrenceId") if scope == "occurrence" else None
-            if scope == "occurrence" and not isinstance(recurrence, str):
+            recurrence = body.get("recurrenceId")
+            if recurrence is not None and not isinstance(recurrence, str):
+                raise Refused(400, "recurrenceId: must be an occurrence's recurrenceId",
+                              "recurrenceId")
+            if scope == "occurrence" and not recurrence:
                 raise Refused(400, "recurrenceId: is needed to edit one occurrence",
                               "recurrenceId")
             fields = parse_fields(body)
             calendar = body.get("calendarId") or None
             if calendar is not None and not isinstance(calendar, str):
                 raise Refused(400, "calendarId: must be a calendar's id", "calendarId")
-            if calendar is not None and scope == "occurrence":
-                calendar = None     # one occurrence cannot move alone
             etag = body.get("etag") if isinstance(body.get("etag"), str) else None
-            return await user.update_event(ident, fields, recurrence_id=recurrence,
-                                           calendar=calendar, etag=etag)
+            if scope == "occurrence":    # one occurrence cannot move to another calendar
+                return await user.update_event(ident, fields, recurrence_id=recurrence,
+                                               etag=etag)
+            return await user.update_event(ident, fields, calendar=calendar, etag=etag,
+                                           anchor=recurrence or None)
         return self._json(request, handler)
 
     @app.route("/mail/api/calendar/events/<ident>", methods=["DELETE"])

@@ -221,9 +221,10 @@ class CalendarPage {
     };
     const freq = $("event-repeat").value;
     const scope = this.scope();
+    // The times shown are this occurrence's: the server moves the series by as much.
+    if (this.editing && this.editing.recurrenceId) body.recurrenceId = this.editing.recurrenceId;
     if (scope === "occurrence") {
       body.scope = "occurrence";
-      body.recurrenceId = this.editing.recurrenceId;
     } else if (freq !== "custom") {    // a custom rule is kept when the field is left out
       body.repeat = freq ? { freq, until: $("event-until").value || null,
                              count: $("event-count").value ? Number($("event-count").value) : null } : null;
