@@ -70,7 +70,8 @@ class Refused(Exception):
 
 
 def _arg(request: WebRequest, name: str) -> Optional[str]:
-    values = (request.args or {}).get(name.encode())
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values = args.get(name.encode())
     return values[0].decode("utf-8", "replace") if values else None
 
 
@@ -133,8 +134,11 @@ class CalendarPages:
 
     @staticmethod
     def _body(request: WebRequest) -> Any:
-        request.content.seek(0)
-        raw = request.content.read()
+        content = request.content
+        if content is None:
+            raise Refused(400, "body: must be a JSON object", "body")
+        content.seek(0)
+        raw = content.read()
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -176,6 +180,10 @@ class CalendarPages:
         if session is None or not session.signed_in:
             return see_other(request, "/login")
         return self.render(request, "mail/calendar.html", session, title="Calendar")
+
+    @app.route("/mail/calendar/", methods=["GET", "HEAD"])
+    def page_slash(self, request: WebRequest) -> Any:
+        return see_other(request, "/mail/calendar")
 
     # --- calendars and events -------------------------------------------------------
     @app.route("/mail/api/calendar/calendars", methods=["GET"])
