@@ -618,3 +618,33 @@ class CalendarBrowserTests(WebmailBrowserTestCase):
                 "This event is in your calendar.", timeout=WAIT_MS)
 
         yield self.in_browser(scenario)
+
+
+class OccurrenceRangeTests(unittest.TestCase):
+    """A plain event is in a range when it overlaps it (RFC 4791 §9.9's rule), without
+    the recurrence machinery; dates are the viewer's days, widened by zone offsets."""
+
+    def test_plain_events_against_ranges(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+        timed = cal.new_event(cal.parse_fields({"title": "t", "start": "2027-01-05T10:00Z",
+                                                "end": "2027-01-05T11:00Z"}), now)
+        day = cal.new_event(cal.parse_fields({"title": "d", "allDay": True,
+                                              "start": "2027-01-05"}), now)
+
+        def at(*parts: int) -> datetime:
+            return datetime(*parts, tzinfo=timezone.utc)  # type: ignore[misc]
+        cases = [
+            (timed, at(2027, 1, 5, 11), at(2027, 1, 5, 12), False),   # ends as it starts
+            (timed, at(2027, 1, 5, 9), at(2027, 1, 5, 10), False),    # starts at its end
+            (timed, at(2027, 1, 5, 10, 30), at(2027, 1, 5, 12), True),
+            (timed, at(2027, 1, 1), at(2027, 2, 1), True),
+            (day, at(2027, 1, 5, 20), at(2027, 1, 6, 20), True),      # the day in UTC-10
+            (day, at(2027, 1, 7), at(2027, 1, 8), False),
+        ]
+        for data, start, end, expected in cases:
+            found = cal.occurrences(data, start, end)
+            self.assertEqual(bool(found), expected, (data[-300:], start, end))
+        self.assertEqual(cal.occurrences(day, at(2027, 1, 1), at(2027, 2, 1))[0]["end"],
+                         date(2027, 1, 6).isoformat())
+        self.assertEqual(cal.occurrences(timed, at(2027, 1, 1), at(2027, 2, 1))[0]["end"],
+                         (at(2027, 1, 5, 10) + timedelta(hours=1)).isoformat())

@@ -485,6 +485,27 @@ def _repeat_of(master: Any) -> Optional[dict[str, Any]]:
     return out
 
 
+def _times(event: Any) -> tuple[When, When]:
+    """DTSTART and the end (DTEND, DURATION, or RFC 5545 §3.6.1's default)."""
+    begin = event.decoded("DTSTART")
+    if "DTEND" in event:
+        return begin, event.decoded("DTEND")
+    if "DURATION" in event:
+        return begin, begin + event.decoded("DURATION")
+    return begin, begin + (timedelta(0) if isinstance(begin, datetime) else timedelta(days=1))
+
+
+def _overlaps(event: Any, start: datetime, end: datetime) -> bool:
+    """Does a plain event meet [start, end)?  Dates and floating times are the viewer's
+    wall clock: widened by the widest zone offsets (the page draws only its own days)."""
+    begin, finish = _times(event)
+    low, high = _utc(begin), _utc(finish)
+    assert low is not None and high is not None
+    if not isinstance(begin, datetime) or begin.tzinfo is None:
+        low, high = low - timedelta(hours=14), high + timedelta(hours=14)
+    return low < end and (high > start or (high == low and low >= start))
+
+
 def occurrences(data: bytes, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The object's events overlapping [start, end), recurrences expanded, each with its
     recurrence id (None for an event that does not repeat)."""
@@ -497,18 +518,15 @@ def occurrences(data: bytes, start: datetime, end: datetime) -> list[dict[str, A
     repeat = _repeat_of(master)
     zone = master["DTSTART"].params.get("TZID") if "DTSTART" in master else None
     out = []
-    query = recurring_ical_events.of(calendar, components=["VEVENT"])
-    for count, event in enumerate(query.between(start, end)):
+    if recurring:
+        found: Any = recurring_ical_events.of(calendar, components=["VEVENT"]).between(
+            start, end)
+    else:   # one plain event (most of a calendar): no expansion machinery
+        found = [master] if "DTSTART" in master and _overlaps(master, start, end) else []
+    for count, event in enumerate(found):
         if count >= MAX_OCCURRENCES:
             break
-        begin = event.decoded("DTSTART")
-        if "DTEND" in event:
-            finish = event.decoded("DTEND")
-        elif "DURATION" in event:
-            finish = begin + event.decoded("DURATION")
-        else:
-            finish = begin + (timedelta(0) if isinstance(begin, datetime) else
-                              timedelta(days=1))
+        begin, finish = _times(event)
         rid = None
         if recurring:
             rid = recurrence_text(event.decoded("RECURRENCE-ID") if "RECURRENCE-ID" in event
