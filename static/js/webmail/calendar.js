@@ -15,6 +15,11 @@ const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const ZONE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
 const DAY = 86400000;
 const VIEWS = ["dayGridMonth", "timeGridWeek", "timeGridDay"];
+// The API's field names -> the form's inputs.
+const FIELDS = { title: "event-title", calendarId: "event-calendar", allDay: "event-all-day",
+  start: "event-start", end: "event-end", location: "event-location",
+  description: "event-description", repeat: "event-repeat", "repeat.freq": "event-repeat",
+  "repeat.until": "event-until", "repeat.count": "event-count" };
 
 export class ApiError extends Error {
   constructor(message, field, status) {
@@ -113,10 +118,14 @@ class CalendarPage {
   }
 
   // --- the form -----------------------------------------------------------------------
-  showError(message) {
+  // The server's refusal in the form's alert; the field it names is marked and focused.
+  showError(message, field) {
     const box = $("event-error");
     box.textContent = message || "";
     box.classList.toggle("hidden", !message);
+    for (const input of $("event-form").querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+    const input = field && $(FIELDS[field]);
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
   }
 
   setAllDay(allDay) {
@@ -242,7 +251,7 @@ class CalendarPage {
         await api("POST", "/mail/api/calendar/events", body);
       }
     } catch (error) {
-      this.showError(error.message);
+      this.showError(error.message, error.field);
       return;
     }
     $("event-dialog").close();
