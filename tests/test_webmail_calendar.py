@@ -20,7 +20,9 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from mailgosend.dav import ical
+from mailgosend.db.runner import run_sync
 from mailgosend.mail import calendar as cal
+from mailgosend.store import accounts
 from tests.support.dav import PASSWORD, DavServerTestCase
 from tests.support.web import WebClient
 from tests.test_webmail_browser import WebmailBrowserTestCase, expect
@@ -394,6 +396,12 @@ class EndpointTests(CalendarTestCase):
     @defer.inlineCallbacks
     def test_invitation_imported_then_updated_by_a_newer_sequence(self) -> Any:
         api = yield self.signed_in()
+        plain = EmailMessage()
+        plain["From"], plain["To"], plain["Subject"] = "carol@elsewhere.example", ALICE, "Hi"
+        plain.set_content("No meeting here.")
+        plain_id = yield self.deliver(ALICE, plain.as_bytes())
+        reply = yield api.call("GET", f"{API}/invitations/{plain_id}")
+        self.assertEqual((reply.status_code, reply.json()), (200, {"invitations": []}))
         first = yield self.deliver(ALICE, invitation_message("Board meeting").as_bytes())
         found = (yield api.call("GET", f"{API}/invitations/{first}")).json()["invitations"]
         self.assertEqual([(i["partId"], i["title"], i["state"], i["method"]) for i in found],
@@ -425,6 +433,32 @@ class EndpointTests(CalendarTestCase):
         data = yield threads.deferToThread(stored)
         self.assertNotIn("METHOD", data)       # RFC 4791 §4.1: no METHOD in a stored object
         self.assertIn("ORGANIZER", data)
+
+
+class QuotaTests(CalendarTestCase):
+    @defer.inlineCallbacks
+    def test_events_count_in_the_quota_and_a_full_account_refuses_with_507(self) -> Any:
+        def used() -> int:
+            return int(run_sync(self.server.engine, accounts.get_user, ALICE,
+                                write=False).used_bytes)
+
+        api = yield self.signed_in()
+        before = used()
+        made = yield api.call("POST", f"{API}/events", {
+            "title": "Counted", "start": "2027-01-04T10:00:00Z",
+            "description": "x" * 5000})
+        self.assertEqual(made.status_code, 201, made.text)
+        grown = used() - before
+        self.assertGreater(grown, 5000)
+        run_sync(self.server.engine, accounts.set_quota, ALICE, used() + 1000, write=True)
+        refused = yield api.call("POST", f"{API}/events", {
+            "title": "Too big", "start": "2027-01-05T10:00:00Z", "description": "y" * 5000})
+        self.assertEqual((refused.status_code, refused.json()["field"]), (507, "quota"))
+        self.assertEqual([e["title"] for e in (yield api.events("2027-01-01", "2027-02-01"))],
+                         ["Counted"])
+        gone = yield api.call("DELETE", f"{API}/events/{made.json()['id']}")
+        self.assertEqual(gone.status_code, 200)
+        self.assertEqual(used(), before)
 
 
 class CalendarModuleTests(unittest.TestCase):

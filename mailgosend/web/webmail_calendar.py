@@ -261,17 +261,19 @@ class CalendarPages:
         return self._json(request, handler)
 
     # --- invitations ----------------------------------------------------------------
-    async def _record(self, request: WebRequest, email_id: Any) -> tuple[Any, Any]:
-        """(UserDav, EmailRecord with raw bytes) of the signed-in user; 404 otherwise."""
+    async def _record(self, request: WebRequest, email_id: Any, raw: bool = True
+                      ) -> tuple[Any, Any]:
+        """(UserMail, EmailRecord, with its bytes when ``raw``) of the signed-in user; 404
+        otherwise."""
         number = parse_id("M", email_id) if isinstance(email_id, str) else None
         if number is None:
             raise EventNotFound("emailId")
         session = await self.sessions.load(request)
         assert session is not None
         mail = await self._mail.open_account(session.email)
-        records = await mail.email_records([number], raw=True)
+        records = await mail.email_records([number], raw=raw)
         record = records.get(number)
-        if record is None or record.raw is None:
+        if record is None or (raw and record.raw is None):
             raise EventNotFound("emailId")
         return mail, record
 
@@ -279,9 +281,14 @@ class CalendarPages:
     def invitations(self, request: WebRequest, email_id: str) -> Any:
         async def handler() -> Any:
             user = await self._user(request)
-            _mail, record = await self._record(request, email_id)
+            # Asked for every message opened: the structure first, the (decrypted) bytes
+            # only when there is a calendar part to read.
+            _mail, record = await self._record(request, email_id, raw=False)
+            parts = _calendar_parts(record.info)
+            if parts:
+                _mail, record = await self._record(request, email_id)
             found = []
-            for part in _calendar_parts(record.info):
+            for part in parts:
                 data = await self._mail.workers.run(_part_bytes, record.info, record.raw,
                                                     part.number)
                 try:
