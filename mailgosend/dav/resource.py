@@ -64,6 +64,7 @@ class DavResource(Resource):
                  default_domain: str) -> None:
         super().__init__()
         self._dav = dav
+        self.service = dav      # the webmail's calendar (web/webmail_calendar.py) uses it too
         self._portal = portal
         self._workers = workers
         self.mount = mount

@@ -35,8 +35,8 @@ __all__ = ["Collection", "CollectionExists", "CollectionNotFound", "DavError",
            "SyncTokenTooOld", "UidConflict", "Changes", "ObjectWrite",
            "changes_since", "create_collection", "delete_collection", "delete_object",
            "get_collection", "get_objects", "list_collections", "list_objects",
-           "objects_in_span", "prune_tombstones", "bound_tombstones", "put_object", "set_props",
-           "TOMBSTONE_KEEP"]
+           "object_by_uid", "objects_in_span", "prune_tombstones", "bound_tombstones",
+           "put_object", "set_props", "TOMBSTONE_KEEP"]
 
 _IN_BATCH = 500
 # Removals remembered per collection for sync-collection; older ones are forgotten (and
@@ -354,3 +354,11 @@ def prune_tombstones(conn: Connection, collection_id: int, below: int) -> int:
                                                dav_collections.c.sync_floor < below)
                  .values(sync_floor=below))
     return below
+
+
+def object_by_uid(conn: Connection, collection_id: int, uid: str) -> Optional[DavObject]:
+    """The member with this UID, with its sealed data, or None (a collection holds one
+    object per UID: put_object's no-uid-conflict rule)."""
+    row = conn.execute(select(*_META, dav_objects.c.data).where(
+        dav_objects.c.collection_id == collection_id, dav_objects.c.uid == uid)).first()
+    return _object(row, True) if row is not None else None

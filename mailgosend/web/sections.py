@@ -40,3 +40,24 @@ class ExactPaths(Resource):
 
     def render(self, request: Any) -> Any:
         return self._paths.get(request.path, self._default).render(request)
+
+
+class PathPrefixes(Resource):
+    """Send a request whose path is one of ``prefixes`` or lies below one (``/mail/calendar``
+    and ``/mail/calendar/...``, never ``/mail/calendars``) to its resource, any other to
+    ``default``: two Klein apps share the /mail segment (web/webmail.py and
+    web/webmail_calendar.py)."""
+
+    isLeaf = True
+
+    def __init__(self, default: Any, prefixes: Mapping[bytes, Any]) -> None:
+        super().__init__()
+        self._default = default
+        self._prefixes = dict(prefixes)
+
+    def render(self, request: Any) -> Any:
+        path = request.path
+        for prefix, resource in self._prefixes.items():
+            if path == prefix or path.startswith(prefix + b"/"):
+                return resource.render(request)
+        return self._default.render(request)

@@ -25,7 +25,7 @@ from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
-from mailgosend.web.sections import ExactPaths, Sections
+from mailgosend.web.sections import ExactPaths, PathPrefixes, Sections
 from mailgosend.web.sessions import SessionManager
 from mailgosend.web.settings_pages import SettingsPages
 from mailgosend.web.setup import SetupPages, SetupToken
@@ -33,6 +33,7 @@ from mailgosend.web.settings import WebSettings
 from mailgosend.web.static import StaticFiles
 from mailgosend.web.templates import make_environment
 from mailgosend.web.webmail import WebmailPages
+from mailgosend.web.webmail_calendar import CalendarPages
 
 
 def access_log_line(timestamp: str, request: Any) -> str:
@@ -146,7 +147,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
     from the port's sessions; it is mounted at /jmap/ and /.well-known/jmap; with it and
     ``mail`` (MailService) the webmail page at /mail (web/webmail.py), the endpoint's client.
     With ``dav`` (dav/resource.py DavResource), CalDAV/CardDAV under /caldav/ and /carddav/,
-    /.well-known/caldav|carddav and PROPFIND on / (dav/resource.py DavRoot)."""
+    /.well-known/caldav|carddav and PROPFIND on / (dav/resource.py DavRoot); with ``mail``
+    too, the webmail's calendar under /mail/calendar (web/webmail_calendar.py)."""
     static = static if static is not None else StaticFiles(asset_dir("static"))
     templates = templates if templates is not None else make_environment(static)
     pages = AccountPages(
@@ -193,6 +195,10 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
         if mail is not None:
             webmail = WebmailPages(pages=pages, mail=mail).resource()
+            if dav is not None:
+                calendar = CalendarPages(pages=pages, mail=mail, dav=dav.service).resource()
+                webmail = PathPrefixes(webmail, {b"/mail/calendar": calendar,
+                                                 b"/mail/api/calendar": calendar})
             # Thunderbird's autoconfig URL (web/autoconfig.py) lives under /mail/ too.
             autoconfig = mounted.get(b"mail")
             mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(

@@ -56,8 +56,9 @@ class WebmailPages:
     app = Klein()
 
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
-    # writing, actions and search plug in here by name.
-    modules: tuple[str, ...] = ()
+    # writing, actions and search plug in here by name.  invites: "Add to calendar" for a
+    # message's text/calendar invitation (web/webmail_calendar.py).
+    modules: tuple[str, ...] = ("invites",)
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages
