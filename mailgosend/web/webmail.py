@@ -63,7 +63,7 @@ class WebmailPages:
 
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
     # writing, actions and search plug in here by name.
-    modules: tuple[str, ...] = ("snooze", "templates")
+    modules: tuple[str, ...] = ("compose", "snooze", "templates")
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages
