@@ -193,7 +193,7 @@ export function install(api) {
     if (!reply.ok) return;
     const found = (await reply.json()).snoozed.find((s) => s.emailId === event.detail);
     if (found && api.reader.wanted === event.detail) {
-      waking.textContent = `Snoozed until ${whenText(new Date(found.until))}`;
+      waking.textContent = `Wakes ${whenText(new Date(found.until))}`;
     }
   });
 }
