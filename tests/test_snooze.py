@@ -91,6 +91,19 @@ class SnoozeTestsMixin(IMAPFixture):
         self.assertEqual(await mail.snoozed(), [])
         self.assertEqual(await service.snoozer.wake_due(), [])   # nothing twice
 
+    def test_a_snoozed_folder_made_by_hand_gets_the_role(self) -> Any:
+        return defer.Deferred.fromCoroutine(self._by_hand())
+
+    async def _by_hand(self) -> None:
+        _service, mail, [first] = await self.setup_mail("one")
+        made = await mail.create_mailbox("Snoozed")          # a user's own, no attribute
+        result = await mail.snooze([first], self.later(1))
+        self.assertFalse(result.created)
+        assert result.mailbox is not None
+        self.assertEqual((result.mailbox.id, result.mailbox.special_use),
+                         (made.id, "\\Snoozed"))
+        self.assertEqual(len(self.rows("Snoozed")), 1)
+
     def test_bad_input_names_the_field(self) -> Any:
         return defer.Deferred.fromCoroutine(self._bad_input())
 

@@ -20,6 +20,7 @@ from twisted.internet import defer, reactor, threads
 
 from tests.support.mailserver import PASSWORD
 from tests.support.shiftclock import ShiftedReactor
+from tests.support.web import WebServerTestCase
 from tests.test_web_browser import ALICE
 from tests.test_webmail_browser import WebmailBrowserTestCase, expect
 
@@ -170,3 +171,51 @@ class TemplatesPageTests(SnoozeBrowserTestCase):
                 "Back on Monday.")
 
         yield self.in_browser(scenario)
+
+
+class SnoozeRoutesTests(WebServerTestCase):
+    """POST /mail/snooze and /mail/unsnooze, GET /mail/snoozed without a browser: CSRF,
+    errors naming the field, another user's message not found."""
+
+    users = (ALICE, "bob@example.com")
+
+    @defer.inlineCallbacks
+    def deliver(self, email: str, subject: str) -> Any:
+        user = yield self.server.root.components["mail"].open_account(email)
+        inbox = yield user.get_mailbox("INBOX")
+        delivered = yield user.append(inbox.id, plain(subject), [], None)
+        return f"M{delivered.email_id}"
+
+    @defer.inlineCallbacks
+    def test_snooze_routes(self) -> Any:
+        mine = yield self.deliver(ALICE, "Mine")
+        bobs = yield self.deliver("bob@example.com", "Bob's")
+        client = self.client()
+        yield client.sign_in(ALICE, PASSWORD)
+        page = yield client.get("/mail")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        until = datetime.fromtimestamp(self.server.reactor.seconds() + 3600, timezone.utc)
+        form = [("emailId", mine), ("until", until.isoformat())]
+        refused = yield client.post("/mail/snooze", form)          # no CSRF token
+        self.assertEqual(refused.status_code, 403)
+        form.append(("csrf_token", token))
+        for bad, field in (([("emailId", "nonsense")], "emailId:"),
+                           ([("emailId", mine), ("until", "tomorrow")], "until:"),
+                           ([("emailId", mine), ("until", "2026-12-06T08:00:00")], "until:"),
+                           ([("emailId", mine), ("until", "2000-01-01T08:00:00Z")], "until:"),
+                           ([("until", until.isoformat())], "emailIds:")):
+            reply = yield client.post("/mail/snooze", bad + [("csrf_token", token)])
+            self.assertEqual(reply.status_code, 400, bad)
+            self.assertIn(field, reply.json()["error"])
+        reply = yield client.post("/mail/snooze", form + [("emailId", bobs)])
+        self.assertEqual(reply.status_code, 200)
+        self.assertEqual((reply.json()["done"], reply.json()["notFound"]), ([mine], [bobs]))
+        listed = yield client.get("/mail/snoozed")
+        self.assertEqual(listed.json()["snoozed"], [{"emailId": mine,
+                                                     "until": until.isoformat()}])
+        self.assertEqual(len(self.server.stored("bob@example.com")), 1)   # untouched
+        back = yield client.post("/mail/unsnooze", [("emailId", mine), ("csrf_token", token)])
+        self.assertEqual(back.json()["done"], [mine])
+        self.assertEqual(len(self.server.stored(ALICE)), 1)
+        anonymous = yield self.client().get("/mail/snoozed")
+        self.assertEqual(anonymous.status_code, 404)
