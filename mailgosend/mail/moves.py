@@ -76,8 +76,8 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
     if move and rows:
         # A message moved (out of Snoozed, by IMAP MOVE or any front end) is awake: its
         # snooze is cancelled (mail/snooze.py puts a new one after moving it in).
-        snoozes.cancel(conn, user_id, [links[row.uid].email_id for row in rows
-                                       if links[row.uid].email_id is not None])
+        moved_ids = (links[row.uid].email_id for row in rows)
+        snoozes.cancel(conn, user_id, [e for e in moved_ids if e is not None])
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")
         expunged = expunge(conn, source_id, [row.uid for row in rows], now=now)
     pairs, blobs, uidvalidity = [], {}, None
