@@ -12,8 +12,9 @@ keeps.
 The worker: ``Snoozer.wake_due`` moves every due message; ``SnoozeWaker`` calls it every
 ``interval`` seconds on the service's clock, and a snooze made in this process also sets a
 timer for its own time, so it wakes on the second.  Several nodes run it at once safely:
-the transaction that deletes a due row (``store.snoozes.claim``) is the one that moves the
-message, so a second node finds nothing to do.  A message moved out of Snoozed by the user
+the transaction that deletes due rows (``store.snoozes.claim_due``) is the one that moves
+their messages, so a second node finds nothing to do.  One transaction per user and batch
+of up to 500 (one MOVE per mailbox they return to).  A message moved out of Snoozed by the user
 (IMAP MOVE, any front end: mail/moves.py cancels its row) or deleted stays where it is.
 """
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from twisted.application.service import Service as TwistedService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -76,12 +77,20 @@ class SnoozeResult:
 
 @dataclass(frozen=True)
 class Woken:
-    """One due snooze handled by this process: moved back, or only dropped (``move``
-    None: the user moved or deleted the message meanwhile)."""
+    """One due snooze handled by this process: moved back (``moved``), or only dropped
+    (the user moved or deleted the message meanwhile)."""
 
     user_id: int
     email_id: int
-    move: Optional[_Move]
+    moved: bool
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """What one wake-up transaction did for one user."""
+
+    woken: list[Woken]
+    moves: list[_Move]
 
 
 def _lock_user(conn: Connection, user_id: int) -> None:
@@ -149,25 +158,36 @@ def unsnooze_job(conn: Connection, user_id: int, email_ids: Sequence[int], now: 
     return result
 
 
-def wake_job(conn: Connection, user_id: int, email_id: int, now: datetime
-             ) -> Optional[Woken]:
-    """Claim one due snooze and move its message back, unread, in one transaction; None
-    when another node claimed it first (or it is not due any more)."""
+def wake_job(conn: Connection, user_id: int, now: datetime, limit: int) -> _Wake:
+    """Claim up to ``limit`` due snoozes of one user and move their messages back, unread,
+    in one transaction (one move per mailbox they return to); rows another node claimed
+    first are not among them."""
     _lock_user(conn, user_id)
-    claimed = store_snoozes.claim(conn, user_id, email_id, now)
-    if claimed is None:
-        return None
+    claimed = store_snoozes.claim_due(conn, user_id, now, limit)
     box = get_by_role(conn, user_id, "snoozed")
-    rows = store_emails.emails_by_id(conn, user_id, [email_id])
-    row = next((r for r in rows if box is not None and r.mailbox_id == box.id), None)
-    if box is None or row is None:  # moved out or deleted by the user meanwhile
-        return Woken(user_id, email_id, None)
-    target = _inbox_or(conn, user_id, claimed.return_mailbox_id)
-    if target is None:
-        return Woken(user_id, email_id, None)
-    set_flags(conn, box.id, [row.uid], [SEEN], "remove")  # back as new mail
-    moved = copy_messages(conn, user_id, box.id, [row.uid], target.id, now, move=True)
-    return Woken(user_id, email_id, _Move(box, target, moved))
+    rows = store_emails.emails_by_id(conn, user_id, [c.email_id for c in claimed])
+    waiting = {r.email_id: r for r in rows if box is not None and r.mailbox_id == box.id}
+    woken: list[Woken] = []
+    targets: dict[Optional[int], Optional[Mailbox]] = {}
+    groups: dict[int, list[int]] = {}
+    for item in claimed:
+        row = waiting.get(item.email_id)
+        if item.return_mailbox_id not in targets:
+            targets[item.return_mailbox_id] = _inbox_or(conn, user_id, item.return_mailbox_id)
+        target = targets[item.return_mailbox_id]
+        if row is None or target is None:   # moved out or deleted by the user meanwhile
+            woken.append(Woken(user_id, item.email_id, False))
+            continue
+        groups.setdefault(target.id, []).append(row.uid)
+        woken.append(Woken(user_id, item.email_id, True))
+    moves: list[_Move] = []
+    boxes = {box.id: box for box in targets.values() if box is not None}
+    for target_id, uids in sorted(groups.items()):
+        assert box is not None
+        set_flags(conn, box.id, uids, [SEEN], "remove")  # back as new mail
+        moved = copy_messages(conn, user_id, box.id, uids, target_id, now, move=True)
+        moves.append(_Move(box, boxes[target_id], moved))
+    return _Wake(woken, moves)
 
 
 def _changes(moves: Sequence[_Move]) -> list[Change]:
@@ -188,6 +208,7 @@ class Snoozer:
         self.service = service
         self.timers: set[IDelayedCall] = set()
         self.use_timers = False   # set by SnoozeWaker while it runs (no timers left behind)
+        self.pending: set[Deferred[Any]] = set()   # wake-ups under way
 
     def _publish(self, user_id: int, changes: list[Change]) -> None:
         events = self.service.events
@@ -239,30 +260,28 @@ class Snoozer:
         """The user's snoozes, soonest first."""
         return self.service.runner.read(store_snoozes.for_user, mail.user.id)
 
-    async def wake_due(self, limit: int = 100) -> list[Woken]:
+    async def wake_due(self, limit: int = 500) -> list[Woken]:
         """Move back every message whose time has come (this node's share: each row goes
-        to the first transaction that claims it)."""
+        to the first transaction that claims it), one transaction per user and batch."""
         woken: list[Woken] = []
+        failed: set[int] = set()
         while True:
             now = self.service.now()
-            due = await self.service.runner.read(store_snoozes.due, now, limit)
-            failed = 0
-            for item in due:
-                try:
-                    done = await self.service.runner.write(wake_job, item.user_id,
-                                                           item.email_id, now)
-                except Exception:  # one bad row never holds up the others
-                    log.failure("waking snoozed email {email} of user {user} failed",
-                                email=item.email_id, user=item.user_id)
-                    failed += 1
-                    continue
-                if done is None:
-                    continue
-                woken.append(done)
-                if done.move is not None:
-                    self._publish(done.user_id, _changes([done.move]))
-            if len(due) < limit or failed:
+            users = [u for u in await self.service.runner.read(store_snoozes.due_users, now,
+                                                               100) if u not in failed]
+            if not users:
                 return woken
+            for user_id in users:
+                try:
+                    done: _Wake = await self.service.runner.write(wake_job, user_id, now,
+                                                                  limit)
+                except Exception:  # one user's trouble never holds up the others
+                    log.failure("waking snoozed messages of user {user} failed",
+                                user=user_id)
+                    failed.add(user_id)
+                    continue
+                woken.extend(done.woken)
+                self._publish(user_id, _changes(done.moves))
 
     def _wake_at(self, until: datetime) -> None:
         """A timer for this snooze's own time (the loop catches the rest)."""
@@ -276,9 +295,13 @@ class Snoozer:
         self.timers = {t for t in self.timers if t.active()}
         self.timers.add(timer)
 
-    def _fire(self) -> None:
-        Deferred.fromCoroutine(self.wake_due()).addErrback(
-            lambda f: log.failure("waking snoozed messages failed", f))
+    def _fire(self) -> Deferred[Any]:
+        """Run wake_due, kept in ``pending`` until it is done (a stop waits for it)."""
+        d: Deferred[Any] = Deferred.fromCoroutine(self.wake_due())
+        d.addErrback(lambda f: log.failure("waking snoozed messages failed", f))
+        self.pending.add(d)
+        d.addBoth(lambda result: (self.pending.discard(d), result)[1])
+        return d
 
     def cancel_timers(self) -> None:
         for timer in self.timers:
@@ -305,12 +328,14 @@ class SnoozeWaker(TwistedService):
             lambda f: log.failure("snooze waker stopped", f))
 
     def stopService(self) -> Any:
+        """Stop the loop and timers, and wait for the wake-ups under way (they need the
+        database, which stops after this service)."""
         self.snoozer.use_timers = False
         self.snoozer.cancel_timers()
         if self.loop.running:
             self.loop.stop()
-        return super().stopService()
+        super().stopService()
+        return DeferredList(list(self.snoozer.pending))
 
     def _tick(self) -> Any:
-        return Deferred.fromCoroutine(self.snoozer.wake_due()).addErrback(
-            lambda f: log.failure("waking snoozed messages failed", f))
+        return self.snoozer._fire()

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import snoozes
 
-__all__ = ["Snooze", "cancel", "claim", "due", "for_user", "put"]
+__all__ = ["Snooze", "cancel", "claim_due", "due", "due_users", "for_user", "put"]
 
 _IN_BATCH = 500
 
@@ -87,11 +87,22 @@ def due(conn: Connection, now: datetime, limit: int = 100) -> list[Snooze]:
     return [_snooze(r) for r in rows]
 
 
-def claim(conn: Connection, user_id: int, email_id: int, now: datetime) -> Optional[Snooze]:
-    """Delete the Email's snooze if it is due: the row when this transaction claimed it,
-    None when it is not due or another transaction (another node) claimed it first."""
+def due_users(conn: Connection, now: datetime, limit: int = 100) -> list[int]:
+    """Users with a snooze whose time has come (the wake-up worker's list)."""
     s = snoozes.c
-    row = conn.execute(delete(snoozes).where(
-        s.user_id == user_id, s.email_id == email_id, s.wake_at <= now).returning(
-            s.user_id, s.email_id, s.wake_at, s.return_mailbox_id)).first()
-    return _snooze(row) if row is not None else None
+    return [int(u) for u in conn.execute(select(s.user_id).where(s.wake_at <= now)
+                                         .group_by(s.user_id).order_by(func.min(s.wake_at))
+                                         .limit(limit)).scalars()]
+
+
+def claim_due(conn: Connection, user_id: int, now: datetime, limit: int) -> list[Snooze]:
+    """Delete up to ``limit`` of the user's due snoozes, soonest first: the rows this
+    transaction claimed.  A row another transaction (another node) deleted first is not
+    returned: on PostgreSQL the DELETE waits for that one and then skips the row."""
+    s = snoozes.c
+    soonest = (select(s.email_id).where(s.user_id == user_id, s.wake_at <= now)
+               .order_by(s.wake_at, s.email_id).limit(limit))
+    result = conn.execute(delete(snoozes).where(
+        s.user_id == user_id, s.wake_at <= now, s.email_id.in_(soonest)).returning(
+            s.user_id, s.email_id, s.wake_at, s.return_mailbox_id))
+    return sorted((_snooze(r) for r in result), key=lambda x: (x.wake_at, x.email_id))
