@@ -181,7 +181,7 @@ def wake_job(conn: Connection, user_id: int, now: datetime, limit: int) -> _Wake
         groups.setdefault(target.id, []).append(row.uid)
         woken.append(Woken(user_id, item.email_id, True))
     moves: list[_Move] = []
-    boxes = {box.id: box for box in targets.values() if box is not None}
+    boxes = {b.id: b for b in targets.values() if b is not None}
     for target_id, uids in sorted(groups.items()):
         assert box is not None
         set_flags(conn, box.id, uids, [SEEN], "remove")  # back as new mail
