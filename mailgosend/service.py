@@ -239,6 +239,10 @@ def makeService(config: Config, *, reactor: Any = None,
                        clock=reactor, events=events,
                        trainer=BayesTrainer(runner, keyring, blob_store, reactor))
     mail.vacation.interval = datetime.timedelta(days=config["VACATION_REPLY_DAYS"])  # RFC 3834 §2
+    from mailgosend.mail.snooze import SnoozeWaker
+
+    # snoozed messages come back at their time, on every node (claims keep it to one)
+    SnoozeWaker(mail.snoozer).setServiceParent(root)
     core = Core(runner=runner, keyring=keyring, blob_store=blob_store, workers=workers,
                 events=events, portal=portal, bans=bans, security=security, mail=mail,
                 counters=counters)

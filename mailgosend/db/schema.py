@@ -80,6 +80,7 @@ __all__ = [
     "search_tokens",
     "uploads",
     "remote_content_senders",
+    "snoozes",
     "domain_admins",
     "audit_log",
     "counter_buckets",
@@ -846,6 +847,21 @@ remote_content_senders = Table(
     Column("sender_hash", LargeBinary(32), nullable=False),
     _created_at(),
     PrimaryKeyConstraint("user_id", "sender_hash"),
+)
+
+# Snooze (issue 13, migration 0023): an Email (messages.email_id, kept by MOVE) waiting in
+# the user's \Snoozed mailbox until ``wake_at``, then moved back to ``return_mailbox_id``
+# (INBOX when that mailbox is gone).  The row is the claim: whoever deletes it moves the
+# message (mail/snooze.py), so two nodes never both do.
+snoozes = Table(
+    "snoozes",
+    metadata,
+    Column("user_id", Integer(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email_id", BigInteger(), nullable=False),
+    Column("wake_at", UTCDateTime(), nullable=False, index=True),
+    Column("return_mailbox_id", Integer(), nullable=True),
+    _created_at(),
+    PrimaryKeyConstraint("user_id", "email_id"),
 )
 
 # CalDAV/CardDAV (issue #15, migration 0018).  Collections and objects of one user; the

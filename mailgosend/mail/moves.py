@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from mailgosend.db.schema import messages as messages_table
 from mailgosend.db.schema import users as users_table
-from mailgosend.store import accounts
+from mailgosend.store import accounts, snoozes
 from mailgosend.store.blobs import SealedBlob
 from mailgosend.store.mailboxes import MailboxNotFound, get_mailbox_by_id
 from mailgosend.store.messages import (DELETED, Delivered, EmailLink, MessageRow, deliver,
@@ -74,6 +74,10 @@ def copy_messages(conn: Connection, user_id: int, source_id: int, uids: Sequence
                                  else EmailLink(int(r.thread_id)))
     expunged: list[int] = []
     if move and rows:
+        # A message moved (out of Snoozed, by IMAP MOVE or any front end) is awake: its
+        # snooze is cancelled (mail/snooze.py puts a new one after moving it in).
+        moved_ids = (links[row.uid].email_id for row in rows)
+        snoozes.cancel(conn, user_id, [e for e in moved_ids if e is not None])
         set_flags(conn, source_id, [row.uid for row in rows], [DELETED], "add")
         expunged = expunge(conn, source_id, [row.uid for row in rows], now=now)
     pairs, blobs, uidvalidity = [], {}, None

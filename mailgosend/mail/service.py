@@ -36,6 +36,8 @@ from mailgosend.mail import messages as message_jobs
 from mailgosend.mail import query, sync
 from mailgosend.mail.accountdata import AccountData
 from mailgosend.mail.vacation import VacationResponder
+from mailgosend.mail.snooze import SnoozeResult, Snoozer
+from mailgosend.store.snoozes import Snooze
 from mailgosend.mail.emails import EmailRecord, load_emails
 from mailgosend.mail import uploads
 from mailgosend.mail.searchtext import KEY_PURPOSE as SEARCH_KEY
@@ -96,6 +98,8 @@ class MailService:
         # RFC 8621 §8 / RFC 3834 automatic replies (its interval: VACATION_REPLY_DAYS)
         self.vacation = VacationResponder(self)
         self.delivery.responder = self.vacation
+        # snooze: moves to \Snoozed and back at their time (mail/snooze.py)
+        self.snoozer = Snoozer(self)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -467,6 +471,21 @@ class UserMail:
         else None."""
         service = self.service
         return service.blob_cache.open(service.keyring, self.user.uuid, blob_id)
+
+    # --- snooze (mail/snooze.py) --------------------------------------------------------
+
+    def snooze(self, email_ids: Sequence[int], until: datetime) -> Deferred[SnoozeResult]:
+        """Move the Emails into the \\Snoozed mailbox (made on demand) until ``until``, when
+        they come back unread to where they were; SnoozeError names a bad field."""
+        return Deferred.fromCoroutine(self.service.snoozer.snooze(self, email_ids, until))
+
+    def unsnooze(self, email_ids: Sequence[int]) -> Deferred[SnoozeResult]:
+        """Bring snoozed Emails back now (flags unchanged)."""
+        return Deferred.fromCoroutine(self.service.snoozer.unsnooze(self, email_ids))
+
+    def snoozed(self) -> Deferred[list[Snooze]]:
+        """The user's snoozed Emails and their wake-up times, soonest first."""
+        return self.service.snoozer.snoozed(self)
 
     # --- the webmail's remote-content senders (web/webmail.py) ----------------------------
 

@@ -38,6 +38,7 @@ from mailgosend.store import mailstate
 __all__ = ["DEFAULT_MAILBOXES", "ROLES", "CannotDeleteInbox", "InvalidMailboxName", "Mailbox",
            "MailboxError", "MailboxExists", "MailboxHasChildren", "MailboxNotFound",
            "SpecialUseInUse", "create_mailbox", "delete_mailbox", "ensure_default_mailboxes",
+           "ensure_role_mailbox",
            "get_by_role", "get_mailbox", "get_mailbox_by_id", "list_mailboxes",
            "list_subscriptions", "normalize_name", "rename_mailbox", "set_sort_order",
            "set_subscribed"]
@@ -52,6 +53,9 @@ MAX_DEPTH = 32
 ROLES: dict[str, Optional[str]] = {
     "inbox": None, "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash",
     "junk": "\\Junk", "archive": "\\Archive",
+    # created on demand by the first snooze (mail/snooze.py), not with the account;
+    # IANA IMAP Mailbox Name Attributes (draft-ietf-mailmaint-messageflag-mailboxattribute)
+    "snoozed": "\\Snoozed",
 }
 #: role -> name a new account gets.
 DEFAULT_MAILBOXES: dict[str, str] = {
@@ -235,6 +239,32 @@ def ensure_default_mailboxes(conn: Connection, user_id: int, now: datetime) -> l
                 mailboxes.c.special_use.is_(None)).values(
                     special_use=ROLES[role], changed_modseq=mailstate.allocate(conn, user_id)))
     return list_mailboxes(conn, user_id)
+
+
+def ensure_role_mailbox(conn: Connection, user_id: int, role: str, name: str,
+                        now: datetime) -> tuple[Mailbox, bool]:
+    """The mailbox playing ``role``, created as ``name`` (subscribed) when the user has none:
+    special-use folders made on demand, like \\Snoozed at the first snooze.  A mailbox
+    already named ``name`` without a role is given it (as ensure_default_mailboxes does).
+    (mailbox, created); race-safe like ensure_default_mailboxes."""
+    found = get_by_role(conn, user_id, role)
+    if found is not None:
+        return found, False
+    attribute = ROLES[role]
+    name = normalize_name(name)
+    created = _insert(conn, user_id, name, now, attribute)
+    if created:
+        _insert_ignoring_conflict(conn, subscriptions, dict(user_id=user_id, name=name),
+                                  ["user_id", "name"])
+    else:
+        conn.execute(update(mailboxes).where(
+            mailboxes.c.user_id == user_id, mailboxes.c.name == name,
+            mailboxes.c.special_use.is_(None)).values(
+                special_use=attribute, changed_modseq=mailstate.allocate(conn, user_id)))
+    box = get_by_role(conn, user_id, role)
+    if box is None:  # the name is taken by a mailbox with another role
+        raise SpecialUseInUse(f"mailbox {name} already has another special use")
+    return box, created
 
 
 def _check_special_use(conn: Connection, user_id: int, special_use: Optional[str]) -> None:

@@ -11,6 +11,10 @@
                                      whether that sender's remote content is always shown
   GET  /mail/source/<emailId>        the raw message as text/plain (nosniff, sandbox CSP)
   POST /mail/remote-senders          always show remote content from a sender (CSRF-checked)
+  POST /mail/snooze                  snooze messages (form: emailId..., until: ISO 8601 with
+                                     an offset) until then (mail/snooze.py; CSRF-checked)
+  POST /mail/unsnooze                bring snoozed messages back now (form: emailId...)
+  GET  /mail/snoozed                 JSON: the user's snoozed messages and their times
 
 Everything else the page does (folders, lists, flags, threads, attachments by blob
 download, push) is JMAP: one API for the page and every other client.  An email id of
@@ -20,6 +24,7 @@ another user (or none) is a 404, never a hint that it exists.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from email.utils import getaddresses
 from typing import Any, Optional
 
@@ -27,9 +32,10 @@ from klein import Klein
 from twisted.internet import defer
 from werkzeug.exceptions import HTTPException, NotFound
 
-from mailgosend.jmap.ids import parse_id
+from mailgosend.jmap.ids import format_id, parse_id
+from mailgosend.mail.snooze import SnoozeError, SnoozeResult
 from mailgosend.web.account import AccountPages
-from mailgosend.web.forms import changes_state, form_field, signed_in
+from mailgosend.web.forms import changes_state, form_args, form_field, signed_in
 from mailgosend.web.headers import DEFAULT_CSP
 from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
@@ -58,7 +64,7 @@ class WebmailPages:
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
     # writing, actions and search plug in here by name.  invites: "Add to calendar" for a
     # message's text/calendar invitation (web/webmail_calendar.py).
-    modules: tuple[str, ...] = ("invites",)
+    modules: tuple[str, ...] = ("compose", "snooze", "templates", "invites")
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages
@@ -174,6 +180,80 @@ class WebmailPages:
         yield mail.allow_remote_content(sender)
         return json.dumps({"sender": sender, "senderAllowed": True}).encode()
 
+    # --- snooze (mail/snooze.py) -----------------------------------------------------
+    @app.route("/mail/snooze", methods=["POST"])
+    @changes_state
+    @signed_in
+    def snooze(self, request: WebRequest, session: Session) -> Any:
+        return defer.Deferred.fromCoroutine(self._snooze(request, session, True))
+
+    @app.route("/mail/unsnooze", methods=["POST"])
+    @changes_state
+    @signed_in
+    def unsnooze(self, request: WebRequest, session: Session) -> Any:
+        return defer.Deferred.fromCoroutine(self._snooze(request, session, False))
+
+    async def _snooze(self, request: WebRequest, session: Session, snooze: bool) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        try:
+            ids = _email_ids(request)
+            mail = await self._mail.open_account(session.email)
+            if snooze:
+                until = _until(form_field(request, "until"))
+                result: SnoozeResult = await mail.snooze(ids, until)
+            else:
+                result = await mail.unsnooze(ids)
+        except SnoozeError as error:
+            request.setResponseCode(400)
+            return json.dumps({"error": str(error)}).encode()
+        answer: dict[str, Any] = {
+            "done": [format_id("M", n) for n in result.done],
+            "notFound": [format_id("M", n) for n in result.not_found]}
+        if snooze:
+            answer["until"] = until.isoformat()
+            if result.mailbox is not None:
+                answer["mailboxId"] = format_id("B", result.mailbox.id)
+        return json.dumps(answer).encode()
+
+    @app.route("/mail/snoozed", methods=["GET"])
+    def snoozed(self, request: WebRequest) -> Any:
+        return defer.Deferred.fromCoroutine(self._snoozed(request))
+
+    async def _snoozed(self, request: WebRequest) -> bytes:
+        session = await self._signed_in(request)
+        if session is None:
+            raise NotFound()
+        mail = await self._mail.open_account(session.email)
+        found = await mail.snoozed()
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps({"snoozed": [{"emailId": format_id("M", s.email_id),
+                                        "until": s.wake_at.isoformat()}
+                                       for s in found]}).encode()
+
     @app.handle_errors(HTTPException)  # type: ignore[arg-type]
     def http_error(self, request: WebRequest, failure: Any) -> Any:
         return self._pages.http_error(request, failure)
+
+
+def _email_ids(request: WebRequest) -> list[int]:
+    """The form's ``emailId`` values (JMAP Email ids); SnoozeError names a bad one."""
+    ids = []
+    for raw in form_args(request).get(b"emailId", []):
+        number = parse_id("M", raw.decode("utf-8", "replace"))
+        if number is None:
+            raise SnoozeError("emailId: not an email id")
+        ids.append(number)
+    return ids
+
+
+def _until(text: str) -> datetime:
+    """An RFC 3339 date-time with its offset ("Z" too); SnoozeError names the field."""
+    try:
+        until = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SnoozeError("until: a date-time like 2026-12-06T08:00:00+01:00 is needed")
+    if until.tzinfo is None:
+        raise SnoozeError("until: the date-time needs its offset from UTC")
+    return until

@@ -186,6 +186,14 @@ class App {
       this.emailState = changes.newState;
       if (changes.created.length || changes.destroyed.length) created = true;
       for (const id of changes.destroyed) destroyed.add(id);
+      // An email moved into or out of the folder shown (a move keeps its id, so it is
+      // "updated"): positions change, the window is asked again.
+      const shown = this.list.mailboxId;
+      for (const email of out.g.list) {
+        const before = this.list.emails.get(email.id);
+        const was = Boolean(before && before.mailboxIds && before.mailboxIds[shown]);
+        if (was !== Boolean(email.mailboxIds && email.mailboxIds[shown])) created = true;
+      }
       if (out.g.list.length || out.g.notFound.length) {
         this.list.apply(out.g);
         this.reader.follow(out.g.list);

@@ -1,6 +1,6 @@
 // The folder tree: special-use folders first (in this order), then the others by
 // sortOrder and name, children under their parent; unread counts from Mailbox/get.
-const ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"];
+const ROLE_ORDER = ["inbox", "snoozed", "drafts", "sent", "archive", "junk", "trash"];
 const PROPERTIES = ["id", "name", "parentId", "role", "sortOrder", "totalEmails",
                     "unreadEmails", "totalThreads", "unreadThreads"];
 
