@@ -40,3 +40,24 @@ class ExactPaths(Resource):
 
     def render(self, request: Any) -> Any:
         return self._paths.get(request.path, self._default).render(request)
+
+
+class PathPrefixes(Resource):
+    """Send a request whose path starts with one of ``prefixes`` (at a segment boundary) to
+    its resource, any other to ``default``: /mail/ holds the webmail's feature modules
+    (web/webmail_contacts.py) beside the page itself."""
+
+    isLeaf = True
+
+    def __init__(self, default: Any, prefixes: Mapping[bytes, Any]) -> None:
+        super().__init__()
+        self._default = default
+        self._prefixes = dict(prefixes)
+
+    def render(self, request: Any) -> Any:
+        path = request.path
+        for prefix, resource in self._prefixes.items():
+            if path == prefix or path.startswith(prefix + b"/") or \
+                    path.startswith(prefix + b"."):
+                return resource.render(request)
+        return self._default.render(request)

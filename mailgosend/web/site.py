@@ -25,7 +25,7 @@ from mailgosend.web.login import LoginFlow, SecondStep
 from mailgosend.web.passkeys import PasskeyPages
 from mailgosend.web.ratelimit import RateLimiter
 from mailgosend.web.request import WebRequest
-from mailgosend.web.sections import ExactPaths, Sections
+from mailgosend.web.sections import ExactPaths, PathPrefixes, Sections
 from mailgosend.web.sessions import SessionManager
 from mailgosend.web.settings_pages import SettingsPages
 from mailgosend.web.setup import SetupPages, SetupToken
@@ -193,6 +193,15 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
         if mail is not None:
             webmail = WebmailPages(pages=pages, mail=mail).resource()
+            if dav is not None:
+                # The contacts page and its JSON (issue #15): the CardDAV data.
+                from mailgosend.mail.contacts import ContactsService
+                from mailgosend.web import webmail_contacts
+                contacts = webmail_contacts.WebmailContacts(
+                    pages=pages, contacts=ContactsService(dav.service), mail=mail).resource()
+                webmail = PathPrefixes(webmail, {p: contacts
+                                                 for p in webmail_contacts.PREFIXES})
+                upload_prefixes = upload_prefixes + webmail_contacts.UPLOAD_PREFIXES
             # Thunderbird's autoconfig URL (web/autoconfig.py) lives under /mail/ too.
             autoconfig = mounted.get(b"mail")
             mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(
