@@ -440,6 +440,25 @@ class SuggestTests(ContactsServerTestCase):
         self.assertEqual(long_query.json()["field"], "q")
 
 
+class AccessLogTests(unittest.TestCase):
+    def test_what_autocomplete_was_asked_is_not_logged(self) -> None:
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from mailgosend.web.site import access_log_line
+
+        for path, kept in ((b"/mail/api/suggest", False), (b"/mail/api/contacts", True)):
+            request = DummyRequest([b""])
+            request.method = b"GET"
+            request.uri = path + b"?q=ada%40engine.example"
+            request.path = path
+            request.clientproto = b"HTTP/1.1"
+            request.code = 200
+            request.sentLength = 10
+            line = access_log_line("[05/Dec/2026:10:00:00 +0000]", request)
+            self.assertIn(path.decode(), line)
+            self.assertEqual("ada" in line, kept, line)
+
+
 class CardTests(unittest.TestCase):
     """contactcards alone: what a round trip through the page's fields keeps."""
 

@@ -35,10 +35,20 @@ from mailgosend.web.templates import make_environment
 from mailgosend.web.webmail import WebmailPages
 
 
+# Paths whose query string is what a user typed (compose autocomplete: names, addresses):
+# logged without it.
+PRIVATE_QUERIES = (b"/mail/api/suggest",)
+
+
 def access_log_line(timestamp: str, request: Any) -> str:
     """The combined log format, with the client behind a trusted proxy (the address bans
     and rate limits use), not the proxy's own."""
     line: str = http.combinedLogFormatter(timestamp, request)
+    uri, path = getattr(request, "uri", None), getattr(request, "path", None)
+    if isinstance(uri, bytes) and isinstance(path, bytes) and b"?" in uri and \
+            path.startswith(PRIVATE_QUERIES):
+        line = line.replace(f" {http._escape(uri)} ",  # type: ignore[attr-defined]
+                            f" {http._escape(path)}?- ", 1)  # type: ignore[attr-defined]
     client = getattr(request, "origin", None)
     if client is None or not line.startswith('"'):
         return line
