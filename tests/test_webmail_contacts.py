@@ -379,6 +379,53 @@ class DavSyncTests(ContactsServerTestCase):
         self.assertEqual([b["displayName"] for b in listing["books"]], ["Contacts", "Family"])
 
 
+class CacheTests(ContactsServerTestCase):
+    @defer.inlineCallbacks
+    def test_a_read_after_a_change_parses_only_the_changed_cards(self) -> Any:
+        from mailgosend.mail import contacts as contacts_module
+        from mailgosend.mail.dav import ObjectFacts
+
+        dav = yield self.server.root.components["dav"].open_account(ALICE)
+        book = yield defer.ensureDeferred(dav.collection("addressbook", "contacts"))
+        for i in range(200):
+            data = (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c{i}\r\nFN:Person {i:03}\r\n"
+                    f"EMAIL:p{i}@example.net\r\nEND:VCARD\r\n").encode()
+            yield defer.ensureDeferred(dav.put(book, f"c{i}.vcf", data,
+                                               ObjectFacts(uid=f"c{i}", component="VCARD")))
+        parsed: list[int] = []
+        real = contacts_module._contact_of
+
+        def counting(data: bytes) -> Any:
+            parsed.append(1)
+            return real(data)
+        self.patch(contacts_module, "_contact_of", counting)
+        api = yield self.signed_in()
+        listing = yield self.listed(api)
+        self.assertEqual(len(listing["contacts"]), 200)
+        self.assertEqual(len(parsed), 200)
+        # unchanged: nothing parsed; one card changed by DAV, one deleted: one parsed
+        yield self.listed(api)
+        self.assertEqual(len(parsed), 200)
+        yield self.dav("PUT", BOOK + "c7.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c7\r\n"
+                       "FN:Renamed Seven\r\nEND:VCARD\r\n", Content_Type="text/vcard")
+        yield self.dav("DELETE", BOOK + "c8.vcf")
+        listing = yield self.listed(api)
+        self.assertEqual(len(parsed), 201)
+        names = [c["name"] for c in listing["contacts"]]
+        self.assertEqual(len(names), 199)
+        self.assertIn("Renamed Seven", names)
+        self.assertNotIn("Person 008", names)
+        # the suggestions read the same cache
+        answer = yield api.call("GET", "/mail/api/suggest?q=renamed")
+        self.assertEqual([s["name"] for s in answer.json()["suggestions"]], [])  # no email
+        answer = yield api.call("GET", "/mail/api/suggest?q=p19")
+        self.assertEqual(answer.json()["suggestions"][0]["email"], "p19@example.net")
+        self.assertEqual(len(parsed), 201)
+        # the webmail's JSON is counted with the app API calls, not with sign-ins
+        site = self.server.root.components["web_site"]
+        self.assertIs(site.limiter_for(b"/mail/api/contacts"), site.limiter_for(b"/jmap/api"))
+
+
 def message(sender: str, to: str, subject: str) -> bytes:
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
             f"Date: Sat, 05 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@x>\r\n\r\n"

@@ -200,7 +200,10 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         mounted[b".well-known"] = ExactPaths(mounted.get(b".well-known", pages.resource()),
                                              {b"/.well-known/jmap": endpoint.well_known})
         body_limits = endpoint.body_limits
-        limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
+        # The webmail's own JSON (/mail/api/: contacts, autocomplete) is an app's API too:
+        # counted with JMAP's calls (JMAP_RATE_PER_MIN), not with sign-in attempts.
+        app_limiter = RateLimiter(endpoint.rate_per_min, clock)
+        limiters = ((b"/jmap/", app_limiter), (b"/mail/api/", app_limiter))
         if mail is not None:
             webmail = WebmailPages(pages=pages, mail=mail).resource()
             if dav is not None:
