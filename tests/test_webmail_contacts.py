@@ -637,3 +637,60 @@ class ContactsBrowserTests(WebmailBrowserTestCase):
         items = yield defer.ensureDeferred(user_dav.items(book))
         self.assertEqual(len(items), 1)
         self.assertIn(b"FN:Grace Hopper", items[0].data)
+
+    @defer.inlineCallbacks
+    def test_autocomplete_in_compose(self) -> Any:
+        from mailgosend.mail.dav import ObjectFacts
+
+        dav = yield self.server.root.components["dav"].open_account(ALICE)
+        book = yield defer.ensureDeferred(dav.collection("addressbook", "contacts"))
+        yield defer.ensureDeferred(dav.put(
+            book, "ada.vcf", b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ada\r\nFN:Ada Lovelace\r\n"
+            b"EMAIL:ada@engine.example\r\nEND:VCARD\r\n", ObjectFacts(uid="ada",
+                                                                     component="VCARD")))
+        mail = self.server.root.components["mail"]
+        user = yield mail.open_account(ALICE)
+        sent = yield user.get_mailbox("Sent")
+        yield user.append_all(sent.id, [(message(f"Alice <{ALICE}>",
+                                                 "Adam Smith <adam@sent.example>", "adam"),
+                                         ["\\Seen"], datetime(2026, 12, 1, tzinfo=timezone.utc))])
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.open_mail(browser, errors)
+            page.get_by_role("button", name="New message").click()
+            form = page.get_by_role("dialog", name="New message")
+            expect(form).to_be_visible(timeout=10000)
+            to = form.get_by_role("combobox", name="To", exact=True)
+            to.press_sequentially("ad", delay=30)
+            listbox = form.get_by_role("listbox", name="Address suggestions")
+            expect(listbox).to_be_visible(timeout=10000)
+            options = listbox.get_by_role("option")
+            # the address book first, then an address used before
+            expect(options).to_have_text(["Ada Lovelace <ada@engine.example>",
+                                          "Adam Smith <adam@sent.example>"])
+            expect(to).to_have_attribute("aria-expanded", "true")
+            expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+            to.press("ArrowDown")
+            expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+            expect(to).to_have_attribute("aria-activedescendant",
+                                         options.nth(1).get_attribute("id") or "?")
+            to.press("Enter")
+            expect(to).to_have_value("Adam Smith <adam@sent.example>, ")
+            expect(listbox).to_be_hidden()
+            expect(to).to_have_attribute("aria-expanded", "false")
+            # a second address completes the part after the comma; picked with the mouse
+            to.press_sequentially("lov", delay=30)
+            listbox.get_by_role("option", name="Ada Lovelace <ada@engine.example>").click()
+            expect(to).to_have_value("Adam Smith <adam@sent.example>, "
+                                     "Ada Lovelace <ada@engine.example>, ")
+            expect(to).to_be_focused()
+            # Escape closes the suggestions, not the message
+            cc = form.get_by_role("combobox", name="Cc", exact=True)
+            cc.press_sequentially("ada", delay=30)
+            expect(listbox).to_be_visible(timeout=10000)
+            cc.press("Escape")
+            expect(listbox).to_be_hidden()
+            expect(form).to_be_visible()
+            expect(cc).to_have_value("ada")
+
+        yield self.in_browser(scenario)

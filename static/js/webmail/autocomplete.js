@@ -106,6 +106,10 @@ function show(input, suggestions) {
   ensureListbox();
   options = suggestions;
   if (!suggestions.length || document.activeElement !== input) { close(); return; }
+  // A modal dialog (compose) is in the top layer, and the rest of the page inert under it:
+  // the listbox goes inside the dialog of its input.
+  const host = input.closest("dialog") || document.body;
+  if (listbox.parentElement !== host) host.append(listbox);
   serial += 1;
   listbox.replaceChildren(...suggestions.map((s, i) => {
     const li = document.createElement("li");
@@ -193,9 +197,18 @@ function onKeydown(e) {
 
 let installed = false;
 
-export function install(_api) {
+export function install(api) {
   if (installed) return;
   installed = true;
+  // Compose's address fields are comboboxes from the start (assistive technology announces
+  // them so); other inputs become one when first focused.
+  if (api && api.events) {
+    api.events.addEventListener("compose", (e) => {
+      for (const input of Object.values((e.detail && e.detail.fields) || {})) {
+        if (input instanceof HTMLInputElement && input.matches("input[data-addresses]")) prepare(input);
+      }
+    });
+  }
   document.addEventListener("focusin", (e) => {
     if (e.target instanceof HTMLInputElement && e.target.matches("input[data-addresses]")) prepare(e.target);
   });
