@@ -94,6 +94,8 @@ class EndpointTests(ContactsServerTestCase):
     @defer.inlineCallbacks
     def test_create_edit_delete_and_refusals(self) -> Any:
         api = yield self.signed_in()
+        dav = yield self.server.root.components["dav"].open_account(ALICE)
+        used_before, _limit = yield defer.ensureDeferred(dav.quota())
         made = yield api.call("POST", "/mail/api/contacts", ADA)
         self.assertEqual(made.status_code, 201, made.text)
         ada = made.json()
@@ -106,6 +108,10 @@ class EndpointTests(ContactsServerTestCase):
         self.assertEqual([c["name"] for c in listing["contacts"]], ["Ada Lovelace"])
         got = yield api.call("GET", f"/mail/api/contacts/{ada['id']}")
         self.assertEqual(got.json()["etag"], ada["etag"])
+        # counted in the quota like a card PUT over CardDAV
+        card = yield self.dav_card(BOOK + ada["uid"].removeprefix("urn:uuid:") + ".vcf")
+        used, _limit = yield defer.ensureDeferred(dav.quota())
+        self.assertEqual(used - used_before, len(card.encode()))
 
         edited = dict(ADA, name="Ada King", phones=[],
                       emails=ADA["emails"] + [{"value": "ada@home.example", "type": "home"}],
@@ -158,6 +164,8 @@ class EndpointTests(ContactsServerTestCase):
         self.assertEqual(again.status_code, 404)
         listing = yield self.listed(api)
         self.assertEqual(listing["contacts"], [])
+        used, _limit = yield defer.ensureDeferred(dav.quota())
+        self.assertEqual(used, used_before)
         # stored sealed: no name, address or note in the clear
         for secret in (b"Lovelace", b"engine.example", b"Analytical", b"programmer"):
             self.assertNotIn(secret, self.table_bytes())
