@@ -51,7 +51,8 @@ class ContactsClient:
         self.token = token
 
     def call(self, method: str, path: str, body: Any = None, *, raw: Optional[bytes] = None,
-             content_type: str = "application/json", csrf: bool = True) -> Any:
+             content_type: str = "application/json", csrf: bool = True,
+             timeout: int = 60) -> Any:
         headers = {"Origin": self.web.base}
         if csrf:
             headers["X-CSRF-Token"] = self.token
@@ -61,7 +62,7 @@ class ContactsClient:
         if data is not None:
             headers["Content-Type"] = content_type
         return threads.deferToThread(self.web.http.request, method, self.web.base + path,
-                                     data=data, headers=headers, timeout=60,
+                                     data=data, headers=headers, timeout=timeout,
                                      allow_redirects=False)
 
 
@@ -320,6 +321,28 @@ class EndpointTests(ContactsServerTestCase):
         copied = yield bob.call("POST", "/mail/api/contacts/import", raw=everything.content,
                                 content_type="text/vcard")
         self.assertEqual(copied.json(), {"added": 3, "updated": 0})
+
+
+    @defer.inlineCallbacks
+    def test_quota_refuses_a_contact_and_an_import_whole(self) -> Any:
+        from mailgosend.db.runner import run_sync
+        from mailgosend.store import accounts
+
+        api = yield self.signed_in()
+        dav = yield self.server.root.components["dav"].open_account(ALICE)
+        used, _limit = yield defer.ensureDeferred(dav.quota())
+        run_sync(self.server.engine, accounts.set_quota, ALICE, used + 1500, write=True)
+        made = yield api.call("POST", "/mail/api/contacts", ADA)
+        self.assertEqual(made.status_code, 201, made.text)
+        big = yield api.call("POST", "/mail/api/contacts", dict(ADA, note="n" * 2000))
+        self.assertEqual((big.status_code, big.json()["field"]), (507, "quota"))
+        vcf = "".join(f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:q{i}\r\nFN:Quota {i}\r\n"
+                      f"NOTE:{'n' * 100}\r\nEND:VCARD\r\n" for i in range(10))
+        refused = yield api.call("POST", "/mail/api/contacts/import", raw=vcf.encode(),
+                                 content_type="text/vcard")
+        self.assertEqual((refused.status_code, refused.json()["field"]), (507, "quota"))
+        listing = yield self.listed(api)
+        self.assertEqual([c["name"] for c in listing["contacts"]], ["Ada Lovelace"])
 
 
 class DavSyncTests(ContactsServerTestCase):

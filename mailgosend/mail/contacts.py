@@ -38,6 +38,7 @@ __all__ = ["ContactsService", "UserContacts", "Entry", "ContactNotFound", "Conta
 KIND = "addressbook"
 DEFAULT_BOOK = DEFAULT_NAMES[KIND]
 MAX_IMPORT_CARDS = 10_000
+IMPORT_BATCH = 500     # cards per transaction
 CACHED_USERS = 200
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,120}$")
 
@@ -284,7 +285,8 @@ class UserContacts:
 
     async def import_vcf(self, data: bytes, book: Optional[str] = None) -> dict[str, Any]:
         """Every card of a .vcf: a card whose UID is already in the book replaces it, the
-        others are added.  A bad file changes nothing; a card refused (quota) stops there."""
+        others are added, IMPORT_BATCH per transaction.  A bad file changes nothing; a
+        batch refused (quota) is not stored, and the import stops there."""
         collection = await self._target(book)
         parsed = list(cards.parse_many(data))
         if not parsed:
@@ -296,18 +298,23 @@ class UserContacts:
             prepared.append(self._imported(card, i))
         by_uid = {e.contact.uid: e.name
                   for e in (await self._book(collection)).entries.values()}
-        added = updated = 0
+        existing = set(by_uid.values())
+        taken = set(existing)
+        writes: dict[str, tuple[str, bytes, ObjectFacts]] = {}   # by UID: the last card wins
         for card in prepared:
             uid = cards.contact_of(card).uid
-            name = by_uid.get(uid)
-            if name is None:
-                name = _object_name(uid)
-                added += 1
-            else:
-                updated += 1
-            await self._store(collection, name, card)
+            name = by_uid.get(uid) or _object_name(uid)
+            if uid not in by_uid and name in taken:   # "x" and "urn:uuid:x"
+                name = _object_name("")
             by_uid[uid] = name
-        return {"added": added, "updated": updated}
+            taken.add(name)
+            writes[uid] = (name, cards.serialize(card),
+                           ObjectFacts(uid=uid, component="VCARD"))
+        batch = list(writes.values())
+        for first in range(0, len(batch), IMPORT_BATCH):
+            await self.dav.put_many(collection, batch[first:first + IMPORT_BATCH])
+        updated = sum(1 for name, _data, _facts in batch if name in existing)
+        return {"added": len(batch) - updated, "updated": updated}
 
     @staticmethod
     def _imported(card: Any, index: int) -> Any:
