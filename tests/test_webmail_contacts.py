@@ -660,6 +660,22 @@ class ContactsBrowserTests(WebmailBrowserTestCase):
             expect(contacts.get_by_role("button")).to_have_count(1, timeout=10000)
             expect(contacts.get_by_role("button", name=re.compile("Grace Hopper"))
                    ).to_be_visible()
+            # a phone: one pane at a time, nothing wider than the screen
+            page.set_viewport_size({"width": 375, "height": 700})
+            expect(contacts).to_be_visible()
+            self.assertLessEqual(page.evaluate("document.documentElement.scrollWidth"), 375)
+            contacts.get_by_role("button", name=re.compile("Grace Hopper")).click()
+            expect(page.get_by_label("Name", exact=True)).to_have_value("Grace Hopper")
+            expect(contacts).to_be_hidden()
+            self.assertLessEqual(page.evaluate("document.documentElement.scrollWidth"), 375)
+            page.get_by_role("button", name="Cancel").click()
+            expect(contacts).to_be_visible()
+            # and the mail page links here from under the folders
+            page.goto(self.web_base + "/mail")
+            page.get_by_role("button", name="Folders").click()
+            page.get_by_role("navigation", name="Folders").get_by_role(
+                "link", name="Contacts").click()
+            expect(page).to_have_url(self.web_base + "/mail/contacts")
 
         yield self.in_browser(scenario)
         dav = self.server.root.components["dav"]
