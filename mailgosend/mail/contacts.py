@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from mailgosend.mail import contactcards as cards
 from mailgosend.mail.contactcards import Contact, ContactError
@@ -35,10 +35,12 @@ from mailgosend.store import dav as store
 __all__ = ["ContactsService", "UserContacts", "Entry", "ContactNotFound", "ContactError",
            "MAX_IMPORT_CARDS", "fold"]
 
+_T = TypeVar("_T")
 KIND = "addressbook"
 DEFAULT_BOOK = DEFAULT_NAMES[KIND]
 MAX_IMPORT_CARDS = 10_000
 IMPORT_BATCH = 500     # cards per transaction
+PARSE_CHUNK = 250      # cards per worker job
 CACHED_USERS = 200
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,120}$")
 
@@ -102,12 +104,39 @@ class _Book:
     entries: dict[str, Entry]   # by object name
 
 
-class ContactsService:
-    """One per process, beside the DavService it reads through."""
+def _entries_of(book: str, items: Sequence[Any]) -> list[Entry]:
+    """Parse opened cards (a worker thread: vobject takes about a millisecond a card)."""
+    out = []
+    for item in items:
+        contact = _contact_of(item.data) if item.data is not None else None
+        if contact is not None:
+            out.append(_entry(book, item.name, item.etag, contact))
+    return out
 
-    def __init__(self, dav: DavService) -> None:
+
+class ContactsService:
+    """One per process, beside the DavService it reads through; ``workers`` (WorkerPool)
+    parses cards off the reactor thread."""
+
+    def __init__(self, dav: DavService, workers: Any = None) -> None:
         self.dav = dav
+        self.workers = workers
         self._books: OrderedDict[int, dict[int, _Book]] = OrderedDict()   # user id -> books
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in a worker thread (inline without workers)."""
+        if self.workers is None:
+            return fn(*args)
+        return await self.workers.run(fn, *args)  # type: ignore[no-any-return]
+
+    async def parse(self, book: str, items: Sequence[Any]) -> list[Entry]:
+        if self.workers is None:
+            return _entries_of(book, items)
+        out: list[Entry] = []
+        for first in range(0, len(items), PARSE_CHUNK):
+            out.extend(await self.workers.run(_entries_of, book,
+                                              items[first:first + PARSE_CHUNK]))
+        return out
 
     async def open_account(self, email: str) -> "UserContacts":
         user_dav = await self.dav.open_account(email)
@@ -155,22 +184,15 @@ class UserContacts:
                 fresh = await self.dav.items(collection, [i.name for i in changed])
                 for item in fresh:
                     entries.pop(item.name, None)
-                    self._add(entries, collection.name, item)
+                for entry in await self.service.parse(collection.name, fresh):
+                    entries[entry.name] = entry
                 book = _Book(modseq, entries)
         if book is None:
             items = await self.dav.items(collection)
-            entries = {}
-            for item in items:
-                self._add(entries, collection.name, item)
-            book = _Book(collection.modseq, entries)
+            parsed = await self.service.parse(collection.name, items)
+            book = _Book(collection.modseq, {entry.name: entry for entry in parsed})
         cached[collection.id] = book
         return book
-
-    @staticmethod
-    def _add(entries: dict[str, Entry], book: str, item: Any) -> None:
-        contact = _contact_of(item.data) if item.data is not None else None
-        if contact is not None:
-            entries[item.name] = _entry(book, item.name, item.etag, contact)
 
     async def entries(self) -> list[Entry]:
         """Every readable contact of every book: default book first, then by name."""
@@ -288,65 +310,71 @@ class UserContacts:
         others are added, IMPORT_BATCH per transaction.  A bad file changes nothing; a
         batch refused (quota) is not stored, and the import stops there."""
         collection = await self._target(book)
-        parsed = list(cards.parse_many(data))
-        if not parsed:
-            raise ContactError("file", "no vCard in the file")
-        if len(parsed) > MAX_IMPORT_CARDS:
-            raise ContactError("file", f"at most {MAX_IMPORT_CARDS} cards at once")
-        prepared = []
-        for i, card in enumerate(parsed):
-            prepared.append(self._imported(card, i))
+        prepared = await self.service.run(_prepare_import, data)
         by_uid = {e.contact.uid: e.name
                   for e in (await self._book(collection)).entries.values()}
         existing = set(by_uid.values())
         taken = set(existing)
         writes: dict[str, tuple[str, bytes, ObjectFacts]] = {}   # by UID: the last card wins
-        for card in prepared:
-            uid = cards.contact_of(card).uid
+        for uid, text in prepared:
             name = by_uid.get(uid) or _object_name(uid)
             if uid not in by_uid and name in taken:   # "x" and "urn:uuid:x"
                 name = _object_name("")
             by_uid[uid] = name
             taken.add(name)
-            writes[uid] = (name, cards.serialize(card),
-                           ObjectFacts(uid=uid, component="VCARD"))
+            writes[uid] = (name, text, ObjectFacts(uid=uid, component="VCARD"))
         batch = list(writes.values())
         for first in range(0, len(batch), IMPORT_BATCH):
             await self.dav.put_many(collection, batch[first:first + IMPORT_BATCH])
         updated = sum(1 for name, _data, _facts in batch if name in existing)
         return {"added": len(batch) - updated, "updated": updated}
 
-    @staticmethod
-    def _imported(card: Any, index: int) -> Any:
-        where = f"file/cards/{index}"
-        version = str(getattr(getattr(card, "version", None), "value", "") or "")
-        if version not in ("3.0", "4.0"):
-            # vCard 2.1 (old phones): vobject reads it; we store it as 3.0.
-            if "version" in card.contents:
-                card.version.value = "3.0"
-            else:
-                card.add("version").value = "3.0"
-        uid = str(getattr(getattr(card, "uid", None), "value", "") or "").strip()
-        if not uid or len(uid) > 255:
-            for line in list(card.contents.get("uid", [])):
-                card.remove(line)
-            card.add("uid").value = cards.new_card().uid.value
-        if not str(getattr(getattr(card, "fn", None), "value", "") or "").strip():
-            contact = cards.contact_of(card)
-            n = getattr(getattr(card, "n", None), "value", None)
-            guess = " ".join(p for p in (getattr(n, "given", ""), getattr(n, "family", ""))
-                             if isinstance(p, str) and p) if n is not None else ""
-            guess = guess or (contact.emails[0]["value"] if contact.emails else contact.org)
-            if not guess:
-                raise ContactError(where, "a card has no name (FN), email or organisation")
-            for line in list(card.contents.get("fn", [])):
-                card.remove(line)
-            card.add("fn").value = guess
+
+def _prepare_import(data: bytes) -> list[tuple[str, bytes]]:
+    """(UID, vCard text) of every card of a .vcf, made storable (a worker thread)."""
+    parsed = list(cards.parse_many(data))
+    if not parsed:
+        raise ContactError("file", "no vCard in the file")
+    if len(parsed) > MAX_IMPORT_CARDS:
+        raise ContactError("file", f"at most {MAX_IMPORT_CARDS} cards at once")
+    out = []
+    for index, card in enumerate(parsed):
+        card = _imported(card, index)
         try:
-            card.serialize()
+            text = cards.serialize(card)
         except Exception as error:   # vobject's validation on output
-            raise ContactError(where, f"the card cannot be written ({error})") from None
-        return card
+            raise ContactError(f"file/cards/{index}",
+                               f"the card cannot be written ({error})") from None
+        out.append((cards.contact_of(card).uid, text))
+    return out
+
+
+def _imported(card: Any, index: int) -> Any:
+    where = f"file/cards/{index}"
+    version = str(getattr(getattr(card, "version", None), "value", "") or "")
+    if version not in ("3.0", "4.0"):
+        # vCard 2.1 (old phones): vobject reads it; we store it as 3.0.
+        if "version" in card.contents:
+            card.version.value = "3.0"
+        else:
+            card.add("version").value = "3.0"
+    uid = str(getattr(getattr(card, "uid", None), "value", "") or "").strip()
+    if not uid or len(uid) > 255:
+        for line in list(card.contents.get("uid", [])):
+            card.remove(line)
+        card.add("uid").value = cards.new_card().uid.value
+    if not str(getattr(getattr(card, "fn", None), "value", "") or "").strip():
+        contact = cards.contact_of(card)
+        n = getattr(getattr(card, "n", None), "value", None)
+        guess = " ".join(p for p in (getattr(n, "given", ""), getattr(n, "family", ""))
+                         if isinstance(p, str) and p) if n is not None else ""
+        guess = guess or (contact.emails[0]["value"] if contact.emails else contact.org)
+        if not guess:
+            raise ContactError(where, "a card has no name (FN), email or organisation")
+        for line in list(card.contents.get("fn", [])):
+            card.remove(line)
+        card.add("fn").value = guess
+    return card
 
 
 def _object_name(uid: str) -> str:

@@ -211,7 +211,8 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
                 from mailgosend.mail.contacts import ContactsService
                 from mailgosend.web import webmail_contacts
                 contacts = webmail_contacts.WebmailContacts(
-                    pages=pages, contacts=ContactsService(dav.service), mail=mail).resource()
+                    pages=pages, contacts=ContactsService(dav.service, workers), mail=mail
+                ).resource()
                 webmail = PathPrefixes(webmail, {p: contacts
                                                  for p in webmail_contacts.PREFIXES})
                 upload_prefixes = upload_prefixes + webmail_contacts.UPLOAD_PREFIXES
