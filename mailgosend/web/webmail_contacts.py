@@ -152,7 +152,8 @@ class WebmailContacts:
 
     @staticmethod
     def _arg(request: WebRequest, name: str) -> str:
-        values = (request.args or {}).get(name.encode(), [])
+        args: dict[bytes, list[bytes]] = request.args or {}
+        values = args.get(name.encode(), [])
         return values[0].decode("utf-8", "replace") if values else ""
 
     # --- the page -------------------------------------------------------------------------

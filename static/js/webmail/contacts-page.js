@@ -119,34 +119,49 @@ class ContactsPage {
 
   render() {
     const shown = this.visible();
-    const items = shown.map((contact) => {
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "flex w-full items-center gap-2 px-2 py-1.5 text-left text-sm hover:bg-slate-100 dark:hover:bg-slate-900";
-      if (this.current && this.current.id === contact.id) button.setAttribute("aria-current", "true");
-      const face = document.createElement("span");
-      face.className = "flex h-8 w-8 shrink-0 items-center justify-center overflow-hidden rounded-full bg-slate-200 text-xs font-semibold text-slate-600 dark:bg-slate-800 dark:text-slate-300";
-      face.setAttribute("aria-hidden", "true");
-      avatar(face, contact);
-      const text = document.createElement("span");
-      text.className = "min-w-0";
-      const name = document.createElement("span");
-      name.className = "block truncate font-medium";
-      name.textContent = contact.name;
-      const line = document.createElement("span");
-      line.className = "block truncate text-xs text-slate-500 dark:text-slate-400";
-      line.textContent = contact.emails.length ? contact.emails[0].value : contact.org;
-      text.append(name, line);
-      button.append(face, text);
-      button.addEventListener("click", () => this.edit(contact));
-      li.append(button);
-      return li;
-    });
+    const names = new Map((this.books || []).map((b) => [b.name, b.displayName]));
+    let book = null;
+    const items = [];
+    for (const contact of shown) {
+      if (names.size > 1 && contact.book !== book) {
+        // Several address books: each one's contacts under its name, the default first.
+        book = contact.book;
+        const title = document.createElement("li");
+        title.className = "bg-slate-50 px-2 py-1 text-xs font-semibold text-slate-600 dark:bg-slate-900 dark:text-slate-300";
+        title.textContent = names.get(book) || book;
+        items.push(title);
+      }
+      items.push(this.item(contact));
+    }
     $("contacts").replaceChildren(...items);
     const total = this.contacts.length;
     $("count").textContent = shown.length === total ? `${total} contacts`
       : `${shown.length} of ${total} contacts`;
+  }
+
+  item(contact) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "flex w-full items-center gap-2 px-2 py-1.5 text-left text-sm hover:bg-slate-100 dark:hover:bg-slate-900";
+    if (this.current && this.current.id === contact.id) button.setAttribute("aria-current", "true");
+    const face = document.createElement("span");
+    face.className = "flex h-8 w-8 shrink-0 items-center justify-center overflow-hidden rounded-full bg-slate-200 text-xs font-semibold text-slate-600 dark:bg-slate-800 dark:text-slate-300";
+    face.setAttribute("aria-hidden", "true");
+    avatar(face, contact);
+    const text = document.createElement("span");
+    text.className = "min-w-0";
+    const name = document.createElement("span");
+    name.className = "block truncate font-medium";
+    name.textContent = contact.name;
+    const line = document.createElement("span");
+    line.className = "block truncate text-xs text-slate-500 dark:text-slate-400";
+    line.textContent = contact.emails.length ? contact.emails[0].value : contact.org;
+    text.append(name, line);
+    button.append(face, text);
+    button.addEventListener("click", () => this.edit(contact));
+    li.append(button);
+    return li;
   }
 
   row(list, entry, focus = false) {
@@ -205,6 +220,9 @@ class ContactsPage {
     $("export-one").classList.toggle("hidden", !contact);
     if (contact) $("export-one").href = `/mail/api/contacts/${contact.id}/vcf`;
     $("photo-row").classList.toggle("hidden", !contact);
+    const books = this.books || [];
+    $("book-row").classList.toggle("hidden", Boolean(contact) || books.length < 2);
+    $("f-book").replaceChildren(...books.map((b) => new Option(b.displayName, b.name)));
     $("remove-photo").classList.toggle("hidden", !(contact && contact.photo));
     this.showDetail(true);
     this.render();
@@ -263,7 +281,8 @@ class ContactsPage {
       if (this.current) {
         saved = await call("PUT", `/mail/api/contacts/${this.current.id}`, { ...fields, etag: this.current.etag });
       } else {
-        saved = await call("POST", "/mail/api/contacts", fields);
+        const book = $("f-book").value;
+        saved = await call("POST", `/mail/api/contacts${book ? `?book=${encodeURIComponent(book)}` : ""}`, fields);
       }
       await this.load();
       this.status(`Saved ${saved.name}.`);
