@@ -550,6 +550,19 @@ class CardTests(unittest.TestCase):
         self.assertEqual(back.note, ADA["note"])
         validate(cards.serialize(card))
 
+    def test_lines_stay_folded_and_a_vcard4_photo_uri_whole(self) -> None:
+        # RFC 6350 §3.2: lines of at most 75 octets; the PHOTO data: URI is not cut at its
+        # comma (vobject alone would) nor escaped
+        uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
+        card = cards.parse("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:u\r\nFN:F\r\n"
+                           f"PHOTO:{uri}\r\nEND:VCARD\r\n")
+        cards.apply(card, cards.validate_fields(dict(ADA, note="n" * 300)))
+        text = cards.serialize(card).decode()
+        self.assertIn(f"PHOTO:{uri}\r\n", text)
+        self.assertLessEqual(max(len(line) for line in text.split("\r\n")
+                                 if not line.startswith("PHOTO")), 75)
+        self.assertEqual(cards.photo_of(cards.parse(text)), (PNG, "image/png"))
+
     def test_name_falls_back_to_email(self) -> None:
         clean = cards.validate_fields({"emails": [{"value": "x@y.example", "type": "home"}]})
         self.assertEqual(clean["name"], "x@y.example")

@@ -98,12 +98,14 @@ def _protect(text: str) -> str:
 
 
 def _unprotect(text: str) -> str:
+    """Undo ``_protect`` on vobject's output; every other line keeps vobject's folding."""
     out = []
-    for line in _unfold(text):
+    for raw in re.split(r"\r?\n(?![ \t])", text.rstrip("\r\n")):
+        line = re.sub(r"\r?\n[ \t]", "", raw)
         head, value = _split_value(line)
         if _MEDIA_LINE.match(line) and ":" in value and "ENCODING=" not in head.upper():
-            line = head + ":" + value.replace("\\,", ",").replace("\\;", ";")
-        out.append(line)
+            raw = head + ":" + value.replace("\\,", ",").replace("\\;", ";")
+        out.append(raw)
     return "\r\n".join(out) + "\r\n"
 
 
