@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+import requests
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
@@ -154,8 +155,12 @@ class EndpointTests(ContactsServerTestCase):
         forged = yield api.call("POST", "/mail/api/contacts", ADA, csrf=False)
         self.assertEqual((forged.status_code, forged.json()["field"]), (403, "csrf"))
         anonymous = yield threads.deferToThread(
-            __import__("requests").get, self.web_base + "/mail/api/contacts", timeout=30)
+            requests.get, self.web_base + "/mail/api/contacts", timeout=30)
         self.assertEqual(anonymous.status_code, 401)
+        page = yield threads.deferToThread(
+            requests.get, self.web_base + "/mail/contacts", timeout=30,
+            allow_redirects=False)
+        self.assertEqual((page.status_code, page.headers["Location"]), (303, "/login"))
         listing = yield self.listed(api)
         self.assertEqual(len(listing["contacts"]), 1)
 
@@ -594,7 +599,6 @@ class ContactsBrowserTests(WebmailBrowserTestCase):
                          "VERSION:4.0\r\nUID:imp-2\r\nFN:Margaret Hamilton\r\n"
                          "END:VCARD\r\n".encode())
         # a contact made by a CardDAV client shows in the page
-        import requests
         put = yield threads.deferToThread(
             requests.put, self.web_base + BOOK + "dora.vcf",
             data=b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:dora\r\nFN:Dora Dav\r\n"
