@@ -29,7 +29,7 @@ BOOK = "/carddav/alice@example.com/contacts/"
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00"
        b"\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00"
        b"\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
-ADA = {"name": "Ada Lovelace", "emails": [{"value": "ada@engine.example", "type": "work"}],
+ADA: dict[str, Any] = {"name": "Ada Lovelace", "emails": [{"value": "ada@engine.example", "type": "work"}],
        "phones": [{"value": "+44 20 7946 0000", "type": "cell"}], "org": "Analytical Engines",
        "address": {"street": "12 St James's Square", "city": "London", "code": "SW1Y 4JH",
                    "country": "UK"},
@@ -530,7 +530,7 @@ class AccessLogTests(unittest.TestCase):
         from mailgosend.web.site import access_log_line
 
         for path, kept in ((b"/mail/api/suggest", False), (b"/mail/api/contacts", True)):
-            request = DummyRequest([b""])
+            request: Any = DummyRequest([b""])
             request.method = b"GET"
             request.uri = path + b"?q=ada%40engine.example"
             request.path = path
