@@ -75,8 +75,9 @@ class ContactsServerTestCase(DavServerTestCase):
         self.assertEqual(answer.status_code, 303)
         page = yield web.get("/mail/contacts")
         self.assertEqual(page.status_code, 200)
-        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return ContactsClient(web, token)
+        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert found is not None, "no csrf-token in the page"
+        return ContactsClient(web, found.group(1))
 
     @defer.inlineCallbacks
     def listed(self, api: ContactsClient) -> Any:
