@@ -70,6 +70,11 @@ class DavResource(Resource):
         self.mount = mount
         self._default_domain = default_domain
 
+    @property
+    def service(self) -> DavService:
+        """The storage this front end serves (the webmail's contacts use it too)."""
+        return self._dav
+
     def render(self, request: Any) -> Any:
         d = Deferred.fromCoroutine(self._serve(request))
         d.addErrback(self._failed, request)

@@ -303,6 +303,19 @@ class UserDav:
                                                   if_none_match=if_none_match)
         return etag, bool(created)
 
+    async def put_many(self, collection: store.Collection,
+                       objects: Sequence[tuple[str, bytes, ObjectFacts]]) -> list[str]:
+        """Store many objects (an import) in one transaction, without preconditions: the
+        new ETags, in order.  A refusal (UidConflict, QuotaExceeded) stores none of them."""
+        writes = []
+        for name, data, facts in objects:
+            writes.append((store.ObjectWrite(
+                name=name, uid=facts.uid, component=facts.component, size=len(data),
+                sealed=self._seal(data, self._object_context(collection, name)),
+                starts_at=facts.starts_at, ends_at=facts.ends_at), secrets.token_hex(16)))
+        await self.service.runner.write(_put_all, collection, writes, self.service.now())
+        return [etag for _write, etag in writes]
+
     def delete(self, collection: store.Collection, name: str, *,
                if_match: Optional[str] = None) -> "Deferred[None]":
         return self.service.runner.write(store.delete_object, collection, name,
@@ -502,3 +515,8 @@ class UserDav:
         name = f"{uuid.uuid4()}.ics"
         etag = await self._store(collection, name, invite.data, if_none_match="*")
         return {"status": "added", "eventId": event_id(collection.name, name), "etag": etag}
+
+def _put_all(conn: Any, collection: store.Collection,
+             writes: Sequence[tuple[store.ObjectWrite, str]], now: datetime) -> None:
+    for item, etag in writes:
+        store.put_object(conn, collection, item, etag, now)

@@ -43,10 +43,9 @@ class ExactPaths(Resource):
 
 
 class PathPrefixes(Resource):
-    """Send a request whose path is one of ``prefixes`` or lies below one (``/mail/calendar``
-    and ``/mail/calendar/...``, never ``/mail/calendars``) to its resource, any other to
-    ``default``: two Klein apps share the /mail segment (web/webmail.py and
-    web/webmail_calendar.py)."""
+    """Send a request whose path starts with one of ``prefixes`` (at a segment boundary) to
+    its resource, any other to ``default``: /mail/ holds the webmail's feature modules
+    (web/webmail_contacts.py) beside the page itself."""
 
     isLeaf = True
 
@@ -58,6 +57,7 @@ class PathPrefixes(Resource):
     def render(self, request: Any) -> Any:
         path = request.path
         for prefix, resource in self._prefixes.items():
-            if path == prefix or path.startswith(prefix + b"/"):
+            if path == prefix or path.startswith(prefix + b"/") or \
+                    path.startswith(prefix + b"."):
                 return resource.render(request)
         return self._default.render(request)

@@ -36,10 +36,20 @@ from mailgosend.web.webmail import WebmailPages
 from mailgosend.web.webmail_calendar import CalendarPages
 
 
+# Paths whose query string is what a user typed (compose autocomplete: names, addresses):
+# logged without it.
+PRIVATE_QUERIES = (b"/mail/api/suggest",)
+
+
 def access_log_line(timestamp: str, request: Any) -> str:
     """The combined log format, with the client behind a trusted proxy (the address bans
     and rate limits use), not the proxy's own."""
     line: str = http.combinedLogFormatter(timestamp, request)
+    uri, path = getattr(request, "uri", None), getattr(request, "path", None)
+    if isinstance(uri, bytes) and isinstance(path, bytes) and b"?" in uri and \
+            path.startswith(PRIVATE_QUERIES):
+        line = line.replace(f" {http._escape(uri)} ",  # type: ignore[attr-defined]
+                            f" {http._escape(path)}?- ", 1)  # type: ignore[attr-defined]
     client = getattr(request, "origin", None)
     if client is None or not line.startswith('"'):
         return line
@@ -192,13 +202,24 @@ def build_site(*, settings: WebSettings, runner: DatabaseRunner, portal: Any, se
         mounted[b".well-known"] = ExactPaths(mounted.get(b".well-known", pages.resource()),
                                              {b"/.well-known/jmap": endpoint.well_known})
         body_limits = endpoint.body_limits
-        limiters = ((b"/jmap/", RateLimiter(endpoint.rate_per_min, clock)),)
+        # The webmail's own JSON (/mail/api/: contacts, autocomplete) is an app's API too:
+        # counted with JMAP's calls (JMAP_RATE_PER_MIN), not with sign-in attempts.
+        app_limiter = RateLimiter(endpoint.rate_per_min, clock)
+        limiters = ((b"/jmap/", app_limiter), (b"/mail/api/", app_limiter))
         if mail is not None:
             webmail = WebmailPages(pages=pages, mail=mail).resource()
             if dav is not None:
                 calendar = CalendarPages(pages=pages, mail=mail, dav=dav.service).resource()
-                webmail = PathPrefixes(webmail, {b"/mail/calendar": calendar,
-                                                 b"/mail/api/calendar": calendar})
+                # The contacts page and its JSON (issue #15): the CardDAV data.
+                from mailgosend.mail.contacts import ContactsService
+                from mailgosend.web import webmail_contacts
+                contacts = webmail_contacts.WebmailContacts(
+                    pages=pages, contacts=ContactsService(dav.service, workers), mail=mail
+                ).resource()
+                prefixes = {p: contacts for p in webmail_contacts.PREFIXES}
+                prefixes.update({b"/mail/calendar": calendar, b"/mail/api/calendar": calendar})
+                webmail = PathPrefixes(webmail, prefixes)
+                upload_prefixes = upload_prefixes + webmail_contacts.UPLOAD_PREFIXES
             # Thunderbird's autoconfig URL (web/autoconfig.py) lives under /mail/ too.
             autoconfig = mounted.get(b"mail")
             mounted[b"mail"] = webmail if autoconfig is None else ExactPaths(
