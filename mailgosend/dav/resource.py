@@ -64,7 +64,6 @@ class DavResource(Resource):
                  default_domain: str) -> None:
         super().__init__()
         self._dav = dav
-        self.service = dav      # the webmail's calendar (web/webmail_calendar.py) uses it too
         self._portal = portal
         self._workers = workers
         self.mount = mount
@@ -72,7 +71,7 @@ class DavResource(Resource):
 
     @property
     def service(self) -> DavService:
-        """The storage this front end serves (the webmail's contacts use it too)."""
+        """The storage this front end serves (the webmail's contacts and calendar use it too)."""
         return self._dav
 
     def render(self, request: Any) -> Any:

@@ -300,7 +300,11 @@ class Snoozer:
         d: Deferred[Any] = Deferred.fromCoroutine(self.wake_due())
         d.addErrback(lambda f: log.failure("waking snoozed messages failed", f))
         self.pending.add(d)
-        d.addBoth(lambda result: (self.pending.discard(d), result)[1])
+        def settled(result: Any) -> Any:
+            self.pending.discard(d)
+            return result
+
+        d.addBoth(settled)
         return d
 
     def cancel_timers(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
@@ -90,9 +90,10 @@ def due(conn: Connection, now: datetime, limit: int = 100) -> list[Snooze]:
 def due_users(conn: Connection, now: datetime, limit: int = 100) -> list[int]:
     """Users with a snooze whose time has come (the wake-up worker's list)."""
     s = snoozes.c
-    return [int(u) for u in conn.execute(select(s.user_id).where(s.wake_at <= now)
+    found: list[Any] = list(conn.execute(select(s.user_id).where(s.wake_at <= now)
                                          .group_by(s.user_id).order_by(func.min(s.wake_at))
-                                         .limit(limit)).scalars()]
+                                         .limit(limit)).scalars())
+    return [int(u) for u in found]
 
 
 def claim_due(conn: Connection, user_id: int, now: datetime, limit: int) -> list[Snooze]:
