@@ -325,3 +325,128 @@ class WriteAndSendTests(ComposeBrowserTestCase):
         signed = received[received.index(b"DKIM-Signature"):]
         verdicts, _ = yield verify_with_perl(signed, self.servers.dns.port)
         self.assertEqual({v[3]: v[0] for v in verdicts}["rsa-sha256"], "pass", verdicts)
+
+
+class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
+    alpha_settings = {"SUBMISSION_UNDO_SECONDS": str(UNDO_SECONDS), "MAX_MESSAGE_SIZE": "30M"}
+
+    def drafts(self) -> list[bytes]:
+        return imap_messages(self.alpha, ALICE, "Drafts")
+
+    @defer.inlineCallbacks
+    def test_signatures_drafts_attachments_and_undo_send(self) -> Any:
+        self.alpha.add_alias("ally@alpha.test", ALICE)
+        limit = int(self.alpha.config["MAX_MESSAGE_SIZE"])
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        big = os.path.join(tmp, "big.bin")
+        big_data = os.urandom(20_000_000)
+        with open(big, "wb") as handle:
+            handle.write(big_data)
+        too_big = os.path.join(tmp, "too-big.bin")
+        with open(too_big, "wb") as handle:
+            handle.truncate(limit + 1)
+
+        def scenario(browser: Any, errors: list[str]) -> None:
+            page = self.open_mail(browser, errors)
+            # --- signatures per identity (Identity/set), inserted and swapped with From
+            page.get_by_role("button", name="Signatures").click()
+            settings = self.dialog(page, "Signatures")
+            settings.get_by_label("Identity").select_option(label=ALICE)
+            settings.get_by_label("Text signature").fill("Alice\nAlpha team")
+            settings.get_by_label("HTML signature").fill("<div>Alice <b>of Alpha</b></div>")
+            settings.get_by_role("button", name="Save signature").click()
+            expect(settings).to_be_hidden()
+            page.get_by_role("button", name="Signatures").click()
+            settings = self.dialog(page, "Signatures")
+            settings.get_by_label("Identity").select_option(label="ally@alpha.test")
+            settings.get_by_label("Text signature").fill("Ally here")
+            settings.get_by_role("button", name="Save signature").click()
+            expect(settings).to_be_hidden()
+
+            page.get_by_role("button", name="New message").click()
+            form = self.dialog(page, "New message")
+            editor = form.get_by_role("textbox", name="Message body")
+            form.get_by_label("From").select_option(label=ALICE)
+            expect(editor).to_contain_text("Alice of Alpha")
+            form.get_by_label("From").select_option(label="ally@alpha.test")
+            expect(editor).to_contain_text("Ally here")
+            expect(editor).not_to_contain_text("Alice of Alpha")
+            form.get_by_label("From").select_option(label=ALICE)
+            expect(editor).to_contain_text("Alice of Alpha")
+            expect(editor).not_to_contain_text("Ally here")
+
+            # --- drafts saved by themselves, one version at a time, seen over IMAP
+            self.write(form, to=BOB, subject="Holiday plans", body="First version.")
+            poll(lambda: [m for m in self.drafts() if b"First version." in m])
+            self.write(form, body="Second version. ")
+            stored = poll(lambda: [m for m in self.drafts() if b"Second version." in m])
+            self.assertEqual(len(self.drafts()), 1)
+            self.assertIn(b"Subject: Holiday plans", stored[0])
+
+            # --- attachments: the file chooser (20 MB), drag and drop, and one too large
+            before = self.uploads()
+            with page.expect_file_chooser() as chooser:
+                form.get_by_role("button", name="Attach files").click()
+            chooser.value.set_files(too_big)
+            expect(form.get_by_role("alert")).to_contain_text("larger than", timeout=10000)
+            self.assertEqual(self.uploads(), before)
+            with page.expect_file_chooser() as chooser:
+                form.get_by_role("button", name="Attach files").click()
+            chooser.value.set_files(big)
+            form.evaluate("""form => {
+                const data = new DataTransfer();
+                data.items.add(new File(["dropped bytes\\n"], "dropped.txt",
+                                        {type: "text/plain"}));
+                form.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true,
+                                                          cancelable: true}));
+            }""")
+            expect(form.locator("li[data-uploaded='1']")).to_have_count(2, timeout=120000)
+            self.assertEqual(self.uploads(), before + 2)
+            form.get_by_role("button", name="Close").click()
+            expect(form).to_be_hidden(timeout=60000)
+            poll(lambda: [m for m in self.drafts() if b"big.bin" in m], timeout=60)
+
+            # --- the draft reopened from the Drafts folder
+            page.get_by_role("navigation", name="Folders").get_by_role(
+                "button", name=re.compile("^Drafts")).click()
+            page.get_by_role("option", name=re.compile("Holiday plans")).click()
+            page.get_by_role("button", name="Edit draft").click()
+            form = self.dialog(page, "Draft")
+            expect(form.get_by_label("Subject")).to_have_value("Holiday plans")
+            expect(form.get_by_label("To", exact=True)).to_have_value(BOB)
+            expect(form.get_by_role("textbox", name="Message body")).to_contain_text(
+                "Second version.")
+            expect(form.get_by_role("list", name="Attachments").get_by_role(
+                "listitem")).to_have_count(2)
+
+            # --- undo send: held for SUBMISSION_UNDO_SECONDS, canceled, back in Drafts
+            form.get_by_role("button", name="Send", exact=True).click()
+            expect(form).to_be_hidden(timeout=60000)
+            toast = page.get_by_role("status", name="Sending")
+            toast.get_by_role("button", name="Undo").click()
+            expect(toast).to_contain_text("Sending undone")
+            form = self.dialog(page, "Draft")
+            expect(form.get_by_label("Subject")).to_have_value("Holiday plans")
+            threads.blockingCallFromThread(reactor, self.clock.advance, UNDO_SECONDS + 5)
+            time.sleep(2.0)
+            self.assertEqual(imap_messages(self.beta, BOB), [])
+            self.assertEqual(len(self.drafts()), 1)
+
+            # --- sent for real this time: bob gets both attachments byte for byte
+            form.get_by_role("button", name="Send", exact=True).click()
+            expect(form).to_be_hidden(timeout=60000)
+            expect(toast.get_by_role("button", name="Undo")).to_be_visible()
+            threads.blockingCallFromThread(reactor, self.clock.advance, UNDO_SECONDS + 5)
+            expect(toast).to_contain_text("Message sent", timeout=15000)
+            [received] = poll(lambda: imap_messages(self.beta, BOB), timeout=120)
+            message = parsed(received)
+            self.assertEqual(message["Subject"], "Holiday plans")
+            files = {p.get_filename(): p.get_content() for p in message.iter_attachments()}
+            self.assertEqual(files["big.bin"], big_data)
+            self.assertEqual(files["dropped.txt"].replace("\r\n", "\n"), "dropped bytes\n")
+            self.assertIn("Alice <b>of Alpha</b>", body(message, "html"))
+            self.assertIn("\n-- \nAlice of Alpha\n", body(message, "plain"))
+            poll(lambda: not self.drafts())
+
+        yield self.in_browser(scenario)

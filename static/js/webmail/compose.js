@@ -95,7 +95,9 @@ export function htmlToText(html) {
     }
   };
   walk(root, "");
-  const text = lines.map((l) => l.replace(/[ \u00a0]+$/, "").replace(/\u00a0/g, " ")).join("\n");
+  // Trailing spaces go, but "-- " stays: the signature separator (RFC 3676 §4.3).
+  const text = lines.map((l) => (/^--[ \u00a0]*$/.test(l) ? "-- " :
+    l.replace(/[ \u00a0]+$/, "").replace(/\u00a0/g, " "))).join("\n");
   return text.replace(/\n{3,}/g, "\n\n").replace(/^\n+/, "").replace(/\n+$/, "") + "\n";
 }
 
