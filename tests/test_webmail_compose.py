@@ -303,6 +303,10 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             when = (self.alpha.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
             page.get_by_role("button", name="New message").click()
             form = self.dialog(page, "New message")
+            form.get_by_role("button", name="Plain text").click()
+            expect(form.get_by_role("button", name="Plain text")).to_have_attribute(
+                "aria-pressed", "true")
+            expect(form.get_by_role("button", name="Bold")).to_be_hidden()
             self.write(form, to=BOB, subject="Tomorrow's reminder", body="Don't forget.")
             form.get_by_role("button", name="Send later").click()
             form.get_by_label("Send at").fill(when.strftime("%Y-%m-%dT%H:%M"))
@@ -315,6 +319,8 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             later = parsed(poll(lambda: [m for m in imap_messages(self.beta, BOB)
                                          if b"reminder" in m])[0])
             self.assertEqual(later["Subject"], "Tomorrow's reminder")
+            self.assertEqual(later.get_content_type(), "text/plain")  # plain-text mode
+            self.assertIn("Don't forget.", body(later, "plain"))
 
         yield self.in_browser(scenario)
         # The DKIM signature alpha's queue put on what bob got verifies (beta checked it
@@ -419,6 +425,12 @@ class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
                 "Second version.")
             expect(form.get_by_role("list", name="Attachments").get_by_role(
                 "listitem")).to_have_count(2)
+            # edited twice: each version names the attachments of the one before it
+            self.write(form, body="Third. ")
+            poll(lambda: [m for m in self.drafts() if b"Third." in m], timeout=60)
+            self.write(form, body="Fourth. ")
+            poll(lambda: [m for m in self.drafts() if b"Fourth." in m], timeout=60)
+            expect(form.get_by_role("alert")).to_be_hidden()
 
             # --- undo send: held for SUBMISSION_UNDO_SECONDS, canceled, back in Drafts
             form.get_by_role("button", name="Send", exact=True).click()

@@ -525,10 +525,25 @@ class Draft {
         throw new JMAPError("notCreated", why);
       }
       this.emailId = made.id;
+      await this.followParts(made.id);
       this.status.textContent = `Draft saved at ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
       return this.emailId;
     });
     return this.saving;
+  }
+
+  // Attachments taken from a stored message (a forward, a reopened draft, the last saved
+  // version) name its parts; that message is replaced at the next save, so they are
+  // pointed at the same parts of the version just stored.
+  async followParts(emailId) {
+    const sent = this.attachments.filter((a) => a.blobId);
+    if (!sent.length || !sent.some((a) => !a.blobId.startsWith("U"))) return;
+    try {
+      const got = await this.client.call("Email/get", { ids: [emailId], properties: ["attachments"] });
+      const parts = got.list[0] ? got.list[0].attachments || [] : [];
+      if (parts.length !== sent.length) return;
+      sent.forEach((a, i) => { a.blobId = parts[i].blobId; });
+    } catch (error) { /* the next save reports a missing blob in words */ }
   }
 
   async saveNow() {
