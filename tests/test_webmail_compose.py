@@ -397,6 +397,13 @@ class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
             chooser.value.set_files(too_big)
             expect(form.get_by_role("alert")).to_contain_text("larger than", timeout=10000)
             self.assertEqual(self.uploads(), before)
+            # the progress bar follows the upload (XMLHttpRequest upload progress)
+            form.evaluate("""form => { window.progressSeen = [];
+                new MutationObserver((changes) => { for (const c of changes) {
+                    if (c.target.tagName === 'PROGRESS') window.progressSeen.push(
+                        c.target.getAttribute('aria-label') + ' ' + c.target.value); } })
+                .observe(form, {attributes: true, attributeFilter: ['value'],
+                                subtree: true}); }""")
             with page.expect_file_chooser() as chooser:
                 form.get_by_role("button", name="Attach files").click()
             chooser.value.set_files(big)
@@ -409,6 +416,8 @@ class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
             }""")
             expect(form.locator("li[data-uploaded='1']")).to_have_count(2, timeout=120000)
             self.assertEqual(self.uploads(), before + 2)
+            seen = page.evaluate("window.progressSeen")
+            self.assertIn("Uploading big.bin 100", seen)
             form.get_by_role("button", name="Close").click()
             expect(form).to_be_hidden(timeout=60000)
             poll(lambda: [m for m in self.drafts() if b"big.bin" in m], timeout=60)

@@ -830,7 +830,9 @@ class Composer {
       withSignature = false;
     } else if (original && (mode === "reply" || mode === "replyAll")) {
       const author = original.replyTo && original.replyTo.length ? original.replyTo : original.from;
-      let to = [...(author || [])];
+      // One's own message (from Sent): the reply goes to its recipients.
+      const own = (author || []).length && !notMe(author).length;
+      let to = own ? [...(original.to || [])] : [...(author || [])];
       const cc = [];
       if (mode === "replyAll") {
         const seen = new Set(to.map((a) => a.email.toLowerCase()));
