@@ -284,6 +284,11 @@ class Draft {
     discard.addEventListener("click", () => this.discard());
     const close = el("button", { type: "button", class: BUTTON, text: "Close" });
     close.addEventListener("click", () => this.close());
+    const signatures = el("button", { type: "button", class: BUTTON, text: "Signatures" });
+    signatures.addEventListener("click", async () => {
+      await editSignatures(this.api, this.composer, this.from.value);
+      if (!this.closed) this.swapSignature();
+    });
 
     this.root = el("dialog", { "aria-labelledby": this.title.id,
       class: "m-auto flex h-[90dvh] w-[min(56rem,96vw)] flex-col gap-2 rounded-lg border border-slate-300 bg-white p-3 text-slate-900 shadow-xl backdrop:bg-slate-900/40 dark:border-slate-700 dark:bg-slate-950 dark:text-slate-100" }, [
@@ -292,7 +297,7 @@ class Draft {
       this.editorRoot, this.textarea,
       el("div", { class: "flex flex-wrap items-center gap-2" }, [attach, this.fileInput]),
       this.list, this.laterRow,
-      el("div", { class: "flex flex-wrap items-center gap-2" }, [this.sendButton, laterToggle, save, discard, close]),
+      el("div", { class: "flex flex-wrap items-center gap-2" }, [this.sendButton, laterToggle, save, discard, close, signatures]),
     ]);
     // A closed dialog is display:none (Tailwind's flex would keep it shown).
     this.root.classList.add("[&:not([open])]:hidden");
@@ -974,10 +979,12 @@ function quoted(email) {
 }
 
 // The signature editor: per identity, text and HTML (Identity/set, RFC 8621 §6.3).
-async function editSignatures(api, composer) {
+// Resolves when the dialog closes.
+async function editSignatures(api, composer, identityId) {
   const identities = await composer.loadIdentities();
   const choose = el("select", { id: "signature-identity", class: INPUT });
   for (const i of identities) choose.append(el("option", { value: i.id, text: i.email }));
+  if (identityId && identities.some((i) => i.id === identityId)) choose.value = identityId;
   const text = el("textarea", { id: "signature-text", rows: "4", class: INPUT });
   const html = el("textarea", { id: "signature-html", rows: "4", class: INPUT });
   const alert = el("p", { role: "alert", class: "text-sm text-red-700 dark:text-red-300" });
@@ -1015,7 +1022,9 @@ async function editSignatures(api, composer) {
   close.addEventListener("click", () => { dialog.close(); dialog.remove(); });
   show();
   document.body.append(dialog);
+  const closed = new Promise((resolve) => dialog.addEventListener("close", resolve));
   dialog.showModal();
+  await closed;
 }
 
 export async function install(api) {
@@ -1037,8 +1046,8 @@ export async function install(api) {
     const email = api.reader.email;
     if (email) api.compose.open({ mode, emailId: email.id }).catch(failed);
   };
-  api.slots.header.prepend(button("New message", () => api.compose.open({ mode: "new" }).catch(failed)));
-  api.slots.header.append(button("Signatures", () => editSignatures(api, composer).catch(failed)));
+  // In the list's toolbar (it wraps at phone width; the header does not).
+  api.slots.list.prepend(button("New message", () => api.compose.open({ mode: "new" }).catch(failed)));
   const editDraft = button("Edit draft", open("draft"));
   editDraft.hidden = true;
   api.slots.reader.append(button("Reply", open("reply")), button("Reply all", open("replyAll")),
