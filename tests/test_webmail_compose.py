@@ -25,6 +25,7 @@ from twisted.trial import unittest
 from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import uploads
 from mailgosend.jmap import compose
+from mailgosend.store import accounts
 from tests.support.dkimcheck import verify_with_perl
 from tests.support.mailserver import PASSWORD
 from tests.support.net import free_ports
@@ -268,7 +269,7 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             form = self.dialog(page, "Reply to all")
             expect(form.get_by_label("Cc", exact=True)).to_have_value(CAROL)
             self.write(form, body="Count me in.")
-            form.get_by_role("button", name="Send", exact=True).click()
+            form.get_by_role("textbox", name="Message body").press("Control+Enter")  # send
             expect(form).to_be_hidden(timeout=10000)
             everyone = parsed(poll(lambda: [m for m in imap_messages(self.alpha, CAROL)
                                             if b"Count me in" in m])[0])
@@ -397,6 +398,16 @@ class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
             chooser.value.set_files(too_big)
             expect(form.get_by_role("alert")).to_contain_text("larger than", timeout=10000)
             self.assertEqual(self.uploads(), before)
+            # over the account's quota: the server's refusal (413 overQuota), in words
+            run_sync(self.alpha.engine, accounts.set_quota, ALICE, 5_000_000, write=True)
+            with page.expect_file_chooser() as chooser:
+                form.get_by_role("button", name="Attach files").click()
+            chooser.value.set_files(big)
+            expect(form.get_by_role("alert")).to_contain_text(
+                "“big.bin” was refused", timeout=60000)
+            expect(form.get_by_role("alert")).to_contain_text("quota")
+            self.assertEqual(self.uploads(), before)
+            run_sync(self.alpha.engine, accounts.set_quota, ALICE, 0, write=True)
             # the progress bar follows the upload (XMLHttpRequest upload progress)
             form.evaluate("""form => { window.progressSeen = [];
                 new MutationObserver((changes) => { for (const c of changes) {

@@ -302,6 +302,12 @@ class Draft {
     // A closed dialog is display:none (Tailwind's flex would keep it shown).
     this.root.classList.add("[&:not([open])]:hidden");
     this.root.addEventListener("cancel", (event) => { event.preventDefault(); this.close(); });
+    this.root.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        this.send({});
+      }
+    });
     this.root.addEventListener("dragover", (event) => {
       if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) {
         event.preventDefault();
