@@ -314,6 +314,24 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             form.get_by_role("button", name="Schedule send").click()
             expect(form).to_be_hidden(timeout=10000)
             expect(page.get_by_role("status", name="Sending")).to_contain_text("Scheduled for")
+            # a second one, canceled from its toast: back in Drafts, never sent
+            page.get_by_role("button", name="New message").click()
+            form = self.dialog(page, "New message")
+            self.write(form, to=BOB, subject="Never mind", body="Canceled.")
+            form.get_by_role("button", name="Send later").click()
+            form.get_by_label("Send at").fill(when.strftime("%Y-%m-%dT%H:%M"))
+            form.get_by_role("button", name="Schedule send").click()
+            expect(form).to_be_hidden(timeout=10000)
+            toast = page.get_by_role("status", name="Sending")
+            toast.get_by_role("button", name="Cancel sending").click()
+            expect(toast).to_contain_text("Sending canceled")
+            form = self.dialog(page, "Draft")
+            expect(form.get_by_label("Subject")).to_have_value("Never mind")
+            form.get_by_role("button", name="Close").click()
+            expect(form).to_be_hidden()
+            drafts = imap_messages(self.alpha, ALICE, "Drafts")
+            self.assertEqual(len(drafts), 1)
+            self.assertIn(b"Subject: Never mind", drafts[0])
             time.sleep(1.0)
             self.assertFalse([m for m in imap_messages(self.beta, BOB) if b"reminder" in m])
             threads.blockingCallFromThread(reactor, self.clock.advance, 3600 + 5)
@@ -322,6 +340,8 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             self.assertEqual(later["Subject"], "Tomorrow's reminder")
             self.assertEqual(later.get_content_type(), "text/plain")  # plain-text mode
             self.assertIn("Don't forget.", body(later, "plain"))
+            time.sleep(2.0)
+            self.assertFalse([m for m in imap_messages(self.beta, BOB) if b"Never mind" in m])
 
         yield self.in_browser(scenario)
         # The DKIM signature alpha's queue put on what bob got verifies (beta checked it

@@ -323,6 +323,7 @@ class Draft {
       }
     }, true);
 
+    const draft = this;
     this.detail = {
       root: this.root,
       slots: { toolbar: this.slot },
@@ -335,7 +336,6 @@ class Draft {
       fields: this.fields,
       changed: () => this.changed(),
     };
-    const draft = this;
   }
 
   toggleFormat(tag, on, off) {
