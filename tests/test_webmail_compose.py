@@ -69,7 +69,8 @@ def imap_messages(server: Any, user: str, mailbox: str = "INBOX") -> list[bytes]
         out = []
         for number in data[0].split():
             _, fetched = imap.fetch(number, "(BODY.PEEK[])")
-            out.append(fetched[0][1])
+            # a draft replaced between SEARCH and FETCH answers nothing (no tuple)
+            out.extend(item[1] for item in fetched if isinstance(item, tuple))
         return out
     finally:
         imap.logout()
