@@ -26,6 +26,8 @@ from mailgosend.db.runner import run_sync
 from mailgosend.db.schema import uploads
 from mailgosend.jmap import compose
 from mailgosend.store import accounts
+from mailgosend.store.mimeinfo import analyse
+from mailgosend.web.webmail_quote import quote_html
 from tests.support.dkimcheck import verify_with_perl
 from tests.support.mailserver import PASSWORD
 from tests.support.net import free_ports
@@ -108,6 +110,30 @@ class ComposeForwardTests(unittest.TestCase):
                           {"G1": b"not a message"}, datetime(2026, 12, 5, tzinfo=timezone.utc),
                           "example.com")
         self.assertEqual(caught.exception.prop, "attachments")
+
+
+class QuoteTests(unittest.TestCase):
+    """/mail/quote's cleaning: the page never parses the original's HTML itself."""
+
+    def test_quote_keeps_structure_and_drops_what_could_run_or_fetch(self) -> None:
+        raw = (b"From: m@elsewhere.example\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+               b"Content-Type: text/plain\r\n\r\nplain <version>\r\n--b\r\n"
+               b"Content-Type: text/html; charset=iso-8859-1\r\n"
+               b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+               b"<p style=3D\"color:red\" onclick=3D\"x()\">Caf=E9 <b>bold</b></p>"
+               b"<img src=3D\"http://t.example/p.png\"><script>x()</script>"
+               b"<style>p{background:url(http://t.example/b.png)}</style>"
+               b"<a href=3D\"javascript:x()\">bad</a><a href=3D\"https://ok.example/\">ok</a>"
+               b"\r\n--b--\r\n")
+        quoted = quote_html(analyse(raw), raw)
+        self.assertIn("<p>Caf\u00e9 <b>bold</b></p>", quoted)
+        self.assertIn('<a href="https://ok.example/" rel="noopener noreferrer">ok</a>', quoted)
+        for gone in ("style", "onclick", "img", "script", "javascript", "t.example"):
+            self.assertNotIn(gone, quoted)
+        text = b"From: m@elsewhere.example\r\n\r\n1 < 2\r\n\r\nend\r\n"
+        self.assertEqual(quote_html(analyse(text), text),
+                         "<div>1 &lt; 2</div><div><br></div><div>end</div><div><br></div>")
 
 
 class ComposeBrowserTestCase(unittest.TestCase):
@@ -343,6 +369,34 @@ class WriteAndSendTests(ComposeBrowserTestCase):
             self.assertIn("Don't forget.", body(later, "plain"))
             time.sleep(2.0)
             self.assertFalse([m for m in imap_messages(self.beta, BOB) if b"Never mind" in m])
+
+            # --- quoting hostile HTML: no script, no style attribute (a CSP report), no
+            # image fetched, in the editor of the page's own origin
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url)
+                    if not r.url.startswith(self.web_base) else None)
+            page.on("console", lambda m: outside.append(m.text) if "XSS" in m.text else None)
+            self.store((f"From: Mallory <{BOB}>\r\nTo: {ALICE}\r\nSubject: Hostile news\r\n"
+                        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+                        '<p style="color:red" onclick="console.log(\'XSS\')">Hostile body</p>'
+                        '<img src="http://127.0.0.9/pixel.png"><script>console.log("XSS")'
+                        '</script><a href="javascript:console.log(\'XSS\')">link</a>'
+                        '<style>p { background: url(http://127.0.0.9/bg.png) }</style>\r\n'
+                        ).encode())
+            page.get_by_role("option", name=re.compile("Hostile news")).click()
+            page.get_by_role("button", name="Reply", exact=True).click()
+            form = self.dialog(page, "Reply")
+            editor = form.get_by_role("textbox", name="Message body")
+            expect(editor).to_contain_text("Hostile body")
+            leftovers = editor.evaluate("""e => [...e.querySelectorAll('*')].flatMap(n =>
+                [n.tagName === 'SCRIPT' || n.tagName === 'IMG' || n.tagName === 'STYLE'
+                 ? n.tagName : null, ...[...n.attributes].filter(a => /^on|^style$/i.test(
+                 a.name) || /javascript:/i.test(a.value)).map(a => a.name)]).filter(Boolean)""")
+            self.assertEqual(leftovers, [])
+            form.get_by_role("button", name="Discard").click()
+            expect(form).to_be_hidden()
+            page.wait_for_timeout(500)
+            self.assertEqual(outside, [])
 
         yield self.in_browser(scenario)
         # The DKIM signature alpha's queue put on what bob got verifies (beta checked it

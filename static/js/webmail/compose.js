@@ -806,7 +806,7 @@ class Composer {
     let original = null;
     if (options.emailId) {
       const got = await this.api.client.call("Email/get", { ids: [options.emailId],
-        properties: ORIGINAL_PROPERTIES, fetchHTMLBodyValues: true, fetchTextBodyValues: true,
+        properties: ORIGINAL_PROPERTIES, fetchTextBodyValues: true,
         maxBodyValueBytes: 1048576 });
       original = got.list[0];
       if (!original) throw new JMAPError("notFound", "the message is no longer there");
@@ -826,9 +826,9 @@ class Composer {
       draft.fields.subject.value = original.subject || "";
       draft.inReplyTo = original.inReplyTo || null;
       draft.references = original.references || null;
-      const html = bodyOf(original, "htmlBody");
-      if (html !== null) body = html;
-      else {
+      if ((original.htmlBody || []).some((p) => p.type === "text/html")) {
+        body = await quoteOf(original);
+      } else {
         draft.setPlain(true);
         draft.textarea.value = bodyOf(original, "textBody") || "";
       }
@@ -870,7 +870,7 @@ class Composer {
       const when = new Date(original.sentAt || original.receivedAt).toLocaleString();
       const who = (original.from || [])[0];
       const name = who ? (who.name || who.email) : "someone";
-      body = `<div><br></div><div data-quote="1">On ${escapeHTML(when)}, ${escapeHTML(name)} wrote:</div><blockquote>${quoted(original)}</blockquote>`;
+      body = `<div><br></div><div data-quote="1">On ${escapeHTML(when)}, ${escapeHTML(name)} wrote:</div><blockquote>${await quoteOf(original)}</blockquote>`;
     } else if (original && mode === "forward") {
       draft.fields.subject.value = withPrefix("Fwd", original.subject);
       const id = (original.messageId || [])[0];
@@ -880,7 +880,7 @@ class Composer {
         ["Subject", original.subject || ""], ["To", formatAddresses(original.to)]];
       if (original.cc && original.cc.length) head.push(["Cc", formatAddresses(original.cc)]);
       body = "<div><br></div><div data-quote=\"1\">---------- Forwarded message ----------</div>" +
-        head.map(([k, v]) => `<div>${k}: ${escapeHTML(v)}</div>`).join("") + `<div><br></div>${quoted(original)}`;
+        head.map(([k, v]) => `<div>${k}: ${escapeHTML(v)}</div>`).join("") + `<div><br></div>${await quoteOf(original)}`;
       for (const part of original.attachments || []) {
         const item = { name: part.name || "attachment", type: part.type, size: part.size,
                        blobId: part.blobId, failed: false };
@@ -966,21 +966,24 @@ class Composer {
   }
 }
 
-// The body of an email as HTML for quoting: its HTML (sanitised) or its text.
+// The text of an email's first textBody part that has a value.
 function bodyOf(email, which) {
   const parts = email[which] || [];
   const values = email.bodyValues || {};
   const part = parts.find((p) => values[p.partId]);
-  if (!part) return null;
-  const value = values[part.partId].value;
-  if (which === "htmlBody" && part.type === "text/html") return sanitize(value);
-  if (which === "htmlBody") return textToHTML(value);
-  return value;
+  return part ? values[part.partId].value : null;
 }
 
-function quoted(email) {
-  const html = bodyOf(email, "htmlBody");
-  if (html !== null) return html;
+// The body of an email as HTML to quote, cleaned on the server (/mail/quote: the page never
+// parses the original's HTML itself; see web/webmail_quote.py), or its text.
+async function quoteOf(email) {
+  try {
+    const reply = await fetch(`/mail/quote/${encodeURIComponent(email.id)}`, { credentials: "same-origin" });
+    if (reply.ok) {
+      const got = await reply.json();
+      if (got.html) return sanitize(got.html);
+    }
+  } catch (error) { /* the text below */ }
   return textToHTML(bodyOf(email, "textBody") || "");
 }
 
