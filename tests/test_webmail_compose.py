@@ -33,7 +33,8 @@ from tests.support.mailserver import PASSWORD
 from tests.support.net import free_ports
 from tests.support.shiftclock import ShiftedReactor
 from tests.support.twoservers import ALPHA_IP, TwoServers
-from tests.support.web import CHROMIUM
+from tests.support.web import CHROMIUM, WebServerTestCase
+from tests.test_webmail_body import WebmailRoutesTests, html_message
 from tests.test_web_browser import SIGN_IN_MS, BrowserTestCase
 
 try:
@@ -134,6 +135,28 @@ class QuoteTests(unittest.TestCase):
         text = b"From: m@elsewhere.example\r\n\r\n1 < 2\r\n\r\nend\r\n"
         self.assertEqual(quote_html(analyse(text), text),
                          "<div>1 &lt; 2</div><div><br></div><div>end</div><div><br></div>")
+
+
+class QuoteRouteTests(WebServerTestCase):
+    users = ("alice@example.com", "bob@example.com")
+    deliver = WebmailRoutesTests.deliver
+    signed_in = WebmailRoutesTests.signed_in
+
+    @defer.inlineCallbacks
+    def test_own_message_quoted_another_users_not_found(self) -> Any:
+        mine = yield self.deliver("alice@example.com", html_message(
+            "Q", '<p onclick="x()">Quote me</p>'))
+        bobs = yield self.deliver("bob@example.com", html_message("Secret", "<p>secret</p>"))
+        client = yield self.signed_in("alice@example.com")
+        reply = yield client.get(f"/mail/quote/{mine}")
+        self.assertEqual(reply.status_code, 200)
+        self.assertEqual(reply.json()["html"].strip(), "<p>Quote me</p>")
+        for path in (f"/mail/quote/{bobs}", "/mail/quote/M999999", "/mail/quote/nonsense"):
+            reply = yield client.get(path)
+            self.assertEqual(reply.status_code, 404, path)
+            self.assertNotIn("secret", reply.text)
+        reply = yield self.client().get(f"/mail/quote/{mine}")
+        self.assertEqual(reply.status_code, 404)
 
 
 class ComposeBrowserTestCase(unittest.TestCase):
