@@ -10,6 +10,8 @@
   GET  /mail/info/<emailId>          JSON: how many remote URLs the body has, its sender and
                                      whether that sender's remote content is always shown
   GET  /mail/source/<emailId>        the raw message as text/plain (nosniff, sandbox CSP)
+  GET  /mail/quote/<emailId>         JSON {html}: the body cleaned for quoting in a reply
+                                     (web/webmail_quote.py)
   POST /mail/remote-senders          always show remote content from a sender (CSRF-checked)
   POST /mail/snooze                  snooze messages (form: emailId..., until: ISO 8601 with
                                      an offset) until then (mail/snooze.py; CSRF-checked)
@@ -17,7 +19,9 @@
   GET  /mail/snoozed                 JSON: the user's snoozed messages and their times
 
 Everything else the page does (folders, lists, flags, threads, attachments by blob
-download, push) is JMAP: one API for the page and every other client.  An email id of
+download, push, and writing: static/js/webmail/compose.js saves drafts with Email/set,
+uploads attachments to the upload URL and sends with EmailSubmission/set) is JMAP: one API
+for the page and every other client.  An email id of
 another user (or none) is a 404, never a hint that it exists.
 """
 
@@ -41,6 +45,7 @@ from mailgosend.web.replies import see_other
 from mailgosend.web.request import WebRequest
 from mailgosend.web.sessions import Session
 from mailgosend.web.webmail_body import body_csp, render_body
+from mailgosend.web.webmail_quote import quote_html
 
 __all__ = ["WebmailPages", "PAGE_CSP"]
 
@@ -165,6 +170,17 @@ class WebmailPages:
         request.setHeader(b"Cache-Control", b"private, no-store")
         raw: bytes = record.raw
         return raw.decode("utf-8", "replace").encode("utf-8")
+
+    @app.route("/mail/quote/<email_id>", methods=["GET"])
+    def quote(self, request: WebRequest, email_id: str) -> Any:
+        return defer.Deferred.fromCoroutine(self._quote(request, email_id))
+
+    async def _quote(self, request: WebRequest, email_id: str) -> bytes:
+        _mail, record = await self._record(request, email_id)
+        cleaned = await self._mail.workers.run(quote_html, record.info, record.raw)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"private, no-store")
+        return json.dumps({"html": cleaned}).encode()
 
     # --- remote content from a sender -----------------------------------------------
     @app.route("/mail/remote-senders", methods=["POST"])

@@ -95,7 +95,9 @@ export function htmlToText(html) {
     }
   };
   walk(root, "");
-  const text = lines.map((l) => l.replace(/[ \u00a0]+$/, "").replace(/\u00a0/g, " ")).join("\n");
+  // Trailing spaces go, but "-- " stays: the signature separator (RFC 3676 §4.3).
+  const text = lines.map((l) => (/^--[ \u00a0]*$/.test(l) ? "-- " :
+    l.replace(/[ \u00a0]+$/, "").replace(/\u00a0/g, " "))).join("\n");
   return text.replace(/\n{3,}/g, "\n\n").replace(/^\n+/, "").replace(/\n+$/, "") + "\n";
 }
 
@@ -282,6 +284,11 @@ class Draft {
     discard.addEventListener("click", () => this.discard());
     const close = el("button", { type: "button", class: BUTTON, text: "Close" });
     close.addEventListener("click", () => this.close());
+    const signatures = el("button", { type: "button", class: BUTTON, text: "Signatures" });
+    signatures.addEventListener("click", async () => {
+      await editSignatures(this.api, this.composer, this.from.value);
+      if (!this.closed) this.swapSignature();
+    });
 
     this.root = el("dialog", { "aria-labelledby": this.title.id,
       class: "m-auto flex h-[90dvh] w-[min(56rem,96vw)] flex-col gap-2 rounded-lg border border-slate-300 bg-white p-3 text-slate-900 shadow-xl backdrop:bg-slate-900/40 dark:border-slate-700 dark:bg-slate-950 dark:text-slate-100" }, [
@@ -290,11 +297,17 @@ class Draft {
       this.editorRoot, this.textarea,
       el("div", { class: "flex flex-wrap items-center gap-2" }, [attach, this.fileInput]),
       this.list, this.laterRow,
-      el("div", { class: "flex flex-wrap items-center gap-2" }, [this.sendButton, laterToggle, save, discard, close]),
+      el("div", { class: "flex flex-wrap items-center gap-2" }, [this.sendButton, laterToggle, save, discard, close, signatures]),
     ]);
     // A closed dialog is display:none (Tailwind's flex would keep it shown).
     this.root.classList.add("[&:not([open])]:hidden");
     this.root.addEventListener("cancel", (event) => { event.preventDefault(); this.close(); });
+    this.root.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        this.send({});
+      }
+    });
     this.root.addEventListener("dragover", (event) => {
       if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) {
         event.preventDefault();
@@ -310,6 +323,7 @@ class Draft {
       }
     }, true);
 
+    const draft = this;
     this.detail = {
       root: this.root,
       slots: { toolbar: this.slot },
@@ -322,7 +336,6 @@ class Draft {
       fields: this.fields,
       changed: () => this.changed(),
     };
-    const draft = this;
   }
 
   toggleFormat(tag, on, off) {
@@ -523,10 +536,25 @@ class Draft {
         throw new JMAPError("notCreated", why);
       }
       this.emailId = made.id;
+      await this.followParts(made.id);
       this.status.textContent = `Draft saved at ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
       return this.emailId;
     });
     return this.saving;
+  }
+
+  // Attachments taken from a stored message (a forward, a reopened draft, the last saved
+  // version) name its parts; that message is replaced at the next save, so they are
+  // pointed at the same parts of the version just stored.
+  async followParts(emailId) {
+    const sent = this.attachments.filter((a) => a.blobId);
+    if (!sent.length || !sent.some((a) => !a.blobId.startsWith("U"))) return;
+    try {
+      const got = await this.client.call("Email/get", { ids: [emailId], properties: ["attachments"] });
+      const parts = got.list[0] ? got.list[0].attachments || [] : [];
+      if (parts.length !== sent.length) return;
+      sent.forEach((a, i) => { a.blobId = parts[i].blobId; });
+    } catch (error) { /* the next save reports a missing blob in words */ }
   }
 
   async saveNow() {
@@ -778,7 +806,7 @@ class Composer {
     let original = null;
     if (options.emailId) {
       const got = await this.api.client.call("Email/get", { ids: [options.emailId],
-        properties: ORIGINAL_PROPERTIES, fetchHTMLBodyValues: true, fetchTextBodyValues: true,
+        properties: ORIGINAL_PROPERTIES, fetchTextBodyValues: true,
         maxBodyValueBytes: 1048576 });
       original = got.list[0];
       if (!original) throw new JMAPError("notFound", "the message is no longer there");
@@ -798,9 +826,9 @@ class Composer {
       draft.fields.subject.value = original.subject || "";
       draft.inReplyTo = original.inReplyTo || null;
       draft.references = original.references || null;
-      const html = bodyOf(original, "htmlBody");
-      if (html !== null) body = html;
-      else {
+      if ((original.htmlBody || []).some((p) => p.type === "text/html")) {
+        body = await quoteOf(original);
+      } else {
         draft.setPlain(true);
         draft.textarea.value = bodyOf(original, "textBody") || "";
       }
@@ -813,7 +841,9 @@ class Composer {
       withSignature = false;
     } else if (original && (mode === "reply" || mode === "replyAll")) {
       const author = original.replyTo && original.replyTo.length ? original.replyTo : original.from;
-      let to = [...(author || [])];
+      // One's own message (from Sent): the reply goes to its recipients.
+      const own = (author || []).length && !notMe(author).length;
+      let to = own ? [...(original.to || [])] : [...(author || [])];
       const cc = [];
       if (mode === "replyAll") {
         const seen = new Set(to.map((a) => a.email.toLowerCase()));
@@ -840,7 +870,7 @@ class Composer {
       const when = new Date(original.sentAt || original.receivedAt).toLocaleString();
       const who = (original.from || [])[0];
       const name = who ? (who.name || who.email) : "someone";
-      body = `<div><br></div><div data-quote="1">On ${escapeHTML(when)}, ${escapeHTML(name)} wrote:</div><blockquote>${quoted(original)}</blockquote>`;
+      body = `<div><br></div><div data-quote="1">On ${escapeHTML(when)}, ${escapeHTML(name)} wrote:</div><blockquote>${await quoteOf(original)}</blockquote>`;
     } else if (original && mode === "forward") {
       draft.fields.subject.value = withPrefix("Fwd", original.subject);
       const id = (original.messageId || [])[0];
@@ -850,7 +880,7 @@ class Composer {
         ["Subject", original.subject || ""], ["To", formatAddresses(original.to)]];
       if (original.cc && original.cc.length) head.push(["Cc", formatAddresses(original.cc)]);
       body = "<div><br></div><div data-quote=\"1\">---------- Forwarded message ----------</div>" +
-        head.map(([k, v]) => `<div>${k}: ${escapeHTML(v)}</div>`).join("") + `<div><br></div>${quoted(original)}`;
+        head.map(([k, v]) => `<div>${k}: ${escapeHTML(v)}</div>`).join("") + `<div><br></div>${await quoteOf(original)}`;
       for (const part of original.attachments || []) {
         const item = { name: part.name || "attachment", type: part.type, size: part.size,
                        blobId: part.blobId, failed: false };
@@ -936,29 +966,34 @@ class Composer {
   }
 }
 
-// The body of an email as HTML for quoting: its HTML (sanitised) or its text.
+// The text of an email's first textBody part that has a value.
 function bodyOf(email, which) {
   const parts = email[which] || [];
   const values = email.bodyValues || {};
   const part = parts.find((p) => values[p.partId]);
-  if (!part) return null;
-  const value = values[part.partId].value;
-  if (which === "htmlBody" && part.type === "text/html") return sanitize(value);
-  if (which === "htmlBody") return textToHTML(value);
-  return value;
+  return part ? values[part.partId].value : null;
 }
 
-function quoted(email) {
-  const html = bodyOf(email, "htmlBody");
-  if (html !== null) return html;
+// The body of an email as HTML to quote, cleaned on the server (/mail/quote: the page never
+// parses the original's HTML itself; see web/webmail_quote.py), or its text.
+async function quoteOf(email) {
+  try {
+    const reply = await fetch(`/mail/quote/${encodeURIComponent(email.id)}`, { credentials: "same-origin" });
+    if (reply.ok) {
+      const got = await reply.json();
+      if (got.html) return sanitize(got.html);
+    }
+  } catch (error) { /* the text below */ }
   return textToHTML(bodyOf(email, "textBody") || "");
 }
 
 // The signature editor: per identity, text and HTML (Identity/set, RFC 8621 §6.3).
-async function editSignatures(api, composer) {
+// Resolves when the dialog closes.
+async function editSignatures(api, composer, identityId) {
   const identities = await composer.loadIdentities();
   const choose = el("select", { id: "signature-identity", class: INPUT });
   for (const i of identities) choose.append(el("option", { value: i.id, text: i.email }));
+  if (identityId && identities.some((i) => i.id === identityId)) choose.value = identityId;
   const text = el("textarea", { id: "signature-text", rows: "4", class: INPUT });
   const html = el("textarea", { id: "signature-html", rows: "4", class: INPUT });
   const alert = el("p", { role: "alert", class: "text-sm text-red-700 dark:text-red-300" });
@@ -996,7 +1031,9 @@ async function editSignatures(api, composer) {
   close.addEventListener("click", () => { dialog.close(); dialog.remove(); });
   show();
   document.body.append(dialog);
+  const closed = new Promise((resolve) => dialog.addEventListener("close", resolve));
   dialog.showModal();
+  await closed;
 }
 
 export async function install(api) {
@@ -1018,8 +1055,8 @@ export async function install(api) {
     const email = api.reader.email;
     if (email) api.compose.open({ mode, emailId: email.id }).catch(failed);
   };
-  api.slots.header.prepend(button("New message", () => api.compose.open({ mode: "new" }).catch(failed)));
-  api.slots.header.append(button("Signatures", () => editSignatures(api, composer).catch(failed)));
+  // In the list's toolbar (it wraps at phone width; the header does not).
+  api.slots.list.prepend(button("New message", () => api.compose.open({ mode: "new" }).catch(failed)));
   const editDraft = button("Edit draft", open("draft"));
   editDraft.hidden = true;
   api.slots.reader.append(button("Reply", open("reply")), button("Reply all", open("replyAll")),
