@@ -57,7 +57,7 @@ class WebmailPages:
 
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
     # writing, actions and search plug in here by name.
-    modules: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ("actions", "search")
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages
