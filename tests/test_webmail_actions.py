@@ -33,8 +33,9 @@ from tests.test_webmail_browser import WebmailBrowserTestCase, expect
 WAIT_MS = 10000
 
 
-class JMAPMoveTrainsLikeIMAPTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
-    """Email/set mailboxIds goes through UserMail.copy(move=True): the IMAP MOVE path."""
+class JMAPSetForTheActionsTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
+    """Email/set as the actions use it: mailboxIds goes through UserMail.copy(move=True), the
+    IMAP MOVE path, so it trains the spam filter alike; bulk changes are grouped."""
 
     def call(self, name: str, **args: Any) -> Any:
         return defer.Deferred.fromCoroutine(self.jmap(name, {"accountId": self.account(),
@@ -66,6 +67,35 @@ class JMAPMoveTrainsLikeIMAPTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest
         yield self.call("Email/set", update={email_id: {"mailboxIds": {junk: True}}})
         yield self.call("Email/set", update={email_id: {"mailboxIds": {trash: True}}})
         self.assertEqual([lesson[2] for lesson in self.trainer.lessons], [True, False, True])
+
+    @defer.inlineCallbacks
+    def test_a_bulk_set_is_one_store_and_one_move_per_mailbox(self) -> Any:
+        """The page's bulk actions on hundreds of rows: a few transactions, not two each."""
+        mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
+        found, _ = yield mail.mailboxes_and_subscriptions()
+        boxes = {box.name: box for box in found}
+        delivered = yield mail.append_all(boxes["INBOX"].id, [
+            (message(f"bulk {i}"), [], None) for i in range(3)])
+        ids = [f"M{d.email_id}" for d in delivered]
+        calls: list[tuple[str, int]] = []
+        for name in ("set_flags", "copy", "expunge"):
+            def counted(*args: Any, _name: str = name, _real: Any = getattr(mail, name),
+                        **kwargs: Any) -> Any:
+                calls.append((_name, len(args[1])))  # (mailbox, uids, ...)
+                return _real(*args, **kwargs)
+            setattr(mail, name, counted)
+        archive = f"B{boxes['Archive'].id}"
+        _, result, _ = yield self.call("Email/set", update={
+            i: {"mailboxIds": {archive: True}, "keywords/$seen": True} for i in ids})
+        self.assertEqual(set(result["updated"]), set(ids))
+        self.assertEqual(calls, [("set_flags", 3), ("copy", 3)])
+        self.assertEqual([row.flags for row in self.rows("Archive")], [("\\Seen",)] * 3)
+        self.assertEqual(self.rows("INBOX"), [])
+        del calls[:]
+        _, result, _ = yield self.call("Email/set", destroy=ids + ["M0"])
+        self.assertEqual((result["destroyed"], list(result["notDestroyed"])), (ids, ["M0"]))
+        self.assertEqual(calls, [("set_flags", 3), ("expunge", 3)])
+        self.assertEqual(self.rows("Archive"), [])
 
 
 def mime(subject: str, *, sender: str = "Carol <carol@elsewhere.example>",
