@@ -13,7 +13,9 @@
   POST /mail/remote-senders          always show remote content from a sender (CSRF-checked)
 
 Everything else the page does (folders, lists, flags, threads, attachments by blob
-download, push) is JMAP: one API for the page and every other client.  An email id of
+download, push, and writing: static/js/webmail/compose.js saves drafts with Email/set,
+uploads attachments to the upload URL and sends with EmailSubmission/set) is JMAP: one API
+for the page and every other client.  An email id of
 another user (or none) is a 404, never a hint that it exists.
 """
 
@@ -57,7 +59,7 @@ class WebmailPages:
 
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
     # writing, actions and search plug in here by name.
-    modules: tuple[str, ...] = ("actions", "search")
+    modules: tuple[str, ...] = ("compose", "actions", "search")
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages

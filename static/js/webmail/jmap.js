@@ -48,7 +48,9 @@ export class Client {
     const out = {};
     for (const [name, args, id] of body.methodResponses) {
       if (name === "error") throw new JMAPError(args.type, args.description);
-      out[id] = args;
+      // An implicit call (RFC 8621 §7.5 onSuccessUpdateEmail) answers with the same id
+      // after its method's own response: the first one is the caller's.
+      if (!(id in out)) out[id] = args;
     }
     return out;
   }
