@@ -316,6 +316,21 @@ class WebmailActionsTests(WebmailBrowserTestCase):
                 expect(heading).to_have_text("Key 2")
                 page.keyboard.press("k")
                 expect(heading).to_have_text("Key 3")
+                # r/a/f/c open the compose module's form for the open message (or a new one).
+                for key, title, subject in (("r", "Reply", "Re: Key 3"),
+                                            ("a", "Reply to all", "Re: Key 3"),
+                                            ("f", "Forward", "Fwd: Key 3"),
+                                            ("c", "New message", "")):
+                    page.keyboard.press(key)
+                    form = page.get_by_role("dialog", name=title, exact=True)
+                    expect(form).to_be_visible()
+                    expect(form.get_by_label("Subject")).to_have_value(subject)
+                    # Typing in the form is no shortcut (e would archive).
+                    form.get_by_label("Subject").press("e")
+                    form.get_by_role("button", name="Close").click()
+                    expect(form).to_have_count(0)
+                    heading.click()
+                self.assertEqual(imap.subjects("Archive"), set())
                 # e archives the open message; # deletes one.
                 page.keyboard.press("e")
                 imap.until(lambda: imap.subjects("Archive") == {"Key 3"}, "e did not archive")
