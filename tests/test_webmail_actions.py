@@ -10,7 +10,11 @@ the spam filter exactly what an IMAP MOVE does (mail/filing.py, UserMail.copy)."
 from __future__ import annotations
 
 import imaplib
+import json
+import os
 import re
+import shutil
+import subprocess
 import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -31,6 +35,46 @@ from tests.test_web_browser import ALICE
 from tests.test_webmail_browser import WebmailBrowserTestCase, expect
 
 WAIT_MS = 10000
+SEARCH_JS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "static", "js", "webmail", "search.js")
+
+
+class QuerySyntaxTests(unittest.TestCase):
+    """search.js's query syntax, run in Node: the box's text -> criteria -> JMAP filter, and
+    back to the same text."""
+
+    CASES = [
+        ("from:alice subject:report has:attachment",
+         {"from": "alice", "subject": "report", "attachment": True},
+         {"from": "alice", "subject": "report", "hasAttachment": True, "inMailbox": "B1"}),
+        ('to:bob subject:"team report" turnip soup',
+         {"to": "bob", "subject": "team report", "text": "turnip soup"},
+         {"to": "bob", "subject": "team report", "text": "turnip soup", "inMailbox": "B1"}),
+        ("body:turnip after:2026-01-06 before:2026-01-21 in:all",
+         {"after": "2026-01-06", "before": "2026-01-21", "body": "turnip", "all": True},
+         {"after": "2026-01-06T00:00:00Z", "before": "2026-01-21T00:00:00Z", "body": "turnip"}),
+        # Not dates, not a known key: plain words.
+        ("after:yesterday colour:red", {"text": "after:yesterday colour:red"},
+         {"text": "after:yesterday colour:red", "inMailbox": "B1"}),
+        ("   ", {}, None),
+    ]
+
+    def test_query_syntax_table(self) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise unittest.SkipTest("needs node")
+        script = (f"const m = await import({json.dumps(SEARCH_JS)});"
+                  "const cases = JSON.parse(process.argv[1]);"
+                  "console.log(JSON.stringify(cases.map((q) => { const c = m.parseQuery(q);"
+                  " return [c, m.toFilter(c, 'B1'), m.formatQuery(c)]; })));")
+        out = subprocess.run([node, "--no-warnings", "--input-type=module", "-e", script,
+                              json.dumps([q for q, _, _ in self.CASES])],
+                             capture_output=True, text=True, timeout=60, check=True)
+        results = json.loads(out.stdout)
+        for (query, criteria, jmap), (got, got_filter, text) in zip(self.CASES, results):
+            self.assertEqual({k: v for k, v in got.items() if v}, criteria, query)
+            self.assertEqual(got_filter, jmap, query)
+            self.assertEqual(text, " ".join(query.split()), query)
 
 
 class JMAPSetForTheActionsTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):

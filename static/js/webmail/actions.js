@@ -127,9 +127,10 @@ class Actions {
 
   // --- the actions ---------------------------------------------------------------------
 
-  // Move ``ids`` into ``target`` (a Mailbox); the toast offers to move them back.
-  async move(ids, target, verb) {
-    if (!target) { this.toast(`There is no folder to ${verb.toLowerCase()} to.`); return; }
+  // Move ``ids`` into ``target`` (a Mailbox); the toast says so with ``told(count)`` (by
+  // default "Moved 2 messages to Projects.") and offers to move them back.
+  async move(ids, target, told = null) {
+    if (!target) { this.toast("There is no such folder on this account."); return; }
     const from = await this.mailboxesOf(ids);
     const update = {};
     for (const id of ids) {
@@ -142,8 +143,8 @@ class Actions {
     const done = await this.set(update);
     await this.changedPlaces(done);
     if (!done.length) return;
-    const text = `${verb} ${plural(done.length, "message")}` +
-      (verb === "Moved" ? ` to ${displayName(target)}.` : ".");
+    const text = told ? told(plural(done.length, "message"))
+      : `Moved ${plural(done.length, "message")} to ${displayName(target)}.`;
     this.toast(text, async () => {
       const back = {};
       for (const id of done) back[id] = { mailboxIds: from.get(id) };
@@ -207,10 +208,10 @@ class Actions {
         this.toast(`${plural(count, "message")} deleted for good.`);
       }
     }
-    if (toTrash.length) await this.move(toTrash, trash, "Moved");
+    if (toTrash.length) await this.move(toTrash, trash);
   }
 
-  archive(ids) { return ids.length && this.move(ids, this.box("archive"), "Archived"); }
+  archive(ids) { return ids.length && this.move(ids, this.box("archive"), (n) => `Archived ${n}.`); }
 
   async spam(ids, isSpam) {
     if (!ids.length) return;
@@ -218,8 +219,8 @@ class Actions {
       const from = await this.mailboxesOf(ids);
       isSpam = !ids.every((id) => this.inRole(from.get(id), "junk"));
     }
-    return isSpam ? this.move(ids, this.box("junk"), "Marked as spam:")
-      : this.move(ids, this.box("inbox"), "Not spam: moved to Inbox:");
+    return isSpam ? this.move(ids, this.box("junk"), (n) => `Marked ${n} as spam.`)
+      : this.move(ids, this.box("inbox"), (n) => `Not spam: moved ${n} to the Inbox.`);
   }
 
   async keyword(ids, keyword, on) {
@@ -383,7 +384,7 @@ class Actions {
         item.setAttribute("role", "menuitem");
         item.tabIndex = -1;
         item.style.paddingLeft = `${0.75 + depth * 0.9}rem`;
-        item.addEventListener("click", () => { this.closeMenu(); this.move(ids(), box, "Moved"); });
+        item.addEventListener("click", () => { this.closeMenu(); this.move(ids(), box); });
         li.append(item);
         return li;
       });
@@ -519,7 +520,7 @@ class Actions {
       let ids;
       try { ids = JSON.parse(event.dataTransfer.getData(DRAG_TYPE)); } catch { return; }
       const box = this.folders.boxes.get(b.dataset.id);
-      if (box && Array.isArray(ids)) this.move(ids.filter((i) => typeof i === "string"), box, "Moved");
+      if (box && Array.isArray(ids)) this.move(ids.filter((i) => typeof i === "string"), box);
     });
   }
 
