@@ -113,6 +113,24 @@ class JMAPSetForTheActionsTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.T
         self.assertEqual([lesson[2] for lesson in self.trainer.lessons], [True, False, True])
 
     @defer.inlineCallbacks
+    def test_patches_of_different_keywords_at_once_both_stay(self) -> Any:
+        """"Mark as read" and "Flag" clicked in quick succession: two Email/set calls in
+        flight together.  A keyword path is an add or a remove, never a rewrite of every
+        flag from a copy read before the other call wrote (a lost update)."""
+        mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
+        inbox = yield mail.get_mailbox("INBOX")
+        delivered = yield mail.append_all(inbox.id, [(message(f"race {i}"), ["$Label"], None)
+                                                     for i in range(20)])
+        ids = [f"M{d.email_id}" for d in delivered]
+        yield defer.gatherResults([
+            self.call("Email/set", update={i: {"keywords/$seen": True} for i in ids}),
+            self.call("Email/set", update={i: {"keywords/$flagged": True} for i in ids}),
+            self.call("Email/set", update={i: {"keywords/$label": None} for i in ids}),
+        ])
+        self.assertEqual({tuple(sorted(row.flags)) for row in self.rows("INBOX")},
+                         {("\\Flagged", "\\Seen")})
+
+    @defer.inlineCallbacks
     def test_a_bulk_set_is_one_store_and_one_move_per_mailbox(self) -> Any:
         """The page's bulk actions on hundreds of rows: a few transactions, not two each."""
         mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
@@ -384,7 +402,9 @@ class WebmailActionsTests(WebmailBrowserTestCase):
                 heading.click()
                 page.keyboard.press("#")
                 imap.until(lambda: imap.subjects("Trash") == {"Key 2"}, "# did not delete")
-                # z undoes it.
+                # z undoes it (while the toast offers Undo).
+                expect(page.get_by_role("status").filter(has_text="Moved 1 message to Trash.")
+                       ).to_be_visible()
                 page.keyboard.press("z")
                 imap.until(lambda: imap.subjects("Trash") == set(), "z did not undo")
                 # / goes to the search box; typing there is no shortcut.

@@ -141,17 +141,19 @@ class Actions {
     const wanted = Object.keys(update);
     if (!wanted.length) return;
     const done = await this.set(update);
+    if (done.length) {
+      // Undo is offered as soon as the move is done (the list catches up after).
+      const text = told ? told(plural(done.length, "message"))
+        : `Moved ${plural(done.length, "message")} to ${displayName(target)}.`;
+      this.toast(text, async () => {
+        const back = {};
+        for (const id of done) back[id] = { mailboxIds: from.get(id) };
+        const undone = await this.set(back);
+        this.toast(`${plural(undone.length, "message")} moved back.`);
+        await this.changedPlaces(undone);
+      });
+    }
     await this.changedPlaces(done);
-    if (!done.length) return;
-    const text = told ? told(plural(done.length, "message"))
-      : `Moved ${plural(done.length, "message")} to ${displayName(target)}.`;
-    this.toast(text, async () => {
-      const back = {};
-      for (const id of done) back[id] = { mailboxIds: from.get(id) };
-      const undone = await this.set(back);
-      await this.changedPlaces(undone);
-      this.toast(`${plural(undone.length, "message")} moved back.`);
-    });
   }
 
   // Email/set update in batches; the ids updated (failures are told in the toast).
