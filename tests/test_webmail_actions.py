@@ -352,6 +352,13 @@ class WebmailActionsTests(WebmailBrowserTestCase):
                 self.assertEqual(imap.subjects("Projects"),
                                  {"Move me", "Drag me", "Bulk one", "Bulk two"})
                 self.assertEqual(imap.subjects("INBOX"), {"Spam me"})
+                # A move by an IMAP client keeps the Email id (an update, not a destroy):
+                # the row still leaves the page's folder, by push.
+                folder("Inbox").click()
+                expect(row("Spam me")).to_be_visible()
+                imap.client.select("INBOX")
+                self.assertEqual(imap.client.uid("MOVE", "1:*", "Projects")[0], "OK")
+                expect(row("Spam me")).to_have_count(0, timeout=WAIT_MS)
             finally:
                 imap.close()
 
@@ -424,6 +431,16 @@ class WebmailActionsTests(WebmailBrowserTestCase):
                 expect(help_dialog).to_contain_text("Archive")
                 page.keyboard.press("Escape")
                 expect(help_dialog).to_be_hidden()
+                # s flags the open message, Shift+U marks it unread (read when opened above).
+                listbox.get_by_role("option", name=re.compile("Key 4")).click()
+                expect(heading).to_have_text("Key 4")
+                heading.click()
+                page.keyboard.press("s")
+                imap.until(lambda: "\\Flagged" in imap.flags("INBOX")["Key 4"], "s: no flag")
+                expect(page.locator("#flag-toggle")).to_have_text("Unflag")
+                page.keyboard.press("Shift+U")
+                imap.until(lambda: "\\Seen" not in imap.flags("INBOX")["Key 4"],
+                           "Shift+U: still read")
             finally:
                 imap.close()
 
