@@ -69,8 +69,8 @@ class WebmailPages:
     # Feature modules of static/js/webmail/ the page loads (app.js ``installModules``):
     # writing, actions and search plug in here by name.  invites: "Add to calendar" for a
     # message's text/calendar invitation (web/webmail_calendar.py).
-    modules: tuple[str, ...] = ("compose", "autocomplete", "snooze", "templates", "invites",
-                                "contacts-link")
+    modules: tuple[str, ...] = ("compose", "autocomplete", "actions", "search", "snooze",
+                                "templates", "invites", "contacts-link")
 
     def __init__(self, *, pages: AccountPages, mail: Any) -> None:
         self._pages = pages

@@ -9,7 +9,8 @@
 //   api.folders  the folder tree (folders.js)    api.list    the message list (list.js)
 //   api.reader   the reading pane (reader.js)    api.slots   {header, list, reader}: toolbars
 // The bus carries "open" (email id), "selection" (ids) and "changed" (ids whose keywords or
-// mailbox a module changed: the list re-reads them; push brings the rest).
+// mailbox a module changed: the list re-reads them; push brings the rest). The selection bar
+// (#selection-bar) and its bulk actions belong to the actions module.
 import { Client, ref } from "./jmap.js";
 import { Folders, displayName } from "./folders.js";
 import { LIST_PROPERTIES, MessageList } from "./list.js";
@@ -35,7 +36,6 @@ class App {
     this.reader = new Reader(this.client, this.events);
     this.events.addEventListener("open", (e) => this.open(e.detail));
     this.events.addEventListener("changed", (e) => this.list.update(e.detail));
-    this.events.addEventListener("selection", (e) => this.selectionBar(e.detail));
     $("sort").addEventListener("change", () => this.list.show(this.folders.current, { sort: $("sort").value }));
     $("threads").addEventListener("change", () => this.list.show(this.folders.current, { threads: $("threads").checked }));
     $("back").addEventListener("click", () => this.setView("list"));
@@ -111,33 +111,6 @@ class App {
     $("folders-toggle").setAttribute("aria-expanded", String(open));
   }
 
-  selectionBar(ids) {
-    const bar = $("selection-bar");
-    if (ids.length < 2) { bar.classList.add("hidden"); bar.classList.remove("flex"); bar.replaceChildren(); return; }
-    bar.classList.remove("hidden");
-    bar.classList.add("flex");
-    const label = document.createElement("span");
-    label.textContent = `${ids.length} selected`;
-    const actions = [["Mark as read", "$seen", true], ["Mark as unread", "$seen", false],
-                     ["Flag", "$flagged", true], ["Unflag", "$flagged", false]];
-    const buttons = actions.map(([text, keyword, on]) => {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "rounded-md px-2 py-0.5 hover:bg-slate-100 dark:hover:bg-slate-800";
-      b.textContent = text;
-      b.addEventListener("click", () => this.setKeyword(ids, keyword, on));
-      return b;
-    });
-    bar.replaceChildren(label, ...buttons);
-  }
-
-  async setKeyword(ids, keyword, on) {
-    const update = {};
-    for (const id of ids) update[id] = { [`keywords/${keyword}`]: on ? true : null };
-    await this.client.call("Email/set", { update });
-    await this.list.update(ids);
-  }
-
   // A push event (or a reconnection: changed === null). Catch up through /changes; several
   // events during one catch-up are folded into one more round.
   changed(changed) {
@@ -195,6 +168,10 @@ class App {
         if (was !== Boolean(email.mailboxIds && email.mailboxIds[shown])) created = true;
       }
       if (out.g.list.length || out.g.notFound.length) {
+        // A move keeps the Email id (an update, not a destroy) but leaves the folder.
+        if (out.g.list.some((e) => this.list.emails.has(e.id) && JSON.stringify(
+          Object.keys(this.list.emails.get(e.id).mailboxIds || {}).sort()) !==
+          JSON.stringify(Object.keys(e.mailboxIds || {}).sort()))) created = true;
         this.list.apply(out.g);
         this.reader.follow(out.g.list);
       }

@@ -42,6 +42,7 @@ export class MessageList {
     this.total = 0;
     this.pages = new Map();      // page number -> Promise
     this.mailboxId = null;
+    this.filter = null;          // a JMAP FilterCondition/Operator instead of the folder (search)
     this.sort = "date";
     this.threads = false;
     this.selected = new Set();
@@ -56,8 +57,11 @@ export class MessageList {
     scroller.addEventListener("keydown", (event) => this.key(event));
   }
 
-  show(mailboxId, { sort = this.sort, threads = this.threads, keepScroll = false } = {}) {
+  // ``filter``: show what this JMAP filter finds (a search) instead of the folder; every
+  // show() without one returns to the folder.
+  show(mailboxId, { sort = this.sort, threads = this.threads, keepScroll = false, filter = null } = {}) {
     this.mailboxId = mailboxId;
+    this.filter = filter;
     this.sort = sort;
     this.threads = threads;
     this.reset();
@@ -103,7 +107,7 @@ export class MessageList {
   async fetch(page) {
     const generation = this.generation;
     const out = await this.client.batch([
-      ["Email/query", { filter: { inMailbox: this.mailboxId }, sort: SORTS[this.sort],
+      ["Email/query", { filter: this.filter || { inMailbox: this.mailboxId }, sort: SORTS[this.sort],
                         collapseThreads: this.threads, position: page * PAGE, limit: PAGE,
                         calculateTotal: true }, "q"],
       ["Email/get", { "#ids": ref("q", "Email/query", "/ids"), properties: LIST_PROPERTIES }, "g"],
