@@ -26,7 +26,10 @@ def reference_rst() -> str:
     out = [START, ""]
     for section, title in K.SECTIONS:
         keys = [k for k in K.KEYS if k.section == section]
-        out += [title, "~" * len(title), ""]
+        # Level 2 under "Configuration reference", named apart from the README's own
+        # sections ("TLS", "Web and admin ports") so that links to those stay unique.
+        heading = f"Keys: {title}"
+        out += [heading, "-" * len(heading), ""]
         for key in keys:
             doc = key.doc
             if key.choices:

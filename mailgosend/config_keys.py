@@ -220,7 +220,7 @@ KEYS: tuple[Key, ...] = tuple([
         "Where the ACME account key (mode 0600), certificates and renewal state are kept; "
         "empty means DATA_DIR/acme.", "tls"),
     Key("ACME_DOMAINS", LIST, "",
-        "Names of the ACME certificate, comma-separated (*.example.com needs TLS_MODE = "
+        "Names of the ACME certificate, comma-separated (``*.example.com`` needs TLS_MODE = "
         "dns01); empty means HOSTNAME plus, for each local domain, autoconfig.<domain> and "
         "autodiscover.<domain> (while the web port is served) and mta-sts.<domain> (while "
         "MTA_STS_MODE is not none), each once it has an address in DNS.", "tls"),
@@ -480,7 +480,7 @@ KEYS: tuple[Key, ...] = tuple([
         "How long (seconds) senders may cache the MTA-STS policy; one week by default "
         "(RFC 8461 §3.2 allows up to a year).", "mtasts", minimum=60, maximum=31557600),
     Key("MTA_STS_MX", LIST, "",
-        "Comma-separated MX host names (or *.example.com patterns) listed in the MTA-STS "
+        "Comma-separated MX host names (or ``*.example.com`` patterns) listed in the MTA-STS "
         "policy; empty: HOSTNAME, the name the published MX records point at.", "mtasts"),
     Key("TLSRPT_RUA", STR, "",
         "Where other servers send their daily TLS reports about mail to your domains: the "
