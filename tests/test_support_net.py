@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support import net
@@ -98,3 +99,29 @@ class MailServerPortsTests(unittest.TestCase):
         server = MailServer(self.mktemp(), ports={"SMTP": given[0]})
         self.assertEqual(server.ports["SMTP"], given[0])
         self.assertEqual(sorted(server.ports.values()), sorted(given[:7]))
+
+
+class FailedStartTests(unittest.TestCase):
+    """A port taken by another program between choosing and binding (parallel runs) failed
+    the start; the listeners bound before it stayed open, and the test after it failed too
+    ("Reactor was unclean": the ports of the previous test's server)."""
+
+    @defer.inlineCallbacks
+    def test_a_failed_start_releases_the_ports_already_bound(self) -> Any:
+        from mailgosend.errors import StartupError
+        from tests.support.mailserver import MailServer
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", net.free_port()))
+        taken.listen(1)
+        # IMAPS binds last: the other listeners are open when it fails.
+        server = MailServer(self.mktemp(), ports={"IMAPS": taken.getsockname()[1]})
+        self.addCleanup(server.stop)
+        with self.assertRaises(StartupError):
+            yield server.start()
+        for name in ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP"):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind(("127.0.0.1", server.ports[name]))  # released: free again
+            finally:
+                probe.close()
