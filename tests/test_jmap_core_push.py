@@ -25,6 +25,7 @@ from tests.support.web import csrf_from
 from tests.test_jmap_core import ALICE, BOB, JMAPTestCase
 
 END = ("end", None)
+_threads_reactor: Any = reactor  # typed _IReactorCommon; the real one has callFromThread
 
 
 class EventStream:
@@ -48,13 +49,13 @@ class EventStream:
             self.opened.callback(None)
 
     def _put(self, item: tuple[str, Any]) -> None:
-        reactor.callFromThread(self.events.put, item)
+        _threads_reactor.callFromThread(self.events.put, item)
 
     def _run(self, url: str, auth: Any) -> None:
         try:
             with requests.get(url, auth=auth, stream=True, timeout=(10, 30)) as response:
                 self.response = response
-                reactor.callFromThread(self._open)
+                _threads_reactor.callFromThread(self._open)
                 event, data = "message", ""
                 for line in response.iter_lines(decode_unicode=True):
                     if line.startswith("event:"):
@@ -67,7 +68,7 @@ class EventStream:
         except Exception as exc:  # the test sees it as the end of the stream
             self._put(("error", repr(exc)))
         finally:
-            reactor.callFromThread(self._open)
+            _threads_reactor.callFromThread(self._open)
             self._put(END)
 
     def next(self, timeout: float) -> defer.Deferred[tuple[str, Any]]:

@@ -151,6 +151,7 @@ class ServiceClockTests(unittest.TestCase):
         config = make_config(self.mktemp(), TLS_MODE="selfsigned", HOSTNAME="mx.example.test",
                              IMAPS_PORT=free_port())  # built, never started: nothing listens
         root = makeService(config, reactor=_SkewedReactor())
+        assert root.runner is not None
         self.addCleanup(root.runner.engine.dispose)
         tls = root.components["tls_imap"]
         self.assertEqual(tls.default_certificate.not_after.date(),
