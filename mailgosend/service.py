@@ -44,7 +44,7 @@ from mailgosend.smtp.pipeline.process import ReceivePipeline
 from mailgosend.smtp.session import ListenerKind
 from mailgosend.store.blobs import BlobStore, make_blob_store
 from mailgosend.tls import acme
-from mailgosend.tls.context import ServerTLS, TLSConfigError, build_server_tls
+from mailgosend.tls.context import Clock, ServerTLS, TLSConfigError, build_server_tls
 from mailgosend.tls.http01 import http_port_site
 from mailgosend.tls.inventory import certificates_in_use
 from mailgosend.tls.selfsigned import ensure_self_signed
@@ -185,7 +185,7 @@ class Wiring:
         key = f"tls_{group.lower()}"
         if key not in self.root.components:
             now = datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
-            self.root.components[key] = _server_tls(self.config, group, now)
+            self.root.components[key] = _server_tls(self.config, group, now, self.reactor)
         return self.root.components[key]  # type: ignore[no-any-return]
 
 
@@ -307,9 +307,12 @@ def active_connections(root: MailgosendService) -> dict[str, int]:
     return counts
 
 
-def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[ServerTLS]:
+def _server_tls(config: Config, group: str, now: datetime.datetime,
+                clock: Clock) -> Optional[ServerTLS]:
     """The TLS contexts for one group of listeners (SMTP, IMAP, POP3, WEB); ``now`` from the
-    reactor's clock decides whether a self-signed certificate is renewed.
+    reactor's clock decides whether a self-signed certificate is renewed, and ``clock`` (that
+    reactor) is the one the certificates' validity is checked against, then and at each
+    reload: a certificate made from one clock is never judged by another.
 
     The default certificate is the group's own ({group}_TLS_CERT) or the global one; every
     other certificate configured (TLS_SNI_CERTS, the global one, the other groups') is served
@@ -327,7 +330,7 @@ def _server_tls(config: Config, group: str, now: datetime.datetime) -> Optional[
                 if config[f"{g}_TLS_CERT"]]]
     try:
         tls = build_server_tls(cert, key, min_version=config["TLS_MIN_VERSION"],
-                               sni_pairs=others)
+                               clock=clock, sni_pairs=others)
     except TLSConfigError as exc:
         raise StartupError(f"{keys}: {exc}") from None
     for warning in tls.warnings:

@@ -85,10 +85,16 @@ class HookProviderTests(unittest.TestCase):
 
 
 class _TXTServer:
-    """A UDP DNS server on loopback answering TXT queries from ``records`` (mutable)."""
+    """A UDP DNS server on loopback answering TXT queries from ``records`` (mutable).
+
+    ``changes[name]`` lists the TXT values to serve for the next TXT queries of ``name``, one
+    entry per query; the last entry then stays in ``records``.  A record that changes on the
+    n-th query needs no timer thread (a timed thread wait never returns under faketime)."""
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.changes: dict[str, list[list[str]]] = {}
+        self.txt_queries: dict[str, int] = {}
         self.addresses: dict[str, str] = {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -105,6 +111,10 @@ class _TXTServer:
             query = dns.message.from_wire(data)
             reply = dns.message.make_response(query)
             name = query.question[0].name.to_text(omit_final_dot=True)
+            if query.question[0].rdtype == dns.rdatatype.TXT:
+                self.txt_queries[name] = self.txt_queries.get(name, 0) + 1
+                if self.changes.get(name):
+                    self.records[name] = self.changes[name].pop(0)
             values = self.records.get(name, [])
             if query.question[0].rdtype == dns.rdatatype.A and name in self.addresses:
                 reply.answer.append(dns.rrset.from_text(
@@ -127,10 +137,12 @@ class PropagationTests(unittest.TestCase):
         server = _TXTServer()
         self.addCleanup(server.close)
         name = "_acme-challenge.example.test"
-        threading.Timer(0.5, server.records.__setitem__, (name, ["old", "new-value"])).start()
-        dns01.wait_for_txt(name, "new-value", [("127.0.0.1", server.port)], timeout=10,
+        # Not served, then only an old value, then the new one: two answers to wait past.
+        server.changes[name] = [[], ["old"], ["old", "new-value"]]
+        dns01.wait_for_txt(name, "new-value", [("127.0.0.1", server.port)], timeout=30,
                           interval=0.1)
-        self.assertIn("new-value", server.records[name])
+        self.assertEqual(server.txt_queries[name], 3)
+        self.assertEqual(server.changes[name], [])
 
     def test_gives_up_naming_the_servers_still_waited_for(self) -> None:
         server = _TXTServer()

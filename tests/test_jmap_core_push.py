@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import imaplib
 import json
-import queue
 import smtplib
 import threading
 import time
 from typing import Any, Optional
 
 import requests
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
 
 from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, IdentityChanged,
                                MailboxCreated, RemoteChange, Resync, SubmissionChanged,
@@ -26,23 +25,37 @@ from tests.support.web import csrf_from
 from tests.test_jmap_core import ALICE, BOB, JMAPTestCase
 
 END = ("end", None)
+_threads_reactor: Any = reactor  # typed _IReactorCommon; the real one has callFromThread
 
 
 class EventStream:
-    """An EventSource client in a thread: (event, data) pairs in a queue, END at the end."""
+    """An EventSource client in a thread: (event, data) pairs handed to the reactor thread,
+    END at the end.
+
+    The test waits with the reactor (its timers, Deferreds fired from the reading thread),
+    never with a timed thread wait (``Event.wait(t)``, ``Queue.get(timeout=t)``): those never
+    return when the clock is faked (libfaketime), and a test that expects nothing for a
+    while would hang there."""
 
     def __init__(self, url: str, auth: Any) -> None:
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.events: defer.DeferredQueue[tuple[str, Any]] = defer.DeferredQueue()
         self.response: Optional[requests.Response] = None
-        self.opened = threading.Event()
+        self.opened: defer.Deferred[None] = defer.Deferred()
         self._thread = threading.Thread(target=self._run, args=(url, auth), daemon=True)
         self._thread.start()
+
+    def _open(self) -> None:
+        if not self.opened.called:
+            self.opened.callback(None)
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        _threads_reactor.callFromThread(self.events.put, item)
 
     def _run(self, url: str, auth: Any) -> None:
         try:
             with requests.get(url, auth=auth, stream=True, timeout=(10, 30)) as response:
                 self.response = response
-                self.opened.set()
+                _threads_reactor.callFromThread(self._open)
                 event, data = "message", ""
                 for line in response.iter_lines(decode_unicode=True):
                     if line.startswith("event:"):
@@ -50,22 +63,20 @@ class EventStream:
                     elif line.startswith("data:"):
                         data += line[5:].strip()
                     elif line == "" and data:
-                        self.events.put((event, json.loads(data)))
+                        self._put((event, json.loads(data)))
                         event, data = "message", ""
         except Exception as exc:  # the test sees it as the end of the stream
-            self.events.put(("error", repr(exc)))
+            self._put(("error", repr(exc)))
         finally:
-            self.opened.set()
-            self.events.put(END)
+            _threads_reactor.callFromThread(self._open)
+            self._put(END)
 
-    def next(self, timeout: float) -> Any:
-        return threads.deferToThread(self._next, timeout)
-
-    def _next(self, timeout: float) -> tuple[str, Any]:
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            return ("timeout", None)
+    def next(self, timeout: float) -> defer.Deferred[tuple[str, Any]]:
+        """The next (event, data), or ("timeout", None) when none came within ``timeout``
+        seconds of the reactor's clock."""
+        waiting = self.events.get()
+        return waiting.addTimeout(timeout, reactor,
+                                  onTimeoutCancel=lambda _result, _t: ("timeout", None))
 
 
 class PushTests(JMAPTestCase):
@@ -79,7 +90,7 @@ class PushTests(JMAPTestCase):
         # below), and closing a response from the reactor thread would block it until the
         # reading thread's timeout.
         stream = EventStream(url, auth)
-        yield threads.deferToThread(stream.opened.wait, 10)
+        yield stream.opened.addTimeout(10, reactor)
         self.assertEqual(stream.response.status_code, 200)
         self.assertTrue(stream.response.headers["Content-Type"].startswith(
             "text/event-stream"))
@@ -94,7 +105,7 @@ class PushTests(JMAPTestCase):
             if any(s.started and s._caller.user.email == email
                    for s in route.streams):
                 return
-            yield threads.deferToThread(time.sleep, 0.01)
+            yield task.deferLater(reactor, 0.01)
         raise AssertionError("the stream did not start")
 
     def deliver(self, to: str = ALICE, subject: str = "pushed") -> Any:
@@ -335,7 +346,7 @@ class AccountDataPushTests(PushTests):
         self.assertEqual(sorted(s["undoStatus"] for s in got["list"]), ["canceled", "final"])
         yield self.quiet(email_only, account, {"EmailSubmission"})
         # Both timers have fired by now (the canceled one's found it canceled).
-        yield threads.deferToThread(time.sleep, 0.5)
+        yield task.deferLater(reactor, 0.5)
 
 
 class AccountDataTypesTests(JMAPTestCase):

@@ -4,6 +4,7 @@ delete; concurrent creation of the defaults."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -241,11 +242,12 @@ class MailboxPostgresTests(PostgresDatabaseMixin, MailboxTestsMixin, unittest.Te
         """Poll pg_stat_activity until some session of this database waits on a lock."""
         waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                        " AND wait_event_type = 'Lock'")
-        event = threading.Event()
         with self.engine.connect() as conn:
-            for _ in range(WAIT * 20):
+            for _ in range(WAIT * 20):  # counted polls, not a deadline
                 if conn.execute(waiting).scalar_one():
                     return
                 conn.rollback()
-                event.wait(0.05)
+                # time.sleep, not Event.wait(0.05): a timed thread wait never returns under
+                # faketime (libfaketime), and this poll would hang there.
+                time.sleep(0.05)
         self.fail("the second session never waited on the first one's lock")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support import net
@@ -81,19 +82,46 @@ class MailServerPortsTests(unittest.TestCase):
 
     def test_ports_given_by_the_caller_are_not_chosen_again(self) -> None:
         from tests.support.mailserver import MailServer
-        self.patch(net, "_random", Scripted([21001, 21002, 21003, 21004, 21005, 21006,
-                                             21007, 21008, 21009]))
-        server = MailServer(self.mktemp(), ports={"WEB": 21001, "ADMIN": 21002})
+        # Ports free now, not fixed numbers: a fixed one in use by another program (a
+        # parallel run, a server started by hand) was skipped and the script ran out.
+        given = net.free_ports(9)
+        self.patch(net, "_random", Scripted(given))
+        server = MailServer(self.mktemp(), ports={"WEB": given[0], "ADMIN": given[1]})
         ports = list(server.ports.values())
         self.assertEqual(len(ports), len(set(ports)), server.ports)
-        self.assertEqual((server.ports["WEB"], server.ports["ADMIN"]), (21001, 21002))
-        self.assertEqual(server.ports["SMTP"], 21003)
+        self.assertEqual((server.ports["WEB"], server.ports["ADMIN"]), (given[0], given[1]))
+        self.assertEqual(server.ports["SMTP"], given[2])
 
     def test_a_given_port_replaces_the_choice_for_its_service(self) -> None:
         from tests.support.mailserver import MailServer
-        self.patch(net, "_random", Scripted([21011, 21012, 21013, 21014, 21015, 21016,
-                                             21017]))
-        server = MailServer(self.mktemp(), ports={"SMTP": 21010})
-        self.assertEqual(server.ports["SMTP"], 21010)
-        self.assertEqual(sorted(server.ports.values()),
-                         [21010, 21011, 21012, 21013, 21014, 21015, 21016])
+        given = net.free_ports(8)  # free now (see above)
+        self.patch(net, "_random", Scripted(given[1:]))
+        server = MailServer(self.mktemp(), ports={"SMTP": given[0]})
+        self.assertEqual(server.ports["SMTP"], given[0])
+        self.assertEqual(sorted(server.ports.values()), sorted(given[:7]))
+
+
+class FailedStartTests(unittest.TestCase):
+    """A port taken by another program between choosing and binding (parallel runs) failed
+    the start; the listeners bound before it stayed open, and the test after it failed too
+    ("Reactor was unclean": the ports of the previous test's server)."""
+
+    @defer.inlineCallbacks
+    def test_a_failed_start_releases_the_ports_already_bound(self) -> Any:
+        from mailgosend.errors import StartupError
+        from tests.support.mailserver import MailServer
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", net.free_port()))
+        taken.listen(1)
+        # IMAPS binds last: the other listeners are open when it fails.
+        server = MailServer(self.mktemp(), ports={"IMAPS": taken.getsockname()[1]})
+        self.addCleanup(server.stop)
+        with self.assertRaises(StartupError):
+            yield server.start()
+        for name in ("SMTP", "SUBMIT", "SMTPS", "POP3", "POP3S", "IMAP"):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind(("127.0.0.1", server.ports[name]))  # released: free again
+            finally:
+                probe.close()

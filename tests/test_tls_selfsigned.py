@@ -131,3 +131,31 @@ class ServiceSelfSignedTests(unittest.TestCase):
 
         welcome = yield threads.deferToThread(handshake)
         self.assertTrue(welcome.startswith("* OK"), welcome)
+
+
+class _SkewedReactor:
+    """The real reactor whose clock reads NOW (years from the wall clock)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(reactor, name)
+
+    def seconds(self) -> float:
+        return NOW.timestamp()
+
+
+class ServiceClockTests(unittest.TestCase):
+    def test_certificate_checks_use_the_reactor_clock_that_made_the_certificate(self) -> None:
+        """Regression: the self-signed certificate was made valid from the reactor's clock,
+        but the listeners' TLS checked its validity (expired / not yet valid warnings, and
+        again at each reload) against the wall clock: one decision, two clocks."""
+        config = make_config(self.mktemp(), TLS_MODE="selfsigned", HOSTNAME="mx.example.test",
+                             IMAPS_PORT=free_port())  # built, never started: nothing listens
+        root = makeService(config, reactor=_SkewedReactor())
+        assert root.runner is not None
+        self.addCleanup(root.runner.engine.dispose)
+        tls = root.components["tls_imap"]
+        self.assertEqual(tls.default_certificate.not_after.date(),
+                         (NOW + datetime.timedelta(days=VALID_DAYS)).date())
+        self.assertEqual([w for w in tls.warnings if "valid" in w or "expired" in w], [])
+        reloaded = tls.reload()
+        self.assertEqual([w for w in reloaded if "valid" in w or "expired" in w], [])

@@ -73,10 +73,26 @@ class MailServer:
         values.update(self.settings)
         self.config = make_config(os.path.join(self.directory, "server"), **values)
         self.root = makeService(self.config, reactor=self.reactor)
-        self.root.privilegedStartService()
+        try:
+            self.root.privilegedStartService()
+        except Exception:
+            # A port taken meanwhile by another program (a parallel run): twistd would exit,
+            # but here the listeners bound before it would stay open and make the next test
+            # fail too ("Reactor was unclean").
+            yield self._release_listeners()
+            self.root.runner.engine.dispose()
+            raise
         self.root.startService()
         self.engine = self.root.runner.engine
         yield None
+
+    @defer.inlineCallbacks
+    def _release_listeners(self) -> Any:
+        for listener in self.root.listeners:
+            port = getattr(listener, "listening", None)
+            if port is not None:
+                listener.listening = None
+                yield port.stopListening()
 
     def imap_factory(self) -> Any:
         """A plaintext (loopback) IMAP factory over this server's own mail service, with its
