@@ -8,13 +8,14 @@ one VCALENDAR whose components (other than VTIMEZONE) share one UID and one type
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence
 
 import icalendar
 import recurring_ical_events
 
 from mailgosend.mail.dav import ObjectFacts
+from mailgosend.mail.icaltime import component_span, utc
 
 __all__ = ["COMPONENTS", "InvalidCalendar", "validate", "in_range", "busy_periods",
            "parse_utc", "freebusy_calendar"]
@@ -23,9 +24,6 @@ COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 # Occurrences one object may produce for one query: a FREQ=SECONDLY rule over a year would
 # otherwise keep a worker busy for minutes (the rest are left out of expand and free-busy).
 MAX_OCCURRENCES = 3000
-# Floating times and all-day dates belong to the viewer's zone: widen the stored span by
-# the widest UTC offsets so the pre-filter never misses one; the precise test follows.
-_MARGIN = timedelta(hours=26)
 
 
 class InvalidCalendar(ValueError):
@@ -36,14 +34,6 @@ class InvalidCalendar(ValueError):
         self.condition = condition
 
 
-def _utc(value: Any) -> Optional[datetime]:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), timezone.utc)
-    return None
 
 
 def parse_utc(text: str) -> datetime:
@@ -51,26 +41,6 @@ def parse_utc(text: str) -> datetime:
     return datetime.strptime(text.strip(), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
 
 
-def _span(component: Any) -> tuple[Optional[datetime], Optional[datetime]]:
-    """The UTC span a component covers, widened; (None, None) for unbounded."""
-    if "RRULE" in component or "RDATE" in component:
-        start = _utc(component.decoded("DTSTART")) if "DTSTART" in component else None
-        return (start - _MARGIN if start is not None else None), None
-    if "DTSTART" not in component:
-        return None, None
-    start = _utc(component.decoded("DTSTART"))
-    end = None
-    for name in ("DTEND", "DUE"):
-        if name in component:
-            end = _utc(component.decoded(name))
-    if end is None and "DURATION" in component:
-        end = start + component.decoded("DURATION") if start is not None else None
-    if end is None and start is not None:
-        raw = component.decoded("DTSTART")
-        end = start + (timedelta(days=1) if not isinstance(raw, datetime) else timedelta(0))
-    if start is None or end is None:
-        return None, None
-    return start - _MARGIN, max(end, start) + _MARGIN
 
 
 def validate(data: bytes, allowed: Sequence[str]) -> ObjectFacts:
@@ -110,7 +80,7 @@ def validate(data: bytes, allowed: Sequence[str]) -> ObjectFacts:
     ends: list[Optional[datetime]] = []
     try:
         for part in parts:
-            start, end = _span(part)
+            start, end = component_span(part)
             starts.append(start)
             ends.append(end)
     except Exception as error:
@@ -130,7 +100,7 @@ def _occurrences(calendar: Any, component: str, start: datetime, end: datetime
     for count, occurrence in enumerate(query.after(start)):
         if count >= MAX_OCCURRENCES:
             return
-        begin = _utc(occurrence.decoded("DTSTART")) if "DTSTART" in occurrence else None
+        begin = utc(occurrence.decoded("DTSTART")) if "DTSTART" in occurrence else None
         if begin is not None and begin >= end:
             return
         yield occurrence
@@ -161,8 +131,8 @@ def busy_periods(data: bytes, start: datetime, end: datetime) -> list[tuple[date
             continue
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
             continue
-        begin = _utc(event.decoded("DTSTART"))
-        finish = _utc(event.decoded("DTEND")) if "DTEND" in event else None
+        begin = utc(event.decoded("DTSTART"))
+        finish = utc(event.decoded("DTEND")) if "DTEND" in event else None
         if begin is None:
             continue
         if finish is None:
@@ -228,7 +198,7 @@ def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes
                 del occurrence[name]
                 if not recurring and name == "RECURRENCE-ID":
                     continue
-                occurrence.add(name, _utc(value) if isinstance(value, datetime) else value)
+                occurrence.add(name, utc(value) if isinstance(value, datetime) else value)
         for name in ("RRULE", "RDATE", "EXDATE"):
             occurrence.pop(name, None)
         out.add_component(occurrence)

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 
+from mailgosend.mail.icaltime import component_span, utc
+
 __all__ = ["InvalidField", "Repeat", "EventFields", "Facts", "Invitation", "parse_fields",
            "new_event", "edit_series", "edit_occurrence", "delete_occurrence",
            "occurrences", "occurrences_of_all", "facts", "invitation", "sequence_of", "parse_when",
@@ -35,8 +37,6 @@ MAX_TEXT = 32_000
 MAX_COUNT = 1000
 # Occurrences of one object in one answer (a daily rule over a year view is 366).
 MAX_OCCURRENCES = 3000
-# As dav/ical.py: floating times and dates belong to the viewer's zone; widen the span.
-_MARGIN = timedelta(hours=26)
 # Properties the form owns; everything else of an event is kept on edit.
 _FORM_PROPS = ("SUMMARY", "DTSTART", "DTEND", "DURATION", "LOCATION", "DESCRIPTION")
 
@@ -209,14 +209,6 @@ def parse_fields(body: Mapping[str, Any]) -> EventFields:
 
 
 # --- iCalendar -----------------------------------------------------------------------------
-def _utc(value: Any) -> Optional[datetime]:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), timezone.utc)
-    return None
 
 
 def _parse(data: bytes) -> Any:
@@ -350,7 +342,7 @@ def edit_series(data: bytes, fields: EventFields, now: datetime,
         fields = _anchored(fields, master, _recurrence_value(anchor, master))
     _apply(master, fields, now, series=True)
     _bump_sequence(master)
-    moved = _utc(old_start) != _utc(fields.start) or type(old_start) is not type(fields.start)
+    moved = utc(old_start) != utc(fields.start) or type(old_start) is not type(fields.start)
     if moved or (not fields.keep_repeat and _rule_text(master.get("RRULE")) !=
                  _rule_text(old_rule)):
         master.pop("EXDATE", None)
@@ -363,7 +355,7 @@ def edit_series(data: bytes, fields: EventFields, now: datetime,
 def recurrence_text(value: When) -> str:
     """A recurrence id as the webmail names it: ``20270110`` or ``20270110T090000Z``."""
     if isinstance(value, datetime):
-        return _utc(value).strftime("%Y%m%dT%H%M%SZ")  # type: ignore[union-attr]
+        return utc(value).strftime("%Y%m%dT%H%M%SZ")  # type: ignore[union-attr]
     return value.strftime("%Y%m%d")
 
 
@@ -389,20 +381,20 @@ def _recurrence_value(text: Any, master: Any) -> When:
 
 
 def _is_occurrence(calendar: Any, value: When) -> bool:
-    moment = _utc(value)
+    moment = utc(value)
     assert moment is not None
     query = recurring_ical_events.of(calendar, components=["VEVENT"])
     for occurrence in query.between(moment - timedelta(days=2), moment + timedelta(days=2)):
         rid = occurrence.get("RECURRENCE-ID")
         seen = occurrence.decoded("RECURRENCE-ID") if rid is not None else \
             occurrence.decoded("DTSTART")
-        if _utc(seen) == moment:
+        if utc(seen) == moment:
             return True
     return False
 
 
 def _same(a: Any, b: When) -> bool:
-    return _utc(a) == _utc(b) and isinstance(a, datetime) == isinstance(b, datetime)
+    return utc(a) == utc(b) and isinstance(a, datetime) == isinstance(b, datetime)
 
 
 def edit_occurrence(data: bytes, recurrence_id: str, fields: EventFields, now: datetime
@@ -458,7 +450,7 @@ def _iso(value: When) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.isoformat()          # floating: the viewer's wall clock
-        return _utc(value).isoformat()        # type: ignore[union-attr]
+        return utc(value).isoformat()        # type: ignore[union-attr]
     return value.isoformat()
 
 
@@ -499,7 +491,7 @@ def _overlaps(event: Any, start: datetime, end: datetime) -> bool:
     """Does a plain event meet [start, end)?  Dates and floating times are the viewer's
     wall clock: widened by the widest zone offsets (the page draws only its own days)."""
     begin, finish = _times(event)
-    low, high = _utc(begin), _utc(finish)
+    low, high = utc(begin), utc(finish)
     assert low is not None and high is not None
     if not isinstance(begin, datetime) or begin.tzinfo is None:
         low, high = low - timedelta(hours=14), high + timedelta(hours=14)
@@ -571,7 +563,7 @@ def facts(data: bytes) -> Facts:
     starts: list[Optional[datetime]] = []
     ends: list[Optional[datetime]] = []
     for part in parts:
-        begin, finish = _span(part)
+        begin, finish = component_span(part)
         starts.append(begin)
         ends.append(finish)
     return Facts(uid=uids.pop(), component=kinds.pop(),
@@ -580,25 +572,6 @@ def facts(data: bytes) -> Facts:
                  ends_at=None if any(e is None for e in ends) else max(e for e in ends if e))
 
 
-def _span(component: Any) -> tuple[Optional[datetime], Optional[datetime]]:
-    if "RRULE" in component or "RDATE" in component:
-        start = _utc(component.decoded("DTSTART")) if "DTSTART" in component else None
-        return (start - _MARGIN if start is not None else None), None
-    if "DTSTART" not in component:
-        return None, None
-    start = _utc(component.decoded("DTSTART"))
-    end = None
-    for name in ("DTEND", "DUE"):
-        if name in component:
-            end = _utc(component.decoded(name))
-    if end is None and "DURATION" in component:
-        end = start + component.decoded("DURATION") if start is not None else None
-    if end is None and start is not None:
-        raw = component.decoded("DTSTART")
-        end = start + (timedelta(days=1) if not isinstance(raw, datetime) else timedelta(0))
-    if start is None or end is None:
-        return None, None
-    return start - _MARGIN, max(end, start) + _MARGIN
 
 
 # --- invitations ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 import { ref } from "./jmap.js";
 import { displayName } from "./folders.js";
 import { ROW_HEIGHT } from "./list.js";
+import { menuKey } from "./menu.js";
 
 const BUTTON = "rounded-md px-2 py-1 hover:bg-slate-100 dark:hover:bg-slate-800";
 const SMALL = "rounded-md px-2 py-0.5 hover:bg-slate-100 dark:hover:bg-slate-800";
@@ -398,13 +399,8 @@ class Actions {
       if (first) first.focus();
     });
     menu.addEventListener("keydown", (event) => {
-      const items = [...menu.querySelectorAll("[role=menuitem]")];
-      const at = items.indexOf(document.activeElement);
-      const go = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 }[event.key];
-      if (go !== undefined) {
-        event.preventDefault();
-        items[(go + items.length) % items.length].focus();
-      } else if (event.key === "Escape" || event.key === "Tab") {
+      if (menuKey(menu, event)) return;
+      if (event.key === "Escape" || event.key === "Tab") {
         event.preventDefault();
         this.closeMenu();
         trigger.focus();

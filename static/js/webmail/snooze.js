@@ -4,6 +4,7 @@
 // the messages into the Snoozed folder (\Snoozed over IMAP) and back, unread, at that time
 // (POST /mail/snooze, mail/snooze.py); push brings them back into the list by itself.
 // In the Snoozed folder the reader shows when the message wakes and an "Unsnooze" button.
+import { menuKey } from "./menu.js";
 
 const BUTTON = "rounded-md px-2 py-1 hover:bg-slate-100 dark:hover:bg-slate-800";
 const ITEM = "block w-full rounded px-2 py-1 text-left text-sm hover:bg-slate-100 " +
@@ -132,13 +133,7 @@ function snoozeMenu(api, ids, say, label) {
   button.addEventListener("click", () => (menu.classList.contains("hidden") ? open() : close()));
   wrap.addEventListener("keydown", (event) => {
     if (event.key === "Escape") { close(); button.focus(); }
-    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      const items = [...menu.querySelectorAll("[role=menuitem]")];
-      const at = items.indexOf(document.activeElement);
-      if (at < 0) return;
-      event.preventDefault();
-      items[(at + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
-    }
+    menuKey(menu, event);
   });
   document.addEventListener("click", (event) => { if (!wrap.contains(event.target)) close(); });
   wrap.append(button, menu);

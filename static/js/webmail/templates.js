@@ -3,6 +3,7 @@
 // form (the "compose" event of the compose contract) gets, in its toolbar, a "Templates"
 // menu that inserts one (its subject when the form has none, its body at the cursor) and
 // "Save as template", which stores the form's subject and body there by JMAP Email/set.
+import { menuKey } from "./menu.js";
 
 export const FOLDER = "Templates";
 const BUTTON = "rounded-md px-2 py-1 text-sm hover:bg-slate-100 dark:hover:bg-slate-800";
@@ -163,13 +164,7 @@ class Templates {
         close();
         button.focus();
       }
-      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-        const items = [...menu.querySelectorAll("[role=menuitem]")];
-        const at = items.indexOf(document.activeElement);
-        if (at < 0) return;
-        event.preventDefault();
-        items[(at + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
-      }
+      menuKey(menu, event);
     });
     draft.root.addEventListener("click", (event) => { if (!wrap.contains(event.target)) close(); });
     save.addEventListener("click", async () => {
