@@ -24,12 +24,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from mailgosend.crypto import KeyRing
+from mailgosend.events import ChangeBatch, DavChanged, Events
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
 from mailgosend.store import dav as store
 from mailgosend.store.accounts import User
 
-__all__ = ["DavService", "UserDav", "Item", "ObjectFacts", "DEFAULT_NAMES"]
+__all__ = ["DavService", "UserDav", "Item", "ObjectFacts", "SyncChanges", "DEFAULT_NAMES"]
 
 PURPOSE = "dav"
 KINDS = ("calendar", "addressbook")
@@ -62,12 +63,33 @@ class Item:
     data: Optional[bytes] = None
 
 
+@dataclass(frozen=True)
+class SyncChanges:
+    """``store.Changes`` with the members as ``Item`` (no data)."""
+
+    modseq: int
+    changed: list[Item]
+    removed: list[str]
+    truncated: bool
+    assured: int
+
+
 class DavService:
-    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, clock: IReactorTime
-                 ) -> None:
+    """``events``: the change feed (events.py); after each committed write a ``DavChanged``
+    is published for the user, so webmail's push and the other nodes learn that a calendar
+    or address book moved (DESIGN.md §11)."""
+
+    def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, clock: IReactorTime,
+                 events: Optional[Events] = None) -> None:
         self.runner = runner
         self.keyring = keyring
         self.clock = clock
+        self.events = events
+
+    def publish(self, user: User, collection: store.Collection, what: str) -> None:
+        if self.events is not None:
+            self.events.publish(ChangeBatch(user.id, (
+                DavChanged(collection.kind, collection.id, what),)))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -125,11 +147,14 @@ class UserDav:
         display = f'<displayname xmlns="DAV:">{_DEFAULT_DISPLAY[kind]}</displayname>'
         components = ("VEVENT", "VTODO", "VJOURNAL") if kind == "calendar" else ()
         try:
-            await runner.write(store.create_collection, self.user.id, kind, name, components,
-                               self._sealed_props(kind, name, {_DISPLAYNAME: display}),
-                               self.service.now())
+            made = await runner.write(store.create_collection, self.user.id, kind, name,
+                                      components, self._sealed_props(
+                                          kind, name, {_DISPLAYNAME: display}),
+                                      self.service.now())
         except store.CollectionExists:
             pass   # another request made it first
+        else:
+            self.service.publish(self.user, made, "collection")
         return list(await runner.read(store.list_collections, self.user.id, kind))
 
     async def collection(self, kind: str, name: str) -> store.Collection:
@@ -144,18 +169,21 @@ class UserDav:
         """A new collection; the default one is made first, so "first use" means the first
         DAV request of that kind, whatever it is."""
         await self.collections(kind)
-        return await self.service.runner.write(  # type: ignore[no-any-return]
+        made: store.Collection = await self.service.runner.write(
             store.create_collection, self.user.id, kind, name, tuple(components),
             self._sealed_props(kind, name, props), self.service.now())
+        self.service.publish(self.user, made, "collection")
+        return made
 
-    def set_props(self, collection: store.Collection, props: dict[str, str]
-                  ) -> "Deferred[None]":
-        return self.service.runner.write(
+    async def set_props(self, collection: store.Collection, props: dict[str, str]) -> None:
+        await self.service.runner.write(
             store.set_props, collection.id,
             self._sealed_props(collection.kind, collection.name, props))
+        self.service.publish(self.user, collection, "collection")
 
-    def delete_collection(self, collection: store.Collection) -> "Deferred[None]":
-        return self.service.runner.write(store.delete_collection, collection)
+    async def delete_collection(self, collection: store.Collection) -> None:
+        await self.service.runner.write(store.delete_collection, collection)
+        self.service.publish(self.user, collection, "collection")
 
     # --- objects ---------------------------------------------------------------------------
     def _item(self, collection: store.Collection, obj: store.DavObject) -> Item:
@@ -163,9 +191,11 @@ class UserDav:
                 if obj.data is not None else None)
         return Item(obj.name, obj.uid, obj.etag, obj.component, obj.size, obj.modseq, data)
 
-    async def list_items(self, collection: store.Collection) -> list[Item]:
-        """Every member, without data (PROPFIND depth 1)."""
-        found = await self.service.runner.read(store.list_objects, collection.id)
+    async def list_items(self, collection: store.Collection,
+                         names: Optional[Sequence[str]] = None) -> list[Item]:
+        """Members without data (PROPFIND): all, or the named ones."""
+        found = await self.service.runner.read(store.list_objects, collection.id,
+                                               None if names is None else list(names))
         return [self._item(collection, obj) for obj in found]
 
     async def items(self, collection: store.Collection,
@@ -196,19 +226,24 @@ class UserDav:
         created = await self.service.runner.write(store.put_object, collection, item, etag,
                                                   self.service.now(), if_match=if_match,
                                                   if_none_match=if_none_match)
+        self.service.publish(self.user, collection, "object")
         return etag, bool(created)
 
-    def delete(self, collection: store.Collection, name: str, *,
-               if_match: Optional[str] = None) -> "Deferred[None]":
-        return self.service.runner.write(store.delete_object, collection, name,
-                                         if_match=if_match)
+    async def delete(self, collection: store.Collection, name: str, *,
+                     if_match: Optional[str] = None) -> None:
+        await self.service.runner.write(store.delete_object, collection, name,
+                                        if_match=if_match)
+        self.service.publish(self.user, collection, "object")
 
     # --- sync and quota --------------------------------------------------------------------
-    async def changes_since(self, collection: store.Collection, modseq: Optional[int]
-                            ) -> tuple[int, list[Item], list[str]]:
-        found = await self.service.runner.read(store.changes_since, collection.id, modseq)
-        return (found.modseq, [self._item(collection, o) for o in found.changed],
-                list(found.removed))
+    async def changes_since(self, collection: store.Collection, modseq: Optional[int],
+                            assured: Optional[int] = None, limit: Optional[int] = None
+                            ) -> SyncChanges:
+        """RFC 6578: what changed after ``modseq`` (store.changes_since), without data."""
+        found = await self.service.runner.read(store.changes_since, collection.id, modseq,
+                                               assured, limit)
+        return SyncChanges(found.modseq, [self._item(collection, o) for o in found.changed],
+                           list(found.removed), found.truncated, found.assured)
 
     def prune_tombstones(self, collection: store.Collection, below: int) -> "Deferred[int]":
         return self.service.runner.write(store.prune_tombstones, collection.id, below)

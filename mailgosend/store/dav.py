@@ -118,9 +118,16 @@ class ObjectWrite:
 
 @dataclass(frozen=True)
 class Changes:
+    """What a sync-collection answers: ``modseq`` is the state the new token names;
+    ``truncated`` when a limit left later changes out (RFC 6578 §3.6); ``assured`` (at
+    least ``modseq``): every removal the client has not been told of has a higher modseq
+    (so the token stays valid until tombstones above it are pruned)."""
+
     modseq: int
     changed: list[DavObject]
     removed: list[str]
+    truncated: bool = False
+    assured: int = 0
 
 
 def _collection(row: Any) -> Collection:
@@ -198,10 +205,18 @@ def _bump(conn: Connection, collection_id: int) -> int:
     return int(row.modseq)
 
 
-def list_objects(conn: Connection, collection_id: int) -> list[DavObject]:
-    rows = conn.execute(select(*_META).where(dav_objects.c.collection_id == collection_id)
-                        .order_by(dav_objects.c.name))
-    return [_object(row) for row in rows]
+def list_objects(conn: Connection, collection_id: int,
+                 names: Optional[Sequence[str]] = None) -> list[DavObject]:
+    """Members without their data: all, or the named ones."""
+    query = select(*_META).where(dav_objects.c.collection_id == collection_id)
+    if names is None:
+        return [_object(row) for row in conn.execute(query.order_by(dav_objects.c.name))]
+    found = []
+    wanted = list(dict.fromkeys(names))
+    for i in range(0, len(wanted), _IN_BATCH):
+        found += [_object(row) for row in conn.execute(
+            query.where(dav_objects.c.name.in_(wanted[i:i + _IN_BATCH])))]
+    return found
 
 
 def get_objects(conn: Connection, collection_id: int,
@@ -324,26 +339,41 @@ def bound_tombstones(conn: Connection, collection_id: int, keep: Optional[int] =
         prune_tombstones(conn, collection_id, int(row.modseq))
 
 
-def changes_since(conn: Connection, collection_id: int, modseq: Optional[int]) -> Changes:
+def changes_since(conn: Connection, collection_id: int, modseq: Optional[int],
+                  assured: Optional[int] = None, limit: Optional[int] = None) -> Changes:
     """RFC 6578 §3.3: members changed and removed after ``modseq`` (None: the initial sync,
-    every member and no removals)."""
+    every member and no removals), at most ``limit`` of them, oldest change first
+    (§3.6: the token of a truncated answer names the state after the last one given).
+    ``assured``: what the token said about the removals it has seen (``Changes``)."""
     row = conn.execute(select(dav_collections.c.modseq, dav_collections.c.sync_floor)
                        .where(dav_collections.c.id == collection_id)).first()
     if row is None:
         raise CollectionNotFound(str(collection_id))
     current = int(row.modseq)
-    if modseq is None:
-        return Changes(current, list_objects(conn, collection_id), [])
-    if modseq < int(row.sync_floor) or modseq > current:
+    if modseq is not None and (max(modseq, assured or 0) < int(row.sync_floor)
+                               or modseq > current):
         raise SyncTokenTooOld(str(modseq))
-    changed = [_object(r) for r in conn.execute(
-        select(*_META).where(dav_objects.c.collection_id == collection_id,
-                             dav_objects.c.modseq > modseq).order_by(dav_objects.c.modseq))]
-    removed = [r.name for r in conn.execute(
-        select(dav_tombstones.c.name).where(dav_tombstones.c.collection_id == collection_id,
-                                            dav_tombstones.c.modseq > modseq)
-        .order_by(dav_tombstones.c.modseq))]
-    return Changes(current, changed, removed)
+    if modseq is None and limit is None:
+        return Changes(current, list_objects(conn, collection_id), [], False, current)
+    since = modseq or 0
+    query = select(*_META).where(dav_objects.c.collection_id == collection_id,
+                                 dav_objects.c.modseq > since).order_by(dav_objects.c.modseq)
+    gone = select(dav_tombstones.c.name, dav_tombstones.c.modseq).where(
+        dav_tombstones.c.collection_id == collection_id, dav_tombstones.c.modseq > since
+    ).order_by(dav_tombstones.c.modseq)
+    if limit is not None:
+        query, gone = query.limit(limit + 1), gone.limit(limit + 1)
+    changed = [_object(r) for r in conn.execute(query)]
+    removed = [] if modseq is None else [(r.name, int(r.modseq)) for r in conn.execute(gone)]
+    if limit is None or len(changed) + len(removed) <= limit:
+        return Changes(current, changed, [name for name, _ in removed], False, current)
+    # the first ``limit`` changes in modseq order (each write has its own modseq)
+    merged = sorted([(o.modseq, 0, i) for i, o in enumerate(changed)] +
+                    [(m, 1, i) for i, (_, m) in enumerate(removed)])[:limit]
+    upto = merged[-1][0] if merged else since
+    return Changes(upto, [changed[i] for _, kind, i in merged if kind == 0],
+                   [removed[i][0] for _, kind, i in merged if kind == 1], True,
+                   max(upto, current if modseq is None else (assured or since)))
 
 
 def prune_tombstones(conn: Connection, collection_id: int, below: int) -> int:

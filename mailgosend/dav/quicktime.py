@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_dav_calfilter -*-
+"""The RFC 4791 §9.9 time-range test for simple calendar objects, without icalendar.
+
+Parsing a small event with ``icalendar`` costs milliseconds; a month view over a large
+calendar tests hundreds of them.  Most objects clients store are simple: one VEVENT with
+a UTC DTSTART, a UTC DTEND or a DURATION, perhaps an RRULE and alarms.  For those this
+module reads the few content lines it needs (RFC 5545 §3.1, unfolded) and answers with
+``dateutil.rrule`` (which ``recurring-ical-events`` builds on) for the recurrence.  For
+anything else (time zones, floating or all-day times, RDATE/EXDATE, overridden instances,
+sub-daily rules, several components, parameters it does not know) it answers None and the
+caller parses the object fully (ical.py); tests check both give the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from dateutil import rrule
+
+__all__ = ["overlaps"]
+
+_UTC = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\Z")
+_DURATION = re.compile(r"\+?P(?:(\d+)W|(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?)\Z")
+# Lines that make an object not simple (the full parser handles them).
+_COMPLEX = frozenset(("RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID"))
+_FAST_FREQ = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
+
+
+def _utc(value: str) -> Optional[datetime]:
+    found = _UTC.match(value)
+    if found is None:
+        return None
+    try:
+        return datetime(*map(int, found.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
+    except ValueError:
+        return None
+
+
+def _duration(value: str) -> Optional[timedelta]:
+    found = _DURATION.match(value)
+    if found is None or value in ("P", "+P") or value.endswith("T"):
+        return None
+    weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in found.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _facts(data: bytes, component: str) -> Optional[dict[str, str]]:
+    """The top-level properties of the object's one ``component`` (name -> value), when
+    the object is one such component (alarms allowed) whose properties carry no
+    parameters this module cannot judge; else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    text = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "")
+    depth = 0
+    seen = 0
+    facts: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line:
+            continue
+        head, sep, value = line.partition(":")
+        if not sep:
+            return None
+        name, _, params = head.partition(";")
+        name = name.upper()
+        if name == "BEGIN":
+            depth += 1
+            kind = value.strip().upper()
+            if depth == 1 and kind != "VCALENDAR":
+                return None
+            if depth == 2:
+                if kind != component or seen:
+                    return None
+                seen += 1
+            if depth == 3 and kind != "VALARM":
+                return None
+            if depth > 3:
+                return None
+            continue
+        if name == "END":
+            depth -= 1
+            continue
+        if depth != 2:
+            continue
+        if name in _COMPLEX:
+            return None
+        if name in ("DTSTART", "DTEND", "DURATION", "RRULE"):
+            if params and params.upper() not in ("VALUE=DATE-TIME", "VALUE=DURATION",
+                                                 "VALUE=RECUR"):
+                return None   # TZID, VALUE=DATE, ...: the full parser's job
+            if name in facts:
+                return None
+            facts[name] = value.strip()
+    return facts if seen == 1 and depth == 0 else None
+
+
+def overlaps(data: bytes, component: str, start: Optional[datetime],
+             end: Optional[datetime]) -> Optional[bool]:
+    """Does some occurrence of the object's VEVENT overlap [start, end) (RFC 4791 §9.9)?
+    None when the object is not simple enough to say without a full parse."""
+    if component != "VEVENT":   # VTODO's §9.9 table has more cases: the full parser
+        return None
+    facts = _facts(data, component)
+    if facts is None or "DTSTART" not in facts:
+        return None
+    first = _utc(facts["DTSTART"])
+    if first is None:
+        return None
+    if "DTEND" in facts:
+        if "DURATION" in facts:
+            return None
+        finish = _utc(facts["DTEND"])
+        if finish is None or finish < first:
+            return None
+        length = finish - first
+    elif "DURATION" in facts:
+        found = _duration(facts["DURATION"])
+        if found is None:
+            return None
+        length = found
+    else:
+        length = timedelta(0)
+    # §9.9: a positive length overlaps when it starts before the end and ends after the
+    # start; an instant when it lies in [start, end).
+    if "RRULE" not in facts:
+        begin = first
+    else:
+        rule_text = facts["RRULE"]
+        freq = re.search(r"FREQ=([A-Z]+)", rule_text.upper())
+        if freq is None or freq.group(1) not in _FAST_FREQ:
+            return None
+        try:
+            rule = rrule.rrulestr(rule_text, dtstart=first)
+        except (ValueError, TypeError):
+            return None
+        if not isinstance(rule, rrule.rrule):
+            return None
+        try:
+            # RFC 5545 §3.8.5.3: DTSTART is the first instance even when the rule's BY*
+            # parts would not produce it; dateutil leaves it out, so leave such a rule
+            # to the full parser.
+            if rule.after(first, inc=True) != first:
+                return None
+            if start is None:
+                found = next(iter(rule), None)
+            elif length > timedelta(0):
+                found = rule.after(start - length, inc=False)
+            else:
+                found = rule.after(start, inc=True)
+        except (ValueError, TypeError):   # e.g. an UNTIL dateutil cannot compare
+            return None
+        if found is None:
+            return False
+        begin = found
+    if length > timedelta(0):
+        return (start is None or begin + length > start) and (end is None or begin < end)
+    return (start is None or begin >= start) and (end is None or begin < end)
