@@ -7,7 +7,6 @@ free-busy-query."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from typing import Any, Optional
 
 from mailgosend.dav import calfilter, ical
@@ -109,7 +108,7 @@ class CalDAV:
             if low is None or high is None:
                 return core.precondition(403, CALDAV, "valid-filter",
                                          "expand needs UTC start and end")
-            matched = [replace(item, data=await ctx.workers.run(
+            matched = [item._replace(data=await ctx.workers.run(
                 ical.expand, item.data, item.component, low, high)) for item in matched]
         return core.items_reply(ctx, collection, matched, core.wanted_props(root), DATA)
 

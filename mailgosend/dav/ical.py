@@ -14,7 +14,7 @@ from typing import Any, Iterator, Optional, Sequence
 import icalendar
 import recurring_ical_events
 
-from mailgosend.dav import quicktime
+from mailgosend.dav import calfilter, quicktime
 
 from mailgosend.mail.dav import ObjectFacts
 
@@ -218,14 +218,15 @@ def freebusy_calendar(periods: list[tuple[datetime, datetime]], start: datetime,
     return bytes(calendar.to_ical())
 
 
-def matches_filter(data: bytes, component: str, top: Any) -> bool:
+def matches_filter(data: bytes, component: str, top: calfilter.CompFilter,
+                   simple: Any = False) -> bool:
     """RFC 4791 §9.7: does the object (holding ``component``s) match a calendar-query
     filter tree (calfilter.py)?  The filter's simple form (one component type, perhaps in a
     time range: what clients send to fill a month view) is answered without a full parse
-    when the object is simple enough (quicktime.py)."""
-    from mailgosend.dav import calfilter
-
-    simple = calfilter.simple_range(top)
+    when the object is simple enough (quicktime.py).  ``simple``: the filter's
+    ``calfilter.simple_range``, when the caller has it already."""
+    if simple is False:
+        simple = calfilter.simple_range(top)
     if simple is not None and simple[0] in COMPONENTS:
         name, start, end = simple
         if name != component:   # RFC 4791 §4.1: one component type per object
@@ -238,10 +239,11 @@ def matches_filter(data: bytes, component: str, top: Any) -> bool:
     return calfilter.matches(icalendar.Calendar.from_ical(data.decode("utf-8")), top)
 
 
-def matches_all(items: Sequence[tuple[bytes, str]], top: Any) -> list[bool]:
+def matches_all(items: Sequence[tuple[bytes, str]], top: calfilter.CompFilter) -> list[bool]:
     """``matches_filter`` for many (data, component) in one call: one worker-thread hop
     per batch, not one per object."""
-    return [matches_filter(data, component, top) for data, component in items]
+    simple = calfilter.simple_range(top)
+    return [matches_filter(data, component, top, simple) for data, component in items]
 
 
 def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes:

@@ -46,6 +46,12 @@ def _duration(value: str) -> Optional[timedelta]:
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+# The content lines this module looks at (RFC 5545 §3.1: names are case-insensitive); the
+# regular expression skips the others (SUMMARY, DESCRIPTION, ...) without a Python loop.
+_LINES = re.compile(r"^(BEGIN|END|DTSTART|DTEND|DURATION|RRULE|RDATE|EXDATE|EXRULE|"
+                    r"RECURRENCE-ID)([;:][^\n]*)$", re.MULTILINE | re.IGNORECASE)
+
+
 def _facts(data: bytes, component: str) -> Optional[dict[str, str]]:
     """The top-level properties of the object's one ``component`` (name -> value), when
     the object is one such component (alarms allowed) whose properties carry no
@@ -54,21 +60,24 @@ def _facts(data: bytes, component: str) -> Optional[dict[str, str]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    text = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\n " in text or "\n\t" in text:
+        text = text.replace("\n ", "").replace("\n\t", "")
     depth = 0
     seen = 0
     facts: dict[str, str] = {}
-    for line in text.split("\n"):
-        if not line:
-            continue
-        head, sep, value = line.partition(":")
-        if not sep:
-            return None
-        name, _, params = head.partition(";")
-        name = name.upper()
-        if name == "BEGIN":
+    for found in _LINES.finditer(text):
+        name = found.group(1).upper()
+        rest = found.group(2)
+        if name in ("BEGIN", "END"):
+            if rest[0] != ":":
+                return None
+            if name == "END":
+                depth -= 1
+                continue
             depth += 1
-            kind = value.strip().upper()
+            kind = rest[1:].strip().upper()
             if depth == 1 and kind != "VCALENDAR":
                 return None
             if depth == 2:
@@ -80,20 +89,17 @@ def _facts(data: bytes, component: str) -> Optional[dict[str, str]]:
             if depth > 3:
                 return None
             continue
-        if name == "END":
-            depth -= 1
-            continue
         if depth != 2:
             continue
         if name in _COMPLEX:
             return None
-        if name in ("DTSTART", "DTEND", "DURATION", "RRULE"):
-            if params and params.upper() not in ("VALUE=DATE-TIME", "VALUE=DURATION",
-                                                 "VALUE=RECUR"):
-                return None   # TZID, VALUE=DATE, ...: the full parser's job
-            if name in facts:
-                return None
-            facts[name] = value.strip()
+        params, _, value = rest.partition(":")
+        if params and params.upper() not in (";VALUE=DATE-TIME", ";VALUE=DURATION",
+                                             ";VALUE=RECUR"):
+            return None   # TZID, VALUE=DATE, ...: the full parser's job
+        if name in facts:
+            return None
+        facts[name] = value.strip()
     return facts if seen == 1 and depth == 0 else None
 
 

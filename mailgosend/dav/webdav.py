@@ -641,7 +641,7 @@ async def sync_collection(ctx: Context, collection: store.Collection, root: ET.E
     try:
         since, assured = parse_sync_token(
             token_el.text or "" if token_el is not None else "", collection)
-        found = await ctx.dav.changes_since(collection, since, assured, limit)
+        found = await ctx.dav.sync_changes(collection, since, assured, limit)
     except store.SyncTokenTooOld:
         return precondition(403, DAV, "valid-sync-token",
                             "the sync token is unknown or too old: sync again from scratch")

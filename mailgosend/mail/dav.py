@@ -18,7 +18,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -50,9 +50,9 @@ class ObjectFacts:
     ends_at: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
-class Item:
-    """One object, opened: ``data`` is the iCalendar/vCard text (None when not read)."""
+class Item(NamedTuple):
+    """One object, opened: ``data`` is the iCalendar/vCard text (None when not read).  A
+    tuple: a PROPFIND or sync over thousands makes one per member."""
 
     name: str
     uid: str
@@ -191,6 +191,7 @@ class UserDav:
                 if obj.data is not None else None)
         return Item(obj.name, obj.uid, obj.etag, obj.component, obj.size, obj.modseq, data)
 
+
     async def list_items(self, collection: store.Collection,
                          names: Optional[Sequence[str]] = None) -> list[Item]:
         """Members without data (PROPFIND): all, or the named ones."""
@@ -236,10 +237,17 @@ class UserDav:
         self.service.publish(self.user, collection, "object")
 
     # --- sync and quota --------------------------------------------------------------------
-    async def changes_since(self, collection: store.Collection, modseq: Optional[int],
-                            assured: Optional[int] = None, limit: Optional[int] = None
-                            ) -> SyncChanges:
-        """RFC 6578: what changed after ``modseq`` (store.changes_since), without data."""
+    async def changes_since(self, collection: store.Collection, modseq: Optional[int]
+                            ) -> tuple[int, list[Item], list[str]]:
+        """(new modseq, changed members without data, removed names) after ``modseq``."""
+        found = await self.sync_changes(collection, modseq)
+        return found.modseq, found.changed, found.removed
+
+    async def sync_changes(self, collection: store.Collection, modseq: Optional[int],
+                           assured: Optional[int] = None, limit: Optional[int] = None
+                           ) -> SyncChanges:
+        """RFC 6578: what changed after ``modseq``, at most ``limit`` changes
+        (store.changes_since), members without data."""
         found = await self.service.runner.read(store.changes_since, collection.id, modseq,
                                                assured, limit)
         return SyncChanges(found.modseq, [self._item(collection, o) for o in found.changed],

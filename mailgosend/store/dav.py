@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
@@ -91,8 +91,9 @@ class Collection:
     sync_floor: int
 
 
-@dataclass(frozen=True)
-class DavObject:
+class DavObject(NamedTuple):
+    """One object's row (a tuple: a PROPFIND or sync over thousands makes one each)."""
+
     collection_id: int
     name: str
     uid: str
@@ -100,7 +101,7 @@ class DavObject:
     component: str
     size: int
     modseq: int
-    data: Optional[bytes] = field(default=None, repr=False)   # sealed, when asked for
+    data: Optional[bytes] = None   # sealed, when asked for
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,8 @@ _META = (dav_objects.c.collection_id, dav_objects.c.name, dav_objects.c.uid,
 
 
 def _object(row: Any, with_data: bool = False) -> DavObject:
-    return DavObject(row.collection_id, row.name, row.uid, row.etag, row.component,
-                     int(row.size), int(row.modseq), row.data if with_data else None)
+    """A row of ``_META`` (and the data when ``with_data``) as a DavObject."""
+    return DavObject(*row) if with_data else DavObject(*row[:7])
 
 
 def list_collections(conn: Connection, user_id: int, kind: str) -> list[Collection]:
@@ -210,7 +211,8 @@ def list_objects(conn: Connection, collection_id: int,
     """Members without their data: all, or the named ones."""
     query = select(*_META).where(dav_objects.c.collection_id == collection_id)
     if names is None:
-        return [_object(row) for row in conn.execute(query.order_by(dav_objects.c.name))]
+        rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+        return [_object(row) for row in rows]
     found = []
     wanted = list(dict.fromkeys(names))
     for i in range(0, len(wanted), _IN_BATCH):
@@ -225,7 +227,8 @@ def get_objects(conn: Connection, collection_id: int,
     query = select(*_META, dav_objects.c.data).where(
         dav_objects.c.collection_id == collection_id)
     if names is None:
-        return [_object(row, True) for row in conn.execute(query.order_by(dav_objects.c.name))]
+        rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+        return [_object(row, True) for row in rows]
     found = []
     wanted = list(dict.fromkeys(names))
     for i in range(0, len(wanted), _IN_BATCH):
@@ -250,7 +253,8 @@ def objects_in_span(conn: Connection, collection_id: int, start: Optional[dateti
     if start is not None:
         query = query.where((dav_objects.c.ends_at.is_(None)) |
                             (dav_objects.c.ends_at > start))
-    return [_object(row, True) for row in conn.execute(query.order_by(dav_objects.c.name))]
+    rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+    return [_object(row, True) for row in rows]
 
 
 def _current(conn: Connection, collection_id: int, name: str) -> Any:
@@ -363,7 +367,7 @@ def changes_since(conn: Connection, collection_id: int, modseq: Optional[int],
     ).order_by(dav_tombstones.c.modseq)
     if limit is not None:
         query, gone = query.limit(limit + 1), gone.limit(limit + 1)
-    changed = [_object(r) for r in conn.execute(query)]
+    changed = [_object(r) for r in conn.execute(query).all()]
     removed = [] if modseq is None else [(r.name, int(r.modseq)) for r in conn.execute(gone)]
     if limit is None or len(changed) + len(removed) <= limit:
         return Changes(current, changed, [name for name, _ in removed], False, current)
