@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_dav_caldav -*-
 """What CalDAV (RFC 4791) adds to the WebDAV core: calendar properties (with Apple's colour
 and order, and CalendarServer's getctag in the core), MKCALENDAR's component set, and the
-REPORTs calendar-query (time-range over expanded recurrences), calendar-multiget and
-free-busy-query."""
+REPORTs calendar-query (the whole filter tree of §9.7, calfilter.py; time-range over
+expanded recurrences), calendar-multiget and free-busy-query."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from dateutil import rrule
+from dateutil import rrule  # type: ignore[import-untyped]
 
 __all__ = ["overlaps"]
 
@@ -32,8 +32,9 @@ def _utc(value: str) -> Optional[datetime]:
     found = _UTC.match(value)
     if found is None:
         return None
+    year, month, day, hour, minute, second = (int(g) for g in found.groups())
     try:
-        return datetime(*map(int, found.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         return None
 

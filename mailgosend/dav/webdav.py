@@ -5,6 +5,16 @@ current-user-principal, RFC 6578 sync-collection, RFC 4331 quota).
 It knows resources (root, home/principal, collection, object), properties and methods; what
 calendars and address books add (their properties, validation, REPORTs) comes from a
 ``Flavour`` (caldav.py, carddav.py).  Each method returns a ``Reply``; resource.py writes it.
+
+Implementation notes:
+
+1. A 207 is written as text (xmlutil.Multistatus), the members' properties by
+   ``ObjectProps`` from the plain columns: PROPFIND Depth 1 and sync-collection over
+   thousands of members read no object data and build no element tree.
+2. sync-collection honours DAV:limit (RFC 6578 §3.7): the oldest changes first, a 507 for
+   the collection and a token naming the state after the last one given (§3.6).  A token
+   may carry a second number, ``assured`` (store/dav.py ``Changes``), so a client paging
+   through its first sync is not sent back to the start by an older sync floor.
 """
 
 from __future__ import annotations
