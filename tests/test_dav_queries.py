@@ -14,6 +14,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from mailgosend.events import ChangeBatch, DavChanged
+from mailgosend.jmap.state import type_states
 from tests.support.dav import PASSWORD, DavServerTestCase
 
 CAL = "/caldav/alice@example.com/calendar/"
@@ -217,7 +218,13 @@ class ChangeFeedTests(DavServerTestCase):
             finally:
                 client.close()
 
+        mail = yield self.server.root.components["mail"].open_account("alice@example.com")
+        before = yield defer.ensureDeferred(type_states(mail, ["Calendar", "ContactCard"]))
         yield threads.deferToThread(scenario)
+        after = yield defer.ensureDeferred(type_states(mail, ["Calendar", "ContactCard"]))
+        # JMAP push reads these states for the types the batch names (jmap/push.py)
+        self.assertNotEqual(after["Calendar"], before["Calendar"])
+        self.assertEqual(after["ContactCard"], before["ContactCard"])
         changes = [c for b in heard for c in b.changes if isinstance(c, DavChanged)]
         self.assertIn("object", [c.what for c in changes])
         self.assertEqual({c.kind for c in changes if c.what == "object"}, {"calendar"})

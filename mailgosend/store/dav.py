@@ -33,8 +33,8 @@ from mailgosend.store.messages import QuotaExceeded, _reserve_quota
 __all__ = ["Collection", "CollectionExists", "CollectionNotFound", "DavError",
            "DavObject", "ObjectNotFound", "PreconditionFailed", "QuotaExceeded",
            "SyncTokenTooOld", "UidConflict", "Changes", "ObjectWrite",
-           "changes_since", "create_collection", "delete_collection", "delete_object",
-           "get_collection", "get_objects", "list_collections", "list_objects",
+           "changes_since", "collections_state", "create_collection", "delete_collection",
+           "delete_object", "get_collection", "get_objects", "list_collections", "list_objects",
            "objects_in_span", "prune_tombstones", "bound_tombstones", "put_object", "set_props",
            "TOMBSTONE_KEEP"]
 
@@ -191,7 +191,7 @@ def _release(conn: Connection, user_id: int, freed: int) -> None:
 
 
 def delete_collection(conn: Connection, collection: Collection) -> None:
-    freed = conn.execute(select(func.coalesce(func.sum(dav_objects.c.size), 0)).where(
+    freed: Any = conn.execute(select(func.coalesce(func.sum(dav_objects.c.size), 0)).where(
         dav_objects.c.collection_id == collection.id)).scalar_one()
     conn.execute(dav_collections.delete().where(dav_collections.c.id == collection.id))
     _release(conn, collection.user_id, int(freed))
@@ -378,6 +378,18 @@ def changes_since(conn: Connection, collection_id: int, modseq: Optional[int],
     return Changes(upto, [changed[i] for _, kind, i in merged if kind == 0],
                    [removed[i][0] for _, kind, i in merged if kind == 1], True,
                    max(upto, current if modseq is None else (assured or since)))
+
+
+def collections_state(conn: Connection, user_id: int, kind: str) -> str:
+    """A state string for all of a user's collections of ``kind`` (JMAP push, DavChanged):
+    their count, highest id and the sum of their change counters.  Any write moves the sum
+    up; a collection made raises the highest id, one deleted lowers the count, so no
+    change returns to an earlier string."""
+    row = conn.execute(select(func.count(), func.coalesce(func.max(dav_collections.c.id), 0),
+                              func.coalesce(func.sum(dav_collections.c.modseq), 0))
+                       .where(dav_collections.c.user_id == user_id,
+                              dav_collections.c.kind == kind)).one()
+    return f"{int(row[0])}.{int(row[1])}.{int(row[2])}"
 
 
 def prune_tombstones(conn: Connection, collection_id: int, below: int) -> int:
