@@ -181,6 +181,31 @@ class LimitTests(DavServerTestCase):
         self.assertEqual(bad.status_code, 400)
 
     @defer.inlineCallbacks
+    def test_paged_first_sync_survives_an_older_sync_floor(self) -> Any:
+        """Members older than the sync floor (tombstones pruned before the client came):
+        a first sync paged by DAV:limit still continues, because its token says what the
+        client has been told of (RFC 6578 §3.6)."""
+        for n in range(5):
+            yield self.dav("PUT", CAL + f"p{n}.ics", event(f"p{n}", "20270110T100000Z"))
+        yield self.dav("DELETE", CAL + "p4.ics")
+        service = self.server.root.components["dav"]
+        dav = yield service.open_account("alice@example.com")
+        calendar = yield defer.ensureDeferred(dav.collection("calendar", "calendar"))
+        yield dav.prune_tombstones(calendar, calendar.modseq)
+        members, _, truncated, token = yield self.sync("", LIMIT.format(2))
+        self.assertEqual((members, truncated), (["p0.ics", "p1.ics"], True))
+        self.assertRegex(token, r"/sync/\d+/\d+/\d+$")   # collection, position, assured
+        rest = yield self.sync(token, LIMIT.format(5))
+        self.assertEqual(rest[:3], (["p2.ics", "p3.ics"], [], False))
+        # the same position without what the token vouched for: too old
+        bare = token.rsplit("/", 1)[0]
+        answer = yield self.dav("REPORT", CAL, SYNC.format(bare, ""), Depth="1")
+        self.assertEqual(answer.status_code, 403)
+        self.assertIn("valid-sync-token", answer.text)
+        forged = yield self.dav("REPORT", CAL, SYNC.format(bare + "/99999", ""), Depth="1")
+        self.assertEqual(forged.status_code, 403)
+
+    @defer.inlineCallbacks
     def test_addressbook_query_limit_says_507(self) -> Any:
         for n in range(4):
             card = (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c{n}\r\nFN:Person {n}\r\n"

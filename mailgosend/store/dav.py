@@ -355,7 +355,7 @@ def changes_since(conn: Connection, collection_id: int, modseq: Optional[int],
         raise CollectionNotFound(str(collection_id))
     current = int(row.modseq)
     if modseq is not None and (max(modseq, assured or 0) < int(row.sync_floor)
-                               or modseq > current):
+                               or max(modseq, assured or 0) > current):
         raise SyncTokenTooOld(str(modseq))
     if modseq is None and limit is None:
         return Changes(current, list_objects(conn, collection_id), [], False, current)
