@@ -58,10 +58,13 @@ AT_CREATION = {q(DAV, "resourcetype"), q(X.CALDAV, "supported-calendar-component
 
 @dataclass
 class Reply:
+    """``chunks``: a body in parts (a large 207), written one after the other."""
+
     code: int
     body: bytes = b""
     headers: dict[bytes, bytes] = field(default_factory=dict)
     content_type: Optional[bytes] = None
+    chunks: Optional[list[bytes]] = None
 
 
 def xml_reply(code: int, root: ET.Element) -> Reply:
@@ -69,7 +72,7 @@ def xml_reply(code: int, root: ET.Element) -> Reply:
 
 
 def multistatus_reply(ms: X.Multistatus) -> Reply:
-    return Reply(207, ms.body(), content_type=XML_TYPE)
+    return Reply(207, content_type=XML_TYPE, chunks=ms.chunks())
 
 
 def precondition(code: int, namespace: str, condition: str, description: str = "") -> Reply:

@@ -204,10 +204,16 @@ Fragment = Union[str, ET.Element]
 
 
 class Multistatus:
-    """A 207 body written as text, one DAV:response at a time (RFC 4918 §14.16)."""
+    """A 207 body written as text, one DAV:response at a time (RFC 4918 §14.16), and
+    encoded in chunks as it grows: the body is never held as one string and its bytes
+    besides."""
+
+    _CHUNK = 512   # responses per encoded chunk
 
     def __init__(self) -> None:
         self._parts: list[str] = [_ROOT_OPEN]
+        self._chunks: list[bytes] = []
+        self._count = 0
 
     def response(self, href: str, found: Iterable[Fragment] = (),
                  missing: Iterable[str] = (), status: Optional[int] = None,
@@ -234,13 +240,25 @@ class Multistatus:
                 out.extend(props)
                 out.append(f"</D:prop><D:status>{status_line(code)}</D:status></D:propstat>")
         out.append("</D:response>")
+        self._count += 1
+        if self._count % self._CHUNK == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._parts:
+            self._chunks.append("".join(self._parts).encode("utf-8"))
+            self._parts = []
 
     def element(self, node: ET.Element) -> None:
         """A further child of the multistatus (DAV:sync-token)."""
         self._parts.append(element_xml(node))
 
-    def body(self) -> bytes:
+    def chunks(self) -> list[bytes]:
+        """The whole body, closed, as encoded chunks (written to the client one by one)."""
         self._parts.append("</D:multistatus>")
-        text = "".join(self._parts)
-        self._parts = []
-        return text.encode("utf-8")
+        self._flush()
+        chunks, self._chunks = self._chunks, []
+        return chunks
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks())
