@@ -132,3 +132,10 @@ class FilterTests(unittest.TestCase):
         ]
         for inner, expected in cases:
             self.assertEqual(ical.matches_filter(data, "VEVENT", tree(inner)), expected, inner)
+
+    def test_an_object_that_cannot_be_read_does_not_match(self) -> None:
+        top = tree('<C:comp-filter name="VEVENT"><C:prop-filter name="SUMMARY"/>'
+                   '</C:comp-filter>')
+        self.assertEqual(ical.matches_all([(b"not a calendar", "VEVENT"),
+                                           (cal("SUMMARY:x\r\nDTSTART:20270101T000000Z\r\n"),
+                                            "VEVENT")], top), [False, True])

@@ -243,7 +243,17 @@ def matches_all(items: Sequence[tuple[bytes, str]], top: calfilter.CompFilter) -
     """``matches_filter`` for many (data, component) in one call: one worker-thread hop
     per batch, not one per object."""
     simple = calfilter.simple_range(top)
-    return [matches_filter(data, component, top, simple) for data, component in items]
+    return [_safely(data, component, top, simple) for data, component in items]
+
+
+def _safely(data: bytes, component: str, top: calfilter.CompFilter, simple: Any) -> bool:
+    """One object the recurrence or parsing libraries choke on (stored before a stricter
+    validation, or a rule they cannot expand) does not match, rather than failing the
+    whole REPORT."""
+    try:
+        return matches_filter(data, component, top, simple)
+    except Exception:   # icalendar / recurring-ical-events raise many kinds
+        return False
 
 
 def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes:
