@@ -15,7 +15,7 @@ from mailgosend.dav.xmlutil import CARDDAV, DAV, q
 from mailgosend.mail.dav import ObjectFacts
 from mailgosend.store import dav as store
 
-__all__ = ["CardDAV", "card_matches"]
+__all__ = ["CardDAV", "card_matches", "cards_matching"]
 
 DATA = q(CARDDAV, "address-data")
 # Cards tested per worker call: one thread hop per batch, and the reactor runs between.
@@ -45,6 +45,11 @@ def card_matches(data: bytes, filters: list[ET.Element], allof: bool) -> bool:
     if not results:
         return True
     return all(results) if allof else any(results)
+
+
+def cards_matching(cards: list[bytes], filters: list[ET.Element], allof: bool) -> list[bool]:
+    """``card_matches`` for a batch of cards: one worker-thread hop per batch."""
+    return [card_matches(data, filters, allof) for data in cards]
 
 
 class CardDAV:
@@ -91,9 +96,9 @@ class CardDAV:
         truncated = False
         for at in range(0, len(items), _BATCH):
             batch = items[at:at + _BATCH]
-            verdicts = await ctx.workers.run(
-                lambda datas: [card_matches(d, filters, allof) for d in datas],
-                [item.data or b"" for item in batch])
+            verdicts = await ctx.workers.run(cards_matching,
+                                             [item.data or b"" for item in batch],
+                                             filters, allof)
             matched += [item for item, keep in zip(batch, verdicts) if keep]
             if limit is not None and len(matched) > limit:
                 matched, truncated = matched[:limit], True
