@@ -10,7 +10,8 @@ Implementation notes:
 
 1. A batch is published only after its transaction committed, in the reactor thread.
 2. Besides mail, the JMAP account data (identities, submissions, the vacation response)
-   publishes its changes (``IdentityChanged`` ...), so JMAP push names those types too.
+   publishes its changes (``IdentityChanged`` ...), so JMAP push names those types too;
+   so do calendars and address books (``DavChanged``, from mail/dav.py).
 3. Local changes carry what a client is shown: a new message its row (UID, MODSEQ, flags,
    size, INTERNALDATE), a flag change its new flags and MODSEQ, an expunge its UIDs, so a
    subscriber need not read back what was just written.
@@ -32,7 +33,8 @@ from twisted.logger import Logger
 
 from mailgosend.store.messages import Delivered, FlagChange
 
-__all__ = ["ACCOUNT_DATA_CHANGES", "AccountDataChange", "ChangeBatch", "Events", "Expunged",
+__all__ = ["ACCOUNT_DATA_CHANGES", "AccountDataChange", "ChangeBatch", "DavChanged", "Events",
+           "Expunged",
            "FlagsChanged", "IdentityChanged", "MailboxCreated", "MailboxDeleted",
            "MailboxRenamed", "NewMessage", "QueueChanged", "RemoteChange", "Resync",
            "SubmissionChanged", "VacationChanged", "new_message_batches"]
@@ -118,10 +120,21 @@ class VacationChanged:
     """The user's VacationResponse was set (RFC 8621 §8)."""
 
 
+@dataclass(frozen=True)
+class DavChanged:
+    """A calendar or address book of the user changed (mail/dav.py): an object stored or
+    removed (``what`` "object"), or the collection made, changed or deleted
+    ("collection").  Its sync token (RFC 6578) moved: re-read it."""
+
+    kind: str  # "calendar" | "addressbook"
+    collection_id: int
+    what: str = "object"
+
+
 # Changes of the account's data besides mail: no mailbox is concerned (IMAP ignores them);
 # JMAP push announces their types (jmap/push.py).
-AccountDataChange = Union[IdentityChanged, SubmissionChanged, VacationChanged]
-ACCOUNT_DATA_CHANGES = (IdentityChanged, SubmissionChanged, VacationChanged)
+AccountDataChange = Union[IdentityChanged, SubmissionChanged, VacationChanged, DavChanged]
+ACCOUNT_DATA_CHANGES = (IdentityChanged, SubmissionChanged, VacationChanged, DavChanged)
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,7 @@ class Resync:
 
 Change = Union[NewMessage, FlagsChanged, Expunged, MailboxCreated, MailboxRenamed,
                MailboxDeleted, IdentityChanged, SubmissionChanged, VacationChanged,
-               RemoteChange, Resync]
+               DavChanged, RemoteChange, Resync]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Implementation notes:
    as ``i``/``s``/``v`` entries with the object's id in the mailbox place
    (``s:<submission id>:0-0:0``) and arrive as those same typed changes (nothing in them
    to re-read but the state), so JMAP push on every node announces them.  A node of an
-   older version drops such a notification as unreadable (they travel alone).
+   older version drops such a notification as unreadable (they travel alone).  A calendar
+   or address book change (``DavChanged``) goes as ``c``/``a`` with the collection's id.
 2. A node ignores its own notifications by its node id (random, per process).
 3. Two dedicated connections, each in its own thread: one waits for notifications (in short
    slices, so stopping is prompt), one sends; neither is a pool connection.  They are made
@@ -41,7 +42,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from mailgosend.events import (Change, ChangeBatch, Events, Expunged, FlagsChanged,
+from mailgosend.events import (Change, ChangeBatch, DavChanged, Events, Expunged, FlagsChanged,
                                IdentityChanged, MailboxCreated, MailboxDeleted, MailboxRenamed,
                                NewMessage, RemoteChange, SubmissionChanged, VacationChanged)
 
@@ -56,7 +57,8 @@ _KINDS = {"n": "new", "f": "flags", "x": "expunge", "m": "mailbox"}
 _LETTERS = {name: letter for letter, name in _KINDS.items()}
 _ACCOUNT_DATA: dict[str, Callable[[int], Change]] = {
     "i": lambda n: IdentityChanged(n or None), "s": SubmissionChanged,
-    "v": lambda n: VacationChanged()}
+    "v": lambda n: VacationChanged(), "c": lambda n: DavChanged("calendar", n),
+    "a": lambda n: DavChanged("addressbook", n)}
 _WAIT_SLICE = 0.5  # seconds the listener waits before looking at the stop flag
 _MAX_PAUSE = 10.0  # seconds between reconnection attempts, at most
 _BURST = 100  # notifications sent in one pipeline
@@ -81,6 +83,8 @@ def _summary(change: Change) -> Optional[tuple[str, int, int, int, int]]:
         return "s", change.submission_id, 0, 0, 0
     if isinstance(change, VacationChanged):
         return "v", 0, 0, 0, 0
+    if isinstance(change, DavChanged):
+        return "c" if change.kind == "calendar" else "a", change.collection_id, 0, 0, 0
     return None
 
 

@@ -631,7 +631,7 @@ def _dav_resource(w: Wiring, mount: Any) -> Any:
     service = w.root.components.get("dav")
     if service is None:
         service = DavService(runner=w.core.runner, keyring=w.core.keyring, clock=w.reactor,
-                             workers=w.core.workers)
+                             workers=w.core.workers, events=w.core.events)
         w.root.components["dav"] = service
     return DavResource(dav=service, portal=w.core.portal, workers=w.core.workers,
                        mount=mount, default_domain=w.config["DEFAULT_DOMAIN"])

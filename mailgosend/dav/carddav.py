@@ -15,9 +15,11 @@ from mailgosend.dav.xmlutil import CARDDAV, DAV, q
 from mailgosend.mail.dav import ObjectFacts
 from mailgosend.store import dav as store
 
-__all__ = ["CardDAV", "card_matches"]
+__all__ = ["CardDAV", "card_matches", "cards_matching"]
 
 DATA = q(CARDDAV, "address-data")
+# Cards tested per worker call: one thread hop per batch, and the reactor runs between.
+_BATCH = 200
 
 
 def card_matches(data: bytes, filters: list[ET.Element], allof: bool) -> bool:
@@ -43,6 +45,11 @@ def card_matches(data: bytes, filters: list[ET.Element], allof: bool) -> bool:
     if not results:
         return True
     return all(results) if allof else any(results)
+
+
+def cards_matching(cards: list[bytes], filters: list[ET.Element], allof: bool) -> list[bool]:
+    """``card_matches`` for a batch of cards: one worker-thread hop per batch."""
+    return [card_matches(data, filters, allof) for data in cards]
 
 
 class CardDAV:
@@ -78,16 +85,24 @@ class CardDAV:
 
     async def _query(self, ctx: core.Context, collection: store.Collection,
                      root: ET.Element) -> core.Reply:
+        """RFC 6352 §8.6: the cards matching the filter; with CARDDAV:limit (§8.6.1) at
+        most that many, and a 507 for the collection when more matched."""
         node = root.find(q(CARDDAV, "filter"))
         filters = node.findall(q(CARDDAV, "prop-filter")) if node is not None else []
         allof = node is not None and node.get("test") == "allof"
-        limit: Any = root.findtext(f"{q(CARDDAV, 'limit')}/{q(CARDDAV, 'nresults')}")
-        limit = int(limit) if limit and limit.strip().isdigit() else None
-        matched = []
-        for item in await ctx.dav.items(collection):
-            assert item.data is not None
-            if await ctx.workers.run(card_matches, item.data, filters, allof):
-                matched.append(item)
-                if limit is not None and len(matched) >= limit:
-                    break
-        return core.items_reply(ctx, collection, matched, core.wanted_props(root), DATA)
+        limit = core.read_limit(root, CARDDAV)
+        items = await ctx.dav.items(collection)
+        matched: list[Any] = []
+        truncated = False
+        for at in range(0, len(items), _BATCH):
+            batch = items[at:at + _BATCH]
+            verdicts = await ctx.workers.run(cards_matching,
+                                             [item.data or b"" for item in batch],
+                                             filters, allof)
+            matched += [item for item, keep in zip(batch, verdicts) if keep]
+            if limit is not None and len(matched) > limit:
+                matched, truncated = matched[:limit], True
+                break
+        del items
+        return core.items_reply(ctx, collection, matched, core.wanted_props(root), DATA,
+                                truncated=truncated)

@@ -14,11 +14,14 @@ from typing import Any, Iterator, Optional, Sequence
 import icalendar
 import recurring_ical_events
 
+from mailgosend.dav import calfilter, quicktime
+
 from mailgosend.mail.dav import ObjectFacts
 from mailgosend.mail.icaltime import component_span, utc
 
 __all__ = ["COMPONENTS", "InvalidCalendar", "validate", "in_range", "busy_periods",
-           "parse_utc", "freebusy_calendar"]
+           "parse_utc", "freebusy_calendar", "calendar_in_range", "occurrences_between",
+           "occurrence_end", "expand", "matches_filter"]
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 # Occurrences one object may produce for one query: a FREQ=SECONDLY rule over a year would
@@ -110,7 +113,35 @@ def in_range(data: bytes, component: str, start: Optional[datetime],
              end: Optional[datetime]) -> bool:
     """RFC 4791 §9.9: does some occurrence of the object's ``component`` overlap the range
     (recurrences expanded)?"""
-    calendar = icalendar.Calendar.from_ical(data.decode("utf-8"))
+    quick = quicktime.overlaps(data, component, start, end)
+    if quick is not None:
+        return quick
+    return calendar_in_range(icalendar.Calendar.from_ical(data.decode("utf-8")), component,
+                             start, end)
+
+
+def occurrences_between(calendar: Any, component: str, start: Optional[datetime],
+                        end: Optional[datetime]) -> Iterator[Any]:
+    """The occurrences of ``component`` overlapping [start, end) (open bounds allowed)."""
+    low = start or datetime(1900, 1, 1, tzinfo=timezone.utc)
+    high = end or datetime(2200, 1, 1, tzinfo=timezone.utc)
+    return _occurrences(calendar, component, low, high)
+
+
+def occurrence_end(occurrence: Any) -> Optional[datetime]:
+    """Where one occurrence ends (DTEND, DUE, DTSTART + DURATION, or its start)."""
+    for name in ("DTEND", "DUE"):
+        if name in occurrence:
+            return utc(occurrence.decoded(name))
+    start = utc(occurrence.decoded("DTSTART")) if "DTSTART" in occurrence else None
+    if start is not None and "DURATION" in occurrence:
+        return start + occurrence.decoded("DURATION")
+    return start
+
+
+def calendar_in_range(calendar: Any, component: str, start: Optional[datetime],
+                      end: Optional[datetime]) -> bool:
+    """``in_range`` over a calendar already parsed."""
     low = start or datetime(1900, 1, 1, tzinfo=timezone.utc)
     high = end or datetime(2200, 1, 1, tzinfo=timezone.utc)
     for _ in _occurrences(calendar, component, low, high):
@@ -157,29 +188,42 @@ def freebusy_calendar(periods: list[tuple[datetime, datetime]], start: datetime,
     return bytes(calendar.to_ical())
 
 
-def matches_props(data: bytes, component: str,
-                  filters: Sequence[tuple[str, bool, Optional[str], str, bool]]) -> bool:
-    """RFC 4791 §9.7.2 prop-filters on the object's ``component``s: each filter is (name,
-    is-not-defined, text to match, match type, negate); all must hold (allof)."""
-    from mailgosend.dav.vcard import text_match   # one text-match rule for both
-
-    calendar = icalendar.Calendar.from_ical(data.decode("utf-8"))
-    parts = [c for c in calendar.subcomponents if c.name == component]
-    for name, not_defined, text, match_type, negate in filters:
-        values = [str(v) for part in parts for v in
-                  (part.get(name) if isinstance(part.get(name), list) else
-                   [part.get(name)] if part.get(name) is not None else [])]
-        if not_defined:
-            if values:
-                return False
-            continue
-        if not values:
+def matches_filter(data: bytes, component: str, top: calfilter.CompFilter,
+                   simple: Any = False) -> bool:
+    """RFC 4791 §9.7: does the object (holding ``component``s) match a calendar-query
+    filter tree (calfilter.py)?  The filter's simple form (one component type, perhaps in a
+    time range: what clients send to fill a month view) is answered without a full parse
+    when the object is simple enough (quicktime.py).  ``simple``: the filter's
+    ``calfilter.simple_range``, when the caller has it already."""
+    if simple is False:
+        simple = calfilter.simple_range(top)
+    if simple is not None and simple[0] in COMPONENTS:
+        name, start, end = simple
+        if name != component:   # RFC 4791 §4.1: one component type per object
             return False
-        if text is not None:
-            hit = any(text_match(v, text, match_type) for v in values)
-            if hit == negate:
-                return False
-    return True
+        if start is None and end is None:
+            return True
+        quick = quicktime.overlaps(data, name, start, end)
+        if quick is not None:
+            return quick
+    return calfilter.matches(icalendar.Calendar.from_ical(data.decode("utf-8")), top)
+
+
+def matches_all(items: Sequence[tuple[bytes, str]], top: calfilter.CompFilter) -> list[bool]:
+    """``matches_filter`` for many (data, component) in one call: one worker-thread hop
+    per batch, not one per object."""
+    simple = calfilter.simple_range(top)
+    return [_safely(data, component, top, simple) for data, component in items]
+
+
+def _safely(data: bytes, component: str, top: calfilter.CompFilter, simple: Any) -> bool:
+    """One object the recurrence or parsing libraries choke on (stored before a stricter
+    validation, or a rule they cannot expand) does not match, rather than failing the
+    whole REPORT."""
+    try:
+        return matches_filter(data, component, top, simple)
+    except Exception:   # icalendar / recurring-ical-events raise many kinds
+        return False
 
 
 def expand(data: bytes, component: str, start: datetime, end: datetime) -> bytes:

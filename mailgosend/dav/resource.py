@@ -97,7 +97,12 @@ class DavResource(Resource):
         if request.method == b"HEAD":
             request.finish()
             return
-        if reply.body:
+        if reply.chunks is not None:
+            request.setHeader(b"Content-Length",
+                              str(sum(len(c) for c in reply.chunks)).encode())
+            for chunk in reply.chunks:
+                request.write(chunk)
+        elif reply.body:
             request.setHeader(b"Content-Length", str(len(reply.body)).encode())
             request.write(reply.body)
         request.finish()

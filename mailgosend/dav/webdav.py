@@ -5,10 +5,21 @@ current-user-principal, RFC 6578 sync-collection, RFC 4331 quota).
 It knows resources (root, home/principal, collection, object), properties and methods; what
 calendars and address books add (their properties, validation, REPORTs) comes from a
 ``Flavour`` (caldav.py, carddav.py).  Each method returns a ``Reply``; resource.py writes it.
+
+Implementation notes:
+
+1. A 207 is written as text (xmlutil.Multistatus), the members' properties by
+   ``ObjectProps`` from the plain columns: PROPFIND Depth 1 and sync-collection over
+   thousands of members read no object data and build no element tree.
+2. sync-collection honours DAV:limit (RFC 6578 §3.7): the oldest changes first, a 507 for
+   the collection and a token naming the state after the last one given (§3.6).  A token
+   may carry a second number, ``assured`` (store/dav.py ``Changes``), so a client paging
+   through its first sync is not sent back to the start by an older sync floor.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
@@ -28,6 +39,7 @@ ALLOW = ("OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, M
          "MOVE, COPY")
 MAX_OBJECT_SIZE = 10 * 1024 * 1024
 SYNC_PREFIX = "http://mailgosend.invalid/sync/"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~@-]+\Z")
 XML_TYPE = b"application/xml; charset=utf-8"
 
 # Properties a client may not set (RFC 4918 §16 cannot-modify-protected-property).
@@ -46,14 +58,21 @@ AT_CREATION = {q(DAV, "resourcetype"), q(X.CALDAV, "supported-calendar-component
 
 @dataclass
 class Reply:
+    """``chunks``: a body in parts (a large 207), written one after the other."""
+
     code: int
     body: bytes = b""
     headers: dict[bytes, bytes] = field(default_factory=dict)
     content_type: Optional[bytes] = None
+    chunks: Optional[list[bytes]] = None
 
 
 def xml_reply(code: int, root: ET.Element) -> Reply:
     return Reply(code, X.serialize(root), content_type=XML_TYPE)
+
+
+def multistatus_reply(ms: X.Multistatus) -> Reply:
+    return Reply(207, content_type=XML_TYPE, chunks=ms.chunks())
 
 
 def precondition(code: int, namespace: str, condition: str, description: str = "") -> Reply:
@@ -111,6 +130,8 @@ class Context:
         return base + quote(name, safe="@")
 
     def object_href(self, collection_href: str, name: str) -> str:
+        if _PLAIN_NAME.match(name):   # most names need no quoting: spare quote() per member
+            return collection_href + name
         return collection_href + quote(name, safe="@")
 
     def collection_href(self, kind: str, name: str) -> str:
@@ -121,20 +142,45 @@ def el_href(tag: str, href: str) -> ET.Element:
     return X.el(tag, children=[X.el(q(DAV, "href"), href)])
 
 
-def sync_token(collection: store.Collection, modseq: Optional[int] = None) -> str:
-    return f"{SYNC_PREFIX}{collection.id}/{collection.modseq if modseq is None else modseq}"
+def sync_token(collection: store.Collection, modseq: Optional[int] = None,
+               assured: Optional[int] = None) -> str:
+    """``<prefix><collection id>/<modseq>``, with ``/<assured>`` after a truncated answer
+    (store.Changes: the token stays valid while no tombstone above it is pruned)."""
+    modseq = collection.modseq if modseq is None else modseq
+    tail = f"/{assured}" if assured is not None and assured != modseq else ""
+    return f"{SYNC_PREFIX}{collection.id}/{modseq}{tail}"
 
 
-def parse_sync_token(text: str, collection: store.Collection) -> Optional[int]:
-    """The modseq of a token of this collection; SyncTokenTooOld for any other token."""
+def parse_sync_token(text: str, collection: store.Collection
+                     ) -> tuple[Optional[int], Optional[int]]:
+    """(modseq, assured) of a token of this collection ((None, None) for the initial sync);
+    SyncTokenTooOld for any other token."""
     text = text.strip()
     if not text:
-        return None
+        return None, None
     if text.startswith(SYNC_PREFIX):
         parts = text[len(SYNC_PREFIX):].split("/")
-        if len(parts) == 2 and parts[0] == str(collection.id) and parts[1].isdigit():
-            return int(parts[1])
+        if 2 <= len(parts) <= 3 and parts[0] == str(collection.id) and \
+                all(p.isdigit() and len(p) < 19 for p in parts[1:]):
+            return int(parts[1]), int(parts[2]) if len(parts) == 3 else None
     raise store.SyncTokenTooOld(text)
+
+
+def read_limit(root: ET.Element, namespace: str) -> Optional[int]:
+    """``<limit><nresults>N</nresults></limit>`` (RFC 5323 §5.17, used by RFC 6578 §3.7 and
+    RFC 6352 §8.6.1): N, None without a limit; BadXML when N is not a positive number."""
+    node = root.find(q(namespace, "limit"))
+    if node is None:
+        return None
+    text = (node.findtext(q(namespace, "nresults")) or "").strip()
+    if not text.isdigit() or not 0 < int(text) < 1_000_000_000:
+        raise X.BadXML("limit/nresults must be a positive whole number")
+    return int(text)
+
+
+def truncated_response(ms: X.Multistatus, href: str) -> None:
+    """RFC 6578 §3.6, RFC 6352 §8.6.1: more matched than the limit allowed."""
+    ms.response(href, status=507, error="<D:number-of-matches-within-limits />")
 
 
 def privileges() -> ET.Element:
@@ -237,18 +283,70 @@ async def collection_props(ctx: Context, collection: store.Collection
     return props
 
 
-def object_props(ctx: Context, collection: store.Collection, item: Any
-                 ) -> dict[str, ET.Element]:
-    flavour = ctx.flavours[collection.kind]
-    return {
-        q(DAV, "resourcetype"): X.el(q(DAV, "resourcetype")),
-        q(DAV, "getetag"): X.el(q(DAV, "getetag"), f'"{item.etag}"'),
-        q(DAV, "getcontenttype"): X.el(q(DAV, "getcontenttype"),
-                                       flavour.content_type.decode()),
-        q(DAV, "getcontentlength"): X.el(q(DAV, "getcontentlength"), str(item.size)),
-        q(DAV, "current-user-principal"): el_href(q(DAV, "current-user-principal"),
-                                                  ctx.mount.principal(ctx.email)),
-    }
+def data_tag(collection: store.Collection) -> str:
+    """The property that carries an object's text (RFC 4791 §9.6, RFC 6352 §10.4)."""
+    return q(X.CALDAV, "calendar-data") if collection.kind == "calendar" else \
+        q(X.CARDDAV, "address-data")
+
+
+_RESOURCETYPE, _GETETAG, _CONTENTTYPE, _LENGTH, _PRINCIPAL = (
+    q(DAV, "resourcetype"), q(DAV, "getetag"), q(DAV, "getcontenttype"),
+    q(DAV, "getcontentlength"), q(DAV, "current-user-principal"))
+
+
+class ObjectProps:
+    """The live properties of one collection's objects, as text: what is the same for
+    every member is written once per request, the rest per member only when asked for
+    (PROPFIND depth 1 and sync-collection answer for thousands)."""
+
+    def __init__(self, ctx: Context, collection: store.Collection) -> None:
+        flavour = ctx.flavours[collection.kind]
+        principal = X.escape(ctx.mount.principal(ctx.email))
+        self._static = {
+            _RESOURCETYPE: "<D:resourcetype />",
+            _CONTENTTYPE: (f"<D:getcontenttype>{X.escape(flavour.content_type.decode())}"
+                           "</D:getcontenttype>"),
+            _PRINCIPAL: (f"<D:current-user-principal><D:href>{principal}</D:href>"
+                         "</D:current-user-principal>")}
+        self._data_tag = data_tag(collection)
+        self._data_name = X.qname(self._data_tag)[0]
+
+    def one(self, item: Any, name: str) -> Optional[str]:
+        """One property's element as text; None when the object has no such property."""
+        if name == _GETETAG:
+            return f'<D:getetag>"{X.escape(item.etag)}"</D:getetag>'
+        if name == _LENGTH:
+            return f"<D:getcontentlength>{item.size}</D:getcontentlength>"
+        if name == self._data_tag:
+            if item.data is None:
+                return None
+            return (f"<{self._data_name}>{X.escape(item.data.decode('utf-8'))}"
+                    f"</{self._data_name}>")
+        return self._static.get(name)
+
+    def all(self, item: Any) -> dict[str, str]:
+        found = {}
+        for name in (_RESOURCETYPE, _GETETAG, _CONTENTTYPE, _LENGTH, _PRINCIPAL,
+                     self._data_tag):
+            text = self.one(item, name)
+            if text is not None:
+                found[name] = text
+        return found
+
+    def add(self, ms: X.Multistatus, href: str, item: Any, mode: str,
+            wanted: Sequence[str]) -> None:
+        """One member's DAV:response."""
+        if mode != "prop":
+            add_response(ms, href, self.all(item), mode, wanted)
+            return
+        found, missing = [], []
+        for name in wanted:
+            text = self.one(item, name)
+            if text is None:
+                missing.append(name)
+            else:
+                found.append(text)
+        ms.response(href, found, missing)
 
 
 # Properties returned for allprop (RFC 4918 §9.1): the cheap live ones and every dead one.
@@ -272,15 +370,16 @@ def propfind_request(root: Optional[ET.Element]) -> tuple[str, list[str]]:
     return "allprop", []
 
 
-def add_response(ms: ET.Element, href: str, props: dict[str, ET.Element], mode: str,
-                 wanted: list[str]) -> None:
+def add_response(ms: X.Multistatus, href: str, props: dict[str, Any], mode: str,
+                 wanted: Sequence[str]) -> None:
+    """One DAV:response; ``props``: Clark name -> element (or its text)."""
     if mode == "propname":
-        X.response(ms, href, [X.el(name) for name in props])
+        ms.response(href, [X.empty(name) for name in props])
     elif mode == "allprop":
-        X.response(ms, href, [p for n, p in props.items() if n not in ALLPROP_SKIP])
+        ms.response(href, [p for n, p in props.items() if n not in ALLPROP_SKIP])
     else:
-        X.response(ms, href, [props[n] for n in wanted if n in props],
-                   [X.el(n) for n in wanted if n not in props])
+        ms.response(href, [props[n] for n in wanted if n in props],
+                    [n for n in wanted if n not in props])
 
 
 # --- the methods ---------------------------------------------------------------------------
@@ -297,10 +396,10 @@ async def propfind(ctx: Context, target: Target, body: bytes) -> Reply:
         # RFC 4918 §9.1: infinity may be refused.
         return precondition(403, DAV, "propfind-finite-depth",
                             "Depth infinity is not supported; use 0 or 1")
-    ms = X.multistatus()
+    ms = X.Multistatus()
     if target.level == "root":
         add_response(ms, ctx.path, root_props(ctx), mode, wanted)
-        return xml_reply(207, ms)
+        return multistatus_reply(ms)
     assert target.kind is not None
     if target.level == "home":
         add_response(ms, ctx.path, await home_props(ctx, target.kind), mode, wanted)
@@ -308,22 +407,22 @@ async def propfind(ctx: Context, target: Target, body: bytes) -> Reply:
             for collection in await ctx.dav.collections(target.kind):
                 add_response(ms, ctx.href_child(collection.name) + "/",
                              await collection_props(ctx, collection), mode, wanted)
-        return xml_reply(207, ms)
+        return multistatus_reply(ms)
     collection = await _collection(ctx, target)
+    objects = ObjectProps(ctx, collection)
     if target.level == "collection":
-        add_response(ms, ctx.path if ctx.path.endswith("/") else ctx.path + "/",
-                     await collection_props(ctx, collection), mode, wanted)
+        base = ctx.path if ctx.path.endswith("/") else ctx.path + "/"
+        add_response(ms, base, await collection_props(ctx, collection), mode, wanted)
         if depth == "1":
-            base = ctx.path if ctx.path.endswith("/") else ctx.path + "/"
+            # members without their data: only the plain columns are read
             for item in await ctx.dav.list_items(collection):
-                add_response(ms, ctx.object_href(base, item.name),
-                             object_props(ctx, collection, item), mode, wanted)
-        return xml_reply(207, ms)
-    items = await ctx.dav.items(collection, [target.name or ""])
+                objects.add(ms, ctx.object_href(base, item.name), item, mode, wanted)
+        return multistatus_reply(ms)
+    items = await ctx.dav.list_items(collection, [target.name or ""])
     if not items:
         return text_reply(404, "No such object.")
-    add_response(ms, ctx.path, object_props(ctx, collection, items[0]), mode, wanted)
-    return xml_reply(207, ms)
+    objects.add(ms, ctx.path, items[0], mode, wanted)
+    return multistatus_reply(ms)
 
 
 def _prop_updates(root: Optional[ET.Element]) -> list[tuple[str, ET.Element]]:
@@ -364,15 +463,15 @@ async def proppatch(ctx: Context, target: Target, body: bytes) -> Reply:
     collection = await _collection(ctx, target)
     changes = _prop_updates(root)
     updated, refused = _apply(ctx.dav.props(collection), changes)
-    ms = X.multistatus()
+    ms = X.Multistatus()
     names = [p.tag for _, p in changes]
     if refused:   # RFC 4918 §9.2: all or nothing
-        X.response(ms, ctx.path, others=[(403, [X.el(n) for n in names if n in refused]),
-                                         (424, [X.el(n) for n in names if n not in refused])])
-        return xml_reply(207, ms)
+        ms.response(ctx.path, others=[(403, [n for n in names if n in refused]),
+                                      (424, [n for n in names if n not in refused])])
+        return multistatus_reply(ms)
     await ctx.dav.set_props(collection, updated)
-    X.response(ms, ctx.path, [X.el(n) for n in names])
-    return xml_reply(207, ms)
+    ms.response(ctx.path, [X.empty(n) for n in names])
+    return multistatus_reply(ms)
 
 
 async def mkcol(ctx: Context, target: Target, body: bytes, calendar: bool) -> Reply:
@@ -541,7 +640,9 @@ async def move_or_copy(ctx: Context, target: Target, move: bool) -> Reply:
 
 async def sync_collection(ctx: Context, collection: store.Collection, root: ET.Element
                           ) -> Reply:
-    """RFC 6578 §3.2: members changed and removed since the token."""
+    """RFC 6578 §3.2: members changed and removed since the token; with DAV:limit (§3.7)
+    at most that many, oldest change first, then a 507 for the collection and a token
+    from which the client continues (§3.6)."""
     token_el = root.find(q(DAV, "sync-token"))
     level = (root.findtext(q(DAV, "sync-level")) or "1").strip()
     if level not in ("1",):
@@ -549,31 +650,32 @@ async def sync_collection(ctx: Context, collection: store.Collection, root: ET.E
                             "only sync-level 1 is supported")
     prop = root.find(q(DAV, "prop"))
     wanted = [p.tag for p in prop] if prop is not None else []
+    limit = read_limit(root, DAV)
     try:
-        since = parse_sync_token(token_el.text or "" if token_el is not None else "",
-                                 collection)
-        modseq, changed, removed = await ctx.dav.changes_since(collection, since)
+        since, assured = parse_sync_token(
+            token_el.text or "" if token_el is not None else "", collection)
+        found = await ctx.dav.sync_changes(collection, since, assured, limit)
     except store.SyncTokenTooOld:
         return precondition(403, DAV, "valid-sync-token",
                             "the sync token is unknown or too old: sync again from scratch")
     base = ctx.collection_href(collection.kind, collection.name) \
         if not ctx.path.endswith("/") else ctx.path
-    ms = X.multistatus()
-    data_tags = {q(X.CALDAV, "calendar-data"), q(X.CARDDAV, "address-data")}
-    with_data = [i for i in changed] if any(t in data_tags for t in wanted) else None
-    if with_data is not None:
+    ms = X.Multistatus()
+    objects = ObjectProps(ctx, collection)
+    changed = found.changed
+    if data_tag(collection) in wanted:
         opened = {i.name: i for i in await ctx.dav.items(collection, [i.name for i in changed])}
         changed = [opened.get(i.name, i) for i in changed]
     for item in changed:
-        props = object_props(ctx, collection, item)
-        if item.data is not None:
-            for tag in data_tags:
-                props[tag] = X.el(tag, item.data.decode("utf-8"))
-        add_response(ms, ctx.object_href(base, item.name), props, "prop", wanted)
-    for name in removed:
-        X.response(ms, ctx.object_href(base, name), status=404)
-    X.sub(ms, q(DAV, "sync-token"), sync_token(collection, modseq))
-    return xml_reply(207, ms)
+        objects.add(ms, ctx.object_href(base, item.name), item, "prop", wanted)
+    del changed, found.changed[:]
+    for name in found.removed:
+        ms.response(ctx.object_href(base, name), status=404)
+    if found.truncated:
+        truncated_response(ms, base)
+    ms.element(X.el(q(DAV, "sync-token"), sync_token(collection, found.modseq,
+                                                     found.assured)))
+    return multistatus_reply(ms)
 
 
 async def report(ctx: Context, target: Target, body: bytes) -> Reply:
@@ -639,18 +741,20 @@ def wanted_props(root: ET.Element) -> list[str]:
 
 
 def items_reply(ctx: Context, collection: store.Collection, items: list[Any],
-                wanted: list[str], data_tag: str, missing: Sequence[str] = ()) -> Reply:
-    """A 207 of objects with their requested properties, the data property included."""
+                wanted: list[str], data_tag: str, missing: Sequence[str] = (),
+                truncated: bool = False) -> Reply:
+    """A 207 of objects with their requested properties, the data property included;
+    ``truncated``: a limit left matches out (RFC 6352 §8.6.1)."""
     base = ctx.collection_href(collection.kind, collection.name)
-    ms = X.multistatus()
+    ms = X.Multistatus()
+    objects = ObjectProps(ctx, collection)
     for item in items:
-        props = object_props(ctx, collection, item)
-        if item.data is not None:
-            props[data_tag] = X.el(data_tag, item.data.decode("utf-8"))
-        add_response(ms, ctx.object_href(base, item.name), props, "prop", wanted)
+        objects.add(ms, ctx.object_href(base, item.name), item, "prop", wanted)
     for href in missing:
-        X.response(ms, href, status=404)
-    return xml_reply(207, ms)
+        ms.response(href, status=404)
+    if truncated:
+        truncated_response(ms, ctx.path if ctx.path.endswith("/") else ctx.path + "/")
+    return multistatus_reply(ms)
 
 
 async def multiget(ctx: Context, collection: store.Collection, root: ET.Element,

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from mailgosend.events import (ChangeBatch, Expunged, FlagsChanged, IdentityChanged,
+from mailgosend.events import (ChangeBatch, DavChanged, Expunged, FlagsChanged, IdentityChanged,
                                MailboxCreated, MailboxDeleted, MailboxRenamed, NewMessage,
                                RemoteChange, Resync, SubmissionChanged, VacationChanged)
 from mailgosend.jmap.auth import Caller
@@ -69,6 +69,9 @@ def changed_types(batch: ChangeBatch) -> set[str]:
                 found.update(("Email", "Thread"))
         elif isinstance(change, (IdentityChanged, SubmissionChanged, VacationChanged)):
             found.add(_ACCOUNT_DATA[type(change)])
+        elif isinstance(change, DavChanged):   # RFC 9610 / JMAP Calendars type names
+            found.update(("AddressBook", "ContactCard") if change.kind == "addressbook"
+                         else ("Calendar", "CalendarEvent"))
         elif isinstance(change, RemoteChange):  # another node's mail change
             found.update(MAIL_TYPES)
         elif isinstance(change, Resync):

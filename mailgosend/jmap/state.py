@@ -31,8 +31,8 @@ from mailgosend.jmap.errors import MethodError
 from mailgosend.jmap.methods import Call, argument
 from mailgosend.mail.changes import Position
 
-__all__ = ["STATE_READERS", "account_state", "check_if_in_state", "data_state",
-           "format_state", "identity_state", "max_changes", "parse_state", "since_position",
+__all__ = ["STATE_READERS", "account_state", "addressbook_state", "calendar_state",
+           "check_if_in_state", "data_state", "format_state", "identity_state", "max_changes", "parse_state", "since_position",
            "submission_state", "type_states", "vacation_state"]
 
 _STATE = re.compile(r"s(0|[1-9][0-9]{0,18})(?:\.([1-9][0-9]{0,18}))?\Z")
@@ -79,6 +79,15 @@ async def vacation_state(mail: Any) -> str:
     return data_state(await mail.account_data.vacation_state())
 
 
+async def calendar_state(mail: Any) -> str:
+    """Calendars and their events (the DAV data, mail/dav.py): one state for both."""
+    return str(await mail.dav_state("calendar"))
+
+
+async def addressbook_state(mail: Any) -> str:
+    return str(await mail.dav_state("addressbook"))
+
+
 StateReader = Callable[[Any], Awaitable[str]]
 
 # Every data type whose state can change, and where its state comes from (RFC 8620 §7.1;
@@ -86,7 +95,11 @@ StateReader = Callable[[Any], Awaitable[str]]
 STATE_READERS: dict[str, StateReader] = {
     "Email": account_state, "Mailbox": account_state, "Thread": account_state,
     "EmailDelivery": account_state, "Identity": identity_state,
-    "EmailSubmission": submission_state, "VacationResponse": vacation_state}
+    "EmailSubmission": submission_state, "VacationResponse": vacation_state,
+    # the calendars and address books of CalDAV/CardDAV (names of RFC 9610 and JMAP
+    # Calendars), so push tells webmail when a DAV client changed them
+    "Calendar": calendar_state, "CalendarEvent": calendar_state,
+    "AddressBook": addressbook_state, "ContactCard": addressbook_state}
 
 
 async def type_states(mail: Any, types: Iterable[str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, NamedTuple, Optional, Sequence, TypeVar
 
 from defusedxml import ElementTree as SafeET
 from twisted.internet.defer import Deferred
@@ -34,6 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from mailgosend.crypto import KeyRing
+from mailgosend.events import ChangeBatch, DavChanged, Events
 from mailgosend.mail import calendar as cal
 from mailgosend.db.runner import DatabaseRunner
 from mailgosend.store import accounts
@@ -42,7 +43,7 @@ from mailgosend.store.accounts import User
 
 __all__ = ["DavService", "UserDav", "Item", "ObjectFacts", "DEFAULT_NAMES", "CalendarInfo",
            "CalendarError", "EventNotFound", "EventChanged", "OverQuota", "event_id",
-           "parse_event_id"]
+           "parse_event_id", "SyncChanges"]
 
 log = Logger()
 _T = TypeVar("_T")
@@ -65,9 +66,9 @@ class ObjectFacts:
     ends_at: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
-class Item:
-    """One object, opened: ``data`` is the iCalendar/vCard text (None when not read)."""
+class Item(NamedTuple):
+    """One object, opened: ``data`` is the iCalendar/vCard text (None when not read).  A
+    tuple: a PROPFIND or sync over thousands makes one per member."""
 
     name: str
     uid: str
@@ -165,14 +166,35 @@ def _default_name(found: Sequence[store.Collection]) -> Optional[str]:
     return names[0] if names else None
 
 
+@dataclass(frozen=True)
+class SyncChanges:
+    """``store.Changes`` with the members as ``Item`` (no data)."""
+
+    modseq: int
+    changed: list[Item]
+    removed: list[str]
+    truncated: bool
+    assured: int
+
+
 class DavService:
+    """``events``: the change feed (events.py); after each committed write a ``DavChanged``
+    is published for the user, so webmail's push and the other nodes learn that a calendar
+    or address book moved (DESIGN.md §11)."""
+
     def __init__(self, *, runner: DatabaseRunner, keyring: KeyRing, clock: IReactorTime,
-                 workers: Any = None) -> None:
+                 events: Optional[Events] = None, workers: Any = None) -> None:
         self.runner = runner
         self.keyring = keyring
         self.clock = clock
+        self.events = events
         # Parsing for the webmail's calendar runs there (None: inline, for small tests).
         self.workers = workers
+
+    def publish(self, user: User, collection: store.Collection, what: str) -> None:
+        if self.events is not None:
+            self.events.publish(ChangeBatch(user.id, (
+                DavChanged(collection.kind, collection.id, what),)))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -230,11 +252,14 @@ class UserDav:
         display = f'<displayname xmlns="DAV:">{_DEFAULT_DISPLAY[kind]}</displayname>'
         components = ("VEVENT", "VTODO", "VJOURNAL") if kind == "calendar" else ()
         try:
-            await runner.write(store.create_collection, self.user.id, kind, name, components,
-                               self._sealed_props(kind, name, {_DISPLAYNAME: display}),
-                               self.service.now())
+            made = await runner.write(store.create_collection, self.user.id, kind, name,
+                                      components, self._sealed_props(
+                                          kind, name, {_DISPLAYNAME: display}),
+                                      self.service.now())
         except store.CollectionExists:
             pass   # another request made it first
+        else:
+            self.service.publish(self.user, made, "collection")
         return list(await runner.read(store.list_collections, self.user.id, kind))
 
     async def collection(self, kind: str, name: str) -> store.Collection:
@@ -249,18 +274,21 @@ class UserDav:
         """A new collection; the default one is made first, so "first use" means the first
         DAV request of that kind, whatever it is."""
         await self.collections(kind)
-        return await self.service.runner.write(  # type: ignore[no-any-return]
+        made: store.Collection = await self.service.runner.write(
             store.create_collection, self.user.id, kind, name, tuple(components),
             self._sealed_props(kind, name, props), self.service.now())
+        self.service.publish(self.user, made, "collection")
+        return made
 
-    def set_props(self, collection: store.Collection, props: dict[str, str]
-                  ) -> "Deferred[None]":
-        return self.service.runner.write(
+    async def set_props(self, collection: store.Collection, props: dict[str, str]) -> None:
+        await self.service.runner.write(
             store.set_props, collection.id,
             self._sealed_props(collection.kind, collection.name, props))
+        self.service.publish(self.user, collection, "collection")
 
-    def delete_collection(self, collection: store.Collection) -> "Deferred[None]":
-        return self.service.runner.write(store.delete_collection, collection)
+    async def delete_collection(self, collection: store.Collection) -> None:
+        await self.service.runner.write(store.delete_collection, collection)
+        self.service.publish(self.user, collection, "collection")
 
     # --- objects ---------------------------------------------------------------------------
     def _item(self, collection: store.Collection, obj: store.DavObject) -> Item:
@@ -268,9 +296,12 @@ class UserDav:
                 if obj.data is not None else None)
         return Item(obj.name, obj.uid, obj.etag, obj.component, obj.size, obj.modseq, data)
 
-    async def list_items(self, collection: store.Collection) -> list[Item]:
-        """Every member, without data (PROPFIND depth 1)."""
-        found = await self.service.runner.read(store.list_objects, collection.id)
+
+    async def list_items(self, collection: store.Collection,
+                         names: Optional[Sequence[str]] = None) -> list[Item]:
+        """Members without data (PROPFIND): all, or the named ones."""
+        found = await self.service.runner.read(store.list_objects, collection.id,
+                                               None if names is None else list(names))
         return [self._item(collection, obj) for obj in found]
 
     async def items(self, collection: store.Collection,
@@ -301,6 +332,7 @@ class UserDav:
         created = await self.service.runner.write(store.put_object, collection, item, etag,
                                                   self.service.now(), if_match=if_match,
                                                   if_none_match=if_none_match)
+        self.service.publish(self.user, collection, "object")
         return etag, bool(created)
 
     async def put_many(self, collection: store.Collection,
@@ -314,19 +346,31 @@ class UserDav:
                 sealed=self._seal(data, self._object_context(collection, name)),
                 starts_at=facts.starts_at, ends_at=facts.ends_at), secrets.token_hex(16)))
         await self.service.runner.write(_put_all, collection, writes, self.service.now())
+        self.service.publish(self.user, collection, "object")
         return [etag for _write, etag in writes]
 
-    def delete(self, collection: store.Collection, name: str, *,
-               if_match: Optional[str] = None) -> "Deferred[None]":
-        return self.service.runner.write(store.delete_object, collection, name,
-                                         if_match=if_match)
+    async def delete(self, collection: store.Collection, name: str, *,
+                     if_match: Optional[str] = None) -> None:
+        await self.service.runner.write(store.delete_object, collection, name,
+                                        if_match=if_match)
+        self.service.publish(self.user, collection, "object")
 
     # --- sync and quota --------------------------------------------------------------------
     async def changes_since(self, collection: store.Collection, modseq: Optional[int]
                             ) -> tuple[int, list[Item], list[str]]:
-        found = await self.service.runner.read(store.changes_since, collection.id, modseq)
-        return (found.modseq, [self._item(collection, o) for o in found.changed],
-                list(found.removed))
+        """(new modseq, changed members without data, removed names) after ``modseq``."""
+        found = await self.sync_changes(collection, modseq)
+        return found.modseq, found.changed, found.removed
+
+    async def sync_changes(self, collection: store.Collection, modseq: Optional[int],
+                           assured: Optional[int] = None, limit: Optional[int] = None
+                           ) -> SyncChanges:
+        """RFC 6578: what changed after ``modseq``, at most ``limit`` changes
+        (store.changes_since), members without data."""
+        found = await self.service.runner.read(store.changes_since, collection.id, modseq,
+                                               assured, limit)
+        return SyncChanges(found.modseq, [self._item(collection, o) for o in found.changed],
+                           list(found.removed), found.truncated, found.assured)
 
     def prune_tombstones(self, collection: store.Collection, below: int) -> "Deferred[int]":
         return self.service.runner.write(store.prune_tombstones, collection.id, below)

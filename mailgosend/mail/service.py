@@ -51,6 +51,7 @@ from mailgosend.mail.source import BoundedCache, InfoCache, MessageSource, Remem
 from mailgosend.spam import bayes
 from mailgosend.spam.interfaces import ISpamTrainer, MessageRef, NoSpamTraining
 from mailgosend.store import accounts
+from mailgosend.store import dav as store_dav
 from mailgosend.store import jmapdata
 from mailgosend.store import emails as store_emails
 from mailgosend.store import mailstate
@@ -387,6 +388,11 @@ class UserMail:
         """The user's change counter now (the JMAP state of Mailbox, Email and Thread,
         jmap/state.py) and the pruning floor below which /changes cannot be answered."""
         return self.service.runner.read(mailstate.read_state, self.user.id)
+
+    def dav_state(self, kind: str) -> Deferred[str]:
+        """The state of the user's calendars or address books ("calendar" |
+        "addressbook"): it moves whenever one of them changes (store/dav.py)."""
+        return self.service.runner.read(store_dav.collections_state, self.user.id, kind)
 
     def email_changes(self, since: Position, current: int, max_changes: Optional[int]
                       ) -> Deferred[Changes]:

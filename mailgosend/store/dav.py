@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
@@ -33,8 +33,8 @@ from mailgosend.store.messages import QuotaExceeded, _reserve_quota
 __all__ = ["Collection", "CollectionExists", "CollectionNotFound", "DavError",
            "DavObject", "ObjectNotFound", "PreconditionFailed", "QuotaExceeded",
            "SyncTokenTooOld", "UidConflict", "Changes", "ObjectWrite",
-           "changes_since", "create_collection", "delete_collection", "delete_object",
-           "get_collection", "get_objects", "list_collections", "list_objects",
+           "changes_since", "collections_state", "create_collection", "delete_collection",
+           "delete_object", "get_collection", "get_objects", "list_collections", "list_objects",
            "object_by_uid", "objects_in_span", "prune_tombstones", "bound_tombstones",
            "put_object", "set_props", "TOMBSTONE_KEEP"]
 
@@ -91,8 +91,9 @@ class Collection:
     sync_floor: int
 
 
-@dataclass(frozen=True)
-class DavObject:
+class DavObject(NamedTuple):
+    """One object's row (a tuple: a PROPFIND or sync over thousands makes one each)."""
+
     collection_id: int
     name: str
     uid: str
@@ -100,7 +101,7 @@ class DavObject:
     component: str
     size: int
     modseq: int
-    data: Optional[bytes] = field(default=None, repr=False)   # sealed, when asked for
+    data: Optional[bytes] = None   # sealed, when asked for
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,16 @@ class ObjectWrite:
 
 @dataclass(frozen=True)
 class Changes:
+    """What a sync-collection answers: ``modseq`` is the state the new token names;
+    ``truncated`` when a limit left later changes out (RFC 6578 §3.6); ``assured`` (at
+    least ``modseq``): every removal the client has not been told of has a higher modseq
+    (so the token stays valid until tombstones above it are pruned)."""
+
     modseq: int
     changed: list[DavObject]
     removed: list[str]
+    truncated: bool = False
+    assured: int = 0
 
 
 def _collection(row: Any) -> Collection:
@@ -135,8 +143,8 @@ _META = (dav_objects.c.collection_id, dav_objects.c.name, dav_objects.c.uid,
 
 
 def _object(row: Any, with_data: bool = False) -> DavObject:
-    return DavObject(row.collection_id, row.name, row.uid, row.etag, row.component,
-                     int(row.size), int(row.modseq), row.data if with_data else None)
+    """A row of ``_META`` (and the data when ``with_data``) as a DavObject."""
+    return DavObject(*row) if with_data else DavObject(*row[:7])
 
 
 def list_collections(conn: Connection, user_id: int, kind: str) -> list[Collection]:
@@ -198,10 +206,19 @@ def _bump(conn: Connection, collection_id: int) -> int:
     return int(row.modseq)
 
 
-def list_objects(conn: Connection, collection_id: int) -> list[DavObject]:
-    rows = conn.execute(select(*_META).where(dav_objects.c.collection_id == collection_id)
-                        .order_by(dav_objects.c.name))
-    return [_object(row) for row in rows]
+def list_objects(conn: Connection, collection_id: int,
+                 names: Optional[Sequence[str]] = None) -> list[DavObject]:
+    """Members without their data: all, or the named ones."""
+    query = select(*_META).where(dav_objects.c.collection_id == collection_id)
+    if names is None:
+        rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+        return [_object(row) for row in rows]
+    found = []
+    wanted = list(dict.fromkeys(names))
+    for i in range(0, len(wanted), _IN_BATCH):
+        found += [_object(row) for row in conn.execute(
+            query.where(dav_objects.c.name.in_(wanted[i:i + _IN_BATCH])))]
+    return found
 
 
 def get_objects(conn: Connection, collection_id: int,
@@ -210,7 +227,8 @@ def get_objects(conn: Connection, collection_id: int,
     query = select(*_META, dav_objects.c.data).where(
         dav_objects.c.collection_id == collection_id)
     if names is None:
-        return [_object(row, True) for row in conn.execute(query.order_by(dav_objects.c.name))]
+        rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+        return [_object(row, True) for row in rows]
     found = []
     wanted = list(dict.fromkeys(names))
     for i in range(0, len(wanted), _IN_BATCH):
@@ -235,7 +253,8 @@ def objects_in_span(conn: Connection, collection_id: int, start: Optional[dateti
     if start is not None:
         query = query.where((dav_objects.c.ends_at.is_(None)) |
                             (dav_objects.c.ends_at > start))
-    return [_object(row, True) for row in conn.execute(query.order_by(dav_objects.c.name))]
+    rows = conn.execute(query.order_by(dav_objects.c.name)).all()
+    return [_object(row, True) for row in rows]
 
 
 def _current(conn: Connection, collection_id: int, name: str) -> Any:
@@ -324,26 +343,53 @@ def bound_tombstones(conn: Connection, collection_id: int, keep: Optional[int] =
         prune_tombstones(conn, collection_id, int(row.modseq))
 
 
-def changes_since(conn: Connection, collection_id: int, modseq: Optional[int]) -> Changes:
+def changes_since(conn: Connection, collection_id: int, modseq: Optional[int],
+                  assured: Optional[int] = None, limit: Optional[int] = None) -> Changes:
     """RFC 6578 §3.3: members changed and removed after ``modseq`` (None: the initial sync,
-    every member and no removals)."""
+    every member and no removals), at most ``limit`` of them, oldest change first
+    (§3.6: the token of a truncated answer names the state after the last one given).
+    ``assured``: what the token said about the removals it has seen (``Changes``)."""
     row = conn.execute(select(dav_collections.c.modseq, dav_collections.c.sync_floor)
                        .where(dav_collections.c.id == collection_id)).first()
     if row is None:
         raise CollectionNotFound(str(collection_id))
     current = int(row.modseq)
-    if modseq is None:
-        return Changes(current, list_objects(conn, collection_id), [])
-    if modseq < int(row.sync_floor) or modseq > current:
+    if modseq is not None and (max(modseq, assured or 0) < int(row.sync_floor)
+                               or max(modseq, assured or 0) > current):
         raise SyncTokenTooOld(str(modseq))
-    changed = [_object(r) for r in conn.execute(
-        select(*_META).where(dav_objects.c.collection_id == collection_id,
-                             dav_objects.c.modseq > modseq).order_by(dav_objects.c.modseq))]
-    removed = [r.name for r in conn.execute(
-        select(dav_tombstones.c.name).where(dav_tombstones.c.collection_id == collection_id,
-                                            dav_tombstones.c.modseq > modseq)
-        .order_by(dav_tombstones.c.modseq))]
-    return Changes(current, changed, removed)
+    if modseq is None and limit is None:
+        return Changes(current, list_objects(conn, collection_id), [], False, current)
+    since = modseq or 0
+    query = select(*_META).where(dav_objects.c.collection_id == collection_id,
+                                 dav_objects.c.modseq > since).order_by(dav_objects.c.modseq)
+    gone = select(dav_tombstones.c.name, dav_tombstones.c.modseq).where(
+        dav_tombstones.c.collection_id == collection_id, dav_tombstones.c.modseq > since
+    ).order_by(dav_tombstones.c.modseq)
+    if limit is not None:
+        query, gone = query.limit(limit + 1), gone.limit(limit + 1)
+    changed = [_object(r) for r in conn.execute(query).all()]
+    removed = [] if modseq is None else [(r.name, int(r.modseq)) for r in conn.execute(gone)]
+    if limit is None or len(changed) + len(removed) <= limit:
+        return Changes(current, changed, [name for name, _ in removed], False, current)
+    # the first ``limit`` changes in modseq order (each write has its own modseq)
+    merged = sorted([(o.modseq, 0, i) for i, o in enumerate(changed)] +
+                    [(m, 1, i) for i, (_, m) in enumerate(removed)])[:limit]
+    upto = merged[-1][0] if merged else since
+    return Changes(upto, [changed[i] for _, kind, i in merged if kind == 0],
+                   [removed[i][0] for _, kind, i in merged if kind == 1], True,
+                   max(upto, current if modseq is None else (assured or since)))
+
+
+def collections_state(conn: Connection, user_id: int, kind: str) -> str:
+    """A state string for all of a user's collections of ``kind`` (JMAP push, DavChanged):
+    their count, highest id and the sum of their change counters.  Any write moves the sum
+    up; a collection made raises the highest id, one deleted lowers the count, so no
+    change returns to an earlier string."""
+    row = conn.execute(select(func.count(), func.coalesce(func.max(dav_collections.c.id), 0),
+                              func.coalesce(func.sum(dav_collections.c.modseq), 0))
+                       .where(dav_collections.c.user_id == user_id,
+                              dav_collections.c.kind == kind)).one()
+    return f"{int(row[0])}.{int(row[1])}.{int(row[2])}"
 
 
 def prune_tombstones(conn: Connection, collection_id: int, below: int) -> int:
