@@ -18,20 +18,19 @@ Run from the repository root: python3 benchmarks/admin_log.py [--rows N] [--roun
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webserver import ROOT, percentile, sign_in, web_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 ADMIN = "admin@bench.test"
 PASSWORD = "correct-horse-staple-9"
@@ -39,15 +38,6 @@ START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 STATUSES = ("delivered", "delivered", "delivered", "deferred", "failed")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def fill_log(db_path: str, rows: int) -> str:
@@ -92,78 +82,50 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--depth", type=int, default=200, help="cursor pages to follow")
     args = parser.parse_args()
-    bindir = pathlib.Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILGO_PROFILE": "local",
-               "MAILGO_ADMIN_PORT": str(port), "MAILGO_TLS_MODE": "off",
-               "MAILGO_DNSBL_ZONES": "", "MAILGO_ADMIN_RATE_PER_MIN": "100000",
-               "MAILGO_BCRYPT_COST": "4", "MAILGO_DELIVERY_PAUSED": "true",
-               **{f"MAILGO_{n}_PORT": "0" for n in ("SMTP", "SUBMIT", "SMTPS", "IMAP",
-                                                    "IMAPS", "POP3", "POP3S", "WEB", "DAV")}}
-        conf = os.path.join(tmp, "app_config.conf")
-        cli = [str(bindir / "mailgosend"), "--config", conf]
-        subprocess.run(cli + ["config", "init", "--profile", "local"], env=env, check=True,
-                       capture_output=True)
-        subprocess.run(cli + ["create-admin", ADMIN, "--password-stdin"],
-                       input=PASSWORD + "\n", text=True, env=env, check=True,
-                       capture_output=True)
+    filled_in: dict[str, Any] = {}
+
+    def fill(conf: str, env: dict[str, str]) -> None:
         from mailgosend.config import load
 
         config = load(conf, create=False, environ={k: v for k, v in env.items()
                                                    if k.startswith("MAILGO_")})
         started = time.perf_counter()
-        plan = fill_log(config["DB_PATH"], args.rows)
-        filled = time.perf_counter() - started
-        server = subprocess.Popen([str(bindir / "twistd"), "-n", "--pidfile=", "mailgosend",
-                                   "--config", conf], cwd=tmp, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results: dict[str, list[float]] = {k: [] for k in (
-            "first page", "deep pages", "status=failed", "domain=domain7.test",
-            "address=user5@domain5.test", "date range (1 day)")}
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    requests.get(base + "/login", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            client = requests.Session()
-            form = client.get(base + "/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-            answer = client.post(base + "/login", data={
-                "csrf_token": token, "email": ADMIN, "password": PASSWORD},
-                headers={"Origin": base}, allow_redirects=False)
-            assert answer.status_code == 303, answer.status_code
-            log = base + "/admin/deliveries"
-            day = (START + timedelta(seconds=args.rows // 2)).strftime("%Y-%m-%d")
-            filters = {"status=failed": "?status=failed", "domain=domain7.test":
-                       "?domain=domain7.test", "address=user5@domain5.test":
-                       "?address=user5@domain5.test",
-                       "date range (1 day)": f"?since={day}T00:00&until={day}T23:59"}
-            for _ in range(args.rounds):
-                timed(client, log, results["first page"])
-                for name, query in filters.items():
-                    timed(client, log + query, results[name])
-            url = log
-            for _ in range(args.depth):
-                page = timed(client, url, results["deep pages"])
-                found = re.search(r'rel="next" href="([^"]+)"', page)
-                if not found:
-                    break
-                url = base + found.group(1).replace("&amp;", "&")
-            deepest = len(results["deep pages"]) * 50
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        filled_in["plan"] = fill_log(config["DB_PATH"], args.rows)
+        filled_in["seconds"] = time.perf_counter() - started
+
+    results: dict[str, list[float]] = {k: [] for k in (
+        "first page", "deep pages", "status=failed", "domain=domain7.test",
+        "address=user5@domain5.test", "date range (1 day)")}
+    with web_server("ADMIN", [(["create-admin", ADMIN, "--password-stdin"], PASSWORD + "\n")],
+                    prepare=fill, extra_env={"MAILGO_BCRYPT_COST": "4",
+                                             "MAILGO_DELIVERY_PAUSED": "true"}) as base:
+        client = requests.Session()
+        sign_in(client, base, ADMIN, PASSWORD)
+        log = base + "/admin/deliveries"
+        day = (START + timedelta(seconds=args.rows // 2)).strftime("%Y-%m-%d")
+        filters = {"status=failed": "?status=failed", "domain=domain7.test":
+                   "?domain=domain7.test", "address=user5@domain5.test":
+                   "?address=user5@domain5.test",
+                   "date range (1 day)": f"?since={day}T00:00&until={day}T23:59"}
+        for _ in range(args.rounds):
+            timed(client, log, results["first page"])
+            for name, query in filters.items():
+                timed(client, log + query, results[name])
+        url = log
+        for _ in range(args.depth):
+            page = timed(client, url, results["deep pages"])
+            found = re.search(r'rel="next" href="([^"]+)"', page)
+            if not found:
+                break
+            url = base + found.group(1).replace("&amp;", "&")
+        deepest = len(results["deep pages"]) * 50
     ms = 1000
-    print(f"delivery_log rows: {args.rows} (written in {filled:.1f} s)")
+    print(f"delivery_log rows: {args.rows} (written in {filled_in['seconds']:.1f} s)")
     for name, values in results.items():
         print(f"{name} ({len(values)}): p50 {statistics.median(values) * ms:.1f} ms, "
               f"p95 {percentile(values, 95) * ms:.1f} ms")
     print(f"deepest page reached: rows {deepest - 50}-{deepest} (newest first)")
-    print(f"query plan of a keyset page: {plan}")
+    print(f"query plan of a keyset page: {filled_in['plan']}")
 
 
 if __name__ == "__main__":

@@ -17,34 +17,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import re
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webserver import BINDIR, percentile, sign_in, web_server  # noqa: E402
+
 USER = "bench@bench.test"
 PASSWORD = "correct-horse-staple-9"
 ECHO = {"using": ["urn:ietf:params:jmap:core"],
         "methodCalls": [["Core/echo", {"hello": "bench"}, "c"]]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def timed(rounds: int, action: Callable[[], Any]) -> list[float]:
@@ -61,80 +52,55 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    bindir = pathlib.Path(sys.executable).parent
-    cli = str(bindir / "mailgosend")
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILGO_PROFILE": "local",
-               "MAILGO_WEB_PORT": str(port), "MAILGO_TLS_MODE": "off",
-               "MAILGO_DNSBL_ZONES": "", "MAILGO_WEB_RATE_PER_MIN": "100000",
-               "MAILGO_JMAP_RATE_PER_MIN": "1000000",
-               **{f"MAILGO_{n}_PORT": "0" for n in ("SMTP", "SUBMIT", "SMTPS", "IMAP",
-                                                    "IMAPS", "POP3", "POP3S", "ADMIN", "DAV")}}
-        conf = os.path.join(tmp, "app_config.conf")
+    shown: list[str] = []
 
-        def run(*argv: str, stdin: str = "") -> str:
-            return subprocess.run([cli, "--config", conf, *argv], input=stdin, text=True,
-                                  env=env, check=True, capture_output=True).stdout
-        run("config", "init", "--profile", "local")
-        run("domain", "add", "bench.test")
-        run("user", "add", USER, "--password-stdin", stdin=PASSWORD + "\n")
-        shown = run("user", "app-password", "add", USER, "bench", "--protocols", "jmap")
-        app = re.search(r"[a-z0-9]{4}(?:-[a-z0-9]{4}){4}", shown)
-        assert app is not None, shown
-        auth = (USER, app.group(0))
-        server = subprocess.Popen([str(bindir / "twistd"), "-n", "--pidfile=", "mailgosend",
-                                   "--config", conf], cwd=tmp, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    requests.get(base + "/login", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            basic = requests.Session()
-            basic.auth = auth
-            first = timed(1, lambda: basic.get(base + "/.well-known/jmap").raise_for_status())
-            session = timed(args.rounds,
-                            lambda: basic.get(base + "/.well-known/jmap").raise_for_status())
-            account = basic.get(base + "/.well-known/jmap").json()["primaryAccounts"][
-                "urn:ietf:params:jmap:mail"]
-            echo_basic = timed(args.rounds, lambda: basic.post(
-                base + "/jmap/api", json=ECHO).raise_for_status())
+    def app_password(conf: str, env: dict[str, str]) -> None:
+        shown.append(subprocess.run(
+            [str(BINDIR / "mailgosend"), "--config", conf, "user", "app-password", "add", USER,
+             "bench", "--protocols", "jmap"], text=True, env=env, check=True,
+            capture_output=True).stdout)
 
-            browser = requests.Session()
-            form = browser.get(base + "/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-            browser.post(base + "/login", data={"csrf_token": token, "email": USER,
-                                                "password": PASSWORD},
-                         headers={"Origin": base}, allow_redirects=False)
-            token = re.search(r'name="csrf_token" value="([^"]+)"',
-                              browser.get(base + "/").text).group(1)
-            echo_cookie = timed(args.rounds, lambda: browser.post(
-                base + "/jmap/api", json=ECHO,
-                headers={"Origin": base, "X-CSRF-Token": token}).raise_for_status())
+    with web_server("WEB", [(["domain", "add", "bench.test"], None),
+                            (["user", "add", USER, "--password-stdin"], PASSWORD + "\n")],
+                    prepare=app_password,
+                    extra_env={"MAILGO_JMAP_RATE_PER_MIN": "1000000"}) as base:
+        app = re.search(r"[a-z0-9]{4}(?:-[a-z0-9]{4}){4}", shown[0])
+        assert app is not None, shown[0]
+        basic = requests.Session()
+        basic.auth = (USER, app.group(0))
+        first = timed(1, lambda: basic.get(base + "/.well-known/jmap").raise_for_status())
+        session = timed(args.rounds,
+                        lambda: basic.get(base + "/.well-known/jmap").raise_for_status())
+        account = basic.get(base + "/.well-known/jmap").json()["primaryAccounts"][
+            "urn:ietf:params:jmap:mail"]
+        echo_basic = timed(args.rounds, lambda: basic.post(
+            base + "/jmap/api", json=ECHO).raise_for_status())
 
-            blob = os.urandom(1 << 20)
-            ids: list[str] = []
+        browser = requests.Session()
+        sign_in(browser, base, USER, PASSWORD)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(base + "/").text)
+        assert found is not None, "no csrf_token on the account page"
+        token = found.group(1)
+        echo_cookie = timed(args.rounds, lambda: browser.post(
+            base + "/jmap/api", json=ECHO,
+            headers={"Origin": base, "X-CSRF-Token": token}).raise_for_status())
 
-            def upload() -> None:
-                reply = basic.post(f"{base}/jmap/upload/{account}/", data=blob,
-                                   headers={"Content-Type": "application/octet-stream"})
-                reply.raise_for_status()
-                ids.append(reply.json()["blobId"])
-            rounds = max(1, args.rounds // 10)
-            uploads = timed(rounds, upload)
+        blob = os.urandom(1 << 20)
+        ids: list[str] = []
 
-            def download() -> None:
-                reply = basic.get(f"{base}/jmap/download/{account}/{ids[0]}/b.bin")
-                reply.raise_for_status()
-                assert reply.content == blob
-            downloads = timed(rounds, download)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        def upload() -> None:
+            reply = basic.post(f"{base}/jmap/upload/{account}/", data=blob,
+                               headers={"Content-Type": "application/octet-stream"})
+            reply.raise_for_status()
+            ids.append(reply.json()["blobId"])
+        rounds = max(1, args.rounds // 10)
+        uploads = timed(rounds, upload)
+
+        def download() -> None:
+            reply = basic.get(f"{base}/jmap/download/{account}/{ids[0]}/b.bin")
+            reply.raise_for_status()
+            assert reply.content == blob
+        downloads = timed(rounds, download)
     ms = 1000
     print(f"session, first request (one bcrypt, cost 12): {first[0] * ms:.1f} ms")
     for name, values in (("session (Basic, app password)", session),

@@ -36,17 +36,19 @@ def percentile(values: list[float], p: float) -> float:
 
 @contextlib.contextmanager
 def web_server(kind: str, commands: Sequence[tuple[Sequence[str], Optional[str]]],
-               prepare: Optional[Callable[[str, dict[str, str]], None]] = None
-               ) -> Iterator[str]:
+               prepare: Optional[Callable[[str, dict[str, str]], None]] = None,
+               extra_env: Optional[dict[str, str]] = None) -> Iterator[str]:
     """Yields the base URL of a running server whose ``kind`` port ("WEB" or "ADMIN") alone
     listens (plain HTTP, local profile, no rate limit); ``commands`` are CLI arguments run
-    first (with their stdin), ``prepare(conf, env)`` runs after them, before the start."""
+    first (with their stdin), ``prepare(conf, env)`` runs after them, before the start;
+    ``extra_env``: more MAILGO_ settings for the CLI and the server."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILGO_PROFILE": "local",
                "MAILGO_TLS_MODE": "off", "MAILGO_DNSBL_ZONES": "",
                **{f"MAILGO_{n}_PORT": "0" for n in OTHER_PORTS},
-               f"MAILGO_{kind}_PORT": str(port), f"MAILGO_{kind}_RATE_PER_MIN": "100000"}
+               f"MAILGO_{kind}_PORT": str(port), f"MAILGO_{kind}_RATE_PER_MIN": "100000",
+               **(extra_env or {})}
         conf = os.path.join(tmp, "app_config.conf")
         run = [str(BINDIR / "mailgosend"), "--config", conf]
         subprocess.run(run + ["config", "init", "--profile", "local"], env=env, check=True,
@@ -61,7 +63,7 @@ def web_server(kind: str, commands: Sequence[tuple[Sequence[str], Optional[str]]
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
+            for _ in range(300):
                 try:
                     requests.get(base + "/login", timeout=2)
                     break
