@@ -21,12 +21,14 @@ and prints p50/p95 in ms, the time to fill the store, and the server process's R
 peak; it shares the process with this script's reactor, not with Chromium).  --requests
 prints the JMAP/HTTP requests of one first render and one open with the browser's timings.
 
-  PYTHONPATH=. python3 benchmarks/webmail.py [--messages 20000] [--runs 15]
+  PYTHONPATH=. python3 benchmarks/webmail.py [--messages 20000] [--runs 15] [--data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import statistics
 import sys
@@ -239,41 +241,65 @@ def browse(base: str, count: int, runs: int, search_box: str, search_count: int,
 
 
 @defer.inlineCallbacks
+def fill(server: MailServer, args: argparse.Namespace) -> Any:
+    """Store the messages (the local delivery path, 500 a transaction); the Filed box's id."""
+    server.add_domain("example.com")
+    server.add_user(USER)
+    mail = server.root.components["mail"]
+    user = yield mail.open_account(USER)
+    inbox = yield user.get_mailbox("INBOX")
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    began = time.perf_counter()
+    for first in range(0, args.messages, 500):
+        batch = [(message(i), ["\\Seen"] if i % 4 else [], start + timedelta(minutes=i))
+                 for i in range(first, min(args.messages, first + 500))]
+        yield user.append_all(inbox.id, batch)
+    took = time.perf_counter() - began
+    print(f"stored {args.messages} messages in {took:.1f} s "
+          f"({args.messages / took:.0f} messages/s)")
+    box = yield user.create_mailbox("Filed")
+    began = time.perf_counter()
+    for first in range(0, args.search_messages, 500):
+        batch = [(search_message(i), ["\\Seen"], start + timedelta(minutes=i))
+                 for i in range(first, min(args.search_messages, first + 500))]
+        yield user.append_all(box.id, batch)
+    print(f"stored {args.search_messages} messages in folder Filed in "
+          f"{time.perf_counter() - began:.1f} s")
+    return box.id
+
+
+@defer.inlineCallbacks
 def main(reactor: Any, args: argparse.Namespace) -> Any:
     web, admin = free_ports(2)
-    server = MailServer(tempfile.mkdtemp(prefix="webmail-bench-"),
-                        ports={"WEB": web, "ADMIN": admin})
+    directory = args.data or tempfile.mkdtemp(prefix="webmail-bench-")
+    marker = os.path.join(directory, "filled.json")
+    filled = None
+    if os.path.exists(marker):
+        with open(marker) as handle:
+            filled = json.load(handle)
+        if (filled["messages"], filled["search"]) != (args.messages, args.search_messages):
+            raise SystemExit(f"{directory} holds {filled['messages']} + {filled['search']} "
+                             "messages: use those counts or another --data directory")
+    server = MailServer(directory, ports={"WEB": web, "ADMIN": admin})
     yield server.start()
     try:
-        server.add_domain("example.com")
-        server.add_user(USER)
-        mail = server.root.components["mail"]
-        user = yield mail.open_account(USER)
-        inbox = yield user.get_mailbox("INBOX")
-        start = datetime(2025, 1, 1, tzinfo=timezone.utc)
-        began = time.perf_counter()
-        for first in range(0, args.messages, 500):
-            batch = [(message(i), ["\\Seen"] if i % 4 else [], start + timedelta(minutes=i))
-                     for i in range(first, min(args.messages, first + 500))]
-            yield user.append_all(inbox.id, batch)
-        took = time.perf_counter() - began
-        print(f"stored {args.messages} messages in {took:.1f} s "
-              f"({args.messages / took:.0f} messages/s)")
-        box = yield user.create_mailbox("Filed")
-        began = time.perf_counter()
-        for first in range(0, args.search_messages, 500):
-            batch = [(search_message(i), ["\\Seen"], start + timedelta(minutes=i))
-                     for i in range(first, min(args.search_messages, first + 500))]
-            yield user.append_all(box.id, batch)
-        print(f"stored {args.search_messages} messages in folder Filed in "
-              f"{time.perf_counter() - began:.1f} s")
-        search_box = f"B{box.id}"  # a JMAP Mailbox id (mailgosend/jmap/ids.py)
+        if filled is None:
+            box_id = yield fill(server, args)
+            if args.data:
+                with open(marker, "w") as handle:
+                    json.dump({"messages": args.messages, "search": args.search_messages,
+                               "box": box_id}, handle)
+        else:
+            box_id = filled["box"]
+            print(f"reusing the {args.messages} + {args.search_messages} messages stored in "
+                  f"{directory}")
+        search_box = f"B{box_id}"  # a JMAP Mailbox id (mailgosend/jmap/ids.py)
         before = rss_now()
         yield threads.deferToThread(browse, f"http://127.0.0.1:{web}", args.messages,
                                     args.runs, search_box, args.search_messages,
                                     args.requests)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"server RSS {before:.0f} MB after filling, {rss_now():.0f} MB after the runs, "
+        print(f"server RSS {before:.0f} MB before the runs, {rss_now():.0f} MB after them, "
               f"peak {peak:.0f} MB (this process)")
     finally:
         yield server.stop()
@@ -285,6 +311,13 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--search-messages", type=int, default=10000)
+    parser.add_argument("--data", help="a directory to keep the filled store in and reuse "
+                        "on later runs (same --messages and --search-messages)")
     parser.add_argument("--requests", action="store_true",
                         help="print the requests of one first render and one open")
-    task.react(main, [parser.parse_args()])
+    try:
+        task.react(main, [parser.parse_args()])
+    finally:  # a thread left behind (Chromium's driver, a pool) must not keep us waiting
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -403,9 +403,14 @@ class UserMail:
                                         current, max_changes)
 
     def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
-        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
-        return self.service.runner.read(store_emails.mailbox_view, self.user.id,
-                                        self.service.tally_cache)
+        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get).
+        The counts come from the user's query index (mail/query.py), which a JMAP client
+        loads anyway for its first Email/query, and which follows each change for the
+        cost of that change."""
+        indexes = self.service.query_indexes
+        return self.service.runner.read(
+            store_emails.mailbox_view, self.user.id, self.service.tally_cache,
+            lambda conn, user_id, trash: query.mailbox_tallies(conn, indexes, user_id, trash))
 
     def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
         """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""
