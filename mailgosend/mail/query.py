@@ -477,6 +477,11 @@ class QueryIndexes:
                 total -= len(dropped)
             return index
 
+    def peek(self, user_id: int) -> Optional[UserIndex]:
+        """The user's index if this process has one (loaded or not), without making one."""
+        with self._lock:
+            return self._indexes.get(user_id)
+
     def drop(self, user_id: int) -> None:
         with self._lock:
             self._indexes.pop(user_id, None)
@@ -893,6 +898,23 @@ def run_snippets(source: MessageSource, indexes: QueryIndexes, ids: Sequence[int
                                  searchtext.highlight(doc.texts["body"], body_terms,
                                                       preview=True)))
         return found, missing
+
+
+def index_rows_of(source: MessageSource, indexes: QueryIndexes, numbers: Sequence[int]
+                  ) -> Optional[dict[int, tuple[MessageRow, int]]]:
+    """Database thread: (row, thread id) of the user's live Emails among ``numbers`` from
+    the query index brought up to date (one primary-key read when nothing changed), or None
+    when the user has no loaded index (the caller reads the rows from the table)."""
+    index = indexes.peek(source.user.id)
+    if index is None:
+        return None
+    with index.lock:
+        if index.modseq is None:
+            return None
+        index.refresh(_conn(source))
+        entries = index.entries
+        return {n: (entry.row(), entry.thread) for n in numbers
+                if (entry := entries.get(n)) is not None}
 
 
 # --- the backfill -----------------------------------------------------------------------------

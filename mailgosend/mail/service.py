@@ -59,8 +59,8 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
 from mailgosend.store.emails import Changes, MailboxTally, Position
 from mailgosend.store.mailboxes import Mailbox
-from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
-                                       Workers)
+from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, MessageRow,
+                                       RawSource, Workers)
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["MailService", "UserMail"]
@@ -87,6 +87,10 @@ class MailService:
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
         # JMAP Mailbox counts by (user, change counter, trash): exact for that state
         self.tally_cache: BoundedCache[dict[int, MailboxTally]] = BoundedCache(1000)
+        # Email/get's properties that come from a message's content (from, subject,
+        # preview...), by (user id, email id, 0): an email's content never changes
+        # (jmap/email_get.py); a list window then decrypts and parses nothing.
+        self.list_cache: BoundedCache[dict[str, Any]] = BoundedCache(20_000)
         self.events = events
         # Email/query's per-user indexes (mail/query.py), bounded in messages
         self.query_indexes = query.QueryIndexes()
@@ -354,6 +358,13 @@ class UserMail:
         """The user's live emails among ``numbers`` (mail/emails.py), in ONE database job:
         rows and structures, and the plaintext when ``raw``."""
         return self.read_messages(load_emails, list(numbers), raw=raw)
+
+    def email_rows(self, numbers: Sequence[int]
+                   ) -> Deferred[Optional[dict[int, tuple[MessageRow, int]]]]:
+        """(row, thread id) of the user's live emails among ``numbers`` from the query index
+        (no structure read), or None when the user has no index loaded yet."""
+        return self.read_messages(query.index_rows_of, self.service.query_indexes,
+                                  list(numbers))
 
     @property
     def account_data(self) -> AccountData:
