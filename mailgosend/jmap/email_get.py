@@ -109,8 +109,8 @@ async def get_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
                    max_bytes=max_bytes)
     rendered: dict[int, dict[str, Any]] = {}
     if numbers and not need_body and "headers" not in props:
-        rendered = await _from_cache(call, numbers, props, header_props)
-    numbers = [n for n in numbers if n not in rendered]
+        rendered, absent = await _from_cache(call, numbers, props, header_props)
+        numbers = [n for n in numbers if n not in rendered and n not in absent]
     records = await call.mail.email_records(numbers, raw=need_body) if numbers else {}
     needs_headers = bool(header_props) or "headers" in props or any(p in CONVENIENCE
                                                                     for p in props)
@@ -156,21 +156,22 @@ def _remember(cache: Any, call: Call, number: int, email: dict[str, Any], props:
 
 
 async def _from_cache(call: Call, numbers: list[int], props: list[str],
-                      header_props: list[HeaderProperty]) -> dict[int, dict[str, Any]]:
-    """The Emails among ``numbers`` whose content properties are all cached, made from the
-    index's rows; the others (and every one when the index is not loaded) are left out."""
+                      header_props: list[HeaderProperty]
+                      ) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """The Emails among ``numbers`` made from the cache and the index's rows, and those the
+    index says are gone; ({}, set()) when some are not cached or the index is not loaded."""
     cache = _list_cache(call)
     if cache is None:
-        return {}
+        return {}, set()
     user_id = call.mail.user.id
     content = _content_keys(props, header_props)
     known = {n: cache.get((user_id, n, 0)) for n in numbers}
     if any(v is None or any(k not in v for k in content) for v in known.values()):
         # some must be read anyway: one job for all of them keeps the answer at one state
-        return {}
+        return {}, set()
     rows = await call.mail.email_rows(numbers)
     if rows is None:
-        return {}
+        return {}, set()
     out: dict[int, dict[str, Any]] = {}
     for number, (row, thread_id) in rows.items():
         values = known[number]
@@ -182,7 +183,7 @@ async def _from_cache(call: Call, numbers: list[int], props: list[str],
         for header in header_props:
             email[header.key] = values[header.key]
         out[number] = email
-    return out
+    return out, set(numbers) - set(rows)
 
 
 def _row_value(prop: str, number: int, thread_id: int, row: Any) -> Any:
