@@ -129,7 +129,8 @@ OPEN_JS = """async (id) => {
   const started = performance.now();
   const loaded = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
   row.click();
-  await loaded;
+  await Promise.race([loaded, new Promise((_, fail) => setTimeout(
+    () => fail(new Error("the body did not load in 20 s")), 20000))]);
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
   return performance.now() - started;
 }"""
@@ -143,6 +144,7 @@ SCROLL_JS = """async ([top, wanted]) => {
     const found = [...list.querySelectorAll("[role=option]")].some(
       (row) => (row.getAttribute("aria-label") || "").includes(wanted));
     if (found) break;
+    if (performance.now() - started > 20000) throw new Error(`no row ${wanted} after 20 s`);
     await new Promise((resolve) => requestAnimationFrame(resolve));
   }
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
@@ -217,7 +219,7 @@ def browse(base: str, count: int, runs: int, search_box: str, search_count: int,
             listbox.evaluate(f"e => {{ e.scrollTop = {position} * 64; }}")
             listbox.locator(f"[role=option][aria-label*='{wanted}']").wait_for()
             out["scroll middle"].append(time.perf_counter() - start)
-            position = count // 2 - 3001 - run * 11
+            position = count // 2 - count // 10 - run * 11
             wanted = f"Message {count - 1 - position:06d}"
             out["scroll middle*"].append(page.evaluate(SCROLL_JS, [position * 64, wanted]) / 1000)
             # a rare body word in the folder of search_count messages
@@ -315,8 +317,14 @@ if __name__ == "__main__":
                         "on later runs (same --messages and --search-messages)")
     parser.add_argument("--requests", action="store_true",
                         help="print the requests of one first render and one open")
+    def run(reactor: Any, args: argparse.Namespace) -> Any:
+        def failed(failure: Any) -> Any:
+            failure.printTraceback(file=sys.stderr)
+            return failure
+        return main(reactor, args).addErrback(failed)
+
     try:
-        task.react(main, [parser.parse_args()])
+        task.react(run, [parser.parse_args()])
     finally:  # a thread left behind (Chromium's driver, a pool) must not keep us waiting
         sys.stdout.flush()
         sys.stderr.flush()
