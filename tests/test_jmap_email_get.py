@@ -10,6 +10,7 @@ from twisted.trial import unittest
 
 from mailgosend.jmap import parts as jparts
 from mailgosend.jmap.headers import HeaderProperty, fields, parse
+from mailgosend.mail import service as service_module
 from mailgosend.store.mimeinfo import analyse
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
 from tests.support.imap import message
@@ -256,6 +257,51 @@ class EmailGetTests(SQLiteDatabaseMixin, JMAPCallFixture, unittest.TestCase):
         self.assertEqual(self.blobs.opened, opened)
         self.assertEqual([e["subject"] for e in result["list"]],
                          [f"number {n}" for n in range(50)])
+
+    @defer.inlineCallbacks
+    def test_list_properties_again_from_the_cache_and_the_index_follow_changes(self) -> Any:
+        """Once the query index is loaded and an Email's content properties were made, its
+        list properties are made without reading its structure; the row's own (keywords,
+        mailbox) still follow every change."""
+        ids = []
+        for n in range(3):
+            email_id, inbox, delivered = yield self.deliver(message(f"number {n}"))
+            ids.append((email_id, delivered))
+        mail = yield defer.Deferred.fromCoroutine(self.mail_of(self.alice.email))
+        archive = yield mail.get_mailbox("Archive")
+        # what a client's Email/query does first: the user's query index is loaded
+        yield mail.query_emails(None, [("receivedAt", False, "i;ascii-casemap", None)],
+                                False, 0, None, 0, None, "test")
+        listed = ["id", "threadId", "mailboxIds", "keywords", "from", "subject",
+                  "receivedAt", "size", "preview", "hasAttachment", "header:To:asAddresses"]
+        _, first, _ = yield self.get(ids=[i for i, _ in ids], properties=listed)
+        loads: list[Any] = []
+        real = service_module.load_emails
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            loads.append(args[1])
+            return real(*args, **kwargs)
+
+        self.patch(service_module, "load_emails", counting)
+        _, again, _ = yield self.get(ids=[i for i, _ in ids], properties=listed)
+        self.assertEqual((again["list"], loads), (first["list"], []))
+        (one, one_row), (two, two_row), (three, three_row) = ids
+        yield mail.set_flags(inbox.id, [one_row.uid], ["\\Flagged"], "add")
+        yield mail.copy(inbox, [two_row.uid], archive, move=True)
+        yield mail.set_flags(inbox.id, [three_row.uid], ["\\Deleted"], "add")
+        yield mail.expunge(inbox.id, [three_row.uid])
+        _, after, _ = yield self.get(ids=[one, two, three], properties=listed)
+        self.assertEqual(loads, [])
+        self.assertEqual(after["notFound"], [three])
+        by_id = {e["id"]: e for e in after["list"]}
+        self.assertEqual(by_id[one]["keywords"], {"$flagged": True})
+        self.assertEqual(by_id[two]["mailboxIds"], {f"B{archive.id}": True})
+        self.assertEqual([by_id[one]["subject"], by_id[two]["subject"]],
+                         ["number 0", "number 1"])
+        # a property not made before: read from the structure, once
+        _, more, _ = yield self.get(ids=[one], properties=["id", "sentAt"])
+        self.assertEqual(len(loads), 1)
+        self.assertIn("sentAt", more["list"][0])
 
     @defer.inlineCallbacks
     def test_bad_input(self) -> Any:

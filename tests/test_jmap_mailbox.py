@@ -12,6 +12,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from mailgosend.jmap.methods import MAIL
+from mailgosend.store.emails import mailbox_tallies
 from tests.support.mailserver import PASSWORD
 from tests.test_jmap_core import ALICE, JMAPTestCase
 from tests.support.db import PostgresDatabaseMixin, SQLiteDatabaseMixin
@@ -72,16 +73,52 @@ class MailboxTestsMixin(JMAPCallFixture, IMAPFixture):
                          (1, 1))
 
     @defer.inlineCallbacks
-    def test_counts_are_cached_by_state(self) -> Any:
+    def test_counts_follow_every_change_as_the_rows_say(self) -> Any:
+        """The counts come from the query index, changed per change (mail/query.py
+        ``_Tallies``): after each kind of change they equal the counts read from every row
+        (store/emails.py ``mailbox_tallies``)."""
         yield self.open_mail()
-        cache = self.mail.service.tally_cache
-        first = yield self.boxes()
-        again = yield self.boxes()
-        self.assertEqual((len(cache), again["INBOX"]["totalEmails"]), (1, 0))
-        yield self.send(message("new state, new counts"))
-        after = yield self.boxes()
-        self.assertEqual((len(cache), after["INBOX"]["totalEmails"]), (2, 1))
-        self.assertEqual(first["INBOX"]["id"], after["INBOX"]["id"])
+        archive = yield self.mail.get_mailbox("Archive")
+        trash = yield self.mail.get_mailbox("Trash")
+        inbox = yield self.mail.get_mailbox("INBOX")
+
+        @defer.inlineCallbacks
+        def check(step: str) -> Any:
+            boxes = yield self.boxes()
+            got = {box["id"]: (box["totalEmails"], box["unreadEmails"], box["totalThreads"],
+                               box["unreadThreads"]) for box in boxes.values()}
+            rows = yield self.runner.read(mailbox_tallies, self.mail.user.id, trash.id)
+            wanted = {key: (0, 0, 0, 0) for key in got}
+            wanted.update({f"B{number}": (t.total_emails, t.unread_emails, t.total_threads,
+                                          t.unread_threads) for number, t in rows.items()})
+            self.assertEqual(got, wanted, step)
+            return got
+
+        yield check("empty")
+        first = yield self.send(mail_message("Lunch", "<p@x>"))
+        yield self.send(mail_message("Re: Lunch", "<r@x>", in_reply_to="<p@x>"),
+                        flags=("\\Seen",))
+        yield self.send(mail_message("Re: Lunch", "<s@x>", in_reply_to="<p@x>"),
+                        target=archive.id, flags=("\\Seen",))
+        other = yield self.send(mail_message("Old", "<o@x>"), target=trash.id)
+        yield self.send(message("draft"), flags=("\\Draft",))
+        got = yield check("delivered")
+        self.assertEqual(got[f"B{archive.id}"], (1, 0, 1, 1))
+        yield self.mail.set_flags(inbox.id, [first.uid], ["\\Seen"], "add")
+        got = yield check("read")
+        self.assertEqual(got[f"B{archive.id}"], (1, 0, 1, 0))
+        yield self.mail.set_flags(inbox.id, [first.uid], ["\\Seen"], "remove")
+        yield check("unread again")
+        yield self.mail.copy(inbox, [first.uid], trash, move=True)
+        got = yield check("moved to the trash")
+        self.assertEqual(got[f"B{archive.id}"], (1, 0, 1, 0))
+        yield self.mail.copy(trash, [other.uid], archive, move=False)
+        yield check("copied out of the trash")
+        yield self.mail.set_flags(trash.id, None, ["\\Deleted"], "add")
+        yield self.mail.expunge(trash.id, None)
+        yield check("trash emptied")
+        yield self.mail.delete_mailbox("Archive")
+        yield check("a mailbox deleted")
 
     @defer.inlineCallbacks
     def test_changes_tell_counts_from_properties(self) -> Any:

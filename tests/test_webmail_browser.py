@@ -312,8 +312,15 @@ class LiveTests(WebmailBrowserTestCase):
 
         def scenario(browser: Any, errors: list[str]) -> None:
             page = self.open_mail(browser, errors)
+            calls: list[str] = []  # the method calls of every JMAP API request, in order
+            page.on("request", lambda r: calls.append(r.post_data or "")
+                    if r.url.endswith("/jmap/api") else None)
+            page.reload()
             listbox = page.get_by_role("listbox", name="Message list")
             expect(listbox.get_by_role("option", name=re.compile("Message 1999"))).to_be_visible()
+            # the folders and the inbox's first window came in the page's first request
+            self.assertTrue(any('"Mailbox/get"' in c and '"Email/query"' in c for c in calls),
+                            calls)
             rows = listbox.get_by_role("option").count()
             self.assertLess(rows, 60)  # only the visible rows (and a few) are in the DOM
             # Newest first: position 1000 is "Message 0999"; dragging the scroll bar there
@@ -324,6 +331,12 @@ class LiveTests(WebmailBrowserTestCase):
             middle = listbox.get_by_role("option", name=re.compile("Message 0999"))
             expect(middle).to_be_visible()
             self.assertLess(listbox.get_by_role("option").count(), 60)
+            # the window after the visible one is fetched ahead, before anyone scrolls there
+            for _ in range(100):
+                if any('"position":1050' in c for c in calls):
+                    break
+                page.wait_for_timeout(100)
+            self.assertTrue(any('"position":1050' in c for c in calls), calls[-3:])
             middle.click()
             expect(page.get_by_role("heading", name="Message 0999")).to_be_visible()
             # Sort by subject ascending: the first row is Message 0000.

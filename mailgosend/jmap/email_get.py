@@ -6,6 +6,12 @@ header convenience properties, preview, hasAttachment) come from the message row
 sealed structure, which keeps the top-level header block: no message body is read, and the
 whole call is ONE database job (``UserMail.emails``).  bodyStructure, textBody, htmlBody,
 attachments and bodyValues need the parts' bytes: the job then also reads each message.
+
+A message's content never changes under its Email id (a move keeps the id, a copy gets a
+new one), so the properties made from it (the header ones, preview, hasAttachment) are kept
+per (user, Email id) in the service's ``list_cache``; the others come from the row.  When the
+user's query index is loaded (a JMAP client queries before it gets), the rows come from it
+too: a list window of cached Emails then reads no table and decrypts nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ CONVENIENCE = {
 }
 _CONVENIENT = {prop: HeaderProperty.of(form) for prop, form in CONVENIENCE.items()}
 _BODY = frozenset({"bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments"})
+# What comes from the row (and the Email id): everything else is made from the content.
+_ROW = frozenset({"id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt"})
 EMAIL_PROPERTIES = frozenset(DEFAULT_PROPERTIES) | _BODY | {"headers"}
 
 
@@ -97,6 +105,12 @@ async def get_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         wanted[given] = parse_id("M", real) if real is not None else None
     numbers = [n for n in wanted.values() if n is not None]
     need_body = bool(_BODY.intersection(props))
+    options = dict(fetch_text=fetch_text, fetch_html=fetch_html, fetch_all=fetch_all,
+                   max_bytes=max_bytes)
+    rendered: dict[int, dict[str, Any]] = {}
+    if numbers and not need_body and "headers" not in props:
+        rendered, absent = await _from_cache(call, numbers, props, header_props)
+        numbers = [n for n in numbers if n not in rendered and n not in absent]
     records = await call.mail.email_records(numbers, raw=need_body) if numbers else {}
     needs_headers = bool(header_props) or "headers" in props or any(p in CONVENIENCE
                                                                     for p in props)
@@ -104,19 +118,89 @@ async def get_emails(call: Call, args: dict[str, Any]) -> dict[str, Any]:
         missing = [n for n, r in records.items() if r.info.header is None]
         if missing:
             records.update(await call.mail.email_records(missing, raw=True))
+    cache = _list_cache(call)
+    for number, record in records.items():
+        rendered[number] = render(record, props, header_props, body_props, body_headers,
+                                  **options)  # type: ignore[arg-type]
+        if cache is not None and not need_body:
+            _remember(cache, call, number, rendered[number], props, header_props)
     state = await email_state(call)
     found: list[dict[str, Any]] = []
     not_found: list[str] = []
     for given, number in wanted.items():
-        record = records.get(number) if number is not None else None
-        if record is None:
+        email = rendered.get(number) if number is not None else None
+        if email is None:
             not_found.append(given)
             continue
-        found.append(render(record, props, header_props, body_props, body_headers,
-                            fetch_text=fetch_text, fetch_html=fetch_html,
-                            fetch_all=fetch_all, max_bytes=max_bytes))
+        found.append(email)
     return {"accountId": call.account_id, "state": state, "list": found,
             "notFound": not_found}
+
+
+def _list_cache(call: Call) -> Any:
+    """The service's cache of content properties (None for a mail object without one)."""
+    return getattr(getattr(call.mail, "service", None), "list_cache", None)
+
+
+def _content_keys(props: list[str], header_props: list[HeaderProperty]) -> list[str]:
+    return [p for p in props if p not in _ROW] + [h.key for h in header_props]
+
+
+def _remember(cache: Any, call: Call, number: int, email: dict[str, Any], props: list[str],
+              header_props: list[HeaderProperty]) -> None:
+    key = (call.mail.user.id, number, 0)
+    known = dict(cache.get(key) or {})
+    for name in _content_keys(props, header_props):
+        known[name] = email[name]
+    cache.put(key, known)
+
+
+async def _from_cache(call: Call, numbers: list[int], props: list[str],
+                      header_props: list[HeaderProperty]
+                      ) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """The Emails among ``numbers`` made from the cache and the index's rows, and those the
+    index says are gone; ({}, set()) when some are not cached or the index is not loaded."""
+    cache = _list_cache(call)
+    if cache is None:
+        return {}, set()
+    user_id = call.mail.user.id
+    content = _content_keys(props, header_props)
+    known = {n: cache.get((user_id, n, 0)) for n in numbers}
+    if any(v is None or any(k not in v for k in content) for v in known.values()):
+        # some must be read anyway: one job for all of them keeps the answer at one state
+        return {}, set()
+    rows = await call.mail.email_rows(numbers)
+    if rows is None:
+        return {}, set()
+    out: dict[int, dict[str, Any]] = {}
+    for number, (row, thread_id) in rows.items():
+        values = known[number]
+        assert values is not None
+        email: dict[str, Any] = {}
+        for prop in props:
+            email[prop] = (_row_value(prop, number, thread_id, row) if prop in _ROW
+                           else values[prop])
+        for header in header_props:
+            email[header.key] = values[header.key]
+        out[number] = email
+    return out, set(numbers) - set(rows)
+
+
+def _row_value(prop: str, number: int, thread_id: int, row: Any) -> Any:
+    if prop == "id":
+        return format_id("M", number)
+    if prop == "blobId":
+        return message_blob_id(number)
+    if prop == "threadId":
+        return format_id("T", thread_id)
+    if prop == "mailboxIds":
+        return {format_id("B", row.mailbox_id): True}
+    if prop == "keywords":
+        return flags_to_keywords(row.flags)
+    if prop == "size":
+        return row.size
+    assert prop == "receivedAt"
+    return utc_date(row.internal_date)
 
 
 def _header_block(record: EmailRecord) -> bytes:
@@ -153,20 +237,8 @@ def render(record: EmailRecord, props: list[str], header_props: list[HeaderPrope
 
     raw = record.raw or b""
     for prop in props:
-        if prop == "id":
-            out[prop] = format_id("M", number)
-        elif prop == "blobId":
-            out[prop] = message_blob_id(number)
-        elif prop == "threadId":
-            out[prop] = format_id("T", record.thread_id)
-        elif prop == "mailboxIds":
-            out[prop] = {format_id("B", row.mailbox_id): True}
-        elif prop == "keywords":
-            out[prop] = flags_to_keywords(row.flags)
-        elif prop == "size":
-            out[prop] = row.size
-        elif prop == "receivedAt":
-            out[prop] = utc_date(row.internal_date)
+        if prop in _ROW:
+            out[prop] = _row_value(prop, number, record.thread_id, row)
         elif prop in CONVENIENCE:
             header = _CONVENIENT[prop]
             assert header is not None

@@ -51,7 +51,7 @@ from mailgosend.mail.source import MessageSource
 from mailgosend.store import search as search_store
 from mailgosend.store.blobs import BlobNotFound
 from mailgosend.store.emailindex import index_rows
-from mailgosend.store.emails import EmailRow
+from mailgosend.store.emails import EmailRow, MailboxTally
 from mailgosend.store.mailstate import read_state
 from mailgosend.store.messages import MessageRow
 
@@ -209,6 +209,7 @@ class UserIndex:
     documents: OrderedDict[str, Document] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     backfilling: bool = False
+    tallies: Optional["_Tallies"] = None  # Mailbox/get's counts, once asked for
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -226,6 +227,7 @@ class UserIndex:
             self.keys.clear()
             self.members.clear()
             self.order = None
+            self.tallies = None
             rows, stones = index_rows(conn, self.user_id, None)
         else:
             rows, stones = index_rows(conn, self.user_id, self.modseq)
@@ -259,10 +261,20 @@ class UserIndex:
             if current is not None and current.row_id == row.message_id:
                 self._remove(current)
             return None
-        entry = self.entries[row.email_id] = Entry(row)
+        entry = Entry(row)
+        tallies = self.tallies
+        if tallies is not None:
+            touched = {entry.thread} if current is None else {entry.thread, current.thread}
+            tallies.threads_out(self, touched)
+            if current is not None:
+                tallies.email(current, -1)
+        self.entries[row.email_id] = entry
         if current is not None and current.thread != entry.thread:
             self._unthread(current)
         self.members.setdefault(entry.thread, set()).add(entry.id)
+        if tallies is not None:
+            tallies.email(entry, 1)
+            tallies.threads_in(self, touched)
         if current is None or current.received != entry.received:
             if current is not None:
                 self._unorder(current)
@@ -274,10 +286,25 @@ class UserIndex:
         return entry.blob_id
 
     def _remove(self, entry: Entry) -> None:
+        tallies = self.tallies
+        if tallies is not None:
+            tallies.threads_out(self, {entry.thread})
+            tallies.email(entry, -1)
         del self.entries[entry.id]
         self.keys.pop(entry.id, None)
         self._unorder(entry)
         self._unthread(entry)
+        if tallies is not None:
+            tallies.threads_in(self, {entry.thread})
+
+    def mailbox_tallies(self, trash_id: Optional[int]) -> dict[int, MailboxTally]:
+        """The JMAP counts of every mailbox holding mail (lock held, after ``refresh``): the
+        same as store/emails.py ``mailbox_tallies`` reads from every row, kept up to date
+        with the entries, so a change costs the counts of its threads and not a scan of
+        the account (230 ms per Mailbox/get on 100,000 messages)."""
+        if self.tallies is None or self.tallies.trash != trash_id:
+            self.tallies = _Tallies.build(self, trash_id)
+        return self.tallies.result()
 
     def _unthread(self, entry: Entry) -> None:
         members = self.members.get(entry.thread)
@@ -351,6 +378,85 @@ class UserIndex:
         return doc
 
 
+def _unread(entry: Entry) -> bool:
+    """RFC 8621 §2: unread is neither $seen nor $draft."""
+    keywords = entry.keywords
+    return "$seen" not in keywords and "$draft" not in keywords
+
+
+class _Tallies:
+    """Mailbox counts over an index's entries (see ``UserIndex.mailbox_tallies``).
+
+    unreadThreads follows store/emails.py: the threads of a mailbox that have an unread
+    Email on the same side of the trash (Emails only in the trash do not count for other
+    mailboxes, Emails outside it do not count for the trash).  A change to an Email takes
+    its threads' share out of the counts, changes the Email's own counts, and puts the
+    threads' share back (``threads_out``/``threads_in`` around every change)."""
+
+    __slots__ = ("trash", "total", "unread", "threads", "unread_threads", "sides")
+
+    def __init__(self, trash: Optional[int]) -> None:
+        self.trash = trash
+        self.total: dict[int, int] = {}
+        self.unread: dict[int, int] = {}
+        self.threads: dict[int, int] = {}
+        self.unread_threads: dict[int, int] = {}
+        # thread id -> [unread Emails outside the trash, unread in it]; only threads with some
+        self.sides: dict[int, list[int]] = {}
+
+    @classmethod
+    def build(cls, index: UserIndex, trash: Optional[int]) -> "_Tallies":
+        made = cls(trash)
+        for entry in index.entries.values():
+            made.email(entry, 1)
+        made.threads_in(index, index.members)
+        return made
+
+    def email(self, entry: Entry, sign: int) -> None:
+        box = entry.mailbox_id
+        self.total[box] = self.total.get(box, 0) + sign
+        if _unread(entry):
+            self.unread[box] = self.unread.get(box, 0) + sign
+            sides = self.sides.setdefault(entry.thread, [0, 0])
+            sides[box == self.trash] += sign
+            if not (sides[0] or sides[1]):
+                del self.sides[entry.thread]
+
+    def _threads(self, index: UserIndex, thread_ids: Iterable[int], sign: int) -> None:
+        entries, trash = index.entries, self.trash
+        for thread in thread_ids:
+            members = index.members.get(thread)
+            if not members:
+                continue
+            sides = self.sides.get(thread)
+            for box in {entries[i].mailbox_id for i in members}:
+                self.threads[box] = self.threads.get(box, 0) + sign
+                if sides is not None and sides[box == trash] > 0:
+                    self.unread_threads[box] = self.unread_threads.get(box, 0) + sign
+
+    def threads_out(self, index: UserIndex, thread_ids: Iterable[int]) -> None:
+        self._threads(index, thread_ids, -1)
+
+    def threads_in(self, index: UserIndex, thread_ids: Iterable[int]) -> None:
+        self._threads(index, thread_ids, 1)
+
+    def result(self) -> dict[int, MailboxTally]:
+        return {box: MailboxTally(total, self.unread.get(box, 0), self.threads.get(box, 0),
+                                  self.unread_threads.get(box, 0))
+                for box, total in self.total.items() if total > 0}
+
+
+def mailbox_tallies(conn: Connection, indexes: "QueryIndexes", user_id: int,
+                    trash_id: Optional[int]) -> dict[int, MailboxTally]:
+    """Database thread: the user's Mailbox counts from the query index, brought up to date
+    on ``conn`` first (store/emails.py ``mailbox_view`` calls it after reading the state,
+    so the counts are at least as new as the state it reports)."""
+    index = indexes.get(user_id)
+    with index.lock:
+        index.refresh(conn)
+        return index.mailbox_tallies(trash_id)
+
+
 class QueryIndexes:
     """Every user's ``UserIndex`` in this process, at most ``limit`` messages in all."""
 
@@ -370,6 +476,11 @@ class QueryIndexes:
                 _, dropped = self._indexes.popitem(last=False)
                 total -= len(dropped)
             return index
+
+    def peek(self, user_id: int) -> Optional[UserIndex]:
+        """The user's index if this process has one (loaded or not), without making one."""
+        with self._lock:
+            return self._indexes.get(user_id)
 
     def drop(self, user_id: int) -> None:
         with self._lock:
@@ -787,6 +898,23 @@ def run_snippets(source: MessageSource, indexes: QueryIndexes, ids: Sequence[int
                                  searchtext.highlight(doc.texts["body"], body_terms,
                                                       preview=True)))
         return found, missing
+
+
+def index_rows_of(source: MessageSource, indexes: QueryIndexes, numbers: Sequence[int]
+                  ) -> Optional[dict[int, tuple[MessageRow, int]]]:
+    """Database thread: (row, thread id) of the user's live Emails among ``numbers`` from
+    the query index brought up to date (one primary-key read when nothing changed), or None
+    when the user has no loaded index (the caller reads the rows from the table)."""
+    index = indexes.peek(source.user.id)
+    if index is None:
+        return None
+    with index.lock:
+        if index.modseq is None:
+            return None
+        index.refresh(_conn(source))
+        entries = index.entries
+        return {n: (entry.row(), entry.thread) for n in numbers
+                if (entry := entries.get(n)) is not None}
 
 
 # --- the backfill -----------------------------------------------------------------------------

@@ -62,8 +62,8 @@ from mailgosend.store.accounts import User
 from mailgosend.store.blobs import BlobReader, BlobStore, SealedBlobCache
 from mailgosend.store.emails import Changes, MailboxTally, Position
 from mailgosend.store.mailboxes import Mailbox
-from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, RawSource,
-                                       Workers)
+from mailgosend.store.messages import (Delivered, FlagsResult, MailboxCounts, MessageRow,
+                                       RawSource, Workers)
 from mailgosend.store.mimeinfo import MessageInfo
 
 __all__ = ["MailService", "UserMail"]
@@ -90,6 +90,10 @@ class MailService:
         self.blob_cache = SealedBlobCache()  # small sealed (still encrypted) blobs, 32 MB
         # JMAP Mailbox counts by (user, change counter, trash): exact for that state
         self.tally_cache: BoundedCache[dict[int, MailboxTally]] = BoundedCache(1000)
+        # Email/get's properties that come from a message's content (from, subject,
+        # preview...), by (user id, email id, 0): an email's content never changes
+        # (jmap/email_get.py); a list window then decrypts and parses nothing.
+        self.list_cache: BoundedCache[dict[str, Any]] = BoundedCache(20_000)
         self.events = events
         # Email/query's per-user indexes (mail/query.py), bounded in messages
         self.query_indexes = query.QueryIndexes()
@@ -360,6 +364,13 @@ class UserMail:
         rows and structures, and the plaintext when ``raw``."""
         return self.read_messages(load_emails, list(numbers), raw=raw)
 
+    def email_rows(self, numbers: Sequence[int]
+                   ) -> Deferred[Optional[dict[int, tuple[MessageRow, int]]]]:
+        """(row, thread id) of the user's live emails among ``numbers`` from the query index
+        (no structure read), or None when the user has no index loaded yet."""
+        return self.read_messages(query.index_rows_of, self.service.query_indexes,
+                                  list(numbers))
+
     @property
     def account_data(self) -> AccountData:
         """Identities, submissions and the vacation response (mail/accountdata.py)."""
@@ -413,9 +424,14 @@ class UserMail:
                                         current, max_changes)
 
     def mailbox_view(self) -> Deferred[store_emails.MailboxView]:
-        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get)."""
-        return self.service.runner.read(store_emails.mailbox_view, self.user.id,
-                                        self.service.tally_cache)
+        """State, mailboxes, subscriptions and JMAP counts in one transaction (Mailbox/get).
+        The counts come from the user's query index (mail/query.py), which a JMAP client
+        loads anyway for its first Email/query, and which follows each change for the
+        cost of that change."""
+        indexes = self.service.query_indexes
+        return self.service.runner.read(
+            store_emails.mailbox_view, self.user.id, self.service.tally_cache,
+            lambda conn, user_id, trash: query.mailbox_tallies(conn, indexes, user_id, trash))
 
     def set_sort_order(self, mailbox_id: int, sort_order: int) -> Deferred[Mailbox]:
         """JMAP Mailbox sortOrder (RFC 8621 §2): stored, a mailbox change like a rename."""

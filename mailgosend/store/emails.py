@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 
 from sqlalchemy import false, func, select, true, union_all
 from sqlalchemy.engine import Connection
@@ -378,14 +378,20 @@ class TallyCache(Protocol):
     def put(self, key: tuple[int, int, int], value: dict[int, MailboxTally]) -> None: ...
 
 
-def mailbox_view(conn: Connection, user_id: int, cache: Optional[TallyCache] = None
-                 ) -> MailboxView:
+def mailbox_view(conn: Connection, user_id: int, cache: Optional[TallyCache] = None,
+                 counts: Optional[Callable[[Connection, int, Optional[int]],
+                                           dict[int, MailboxTally]]] = None) -> MailboxView:
     """``cache``: counts by (user, change counter, trash id).  The counter names the
     account's data exactly (every change takes a new value), so counts computed at a value
-    hold for it on every node; a repeated Mailbox/get then reads no message rows."""
+    hold for it on every node; a repeated Mailbox/get then reads no message rows.
+    ``counts(conn, user_id, trash id)``: where the counts come from instead (the in-memory
+    query index, mail/query.py, kept up to date per change), read after the state."""
     state = read_state(conn, user_id)
     boxes = list_mailboxes(conn, user_id)
     trash = next((box.id for box in boxes if box.role == "trash"), None)
+    if counts is not None:
+        return MailboxView(state, boxes, frozenset(list_subscriptions(conn, user_id)),
+                           counts(conn, user_id, trash))
     key = (user_id, state.modseq, trash or 0)
     tallies = cache.get(key) if cache is not None else None
     if tallies is None:

@@ -36,7 +36,9 @@ from klein import Klein
 from twisted.internet import defer
 from werkzeug.exceptions import HTTPException, NotFound
 
+from mailgosend.jmap.auth import account_id_of
 from mailgosend.jmap.ids import format_id, parse_id
+from mailgosend.jmap.session import API_PATH
 from mailgosend.mail.snooze import SnoozeError, SnoozeResult
 from mailgosend.web.account import AccountPages
 from mailgosend.web.forms import changes_state, form_args, form_field, signed_in
@@ -110,9 +112,15 @@ class WebmailPages:
         session = yield defer.Deferred.fromCoroutine(self._signed_in(request))
         if session is None:
             return see_other(request, "/login")
+        # The account and inbox ids let the page send its first JMAP request (folders and
+        # the inbox's first window) without waiting for the session resource first.
+        mail = yield self._mail.open_account(session.email)
+        inbox = yield mail.get_mailbox("INBOX")
         request.setHeader(b"Content-Security-Policy", PAGE_CSP.encode())
         return self.render(request, "mail/app.html", session, title="Mail",
-                           modules=self.modules)
+                           modules=self.modules, account_id=account_id_of(mail.user),
+                           inbox_id=format_id("B", inbox.id) if inbox is not None else "",
+                           api_url=API_PATH)
 
     @app.route("/mail/", methods=["GET", "HEAD"])
     def page_slash(self, request: WebRequest) -> Any:

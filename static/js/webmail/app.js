@@ -30,6 +30,13 @@ class App {
 
   async start() {
     theme.setup();
+    // The session and the first request at once when the page named the account and the
+    // inbox: folders, the Email state and the inbox's first window in one round trip.
+    const boot = $("app").dataset;
+    const early = boot.accountId && boot.apiUrl && boot.inboxId;
+    const calls = [[...Folders.call(), "m"], ["Email/get", { ids: [], properties: ["id"] }, "s"],
+                   ...(early ? MessageList.firstWindow(boot.inboxId) : [])];
+    const firstRequest = early ? this.client.batch(calls) : null;
     await this.client.connect();
     this.folders = new Folders(this.client, $("folders"), (box) => this.showFolder(box));
     this.list = new MessageList(this.client, $("list"), $("list-spacer"), this.events);
@@ -42,11 +49,11 @@ class App {
     $("full-view").addEventListener("click", () => this.toggleFull());
     $("folders-toggle").addEventListener("click", () => this.toggleFolders());
     // The Email state to catch up from, and the folders, in one request.
-    const first = await this.client.batch([[...Folders.call(), "m"],
-      ["Email/get", { ids: [], properties: ["id"] }, "s"]]);
+    const first = await (firstRequest || this.client.batch(calls));
     this.emailState = first.s.state;
     this.folders.apply(first.m);
-    this.showFolder(this.folders.currentBox);
+    const box = this.folders.currentBox;
+    this.showFolder(box, early && box && box.id === boot.inboxId ? first : null);
     this.stopPush = this.client.push((changed) => this.changed(changed), (s) => this.status(s));
     window.addEventListener("online", () => this.changed(null));
     await this.installModules();
@@ -68,14 +75,14 @@ class App {
     $("status").textContent = text === "live" ? "" : "Reconnecting…";
   }
 
-  showFolder(box) {
+  showFolder(box, first = null) {
     if (!box) return;
     $("folder-title").textContent = displayName(box);
     this.reader.close();
     this.setView("list");
     $("folders-pane").classList.add("hidden");
     $("folders-toggle").setAttribute("aria-expanded", "false");
-    return this.list.show(box.id);
+    return this.list.show(box.id, first ? { first } : {});
   }
 
   open(id) {

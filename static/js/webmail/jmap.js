@@ -19,7 +19,11 @@ export function ref(callId, name, path) {
 export class Client {
   constructor() {
     this.session = null;
-    this.accountId = null;
+    // The page may name the account and the API (data-account-id, data-api-url on #app), so
+    // the first method calls need not wait for the session resource.
+    const app = document.getElementById("app");
+    this.accountId = (app && app.dataset.accountId) || null;
+    this.apiUrl = (app && app.dataset.apiUrl) || null;
     this.csrf = document.querySelector('meta[name="csrf-token"]').content;
   }
 
@@ -29,6 +33,7 @@ export class Client {
     if (!reply.ok) throw new JMAPError("session", `HTTP ${reply.status}`);
     this.session = await reply.json();
     this.accountId = this.session.primaryAccounts["urn:ietf:params:jmap:mail"];
+    this.apiUrl = this.session.apiUrl;
     return this.session;
   }
 
@@ -37,7 +42,7 @@ export class Client {
   async batch(calls) {
     const methodCalls = calls.map(([name, args, id], i) =>
       [name, { accountId: this.accountId, ...args }, id || `c${i}`]);
-    const reply = await fetch(this.session.apiUrl, {
+    const reply = await fetch(this.apiUrl || this.session.apiUrl, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": this.csrf },
       body: JSON.stringify({ using: USING, methodCalls }),

@@ -49,10 +49,20 @@ export class Reader {
     this.$("headers-toggle").addEventListener("click", () => this.toggleHeaders());
     this.$("remote-show").addEventListener("click", () => { this.remote = true; this.loadBody(); this.remoteBar(); });
     this.$("remote-always").addEventListener("click", () => this.allowSender());
+    this.bodyLoaded = false;
+    this.$("body").addEventListener("load", () => { this.bodyLoaded = true; });
   }
 
   async open(id) {
     this.wanted = id;   // the last one asked for wins over answers still on their way
+    // The body is asked for at once, beside the headers' request (its own route, its own
+    // sanitising): opening costs one round trip, not two.
+    const early = !this.email || this.email.id !== id;
+    if (early) {
+      this.remote = false;
+      this.text = false;
+      this.loadBody(id);
+    }
     const out = await this.client.batch([
       ["Email/get", { ids: [id], properties: READ_PROPERTIES }, "e"],
       ["Thread/get", { "#ids": ref("e", "Email/get", "/list/*/threadId") }, "t"],
@@ -83,8 +93,9 @@ export class Reader {
     this.showThread(out.m.list);
     this.showAttachments(email.attachments || []);
     if (changed) {
-      this.loadBody();
-      this.loadInfo(id);
+      if (!early) this.loadBody();
+      // what the body holds of remote content: after the body, not competing with it
+      this.afterBody(() => this.loadInfo(id));
       if (!(email.keywords || {}).$seen) this.setKeyword("$seen", true);
     }
   }
@@ -128,12 +139,18 @@ export class Reader {
     }));
   }
 
-  loadBody() {
+  loadBody(id = this.email.id) {
     const params = new URLSearchParams();
     if (this.remote) params.set("remote", "1");
     if (this.text) params.set("text", "1");
     const query = params.toString();
-    this.$("body").src = `/mail/body/${encodeURIComponent(this.email.id)}${query ? "?" + query : ""}`;
+    this.bodyLoaded = false;
+    this.$("body").src = `/mail/body/${encodeURIComponent(id)}${query ? "?" + query : ""}`;
+  }
+
+  afterBody(then) {
+    if (this.bodyLoaded) { then(); return; }
+    this.$("body").addEventListener("load", then, { once: true });
   }
 
   async loadInfo(id) {
