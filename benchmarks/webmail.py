@@ -158,6 +158,18 @@ FIRST_ROW_JS = """() => {
 }"""
 
 
+def signed_in_page(browser: Any, base: str, user: str = USER) -> Any:
+    """A new page of ``browser`` signed in as ``user`` through /login (also used by
+    benchmarks/webmail_push.py)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(base + "/login")
+    page.get_by_role("textbox", name="Email").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base + "/")
+    return page
+
+
 def browse(base: str, count: int, runs: int, search_box: str, search_count: int,
            trace: bool) -> dict[str, list[float]]:
     from playwright.sync_api import expect, sync_playwright
@@ -167,12 +179,7 @@ def browse(base: str, count: int, runs: int, search_box: str, search_count: int,
         "scroll middle*", "body search")}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(base + "/login")
-        page.get_by_role("textbox", name="Email").fill(USER)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(base + "/")
+        page = signed_in_page(browser, base)
         listbox = page.get_by_role("listbox", name="Message list")
         frame = page.frame_locator("iframe[title='Message body']")
         seen: list[Any] = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import imaplib
+import os
 import re
 import smtplib
 import statistics
@@ -38,6 +39,9 @@ sys.path.insert(0, ".")
 from tests.support.mailserver import PASSWORD, MailServer  # noqa: E402
 from tests.support.net import free_ports  # noqa: E402
 from tests.support.web import CHROMIUM  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webmail import signed_in_page  # noqa: E402
 
 USER = "alice@example.com"
 
@@ -65,12 +69,7 @@ def measure(base: str, smtp_port: int, imap_port: int, tls: Any, runs: int) -> N
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(base + "/login")
-        page.get_by_role("textbox", name="Email").fill(USER)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(base + "/")
+        page = signed_in_page(browser, base, USER)
         page.goto(base + "/mail")
         expect(page.locator("html[data-ready='1']")).to_have_count(1)
         listbox = page.get_by_role("listbox", name="Message list")
