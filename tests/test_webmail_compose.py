@@ -407,6 +407,9 @@ class WriteAndSendTests(ComposeBrowserTestCase):
                         '<style>p { background: url(http://127.0.0.9/bg.png) }</style>\r\n'
                         ).encode())
             page.get_by_role("option", name=re.compile("Hostile news")).click()
+            # Reply answers the message the reader shows: wait until it shows this one (a
+            # click on Reply while the previous one is still shown replied to that one).
+            expect(page.get_by_role("heading", name="Hostile news")).to_be_visible()
             page.get_by_role("button", name="Reply", exact=True).click()
             form = self.dialog(page, "Reply")
             editor = form.get_by_role("textbox", name="Message body")
@@ -535,6 +538,7 @@ class DraftsAttachmentsSignaturesUndoTests(ComposeBrowserTestCase):
             page.get_by_role("navigation", name="Folders").get_by_role(
                 "button", name=re.compile("^Drafts")).click()
             page.get_by_role("option", name=re.compile("Holiday plans")).click()
+            expect(page.get_by_role("heading", name="Holiday plans")).to_be_visible()
             page.get_by_role("button", name="Edit draft").click()
             form = self.dialog(page, "Draft")
             expect(form.get_by_label("Subject")).to_have_value("Holiday plans")
