@@ -80,9 +80,11 @@ def measure(base: str, smtp_port: int, imap_port: int, tls: Any, runs: int) -> N
             send(smtp_port, subject)
             listbox.get_by_role("option", name=re.compile(subject)).wait_for(timeout=30000)
             delivery.append(time.perf_counter() - start)
-        row = listbox.get_by_role("option", name=re.compile("Push 000"))
-        row.click()
-        expect(page.get_by_role("heading", name="Push 000")).to_be_visible(timeout=30000)
+        # The newest message: the top row (older ones may be below the visible window).
+        newest = f"Push {runs - 1:03d}"
+        listbox.get_by_role("option", name=re.compile(newest)).click()
+        expect(page.get_by_role("heading", name=newest)).to_be_visible(timeout=30000)
+        number = str(runs)   # its IMAP sequence number
         imap = imaplib.IMAP4("127.0.0.1", imap_port)
         imap.starttls(tls)
         imap.login(USER, PASSWORD)
@@ -91,16 +93,16 @@ def measure(base: str, smtp_port: int, imap_port: int, tls: Any, runs: int) -> N
             for run in range(runs):
                 on = run % 2 == 0
                 start = time.perf_counter()
-                imap.store("1", "+FLAGS" if on else "-FLAGS", "(\\Flagged)")
+                imap.store(number, "+FLAGS" if on else "-FLAGS", "(\\Flagged)")
                 button = "Unflag" if on else "Flag"
                 page.get_by_role("button", name=button, exact=True).wait_for(timeout=30000)
                 to_page.append(time.perf_counter() - start)
             for run in range(runs):
-                flagged = b"\\Flagged" in imap.fetch("1", "(FLAGS)")[1][0]
+                flagged = b"\\Flagged" in imap.fetch(number, "(FLAGS)")[1][0]
                 page.get_by_role("button", name="Unflag" if flagged else "Flag",
                                  exact=True).click()
                 start = time.perf_counter()
-                while (b"\\Flagged" in imap.fetch("1", "(FLAGS)")[1][0]) == flagged:
+                while (b"\\Flagged" in imap.fetch(number, "(FLAGS)")[1][0]) == flagged:
                     time.sleep(0.005)
                     imap.noop()
                 to_imap.append(time.perf_counter() - start)
